@@ -1,0 +1,114 @@
+package bus
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Code is a stable, machine-readable error code carried on the wire in
+// {"error":{"code":"...","message":"..."}}. Codes never change meaning;
+// messages are for people and may change.
+type Code string
+
+// The error codes of the wire protocol.
+const (
+	CodeBadRequest    Code = "bad_request"     // body is not valid JSON of the expected shape
+	CodeInvalidKey    Code = "invalid_key"     // key empty, too long, not UTF-8 or has control characters
+	CodeValueTooLarge Code = "value_too_large" // value longer than MaxValueBytes
+	CodeNotLeader     Code = "not_leader"      // this node cannot acknowledge writes (not leader, lease lost, fenced)
+	CodeNoLeader      Code = "no_leader"       // no leader answered in time (election under way)
+	CodeUnavailable   Code = "unavailable"     // the node is shutting down or disconnected
+	CodeTimeout       Code = "timeout"         // the operation did not finish before its deadline
+	CodeInternal      Code = "internal"        // a bug or unexpected failure
+)
+
+// Sentinel errors, one per code. A decoded *Error matches its sentinel with
+// errors.Is, so callers branch on errors.Is(err, bus.ErrNotLeader) across
+// the wire.
+var (
+	ErrBadRequest    = errors.New("bad request")
+	ErrInvalidKey    = errors.New("invalid key")
+	ErrValueTooLarge = errors.New("value too large")
+	ErrNotLeader     = errors.New("not the leader")
+	ErrNoLeader      = errors.New("no leader")
+	ErrUnavailable   = errors.New("unavailable")
+	ErrTimeout       = errors.New("timeout")
+	ErrInternal      = errors.New("internal error")
+)
+
+// codes is the one table that maps wire codes to sentinels and HTTP statuses.
+var codes = map[Code]struct {
+	err    error
+	status int
+}{
+	CodeBadRequest:    {ErrBadRequest, http.StatusBadRequest},
+	CodeInvalidKey:    {ErrInvalidKey, http.StatusBadRequest},
+	CodeValueTooLarge: {ErrValueTooLarge, http.StatusRequestEntityTooLarge},
+	CodeNotLeader:     {ErrNotLeader, http.StatusConflict},
+	CodeNoLeader:      {ErrNoLeader, http.StatusServiceUnavailable},
+	CodeUnavailable:   {ErrUnavailable, http.StatusServiceUnavailable},
+	CodeTimeout:       {ErrTimeout, http.StatusGatewayTimeout},
+	CodeInternal:      {ErrInternal, http.StatusInternalServerError},
+}
+
+// Codes returns every defined code, for documentation and tests.
+func Codes() []Code {
+	return []Code{CodeBadRequest, CodeInvalidKey, CodeValueTooLarge, CodeNotLeader,
+		CodeNoLeader, CodeUnavailable, CodeTimeout, CodeInternal}
+}
+
+// Error is the error body of the wire protocol. It implements error, and
+// errors.Is matches it against the sentinel of its Code.
+type Error struct {
+	Code    Code   `json:"code"`
+	Message string `json:"message"`
+}
+
+// Errorf returns an *Error with code and a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+
+// Is reports whether target is the sentinel of e's code.
+func (e *Error) Is(target error) bool {
+	c, ok := codes[e.Code]
+	return ok && c.err == target
+}
+
+// HTTPStatus is the HTTP status that carries e.
+func (e *Error) HTTPStatus() int {
+	if c, ok := codes[e.Code]; ok {
+		return c.status
+	}
+	return http.StatusInternalServerError
+}
+
+// ErrorBody is the JSON envelope of an error reply: {"error":{...}}.
+type ErrorBody struct {
+	Error *Error `json:"error"`
+}
+
+// AsError converts any error to a wire *Error: an *Error in err's chain is
+// returned as is, a sentinel becomes its code, anything else is internal.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	for code, c := range codes {
+		if errors.Is(err, c.err) {
+			return &Error{Code: code, Message: err.Error()}
+		}
+	}
+	return &Error{Code: CodeInternal, Message: err.Error()}
+}
+
+// EncodeError returns the JSON error body for err.
+func EncodeError(err error) []byte {
+	b, _ := json.Marshal(ErrorBody{Error: AsError(err)})
+	return b
+}

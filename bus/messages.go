@@ -1,0 +1,227 @@
+package bus
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits of the wire protocol.
+const (
+	// MaxKeyBytes is the longest key accepted, in bytes of UTF-8.
+	MaxKeyBytes = 256
+	// MaxValueBytes is the longest value accepted, in bytes of UTF-8.
+	MaxValueBytes = 64 * 1024
+	// MaxRequestBytes bounds a whole request body: the largest value, the
+	// largest key and room for JSON escaping, which can turn one byte into
+	// six ("\u0001", and "\u003c" for '<' since Encode escapes HTML).
+	MaxRequestBytes = 6*(MaxValueBytes+MaxKeyBytes) + 1024
+)
+
+// Roles a node reports in replies and status.
+const (
+	RoleLeader       = "leader"
+	RoleFollower     = "follower"
+	RoleCandidate    = "candidate"
+	RoleDisconnected = "disconnected"
+)
+
+// WriteRequest is the body of a request on Subjects.Write or
+// Subjects.NodeWrite: {"key":"a","value":"1"}.
+type WriteRequest struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// Validate checks the key and value limits.
+func (r WriteRequest) Validate() error {
+	if err := ValidateKey(r.Key); err != nil {
+		return err
+	}
+	if !utf8.ValidString(r.Value) {
+		return Errorf(CodeBadRequest, "value is not valid UTF-8")
+	}
+	if len(r.Value) > MaxValueBytes {
+		return Errorf(CodeValueTooLarge, "value is %d bytes, the limit is %d", len(r.Value), MaxValueBytes)
+	}
+	return nil
+}
+
+// WriteReply is the success reply to a write:
+// {"ok":true,"key":"a","revision":12,"epoch":3,"leader":"n1"}.
+type WriteReply struct {
+	OK       bool   `json:"ok"`
+	Key      string `json:"key"`
+	Revision uint64 `json:"revision"`
+	Epoch    uint64 `json:"epoch"`
+	Leader   string `json:"leader"`
+}
+
+// ReadRequest is the body of a request on Subjects.NodeRead: {"key":"a"}.
+type ReadRequest struct {
+	Key string `json:"key"`
+}
+
+// Validate checks the key.
+func (r ReadRequest) Validate() error { return ValidateKey(r.Key) }
+
+// ReadReply is a node's answer from its own copy. A missing key has
+// Found false and no value (the "empty" answer).
+type ReadReply struct {
+	Found    bool   `json:"found"`
+	Key      string `json:"key"`
+	Value    string `json:"value,omitempty"`
+	Revision uint64 `json:"revision,omitempty"`
+	Node     string `json:"node"`
+	Role     string `json:"role"`
+	Epoch    uint64 `json:"epoch"`
+}
+
+// Status is a node's report of itself on Subjects.NodeStatus.
+type Status struct {
+	Node       string `json:"node"`
+	Role       string `json:"role"`
+	Epoch      uint64 `json:"epoch"`
+	Leader     string `json:"leader"`
+	AppliedSeq uint64 `json:"applied_seq"`
+	Keys       int    `json:"keys"`
+	Stale      bool   `json:"stale"`
+	Gaps       uint64 `json:"gaps"`
+	ZooKeeper  string `json:"zookeeper"`
+	NATS       string `json:"nats"`
+	HTTP       string `json:"http,omitempty"`
+	Znode      string `json:"znode,omitempty"`
+}
+
+// Update kinds on the replication subject.
+const (
+	// KindPut is an applied write.
+	KindPut = "put"
+	// KindEpoch marks the start of a leader's epoch; Seq is the leader's
+	// revision when it took over, so the next put has Seq+1.
+	KindEpoch = "epoch"
+)
+
+// Update is one message on Subjects.Replication. Within an epoch, puts
+// carry contiguous Seq numbers; Seq equals the store revision the write
+// created on the leader.
+type Update struct {
+	Kind   string `json:"kind"`
+	Epoch  uint64 `json:"epoch"`
+	Seq    uint64 `json:"seq"`
+	Key    string `json:"key,omitempty"`
+	Value  string `json:"value,omitempty"`
+	Leader string `json:"leader"`
+	// Time is the leader's wall clock at publish, in Unix nanoseconds.
+	Time int64 `json:"time"`
+}
+
+// Validate checks the fields a replica relies on.
+func (u Update) Validate() error {
+	switch u.Kind {
+	case KindPut:
+		if err := ValidateKey(u.Key); err != nil {
+			return err
+		}
+		if u.Seq == 0 {
+			return Errorf(CodeBadRequest, "put without seq")
+		}
+	case KindEpoch:
+	default:
+		return Errorf(CodeBadRequest, "unknown update kind %q", u.Kind)
+	}
+	if u.Epoch == 0 {
+		return Errorf(CodeBadRequest, "update without epoch")
+	}
+	if len(u.Key) > MaxKeyBytes {
+		return Errorf(CodeInvalidKey, "key is %d bytes, the limit is %d", len(u.Key), MaxKeyBytes)
+	}
+	if len(u.Value) > MaxValueBytes {
+		return Errorf(CodeValueTooLarge, "value is %d bytes, the limit is %d", len(u.Value), MaxValueBytes)
+	}
+	if u.Leader != "" && ValidNodeID(u.Leader) != nil {
+		return Errorf(CodeBadRequest, "leader %q is not a node id", u.Leader)
+	}
+	return nil
+}
+
+// ValidateKey checks that key is 1 to MaxKeyBytes bytes of valid UTF-8
+// without control characters.
+func ValidateKey(key string) error {
+	switch {
+	case key == "":
+		return Errorf(CodeInvalidKey, "key is empty")
+	case len(key) > MaxKeyBytes:
+		return Errorf(CodeInvalidKey, "key is %d bytes, the limit is %d", len(key), MaxKeyBytes)
+	case !utf8.ValidString(key):
+		return Errorf(CodeInvalidKey, "key is not valid UTF-8")
+	}
+	for _, r := range key {
+		if unicode.IsControl(r) {
+			return Errorf(CodeInvalidKey, "key has a control character %U", r)
+		}
+	}
+	return nil
+}
+
+// Decode strictly decodes one JSON object from data into v: unknown fields,
+// trailing data, invalid UTF-8 and oversized bodies are bad_request errors.
+// If v has a Validate method, its error is returned as well.
+func Decode(data []byte, v any) error {
+	if len(data) > MaxRequestBytes {
+		return Errorf(CodeBadRequest, "body is %d bytes, the limit is %d", len(data), MaxRequestBytes)
+	}
+	if !utf8.Valid(data) {
+		return Errorf(CodeBadRequest, "body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return Errorf(CodeBadRequest, "body is not a valid JSON object: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Errorf(CodeBadRequest, "body has data after the JSON object")
+	}
+	if val, ok := v.(interface{ Validate() error }); ok {
+		return val.Validate()
+	}
+	return nil
+}
+
+// DecodeReply decodes a reply body into v, or returns the *Error it carries.
+// Unlike Decode it tolerates unknown fields, so older clients read newer
+// servers' replies.
+func DecodeReply(data []byte, v any) error {
+	var probe struct {
+		Error *Error `json:"error"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return fmt.Errorf("decode reply %q: %w", truncate(data, 80), err)
+	}
+	if probe.Error != nil {
+		return probe.Error
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decode reply %q: %w", truncate(data, 80), err)
+	}
+	return nil
+}
+
+// Encode marshals v; the types of this package always marshal.
+func Encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return EncodeError(fmt.Errorf("%w: encode %T: %v", ErrInternal, v, err))
+	}
+	return b
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) <= n {
+		return string(b)
+	}
+	return string(b[:n]) + "..."
+}

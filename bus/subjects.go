@@ -1,0 +1,87 @@
+package bus
+
+import (
+	"fmt"
+	"regexp"
+)
+
+// DefaultPrefix is the subject prefix used when none is configured.
+const DefaultPrefix = "kv"
+
+// Service names under which nodes register with NATS micro, so that
+// `nats micro ls` lists every node ("zkv") and the current leader
+// ("zkv-leader").
+const (
+	NodeServiceName   = "zkv"
+	LeaderServiceName = "zkv-leader"
+	// WriteQueueGroup is the queue group of the leader's write endpoint. While
+	// an old and a new leader are both subscribed during a takeover, NATS
+	// hands each request to exactly one of them.
+	WriteQueueGroup = "zkv-leader"
+	// ReadQueueGroup is the queue group of Subjects.Read: one node answers.
+	ReadQueueGroup = "zkv-read"
+)
+
+var tokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// ValidNodeID reports whether id can be used as a node ID: one NATS subject
+// token of letters, digits, '-' and '_' (1 to 64 characters).
+func ValidNodeID(id string) error {
+	if len(id) == 0 || len(id) > 64 || !tokenRE.MatchString(id) {
+		return fmt.Errorf("node id %q: want 1-64 letters, digits, '-' or '_'", id)
+	}
+	return nil
+}
+
+// ValidPrefix reports whether p is a usable subject prefix: one or more
+// dot-separated tokens of letters, digits, '-' and '_'.
+func ValidPrefix(p string) error {
+	if !prefixRE.MatchString(p) {
+		return fmt.Errorf("subject prefix %q: want dot-separated tokens of letters, digits, '-' or '_'", p)
+	}
+	return nil
+}
+
+var prefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+
+// Subjects builds every NATS subject of one zkv cluster. All subjects live
+// under Prefix, so two clusters can share one NATS server. The zero value
+// uses DefaultPrefix.
+type Subjects struct {
+	// Prefix is the first token(s) of every subject; "" means DefaultPrefix.
+	Prefix string
+}
+
+func (s Subjects) p() string {
+	if s.Prefix == "" {
+		return DefaultPrefix
+	}
+	return s.Prefix
+}
+
+// Write is the subject only the leader answers: "kv.write".
+func (s Subjects) Write() string { return s.p() + ".write" }
+
+// Read is the subject any one node answers reads on, from its own copy
+// (a queue group picks the node): "kv.read".
+func (s Subjects) Read() string { return s.p() + ".read" }
+
+// NodeRead is the subject on which node id answers reads from its own copy:
+// "kv.node.<id>.read".
+func (s Subjects) NodeRead(id string) string { return s.p() + ".node." + id + ".read" }
+
+// NodeWrite is the subject on which node id accepts writes and routes them
+// to the leader: "kv.node.<id>.write".
+func (s Subjects) NodeWrite(id string) string { return s.p() + ".node." + id + ".write" }
+
+// NodeStatus is the subject on which node id reports its status:
+// "kv.node.<id>.status".
+func (s Subjects) NodeStatus(id string) string { return s.p() + ".node." + id + ".status" }
+
+// AllStatus matches the status subject of every node: "kv.node.*.status".
+func (s Subjects) AllStatus() string { return s.p() + ".node.*.status" }
+
+// Replication is the subject on which the leader publishes every applied
+// write, in order: "kv.replication". Every node subscribes to it without a
+// queue group.
+func (s Subjects) Replication() string { return s.p() + ".replication" }

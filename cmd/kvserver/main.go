@@ -1,0 +1,115 @@
+// Command kvserver runs one zkv server: it joins the ZooKeeper election,
+// serves reads from its in-memory copy and writes through the leader over
+// NATS, and offers a small HTTP API on --host:--port.
+//
+//	kvserver --id n1 --host 127.0.0.1 --port 8001 \
+//	  --zookeeper 127.0.0.1 --zookeeper-port 2181 --nats nats://127.0.0.1:4222
+//
+// SIGINT or SIGTERM stop it cleanly: it resigns leadership at once and
+// exits 0.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"zkv/node"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := app().RunContext(ctx, os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "kvserver:", err)
+		os.Exit(1)
+	}
+}
+
+func app() *cli.App {
+	d := node.DefaultConfig()
+	return &cli.App{
+		Name:  "kvserver",
+		Usage: "run one zkv server (ZooKeeper-elected leader, NATS replication, local reads)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "id", Usage: "node ID, unique in the cluster (letters, digits, - and _)", EnvVars: []string{"ZKV_ID"}, Required: true},
+			&cli.StringFlag{Name: "host", Value: "127.0.0.1", Usage: "HTTP API host", EnvVars: []string{"ZKV_HOST"}},
+			&cli.IntFlag{Name: "port", Value: 8001, Usage: "HTTP API port (0 picks a free one)", EnvVars: []string{"ZKV_PORT"}},
+			&cli.StringFlag{Name: "zookeeper", Value: "127.0.0.1", Usage: "ZooKeeper host, or a comma-separated list of host[:port]", EnvVars: []string{"ZKV_ZOOKEEPER"}},
+			&cli.IntFlag{Name: "zookeeper-port", Value: 2181, Usage: "ZooKeeper port for hosts given without one", EnvVars: []string{"ZKV_ZOOKEEPER_PORT"}},
+			&cli.StringFlag{Name: "nats", Value: d.NATSURL, Usage: "NATS server URL(s), comma-separated", EnvVars: []string{"ZKV_NATS", "NATS_URL"}},
+			&cli.DurationFlag{Name: "session-timeout", Value: d.SessionTimeout, Usage: "ZooKeeper session timeout: a crashed leader is replaced after about this long", EnvVars: []string{"ZKV_SESSION_TIMEOUT"}},
+			&cli.StringFlag{Name: "election-path", Value: d.ElectionPath, Usage: "parent znode of the election", EnvVars: []string{"ZKV_ELECTION_PATH"}},
+			&cli.StringFlag{Name: "leader-path", Value: d.LeaderPath, Usage: "ephemeral znode the leader publishes", EnvVars: []string{"ZKV_LEADER_PATH"}},
+			&cli.StringFlag{Name: "subject-prefix", Value: d.SubjectPrefix, Usage: "first token of every NATS subject", EnvVars: []string{"ZKV_SUBJECT_PREFIX"}},
+			&cli.DurationFlag{Name: "forward-timeout", Value: d.ForwardTimeout, Usage: "how long a follower tries to reach a leader for a forwarded write", EnvVars: []string{"ZKV_FORWARD_TIMEOUT"}},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"ZKV_LOG_LEVEL"}},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json", EnvVars: []string{"ZKV_LOG_FORMAT"}},
+		},
+		Action: run,
+	}
+}
+
+func run(c *cli.Context) error {
+	logger, err := newLogger(c.String("log-level"), c.String("log-format"))
+	if err != nil {
+		return cli.Exit(err.Error(), 2)
+	}
+	cfg := node.DefaultConfig()
+	cfg.ID = c.String("id")
+	cfg.HTTPAddr = net.JoinHostPort(c.String("host"), strconv.Itoa(c.Int("port")))
+	cfg.ZooKeeper = zookeeperServers(c.String("zookeeper"), c.Int("zookeeper-port"))
+	cfg.NATSURL = c.String("nats")
+	cfg.SessionTimeout = c.Duration("session-timeout")
+	cfg.ElectionPath = c.String("election-path")
+	cfg.LeaderPath = c.String("leader-path")
+	cfg.SubjectPrefix = c.String("subject-prefix")
+	cfg.ForwardTimeout = c.Duration("forward-timeout")
+	cfg.Logger = logger
+
+	srv, err := node.New(cfg)
+	if err != nil {
+		return cli.Exit(err.Error(), 2)
+	}
+	return srv.Run(c.Context)
+}
+
+// zookeeperServers turns "a,b:2182" into host:port entries, adding port to
+// hosts given without one.
+func zookeeperServers(list string, port int) []string {
+	var out []string
+	for _, h := range strings.Split(list, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(h); err != nil {
+			h = net.JoinHostPort(h, strconv.Itoa(port))
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestZookeeperServers(t *testing.T) {
+	tests := []struct {
+		in   string
+		port int
+		want []string
+	}{
+		{"127.0.0.1", 2181, []string{"127.0.0.1:2181"}},
+		{"zoo1,zoo2:2182, zoo3", 2181, []string{"zoo1:2181", "zoo2:2182", "zoo3:2181"}},
+		{"::1", 2181, []string{"[::1]:2181"}},
+		{"[::1]:3000", 2181, []string{"[::1]:3000"}},
+		{"", 2181, nil},
+	}
+	for _, tt := range tests {
+		if got := zookeeperServers(tt.in, tt.port); !slices.Equal(got, tt.want) {
+			t.Errorf("zookeeperServers(%q, %d) = %q, want %q", tt.in, tt.port, got, tt.want)
+		}
+	}
+}
+
+func TestNewLogger(t *testing.T) {
+	for _, tt := range []struct {
+		level, format string
+		ok            bool
+	}{
+		{"info", "text", true}, {"debug", "json", true}, {"WARN", "text", true},
+		{"loud", "text", false}, {"info", "xml", false},
+	} {
+		_, err := newLogger(tt.level, tt.format)
+		if (err == nil) != tt.ok {
+			t.Errorf("newLogger(%q, %q) error = %v, want ok=%v", tt.level, tt.format, err, tt.ok)
+		}
+	}
+}

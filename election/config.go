@@ -1,0 +1,97 @@
+package election
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"strings"
+	"time"
+)
+
+// Config configures an Elector.
+type Config struct {
+	// Servers are the ZooKeeper servers, host:port each. Required.
+	Servers []string
+	// SessionTimeout is the ZooKeeper session timeout asked for. A crashed
+	// leader is replaced after about this long. ZooKeeper clamps it to
+	// [2, 20] × its tickTime. Default 4s.
+	SessionTimeout time.Duration
+	// Path is the parent of the election znodes, created if missing.
+	// Default "/election".
+	Path string
+	// LeaderPath is the ephemeral znode the leader publishes. Default
+	// "/leader".
+	LeaderPath string
+	// ID names this server in its znode's data. Required.
+	ID string
+	// Addr is this server's address for people (its HTTP API), stored in
+	// its znode's data. Optional.
+	Addr string
+	// LeaseInterval is how often the Elector makes a round trip to confirm
+	// its session. Default SessionTimeout/10. Must be below SessionTimeout/2,
+	// or the lease would lapse between checks.
+	LeaseInterval time.Duration
+	// Logger receives the election's transitions. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config with every default filled in and no
+// servers or ID.
+func DefaultConfig() Config {
+	return Config{
+		SessionTimeout: 4 * time.Second,
+		Path:           "/election",
+		LeaderPath:     "/leader",
+	}
+}
+
+func (c *Config) setDefaults() {
+	d := DefaultConfig()
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = d.SessionTimeout
+	}
+	if c.Path == "" {
+		c.Path = d.Path
+	}
+	if c.LeaderPath == "" {
+		c.LeaderPath = d.LeaderPath
+	}
+	if c.LeaseInterval == 0 {
+		c.LeaseInterval = c.SessionTimeout / 10
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports the first problem with c, naming the values involved.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Servers) == 0 {
+		errs = append(errs, errors.New("no ZooKeeper servers"))
+	}
+	for _, s := range c.Servers {
+		if !strings.Contains(s, ":") {
+			errs = append(errs, fmt.Errorf("ZooKeeper server %q: want host:port", s))
+		}
+	}
+	if c.ID == "" {
+		errs = append(errs, errors.New("empty ID"))
+	}
+	if c.SessionTimeout < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("session timeout %s is below 100ms", c.SessionTimeout))
+	}
+	for _, p := range []string{c.Path, c.LeaderPath} {
+		if !strings.HasPrefix(p, "/") || p == "/" || path.Clean(p) != p {
+			errs = append(errs, fmt.Errorf("znode path %q: want an absolute path like /election", p))
+		}
+	}
+	if c.Path != "" && (c.LeaderPath == c.Path || strings.HasPrefix(c.LeaderPath, c.Path+"/")) {
+		errs = append(errs, fmt.Errorf("leader path %s must not be inside election path %s", c.LeaderPath, c.Path))
+	}
+	if c.LeaseInterval >= c.SessionTimeout/2 {
+		errs = append(errs, fmt.Errorf("lease interval %s must be < half the session timeout %s", c.LeaseInterval, c.SessionTimeout))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,53 @@
+// Package election elects one leader among zkv servers with ZooKeeper.
+//
+// # Algorithm
+//
+// Each server creates an EPHEMERAL|SEQUENTIAL znode under the election path,
+// /election/server_NNNNNNNNNN, whose data names the server (ID, address) and
+// carries a random per-process token. Children are ordered by the number
+// parsed from their suffix (never as strings: protected names and counters
+// past ten digits sort wrongly as text). The server with the smallest number
+// leads, and that number is its epoch: later leaders always have larger
+// numbers, because ZooKeeper never reuses a sequence number and every
+// smaller znode is gone when a server takes over. (The epoch is the number
+// plus one, as ZooKeeper counts from 0 and epoch 0 means "none": the leader
+// holding server_0000000004 leads epoch 5.)
+//
+// Every other server watches only its predecessor (no herd effect): when
+// that znode goes, it lists the children again and either leads or watches
+// its new predecessor. Watches fire once; the loop re-arms them.
+//
+// A leader publishes an ephemeral leader znode (/leader by default) with its
+// ID and epoch once it is ready to take writes (Announce). Every server
+// watches it, so each learns a new epoch even when the new leader was not
+// its predecessor.
+//
+// # Sessions and the lease
+//
+// The session event channel of go-zookeeper is drained for the whole life
+// of the connection. On Disconnected, a leader steps down at once: go-zookeeper
+// reports Expired only after it has reconnected, by which time another server
+// may lead. After an expiry the server's znode is gone; it registers a new
+// one and goes to the back of the line.
+//
+// go-zookeeper hides its own pings, so the Elector makes a light request
+// every SessionTimeout/10 and records, on the monotonic clock, the send time
+// of each round trip that succeeded on the session its znode was created in.
+// LeaseValid is true only while the newest such time is younger than half the
+// session timeout: a leader that was paused (SIGSTOP, a long GC) or cut off
+// past that point does not acknowledge writes, even before it learns that
+// its session expired.
+//
+// A create whose reply was lost may still have succeeded. After such a
+// failure the Elector looks for its own token among the children (and checks
+// that the znode belongs to its current session) before it creates another.
+//
+// # Caller's duties
+//
+// Run blocks; Leadership delivers the latest Term (a 1-buffered channel:
+// intermediate terms may be skipped, the last one is always delivered).
+// Check LeaseValid before applying a write and again before acknowledging
+// it. Call Resign for a clean stop: it deletes the znodes and closes the
+// session, so a successor takes over within a few ZooKeeper round trips
+// instead of a session timeout.
+package election

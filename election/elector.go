@@ -1,0 +1,750 @@
+package election
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/go-zookeeper/zk"
+)
+
+// Sentinel errors. Callers branch on them with errors.Is.
+var (
+	// ErrNotLeader means the call needs this Elector to lead and it does not.
+	ErrNotLeader = errors.New("not the leader")
+	// ErrDeposed means the leader znode names a higher epoch than ours.
+	ErrDeposed = errors.New("a newer leader exists")
+	// ErrClosed means the Elector has stopped (Run returned or Resign was called).
+	ErrClosed = errors.New("elector closed")
+)
+
+// Role is a server's place in the election.
+type Role int
+
+// The roles, as Term reports them.
+const (
+	// RoleCandidate: registering, or registered while no leader is known.
+	RoleCandidate Role = iota
+	// RoleFollower: registered, and a leader is known from the leader znode.
+	RoleFollower
+	// RoleLeader: this server's znode is the smallest.
+	RoleLeader
+	// RoleDisconnected: the ZooKeeper session is not usable right now.
+	RoleDisconnected
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleCandidate:
+		return "candidate"
+	case RoleFollower:
+		return "follower"
+	case RoleLeader:
+		return "leader"
+	case RoleDisconnected:
+		return "disconnected"
+	}
+	return fmt.Sprintf("role(%d)", int(r))
+}
+
+// Term is the Elector's view of the election at one moment.
+type Term struct {
+	Role Role
+	// Epoch is this server's sequence number when it leads, otherwise the
+	// epoch published in the leader znode (0 when none is known).
+	Epoch uint64
+	// Leader is the content of the leader znode (zero when there is none).
+	// When Role is RoleLeader it describes this server once Announce ran.
+	Leader LeaderData
+	// Znode is this server's election znode name ("" before registration).
+	Znode string
+}
+
+// Elector takes part in a ZooKeeper leader election. Create it with New and
+// start it with Run. All methods are safe for concurrent use.
+type Elector struct {
+	cfg   Config
+	log   *slog.Logger
+	token string
+
+	leadership chan Term
+	stop       chan struct{}
+	stopOnce   sync.Once
+	done       chan struct{}
+
+	mu           sync.Mutex
+	conn         *zk.Conn
+	state        zk.State
+	connected    bool
+	changed      chan struct{} // closed and replaced on every session event
+	settled      bool          // the loop has placed us since the last session event
+	znode        string
+	seq          int64
+	znodeSession int64
+	lostCreate   bool
+	leading      bool
+	leader       LeaderData
+	last         Term
+	lastOK       time.Time // send time of the newest round trip on znodeSession
+	started      bool
+	resigning    bool // Resign was called: never register again
+}
+
+// New checks cfg, fills in defaults and returns an Elector that has not yet
+// connected.
+func New(cfg Config) (*Elector, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("election config: %w", err)
+	}
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("election token: %w", err)
+	}
+	return &Elector{
+		cfg:        cfg,
+		log:        cfg.Logger.With("component", "election"),
+		token:      hex.EncodeToString(b[:]),
+		leadership: make(chan Term, 1),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+		changed:    make(chan struct{}),
+	}, nil
+}
+
+// Leadership delivers the Elector's Term whenever it changes. The channel
+// holds one Term and the newest wins: a slow reader skips intermediate
+// terms but always sees the last one. It is never closed.
+func (e *Elector) Leadership() <-chan Term { return e.leadership }
+
+// Current returns the latest Term.
+func (e *Elector) Current() Term {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.termLocked()
+}
+
+// Connected reports whether the ZooKeeper session is usable now.
+func (e *Elector) Connected() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.connected
+}
+
+// SessionState is the last ZooKeeper session state seen, for status output.
+func (e *Elector) SessionState() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch e.state {
+	case zk.StateHasSession:
+		return "connected"
+	case zk.StateExpired:
+		return "expired"
+	case zk.StateConnecting, zk.StateConnected:
+		return "connecting"
+	}
+	return "disconnected"
+}
+
+// LeaseValid reports whether this server leads and may acknowledge a write
+// now: it holds the smallest znode, its session is connected, and a round
+// trip sent on the session its znode was created in succeeded less than
+// half a session timeout ago. Check it before applying a write and again
+// before replying.
+func (e *Elector) LeaseValid() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.leading && e.settled && e.connected && e.znodeSession != 0 &&
+		time.Since(e.lastOK) < e.cfg.SessionTimeout/2
+}
+
+// Run connects to ZooKeeper and takes part in the election until ctx is
+// done or Resign is called. It returns nil after a clean stop. On return the
+// session is closed, which deletes this server's ephemeral znodes. Run may
+// be called once.
+func (e *Elector) Run(ctx context.Context) error {
+	e.mu.Lock()
+	if e.started {
+		e.mu.Unlock()
+		return errors.New("election: Run called twice")
+	}
+	e.started = true
+	e.mu.Unlock()
+	defer close(e.done)
+
+	conn, events, err := zk.Connect(e.cfg.Servers, e.cfg.SessionTimeout,
+		zk.WithLogger(zkLogger{e.log}), zk.WithLogInfo(false), zk.WithEventCallback(e.onEvent))
+	if err != nil {
+		return fmt.Errorf("connect to ZooKeeper %s: %w", strings.Join(e.cfg.Servers, ","), err)
+	}
+	e.mu.Lock()
+	e.conn = conn
+	e.mu.Unlock()
+
+	var wg sync.WaitGroup
+	goFunc := func(f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+	}
+	loopCtx, cancel := context.WithCancel(ctx)
+	// go-zookeeper drops session events when its small channel is full: drain
+	// it for the whole life of the connection. The callback has already
+	// acted on each event; the channel closes when the connection does.
+	goFunc(func() {
+		for range events {
+		}
+	})
+	goFunc(func() {
+		select {
+		case <-loopCtx.Done():
+		case <-e.stop:
+			cancel()
+		}
+	})
+	goFunc(func() { e.leaseLoop(loopCtx, conn) })
+	goFunc(func() { e.watchLeader(loopCtx, conn) })
+
+	err = e.campaign(loopCtx, conn)
+	cancel()
+	conn.Close()
+	wg.Wait()
+	e.mu.Lock()
+	e.leading, e.connected, e.znode = false, false, ""
+	e.emitLocked()
+	e.mu.Unlock()
+	if err != nil && loopCtx.Err() == nil {
+		return err
+	}
+	return nil
+}
+
+// Resign gives up leadership and candidacy: it deletes the leader znode (if
+// this server published it) and its election znode, then closes the
+// session, so a successor takes over at once. It waits for Run to return or
+// ctx to end.
+func (e *Elector) Resign(ctx context.Context) error {
+	e.mu.Lock()
+	conn, znode, sid, wasLeader, connected := e.conn, e.znode, e.znodeSession, e.leading, e.connected
+	e.leading, e.resigning = false, true
+	e.emitLocked()
+	e.mu.Unlock()
+	defer e.stopOnce.Do(func() { close(e.stop) })
+	var errs []error
+	if conn != nil && connected && znode != "" {
+		if wasLeader {
+			if _, stat, err := conn.Get(e.cfg.LeaderPath); err == nil && stat.EphemeralOwner == sid {
+				if err := conn.Delete(e.cfg.LeaderPath, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) {
+					errs = append(errs, fmt.Errorf("delete %s: %w", e.cfg.LeaderPath, err))
+				}
+			}
+		}
+		if err := conn.Delete(e.cfg.Path+"/"+znode, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			errs = append(errs, fmt.Errorf("delete %s/%s: %w", e.cfg.Path, znode, err))
+		} else {
+			e.log.Info("resigned: deleted znode", "znode", e.cfg.Path+"/"+znode, "was_leader", wasLeader)
+		}
+	}
+	e.stopOnce.Do(func() { close(e.stop) })
+	e.mu.Lock()
+	started := e.started
+	e.mu.Unlock()
+	if started {
+		select {
+		case <-e.done:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("resign: waiting for the election to stop: %w", ctx.Err()))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Announce publishes the leader znode with data, once this server leads
+// and is ready for writes. data.Epoch must be this server's epoch. A stale
+// leader znode left by an older epoch is replaced; one naming a higher
+// epoch yields ErrDeposed.
+func (e *Elector) Announce(ctx context.Context, data LeaderData) error {
+	e.mu.Lock()
+	conn, leading, seq, sid := e.conn, e.leading, e.seq, e.znodeSession
+	e.mu.Unlock()
+	if conn == nil || !leading || data.Epoch != EpochOf(seq) {
+		return fmt.Errorf("announce epoch %d: %w", data.Epoch, ErrNotLeader)
+	}
+	b, err := json.Marshal(data)
+	if err != nil {
+		return fmt.Errorf("announce: %w", err)
+	}
+	for attempt := 0; attempt < 5; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("announce epoch %d: %w", data.Epoch, err)
+		}
+		_, err := conn.Create(e.cfg.LeaderPath, b, zk.FlagEphemeral, zk.WorldACL(zk.PermAll))
+		if err == nil {
+			e.log.Info("announced leadership", "path", e.cfg.LeaderPath, "epoch", data.Epoch)
+			return nil
+		}
+		if !errors.Is(err, zk.ErrNodeExists) {
+			return fmt.Errorf("announce: create %s: %w", e.cfg.LeaderPath, err)
+		}
+		old, stat, err := conn.Get(e.cfg.LeaderPath)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("announce: read %s: %w", e.cfg.LeaderPath, err)
+		}
+		od, _ := decodeLeader(old)
+		switch {
+		case od.Epoch > data.Epoch:
+			return fmt.Errorf("announce epoch %d: leader znode has epoch %d: %w", data.Epoch, od.Epoch, ErrDeposed)
+		case stat.EphemeralOwner == sid:
+			if _, err := conn.Set(e.cfg.LeaderPath, b, stat.Version); err != nil && !errors.Is(err, zk.ErrBadVersion) {
+				return fmt.Errorf("announce: update %s: %w", e.cfg.LeaderPath, err)
+			}
+			return nil
+		default:
+			e.log.Warn("replacing stale leader znode", "old_leader", od.ID, "old_epoch", od.Epoch, "epoch", data.Epoch)
+			if err := conn.Delete(e.cfg.LeaderPath, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) && !errors.Is(err, zk.ErrBadVersion) {
+				return fmt.Errorf("announce: delete stale %s: %w", e.cfg.LeaderPath, err)
+			}
+		}
+	}
+	return fmt.Errorf("announce epoch %d: leader znode keeps changing", data.Epoch)
+}
+
+// onEvent runs on go-zookeeper's goroutine for every event; it must not block.
+func (e *Elector) onEvent(ev zk.Event) {
+	if ev.Type != zk.EventSession {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	prev := e.state
+	e.state = ev.State
+	wasConnected := e.connected
+	e.connected = ev.State == zk.StateHasSession
+	switch ev.State {
+	case zk.StateHasSession:
+		// The session may be the old one (our znode lives) or a new one after
+		// an expiry: the loop must look before we lead again.
+		e.settled = false
+		if !wasConnected {
+			e.log.Info("session connected", "server", ev.Server)
+		}
+	case zk.StateDisconnected:
+		if wasConnected {
+			if e.leading {
+				e.log.Warn("session disconnected: stepped down", "epoch", EpochOf(e.seq))
+			} else {
+				e.log.Warn("session disconnected", "server", ev.Server)
+			}
+		}
+	case zk.StateExpired:
+		if e.znode != "" {
+			e.log.Warn("session expired: znode is gone, registering again", "znode", e.znode)
+		}
+		e.znode, e.znodeSession, e.leading, e.settled = "", 0, false, false
+	}
+	if prev != ev.State {
+		close(e.changed)
+		e.changed = make(chan struct{})
+	}
+	e.emitLocked()
+}
+
+// sessionChanged returns a channel closed at the next session event.
+func (e *Elector) sessionChanged() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.changed
+}
+
+// waitConnected blocks until the session is usable or ctx ends.
+func (e *Elector) waitConnected(ctx context.Context) error {
+	for {
+		e.mu.Lock()
+		ok, ch := e.connected, e.changed
+		e.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+func (e *Elector) termLocked() Term {
+	t := Term{Epoch: e.leader.Epoch, Leader: e.leader, Znode: e.znode}
+	switch {
+	case !e.connected:
+		t.Role = RoleDisconnected
+	case e.leading && e.settled:
+		t.Role = RoleLeader
+		t.Epoch = EpochOf(e.seq)
+	case e.znode != "" && e.settled && e.leader.ID != "":
+		t.Role = RoleFollower
+	default:
+		t.Role = RoleCandidate
+	}
+	return t
+}
+
+// emitLocked offers the current Term on the leadership channel, replacing an
+// unread older one. Every sender holds e.mu, so the send never blocks.
+func (e *Elector) emitLocked() {
+	t := e.termLocked()
+	if t == e.last {
+		return
+	}
+	e.last = t
+	select {
+	case <-e.leadership:
+	default:
+	}
+	e.leadership <- t
+}
+
+// track runs one ZooKeeper round trip and, if it succeeded on the session
+// this server's znode lives in, records its send time for the lease.
+func (e *Elector) track(conn *zk.Conn, f func() error) error {
+	sent := time.Now()
+	sid := conn.SessionID()
+	err := f()
+	if err == nil && sid != 0 && conn.SessionID() == sid {
+		e.mu.Lock()
+		if sid == e.znodeSession && sent.After(e.lastOK) {
+			e.lastOK = sent
+		}
+		e.mu.Unlock()
+	}
+	return err
+}
+
+// leaseLoop makes a light round trip every LeaseInterval to keep the lease
+// fresh (go-zookeeper's own pings are invisible to us).
+func (e *Elector) leaseLoop(ctx context.Context, conn *zk.Conn) {
+	t := time.NewTicker(e.cfg.LeaseInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !e.Connected() {
+			continue
+		}
+		_ = e.track(conn, func() error {
+			_, _, err := conn.Exists(e.cfg.Path)
+			return err
+		})
+	}
+}
+
+// campaign is the election loop: register, find our place, lead or watch
+// the predecessor, and start again whenever something changes.
+func (e *Elector) campaign(ctx context.Context, conn *zk.Conn) error {
+	retry := newBackoff()
+	for {
+		if err := e.waitConnected(ctx); err != nil {
+			return err
+		}
+		changed := e.sessionChanged()
+		watch, again, err := e.step(conn)
+		var delay <-chan time.Time
+		switch {
+		case errors.Is(err, ErrClosed):
+			<-ctx.Done() // resigning: wait for Resign to stop us
+			return ctx.Err()
+		case err != nil:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			d := retry.NextBackOff()
+			e.log.Warn("election step failed, retrying", "err", err, "retry_in", d)
+			delay = time.After(d)
+		case again:
+			retry.Reset()
+			continue
+		default:
+			retry.Reset()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		case <-watch:
+		case <-delay:
+		}
+	}
+}
+
+// step registers if needed, lists the children and leads or watches the
+// predecessor. It returns the watch that fires when the position may have
+// changed, or again=true when the loop should look again at once.
+func (e *Elector) step(conn *zk.Conn) (watch <-chan zk.Event, again bool, err error) {
+	if err := e.ensureRegistered(conn); err != nil {
+		return nil, false, err
+	}
+	e.mu.Lock()
+	me := e.znode
+	e.mu.Unlock()
+
+	var children []string
+	err = e.track(conn, func() (err error) {
+		children, _, err = conn.Children(e.cfg.Path)
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("list %s: %w", e.cfg.Path, err)
+	}
+	sorted := Sort(children)
+	pred, hasPred, found := Predecessor(sorted, me)
+	if !found {
+		e.mu.Lock()
+		if e.znode == me {
+			e.log.Warn("own znode is gone, registering again", "znode", me)
+			e.znode, e.znodeSession, e.leading = "", 0, false
+			e.emitLocked()
+		}
+		e.mu.Unlock()
+		return nil, true, nil
+	}
+
+	watched := me // the leader watches its own znode, to notice a deletion
+	if hasPred {
+		watched = pred.Name
+	}
+	var exists bool
+	var ch <-chan zk.Event
+	err = e.track(conn, func() (err error) {
+		exists, _, ch, err = conn.ExistsW(e.cfg.Path + "/" + watched)
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("watch %s/%s: %w", e.cfg.Path, watched, err)
+	}
+	if !exists {
+		return nil, true, nil
+	}
+
+	e.mu.Lock()
+	if e.znode != me {
+		e.mu.Unlock()
+		return nil, true, nil
+	}
+	wasLeading, wasSettled := e.leading, e.settled
+	e.leading, e.settled = !hasPred, true
+	e.emitLocked()
+	e.mu.Unlock()
+	switch {
+	case !hasPred && (!wasLeading || !wasSettled):
+		e.log.Info("elected leader", "epoch", EpochOf(e.seqOf(me)), "znode", e.cfg.Path+"/"+me, "candidates", len(sorted))
+	case hasPred && (wasLeading || !wasSettled):
+		e.log.Info("following", "leader_znode", sorted[0].Name, "watching", pred.Name, "znode", me)
+	}
+	return ch, false, nil
+}
+
+func (e *Elector) seqOf(name string) int64 {
+	n, _ := ParseSeq(name)
+	return n
+}
+
+// ensureRegistered creates our znode unless one created in the current
+// session exists. After an ambiguous failure it first looks for a znode
+// carrying our token, so a create whose reply was lost is not repeated.
+func (e *Elector) ensureRegistered(conn *zk.Conn) error {
+	e.mu.Lock()
+	znode, sid, lost, resigning := e.znode, e.znodeSession, e.lostCreate, e.resigning
+	e.mu.Unlock()
+	if resigning {
+		return ErrClosed
+	}
+	cur := conn.SessionID()
+	if znode != "" && sid == cur {
+		return nil
+	}
+	if znode != "" {
+		e.log.Warn("session changed: znode belonged to the old session", "znode", znode)
+	}
+	if err := e.ensurePath(conn, e.cfg.Path); err != nil {
+		return err
+	}
+	if lost {
+		name, err := e.findOwn(conn, cur)
+		if err != nil {
+			return err
+		}
+		if name != "" {
+			e.adopt(name, cur, "found own znode after a lost reply")
+			return nil
+		}
+	}
+	data, err := json.Marshal(NodeData{ID: e.cfg.ID, Addr: e.cfg.Addr, Token: e.token})
+	if err != nil {
+		return fmt.Errorf("encode znode data: %w", err)
+	}
+	var created string
+	err = e.track(conn, func() (err error) {
+		created, err = conn.Create(e.cfg.Path+"/"+Prefix, data, zk.FlagEphemeral|zk.FlagSequence, zk.WorldACL(zk.PermAll))
+		return err
+	})
+	if err != nil || conn.SessionID() != cur {
+		// The create may have happened even though its reply was lost.
+		e.mu.Lock()
+		e.lostCreate = true
+		e.mu.Unlock()
+		if err == nil {
+			err = errors.New("session changed during create")
+		}
+		return fmt.Errorf("register under %s: %w", e.cfg.Path, err)
+	}
+	e.adopt(created[strings.LastIndex(created, "/")+1:], cur, "registered")
+	return nil
+}
+
+func (e *Elector) adopt(name string, sid int64, msg string) {
+	seq, _ := ParseSeq(name)
+	e.mu.Lock()
+	e.znode, e.seq, e.znodeSession, e.lostCreate, e.leading, e.settled = name, seq, sid, false, false, false
+	e.lastOK = time.Time{}
+	e.emitLocked()
+	e.mu.Unlock()
+	e.log.Info(msg+" "+e.cfg.Path+"/"+name, "znode", e.cfg.Path+"/"+name, "seq", seq)
+}
+
+// findOwn returns the name of the child carrying our token and owned by
+// session sid, deleting any that an older session of ours left behind.
+func (e *Elector) findOwn(conn *zk.Conn, sid int64) (string, error) {
+	children, _, err := conn.Children(e.cfg.Path)
+	if err != nil {
+		return "", fmt.Errorf("list %s: %w", e.cfg.Path, err)
+	}
+	found := ""
+	for _, c := range Sort(children) {
+		b, stat, err := conn.Get(e.cfg.Path + "/" + c.Name)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("read %s/%s: %w", e.cfg.Path, c.Name, err)
+		}
+		var d NodeData
+		if json.Unmarshal(b, &d) != nil || d.Token != e.token {
+			continue
+		}
+		if stat.EphemeralOwner == sid && found == "" {
+			found = c.Name
+			continue
+		}
+		e.log.Warn("deleting own znode left by an older session", "znode", c.Name)
+		if err := conn.Delete(e.cfg.Path+"/"+c.Name, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return "", fmt.Errorf("delete %s/%s: %w", e.cfg.Path, c.Name, err)
+		}
+	}
+	return found, nil
+}
+
+// ensurePath creates p and its parents as persistent znodes if missing.
+func (e *Elector) ensurePath(conn *zk.Conn, p string) error {
+	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	cur := ""
+	for _, part := range parts {
+		cur += "/" + part
+		_, err := conn.Create(cur, nil, 0, zk.WorldACL(zk.PermAll))
+		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			return fmt.Errorf("create %s: %w", cur, err)
+		}
+	}
+	return nil
+}
+
+// watchLeader follows the leader znode for the life of the connection, so
+// every server learns each new epoch.
+func (e *Elector) watchLeader(ctx context.Context, conn *zk.Conn) {
+	retry := newBackoff()
+	for {
+		if e.waitConnected(ctx) != nil {
+			return
+		}
+		data, _, ch, err := conn.GetW(e.cfg.LeaderPath)
+		if errors.Is(err, zk.ErrNoNode) {
+			var exists bool
+			exists, _, ch, err = conn.ExistsW(e.cfg.LeaderPath)
+			if err == nil && exists {
+				continue // created in between: read it
+			}
+			if err == nil {
+				e.setLeader(LeaderData{})
+			}
+		} else if err == nil {
+			d, derr := decodeLeader(data)
+			if derr != nil {
+				e.log.Warn("ignoring unreadable leader znode", "err", derr)
+			} else {
+				e.setLeader(d)
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(retry.NextBackOff()):
+			}
+			continue
+		}
+		retry.Reset()
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}
+
+func (e *Elector) setLeader(d LeaderData) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if d == e.leader {
+		return
+	}
+	e.leader = d
+	if d.ID == "" {
+		e.log.Info("no leader published", "path", e.cfg.LeaderPath)
+	} else {
+		e.log.Info("leader is "+d.ID, "leader", d.ID, "epoch", d.Epoch)
+	}
+	e.emitLocked()
+}
+
+// zkLogger sends go-zookeeper's own messages to slog at debug level.
+type zkLogger struct{ log *slog.Logger }
+
+func (l zkLogger) Printf(format string, args ...any) {
+	l.log.Debug("zookeeper client: " + fmt.Sprintf(format, args...))
+}
+
+// newBackoff returns the retry policy of the election loops: exponential
+// from 50ms to 1s with jitter, never giving up.
+func newBackoff() *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 50 * time.Millisecond
+	b.MaxInterval = time.Second
+	b.MaxElapsedTime = 0
+	b.Reset()
+	return b
+}

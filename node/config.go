@@ -1,0 +1,138 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"zkv/bus"
+	"zkv/election"
+)
+
+// Config configures a Server.
+type Config struct {
+	// ID names the server; it is a NATS subject token. Required.
+	ID string
+	// HTTPAddr is the host:port of the HTTP API; "" disables it.
+	HTTPAddr string
+	// ZooKeeper lists the ZooKeeper servers, host:port each. Required.
+	ZooKeeper []string
+	// SessionTimeout is the ZooKeeper session timeout: a crashed leader is
+	// replaced after about this long. Default 4s. ZooKeeper clamps it to
+	// [2, 20] × its tickTime.
+	SessionTimeout time.Duration
+	// ElectionPath is the parent znode of the election. Default /election.
+	ElectionPath string
+	// LeaderPath is the ephemeral znode the leader publishes. Default /leader.
+	LeaderPath string
+	// NATSURL is the NATS server URL (comma-separated for several). Default
+	// nats://127.0.0.1:4222.
+	NATSURL string
+	// NATSOptions are extra nats.go options (credentials, TLS).
+	NATSOptions []nats.Option
+	// SubjectPrefix is the first token of every subject. Default "kv".
+	SubjectPrefix string
+	// ForwardTimeout bounds how long a follower tries to reach a leader for
+	// a write it forwards (an election may be under way). Default 5s.
+	ForwardTimeout time.Duration
+	// MaxForwards bounds the forwarded writes in flight; more are refused
+	// with "unavailable". Default 256.
+	MaxForwards int
+	// ShutdownTimeout bounds a clean stop. Default 5s.
+	ShutdownTimeout time.Duration
+	// Logger receives the server's logs. Default slog.Default().
+	Logger *slog.Logger
+
+	// newElector replaces the ZooKeeper election in tests.
+	newElector func(election.Config) (Elector, error)
+}
+
+// DefaultConfig returns a Config with every default filled in; ID and
+// ZooKeeper are still to be set.
+func DefaultConfig() Config {
+	return Config{
+		SessionTimeout:  4 * time.Second,
+		ElectionPath:    "/election",
+		LeaderPath:      "/leader",
+		NATSURL:         nats.DefaultURL,
+		SubjectPrefix:   bus.DefaultPrefix,
+		ForwardTimeout:  5 * time.Second,
+		MaxForwards:     256,
+		ShutdownTimeout: 5 * time.Second,
+	}
+}
+
+func (c *Config) setDefaults() {
+	d := DefaultConfig()
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = d.SessionTimeout
+	}
+	if c.ElectionPath == "" {
+		c.ElectionPath = d.ElectionPath
+	}
+	if c.LeaderPath == "" {
+		c.LeaderPath = d.LeaderPath
+	}
+	if c.NATSURL == "" {
+		c.NATSURL = d.NATSURL
+	}
+	if c.SubjectPrefix == "" {
+		c.SubjectPrefix = d.SubjectPrefix
+	}
+	if c.ForwardTimeout == 0 {
+		c.ForwardTimeout = d.ForwardTimeout
+	}
+	if c.MaxForwards == 0 {
+		c.MaxForwards = d.MaxForwards
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = d.ShutdownTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports every problem with c.
+func (c Config) Validate() error {
+	var errs []error
+	if err := bus.ValidNodeID(c.ID); err != nil {
+		errs = append(errs, err)
+	}
+	if err := bus.ValidPrefix(c.SubjectPrefix); err != nil {
+		errs = append(errs, err)
+	}
+	if c.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			errs = append(errs, fmt.Errorf("http address %q: %w", c.HTTPAddr, err))
+		}
+	}
+	if c.ForwardTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("forward timeout %s must be positive", c.ForwardTimeout))
+	}
+	if c.MaxForwards < 1 {
+		errs = append(errs, fmt.Errorf("max forwards %d must be at least 1", c.MaxForwards))
+	}
+	if err := c.electionConfig().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) electionConfig() election.Config {
+	ec := election.Config{
+		Servers:        c.ZooKeeper,
+		SessionTimeout: c.SessionTimeout,
+		Path:           c.ElectionPath,
+		LeaderPath:     c.LeaderPath,
+		ID:             c.ID,
+		Addr:           c.HTTPAddr,
+		LeaseInterval:  c.SessionTimeout / 10,
+		Logger:         c.Logger.With("node", c.ID),
+	}
+	return ec
+}

@@ -1,0 +1,38 @@
+// Package node joins zkv's parts into one server: the ZooKeeper election
+// (package election), the NATS wire protocol (package bus) and the
+// in-memory copy (package store), plus a small HTTP API.
+//
+// # Data flow
+//
+// A write arrives on the leader subject (kv.write), on a node's own write
+// subject, or as an HTTP PUT. A follower forwards it to the leader subject
+// and relays the leader's reply unchanged. The leader, holding one lock for
+// the whole write so the replication stream stays in order, checks its
+// lease and epoch, applies the write to its store (the next revision),
+// publishes the Update on the replication subject, checks its lease again,
+// and only then acknowledges. Every node, leader included, subscribes to
+// the replication subject without a queue group; replicas apply updates in
+// order, drop those of old epochs, and count gaps.
+//
+// Reads are answered from the node's own store and never wait on a write or
+// touch ZooKeeper, so a follower may answer with stale data, and a
+// restarted node answers "not found" until the key is written again.
+//
+// # Leadership changes
+//
+// When the Elector reports that this server leads, the server adopts the
+// epoch in its store (refusing if a higher one is known), publishes an
+// epoch marker on the replication subject, starts the "zkv-leader" NATS
+// micro service that answers kv.write (through a queue group), and then
+// publishes the leader znode. When it loses leadership (disconnection,
+// expiry, a higher epoch seen on the bus, shutdown) it stops that service
+// first; requests already queued are answered not_leader, because the
+// handler checks the lease and epoch itself.
+//
+// # Lifetimes
+//
+// Server.Run owns every goroutine it starts and returns only when they have
+// stopped. On a clean stop it steps down, resigns from the election (so a
+// successor takes over in milliseconds), stops its NATS services, drains
+// the NATS connection and shuts the HTTP server down.
+package node

@@ -1,0 +1,75 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"zkv/bus"
+	"zkv/store"
+)
+
+// replicationPending bounds the updates buffered for the replication
+// subscription; past it NATS reports a slow consumer and drops, which the
+// sequence numbers then reveal as a gap.
+const replicationPending = 1 << 20
+
+// subscribeReplication subscribes to the replication subject with a plain
+// subscription: every node must receive every update.
+func (s *Server) subscribeReplication() error {
+	sub, err := s.nc.Subscribe(s.subj.Replication(), s.onUpdate)
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", s.subj.Replication(), err)
+	}
+	if err := sub.SetPendingLimits(replicationPending, 256<<20); err != nil {
+		return fmt.Errorf("subscribe %s: %w", s.subj.Replication(), err)
+	}
+	return nil
+}
+
+// onUpdate applies one replication message. NATS calls it serially, in the
+// order the leader published.
+func (s *Server) onUpdate(msg *nats.Msg) {
+	var u bus.Update
+	if err := bus.Decode(msg.Data, &u); err != nil {
+		s.malformed.Add(1)
+		s.log.Warn("dropped malformed replication message", "err", err)
+		return
+	}
+	s.writeMu.Lock()
+	mine := s.leaderEpoch
+	s.writeMu.Unlock()
+	if mine != 0 {
+		switch {
+		case u.Epoch == mine && u.Leader == s.cfg.ID:
+			return // our own update, applied already
+		case u.Epoch > mine:
+			s.stepDown(fmt.Sprintf("saw epoch %d from %s on the bus", u.Epoch, u.Leader))
+		default:
+			s.droppedOld.Add(1)
+			s.log.Warn("leader dropped an update not its own", "epoch", u.Epoch, "seq", u.Seq, "from", u.Leader, "my_epoch", mine)
+			return
+		}
+	}
+	var err error
+	switch u.Kind {
+	case bus.KindEpoch:
+		err = s.store.BeginEpoch(u.Epoch, u.Seq)
+		if err == nil {
+			s.log.Info("following new epoch", "leader", u.Leader, "epoch", u.Epoch, "seq", u.Seq)
+		}
+	case bus.KindPut:
+		err = s.store.Apply(store.Update{Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value})
+		if err == nil || !isDrop(err) {
+			s.lastApply.Store(time.Now().UnixNano())
+		}
+	}
+	s.logApplyErr(err, u.Leader, u.Epoch, u.Seq)
+}
+
+// isDrop reports whether err means the update was not applied.
+func isDrop(err error) bool {
+	return err != nil && (errors.Is(err, store.ErrOldEpoch) || errors.Is(err, store.ErrDuplicate))
+}

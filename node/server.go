@@ -1,0 +1,402 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"zkv/bus"
+	"zkv/election"
+	"zkv/store"
+)
+
+// Version is reported by the NATS micro services.
+const Version = "0.1.0"
+
+// Elector is what a Server needs from the leader election; *election.Elector
+// implements it.
+type Elector interface {
+	// Run takes part in the election until ctx ends or Resign is called.
+	Run(ctx context.Context) error
+	// Leadership delivers the latest Term (1-buffered, newest wins).
+	Leadership() <-chan election.Term
+	// LeaseValid reports whether this server may acknowledge a write now.
+	LeaseValid() bool
+	// Announce publishes the leader znode.
+	Announce(ctx context.Context, d election.LeaderData) error
+	// Resign deletes this server's znodes and closes the session.
+	Resign(ctx context.Context) error
+	// SessionState describes the ZooKeeper session for status output.
+	SessionState() string
+	// Connected reports whether the ZooKeeper session is usable.
+	Connected() bool
+}
+
+// Server is one zkv server. Create it with New, run it with Run.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	subj  bus.Subjects
+	store *store.Store
+	elect Elector
+
+	nc       *nats.Conn
+	nodeSvc  micro.Service
+	httpSrv  *http.Server
+	listener net.Listener
+	forwards chan struct{} // semaphore of forwarded writes
+
+	runCtx context.Context
+	wg     sync.WaitGroup
+
+	// writeMu serialises the leader's writes so the replication stream is
+	// in revision order, and guards leaderEpoch and leaderSvc.
+	writeMu     sync.Mutex
+	leaderEpoch uint64 // non-zero while this server takes writes
+	leaderSvc   micro.Service
+
+	mu   sync.Mutex
+	term election.Term
+
+	droppedOld atomic.Uint64 // replication messages of old epochs dropped
+	malformed  atomic.Uint64 // replication messages that did not decode
+	lastApply  atomic.Int64  // unix nanos of the last update applied
+}
+
+// New validates cfg and returns a Server that has not started. If
+// cfg.HTTPAddr is set, New binds it so a busy port fails here.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	newElector := cfg.newElector
+	if newElector == nil {
+		newElector = func(c election.Config) (Elector, error) { return election.New(c) }
+	}
+	el, err := newElector(cfg.electionConfig())
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger.With("node", cfg.ID),
+		subj:     bus.Subjects{Prefix: cfg.SubjectPrefix},
+		store:    store.New(),
+		elect:    el,
+		forwards: make(chan struct{}, cfg.MaxForwards),
+	}
+	if cfg.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return nil, fmt.Errorf("http listen: %w", err)
+		}
+		s.listener = ln
+	}
+	return s, nil
+}
+
+// HTTPAddr is the address the HTTP API listens on ("" if disabled).
+func (s *Server) HTTPAddr() string {
+	if s.listener == nil {
+		return ""
+	}
+	return s.listener.Addr().String()
+}
+
+// Run connects to NATS and ZooKeeper and serves until ctx ends, then stops
+// cleanly (resigning leadership) and returns. It returns an error if a
+// part fails to start or the election fails.
+func (s *Server) Run(ctx context.Context) (err error) {
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.runCtx = runCtx
+	defer func() {
+		if s.listener != nil && s.httpSrv == nil {
+			s.listener.Close()
+		}
+	}()
+
+	if err := s.connectNATS(); err != nil {
+		return err
+	}
+	defer s.nc.Close()
+	if err := s.subscribeReplication(); err != nil {
+		return err
+	}
+	if err := s.startNodeService(); err != nil {
+		return err
+	}
+	if s.listener != nil {
+		s.startHTTP()
+	}
+
+	// The election outlives ctx: on a signal, shutdown resigns first (which
+	// ends the election's Run), so the successor need not wait for the
+	// session to time out.
+	electCtx, stopElection := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopElection()
+	electErr := make(chan error, 1)
+	s.goFunc(func() { electErr <- s.elect.Run(electCtx) })
+	s.log.Info("server started", "http", s.HTTPAddr(), "nats", s.cfg.NATSURL,
+		"zookeeper", strings.Join(s.cfg.ZooKeeper, ","), "session_timeout", s.cfg.SessionTimeout,
+		"election_path", s.cfg.ElectionPath, "subject_prefix", s.cfg.SubjectPrefix)
+
+	for {
+		select {
+		case t := <-s.elect.Leadership():
+			s.onTerm(t)
+			continue
+		case err = <-electErr:
+			if err != nil {
+				err = fmt.Errorf("election: %w", err)
+			}
+		case <-ctx.Done():
+		}
+		break
+	}
+	s.shutdown()
+	stopElection()
+	cancel()
+	s.wg.Wait()
+	return err
+}
+
+// shutdown stops taking writes, resigns, and stops every service.
+func (s *Server) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	s.stepDown("shutting down")
+	if err := s.elect.Resign(ctx); err != nil {
+		s.log.Warn("resign failed", "err", err)
+	}
+	if s.nodeSvc != nil {
+		if err := s.nodeSvc.Stop(); err != nil {
+			s.log.Warn("stop node service", "err", err)
+		}
+	}
+	if s.httpSrv != nil {
+		if err := s.httpSrv.Shutdown(ctx); err != nil {
+			s.log.Warn("http shutdown", "err", err)
+		}
+	}
+	if err := s.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		s.log.Warn("nats drain", "err", err)
+	}
+	s.log.Info("server stopped")
+}
+
+// goFunc starts f as a goroutine owned by the server.
+func (s *Server) goFunc(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+func (s *Server) connectNATS() error {
+	opts := []nats.Option{
+		nats.Name("zkv " + s.cfg.ID),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			s.log.Warn("nats disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			s.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			s.log.Warn("nats error", "subject", subject, "err", err)
+		}),
+	}
+	opts = append(opts, s.cfg.NATSOptions...)
+	nc, err := nats.Connect(s.cfg.NATSURL, opts...)
+	if err != nil {
+		return fmt.Errorf("connect to NATS %s: %w", s.cfg.NATSURL, err)
+	}
+	s.nc = nc
+	return nil
+}
+
+func (s *Server) startNodeService() error {
+	svc, err := micro.AddService(s.nc, micro.Config{
+		Name:        bus.NodeServiceName,
+		Version:     Version,
+		Description: "zkv node " + s.cfg.ID + ": local reads, routed writes, status",
+		Metadata:    map[string]string{"node": s.cfg.ID},
+	})
+	if err != nil {
+		return fmt.Errorf("register NATS micro service %s: %w", bus.NodeServiceName, err)
+	}
+	s.nodeSvc = svc
+	eps := []struct {
+		name    string
+		subject string
+		h       micro.HandlerFunc
+		opts    []micro.EndpointOpt
+	}{
+		{"read", s.subj.NodeRead(s.cfg.ID), s.handleRead, nil},
+		{"any-read", s.subj.Read(), s.handleRead, []micro.EndpointOpt{micro.WithEndpointQueueGroup(bus.ReadQueueGroup)}},
+		{"write", s.subj.NodeWrite(s.cfg.ID), s.handleNodeWrite, nil},
+		{"status", s.subj.NodeStatus(s.cfg.ID), s.handleStatus, nil},
+	}
+	for _, ep := range eps {
+		opts := append([]micro.EndpointOpt{micro.WithEndpointSubject(ep.subject)}, ep.opts...)
+		if err := svc.AddEndpoint(ep.name, ep.h, opts...); err != nil {
+			svc.Stop()
+			return fmt.Errorf("add endpoint %s on %s: %w", ep.name, ep.subject, err)
+		}
+	}
+	return nil
+}
+
+// onTerm reacts to a change in the election.
+func (s *Server) onTerm(t election.Term) {
+	s.mu.Lock()
+	prev := s.term
+	s.term = t
+	s.mu.Unlock()
+	if t.Role != prev.Role || t.Leader.ID != prev.Leader.ID || t.Epoch != prev.Epoch {
+		s.log.Info("election: "+t.Role.String(), "role", t.Role.String(), "epoch", t.Epoch, "leader", t.Leader.ID)
+	}
+	if t.Role == election.RoleLeader {
+		s.takeOver(t)
+		return
+	}
+	s.stepDown("election: " + t.Role.String())
+	if t.Epoch > 0 && t.Leader.ID != "" && t.Epoch > s.store.Epoch() {
+		// A leader we have not heard from on the bus yet: take its epoch and
+		// its starting revision, so a node that joined late knows what it
+		// missed.
+		err := s.store.BeginEpoch(t.Epoch, t.Leader.Revision)
+		s.logApplyErr(err, "leader znode", t.Epoch, t.Leader.Revision)
+	}
+}
+
+// takeOver starts taking writes as leader of t.Epoch.
+func (s *Server) takeOver(t election.Term) {
+	s.writeMu.Lock()
+	if s.leaderEpoch == t.Epoch {
+		s.writeMu.Unlock()
+		return
+	}
+	rev := s.store.Revision()
+	if err := s.store.BeginEpoch(t.Epoch, rev); err != nil && errors.Is(err, store.ErrOldEpoch) {
+		s.writeMu.Unlock()
+		s.log.Error("refusing to lead: a higher epoch is known", "epoch", t.Epoch, "known_epoch", s.store.Epoch())
+		return
+	}
+	marker := bus.Update{Kind: bus.KindEpoch, Epoch: t.Epoch, Seq: rev, Leader: s.cfg.ID, Time: time.Now().UnixNano()}
+	if err := s.nc.Publish(s.subj.Replication(), bus.Encode(marker)); err != nil {
+		s.writeMu.Unlock()
+		s.log.Error("cannot publish epoch marker; not taking writes", "epoch", t.Epoch, "err", err)
+		return
+	}
+	svc, err := micro.AddService(s.nc, micro.Config{
+		Name:        bus.LeaderServiceName,
+		Version:     Version,
+		Description: fmt.Sprintf("zkv leader %s, epoch %d: answers %s", s.cfg.ID, t.Epoch, s.subj.Write()),
+		Metadata:    map[string]string{"node": s.cfg.ID, "epoch": fmt.Sprint(t.Epoch)},
+	})
+	if err == nil {
+		err = svc.AddEndpoint("write", micro.HandlerFunc(s.handleLeaderWrite),
+			micro.WithEndpointSubject(s.subj.Write()), micro.WithEndpointQueueGroup(bus.WriteQueueGroup))
+		if err != nil {
+			svc.Stop()
+		}
+	}
+	if err != nil {
+		s.writeMu.Unlock()
+		s.log.Error("cannot serve writes; not leading", "epoch", t.Epoch, "err", err)
+		return
+	}
+	if err := s.nc.Flush(); err != nil {
+		s.log.Warn("nats flush after takeover", "err", err)
+	}
+	s.leaderEpoch = t.Epoch
+	s.leaderSvc = svc
+	s.writeMu.Unlock()
+	s.log.Info("leader: taking writes", "epoch", t.Epoch, "revision", rev, "subject", s.subj.Write())
+
+	ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.ShutdownTimeout)
+	defer cancel()
+	err = s.elect.Announce(ctx, election.LeaderData{ID: s.cfg.ID, Addr: s.HTTPAddr(), Epoch: t.Epoch, Revision: rev, Znode: t.Znode})
+	if errors.Is(err, election.ErrDeposed) {
+		s.stepDown("deposed: " + err.Error())
+	} else if err != nil {
+		s.log.Warn("announce leadership failed", "epoch", t.Epoch, "err", err)
+	}
+}
+
+// stepDown stops taking writes. Requests already queued on the leader
+// service are answered not_leader by the handler.
+func (s *Server) stepDown(reason string) {
+	s.writeMu.Lock()
+	epoch, svc := s.leaderEpoch, s.leaderSvc
+	s.leaderEpoch, s.leaderSvc = 0, nil
+	s.writeMu.Unlock()
+	if svc == nil {
+		return
+	}
+	if err := svc.Stop(); err != nil {
+		s.log.Warn("stop leader service", "err", err)
+	}
+	s.log.Warn("stepped down", "epoch", epoch, "reason", reason)
+}
+
+// role returns the role and epoch to report.
+func (s *Server) role() (string, uint64, string) {
+	s.writeMu.Lock()
+	epoch := s.leaderEpoch
+	s.writeMu.Unlock()
+	if epoch != 0 {
+		return bus.RoleLeader, epoch, s.cfg.ID
+	}
+	s.mu.Lock()
+	t := s.term
+	s.mu.Unlock()
+	role := t.Role.String()
+	if t.Role == election.RoleLeader {
+		role = bus.RoleCandidate // elected but not yet taking writes
+	}
+	return role, s.store.Epoch(), t.Leader.ID
+}
+
+// Status reports the server's state.
+func (s *Server) Status() bus.Status {
+	role, epoch, leader := s.role()
+	s.mu.Lock()
+	znode := s.term.Znode
+	s.mu.Unlock()
+	missed := s.store.Missed()
+	return bus.Status{
+		Node:       s.cfg.ID,
+		Role:       role,
+		Epoch:      epoch,
+		Leader:     leader,
+		AppliedSeq: s.store.Revision(),
+		Keys:       s.store.Len(),
+		Stale:      role != bus.RoleLeader && missed > 0,
+		Gaps:       missed,
+		ZooKeeper:  s.elect.SessionState(),
+		NATS:       strings.ToLower(s.nc.Status().String()),
+		HTTP:       s.HTTPAddr(),
+		Znode:      znode,
+	}
+}

@@ -1,0 +1,201 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Errors returned by Store. Callers branch on them with errors.Is.
+var (
+	// ErrOldEpoch means the update or write belongs to an epoch lower than
+	// the highest the store knows: it comes from a deposed leader and was
+	// not applied.
+	ErrOldEpoch = errors.New("update from an old epoch")
+	// ErrGap means updates were missed before this one; the update itself
+	// was applied. The error is a *GapError.
+	ErrGap = errors.New("replication gap")
+	// ErrDuplicate means the update's sequence number was already applied
+	// in this epoch; it was ignored.
+	ErrDuplicate = errors.New("duplicate update")
+	// ErrDiverged means a new epoch starts below this store's revision: the
+	// store holds writes the new leader never had. The store follows the
+	// new leader from there on.
+	ErrDiverged = errors.New("store is ahead of the new leader")
+)
+
+// GapError describes missed updates: sequence numbers From to To inclusive,
+// in Epoch. It matches ErrGap with errors.Is.
+type GapError struct {
+	Epoch    uint64
+	From, To uint64
+}
+
+func (e *GapError) Error() string {
+	return fmt.Sprintf("replication gap in epoch %d: missed seq %d..%d (%d updates)", e.Epoch, e.From, e.To, e.To-e.From+1)
+}
+
+// Is makes errors.Is(err, ErrGap) true.
+func (e *GapError) Is(target error) bool { return target == ErrGap }
+
+// Entry is one key's value and the revision that wrote it.
+type Entry struct {
+	Value    string
+	Revision uint64
+}
+
+// Update is one replicated write: the leader's epoch, the sequence number
+// (the revision the write created on the leader), the key and the value.
+type Update struct {
+	Epoch uint64
+	Seq   uint64
+	Key   string
+	Value string
+}
+
+// Store is a concurrent in-memory key-value map. The zero value is not
+// usable; call New.
+type Store struct {
+	mu    sync.RWMutex
+	data  map[string]Entry
+	rev   uint64 // the last sequence number applied (or skipped past)
+	epoch uint64 // the highest epoch known
+	gaps  uint64 // updates known to be missed
+	ahead uint64 // times a new epoch started below rev
+}
+
+// New returns an empty store at revision 0, epoch 0.
+func New() *Store {
+	return &Store{data: make(map[string]Entry)}
+}
+
+// Get returns the local value of key, even if stale. It never blocks on
+// writers for longer than a map access.
+func (s *Store) Get(key string) (Entry, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, ok := s.data[key]
+	return e, ok
+}
+
+// Put is the leader's write: under epoch, it stores value at the next
+// revision and returns the Update to replicate. It fails with ErrOldEpoch if
+// the store knows a higher epoch, so a deposed leader cannot write.
+func (s *Store) Put(epoch uint64, key, value string) (Update, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if epoch < s.epoch {
+		return Update{}, fmt.Errorf("%w: put under epoch %d, epoch %d is known", ErrOldEpoch, epoch, s.epoch)
+	}
+	s.epoch = epoch
+	s.rev++
+	s.data[key] = Entry{Value: value, Revision: s.rev}
+	return Update{Epoch: epoch, Seq: s.rev, Key: key, Value: value}, nil
+}
+
+// Apply is a replica's write: it applies the leader's update as it is.
+// An update from an older epoch returns ErrOldEpoch and is dropped; a seq
+// already applied in this epoch returns ErrDuplicate and is dropped; a seq
+// past the next one is applied and returns a *GapError. A higher epoch is
+// adopted.
+func (s *Store) Apply(u Update) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u.Epoch < s.epoch {
+		return fmt.Errorf("%w: update epoch %d seq %d, epoch %d is known", ErrOldEpoch, u.Epoch, u.Seq, s.epoch)
+	}
+	var err error
+	switch {
+	case u.Epoch > s.epoch:
+		// A put from a newer leader whose epoch marker we never saw: follow
+		// it from here, and say what that skipped.
+		err = s.repositionLocked(u.Epoch, u.Seq-1)
+	case u.Seq <= s.rev:
+		return fmt.Errorf("%w: epoch %d seq %d, applied up to %d", ErrDuplicate, u.Epoch, u.Seq, s.rev)
+	case u.Seq > s.rev+1:
+		err = s.gapLocked(u.Epoch, u.Seq-1)
+	}
+	s.epoch = u.Epoch
+	s.rev = u.Seq
+	s.data[u.Key] = Entry{Value: u.Value, Revision: u.Seq}
+	return err
+}
+
+// BeginEpoch handles a new leader's epoch marker: the leader of epoch took
+// over at revision seq, so its next put is seq+1. It returns ErrOldEpoch
+// (and changes nothing) for an epoch below the highest known, a *GapError
+// when seq is past this store's revision (updates were missed), and
+// ErrDiverged when seq is below it. In the last two cases the store follows
+// the new leader from seq on.
+func (s *Store) BeginEpoch(epoch, seq uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if epoch < s.epoch {
+		return fmt.Errorf("%w: epoch marker %d, epoch %d is known", ErrOldEpoch, epoch, s.epoch)
+	}
+	return s.repositionLocked(epoch, seq)
+}
+
+func (s *Store) repositionLocked(epoch, seq uint64) error {
+	var err error
+	switch {
+	case seq > s.rev:
+		err = s.gapLocked(epoch, seq)
+	case seq < s.rev:
+		s.ahead++
+		err = fmt.Errorf("%w: epoch %d starts at seq %d, this store is at %d", ErrDiverged, epoch, seq, s.rev)
+	}
+	s.epoch = epoch
+	s.rev = seq
+	return err
+}
+
+// gapLocked records that seq s.rev+1..to were missed.
+func (s *Store) gapLocked(epoch, to uint64) error {
+	g := &GapError{Epoch: epoch, From: s.rev + 1, To: to}
+	s.gaps += to - s.rev
+	return g
+}
+
+// Observe raises the highest known epoch to epoch (learned from ZooKeeper,
+// say), so updates and puts of older epochs are refused from now on. It
+// reports whether epoch was new. It never lowers the epoch.
+func (s *Store) Observe(epoch uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if epoch <= s.epoch {
+		return false
+	}
+	s.epoch = epoch
+	return true
+}
+
+// Revision is the last sequence number applied (or skipped past by a gap).
+func (s *Store) Revision() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.rev
+}
+
+// Epoch is the highest epoch the store knows.
+func (s *Store) Epoch() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.epoch
+}
+
+// Len is the number of keys.
+func (s *Store) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.data)
+}
+
+// Missed is the number of updates this store knows it missed, plus the
+// number of times it found itself ahead of a new leader. Zero means the
+// copy has seen every update since it started following.
+func (s *Store) Missed() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.gaps + s.ahead
+}
