@@ -93,22 +93,30 @@ type ErrorBody struct {
 }
 
 // AsError converts any error to a wire *Error: an *Error in err's chain is
-// returned as is, a sentinel becomes its code, anything else is internal.
+// returned as is, a sentinel becomes its code (the first in Codes order),
+// anything else is internal. AsError(nil) is nil.
 func AsError(err error) *Error {
+	if err == nil {
+		return nil
+	}
 	var e *Error
 	if errors.As(err, &e) {
 		return e
 	}
-	for code, c := range codes {
-		if errors.Is(err, c.err) {
+	for _, code := range Codes() {
+		if errors.Is(err, codes[code].err) {
 			return &Error{Code: code, Message: err.Error()}
 		}
 	}
 	return &Error{Code: CodeInternal, Message: err.Error()}
 }
 
-// EncodeError returns the JSON error body for err.
+// EncodeError returns the JSON error body for err; nil is encoded as an
+// internal error, since an error body without an error is a bug.
 func EncodeError(err error) []byte {
+	if err == nil {
+		err = Errorf(CodeInternal, "no error given")
+	}
 	b, _ := json.Marshal(ErrorBody{Error: AsError(err)})
 	return b
 }

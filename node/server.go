@@ -239,7 +239,7 @@ func (s *Server) startNodeService() error {
 		Name:        bus.NodeServiceName,
 		Version:     Version,
 		Description: "zkv node " + s.cfg.ID + ": local reads, routed writes, status",
-		Metadata:    map[string]string{"node": s.cfg.ID},
+		Metadata:    map[string]string{bus.MetadataNode: s.cfg.ID, bus.MetadataPrefix: s.cfg.SubjectPrefix},
 	})
 	if err != nil {
 		return fmt.Errorf("register NATS micro service %s: %w", bus.NodeServiceName, err)
@@ -312,7 +312,7 @@ func (s *Server) takeOver(t election.Term) {
 		Name:        bus.LeaderServiceName,
 		Version:     Version,
 		Description: fmt.Sprintf("zkv leader %s, epoch %d: answers %s", s.cfg.ID, t.Epoch, s.subj.Write()),
-		Metadata:    map[string]string{"node": s.cfg.ID, "epoch": fmt.Sprint(t.Epoch)},
+		Metadata:    map[string]string{bus.MetadataNode: s.cfg.ID, bus.MetadataPrefix: s.cfg.SubjectPrefix, "epoch": fmt.Sprint(t.Epoch)},
 	})
 	if err == nil {
 		err = svc.AddEndpoint("write", micro.HandlerFunc(s.handleLeaderWrite),

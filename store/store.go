@@ -22,6 +22,8 @@ var (
 	// store holds writes the new leader never had. The store follows the
 	// new leader from there on.
 	ErrDiverged = errors.New("store is ahead of the new leader")
+	// ErrBadUpdate means the update cannot be applied as given (seq 0).
+	ErrBadUpdate = errors.New("malformed update")
 )
 
 // GapError describes missed updates: sequence numbers From to To inclusive,
@@ -59,9 +61,12 @@ type Store struct {
 	mu    sync.RWMutex
 	data  map[string]Entry
 	rev   uint64 // the last sequence number applied (or skipped past)
-	epoch uint64 // the highest epoch known
-	gaps  uint64 // updates known to be missed
-	ahead uint64 // times a new epoch started below rev
+	epoch uint64 // the highest epoch known: the fence
+	// stream is the epoch whose stream rev counts in: the last epoch whose
+	// marker or put this store followed.
+	stream uint64
+	gaps   uint64 // updates known to be missed
+	ahead  uint64 // times a new epoch started below rev
 }
 
 // New returns an empty store at revision 0, epoch 0.
@@ -87,7 +92,7 @@ func (s *Store) Put(epoch uint64, key, value string) (Update, error) {
 	if epoch < s.epoch {
 		return Update{}, fmt.Errorf("%w: put under epoch %d, epoch %d is known", ErrOldEpoch, epoch, s.epoch)
 	}
-	s.epoch = epoch
+	s.epoch, s.stream = epoch, epoch
 	s.rev++
 	s.data[key] = Entry{Value: value, Revision: s.rev}
 	return Update{Epoch: epoch, Seq: s.rev, Key: key, Value: value}, nil
@@ -96,26 +101,29 @@ func (s *Store) Put(epoch uint64, key, value string) (Update, error) {
 // Apply is a replica's write: it applies the leader's update as it is.
 // An update from an older epoch returns ErrOldEpoch and is dropped; a seq
 // already applied in this epoch returns ErrDuplicate and is dropped; a seq
-// past the next one is applied and returns a *GapError. A higher epoch is
-// adopted.
+// past the next one is applied and returns a *GapError. The first update of
+// an epoch whose start this store has not seen (its marker was missed)
+// positions the store as BeginEpoch(u.Epoch, u.Seq-1) would, and reports
+// what that reveals.
 func (s *Store) Apply(u Update) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if u.Seq == 0 {
+		return fmt.Errorf("%w: epoch %d key %q has seq 0", ErrBadUpdate, u.Epoch, u.Key)
+	}
 	if u.Epoch < s.epoch {
 		return fmt.Errorf("%w: update epoch %d seq %d, epoch %d is known", ErrOldEpoch, u.Epoch, u.Seq, s.epoch)
 	}
 	var err error
 	switch {
-	case u.Epoch > s.epoch:
-		// A put from a newer leader whose epoch marker we never saw: follow
-		// it from here, and say what that skipped.
+	case u.Epoch > s.stream:
 		err = s.repositionLocked(u.Epoch, u.Seq-1)
 	case u.Seq <= s.rev:
 		return fmt.Errorf("%w: epoch %d seq %d, applied up to %d", ErrDuplicate, u.Epoch, u.Seq, s.rev)
 	case u.Seq > s.rev+1:
 		err = s.gapLocked(u.Epoch, u.Seq-1)
 	}
-	s.epoch = u.Epoch
+	s.epoch, s.stream = u.Epoch, u.Epoch
 	s.rev = u.Seq
 	s.data[u.Key] = Entry{Value: u.Value, Revision: u.Seq}
 	return err
@@ -123,15 +131,25 @@ func (s *Store) Apply(u Update) error {
 
 // BeginEpoch handles a new leader's epoch marker: the leader of epoch took
 // over at revision seq, so its next put is seq+1. It returns ErrOldEpoch
-// (and changes nothing) for an epoch below the highest known, a *GapError
-// when seq is past this store's revision (updates were missed), and
-// ErrDiverged when seq is below it. In the last two cases the store follows
-// the new leader from seq on.
+// (and changes nothing) for an epoch below the highest known. For an epoch
+// whose start this store has not seen it repositions at seq, returning a
+// *GapError when seq is past this store's revision (updates were missed) or
+// ErrDiverged when it is below (this store holds writes the new leader
+// lacks). A repeated marker of the current stream only reports a gap if it
+// is ahead; one behind is ignored.
 func (s *Store) BeginEpoch(epoch, seq uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if epoch < s.epoch {
 		return fmt.Errorf("%w: epoch marker %d, epoch %d is known", ErrOldEpoch, epoch, s.epoch)
+	}
+	if epoch == s.stream {
+		if seq <= s.rev {
+			return nil
+		}
+		err := s.gapLocked(epoch, seq)
+		s.rev = seq
+		return err
 	}
 	return s.repositionLocked(epoch, seq)
 }
@@ -145,7 +163,7 @@ func (s *Store) repositionLocked(epoch, seq uint64) error {
 		s.ahead++
 		err = fmt.Errorf("%w: epoch %d starts at seq %d, this store is at %d", ErrDiverged, epoch, seq, s.rev)
 	}
-	s.epoch = epoch
+	s.epoch, s.stream = epoch, epoch
 	s.rev = seq
 	return err
 }
@@ -159,7 +177,8 @@ func (s *Store) gapLocked(epoch, to uint64) error {
 
 // Observe raises the highest known epoch to epoch (learned from ZooKeeper,
 // say), so updates and puts of older epochs are refused from now on. It
-// reports whether epoch was new. It never lowers the epoch.
+// reports whether epoch was new. It never lowers the epoch, and does not
+// move the stream: the first marker or put of the new epoch does.
 func (s *Store) Observe(epoch uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

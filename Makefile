@@ -1,0 +1,47 @@
+# zkv: a replicated key-value store with a ZooKeeper-elected leader and
+# NATS replication. `make demo` runs the three scenarios on a local
+# cluster; `make test` runs vet and the race-enabled tests.
+
+GO      ?= go
+BIN     ?= bin
+export CGO_ENABLED ?= 0
+
+.PHONY: all build demo cluster test vet fmt fuzz clean zookeeper
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
+
+zookeeper:
+	@scripts/ensure-zookeeper.sh
+
+## demo: a local 3-server cluster runs the three scenarios, step by step.
+demo: zookeeper build
+	$(BIN)/testdriver run
+
+## cluster: a local 3-server cluster that stays up until Ctrl-C.
+cluster: zookeeper build
+	$(BIN)/testdriver up
+
+## test: go vet and the race-enabled unit and integration tests.
+test: zookeeper vet
+	CGO_ENABLED=1 $(GO) test -race -count=1 -p 1 -timeout 15m ./...
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+
+fmt:
+	gofmt -w .
+
+## fuzz: run every fuzz target for FUZZTIME each.
+FUZZTIME ?= 30s
+fuzz:
+	@for t in $$($(GO) test -list 'Fuzz.*' ./bus | grep ^Fuzz); do \
+		echo "== $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./bus || exit 1; done
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,729 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// runServer starts an embedded NATS server on a free local port and stops
+// it when the test ends.
+func runServer(t testing.TB) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatalf("nats server: %v", err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s
+}
+
+// connect opens a connection to s, closed when the test ends.
+func connect(t testing.TB, s *server.Server) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL(), nats.NoReconnect())
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// serve answers requests on subject with reply(n, body), n counting from 1;
+// a nil answer sends no reply. It returns the number of requests seen.
+func serve(t testing.TB, nc *nats.Conn, subject string, reply func(n int64, body []byte) []byte) *atomic.Int64 {
+	t.Helper()
+	var n atomic.Int64
+	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		if b := reply(n.Add(1), m.Data); b != nil {
+			_ = m.Respond(b)
+		}
+	})
+	if err != nil {
+		t.Fatalf("subscribe %s: %v", subject, err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return &n
+}
+
+// always answers every request with body.
+func always(body []byte) func(int64, []byte) []byte {
+	return func(int64, []byte) []byte { return body }
+}
+
+// withAttemptHook calls f after every request attempt, after the hooks
+// given before it.
+func withAttemptHook(f func(subject string, attempt int, err error)) ClientOption {
+	return func(o *clientOptions) error {
+		prev := o.onAttempt
+		o.onAttempt = func(subject string, attempt int, err error) {
+			if prev != nil {
+				prev(subject, attempt, err)
+			}
+			f(subject, attempt, err)
+		}
+		return nil
+	}
+}
+
+// cancelAfter cancels the call's context once attempt n has finished.
+func cancelAfter(n int, cancel context.CancelFunc) ClientOption {
+	return withAttemptHook(func(_ string, attempt int, _ error) {
+		if attempt >= n {
+			cancel()
+		}
+	})
+}
+
+// countAttempts counts the attempts into n.
+func countAttempts(n *atomic.Int64) ClientOption {
+	return withAttemptHook(func(string, int, error) { n.Add(1) })
+}
+
+func newTestClient(t testing.TB, nc *nats.Conn, opts ...ClientOption) *Client {
+	t.Helper()
+	opts = append([]ClientOption{WithRetryBackoff(time.Millisecond, 5*time.Millisecond)}, opts...)
+	c, err := NewClient(nc, opts...)
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	return c
+}
+
+// testCtx is a context for one call that must not hang a broken test.
+func testCtx(t testing.TB) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(t.Context(), 30*time.Second)
+}
+
+var (
+	okWrite  = Encode(WriteReply{OK: true, Key: "a", Revision: 12, Epoch: 3, Leader: "n1"})
+	okRead   = Encode(ReadReply{Found: true, Key: "a", Value: "1", Revision: 12, Node: "n2", Role: RoleFollower, Epoch: 3})
+	okStatus = Encode(Status{Node: "n2", Role: RoleFollower, Epoch: 3, Leader: "n1", AppliedSeq: 12, Keys: 1})
+)
+
+// op is one client call under test, with the subject it uses and the
+// success body a responder sends.
+type op struct {
+	name    string
+	subject string
+	ok      []byte
+	write   bool // nobody answering means no leader
+	call    func(ctx context.Context, c *Client) (any, error)
+}
+
+func ops() []op {
+	s := Subjects{}
+	return []op{
+		{"put", s.Write(), okWrite, true, func(ctx context.Context, c *Client) (any, error) { return c.Put(ctx, "a", "1") }},
+		{"put via", s.NodeWrite("n2"), okWrite, false, func(ctx context.Context, c *Client) (any, error) { return c.PutVia(ctx, "n2", "a", "1") }},
+		{"get any", s.Read(), okRead, false, func(ctx context.Context, c *Client) (any, error) { return c.Get(ctx, "", "a") }},
+		{"get node", s.NodeRead("n2"), okRead, false, func(ctx context.Context, c *Client) (any, error) { return c.Get(ctx, "n2", "a") }},
+		{"status", s.NodeStatus("n2"), okStatus, false, func(ctx context.Context, c *Client) (any, error) { return c.Status(ctx, "n2") }},
+	}
+}
+
+func TestNewClient(t *testing.T) {
+	nc := connect(t, runServer(t))
+	tests := []struct {
+		name       string
+		nc         *nats.Conn
+		opts       []ClientOption
+		wantPrefix string
+		wantErr    bool
+	}{
+		{name: "defaults", nc: nc, wantPrefix: "kv"},
+		{name: "all options", nc: nc, opts: []ClientOption{WithPrefix("prod.zkv"), WithRequestTimeout(time.Second), WithRetryBackoff(time.Millisecond, time.Second)}, wantPrefix: "prod.zkv"},
+		{name: "equal backoff bounds", nc: nc, opts: []ClientOption{WithRetryBackoff(time.Second, time.Second)}, wantPrefix: "kv"},
+		{name: "nil option skipped", nc: nc, opts: []ClientOption{nil}, wantPrefix: "kv"},
+		{name: "nil conn", nc: nil, wantErr: true},
+		{name: "bad prefix", nc: nc, opts: []ClientOption{WithPrefix("kv.*")}, wantErr: true},
+		{name: "empty prefix", nc: nc, opts: []ClientOption{WithPrefix("")}, wantErr: true},
+		{name: "zero timeout", nc: nc, opts: []ClientOption{WithRequestTimeout(0)}, wantErr: true},
+		{name: "zero backoff", nc: nc, opts: []ClientOption{WithRetryBackoff(0, time.Second)}, wantErr: true},
+		{name: "max below initial", nc: nc, opts: []ClientOption{WithRetryBackoff(time.Second, time.Millisecond)}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := NewClient(tt.nc, tt.opts...)
+			if tt.wantErr {
+				if !errors.Is(err, ErrInvalidOption) {
+					t.Fatalf("NewClient = %v, want ErrInvalidOption", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("NewClient: %v", err)
+			}
+			if got := c.Subjects().Prefix; got != tt.wantPrefix {
+				t.Errorf("prefix %q, want %q", got, tt.wantPrefix)
+			}
+		})
+	}
+}
+
+func TestClientSuccess(t *testing.T) {
+	s := runServer(t)
+	nc := connect(t, s)
+	tests := []struct {
+		op   op
+		want any
+	}{
+		{ops()[0], WriteReply{OK: true, Key: "a", Revision: 12, Epoch: 3, Leader: "n1"}},
+		{ops()[1], WriteReply{OK: true, Key: "a", Revision: 12, Epoch: 3, Leader: "n1"}},
+		{ops()[2], ReadReply{Found: true, Key: "a", Value: "1", Revision: 12, Node: "n2", Role: RoleFollower, Epoch: 3}},
+		{ops()[3], ReadReply{Found: true, Key: "a", Value: "1", Revision: 12, Node: "n2", Role: RoleFollower, Epoch: 3}},
+		{ops()[4], Status{Node: "n2", Role: RoleFollower, Epoch: 3, Leader: "n1", AppliedSeq: 12, Keys: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.op.name, func(t *testing.T) {
+			srv := connect(t, s)
+			var gotBody atomic.Value
+			serve(t, srv, tt.op.subject, func(_ int64, body []byte) []byte {
+				gotBody.Store(string(body))
+				return tt.op.ok
+			})
+			ctx, cancel := testCtx(t)
+			defer cancel()
+			got, err := tt.op.call(ctx, newTestClient(t, nc))
+			if err != nil {
+				t.Fatalf("call: %v", err)
+			}
+			if got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+			wantBody := map[string]string{
+				"put": `{"key":"a","value":"1"}`, "put via": `{"key":"a","value":"1"}`,
+				"get any": `{"key":"a"}`, "get node": `{"key":"a"}`, "status": ``,
+			}[tt.op.name]
+			if b := gotBody.Load(); b != wantBody {
+				t.Errorf("request body %q, want %q", b, wantBody)
+			}
+		})
+	}
+}
+
+func TestClientGetNotFound(t *testing.T) {
+	s := runServer(t)
+	nc := connect(t, s)
+	miss := ReadReply{Key: "a", Node: "n2", Role: RoleLeader, Epoch: 3}
+	serve(t, connect(t, s), Subjects{}.Read(), always(Encode(miss)))
+	ctx, cancel := testCtx(t)
+	defer cancel()
+	got, err := newTestClient(t, nc).Get(ctx, "", "a")
+	if err != nil {
+		t.Fatalf("Get of a missing key: %v", err)
+	}
+	if got != miss {
+		t.Errorf("got %+v, want %+v", got, miss)
+	}
+}
+
+func TestClientCustomPrefix(t *testing.T) {
+	s := runServer(t)
+	nc := connect(t, s)
+	serve(t, connect(t, s), "prod.zkv.write", always(okWrite))
+	ctx, cancel := testCtx(t)
+	defer cancel()
+	if _, err := newTestClient(t, nc, WithPrefix("prod.zkv")).Put(ctx, "a", "1"); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+}
+
+// TestClientRetriesUntilResponderAppears starts the responder only once the
+// client's first attempt has failed with no responders.
+func TestClientRetriesUntilResponderAppears(t *testing.T) {
+	s := runServer(t)
+	for _, o := range ops() {
+		t.Run(o.name, func(t *testing.T) {
+			nc := connect(t, s)
+			failed := make(chan error, 1)
+			hook := withAttemptHook(func(_ string, attempt int, err error) {
+				if attempt == 1 {
+					failed <- err
+				}
+			})
+			ctx, cancel := testCtx(t)
+			defer cancel()
+			c := newTestClient(t, nc, hook)
+			type result struct {
+				v   any
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				v, err := o.call(ctx, c)
+				done <- result{v, err}
+			}()
+			if err := <-failed; !errors.Is(err, nats.ErrNoResponders) {
+				t.Errorf("first attempt: %v, want no responders", err)
+			}
+			serve(t, connect(t, s), o.subject, always(o.ok))
+			if r := <-done; r.err != nil {
+				t.Fatalf("call after the responder appeared: %v", r.err)
+			}
+		})
+	}
+}
+
+func TestClientRetriesRetryableReplies(t *testing.T) {
+	s := runServer(t)
+	tests := []struct {
+		name  string
+		first []byte // the reply to the first request; nil sends none
+	}{
+		{"not leader", EncodeError(Errorf(CodeNotLeader, "n2 is a follower"))},
+		{"no leader", EncodeError(Errorf(CodeNoLeader, "election"))},
+		{"unavailable", EncodeError(Errorf(CodeUnavailable, "shutting down"))},
+		{"lost reply", nil},
+	}
+	for _, tt := range tests {
+		for _, o := range ops() {
+			t.Run(tt.name+"/"+o.name, func(t *testing.T) {
+				n := serve(t, connect(t, s), o.subject, func(n int64, _ []byte) []byte {
+					if n == 1 {
+						return tt.first
+					}
+					return o.ok
+				})
+				var attempts atomic.Int64
+				timeout := DefaultRequestTimeout
+				if tt.first == nil {
+					timeout = 200 * time.Millisecond // the wait for the lost reply
+				}
+				c := newTestClient(t, connect(t, s), WithRequestTimeout(timeout), countAttempts(&attempts))
+				ctx, cancel := testCtx(t)
+				defer cancel()
+				if _, err := o.call(ctx, c); err != nil {
+					t.Fatalf("call: %v", err)
+				}
+				if got := attempts.Load(); got != 2 {
+					t.Errorf("%d attempts, want 2", got)
+				}
+				if got := n.Load(); got != 2 {
+					t.Errorf("%d requests, want 2", got)
+				}
+			})
+		}
+	}
+}
+
+// TestClientErrorCodes checks that every code reaches the caller, after
+// retries (ended here by cancelling after the third attempt) for the
+// retryable ones, and at once for the others.
+func TestClientErrorCodes(t *testing.T) {
+	s := runServer(t)
+	retryable := map[Code]bool{CodeNotLeader: true, CodeNoLeader: true, CodeUnavailable: true}
+	for _, code := range Codes() {
+		for _, o := range ops() {
+			t.Run(string(code)+"/"+o.name, func(t *testing.T) {
+				n := serve(t, connect(t, s), o.subject, always(EncodeError(Errorf(code, "from the server"))))
+				ctx, cancel := testCtx(t)
+				defer cancel()
+				c := newTestClient(t, connect(t, s), cancelAfter(3, cancel))
+				_, err := o.call(ctx, c)
+				if !errors.Is(err, sentinels[code]) {
+					t.Fatalf("error %v does not match %v", err, sentinels[code])
+				}
+				var e *Error
+				if !errors.As(err, &e) || e.Code != code || e.Message != "from the server" {
+					t.Errorf("error %v carries %+v, want code %q", err, e, code)
+				}
+				if got := AsError(err).Code; got != code {
+					t.Errorf("AsError code %q, want %q", got, code)
+				}
+				want := int64(1)
+				if retryable[code] {
+					want = 3
+					if !errors.Is(err, context.Canceled) {
+						t.Errorf("error %v does not say the context ended", err)
+					}
+				}
+				if got := n.Load(); got != want {
+					t.Errorf("%d requests, want %d", got, want)
+				}
+			})
+		}
+	}
+}
+
+func TestClientNobodyAnswers(t *testing.T) {
+	s := runServer(t)
+	for _, o := range ops() {
+		t.Run(o.name, func(t *testing.T) {
+			ctx, cancel := testCtx(t)
+			defer cancel()
+			var attempts atomic.Int64
+			c := newTestClient(t, connect(t, s), countAttempts(&attempts), cancelAfter(2, cancel))
+			_, err := o.call(ctx, c)
+			want, notWant := ErrUnavailable, ErrNoLeader
+			if o.write {
+				want, notWant = ErrNoLeader, ErrUnavailable
+			}
+			if !errors.Is(err, want) || errors.Is(err, notWant) {
+				t.Errorf("error %v: want %v, not %v", err, want, notWant)
+			}
+			if !errors.Is(err, nats.ErrNoResponders) {
+				t.Errorf("error %v does not wrap nats.ErrNoResponders", err)
+			}
+			if !strings.Contains(err.Error(), o.subject) {
+				t.Errorf("error %q does not name subject %s", err, o.subject)
+			}
+			if got := attempts.Load(); got != 2 {
+				t.Errorf("%d attempts, want 2", got)
+			}
+		})
+	}
+}
+
+func TestClientNobodyAnswersUntilDeadline(t *testing.T) {
+	s := runServer(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	_, err := newTestClient(t, connect(t, s)).Put(ctx, "a", "1")
+	if !errors.Is(err, ErrNoLeader) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("error %v: want ErrNoLeader and context.DeadlineExceeded", err)
+	}
+	if got := AsError(err).Code; got != CodeNoLeader {
+		t.Errorf("code %q, want %q", got, CodeNoLeader)
+	}
+}
+
+func TestClientRequestTimeout(t *testing.T) {
+	s := runServer(t)
+	for _, o := range ops() {
+		t.Run(o.name, func(t *testing.T) {
+			n := serve(t, connect(t, s), o.subject, always(nil))
+			ctx, cancel := testCtx(t)
+			defer cancel()
+			c := newTestClient(t, connect(t, s), WithRequestTimeout(20*time.Millisecond), cancelAfter(2, cancel))
+			_, err := o.call(ctx, c)
+			if !errors.Is(err, ErrTimeout) || !errors.Is(err, nats.ErrTimeout) {
+				t.Errorf("error %v: want ErrTimeout and nats.ErrTimeout", err)
+			}
+			if got := n.Load(); got != 2 {
+				t.Errorf("%d requests, want 2", got)
+			}
+		})
+	}
+}
+
+func TestClientBadReplies(t *testing.T) {
+	s := runServer(t)
+	tests := []struct {
+		name    string
+		op      op
+		reply   string
+		wantErr error // a sentinel to match, or nil for any error
+	}{
+		{"write not ok", ops()[0], `{"ok":false,"key":"a"}`, ErrInternal},
+		{"garbage", ops()[0], `not json`, nil},
+		{"empty", ops()[2], ``, nil},
+		{"wrong shape", ops()[4], `{"node":7}`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := serve(t, connect(t, s), tt.op.subject, always([]byte(tt.reply)))
+			ctx, cancel := testCtx(t)
+			defer cancel()
+			_, err := tt.op.call(ctx, newTestClient(t, connect(t, s)))
+			if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) {
+				t.Errorf("error %v, want %v", err, tt.wantErr)
+			}
+			if got := n.Load(); got != 1 {
+				t.Errorf("%d requests, want 1 (no retry)", got)
+			}
+		})
+	}
+}
+
+func TestClientValidatesLocally(t *testing.T) {
+	s := runServer(t)
+	tests := []struct {
+		name string
+		call func(ctx context.Context, c *Client) error
+		want error
+	}{
+		{"put empty key", func(ctx context.Context, c *Client) error { _, err := c.Put(ctx, "", "1"); return err }, ErrInvalidKey},
+		{"put large value", func(ctx context.Context, c *Client) error {
+			_, err := c.Put(ctx, "a", strings.Repeat("v", MaxValueBytes+1))
+			return err
+		}, ErrValueTooLarge},
+		{"put via bad node", func(ctx context.Context, c *Client) error { _, err := c.PutVia(ctx, "n.*", "a", "1"); return err }, ErrBadRequest},
+		{"get control char", func(ctx context.Context, c *Client) error { _, err := c.Get(ctx, "", "a\n"); return err }, ErrInvalidKey},
+		{"get bad node", func(ctx context.Context, c *Client) error { _, err := c.Get(ctx, ">", "a"); return err }, ErrBadRequest},
+		{"status empty node", func(ctx context.Context, c *Client) error { _, err := c.Status(ctx, ""); return err }, ErrBadRequest},
+		{"watch bad key", func(ctx context.Context, c *Client) error { _, err := c.Watch(ctx, "\x00"); return err }, ErrInvalidKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var attempts atomic.Int64
+			c := newTestClient(t, connect(t, s), countAttempts(&attempts))
+			ctx, cancel := testCtx(t)
+			defer cancel()
+			if err := tt.call(ctx, c); !errors.Is(err, tt.want) {
+				t.Errorf("error %v, want %v", err, tt.want)
+			}
+			if got := attempts.Load(); got != 0 {
+				t.Errorf("%d requests sent for an invalid call", got)
+			}
+		})
+	}
+}
+
+// addNode registers a NATS micro service as a zkv node does.
+func addNode(t testing.TB, nc *nats.Conn, name string, metadata map[string]string) {
+	t.Helper()
+	svc, err := micro.AddService(nc, micro.Config{Name: name, Version: "1.0.0", Metadata: metadata})
+	if err != nil {
+		t.Fatalf("add service: %v", err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+}
+
+func TestClientNodes(t *testing.T) {
+	s := runServer(t)
+	srv := connect(t, s)
+	addNode(t, srv, NodeServiceName, map[string]string{MetadataNode: "n2"})
+	addNode(t, srv, NodeServiceName, map[string]string{MetadataNode: "n1", MetadataPrefix: DefaultPrefix})
+	addNode(t, srv, NodeServiceName, map[string]string{MetadataNode: "n1"})                          // the same node twice
+	addNode(t, srv, NodeServiceName, map[string]string{MetadataNode: "n9", MetadataPrefix: "other"}) // another cluster
+	addNode(t, srv, NodeServiceName, nil)                                                            // no node id
+	addNode(t, srv, NodeServiceName, map[string]string{MetadataNode: "bad.id"})
+	addNode(t, srv, LeaderServiceName, map[string]string{MetadataNode: "n7"}) // another service
+	if err := srv.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := testCtx(t)
+	defer cancel()
+	got, err := newTestClient(t, connect(t, s)).Nodes(ctx)
+	if err != nil {
+		t.Fatalf("Nodes: %v", err)
+	}
+	if want := []string{"n1", "n2"}; !slices.Equal(got, want) {
+		t.Errorf("Nodes = %v, want %v", got, want)
+	}
+}
+
+func TestClientNodesNone(t *testing.T) {
+	s := runServer(t)
+	ctx, cancel := testCtx(t)
+	defer cancel()
+	_, err := newTestClient(t, connect(t, s)).Nodes(ctx)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Nodes with no node = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestClientNodesCancelled(t *testing.T) {
+	s := runServer(t)
+	// A ping subscriber that never answers: Nodes waits until ctx ends.
+	serve(t, connect(t, s), "$SRV.PING."+NodeServiceName, always(nil))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := newTestClient(t, connect(t, s)).Nodes(ctx)
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.Canceled) {
+		t.Errorf("Nodes = %v, want ErrUnavailable and context.Canceled", err)
+	}
+}
+
+func TestClientStatuses(t *testing.T) {
+	s := runServer(t)
+	srv := connect(t, s)
+	addNode(t, srv, NodeServiceName, map[string]string{MetadataNode: "n2"})
+	addNode(t, srv, NodeServiceName, map[string]string{MetadataNode: "n1"})
+	addNode(t, srv, NodeServiceName, map[string]string{MetadataNode: "n3"})
+	n1 := Status{Node: "n1", Role: RoleLeader, Epoch: 3, Leader: "n1", AppliedSeq: 12, Keys: 4, ZooKeeper: "connected", NATS: "connected"}
+	n3 := Status{Node: "n3", Role: RoleFollower, Epoch: 3, Leader: "n1", AppliedSeq: 11, Keys: 4, Stale: true}
+	serve(t, srv, Subjects{}.NodeStatus("n1"), always(Encode(n1)))
+	serve(t, srv, Subjects{}.NodeStatus("n3"), always(Encode(n3)))
+	// n2 is registered but does not answer status requests.
+	ctx, cancel := testCtx(t)
+	defer cancel()
+	got, err := newTestClient(t, connect(t, s), WithRequestTimeout(200*time.Millisecond)).Statuses(ctx)
+	if err != nil {
+		t.Fatalf("Statuses: %v", err)
+	}
+	want := []Status{n1, {Node: "n2", Role: RoleUnreachable}, n3}
+	if !slices.Equal(got, want) {
+		t.Errorf("Statuses =\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+// withWatchHook calls f after Watch handled a message.
+func withWatchHook(f func(delivered bool)) ClientOption {
+	return func(o *clientOptions) error { o.onWatchMsg = f; return nil }
+}
+
+func withWatchBuffer(n int) ClientOption {
+	return func(o *clientOptions) error { o.watchBuffer = n; return nil }
+}
+
+// publish sends the bodies on the replication subject and flushes.
+func publish(t testing.TB, nc *nats.Conn, bodies ...[]byte) {
+	t.Helper()
+	for _, b := range bodies {
+		if err := nc.Publish(Subjects{}.Replication(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestClientWatch(t *testing.T) {
+	s := runServer(t)
+	putA1 := Update{Kind: KindPut, Epoch: 3, Seq: 12, Key: "a", Value: "1", Leader: "n1", Time: 1}
+	putB := Update{Kind: KindPut, Epoch: 3, Seq: 13, Key: "b", Value: "2", Leader: "n1", Time: 2}
+	marker := Update{Kind: KindEpoch, Epoch: 4, Seq: 13, Leader: "n2", Time: 3}
+	putA2 := Update{Kind: KindPut, Epoch: 4, Seq: 14, Key: "a", Value: "3", Leader: "n2", Time: 4}
+	bodies := [][]byte{
+		Encode(putA1), Encode(putB), []byte(`garbage`), Encode(marker),
+		Encode(Update{Kind: KindPut, Epoch: 4, Key: "a"}), // invalid: no seq
+		Encode(putA2),
+	}
+	tests := []struct {
+		key  string
+		want []Update
+	}{
+		{"a", []Update{putA1, marker, putA2}},
+		{"b", []Update{putB, marker}},
+		{"zzz", []Update{marker}},
+		{"", []Update{putA1, putB, marker, putA2}},
+	}
+	for _, tt := range tests {
+		t.Run("key="+tt.key, func(t *testing.T) {
+			c := newTestClient(t, connect(t, s))
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			ch, err := c.Watch(ctx, tt.key)
+			if err != nil {
+				t.Fatalf("Watch: %v", err)
+			}
+			publish(t, connect(t, s), bodies...)
+			var got []Update
+			for range tt.want {
+				got = append(got, <-ch)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("got %+v\nwant %+v", got, tt.want)
+			}
+			cancel()
+			for u := range ch {
+				t.Errorf("unexpected update %+v", u)
+			}
+			if c.Dropped() != 0 {
+				t.Errorf("Dropped = %d", c.Dropped())
+			}
+		})
+	}
+}
+
+func TestClientWatchDropsForSlowConsumer(t *testing.T) {
+	s := runServer(t)
+	handled := make(chan bool, 3)
+	c := newTestClient(t, connect(t, s), withWatchBuffer(1), withWatchHook(func(d bool) { handled <- d }))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	ch, err := c.Watch(ctx, "")
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	var want []Update
+	var bodies [][]byte
+	for seq := uint64(1); seq <= 3; seq++ {
+		u := Update{Kind: KindPut, Epoch: 1, Seq: seq, Key: "a", Value: fmt.Sprint(seq)}
+		want = append(want, u)
+		bodies = append(bodies, Encode(u))
+	}
+	publish(t, connect(t, s), bodies...)
+	var delivered []bool
+	for range 3 {
+		delivered = append(delivered, <-handled)
+	}
+	if wantD := []bool{true, false, false}; !slices.Equal(delivered, wantD) {
+		t.Errorf("delivered %v, want %v", delivered, wantD)
+	}
+	if got := c.Dropped(); got != 2 {
+		t.Errorf("Dropped = %d, want 2", got)
+	}
+	if got := <-ch; got != want[0] {
+		t.Errorf("got %+v, want %+v", got, want[0])
+	}
+	cancel()
+	if _, ok := <-ch; ok {
+		t.Error("channel open after cancel")
+	}
+}
+
+func TestClientWatchClosesWithConnection(t *testing.T) {
+	s := runServer(t)
+	nc := connect(t, s)
+	ch, err := newTestClient(t, nc).Watch(t.Context(), "")
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	nc.Close()
+	if _, ok := <-ch; ok {
+		t.Error("channel open after the connection closed")
+	}
+}
+
+func TestClientWatchClosedConnection(t *testing.T) {
+	s := runServer(t)
+	nc := connect(t, s)
+	nc.Close()
+	if _, err := newTestClient(t, nc).Watch(t.Context(), ""); !errors.Is(err, nats.ErrConnectionClosed) {
+		t.Errorf("Watch on a closed connection = %v, want nats.ErrConnectionClosed", err)
+	}
+}
+
+// TestClientConcurrent runs many calls at once, for the race detector.
+func TestClientConcurrent(t *testing.T) {
+	s := runServer(t)
+	serve(t, connect(t, s), Subjects{}.Write(), always(okWrite))
+	serve(t, connect(t, s), Subjects{}.Read(), always(okRead))
+	c := newTestClient(t, connect(t, s))
+	ctx, cancel := testCtx(t)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := range 20 {
+		wg.Go(func() {
+			_, err := c.Put(ctx, fmt.Sprint("k", i), "v")
+			errs <- err
+		})
+		wg.Go(func() {
+			_, err := c.Get(ctx, "", "a")
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -1,0 +1,343 @@
+// Command kvctl is the command-line client of a zkv cluster: it writes,
+// reads and watches keys and shows the status of every node, over NATS.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/urfave/cli/v2"
+
+	"zkv/bus"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run runs kvctl with args (args[0] is the program name) and returns the
+// exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	err := app.RunContext(ctx, hoistFlags(app, args))
+	return exitCode(err, stderr)
+}
+
+const description = `kvctl talks to the nodes of a zkv cluster over NATS. Writes go to the
+leader (or, with --node, through one node); reads are answered from one
+node's copy, which may be stale.
+
+Flags may come before or after the arguments; put "--" before an argument
+that begins with "-".
+
+Exit codes:
+   0  success
+   1  error: a server error (printed as "error: <code>: <message>"),
+      NATS unreachable, no answer before --timeout, an unreachable node
+      in status, or a watch that ended on its own
+   2  usage error: unknown command or flag, wrong arguments
+   3  key not found (get)`
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	nodeFlag := &cli.StringFlag{Name: "node", Usage: "send the request to node `ID` instead of any node"}
+	commands := []*cli.Command{
+		{
+			Name:      "put",
+			Usage:     "write KEY=VALUE through the leader",
+			ArgsUsage: "KEY VALUE",
+			Flags:     []cli.Flag{nodeFlag},
+			Action:    putAction,
+		},
+		{
+			Name:      "get",
+			Usage:     "print the value of KEY from one node's copy",
+			ArgsUsage: "KEY",
+			Flags:     []cli.Flag{nodeFlag},
+			Action:    getAction,
+		},
+		{
+			Name:   "status",
+			Usage:  "print a table of every node's status",
+			Action: statusAction,
+		},
+		{
+			Name:      "watch",
+			Usage:     "print replicated updates (of KEY only, if given) until interrupted",
+			ArgsUsage: "[KEY]",
+			Action:    watchAction,
+		},
+	}
+	for _, c := range commands {
+		c.OnUsageError = onUsageError
+	}
+	return &cli.App{
+		Name:        "kvctl",
+		Usage:       "read, write and watch a zkv cluster",
+		Description: description,
+		Writer:      stdout,
+		ErrWriter:   stderr,
+		HideVersion: true,
+		Flags: []cli.Flag{
+			&cli.StringFlag{
+				Name:    "nats",
+				Usage:   "NATS server `URL`s, comma-separated",
+				EnvVars: []string{"NATS_URL", "ZKV_NATS"},
+				Value:   "nats://127.0.0.1:4222",
+			},
+			&cli.StringFlag{
+				Name:    "subject-prefix",
+				Usage:   "subject `PREFIX` of the cluster",
+				EnvVars: []string{"ZKV_SUBJECT_PREFIX"},
+				Value:   bus.DefaultPrefix,
+			},
+			&cli.DurationFlag{
+				Name:    "timeout",
+				Usage:   "deadline of the whole command, retries included (watch: of connecting)",
+				EnvVars: []string{"ZKV_TIMEOUT"},
+				Value:   5 * time.Second,
+			},
+			&cli.BoolFlag{Name: "json", Usage: "print replies as JSON"},
+		},
+		Commands:     commands,
+		Action:       rootAction,
+		OnUsageError: onUsageError,
+		// run prints errors and picks the exit code; cli must not exit.
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+}
+
+func rootAction(c *cli.Context) error {
+	if c.Args().Present() {
+		return usageError(c, "unknown command %q", c.Args().First())
+	}
+	_ = cli.ShowAppHelp(c)
+	return cli.Exit("", ExitUsage)
+}
+
+func onUsageError(c *cli.Context, err error, _ bool) error {
+	return usageError(c, "%v", err)
+}
+
+// usageError is a usage error of the command c runs.
+func usageError(c *cli.Context, format string, args ...any) error {
+	name := c.App.Name
+	if c.Command != nil && c.Command.Name != "" && c.Command.Name != name {
+		name += " " + c.Command.Name
+	}
+	return cli.Exit(fmt.Sprintf("%s: %s\nRun '%s --help' for usage.", name, fmt.Sprintf(format, args...), name), ExitUsage)
+}
+
+// globals are the global flags.
+type globals struct {
+	natsURL string
+	prefix  string
+	timeout time.Duration
+	json    bool
+}
+
+func parseGlobals(c *cli.Context) (globals, error) {
+	g := globals{
+		natsURL: c.String("nats"),
+		prefix:  c.String("subject-prefix"),
+		timeout: c.Duration("timeout"),
+		json:    c.Bool("json"),
+	}
+	if err := bus.ValidPrefix(g.prefix); err != nil {
+		return g, usageError(c, "--subject-prefix: %v", err)
+	}
+	if g.timeout <= 0 {
+		return g, usageError(c, "--timeout %v is not positive", g.timeout)
+	}
+	return g, nil
+}
+
+// nodeFlag returns --node, validated.
+func nodeFlag(c *cli.Context) (string, error) {
+	node := c.String("node")
+	if node == "" {
+		return "", nil
+	}
+	if err := bus.ValidNodeID(node); err != nil {
+		return "", usageError(c, "--node: %v", err)
+	}
+	return node, nil
+}
+
+// connect opens the NATS connection and the client; close closes them.
+func connect(g globals) (client *bus.Client, closeConn func(), err error) {
+	nc, err := nats.Connect(g.natsURL, nats.Name("kvctl"), nats.Timeout(g.timeout))
+	if err != nil {
+		return nil, nil, failure(fmt.Errorf("connect to %s: %w", g.natsURL, err))
+	}
+	client, err = bus.NewClient(nc, bus.WithPrefix(g.prefix), bus.WithRequestTimeout(min(bus.DefaultRequestTimeout, g.timeout)))
+	if err != nil {
+		nc.Close()
+		return nil, nil, failure(err)
+	}
+	return client, nc.Close, nil
+}
+
+func putAction(c *cli.Context) error {
+	if c.NArg() != 2 {
+		return usageError(c, "want KEY and VALUE, got %d arguments", c.NArg())
+	}
+	key, value := c.Args().Get(0), c.Args().Get(1)
+	node, err := nodeFlag(c)
+	if err != nil {
+		return err
+	}
+	g, err := parseGlobals(c)
+	if err != nil {
+		return err
+	}
+	client, closeConn, err := connect(g)
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	ctx, cancel := context.WithTimeout(c.Context, g.timeout)
+	defer cancel()
+
+	var reply bus.WriteReply
+	if node == "" {
+		reply, err = client.Put(ctx, key, value)
+	} else {
+		reply, err = client.PutVia(ctx, node, key, value)
+	}
+	if err != nil {
+		return failure(err)
+	}
+	if g.json {
+		return printJSON(c.App.Writer, reply)
+	}
+	_, err = fmt.Fprintln(c.App.Writer, formatPut(reply))
+	return err
+}
+
+func getAction(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageError(c, "want KEY, got %d arguments", c.NArg())
+	}
+	key := c.Args().First()
+	node, err := nodeFlag(c)
+	if err != nil {
+		return err
+	}
+	g, err := parseGlobals(c)
+	if err != nil {
+		return err
+	}
+	client, closeConn, err := connect(g)
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	ctx, cancel := context.WithTimeout(c.Context, g.timeout)
+	defer cancel()
+
+	reply, err := client.Get(ctx, node, key)
+	if err != nil {
+		return failure(err)
+	}
+	if g.json {
+		if err := printJSON(c.App.Writer, reply); err != nil {
+			return err
+		}
+	} else if reply.Found {
+		if _, err := fmt.Fprintln(c.App.Writer, reply.Value); err != nil {
+			return err
+		}
+	}
+	if !reply.Found {
+		return cli.Exit(notFound(reply), ExitNotFound)
+	}
+	return nil
+}
+
+func statusAction(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return usageError(c, "takes no arguments")
+	}
+	g, err := parseGlobals(c)
+	if err != nil {
+		return err
+	}
+	client, closeConn, err := connect(g)
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	ctx, cancel := context.WithTimeout(c.Context, g.timeout)
+	defer cancel()
+
+	statuses, err := client.Statuses(ctx)
+	if err != nil {
+		return failure(err)
+	}
+	if g.json {
+		err = printJSON(c.App.Writer, statuses)
+	} else {
+		err = writeStatusTable(c.App.Writer, statuses)
+	}
+	if err != nil {
+		return err
+	}
+	if down := unreachable(statuses); len(down) > 0 {
+		return failure(fmt.Errorf("%w: %d of %d nodes did not answer: %v", bus.ErrUnavailable, len(down), len(statuses), down))
+	}
+	return nil
+}
+
+func watchAction(c *cli.Context) error {
+	if c.NArg() > 1 {
+		return usageError(c, "want at most one KEY, got %d arguments", c.NArg())
+	}
+	g, err := parseGlobals(c)
+	if err != nil {
+		return err
+	}
+	client, closeConn, err := connect(g)
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+
+	updates, err := client.Watch(c.Context, c.Args().First())
+	if err != nil {
+		return failure(err)
+	}
+	for u := range updates {
+		if g.json {
+			err = printJSON(c.App.Writer, u)
+		} else {
+			_, err = fmt.Fprintln(c.App.Writer, formatUpdate(u))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if n := client.Dropped(); n > 0 {
+		fmt.Fprintf(c.App.ErrWriter, "kvctl: %d updates dropped: output too slow\n", n)
+	}
+	if c.Context.Err() != nil {
+		return nil // interrupted: the normal end of a watch
+	}
+	return failure(fmt.Errorf("%w: the subscription to %s ended", bus.ErrUnavailable, client.Subjects().Replication()))
+}
+
+// failure is an error exit with err's one-line description.
+func failure(err error) error { return cli.Exit(errorLine(err), ExitError) }
+
+func printJSON(w io.Writer, v any) error {
+	_, err := fmt.Fprintf(w, "%s\n", bus.Encode(v))
+	return err
+}

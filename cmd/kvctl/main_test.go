@@ -1,0 +1,320 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/urfave/cli/v2"
+
+	"zkv/bus"
+)
+
+func TestFormatPut(t *testing.T) {
+	tests := []struct {
+		r    bus.WriteReply
+		want string
+	}{
+		{bus.WriteReply{OK: true, Key: "a", Revision: 12, Epoch: 3, Leader: "n1"}, "OK a revision=12 epoch=3 leader=n1"},
+		{bus.WriteReply{OK: true, Key: "a b", Revision: 1, Epoch: 1}, `OK "a b" revision=1 epoch=1 leader=-`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			if got := formatPut(tt.r); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFormatUpdate(t *testing.T) {
+	tests := []struct {
+		u    bus.Update
+		want string
+	}{
+		{bus.Update{Kind: bus.KindPut, Epoch: 3, Seq: 12, Key: "a", Value: "1"}, "epoch=3 seq=12 a=1"},
+		{bus.Update{Kind: bus.KindPut, Epoch: 3, Seq: 13, Key: "a", Value: ""}, `epoch=3 seq=13 a=""`},
+		{bus.Update{Kind: bus.KindPut, Epoch: 3, Seq: 14, Key: "k=v", Value: "two words"}, `epoch=3 seq=14 "k=v"="two words"`},
+		{bus.Update{Kind: bus.KindPut, Epoch: 3, Seq: 15, Key: "clé", Value: "line\nbreak"}, `epoch=3 seq=15 clé="line\nbreak"`},
+		{bus.Update{Kind: bus.KindEpoch, Epoch: 4, Seq: 15, Leader: "n2"}, "epoch=4 seq=15 leader=n2 (new epoch)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			if got := formatUpdate(tt.u); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestWriteStatusTable(t *testing.T) {
+	tests := []struct {
+		name     string
+		statuses []bus.Status
+		want     string
+	}{
+		{
+			name: "empty",
+			want: "NODE  ROLE  EPOCH  LEADER  APPLIED  KEYS  STALE  ZOOKEEPER  NATS\n",
+		},
+		{
+			name: "cluster with an unreachable node",
+			statuses: []bus.Status{
+				{Node: "n1", Role: bus.RoleLeader, Epoch: 3, Leader: "n1", AppliedSeq: 12, Keys: 4, ZooKeeper: "connected", NATS: "connected"},
+				{Node: "n2", Role: bus.RoleUnreachable},
+				{Node: "n3", Role: bus.RoleFollower, Epoch: 3, Leader: "n1", AppliedSeq: 11, Keys: 4, Stale: true, ZooKeeper: "connected", NATS: "connected"},
+				{Node: "n4", Role: bus.RoleCandidate},
+			},
+			want: "" +
+				"NODE  ROLE         EPOCH  LEADER  APPLIED  KEYS  STALE  ZOOKEEPER  NATS\n" +
+				"n1    leader       3      n1      12       4     no     connected  connected\n" +
+				"n2    unreachable  -      -       -        -     -      -          -\n" +
+				"n3    follower     3      n1      11       4     yes    connected  connected\n" +
+				"n4    candidate    0      -       0        0     no     -          -\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := writeStatusTable(&b, tt.statuses); err != nil {
+				t.Fatal(err)
+			}
+			if b.String() != tt.want {
+				t.Errorf("got\n%s\nwant\n%s", b.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestQuote(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"a", "a"},
+		{"users/42", "users/42"},
+		{"日本", "日本"},
+		{"", `""`},
+		{"a b", `"a b"`},
+		{"a=b", `"a=b"`},
+		{`say "hi"`, `"say \"hi\""`},
+		{"tab\t", `"tab\t"`},
+		{"\x00", `"\x00"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			if got := quote(tt.in); got != tt.want {
+				t.Errorf("quote(%q) = %s, want %s", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestErrorLine(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"wire error", bus.Errorf(bus.CodeNotLeader, "n2 is a follower"), "error: not_leader: n2 is a follower"},
+		{"wrapped wire error", fmt.Errorf("kv.write: %w", bus.Errorf(bus.CodeValueTooLarge, "too big")), "error: value_too_large: too big"},
+		{"sentinel", fmt.Errorf("%w: nobody answered on kv.write", bus.ErrNoLeader), "error: no_leader: no leader: nobody answered on kv.write"},
+		{"internal sentinel", fmt.Errorf("%w: oops", bus.ErrInternal), "error: internal: internal error: oops"},
+		{"plain", errors.New("connect: refused"), "error: connect: refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := errorLine(tt.err); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	tests := []struct {
+		name       string
+		err        error
+		want       int
+		wantStderr string
+	}{
+		{"nil", nil, ExitOK, ""},
+		{"exit error", cli.Exit("error: x", ExitError), ExitError, "error: x\n"},
+		{"silent exit", cli.Exit("", ExitUsage), ExitUsage, ""},
+		{"not found", cli.Exit("kvctl: key \"a\" not found", ExitNotFound), ExitNotFound, "kvctl: key \"a\" not found\n"},
+		{"other error", errors.New("boom"), ExitError, "error: boom\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			if got := exitCode(tt.err, &stderr); got != tt.want {
+				t.Errorf("exit code %d, want %d", got, tt.want)
+			}
+			if stderr.String() != tt.wantStderr {
+				t.Errorf("stderr %q, want %q", stderr.String(), tt.wantStderr)
+			}
+		})
+	}
+}
+
+func TestHoistFlags(t *testing.T) {
+	app := newApp(nil, nil)
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"kvctl"}, []string{"kvctl"}},
+		{[]string{"kvctl", "--json"}, []string{"kvctl", "--json"}},
+		{[]string{"kvctl", "status"}, []string{"kvctl", "status"}},
+		{[]string{"kvctl", "put", "a", "1"}, []string{"kvctl", "put", "--", "a", "1"}},
+		{[]string{"kvctl", "put", "a", "1", "--node", "n2"}, []string{"kvctl", "put", "--node", "n2", "--", "a", "1"}},
+		{[]string{"kvctl", "put", "a", "--node=n2", "1"}, []string{"kvctl", "put", "--node=n2", "--", "a", "1"}},
+		{[]string{"kvctl", "get", "a", "--json", "--timeout", "1s"}, []string{"kvctl", "--json", "--timeout", "1s", "get", "--", "a"}},
+		{[]string{"kvctl", "--nats", "nats://x:1", "get", "--node", "n1", "a"}, []string{"kvctl", "--nats", "nats://x:1", "get", "--node", "n1", "--", "a"}},
+		{[]string{"kvctl", "put", "--", "-k", "--node"}, []string{"kvctl", "put", "--", "-k", "--node"}},
+		{[]string{"kvctl", "put", "a", "--bogus", "1"}, []string{"kvctl", "put", "--bogus", "--", "a", "1"}},
+		{[]string{"kvctl", "get", "-", "-h"}, []string{"kvctl", "get", "-h", "--", "-"}},
+		{[]string{"kvctl", "nosuch", "--json"}, []string{"kvctl", "nosuch", "--json"}},
+		{[]string{"kvctl", "--", "put"}, []string{"kvctl", "--", "put"}},
+		{[]string{"kvctl", "watch", "--json"}, []string{"kvctl", "--json", "watch"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			if got := hoistFlags(app, tt.args); !slices.Equal(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestUsageErrors runs command lines that fail before any connection.
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"no command", nil},
+		{"unknown command", []string{"frob"}},
+		{"unknown flag", []string{"put", "a", "1", "--bogus"}},
+		{"unknown global flag", []string{"--bogus", "status"}},
+		{"put without value", []string{"put", "a"}},
+		{"put with three args", []string{"put", "a", "1", "2"}},
+		{"get without key", []string{"get"}},
+		{"get with two keys", []string{"get", "a", "b"}},
+		{"status with an arg", []string{"status", "x"}},
+		{"watch with two keys", []string{"watch", "a", "b"}},
+		{"bad node", []string{"get", "a", "--node", "n.*"}},
+		{"bad prefix", []string{"--subject-prefix", "kv.>", "get", "a"}},
+		{"bad timeout", []string{"--timeout", "soon", "get", "a"}},
+		{"zero timeout", []string{"--timeout", "0s", "get", "a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"kvctl", "--nats", "nats://127.0.0.1:1"}, tt.args...)
+			if got := run(t.Context(), args, &stdout, &stderr); got != ExitUsage {
+				t.Errorf("exit code %d, want %d; stderr %q", got, ExitUsage, stderr.String())
+			}
+			if stderr.Len() == 0 && stdout.Len() == 0 {
+				t.Error("no message for a usage error")
+			}
+		})
+	}
+}
+
+// runServer starts an embedded NATS server on a free local port.
+func runServer(t *testing.T) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s
+}
+
+// TestCommands runs kvctl against fake nodes on a real NATS server.
+func TestCommands(t *testing.T) {
+	s := runServer(t)
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	subj := bus.Subjects{}
+	reply := func(subject string, body []byte) {
+		sub, err := nc.Subscribe(subject, func(m *nats.Msg) { _ = m.Respond(body) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sub.Unsubscribe() })
+	}
+	reply(subj.Write(), bus.Encode(bus.WriteReply{OK: true, Key: "a", Revision: 12, Epoch: 3, Leader: "n1"}))
+	reply(subj.NodeWrite("n2"), bus.EncodeError(bus.Errorf(bus.CodeValueTooLarge, "value is too large")))
+	reply(subj.Read(), bus.Encode(bus.ReadReply{Found: true, Key: "a", Value: "hello world", Revision: 12, Node: "n1", Role: bus.RoleLeader, Epoch: 3}))
+	reply(subj.NodeRead("n2"), bus.Encode(bus.ReadReply{Key: "a", Node: "n2", Role: bus.RoleFollower, Epoch: 3}))
+	reply(subj.NodeStatus("n1"), bus.Encode(bus.Status{Node: "n1", Role: bus.RoleLeader, Epoch: 3, Leader: "n1", AppliedSeq: 12, Keys: 1, ZooKeeper: "connected", NATS: "connected"}))
+	for _, id := range []string{"n1", "n2"} {
+		svc, err := micro.AddService(nc, micro.Config{Name: bus.NodeServiceName, Version: "1.0.0", Metadata: map[string]string{"node": id}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = svc.Stop() })
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr string // a substring
+	}{
+		{"put", []string{"put", "a", "1"}, ExitOK, "OK a revision=12 epoch=3 leader=n1\n", ""},
+		{"put json", []string{"put", "a", "1", "--json"}, ExitOK, `{"ok":true,"key":"a","revision":12,"epoch":3,"leader":"n1"}` + "\n", ""},
+		{"put via node with error", []string{"put", "a", "1", "--node", "n2"}, ExitError, "", "error: value_too_large: value is too large"},
+		{"get", []string{"get", "a"}, ExitOK, "hello world\n", ""},
+		{"get not found", []string{"get", "a", "--node", "n2"}, ExitNotFound, "", `key "a" not found on n2`},
+		{"get not found json", []string{"--json", "get", "--node", "n2", "a"}, ExitNotFound, `{"found":false,"key":"a","node":"n2","role":"follower","epoch":3}` + "\n", "not found"},
+		{"get invalid key", []string{"get", "--", "a\nb"}, ExitError, "", "error: invalid_key:"},
+		{
+			"status", []string{"status"}, ExitError,
+			"NODE  ROLE         EPOCH  LEADER  APPLIED  KEYS  STALE  ZOOKEEPER  NATS\n" +
+				"n1    leader       3      n1      12       1     no     connected  connected\n" +
+				"n2    unreachable  -      -       -        -     -      -          -\n",
+			"error: unavailable:",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"kvctl", "--nats", s.ClientURL(), "--timeout", "3s"}, tt.args...)
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			if got := run(ctx, args, &stdout, &stderr); got != tt.wantCode {
+				t.Errorf("exit code %d, want %d; stderr %q", got, tt.wantCode, stderr.String())
+			}
+			if stdout.String() != tt.wantStdout {
+				t.Errorf("stdout %q, want %q", stdout.String(), tt.wantStdout)
+			}
+			if !strings.Contains(stderr.String(), tt.wantStderr) {
+				t.Errorf("stderr %q does not contain %q", stderr.String(), tt.wantStderr)
+			}
+		})
+	}
+}

@@ -1,0 +1,158 @@
+package harness
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// natsReadyTimeout bounds how long StartNATS and Restart wait for the
+// embedded server to accept connections.
+const natsReadyTimeout = 10 * time.Second
+
+// NATSOptions configures StartNATS.
+type NATSOptions struct {
+	// Port is the client port on 127.0.0.1; 0 means a random free port.
+	Port int
+	// Log, when not nil, receives the server's log (notices, warnings and
+	// errors). nil means no log.
+	Log io.Writer
+}
+
+// NATS is an embedded NATS server (github.com/nats-io/nats-server/v2)
+// listening on 127.0.0.1. Its methods are safe for concurrent use.
+type NATS struct {
+	port int
+	log  io.Writer
+
+	mu  sync.Mutex
+	srv *server.Server
+}
+
+// StartNATS starts an embedded NATS server and waits until it accepts
+// connections (at most 10 s; the server runs in this process, so there is
+// nothing else to wait for). It does not install signal handlers.
+func StartNATS(opts NATSOptions) (*NATS, error) {
+	n := &NATS{port: opts.Port, log: opts.Log}
+	if n.port == 0 {
+		n.port = -1 // let the server pick a random port
+	}
+	srv, err := n.start()
+	if err != nil {
+		return nil, err
+	}
+	n.srv = srv
+	n.port = srv.Addr().(*net.TCPAddr).Port
+	return n, nil
+}
+
+// start creates and starts a server on n.port and waits for readiness.
+func (n *NATS) start() (*server.Server, error) {
+	sopts := &server.Options{
+		Host:   "127.0.0.1",
+		Port:   n.port,
+		NoSigs: true,
+		NoLog:  n.log == nil,
+	}
+	srv, err := server.NewServer(sopts)
+	if err != nil {
+		return nil, fmt.Errorf("nats: %w", err)
+	}
+	if n.log != nil {
+		srv.SetLogger(&natsLogger{w: n.log}, false, false)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(natsReadyTimeout) {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, fmt.Errorf("nats on 127.0.0.1:%d: not ready for connections after %v", n.port, natsReadyTimeout)
+	}
+	return srv, nil
+}
+
+// URL is the client URL, "nats://127.0.0.1:port". It stays the same across
+// Restart.
+func (n *NATS) URL() string {
+	return "nats://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(n.port))
+}
+
+// Port is the client port.
+func (n *NATS) Port() int { return n.port }
+
+// Server returns the current embedded server; after Restart it is a new
+// one.
+func (n *NATS) Server() *server.Server {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.srv
+}
+
+// Shutdown stops the server and waits until it has shut down, closing every
+// client connection. It may be called more than once.
+func (n *NATS) Shutdown() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.shutdownLocked()
+}
+
+func (n *NATS) shutdownLocked() {
+	if n.srv == nil {
+		return
+	}
+	n.srv.Shutdown()
+	n.srv.WaitForShutdown()
+}
+
+// Restart shuts the server down (closing every client connection) and
+// starts a new one on the same port, waiting until it accepts connections.
+// Clients that reconnect find it at the same URL. Restart also starts a
+// server that was shut down.
+func (n *NATS) Restart() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.shutdownLocked()
+	srv, err := n.start()
+	if err != nil {
+		return fmt.Errorf("nats restart: %w", err)
+	}
+	n.srv = srv
+	return nil
+}
+
+// natsLogger writes the embedded server's log lines to an io.Writer.
+type natsLogger struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *natsLogger) logf(level, format string, v []any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.w, "%s [nats] %s %s\n", time.Now().Format("15:04:05.000"), level, fmt.Sprintf(format, v...))
+}
+
+// Noticef implements server.Logger.
+func (l *natsLogger) Noticef(format string, v ...any) { l.logf("INF", format, v) }
+
+// Warnf implements server.Logger.
+func (l *natsLogger) Warnf(format string, v ...any) { l.logf("WRN", format, v) }
+
+// Fatalf implements server.Logger. It logs and does not exit: the server is
+// embedded in a process that must be able to clean up.
+func (l *natsLogger) Fatalf(format string, v ...any) { l.logf("FTL", format, v) }
+
+// Errorf implements server.Logger.
+func (l *natsLogger) Errorf(format string, v ...any) { l.logf("ERR", format, v) }
+
+// Debugf implements server.Logger.
+func (l *natsLogger) Debugf(format string, v ...any) { l.logf("DBG", format, v) }
+
+// Tracef implements server.Logger.
+func (l *natsLogger) Tracef(format string, v ...any) { l.logf("TRC", format, v) }
+
+var _ server.Logger = (*natsLogger)(nil)

@@ -1,0 +1,435 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"zkv/bus"
+	"zkv/internal/harness"
+	"zkv/internal/testenv"
+)
+
+// ZooKeeper session timeouts of the test clusters: short where a test
+// waits for a crash to be noticed, the default elsewhere so that a loaded
+// machine does not expire sessions in tests that are not about failover.
+const (
+	sessionTimeout = time.Second
+	stableTimeout  = 4 * time.Second
+)
+
+// cluster is a test cluster: a real ZooKeeper, a real NATS server and
+// kvserver processes.
+type cluster struct {
+	t      *testing.T
+	zk     *harness.ZooKeeper
+	nats   *harness.NATS
+	nodes  map[string]*harness.Node
+	client *bus.Client
+	nc     *nats.Conn
+}
+
+func startCluster(t *testing.T, n int, session time.Duration) *cluster {
+	t.Helper()
+	zk := testenv.StartZooKeeper(t)
+	ns := testenv.StartNATS(t)
+	nodes := testenv.StartCluster(t, n, harness.NodeOptions{
+		ZooKeeper:      zk.Addr(),
+		NATSURL:        ns.URL(),
+		SessionTimeout: session,
+		LogLevel:       "debug",
+	})
+	nc, err := nats.Connect(ns.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	client, err := bus.NewClient(nc, bus.WithRequestTimeout(500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{t: t, zk: zk, nats: ns, nodes: map[string]*harness.Node{}, client: client, nc: nc}
+	for _, node := range nodes {
+		c.nodes[node.ID()] = node
+	}
+	return c
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// waitLeader polls until every running node agrees on one leader other
+// than not (and that leader says so), and returns its ID and epoch.
+func (c *cluster) waitLeader(not string, timeout time.Duration) (string, uint64) {
+	c.t.Helper()
+	var leader string
+	var epoch uint64
+	testenv.WaitFor(c.t, timeout, "one leader agreed by all nodes", func() error {
+		leader, epoch = "", 0
+		for id, n := range c.nodes {
+			if !n.Running() {
+				continue
+			}
+			st, err := c.client.Status(ctxFor(c.t, time.Second), id)
+			if err != nil {
+				return err
+			}
+			if st.Role == bus.RoleLeader {
+				if leader != "" && leader != id {
+					return fmt.Errorf("two leaders: %s and %s", leader, id)
+				}
+				leader, epoch = id, st.Epoch
+			}
+		}
+		if leader == "" || leader == not {
+			return fmt.Errorf("no new leader yet (not %q)", not)
+		}
+		for id, n := range c.nodes {
+			if !n.Running() {
+				continue
+			}
+			st, err := c.client.Status(ctxFor(c.t, time.Second), id)
+			if err != nil {
+				return err
+			}
+			if st.Leader != leader || st.Epoch != epoch {
+				return fmt.Errorf("%s sees leader %q epoch %d, want %s epoch %d", id, st.Leader, st.Epoch, leader, epoch)
+			}
+		}
+		return nil
+	})
+	return leader, epoch
+}
+
+// waitValue polls node's local copy until key has want.
+func (c *cluster) waitValue(node, key, want string) {
+	c.t.Helper()
+	testenv.WaitFor(c.t, 5*time.Second, fmt.Sprintf("%s to read %s=%s", node, key, want), func() error {
+		r, err := c.client.Get(ctxFor(c.t, time.Second), node, key)
+		if err != nil {
+			return err
+		}
+		if !r.Found || r.Value != want {
+			return fmt.Errorf("read %+v", r)
+		}
+		return nil
+	})
+}
+
+func (c *cluster) put(key, value string) bus.WriteReply {
+	c.t.Helper()
+	r, err := c.client.Put(ctxFor(c.t, 10*time.Second), key, value)
+	if err != nil {
+		c.t.Fatalf("put %s=%s: %v", key, value, err)
+	}
+	if !r.OK || r.Key != key || r.Revision == 0 || r.Epoch == 0 {
+		c.t.Fatalf("put %s=%s: reply %+v", key, value, r)
+	}
+	return r
+}
+
+// TestScenarios runs the specification's three scenarios in order on one
+// cluster: add and read, leader election, stale read.
+func TestScenarios(t *testing.T) {
+	c := startCluster(t, 3, sessionTimeout)
+	leader, epoch := c.waitLeader("", 10*time.Second)
+
+	// 1. Add and read: the write reaches the leader; every server returns it.
+	w := c.put("color", "blue")
+	if w.Leader != leader || w.Epoch != epoch {
+		t.Fatalf("write answered by %s epoch %d, want leader %s epoch %d", w.Leader, w.Epoch, leader, epoch)
+	}
+	for id := range c.nodes {
+		c.waitValue(id, "color", "blue")
+	}
+
+	// 2. Leader election: kill the leader; a new one is elected; later
+	// writes go to it.
+	killed := c.nodes[leader]
+	if err := killed.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	newLeader, newEpoch := c.waitLeader(leader, sessionTimeout+10*time.Second)
+	t.Logf("SIGKILL failover: %s -> %s in %s (session timeout %s)", leader, newLeader, time.Since(start), sessionTimeout)
+	if newEpoch <= epoch {
+		t.Fatalf("new epoch %d is not above old epoch %d", newEpoch, epoch)
+	}
+	w = c.put("shape", "circle")
+	if w.Leader != newLeader || w.Epoch != newEpoch {
+		t.Fatalf("write after failover answered by %s epoch %d, want %s epoch %d", w.Leader, w.Epoch, newLeader, newEpoch)
+	}
+	for id, n := range c.nodes {
+		if n.Running() {
+			c.waitValue(id, "shape", "circle")
+		}
+	}
+
+	// 3. Stale read: the killed server comes back as a follower with an
+	// empty store; it answers "not found" until the key is written again.
+	if err := killed.Restart(ctxFor(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "restarted node to follow", func() error {
+		st, err := c.client.Status(ctxFor(t, time.Second), leader)
+		if err != nil {
+			return err
+		}
+		if st.Role != bus.RoleFollower || st.Leader != newLeader {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	for _, key := range []string{"color", "shape"} {
+		r, err := c.client.Get(ctxFor(t, 2*time.Second), leader, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Found || r.Value != "" || r.Node != leader || r.Role != bus.RoleFollower {
+			t.Fatalf("restarted %s read %s = %+v, want found=false from a follower", leader, key, r)
+		}
+	}
+	st, err := c.client.Status(ctxFor(t, time.Second), leader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Stale {
+		t.Errorf("restarted node status %+v: want stale=true (it missed writes)", st)
+	}
+	w = c.put("color", "green")
+	if w.Leader != newLeader {
+		t.Fatalf("write answered by %s, want %s", w.Leader, newLeader)
+	}
+	for id := range c.nodes {
+		c.waitValue(id, "color", "green")
+	}
+	r, err := c.client.Get(ctxFor(t, 2*time.Second), leader, "shape")
+	if err != nil || r.Found {
+		t.Fatalf("restarted node read shape = %+v, %v: want still not found", r, err)
+	}
+}
+
+func TestWriteThroughFollowerAndMissingKey(t *testing.T) {
+	c := startCluster(t, 3, stableTimeout)
+	leader, epoch := c.waitLeader("", 10*time.Second)
+	var follower string
+	for id := range c.nodes {
+		if id != leader {
+			follower = id
+			break
+		}
+	}
+	w, err := c.client.PutVia(ctxFor(t, 5*time.Second), follower, "k", "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !w.OK || w.Leader != leader || w.Epoch != epoch {
+		t.Fatalf("write via %s: %+v, want the leader %s's reply", follower, w, leader)
+	}
+	for id := range c.nodes {
+		c.waitValue(id, "k", "v")
+	}
+	// The HTTP API of a follower routes a PUT to the leader too.
+	body := httpDo(t, "PUT", "http://"+c.nodes[follower].HTTPAddr()+"/v1/kv/http-key", "from curl", 200)
+	if !strings.Contains(body, `"leader":"`+leader+`"`) {
+		t.Fatalf("HTTP PUT via follower: %s", body)
+	}
+	c.waitValue(follower, "http-key", "from curl")
+	httpDo(t, "GET", "http://"+c.nodes[follower].HTTPAddr()+"/v1/kv/http-key", "", 200)
+
+	for id := range c.nodes {
+		r, err := c.client.Get(ctxFor(t, 2*time.Second), id, "never-written")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Found || r.Value != "" || r.Node != id {
+			t.Fatalf("%s read of a missing key: %+v", id, r)
+		}
+		httpDo(t, "GET", "http://"+c.nodes[id].HTTPAddr()+"/v1/kv/never-written", "", 404)
+	}
+}
+
+func TestBadInputGetsCodesAndLeaderKeepsLeading(t *testing.T) {
+	c := startCluster(t, 3, stableTimeout)
+	leader, epoch := c.waitLeader("", 10*time.Second)
+	var follower string
+	for id := range c.nodes {
+		if id != leader {
+			follower = id
+		}
+	}
+	subj := c.client.Subjects()
+	long := strings.Repeat("k", bus.MaxKeyBytes+1)
+	big := strings.Repeat("v", bus.MaxValueBytes+1)
+	tests := []struct {
+		name, subject string
+		body          []byte
+		want          bus.Code
+	}{
+		{"not json", subj.Write(), []byte("garbage"), bus.CodeBadRequest},
+		{"empty body", subj.Write(), nil, bus.CodeBadRequest},
+		{"json array", subj.Write(), []byte(`["a"]`), bus.CodeBadRequest},
+		{"unknown field", subj.Write(), []byte(`{"key":"a","value":"1","ttl":3}`), bus.CodeBadRequest},
+		{"two objects", subj.Write(), []byte(`{"key":"a","value":"1"}{}`), bus.CodeBadRequest},
+		{"invalid utf-8", subj.Write(), []byte("{\"key\":\"\xff\",\"value\":\"1\"}"), bus.CodeBadRequest},
+		{"empty key", subj.Write(), []byte(`{"key":"","value":"1"}`), bus.CodeInvalidKey},
+		{"long key", subj.Write(), []byte(`{"key":"` + long + `","value":"1"}`), bus.CodeInvalidKey},
+		{"control char key", subj.Write(), []byte(`{"key":"a\u0000b","value":"1"}`), bus.CodeInvalidKey},
+		{"value too large", subj.Write(), []byte(`{"key":"a","value":"` + big + `"}`), bus.CodeValueTooLarge},
+		{"follower write garbage", subj.NodeWrite(follower), []byte("{"), bus.CodeBadRequest},
+		{"follower write long key", subj.NodeWrite(follower), []byte(`{"key":"` + long + `","value":"1"}`), bus.CodeInvalidKey},
+		{"read garbage", subj.NodeRead(follower), []byte("nope"), bus.CodeBadRequest},
+		{"read unknown field", subj.NodeRead(leader), []byte(`{"key":"a","x":1}`), bus.CodeBadRequest},
+		{"read empty key", subj.Read(), []byte(`{"key":""}`), bus.CodeInvalidKey},
+	}
+	for _, tt := range tests {
+		var msg *nats.Msg
+		testenv.WaitFor(t, 10*time.Second, tt.name+": an answer on "+tt.subject, func() (err error) {
+			msg, err = c.nc.Request(tt.subject, tt.body, 2*time.Second)
+			return err
+		})
+		var reply bus.WriteReply
+		err := bus.DecodeReply(msg.Data, &reply)
+		var be *bus.Error
+		if !errors.As(err, &be) || be.Code != tt.want {
+			t.Errorf("%s: reply %s: want code %s", tt.name, msg.Data, tt.want)
+		}
+		if msg.Header.Get("Nats-Service-Error-Code") == "" {
+			t.Errorf("%s: no micro error header on %s", tt.name, msg.Data)
+		}
+	}
+	// The same over HTTP.
+	addr := "http://" + c.nodes[follower].HTTPAddr()
+	httpDo(t, "PUT", addr+"/v1/kv/a", big, 413)
+	httpDo(t, "GET", addr+"/v1/kv/"+long, "", 400)
+
+	// Every server is still up, the leader still leads the same epoch, and
+	// writes still work.
+	for id, n := range c.nodes {
+		if !n.Running() {
+			t.Fatalf("%s exited", id)
+		}
+	}
+	if l, e := c.waitLeader("", 5*time.Second); l != leader || e != epoch {
+		t.Fatalf("leader changed to %s epoch %d after bad input, was %s epoch %d", l, e, leader, epoch)
+	}
+	c.put("still", "works")
+	for id := range c.nodes {
+		c.waitValue(id, "still", "works")
+	}
+}
+
+func TestSIGTERMHandsOverWithoutSessionTimeout(t *testing.T) {
+	zk := testenv.StartZooKeeper(t)
+	ns := testenv.StartNATS(t)
+	// A long session timeout: a handover that waited for it would take 8s.
+	const long = 8 * time.Second
+	nodes := testenv.StartCluster(t, 3, harness.NodeOptions{ZooKeeper: zk.Addr(), NATSURL: ns.URL(), SessionTimeout: long})
+	nc, err := nats.Connect(ns.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	client, _ := bus.NewClient(nc)
+	c := &cluster{t: t, zk: zk, nats: ns, nodes: map[string]*harness.Node{}, client: client, nc: nc}
+	for _, n := range nodes {
+		c.nodes[n.ID()] = n
+	}
+	leader, epoch := c.waitLeader("", 10*time.Second)
+	c.put("before", "1")
+
+	start := time.Now()
+	if err := c.nodes[leader].Stop(ctxFor(t, 10*time.Second)); err != nil {
+		t.Fatalf("SIGTERM of the leader: %v (a clean stop must exit 0)", err)
+	}
+	newLeader, newEpoch := c.waitLeader(leader, long/2)
+	took := time.Since(start)
+	t.Logf("SIGTERM handover: %s -> %s in %s (session timeout %s)", leader, newLeader, took, long)
+	if newEpoch <= epoch {
+		t.Fatalf("epoch %d after handover, was %d", newEpoch, epoch)
+	}
+	w := c.put("after", "2")
+	if w.Leader != newLeader {
+		t.Fatalf("write answered by %s, want %s", w.Leader, newLeader)
+	}
+}
+
+func TestOldEpochReplicationIsDropped(t *testing.T) {
+	c := startCluster(t, 3, stableTimeout)
+	leader, epoch := c.waitLeader("", 10*time.Second)
+	c.put("x", "current")
+	for id := range c.nodes {
+		c.waitValue(id, "x", "current")
+	}
+	// A deposed leader's update: an older epoch, a later sequence number.
+	stale := bus.Update{Kind: bus.KindPut, Epoch: epoch - 1, Seq: 1000, Key: "x", Value: "from-old-leader", Leader: "ghost"}
+	if err := c.nc.Publish(c.client.Subjects().Replication(), bus.Encode(stale)); err != nil {
+		t.Fatal(err)
+	}
+	marker := bus.Update{Kind: bus.KindEpoch, Epoch: epoch - 1, Seq: 999, Leader: "ghost"}
+	if err := c.nc.Publish(c.client.Subjects().Replication(), bus.Encode(marker)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// A real write after it: once every node has it, each has also seen
+	// (and must have dropped) the old-epoch messages sent before.
+	c.put("y", "after")
+	for id := range c.nodes {
+		c.waitValue(id, "y", "after")
+		r, err := c.client.Get(ctxFor(t, time.Second), id, "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Value != "current" {
+			t.Errorf("%s applied an old-epoch update: x=%q", id, r.Value)
+		}
+	}
+	if l, _ := c.waitLeader("", 5*time.Second); l != leader {
+		t.Fatalf("leader changed from %s to %s", leader, l)
+	}
+}
+
+func TestLeaderThatLosesZooKeeperStopsAcknowledging(t *testing.T) {
+	c := startCluster(t, 3, sessionTimeout)
+	leader, _ := c.waitLeader("", 10*time.Second)
+	c.put("a", "1")
+	if err := c.zk.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	// Within the session timeout (plus a margin) no write is acknowledged.
+	testenv.WaitFor(t, sessionTimeout+5*time.Second, "writes to be refused", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		msg, err := c.nc.RequestWithContext(ctx, c.client.Subjects().Write(), []byte(`{"key":"a","value":"2"}`))
+		if errors.Is(err, nats.ErrNoResponders) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var r bus.WriteReply
+		if err := bus.DecodeReply(msg.Data, &r); errors.Is(err, bus.ErrNotLeader) {
+			return nil
+		}
+		return fmt.Errorf("still acknowledged: %s", msg.Data)
+	})
+	t.Logf("leader %s stopped acknowledging %s after ZooKeeper was killed", leader, time.Since(start))
+	// Local reads are still served.
+	for id := range c.nodes {
+		c.waitValue(id, "a", "1")
+	}
+}
+
+func TestMain(m *testing.M) { os.Exit(testenv.RunMain(m)) }
