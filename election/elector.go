@@ -648,7 +648,7 @@ func (e *Elector) findOwn(conn *zk.Conn, sid int64) (string, error) {
 			found = c.Name
 			continue
 		}
-		e.log.Warn("deleting own znode left by an older session", "znode", c.Name)
+		e.log.Warn("deleting a duplicate of our znode (older session or lost reply)", "znode", c.Name)
 		if err := conn.Delete(e.cfg.Path+"/"+c.Name, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) {
 			return "", fmt.Errorf("delete %s/%s: %w", e.cfg.Path, c.Name, err)
 		}
