@@ -78,18 +78,18 @@ func (s *Server) handleNodeWrite(req micro.Request) {
 		return
 	}
 	data := req.Data()
-	s.goFunc(func() {
+	started := s.goFunc(func() {
 		defer func() { <-s.forwards }()
 		reply := s.forward(s.runCtx, data)
 		_ = req.Respond(reply)
 	})
+	if !started {
+		<-s.forwards
+		respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s is shutting down", s.cfg.ID))
+	}
 }
 
-func (s *Server) isLeader() bool {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	return s.leaderEpoch != 0
-}
+func (s *Server) isLeader() bool { return s.leaderEpoch.Load() != 0 }
 
 // Write is the write path for callers in this process (the HTTP API): the
 // leader applies w, a follower forwards it. It returns the leader's reply.
@@ -112,7 +112,7 @@ func (s *Server) Write(ctx context.Context, w bus.WriteRequest) (bus.WriteReply,
 func (s *Server) applyWrite(w bus.WriteRequest) (bus.WriteReply, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	epoch := s.leaderEpoch
+	epoch := s.leaderEpoch.Load()
 	if epoch == 0 || !s.elect.LeaseValid() {
 		return bus.WriteReply{}, s.notLeader(epoch)
 	}

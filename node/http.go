@@ -87,7 +87,7 @@ func (s *Server) httpPut(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) httpReady(w http.ResponseWriter, _ *http.Request) {
-	zkOK, natsOK := s.elect.Connected(), s.nc.IsConnected()
+	zkOK, natsOK := s.elect.Connected(), s.natsState() == "connected"
 	status := http.StatusOK
 	if !zkOK || !natsOK {
 		status = http.StatusServiceUnavailable

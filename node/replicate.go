@@ -38,9 +38,7 @@ func (s *Server) onUpdate(msg *nats.Msg) {
 		s.log.Warn("dropped malformed replication message", "err", err)
 		return
 	}
-	s.writeMu.Lock()
-	mine := s.leaderEpoch
-	s.writeMu.Unlock()
+	mine := s.leaderEpoch.Load()
 	if mine != 0 {
 		switch {
 		case u.Epoch == mine && u.Leader == s.cfg.ID:

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
@@ -51,6 +52,7 @@ type Server struct {
 	elect Elector
 
 	nc       *nats.Conn
+	ncReady  atomic.Pointer[nats.Conn] // nc, for readers outside Run's goroutines
 	nodeSvc  micro.Service
 	httpSrv  *http.Server
 	listener net.Listener
@@ -58,11 +60,17 @@ type Server struct {
 
 	runCtx context.Context
 	wg     sync.WaitGroup
+	goMu   sync.Mutex // guards stopping, so no goroutine starts after Wait
+	// stopping is set once shutdown begins; goFunc refuses after it.
+	stopping bool
 
 	// writeMu serialises the leader's writes so the replication stream is
-	// in revision order, and guards leaderEpoch and leaderSvc.
-	writeMu     sync.Mutex
-	leaderEpoch uint64 // non-zero while this server takes writes
+	// in revision order, and guards changes of leaderEpoch and leaderSvc.
+	writeMu sync.Mutex
+	// leaderEpoch is non-zero while this server takes writes. It is
+	// written under writeMu and read without it, so reads never wait for
+	// a write.
+	leaderEpoch atomic.Uint64
 	leaderSvc   micro.Service
 
 	mu   sync.Mutex
@@ -168,6 +176,9 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	s.shutdown()
 	stopElection()
 	cancel()
+	s.goMu.Lock()
+	s.stopping = true
+	s.goMu.Unlock()
 	s.wg.Wait()
 	return err
 }
@@ -196,13 +207,21 @@ func (s *Server) shutdown() {
 	s.log.Info("server stopped")
 }
 
-// goFunc starts f as a goroutine owned by the server.
-func (s *Server) goFunc(f func()) {
+// goFunc starts f as a goroutine owned by the server and reports whether
+// it did: once shutdown has begun it refuses, so Run's final Wait cannot
+// race with a late Add.
+func (s *Server) goFunc(f func()) bool {
+	s.goMu.Lock()
+	defer s.goMu.Unlock()
+	if s.stopping {
+		return false
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		f()
 	}()
+	return true
 }
 
 func (s *Server) connectNATS() error {
@@ -231,6 +250,7 @@ func (s *Server) connectNATS() error {
 		return fmt.Errorf("connect to NATS %s: %w", s.cfg.NATSURL, err)
 	}
 	s.nc = nc
+	s.ncReady.Store(nc)
 	return nil
 }
 
@@ -289,15 +309,18 @@ func (s *Server) onTerm(t election.Term) {
 	}
 }
 
-// takeOver starts taking writes as leader of t.Epoch.
+// takeOver starts taking writes as leader of t.Epoch: adopt the epoch,
+// publish the epoch marker, then answer the leader subject. The marker is
+// published under writeMu, so it precedes every put of the epoch on the
+// replication stream.
 func (s *Server) takeOver(t election.Term) {
 	s.writeMu.Lock()
-	if s.leaderEpoch == t.Epoch {
+	if s.leaderEpoch.Load() == t.Epoch {
 		s.writeMu.Unlock()
 		return
 	}
 	rev := s.store.Revision()
-	if err := s.store.BeginEpoch(t.Epoch, rev); err != nil && errors.Is(err, store.ErrOldEpoch) {
+	if err := s.store.BeginEpoch(t.Epoch, rev); errors.Is(err, store.ErrOldEpoch) {
 		s.writeMu.Unlock()
 		s.log.Error("refusing to lead: a higher epoch is known", "epoch", t.Epoch, "known_epoch", s.store.Epoch())
 		return
@@ -308,6 +331,9 @@ func (s *Server) takeOver(t election.Term) {
 		s.log.Error("cannot publish epoch marker; not taking writes", "epoch", t.Epoch, "err", err)
 		return
 	}
+	s.leaderEpoch.Store(t.Epoch)
+	s.writeMu.Unlock()
+
 	svc, err := micro.AddService(s.nc, micro.Config{
 		Name:        bus.LeaderServiceName,
 		Version:     Version,
@@ -318,29 +344,56 @@ func (s *Server) takeOver(t election.Term) {
 		err = svc.AddEndpoint("write", micro.HandlerFunc(s.handleLeaderWrite),
 			micro.WithEndpointSubject(s.subj.Write()), micro.WithEndpointQueueGroup(bus.WriteQueueGroup))
 		if err != nil {
-			svc.Stop()
+			_ = svc.Stop()
 		}
 	}
 	if err != nil {
-		s.writeMu.Unlock()
-		s.log.Error("cannot serve writes; not leading", "epoch", t.Epoch, "err", err)
+		s.log.Error("cannot serve the leader subject; stepping down", "epoch", t.Epoch, "err", err)
+		s.stepDown("leader service failed")
+		return
+	}
+	s.writeMu.Lock()
+	stillLeading := s.leaderEpoch.Load() == t.Epoch
+	if stillLeading {
+		s.leaderSvc = svc
+	}
+	s.writeMu.Unlock()
+	if !stillLeading {
+		_ = svc.Stop() // stepped down meanwhile
 		return
 	}
 	if err := s.nc.Flush(); err != nil {
 		s.log.Warn("nats flush after takeover", "err", err)
 	}
-	s.leaderEpoch = t.Epoch
-	s.leaderSvc = svc
-	s.writeMu.Unlock()
 	s.log.Info("leader: taking writes", "epoch", t.Epoch, "revision", rev, "subject", s.subj.Write())
+	data := election.LeaderData{ID: s.cfg.ID, Addr: s.HTTPAddr(), Epoch: t.Epoch, Revision: rev, Znode: t.Znode}
+	s.goFunc(func() { s.announce(data) })
+}
 
-	ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.ShutdownTimeout)
-	defer cancel()
-	err = s.elect.Announce(ctx, election.LeaderData{ID: s.cfg.ID, Addr: s.HTTPAddr(), Epoch: t.Epoch, Revision: rev, Znode: t.Znode})
-	if errors.Is(err, election.ErrDeposed) {
-		s.stepDown("deposed: " + err.Error())
-	} else if err != nil {
-		s.log.Warn("announce leadership failed", "epoch", t.Epoch, "err", err)
+// announce publishes the leader znode, retrying with backoff while this
+// server still leads data.Epoch; it steps down if a newer leader exists.
+func (s *Server) announce(data election.LeaderData) {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 50*time.Millisecond, time.Second, 0
+	b.Reset()
+	for s.leaderEpoch.Load() == data.Epoch {
+		err := s.elect.Announce(s.runCtx, data)
+		switch {
+		case err == nil:
+			return
+		case errors.Is(err, election.ErrDeposed):
+			s.stepDown("deposed: " + err.Error())
+			return
+		case errors.Is(err, election.ErrNotLeader):
+			return // the election moved on; the next term says what to do
+		}
+		d := b.NextBackOff()
+		s.log.Warn("announce leadership failed, retrying", "epoch", data.Epoch, "err", err, "retry_in", d)
+		select {
+		case <-s.runCtx.Done():
+			return
+		case <-time.After(d):
+		}
 	}
 }
 
@@ -348,24 +401,24 @@ func (s *Server) takeOver(t election.Term) {
 // service are answered not_leader by the handler.
 func (s *Server) stepDown(reason string) {
 	s.writeMu.Lock()
-	epoch, svc := s.leaderEpoch, s.leaderSvc
-	s.leaderEpoch, s.leaderSvc = 0, nil
+	epoch, svc := s.leaderEpoch.Load(), s.leaderSvc
+	s.leaderEpoch.Store(0)
+	s.leaderSvc = nil
 	s.writeMu.Unlock()
-	if svc == nil {
+	if epoch == 0 {
 		return
 	}
-	if err := svc.Stop(); err != nil {
-		s.log.Warn("stop leader service", "err", err)
+	if svc != nil {
+		if err := svc.Stop(); err != nil {
+			s.log.Warn("stop leader service", "err", err)
+		}
 	}
 	s.log.Warn("stepped down", "epoch", epoch, "reason", reason)
 }
 
 // role returns the role and epoch to report.
 func (s *Server) role() (string, uint64, string) {
-	s.writeMu.Lock()
-	epoch := s.leaderEpoch
-	s.writeMu.Unlock()
-	if epoch != 0 {
+	if epoch := s.leaderEpoch.Load(); epoch != 0 {
 		return bus.RoleLeader, epoch, s.cfg.ID
 	}
 	s.mu.Lock()
@@ -378,7 +431,16 @@ func (s *Server) role() (string, uint64, string) {
 	return role, s.store.Epoch(), t.Leader.ID
 }
 
-// Status reports the server's state.
+// natsState describes the NATS connection ("connected", "reconnecting", ...).
+func (s *Server) natsState() string {
+	nc := s.ncReady.Load()
+	if nc == nil {
+		return "disconnected"
+	}
+	return strings.ToLower(nc.Status().String())
+}
+
+// Status reports the server's state. It is safe to call at any time.
 func (s *Server) Status() bus.Status {
 	role, epoch, leader := s.role()
 	s.mu.Lock()
@@ -395,7 +457,7 @@ func (s *Server) Status() bus.Status {
 		Stale:      role != bus.RoleLeader && missed > 0,
 		Gaps:       missed,
 		ZooKeeper:  s.elect.SessionState(),
-		NATS:       strings.ToLower(s.nc.Status().String()),
+		NATS:       s.natsState(),
 		HTTP:       s.HTTPAddr(),
 		Znode:      znode,
 	}

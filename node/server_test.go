@@ -1,0 +1,244 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"zkv/bus"
+	"zkv/election"
+	"zkv/internal/testenv"
+)
+
+// fakeElector stands in for the ZooKeeper election so a test decides the
+// terms and the lease; NATS stays real.
+type fakeElector struct {
+	terms     chan election.Term
+	lease     atomic.Bool
+	announced chan election.LeaderData
+	resigned  atomic.Bool
+}
+
+func newFakeElector() *fakeElector {
+	return &fakeElector{terms: make(chan election.Term, 1), announced: make(chan election.LeaderData, 8)}
+}
+
+func (f *fakeElector) Run(ctx context.Context) error    { <-ctx.Done(); return nil }
+func (f *fakeElector) Leadership() <-chan election.Term { return f.terms }
+func (f *fakeElector) LeaseValid() bool                 { return f.lease.Load() }
+func (f *fakeElector) Resign(context.Context) error     { f.resigned.Store(true); return nil }
+func (f *fakeElector) SessionState() string             { return "connected" }
+func (f *fakeElector) Connected() bool                  { return true }
+func (f *fakeElector) Announce(_ context.Context, d election.LeaderData) error {
+	f.announced <- d
+	return nil
+}
+
+type testServer struct {
+	srv    *Server
+	el     *fakeElector
+	nc     *nats.Conn
+	client *bus.Client
+	done   chan error
+}
+
+func startTestServer(t *testing.T, id string) *testServer {
+	t.Helper()
+	ns := testenv.StartNATS(t)
+	el := newFakeElector()
+	cfg := DefaultConfig()
+	cfg.ID, cfg.ZooKeeper, cfg.NATSURL = id, []string{"127.0.0.1:1"}, ns.URL()
+	cfg.ForwardTimeout = 150 * time.Millisecond // below the client's request timeout
+	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.newElector = func(election.Config) (Elector, error) { return el, nil }
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ts := &testServer{srv: srv, el: el, done: make(chan error, 1)}
+	go func() { ts.done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-ts.done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if !el.resigned.Load() {
+			t.Error("server stopped without resigning")
+		}
+	})
+	nc, err := nats.Connect(ns.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	ts.nc = nc
+	ts.client, err = bus.NewClient(nc, bus.WithRequestTimeout(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+func (ts *testServer) waitRole(t *testing.T, role string) {
+	t.Helper()
+	testenv.WaitFor(t, 5*time.Second, "role "+role, func() error {
+		if st := ts.srv.Status(); st.Role != role {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+}
+
+// writeOnce sends one raw write on the leader subject and decodes the reply.
+func (ts *testServer) writeOnce(t *testing.T, key, value string) (bus.WriteReply, error) {
+	t.Helper()
+	msg, err := ts.nc.Request(ts.client.Subjects().Write(), bus.Encode(bus.WriteRequest{Key: key, Value: value}), 2*time.Second)
+	if err != nil {
+		return bus.WriteReply{}, err
+	}
+	var r bus.WriteReply
+	return r, bus.DecodeReply(msg.Data, &r)
+}
+
+func (ts *testServer) publish(t *testing.T, u bus.Update) {
+	t.Helper()
+	if err := ts.nc.Publish(ts.client.Subjects().Replication(), bus.Encode(u)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLeaderAcknowledgesOnlyWithLease(t *testing.T) {
+	ts := startTestServer(t, "n1")
+	ts.el.lease.Store(true)
+	ts.el.terms <- election.Term{Role: election.RoleLeader, Epoch: 3, Znode: "server_0000000002"}
+	ts.waitRole(t, bus.RoleLeader)
+	if d := <-ts.el.announced; d.ID != "n1" || d.Epoch != 3 {
+		t.Fatalf("announced %+v", d)
+	}
+
+	r, err := ts.writeOnce(t, "a", "1")
+	if err != nil || !r.OK || r.Epoch != 3 || r.Revision != 1 || r.Leader != "n1" {
+		t.Fatalf("write with a lease: %+v, %v", r, err)
+	}
+	ts.el.lease.Store(false) // ZooKeeper silent too long: no acknowledgements
+	for _, key := range []string{"b", "c"} {
+		if _, err := ts.writeOnce(t, key, "x"); !errors.Is(err, bus.ErrNotLeader) {
+			t.Fatalf("write without a lease = %v, want not_leader", err)
+		}
+	}
+	if _, ok := ts.srv.store.Get("b"); ok {
+		t.Fatal("a write refused for want of a lease was applied")
+	}
+	ts.el.lease.Store(true)
+	if r, err := ts.writeOnce(t, "d", "1"); err != nil || r.Revision != 2 {
+		t.Fatalf("write after the lease returned: %+v, %v", r, err)
+	}
+}
+
+func TestLeaderStepsDownOnHigherEpochFromTheBus(t *testing.T) {
+	ts := startTestServer(t, "n1")
+	ts.el.lease.Store(true)
+	ts.el.terms <- election.Term{Role: election.RoleLeader, Epoch: 3}
+	ts.waitRole(t, bus.RoleLeader)
+
+	ts.publish(t, bus.Update{Kind: bus.KindEpoch, Epoch: 9, Seq: 0, Leader: "n2"})
+	testenv.WaitFor(t, 5*time.Second, "step-down", func() error {
+		if st := ts.srv.Status(); st.Role == bus.RoleLeader || st.Epoch != 9 {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	// The leader subject is no longer served (a request the stopping
+	// service still drains is refused), and the old epoch cannot write.
+	if _, err := ts.writeOnce(t, "a", "1"); !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, bus.ErrNotLeader) {
+		t.Fatalf("write after step-down = %v, want no responders or not_leader", err)
+	}
+	if _, err := ts.srv.applyWrite(bus.WriteRequest{Key: "a", Value: "1"}); !errors.Is(err, bus.ErrNotLeader) {
+		t.Fatalf("applyWrite after step-down = %v, want not_leader", err)
+	}
+}
+
+func TestFollowerAppliesInOrderDropsOldEpochsAndReportsGaps(t *testing.T) {
+	ts := startTestServer(t, "n2")
+	ts.el.terms <- election.Term{Role: election.RoleFollower, Epoch: 5, Leader: election.LeaderData{ID: "n1", Epoch: 5}}
+	ts.waitRole(t, bus.RoleFollower)
+
+	for _, u := range []bus.Update{
+		{Kind: bus.KindEpoch, Epoch: 5, Seq: 0, Leader: "n1"},
+		{Kind: bus.KindPut, Epoch: 5, Seq: 1, Key: "a", Value: "1", Leader: "n1"},
+		{Kind: bus.KindPut, Epoch: 4, Seq: 2, Key: "a", Value: "deposed", Leader: "n0"}, // old epoch
+		{Kind: bus.KindPut, Epoch: 5, Seq: 2, Key: "b", Value: "2", Leader: "n1"},
+		{Kind: bus.KindPut, Epoch: 5, Seq: 5, Key: "c", Value: "5", Leader: "n1"}, // 3 and 4 lost
+	} {
+		ts.publish(t, u)
+	}
+	testenv.WaitFor(t, 5*time.Second, "updates applied", func() error {
+		if st := ts.srv.Status(); st.AppliedSeq != 5 {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	st := ts.srv.Status()
+	if !st.Stale || st.Gaps != 2 || st.Keys != 3 || st.Leader != "n1" || st.Epoch != 5 {
+		t.Fatalf("status %+v: want stale with 2 missed, 3 keys, leader n1 epoch 5", st)
+	}
+	if r := ts.srv.read("a"); r.Value != "1" {
+		t.Fatalf("a = %+v: an old-epoch update was applied", r)
+	}
+	if got := ts.srv.droppedOld.Load(); got != 1 {
+		t.Fatalf("dropped old-epoch updates = %d, want 1", got)
+	}
+	// A follower forwards writes; with no leader it answers no_leader.
+	_, err := ts.client.PutVia(ctxTimeout(t, 3*time.Second), "n2", "k", "v")
+	if !errors.Is(err, bus.ErrNoLeader) {
+		t.Fatalf("write via a follower with no leader = %v, want no_leader", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	base := func() Config {
+		c := DefaultConfig()
+		c.ID, c.ZooKeeper = "n1", []string{"127.0.0.1:2181"}
+		return c
+	}
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		ok     bool
+	}{
+		{"defaults", func(*Config) {}, true},
+		{"bad id", func(c *Config) { c.ID = "n.1" }, false},
+		{"bad prefix", func(c *Config) { c.SubjectPrefix = "kv..x" }, false},
+		{"bad http", func(c *Config) { c.HTTPAddr = "nope" }, false},
+		{"no zookeeper", func(c *Config) { c.ZooKeeper = nil }, false},
+		{"zero forwards", func(c *Config) { c.MaxForwards = -1 }, false},
+	}
+	for _, tt := range tests {
+		c := base()
+		tt.mutate(&c)
+		c.setDefaults()
+		if err := c.Validate(); (err == nil) != tt.ok {
+			t.Errorf("%s: Validate() = %v, want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+}
+
+func ctxTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
