@@ -45,3 +45,9 @@ fuzz:
 
 clean:
 	rm -rf $(BIN)
+
+# docker compose targets: images, compose-up, compose-down, compose-test.
+-include compose/compose.mk
+
+# benchmark targets: bench, bench-quick.
+-include bench.mk
