@@ -7,6 +7,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/go-zookeeper/zk"
 )
 
 // Config configures an Elector.
@@ -32,6 +34,14 @@ type Config struct {
 	// its session. Default SessionTimeout/10. Must be below SessionTimeout/2,
 	// or the lease would lapse between checks.
 	LeaseInterval time.Duration
+	// Auth is "user:password" for ZooKeeper digest authentication, or ""
+	// for none. With it, every znode zkv creates (the election path and its
+	// parents, the election znodes, the leader znode and its parents) gets
+	// an ACL giving this user all rights and everyone else read only, so
+	// another client can watch the election but cannot delete or forge its
+	// znodes. The parent of LeaderPath must not be "/" then, since nobody
+	// can protect the root: use e.g. /zkv/election and /zkv/leader.
+	Auth string
 	// Logger receives the election's transitions. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -44,6 +54,15 @@ func DefaultConfig() Config {
 		Path:           "/election",
 		LeaderPath:     "/leader",
 	}
+}
+
+// acl is the ACL of every znode zkv creates.
+func (c Config) acl() []zk.ACL {
+	user, pass, ok := strings.Cut(c.Auth, ":")
+	if c.Auth == "" || !ok {
+		return zk.WorldACL(zk.PermAll)
+	}
+	return append(zk.DigestACL(zk.PermAll, user, pass), zk.WorldACL(zk.PermRead)...)
 }
 
 func (c *Config) setDefaults() {
@@ -89,6 +108,15 @@ func (c Config) Validate() error {
 	}
 	if c.Path != "" && (c.LeaderPath == c.Path || strings.HasPrefix(c.LeaderPath, c.Path+"/")) {
 		errs = append(errs, fmt.Errorf("leader path %s must not be inside election path %s", c.LeaderPath, c.Path))
+	}
+	if c.Auth != "" {
+		user, pass, ok := strings.Cut(c.Auth, ":")
+		if !ok || user == "" || pass == "" {
+			errs = append(errs, errors.New("ZooKeeper auth: want user:password"))
+		}
+		if path.Dir(c.LeaderPath) == "/" {
+			errs = append(errs, fmt.Errorf("with ZooKeeper auth, leader path %s needs a parent other than / (e.g. /zkv/leader), or anyone could delete it", c.LeaderPath))
+		}
 	}
 	if c.LeaseInterval >= c.SessionTimeout/2 {
 		errs = append(errs, fmt.Errorf("lease interval %s must be < half the session timeout %s", c.LeaseInterval, c.SessionTimeout))

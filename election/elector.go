@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -188,6 +189,10 @@ func (e *Elector) Run(ctx context.Context) error {
 	e.mu.Lock()
 	e.conn = conn
 	e.mu.Unlock()
+	if err := e.addAuth(ctx, conn); err != nil {
+		conn.Close()
+		return err
+	}
 
 	var wg sync.WaitGroup
 	goFunc := func(f func()) {
@@ -224,6 +229,31 @@ func (e *Elector) Run(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// addAuth adds the digest credentials before anything is created, retrying
+// while ZooKeeper is unreachable. go-zookeeper sends them again after every
+// reconnect.
+func (e *Elector) addAuth(ctx context.Context, conn *zk.Conn) error {
+	if e.cfg.Auth == "" {
+		return nil
+	}
+	retry := newBackoff()
+	for {
+		err := conn.AddAuth("digest", []byte(e.cfg.Auth))
+		if err == nil {
+			return nil
+		}
+		d := retry.NextBackOff()
+		e.log.Warn("ZooKeeper auth failed, retrying", "err", err, "retry_in", d)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-e.stop:
+			return nil
+		case <-time.After(d):
+		}
+	}
 }
 
 // Resign gives up leadership and candidacy: it deletes the leader znode (if
@@ -281,11 +311,16 @@ func (e *Elector) Announce(ctx context.Context, data LeaderData) error {
 	if err != nil {
 		return fmt.Errorf("announce: %w", err)
 	}
+	if parent := path.Dir(e.cfg.LeaderPath); parent != "/" {
+		if err := e.ensurePath(conn, parent); err != nil {
+			return fmt.Errorf("announce: %w", err)
+		}
+	}
 	for attempt := 0; attempt < 5; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("announce epoch %d: %w", data.Epoch, err)
 		}
-		_, err := conn.Create(e.cfg.LeaderPath, b, zk.FlagEphemeral, zk.WorldACL(zk.PermAll))
+		_, err := conn.Create(e.cfg.LeaderPath, b, zk.FlagEphemeral, e.cfg.acl())
 		if err == nil {
 			e.log.Info("announced leadership", "path", e.cfg.LeaderPath, "epoch", data.Epoch)
 			return nil
@@ -597,7 +632,7 @@ func (e *Elector) ensureRegistered(conn *zk.Conn) error {
 	}
 	var created string
 	err = e.track(conn, func() (err error) {
-		created, err = conn.Create(e.cfg.Path+"/"+Prefix, data, zk.FlagEphemeral|zk.FlagSequence, zk.WorldACL(zk.PermAll))
+		created, err = conn.Create(e.cfg.Path+"/"+Prefix, data, zk.FlagEphemeral|zk.FlagSequence, e.cfg.acl())
 		return err
 	})
 	if err != nil || conn.SessionID() != cur {
@@ -662,7 +697,7 @@ func (e *Elector) ensurePath(conn *zk.Conn, p string) error {
 	cur := ""
 	for _, part := range parts {
 		cur += "/" + part
-		_, err := conn.Create(cur, nil, 0, zk.WorldACL(zk.PermAll))
+		_, err := conn.Create(cur, nil, 0, e.cfg.acl())
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			return fmt.Errorf("create %s: %w", cur, err)
 		}

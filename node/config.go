@@ -32,8 +32,12 @@ type Config struct {
 	// NATSURL is the NATS server URL (comma-separated for several). Default
 	// nats://127.0.0.1:4222.
 	NATSURL string
-	// NATSOptions are extra nats.go options (credentials, TLS).
+	// NATSOptions are extra nats.go options (credentials, TLS; see
+	// bus.Auth).
 	NATSOptions []nats.Option
+	// ZooKeeperAuth is "user:password" for ZooKeeper digest auth and ACLs
+	// on every znode zkv creates (see election.Config.Auth), or "".
+	ZooKeeperAuth string
 	// SubjectPrefix is the first token of every subject. Default "kv".
 	SubjectPrefix string
 	// ForwardTimeout bounds how long a follower tries to reach a leader for
@@ -132,6 +136,7 @@ func (c Config) electionConfig() election.Config {
 		ID:             c.ID,
 		Addr:           c.HTTPAddr,
 		LeaseInterval:  c.SessionTimeout / 10,
+		Auth:           c.ZooKeeperAuth,
 		Logger:         c.Logger.With("node", c.ID),
 	}
 	return ec

@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"zkv/bus"
+	"zkv/internal/cliflags"
 )
 
 func main() {
@@ -86,7 +87,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:      stdout,
 		ErrWriter:   stderr,
 		HideVersion: true,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{
 				Name:    "nats",
 				Usage:   "NATS server `URL`s, comma-separated",
@@ -106,7 +107,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				Value:   5 * time.Second,
 			},
 			&cli.BoolFlag{Name: "json", Usage: "print replies as JSON"},
-		},
+		}, cliflags.NATSAuth()...),
 		Commands:     commands,
 		Action:       rootAction,
 		OnUsageError: onUsageError,
@@ -139,6 +140,7 @@ func usageError(c *cli.Context, format string, args ...any) error {
 // globals are the global flags.
 type globals struct {
 	natsURL string
+	auth    bus.Auth
 	prefix  string
 	timeout time.Duration
 	json    bool
@@ -147,6 +149,7 @@ type globals struct {
 func parseGlobals(c *cli.Context) (globals, error) {
 	g := globals{
 		natsURL: c.String("nats"),
+		auth:    cliflags.NATSAuthFrom(c),
 		prefix:  c.String("subject-prefix"),
 		timeout: c.Duration("timeout"),
 		json:    c.Bool("json"),
@@ -174,7 +177,11 @@ func nodeFlag(c *cli.Context) (string, error) {
 
 // connect opens the NATS connection and the client; close closes them.
 func connect(g globals) (client *bus.Client, closeConn func(), err error) {
-	nc, err := nats.Connect(g.natsURL, nats.Name("kvctl"), nats.Timeout(g.timeout))
+	authOpts, err := g.auth.Options()
+	if err != nil {
+		return nil, nil, failure(err)
+	}
+	nc, err := nats.Connect(g.natsURL, append([]nats.Option{nats.Name("kvctl"), nats.Timeout(g.timeout)}, authOpts...)...)
 	if err != nil {
 		return nil, nil, failure(fmt.Errorf("connect to %s: %w", g.natsURL, err))
 	}

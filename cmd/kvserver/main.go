@@ -22,6 +22,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"zkv/internal/cliflags"
 	"zkv/node"
 )
 
@@ -39,7 +40,7 @@ func app() *cli.App {
 	return &cli.App{
 		Name:  "kvserver",
 		Usage: "run one zkv server (ZooKeeper-elected leader, NATS replication, local reads)",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "id", Usage: "node ID, unique in the cluster (letters, digits, - and _)", EnvVars: []string{"ZKV_ID"}, Required: true},
 			&cli.StringFlag{Name: "host", Value: "127.0.0.1", Usage: "HTTP API host", EnvVars: []string{"ZKV_HOST"}},
 			&cli.IntFlag{Name: "port", Value: 8001, Usage: "HTTP API port (0 picks a free one)", EnvVars: []string{"ZKV_PORT"}},
@@ -53,7 +54,8 @@ func app() *cli.App {
 			&cli.DurationFlag{Name: "forward-timeout", Value: d.ForwardTimeout, Usage: "how long a follower tries to reach a leader for a forwarded write", EnvVars: []string{"ZKV_FORWARD_TIMEOUT"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"ZKV_LOG_LEVEL"}},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json", EnvVars: []string{"ZKV_LOG_FORMAT"}},
-		},
+			&cli.StringFlag{Name: "zookeeper-auth", Usage: "`USER:PASSWORD` for ZooKeeper digest auth; znodes then get an ACL: this user all, others read", EnvVars: []string{"ZKV_ZOOKEEPER_AUTH"}},
+		}, cliflags.NATSAuth()...),
 		Action: run,
 	}
 }
@@ -73,7 +75,13 @@ func run(c *cli.Context) error {
 	cfg.LeaderPath = c.String("leader-path")
 	cfg.SubjectPrefix = c.String("subject-prefix")
 	cfg.ForwardTimeout = c.Duration("forward-timeout")
+	cfg.ZooKeeperAuth = c.String("zookeeper-auth")
 	cfg.Logger = logger
+	natsOpts, err := cliflags.NATSAuthFrom(c).Options()
+	if err != nil {
+		return cli.Exit(err.Error(), 2)
+	}
+	cfg.NATSOptions = natsOpts
 
 	srv, err := node.New(cfg)
 	if err != nil {
