@@ -193,6 +193,31 @@ func connect(g globals) (client *bus.Client, closeConn func(), err error) {
 	return client, nc.Close, nil
 }
 
+// session is what every command needs: the global flags and a client.
+type session struct {
+	globals
+	client *bus.Client
+	close  func()
+}
+
+// open parses the global flags and connects.
+func open(c *cli.Context) (*session, error) {
+	g, err := parseGlobals(c)
+	if err != nil {
+		return nil, err
+	}
+	client, closeConn, err := connect(g)
+	if err != nil {
+		return nil, err
+	}
+	return &session{globals: g, client: client, close: closeConn}, nil
+}
+
+// deadline is the context of one command: --timeout from now.
+func (s *session) deadline(c *cli.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.Context, s.timeout)
+}
+
 func putAction(c *cli.Context) error {
 	if c.NArg() != 2 {
 		return usageError(c, "want KEY and VALUE, got %d arguments", c.NArg())
@@ -202,17 +227,14 @@ func putAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	g, err := parseGlobals(c)
+	g, err := open(c)
 	if err != nil {
 		return err
 	}
-	client, closeConn, err := connect(g)
-	if err != nil {
-		return err
-	}
-	defer closeConn()
-	ctx, cancel := context.WithTimeout(c.Context, g.timeout)
+	defer g.close()
+	ctx, cancel := g.deadline(c)
 	defer cancel()
+	client := g.client
 
 	var reply bus.WriteReply
 	if node == "" {
@@ -239,17 +261,14 @@ func getAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	g, err := parseGlobals(c)
+	g, err := open(c)
 	if err != nil {
 		return err
 	}
-	client, closeConn, err := connect(g)
-	if err != nil {
-		return err
-	}
-	defer closeConn()
-	ctx, cancel := context.WithTimeout(c.Context, g.timeout)
+	defer g.close()
+	ctx, cancel := g.deadline(c)
 	defer cancel()
+	client := g.client
 
 	reply, err := client.Get(ctx, node, key)
 	if err != nil {
@@ -274,17 +293,14 @@ func statusAction(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return usageError(c, "takes no arguments")
 	}
-	g, err := parseGlobals(c)
+	g, err := open(c)
 	if err != nil {
 		return err
 	}
-	client, closeConn, err := connect(g)
-	if err != nil {
-		return err
-	}
-	defer closeConn()
-	ctx, cancel := context.WithTimeout(c.Context, g.timeout)
+	defer g.close()
+	ctx, cancel := g.deadline(c)
 	defer cancel()
+	client := g.client
 
 	statuses, err := client.Statuses(ctx)
 	if err != nil {
@@ -308,15 +324,12 @@ func watchAction(c *cli.Context) error {
 	if c.NArg() > 1 {
 		return usageError(c, "want at most one KEY, got %d arguments", c.NArg())
 	}
-	g, err := parseGlobals(c)
+	g, err := open(c)
 	if err != nil {
 		return err
 	}
-	client, closeConn, err := connect(g)
-	if err != nil {
-		return err
-	}
-	defer closeConn()
+	defer g.close()
+	client := g.client
 
 	updates, err := client.Watch(c.Context, c.Args().First())
 	if err != nil {
