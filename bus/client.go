@@ -3,6 +3,8 @@ package bus
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -168,9 +170,9 @@ const (
 // ctx ends, the last error is returned wrapped; if nobody answered, the
 // error matches ErrNoLeader, and ErrTimeout if replies timed out.
 //
-// A retry after a lost reply (a timeout) can apply the write twice: the
-// value is the same, but the key's revision advances twice and watchers see
-// two updates.
+// Every call sends a fresh random request ID, so a retry after a lost reply
+// (a timeout) is applied once: the leader, or a new leader after a
+// failover, answers it with the first reply (WriteReply.Duplicate set).
 func (c *Client) Put(ctx context.Context, key, value string) (WriteReply, error) {
 	return c.put(ctx, opWrite, c.subjects.Write(), key, value)
 }
@@ -189,7 +191,7 @@ func (c *Client) PutVia(ctx context.Context, node, key, value string) (WriteRepl
 
 // put writes through subject; kind says what nobody answering means.
 func (c *Client) put(ctx context.Context, kind opKind, subject, key, value string) (WriteReply, error) {
-	req := WriteRequest{Key: key, Value: value}
+	req := WriteRequest{Key: key, Value: value, RequestID: newRequestID()}
 	if err := req.Validate(); err != nil {
 		return WriteReply{}, err
 	}
@@ -522,6 +524,13 @@ func giveUp(ctx context.Context, kind opKind, subject string, attempts int, last
 	default:
 		return fmt.Errorf("%s (%d attempts): %w: %w", subject, attempts, last, ctxErr)
 	}
+}
+
+// newRequestID returns a random request ID for one write.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
 }
 
 // validNode checks a node ID before it goes into a subject.

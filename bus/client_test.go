@@ -216,7 +216,17 @@ func TestClientSuccess(t *testing.T) {
 				"put": `{"key":"a","value":"1"}`, "put via": `{"key":"a","value":"1"}`,
 				"get any": `{"key":"a"}`, "get node": `{"key":"a"}`, "status": ``,
 			}[tt.op.name]
-			if b := gotBody.Load(); b != wantBody {
+			b, _ := gotBody.Load().(string)
+			if strings.HasPrefix(tt.op.name, "put") {
+				// Writes carry a fresh request ID; check it, then compare the rest.
+				var w WriteRequest
+				if err := Decode([]byte(b), &w); err != nil || len(w.RequestID) != 32 {
+					t.Fatalf("write body %q: request ID missing or malformed (%v)", b, err)
+				}
+				w.RequestID = ""
+				b = string(Encode(w))
+			}
+			if b != wantBody {
 				t.Errorf("request body %q, want %q", b, wantBody)
 			}
 		})

@@ -34,7 +34,16 @@ const (
 type WriteRequest struct {
 	Key   string `json:"key"`
 	Value string `json:"value"`
+	// RequestID, if set, makes the write idempotent: the leader applies a
+	// request ID once and answers a retry with the first reply (marked
+	// duplicate), within a window of recent IDs that every replica also
+	// keeps, so it holds across a failover. Use a fresh random ID per
+	// write, at most MaxRequestIDBytes.
+	RequestID string `json:"request_id,omitempty"`
 }
+
+// MaxRequestIDBytes is the longest request ID accepted.
+const MaxRequestIDBytes = 128
 
 // Validate checks the key and value limits.
 func (r WriteRequest) Validate() error {
@@ -47,6 +56,21 @@ func (r WriteRequest) Validate() error {
 	if len(r.Value) > MaxValueBytes {
 		return Errorf(CodeValueTooLarge, "value is %d bytes, the limit is %d", len(r.Value), MaxValueBytes)
 	}
+	return validateRequestID(r.RequestID)
+}
+
+func validateRequestID(id string) error {
+	if len(id) > MaxRequestIDBytes {
+		return Errorf(CodeBadRequest, "request_id is %d bytes, the limit is %d", len(id), MaxRequestIDBytes)
+	}
+	if !utf8.ValidString(id) {
+		return Errorf(CodeBadRequest, "request_id is not valid UTF-8")
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) {
+			return Errorf(CodeBadRequest, "request_id has a control character %U", r)
+		}
+	}
 	return nil
 }
 
@@ -58,6 +82,9 @@ type WriteReply struct {
 	Revision uint64 `json:"revision"`
 	Epoch    uint64 `json:"epoch"`
 	Leader   string `json:"leader"`
+	// Duplicate is true when the request ID was applied before: Revision
+	// and Epoch are those of the first time.
+	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // ReadRequest is the body of a request on Subjects.NodeRead: {"key":"a"}.
@@ -117,6 +144,8 @@ type Update struct {
 	Leader string `json:"leader"`
 	// Time is the leader's wall clock at publish, in Unix nanoseconds.
 	Time int64 `json:"time"`
+	// RequestID is the client's request ID of the write, if any.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // Validate checks the fields a replica relies on.
@@ -145,7 +174,7 @@ func (u Update) Validate() error {
 	if u.Leader != "" && ValidNodeID(u.Leader) != nil {
 		return Errorf(CodeBadRequest, "leader %q is not a node id", u.Leader)
 	}
-	return nil
+	return validateRequestID(u.RequestID)
 }
 
 // ValidateKey checks that key is 1 to MaxKeyBytes bytes of valid UTF-8

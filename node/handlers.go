@@ -116,12 +116,18 @@ func (s *Server) applyWrite(w bus.WriteRequest) (bus.WriteReply, error) {
 	if epoch == 0 || !s.elect.LeaseValid() {
 		return bus.WriteReply{}, s.notLeader(epoch)
 	}
-	u, err := s.store.Put(epoch, w.Key, w.Value)
+	u, dup, err := s.store.PutOnce(epoch, w.Key, w.Value, w.RequestID)
 	if err != nil {
 		// A higher epoch is known: we are a deposed leader.
 		return bus.WriteReply{}, bus.Errorf(bus.CodeNotLeader, "node %s was leader of epoch %d, a newer epoch %d exists", s.cfg.ID, epoch, s.store.Epoch())
 	}
-	msg := bus.Update{Kind: bus.KindPut, Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, Leader: s.cfg.ID, Time: time.Now().UnixNano()}
+	if dup {
+		if u.Key != w.Key || u.Value != w.Value {
+			return bus.WriteReply{}, bus.Errorf(bus.CodeBadRequest, "request_id %q was used for another write (key %q at revision %d)", w.RequestID, u.Key, u.Seq)
+		}
+		return bus.WriteReply{OK: true, Key: u.Key, Revision: u.Seq, Epoch: u.Epoch, Leader: s.cfg.ID, Duplicate: true}, nil
+	}
+	msg := bus.Update{Kind: bus.KindPut, Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, Leader: s.cfg.ID, Time: time.Now().UnixNano(), RequestID: u.RequestID}
 	if err := s.nc.Publish(s.subj.Replication(), bus.Encode(msg)); err != nil {
 		s.log.Error("write applied but not replicated", "epoch", epoch, "seq", u.Seq, "key", u.Key, "err", err)
 		return bus.WriteReply{}, bus.Errorf(bus.CodeUnavailable, "applied on the leader at revision %d but not replicated: %v", u.Seq, err)

@@ -59,7 +59,7 @@ func (s *Server) onUpdate(msg *nats.Msg) {
 			s.log.Info("following new epoch", "leader", u.Leader, "epoch", u.Epoch, "seq", u.Seq)
 		}
 	case bus.KindPut:
-		err = s.store.Apply(store.Update{Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value})
+		err = s.store.Apply(store.Update{Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, RequestID: u.RequestID})
 		if err == nil || !isDrop(err) {
 			s.lastApply.Store(time.Now().UnixNano())
 		}

@@ -242,3 +242,41 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+func TestRequestIDSurvivesFailover(t *testing.T) {
+	ts := startTestServer(t, "n2")
+	ts.el.lease.Store(true)
+	ts.el.terms <- election.Term{Role: election.RoleFollower, Epoch: 2, Leader: election.LeaderData{ID: "n1", Epoch: 2}}
+	ts.waitRole(t, bus.RoleFollower)
+	// The old leader n1 applied a write with a request ID; n2 replicated it.
+	ts.publish(t, bus.Update{Kind: bus.KindEpoch, Epoch: 2, Seq: 0, Leader: "n1"})
+	ts.publish(t, bus.Update{Kind: bus.KindPut, Epoch: 2, Seq: 1, Key: "a", Value: "1", Leader: "n1", RequestID: "client-7"})
+	testenv.WaitFor(t, 5*time.Second, "update applied", func() error {
+		if ts.srv.Status().AppliedSeq != 1 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	// n2 takes over; the client, whose reply was lost, retries.
+	ts.el.terms <- election.Term{Role: election.RoleLeader, Epoch: 3}
+	ts.waitRole(t, bus.RoleLeader)
+	msg, err := ts.nc.Request(ts.client.Subjects().Write(), []byte(`{"key":"a","value":"1","request_id":"client-7"}`), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r bus.WriteReply
+	if err := bus.DecodeReply(msg.Data, &r); err != nil || !r.Duplicate || r.Revision != 1 || r.Epoch != 2 {
+		t.Fatalf("retry after failover: %s (%v): want the first reply, marked duplicate", msg.Data, err)
+	}
+	if ts.srv.Status().AppliedSeq != 1 {
+		t.Fatal("the retried write was applied again")
+	}
+	// The same ID for another write is refused.
+	msg, err = ts.nc.Request(ts.client.Subjects().Write(), []byte(`{"key":"b","value":"2","request_id":"client-7"}`), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.DecodeReply(msg.Data, &r); !errors.Is(err, bus.ErrBadRequest) {
+		t.Fatalf("reused request ID for another key: %s, want bad_request", msg.Data)
+	}
+}

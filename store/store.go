@@ -47,13 +47,18 @@ type Entry struct {
 }
 
 // Update is one replicated write: the leader's epoch, the sequence number
-// (the revision the write created on the leader), the key and the value.
+// (the revision the write created on the leader), the key and the value,
+// and the client's request ID if it gave one.
 type Update struct {
-	Epoch uint64
-	Seq   uint64
-	Key   string
-	Value string
+	Epoch     uint64
+	Seq       uint64
+	Key       string
+	Value     string
+	RequestID string
 }
+
+// DefaultRequestWindow is how many recent request IDs a store remembers.
+const DefaultRequestWindow = 16384
 
 // Store is a concurrent in-memory key-value map. The zero value is not
 // usable; call New.
@@ -67,11 +72,49 @@ type Store struct {
 	stream uint64
 	gaps   uint64 // updates known to be missed
 	ahead  uint64 // times a new epoch started below rev
+
+	// requests remembers the Update of each recent request ID, oldest
+	// evicted first once window IDs are held, so a retried write is applied
+	// once. Replicas record the IDs they apply, so a new leader knows them.
+	requests map[string]Update
+	order    []string // ring of request IDs, oldest at next
+	next     int
+	window   int
 }
 
-// New returns an empty store at revision 0, epoch 0.
-func New() *Store {
-	return &Store{data: make(map[string]Entry)}
+// New returns an empty store at revision 0, epoch 0, remembering
+// DefaultRequestWindow request IDs.
+func New() *Store { return NewWithWindow(DefaultRequestWindow) }
+
+// NewWithWindow is New remembering the last window request IDs (at least 1).
+func NewWithWindow(window int) *Store {
+	window = max(window, 1)
+	return &Store{data: make(map[string]Entry), requests: make(map[string]Update), order: make([]string, window), window: window}
+}
+
+// rememberLocked records u under its request ID, evicting the oldest.
+func (s *Store) rememberLocked(u Update) {
+	if u.RequestID == "" {
+		return
+	}
+	if _, ok := s.requests[u.RequestID]; ok {
+		return
+	}
+	if old := s.order[s.next]; old != "" {
+		delete(s.requests, old)
+	}
+	s.order[s.next] = u.RequestID
+	s.next = (s.next + 1) % s.window
+	s.requests[u.RequestID] = u
+}
+
+// Request returns the Update that request ID id produced, if the store
+// still remembers it.
+func (s *Store) Request(id string) (Update, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	u, ok := s.requests[id]
+	return u, ok
 }
 
 // Get returns the local value of key, even if stale. It never blocks on
@@ -87,15 +130,28 @@ func (s *Store) Get(key string) (Entry, bool) {
 // revision and returns the Update to replicate. It fails with ErrOldEpoch if
 // the store knows a higher epoch, so a deposed leader cannot write.
 func (s *Store) Put(epoch uint64, key, value string) (Update, error) {
+	u, _, err := s.PutOnce(epoch, key, value, "")
+	return u, err
+}
+
+// PutOnce is Put with a client's request ID: if the store remembers id, it
+// applies nothing and returns the Update that id produced, with dup true.
+// An empty id is never a duplicate.
+func (s *Store) PutOnce(epoch uint64, key, value, id string) (u Update, dup bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if epoch < s.epoch {
-		return Update{}, fmt.Errorf("%w: put under epoch %d, epoch %d is known", ErrOldEpoch, epoch, s.epoch)
+		return Update{}, false, fmt.Errorf("%w: put under epoch %d, epoch %d is known", ErrOldEpoch, epoch, s.epoch)
+	}
+	if prev, ok := s.requests[id]; ok && id != "" {
+		return prev, true, nil
 	}
 	s.epoch, s.stream = epoch, epoch
 	s.rev++
 	s.data[key] = Entry{Value: value, Revision: s.rev}
-	return Update{Epoch: epoch, Seq: s.rev, Key: key, Value: value}, nil
+	u = Update{Epoch: epoch, Seq: s.rev, Key: key, Value: value, RequestID: id}
+	s.rememberLocked(u)
+	return u, false, nil
 }
 
 // Apply is a replica's write: it applies the leader's update as it is.
@@ -126,6 +182,7 @@ func (s *Store) Apply(u Update) error {
 	s.epoch, s.stream = u.Epoch, u.Epoch
 	s.rev = u.Seq
 	s.data[u.Key] = Entry{Value: u.Value, Revision: u.Seq}
+	s.rememberLocked(u)
 	return err
 }
 

@@ -490,3 +490,41 @@ func mustNil(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func TestRequestIDsAreAppliedOnce(t *testing.T) {
+	s := NewWithWindow(2)
+	u1, dup, err := s.PutOnce(1, "a", "1", "req-1")
+	if err != nil || dup || u1.Seq != 1 {
+		t.Fatalf("first put: %+v dup=%v err=%v", u1, dup, err)
+	}
+	again, dup, err := s.PutOnce(1, "a", "1", "req-1")
+	if err != nil || !dup || again != u1 || s.Revision() != 1 {
+		t.Fatalf("retry: %+v dup=%v err=%v rev=%d; want the first update, nothing applied", again, dup, err, s.Revision())
+	}
+	// Empty IDs are never duplicates.
+	for i := 0; i < 2; i++ {
+		if _, dup, _ := s.PutOnce(1, "b", "x", ""); dup {
+			t.Fatal("an empty request ID was a duplicate")
+		}
+	}
+	// A replica records the IDs it applies.
+	mustNil(t, s.Apply(Update{Epoch: 1, Seq: 4, Key: "c", Value: "3", RequestID: "req-2"}))
+	if u, ok := s.Request("req-2"); !ok || u.Seq != 4 {
+		t.Fatalf("Request(req-2) = %+v, %v", u, ok)
+	}
+	// The window holds two IDs: a third evicts the oldest.
+	if _, _, err := s.PutOnce(1, "d", "4", "req-3"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Request("req-1"); ok {
+		t.Fatal("req-1 still remembered past the window")
+	}
+	if _, ok := s.Request("req-3"); !ok {
+		t.Fatal("req-3 forgotten")
+	}
+	// A deposed leader cannot use PutOnce either.
+	s.Observe(5)
+	if _, _, err := s.PutOnce(1, "e", "5", "req-4"); !errors.Is(err, ErrOldEpoch) {
+		t.Fatalf("PutOnce under an old epoch = %v, want ErrOldEpoch", err)
+	}
+}
