@@ -173,25 +173,35 @@ const (
 // Every call sends a fresh random request ID, so a retry after a lost reply
 // (a timeout) is applied once: the leader, or a new leader after a
 // failover, answers it with the first reply (WriteReply.Duplicate set).
-func (c *Client) Put(ctx context.Context, key, value string) (WriteReply, error) {
-	return c.put(ctx, opWrite, c.subjects.Write(), key, value)
+func (c *Client) Put(ctx context.Context, key, value string, opts ...PutOption) (WriteReply, error) {
+	return c.put(ctx, opWrite, c.subjects.Write(), key, value, opts)
 }
+
+// PutOption changes one write.
+type PutOption func(*WriteRequest)
+
+// WithAcks asks the leader to hold the write to level (AcksLeader,
+// AcksMajority or AcksAll) instead of the server's default.
+func WithAcks(level string) PutOption { return func(w *WriteRequest) { w.Acks = level } }
 
 // PutVia writes value under key through node's Subjects.NodeWrite; the node
 // forwards the write to the leader. It retries like Put. When the node does
 // not answer until ctx is done, the error matches ErrUnavailable (not
 // ErrNoLeader: the node, not the leader, is missing; a node that cannot
 // reach the leader answers no_leader itself).
-func (c *Client) PutVia(ctx context.Context, node, key, value string) (WriteReply, error) {
+func (c *Client) PutVia(ctx context.Context, node, key, value string, opts ...PutOption) (WriteReply, error) {
 	if err := validNode(node); err != nil {
 		return WriteReply{}, err
 	}
-	return c.put(ctx, opRead, c.subjects.NodeWrite(node), key, value)
+	return c.put(ctx, opRead, c.subjects.NodeWrite(node), key, value, opts)
 }
 
 // put writes through subject; kind says what nobody answering means.
-func (c *Client) put(ctx context.Context, kind opKind, subject, key, value string) (WriteReply, error) {
+func (c *Client) put(ctx context.Context, kind opKind, subject, key, value string, opts []PutOption) (WriteReply, error) {
 	req := WriteRequest{Key: key, Value: value, RequestID: newRequestID()}
+	for _, o := range opts {
+		o(&req)
+	}
 	if err := req.Validate(); err != nil {
 		return WriteReply{}, err
 	}

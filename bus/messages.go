@@ -40,6 +40,30 @@ type WriteRequest struct {
 	// keeps, so it holds across a failover. Use a fresh random ID per
 	// write, at most MaxRequestIDBytes.
 	RequestID string `json:"request_id,omitempty"`
+	// Acks overrides the server's --acks for this write: AcksLeader,
+	// AcksMajority or AcksAll ("" means the server's default).
+	Acks string `json:"acks,omitempty"`
+}
+
+// Acknowledgement levels of a write.
+const (
+	// AcksLeader: the leader replies once it applied the write and handed
+	// the update to NATS. A leader crash right after can lose it.
+	AcksLeader = "leader"
+	// AcksMajority: the leader replies once a majority of the registered
+	// servers (the leader counts) confirmed they applied it.
+	AcksMajority = "majority"
+	// AcksAll: the leader replies once every registered server confirmed.
+	AcksAll = "all"
+)
+
+// ValidAcks reports whether a is an acknowledgement level ("" allowed).
+func ValidAcks(a string) error {
+	switch a {
+	case "", AcksLeader, AcksMajority, AcksAll:
+		return nil
+	}
+	return Errorf(CodeBadRequest, "acks %q: want leader, majority or all", a)
 }
 
 // MaxRequestIDBytes is the longest request ID accepted.
@@ -55,6 +79,9 @@ func (r WriteRequest) Validate() error {
 	}
 	if len(r.Value) > MaxValueBytes {
 		return Errorf(CodeValueTooLarge, "value is %d bytes, the limit is %d", len(r.Value), MaxValueBytes)
+	}
+	if err := ValidAcks(r.Acks); err != nil {
+		return err
 	}
 	return validateRequestID(r.RequestID)
 }
@@ -85,6 +112,31 @@ type WriteReply struct {
 	// Duplicate is true when the request ID was applied before: Revision
 	// and Epoch are those of the first time.
 	Duplicate bool `json:"duplicate,omitempty"`
+	// Acks is the acknowledgement level the write was held to; Confirmed
+	// is how many servers (the leader included) confirmed it, of Members
+	// registered when it was applied. Both are set for majority and all.
+	Acks      string `json:"acks,omitempty"`
+	Confirmed int    `json:"confirmed,omitempty"`
+	Members   int    `json:"members,omitempty"`
+}
+
+// Ack is a replica's confirmation, on Subjects.Ack, that it applied the
+// put (Epoch, Seq).
+type Ack struct {
+	Node  string `json:"node"`
+	Epoch uint64 `json:"epoch"`
+	Seq   uint64 `json:"seq"`
+}
+
+// Validate checks the fields the leader relies on.
+func (a Ack) Validate() error {
+	if err := ValidNodeID(a.Node); err != nil {
+		return Errorf(CodeBadRequest, "ack: %v", err)
+	}
+	if a.Epoch == 0 || a.Seq == 0 {
+		return Errorf(CodeBadRequest, "ack without epoch or seq")
+	}
+	return nil
 }
 
 // ReadRequest is the body of a request on Subjects.NodeRead: {"key":"a"}.
@@ -146,6 +198,8 @@ type Update struct {
 	Time int64 `json:"time"`
 	// RequestID is the client's request ID of the write, if any.
 	RequestID string `json:"request_id,omitempty"`
+	// Ack asks every replica to confirm this put on Subjects.Ack.
+	Ack bool `json:"ack,omitempty"`
 }
 
 // Validate checks the fields a replica relies on.

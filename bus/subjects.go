@@ -81,6 +81,10 @@ func (s Subjects) NodeStatus(id string) string { return s.p() + ".node." + id + 
 // AllStatus matches the status subject of every node: "kv.node.*.status".
 func (s Subjects) AllStatus() string { return s.p() + ".node.*.status" }
 
+// Ack is the subject on which replicas confirm puts that asked for it:
+// "kv.ack". The leader subscribes to it.
+func (s Subjects) Ack() string { return s.p() + ".ack" }
+
 // Replication is the subject on which the leader publishes every applied
 // write, in order: "kv.replication". Every node subscribes to it without a
 // queue group.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -96,7 +97,8 @@ type Elector struct {
 	last         Term
 	lastOK       time.Time // send time of the newest round trip on znodeSession
 	started      bool
-	resigning    bool // Resign was called: never register again
+	resigning    bool              // Resign was called: never register again
+	members      map[string]string // election znode name -> server ID
 }
 
 // New checks cfg, fills in defaults and returns an Elector that has not yet
@@ -216,6 +218,7 @@ func (e *Elector) Run(ctx context.Context) error {
 	})
 	goFunc(func() { e.leaseLoop(loopCtx, conn) })
 	goFunc(func() { e.watchLeader(loopCtx, conn) })
+	goFunc(func() { e.watchMembers(loopCtx, conn) })
 
 	err = e.campaign(loopCtx, conn)
 	cancel()
@@ -749,6 +752,86 @@ func (e *Elector) watchLeader(ctx context.Context, conn *zk.Conn) {
 		case <-ch:
 		}
 	}
+}
+
+// Members returns the IDs of the servers registered in the election now
+// (this one included once registered), sorted, as last seen by a watch on
+// the election path. A server whose session ZooKeeper has not yet expired
+// is still a member.
+func (e *Elector) Members() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	seen := make(map[string]bool, len(e.members))
+	ids := make([]string, 0, len(e.members))
+	for _, id := range e.members {
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// watchMembers keeps e.members in step with the election path's children.
+func (e *Elector) watchMembers(ctx context.Context, conn *zk.Conn) {
+	retry := newBackoff()
+	for {
+		if e.waitConnected(ctx) != nil {
+			return
+		}
+		children, _, ch, err := conn.ChildrenW(e.cfg.Path)
+		if err == nil {
+			err = e.updateMembers(conn, children)
+		}
+		if err != nil {
+			// The path may not exist yet (the campaign creates it): look again.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(retry.NextBackOff()):
+			}
+			continue
+		}
+		retry.Reset()
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}
+
+// updateMembers reads the data of new children and forgets departed ones.
+func (e *Elector) updateMembers(conn *zk.Conn, children []string) error {
+	e.mu.Lock()
+	known := make(map[string]string, len(e.members))
+	for k, v := range e.members {
+		known[k] = v
+	}
+	e.mu.Unlock()
+	next := make(map[string]string, len(children))
+	for _, c := range Sort(children) {
+		if id, ok := known[c.Name]; ok {
+			next[c.Name] = id
+			continue
+		}
+		b, _, err := conn.Get(e.cfg.Path + "/" + c.Name)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read %s/%s: %w", e.cfg.Path, c.Name, err)
+		}
+		var d NodeData
+		if json.Unmarshal(b, &d) == nil && d.ID != "" {
+			next[c.Name] = d.ID
+		}
+	}
+	e.mu.Lock()
+	e.members = next
+	e.mu.Unlock()
+	return nil
 }
 
 func (e *Elector) setLeader(d LeaderData) {

@@ -228,3 +228,24 @@ func TestAnnounceReplacesStaleLeaderAndDetectsNewer(t *testing.T) {
 		t.Fatalf("announce of a wrong epoch = %v, want ErrNotLeader", err)
 	}
 }
+
+func TestMembersFollowTheElection(t *testing.T) {
+	z := testenv.StartZooKeeper(t)
+	a := startElector(t, z.Addr(), "a", 2*time.Second)
+	b := startElector(t, z.Addr(), "b", 2*time.Second)
+	want := func(e *running, ids ...string) {
+		t.Helper()
+		testenv.WaitFor(t, 10*time.Second, fmt.Sprintf("members %v", ids), func() error {
+			if got := e.Members(); fmt.Sprint(got) != fmt.Sprint(ids) {
+				return fmt.Errorf("members %v", got)
+			}
+			return nil
+		})
+	}
+	want(a, "a", "b")
+	want(b, "a", "b")
+	if err := b.Resign(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want(a, "a")
+}

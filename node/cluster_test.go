@@ -433,3 +433,65 @@ func TestLeaderThatLosesZooKeeperStopsAcknowledging(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { os.Exit(testenv.RunMain(m)) }
+
+func TestAcksWithAPausedReplica(t *testing.T) {
+	zk := testenv.StartZooKeeper(t)
+	ns := testenv.StartNATS(t)
+	nodes := testenv.StartCluster(t, 3, harness.NodeOptions{
+		ZooKeeper: zk.Addr(), NATSURL: ns.URL(), SessionTimeout: stableTimeout,
+		Args: []string{"--write-timeout", "1s"},
+	})
+	nc, err := nats.Connect(ns.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	client, _ := bus.NewClient(nc)
+	c := &cluster{t: t, zk: zk, nodes: map[string]*harness.Node{}, client: client, nc: nc}
+	for _, n := range nodes {
+		c.nodes[n.ID()] = n
+	}
+	leader, _ := c.waitLeader("", 15*time.Second)
+	r, err := client.Put(ctxFor(t, 10*time.Second), "a", "1", bus.WithAcks(bus.AcksAll))
+	if err != nil || r.Confirmed != 3 || r.Members != 3 {
+		t.Fatalf("acks=all with every replica up: %+v, %v", r, err)
+	}
+	var paused *harness.Node
+	for id, n := range c.nodes {
+		if id != leader {
+			paused = n
+			break
+		}
+	}
+	if err := paused.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer paused.Resume()
+
+	// One write, not retried: the leader answers timeout, saying how many
+	// confirmed.
+	msg, err := nc.Request(client.Subjects().Write(), []byte(`{"key":"b","value":"2","acks":"all"}`), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.DecodeReply(msg.Data, &r); !errors.Is(err, bus.ErrTimeout) || !strings.Contains(err.Error(), "2 of 3") {
+		t.Fatalf("acks=all with %s paused: %s, want timeout naming 2 of 3", paused.ID(), msg.Data)
+	}
+	r, err = client.Put(ctxFor(t, 10*time.Second), "c", "3", bus.WithAcks(bus.AcksMajority))
+	if err != nil || r.Confirmed < 2 {
+		t.Fatalf("acks=majority with one replica paused: %+v, %v", r, err)
+	}
+	if err := paused.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 15*time.Second, "acks=all once the replica resumed", func() error {
+		r, err := client.Put(ctxFor(t, 5*time.Second), "d", "4", bus.WithAcks(bus.AcksAll))
+		if err != nil {
+			return err
+		}
+		if r.Confirmed != r.Members {
+			return fmt.Errorf("reply %+v", r)
+		}
+		return nil
+	})
+}

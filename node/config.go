@@ -43,6 +43,13 @@ type Config struct {
 	// ForwardTimeout bounds how long a follower tries to reach a leader for
 	// a write it forwards (an election may be under way). Default 5s.
 	ForwardTimeout time.Duration
+	// Acks is the default acknowledgement level of writes: bus.AcksLeader
+	// (the specification's behaviour), bus.AcksMajority or bus.AcksAll. A
+	// write may ask for another. Default leader.
+	Acks string
+	// WriteTimeout bounds how long the leader waits for replicas to confirm
+	// a majority or all write before it answers "timeout". Default 5s.
+	WriteTimeout time.Duration
 	// MaxForwards bounds the forwarded writes in flight; more are refused
 	// with "unavailable". Default 256.
 	MaxForwards int
@@ -65,6 +72,8 @@ func DefaultConfig() Config {
 		NATSURL:         nats.DefaultURL,
 		SubjectPrefix:   bus.DefaultPrefix,
 		ForwardTimeout:  5 * time.Second,
+		Acks:            bus.AcksLeader,
+		WriteTimeout:    5 * time.Second,
 		MaxForwards:     256,
 		ShutdownTimeout: 5 * time.Second,
 	}
@@ -89,6 +98,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.ForwardTimeout == 0 {
 		c.ForwardTimeout = d.ForwardTimeout
+	}
+	if c.Acks == "" {
+		c.Acks = d.Acks
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = d.WriteTimeout
 	}
 	if c.MaxForwards == 0 {
 		c.MaxForwards = d.MaxForwards
@@ -117,6 +132,12 @@ func (c Config) Validate() error {
 	}
 	if c.ForwardTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("forward timeout %s must be positive", c.ForwardTimeout))
+	}
+	if err := bus.ValidAcks(c.Acks); err != nil {
+		errs = append(errs, err)
+	}
+	if c.WriteTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("write timeout %s must be positive", c.WriteTimeout))
 	}
 	if c.MaxForwards < 1 {
 		errs = append(errs, fmt.Errorf("max forwards %d must be at least 1", c.MaxForwards))

@@ -44,12 +44,32 @@ func (s *Server) handleLeaderWrite(req micro.Request) {
 		respondError(req, err)
 		return
 	}
-	reply, err := s.applyWrite(w)
+	s.serveWrite(req, w)
+}
+
+// serveWrite applies w as leader and answers req. A write that waits for
+// replicas' confirmations waits on its own goroutine, so the endpoint goes
+// on applying later writes meanwhile.
+func (s *Server) serveWrite(req micro.Request, w bus.WriteRequest) {
+	reply, wait, err := s.applyWrite(w)
 	if err != nil {
 		respondError(req, err)
 		return
 	}
-	_ = req.Respond(bus.Encode(reply))
+	if wait == nil {
+		_ = req.Respond(bus.Encode(reply))
+		return
+	}
+	if !s.spawnLimited(func() {
+		reply, err := s.awaitAcks(s.runCtx, reply, wait)
+		if err != nil {
+			respondError(req, err)
+			return
+		}
+		_ = req.Respond(bus.Encode(reply))
+	}) {
+		respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s is busy or shutting down; revision %d was applied but not confirmed", s.cfg.ID, reply.Revision))
+	}
 }
 
 // handleNodeWrite serves this node's own write subject: the leader applies
@@ -63,30 +83,31 @@ func (s *Server) handleNodeWrite(req micro.Request) {
 		return
 	}
 	if s.isLeader() {
-		reply, err := s.applyWrite(w)
-		if err != nil {
-			respondError(req, err)
-			return
-		}
-		_ = req.Respond(bus.Encode(reply))
-		return
-	}
-	select {
-	case s.forwards <- struct{}{}:
-	default:
-		respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s has %d forwarded writes in flight", s.cfg.ID, cap(s.forwards)))
+		s.serveWrite(req, w)
 		return
 	}
 	data := req.Data()
-	started := s.goFunc(func() {
-		defer func() { <-s.forwards }()
-		reply := s.forward(s.runCtx, data)
-		_ = req.Respond(reply)
-	})
-	if !started {
-		<-s.forwards
-		respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s is shutting down", s.cfg.ID))
+	if !s.spawnLimited(func() { _ = req.Respond(s.forward(s.runCtx, data)) }) {
+		respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s has %d writes in flight or is shutting down", s.cfg.ID, cap(s.forwards)))
 	}
+}
+
+// spawnLimited runs f on a server-owned goroutine if fewer than
+// MaxForwards such goroutines run and the server is not shutting down.
+func (s *Server) spawnLimited(f func()) bool {
+	select {
+	case s.forwards <- struct{}{}:
+	default:
+		return false
+	}
+	if !s.goFunc(func() {
+		defer func() { <-s.forwards }()
+		f()
+	}) {
+		<-s.forwards
+		return false
+	}
+	return true
 }
 
 func (s *Server) isLeader() bool { return s.leaderEpoch.Load() != 0 }
@@ -98,7 +119,11 @@ func (s *Server) Write(ctx context.Context, w bus.WriteRequest) (bus.WriteReply,
 		return bus.WriteReply{}, err
 	}
 	if s.isLeader() {
-		return s.applyWrite(w)
+		reply, wait, err := s.applyWrite(w)
+		if err != nil || wait == nil {
+			return reply, err
+		}
+		return s.awaitAcks(ctx, reply, wait)
 	}
 	var reply bus.WriteReply
 	err := bus.DecodeReply(s.forward(ctx, bus.Encode(w)), &reply)
@@ -106,37 +131,93 @@ func (s *Server) Write(ctx context.Context, w bus.WriteRequest) (bus.WriteReply,
 }
 
 // applyWrite is the leader's write: check the lease and epoch, apply,
-// replicate, check the lease again, acknowledge. writeMu is held
-// throughout so updates are published in revision order; nc.Publish only
-// buffers, so no network round trip happens under the lock.
-func (s *Server) applyWrite(w bus.WriteRequest) (bus.WriteReply, error) {
+// replicate, check the lease again. writeMu is held throughout so updates
+// are published in revision order; nc.Publish only buffers, so no network
+// round trip happens under the lock. For acks=majority or all it returns
+// the wait to pass to awaitAcks before replying.
+func (s *Server) applyWrite(w bus.WriteRequest) (bus.WriteReply, *ackWait, error) {
+	level := w.Acks
+	if level == "" {
+		level = s.cfg.Acks
+	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	epoch := s.leaderEpoch.Load()
 	if epoch == 0 || !s.elect.LeaseValid() {
-		return bus.WriteReply{}, s.notLeader(epoch)
+		return bus.WriteReply{}, nil, s.notLeader(epoch)
 	}
 	u, dup, err := s.store.PutOnce(epoch, w.Key, w.Value, w.RequestID)
 	if err != nil {
 		// A higher epoch is known: we are a deposed leader.
-		return bus.WriteReply{}, bus.Errorf(bus.CodeNotLeader, "node %s was leader of epoch %d, a newer epoch %d exists", s.cfg.ID, epoch, s.store.Epoch())
+		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeNotLeader, "node %s was leader of epoch %d, a newer epoch %d exists", s.cfg.ID, epoch, s.store.Epoch())
 	}
+	reply := bus.WriteReply{OK: true, Key: u.Key, Revision: u.Seq, Epoch: u.Epoch, Leader: s.cfg.ID}
 	if dup {
 		if u.Key != w.Key || u.Value != w.Value {
-			return bus.WriteReply{}, bus.Errorf(bus.CodeBadRequest, "request_id %q was used for another write (key %q at revision %d)", w.RequestID, u.Key, u.Seq)
+			return bus.WriteReply{}, nil, bus.Errorf(bus.CodeBadRequest, "request_id %q was used for another write (key %q at revision %d)", w.RequestID, u.Key, u.Seq)
 		}
-		return bus.WriteReply{OK: true, Key: u.Key, Revision: u.Seq, Epoch: u.Epoch, Leader: s.cfg.ID, Duplicate: true}, nil
+		reply.Duplicate = true
+		if level == bus.AcksLeader {
+			return reply, nil, nil
+		}
+		// A retry waits for (or reports) the first attempt's confirmations.
+		if wait := s.acks.get(ackKey{u.Epoch, u.Seq}); wait != nil {
+			return reply, wait, nil
+		}
+		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeTimeout, "request_id %q was applied at revision %d, but whether replicas confirmed it is no longer known", w.RequestID, u.Seq)
 	}
-	msg := bus.Update{Kind: bus.KindPut, Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, Leader: s.cfg.ID, Time: time.Now().UnixNano(), RequestID: u.RequestID}
+	var wait *ackWait
+	if level != bus.AcksLeader {
+		wait = s.acks.register(ackKey{u.Epoch, u.Seq}, level, s.cfg.ID, s.elect.Members())
+	}
+	msg := bus.Update{Kind: bus.KindPut, Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, Leader: s.cfg.ID,
+		Time: time.Now().UnixNano(), RequestID: u.RequestID, Ack: wait != nil}
 	if err := s.nc.Publish(s.subj.Replication(), bus.Encode(msg)); err != nil {
 		s.log.Error("write applied but not replicated", "epoch", epoch, "seq", u.Seq, "key", u.Key, "err", err)
-		return bus.WriteReply{}, bus.Errorf(bus.CodeUnavailable, "applied on the leader at revision %d but not replicated: %v", u.Seq, err)
+		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "applied on the leader at revision %d but not replicated: %v", u.Seq, err)
 	}
 	if !s.elect.LeaseValid() {
 		s.log.Warn("lease lost while writing: not acknowledging", "epoch", epoch, "seq", u.Seq, "key", u.Key)
-		return bus.WriteReply{}, bus.Errorf(bus.CodeNotLeader, "node %s lost its ZooKeeper lease during the write (revision %d may or may not survive)", s.cfg.ID, u.Seq)
+		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeNotLeader, "node %s lost its ZooKeeper lease during the write (revision %d may or may not survive)", s.cfg.ID, u.Seq)
 	}
-	return bus.WriteReply{OK: true, Key: u.Key, Revision: u.Seq, Epoch: epoch, Leader: s.cfg.ID}, nil
+	return reply, wait, nil
+}
+
+// awaitAcks waits until the replicas confirmed the write as its level asks,
+// WriteTimeout passes, or ctx ends, then checks the lease once more. An
+// acks=all write stops waiting for a replica whose znode is gone.
+func (s *Server) awaitAcks(ctx context.Context, reply bus.WriteReply, w *ackWait) (bus.WriteReply, error) {
+	timeout := time.NewTimer(s.cfg.WriteTimeout)
+	defer timeout.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	reply.Acks, reply.Members = w.level, w.members
+wait:
+	for {
+		select {
+		case <-w.done:
+			break wait
+		case <-tick.C:
+			if w.level == bus.AcksAll {
+				s.acks.prune(w, s.elect.Members())
+			}
+		case <-timeout.C:
+			break wait
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	reply.Confirmed = s.acks.confirmed(w)
+	select {
+	case <-w.done:
+	default:
+		return bus.WriteReply{}, bus.Errorf(bus.CodeTimeout, "write applied on the leader at revision %d, but only %d of %d servers confirmed it within %s (acks=%s)",
+			reply.Revision, reply.Confirmed, reply.Members, s.cfg.WriteTimeout, w.level)
+	}
+	if !s.elect.LeaseValid() {
+		return bus.WriteReply{}, bus.Errorf(bus.CodeNotLeader, "node %s lost its ZooKeeper lease while revision %d was being confirmed", s.cfg.ID, reply.Revision)
+	}
+	return reply, nil
 }
 
 func (s *Server) notLeader(epoch uint64) error {
@@ -154,17 +235,19 @@ func (s *Server) notLeader(epoch uint64) error {
 
 // forward sends an encoded write to the leader subject and returns the
 // reply body to relay. While no leader answers (an election), or the one
-// that answers says it is no longer leader, it retries until
-// ForwardTimeout; then it returns a no_leader error body.
+// that answers says it is no longer leader, it retries for up to
+// ForwardTimeout; then it returns a no_leader error body. Each attempt may
+// wait WriteTimeout more for the leader's answer (replicas' confirmations).
 func (s *Server) forward(ctx context.Context, data []byte) []byte {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.ForwardTimeout)
-	defer cancel()
+	giveUp := time.Now().Add(s.cfg.ForwardTimeout)
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 20*time.Millisecond, 500*time.Millisecond, 0
 	b.Reset()
 	var last error
 	for {
-		msg, err := s.nc.RequestWithContext(ctx, s.subj.Write(), data)
+		actx, cancel := context.WithTimeout(ctx, time.Until(giveUp)+s.cfg.WriteTimeout)
+		msg, err := s.nc.RequestWithContext(actx, s.subj.Write(), data)
+		cancel()
 		if err == nil {
 			var reply bus.WriteReply
 			rerr := bus.DecodeReply(msg.Data, &reply)
@@ -174,14 +257,18 @@ func (s *Server) forward(ctx context.Context, data []byte) []byte {
 			last = rerr
 		} else {
 			last = err
-			if !errors.Is(err, nats.ErrNoResponders) && ctx.Err() == nil {
+			if !errors.Is(err, nats.ErrNoResponders) {
 				return bus.EncodeError(bus.Errorf(bus.CodeUnavailable, "forward to %s: %v", s.subj.Write(), err))
 			}
 		}
+		d := b.NextBackOff()
+		if time.Now().Add(d).After(giveUp) {
+			return bus.EncodeError(bus.Errorf(bus.CodeNoLeader, "no leader answered on %s within %s (last: %v)", s.subj.Write(), s.cfg.ForwardTimeout, last))
+		}
 		select {
 		case <-ctx.Done():
-			return bus.EncodeError(bus.Errorf(bus.CodeNoLeader, "no leader answered on %s within %s (last: %v)", s.subj.Write(), s.cfg.ForwardTimeout, last))
-		case <-time.After(b.NextBackOff()):
+			return bus.EncodeError(bus.Errorf(bus.CodeUnavailable, "forward to %s: %v", s.subj.Write(), ctx.Err()))
+		case <-time.After(d):
 		}
 	}
 }

@@ -17,7 +17,8 @@ import (
 const replicationPending = 1 << 20
 
 // subscribeReplication subscribes to the replication subject with a plain
-// subscription: every node must receive every update.
+// subscription (every node must receive every update), and to the ack
+// subject, which only matters while this node leads.
 func (s *Server) subscribeReplication() error {
 	sub, err := s.nc.Subscribe(s.subj.Replication(), s.onUpdate)
 	if err != nil {
@@ -26,7 +27,22 @@ func (s *Server) subscribeReplication() error {
 	if err := sub.SetPendingLimits(replicationPending, 256<<20); err != nil {
 		return fmt.Errorf("subscribe %s: %w", s.subj.Replication(), err)
 	}
+	if _, err := s.nc.Subscribe(s.subj.Ack(), s.onAck); err != nil {
+		return fmt.Errorf("subscribe %s: %w", s.subj.Ack(), err)
+	}
 	return nil
+}
+
+// onAck records a replica's confirmation of a put.
+func (s *Server) onAck(msg *nats.Msg) {
+	var a bus.Ack
+	if err := bus.Decode(msg.Data, &a); err != nil {
+		s.log.Warn("dropped malformed ack", "err", err)
+		return
+	}
+	if a.Epoch == s.leaderEpoch.Load() {
+		s.acks.confirm(ackKey{a.Epoch, a.Seq}, a.Node)
+	}
 }
 
 // onUpdate applies one replication message. NATS calls it serially, in the
@@ -62,6 +78,13 @@ func (s *Server) onUpdate(msg *nats.Msg) {
 		err = s.store.Apply(store.Update{Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, RequestID: u.RequestID})
 		if err == nil || !isDrop(err) {
 			s.lastApply.Store(time.Now().UnixNano())
+		}
+		// Confirm what this copy holds: applied now, or already (a duplicate).
+		if u.Ack && (err == nil || !errors.Is(err, store.ErrOldEpoch)) && !errors.Is(err, store.ErrBadUpdate) {
+			ack := bus.Ack{Node: s.cfg.ID, Epoch: u.Epoch, Seq: u.Seq}
+			if perr := s.nc.Publish(s.subj.Ack(), bus.Encode(ack)); perr != nil {
+				s.log.Warn("cannot confirm update", "epoch", u.Epoch, "seq", u.Seq, "err", perr)
+			}
 		}
 	}
 	s.logApplyErr(err, u.Leader, u.Epoch, u.Seq)

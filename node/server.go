@@ -41,6 +41,8 @@ type Elector interface {
 	SessionState() string
 	// Connected reports whether the ZooKeeper session is usable.
 	Connected() bool
+	// Members are the IDs of the servers registered in the election now.
+	Members() []string
 }
 
 // Server is one zkv server. Create it with New, run it with Run.
@@ -56,7 +58,8 @@ type Server struct {
 	nodeSvc  micro.Service
 	httpSrv  *http.Server
 	listener net.Listener
-	forwards chan struct{} // semaphore of forwarded writes
+	forwards chan struct{} // semaphore of forwarded and waiting writes
+	acks     *ackTracker
 
 	runCtx context.Context
 	wg     sync.WaitGroup
@@ -72,6 +75,9 @@ type Server struct {
 	// a write.
 	leaderEpoch atomic.Uint64
 	leaderSvc   micro.Service
+	// serving is true while the leader service answers the leader
+	// subject; status reports "leader" only then.
+	serving atomic.Bool
 
 	mu   sync.Mutex
 	term election.Term
@@ -103,6 +109,7 @@ func New(cfg Config) (*Server, error) {
 		store:    store.New(),
 		elect:    el,
 		forwards: make(chan struct{}, cfg.MaxForwards),
+		acks:     newAckTracker(store.DefaultRequestWindow),
 	}
 	if cfg.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -365,6 +372,7 @@ func (s *Server) takeOver(t election.Term) {
 	if err := s.nc.Flush(); err != nil {
 		s.log.Warn("nats flush after takeover", "err", err)
 	}
+	s.serving.Store(s.leaderEpoch.Load() == t.Epoch)
 	s.log.Info("leader: taking writes", "epoch", t.Epoch, "revision", rev, "subject", s.subj.Write())
 	data := election.LeaderData{ID: s.cfg.ID, Addr: s.HTTPAddr(), Epoch: t.Epoch, Revision: rev, Znode: t.Znode}
 	s.goFunc(func() { s.announce(data) })
@@ -403,6 +411,7 @@ func (s *Server) stepDown(reason string) {
 	s.writeMu.Lock()
 	epoch, svc := s.leaderEpoch.Load(), s.leaderSvc
 	s.leaderEpoch.Store(0)
+	s.serving.Store(false)
 	s.leaderSvc = nil
 	s.writeMu.Unlock()
 	if epoch == 0 {
@@ -419,6 +428,9 @@ func (s *Server) stepDown(reason string) {
 // role returns the role and epoch to report.
 func (s *Server) role() (string, uint64, string) {
 	if epoch := s.leaderEpoch.Load(); epoch != 0 {
+		if !s.serving.Load() {
+			return bus.RoleCandidate, epoch, s.cfg.ID // taking over
+		}
 		return bus.RoleLeader, epoch, s.cfg.ID
 	}
 	s.mu.Lock()

@@ -23,6 +23,7 @@ type fakeElector struct {
 	lease     atomic.Bool
 	announced chan election.LeaderData
 	resigned  atomic.Bool
+	members   atomic.Value // []string
 }
 
 func newFakeElector() *fakeElector {
@@ -35,6 +36,10 @@ func (f *fakeElector) LeaseValid() bool                 { return f.lease.Load() 
 func (f *fakeElector) Resign(context.Context) error     { f.resigned.Store(true); return nil }
 func (f *fakeElector) SessionState() string             { return "connected" }
 func (f *fakeElector) Connected() bool                  { return true }
+func (f *fakeElector) Members() []string {
+	m, _ := f.members.Load().([]string)
+	return m
+}
 func (f *fakeElector) Announce(_ context.Context, d election.LeaderData) error {
 	f.announced <- d
 	return nil
@@ -167,7 +172,7 @@ func TestLeaderStepsDownOnHigherEpochFromTheBus(t *testing.T) {
 	if _, err := ts.writeOnce(t, "a", "1"); !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, bus.ErrNotLeader) {
 		t.Fatalf("write after step-down = %v, want no responders or not_leader", err)
 	}
-	if _, err := ts.srv.applyWrite(bus.WriteRequest{Key: "a", Value: "1"}); !errors.Is(err, bus.ErrNotLeader) {
+	if _, _, err := ts.srv.applyWrite(bus.WriteRequest{Key: "a", Value: "1"}); !errors.Is(err, bus.ErrNotLeader) {
 		t.Fatalf("applyWrite after step-down = %v, want not_leader", err)
 	}
 }
@@ -278,5 +283,65 @@ func TestRequestIDSurvivesFailover(t *testing.T) {
 	}
 	if err := bus.DecodeReply(msg.Data, &r); !errors.Is(err, bus.ErrBadRequest) {
 		t.Fatalf("reused request ID for another key: %s, want bad_request", msg.Data)
+	}
+}
+
+// TestAcksWaitForReplicas plays two replicas, n2 (which confirms) and n3
+// (which does not), against a leader n1.
+func TestAcksWaitForReplicas(t *testing.T) {
+	ts := startTestServer(t, "n1")
+	ts.srv.cfg.WriteTimeout = 500 * time.Millisecond
+	ts.el.lease.Store(true)
+	ts.el.members.Store([]string{"n1", "n2", "n3"})
+	ts.el.terms <- election.Term{Role: election.RoleLeader, Epoch: 4}
+	ts.waitRole(t, bus.RoleLeader)
+
+	// n2 confirms every put that asks for it.
+	sub, err := ts.nc.Subscribe(ts.client.Subjects().Replication(), func(m *nats.Msg) {
+		var u bus.Update
+		if bus.Decode(m.Data, &u) == nil && u.Kind == bus.KindPut && u.Ack {
+			_ = ts.nc.Publish(ts.client.Subjects().Ack(), bus.Encode(bus.Ack{Node: "n2", Epoch: u.Epoch, Seq: u.Seq}))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := ts.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	write := func(body string) (bus.WriteReply, error) {
+		msg, err := ts.nc.Request(ts.client.Subjects().Write(), []byte(body), 3*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r bus.WriteReply
+		return r, bus.DecodeReply(msg.Data, &r)
+	}
+
+	r, err := write(`{"key":"a","value":"1","acks":"majority"}`)
+	if err != nil || r.Acks != bus.AcksMajority || r.Confirmed < 2 || r.Members != 3 {
+		t.Fatalf("majority write: %+v, %v; want 2 of 3 confirmed", r, err)
+	}
+	_, err = write(`{"key":"b","value":"2","acks":"all"}`)
+	var be *bus.Error
+	if !errors.As(err, &be) || be.Code != bus.CodeTimeout {
+		t.Fatalf("all write with a silent replica = %v, want timeout", err)
+	}
+	t.Logf("acks=all with n3 silent: %v", err)
+
+	// n3's session expires: it leaves the election, and stops holding writes.
+	ts.el.members.Store([]string{"n1", "n2"})
+	r, err = write(`{"key":"c","value":"3","acks":"all"}`)
+	if err != nil || r.Confirmed != 2 || r.Members != 2 {
+		t.Fatalf("all write after n3 left: %+v, %v", r, err)
+	}
+	// acks=leader replies without waiting and says nothing of confirmations.
+	r, err = write(`{"key":"d","value":"4"}`)
+	if err != nil || r.Acks != "" || r.Confirmed != 0 {
+		t.Fatalf("leader write: %+v, %v", r, err)
+	}
+	if _, err := write(`{"key":"e","value":"5","acks":"some"}`); !errors.Is(err, bus.ErrBadRequest) {
+		t.Fatalf("acks=some: %v, want bad_request", err)
 	}
 }

@@ -55,8 +55,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			Name:      "put",
 			Usage:     "write KEY=VALUE through the leader",
 			ArgsUsage: "KEY VALUE",
-			Flags:     []cli.Flag{nodeFlag},
-			Action:    putAction,
+			Flags: []cli.Flag{nodeFlag, &cli.StringFlag{Name: "acks", Usage: "hold the write to `LEVEL`: leader, majority or all (default: the server's --acks)",
+				EnvVars: []string{"ZKV_ACKS"}}},
+			Action: putAction,
 		},
 		{
 			Name:      "get",
@@ -236,11 +237,15 @@ func putAction(c *cli.Context) error {
 	defer cancel()
 	client := g.client
 
+	acks := c.String("acks")
+	if err := bus.ValidAcks(acks); err != nil {
+		return usageError(c, "--acks: %v", err)
+	}
 	var reply bus.WriteReply
 	if node == "" {
-		reply, err = client.Put(ctx, key, value)
+		reply, err = client.Put(ctx, key, value, bus.WithAcks(acks))
 	} else {
-		reply, err = client.PutVia(ctx, node, key, value)
+		reply, err = client.PutVia(ctx, node, key, value, bus.WithAcks(acks))
 	}
 	if err != nil {
 		return failure(err)

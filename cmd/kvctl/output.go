@@ -10,9 +10,18 @@ import (
 	"zkv/bus"
 )
 
-// formatPut is the line put prints: "OK a revision=12 epoch=3 leader=n1".
+// formatPut is the line put prints: "OK a revision=12 epoch=3 leader=n1",
+// followed by " acks=all confirmed=3/3" when the write waited for replicas
+// and " (duplicate)" when it was a retry of an applied request.
 func formatPut(r bus.WriteReply) string {
-	return fmt.Sprintf("OK %s revision=%d epoch=%d leader=%s", quote(r.Key), r.Revision, r.Epoch, orDash(r.Leader))
+	line := fmt.Sprintf("OK %s revision=%d epoch=%d leader=%s", quote(r.Key), r.Revision, r.Epoch, orDash(r.Leader))
+	if r.Acks != "" {
+		line += fmt.Sprintf(" acks=%s confirmed=%d/%d", r.Acks, r.Confirmed, r.Members)
+	}
+	if r.Duplicate {
+		line += " (duplicate)"
+	}
+	return line
 }
 
 // formatUpdate is the line watch prints for u: "epoch=3 seq=12 a=1", or

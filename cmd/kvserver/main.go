@@ -52,6 +52,8 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "leader-path", Value: d.LeaderPath, Usage: "ephemeral znode the leader publishes", EnvVars: []string{"ZKV_LEADER_PATH"}},
 			&cli.StringFlag{Name: "subject-prefix", Value: d.SubjectPrefix, Usage: "first token of every NATS subject", EnvVars: []string{"ZKV_SUBJECT_PREFIX"}},
 			&cli.DurationFlag{Name: "forward-timeout", Value: d.ForwardTimeout, Usage: "how long a follower tries to reach a leader for a forwarded write", EnvVars: []string{"ZKV_FORWARD_TIMEOUT"}},
+			&cli.StringFlag{Name: "acks", Value: d.Acks, Usage: "default acknowledgement of writes: leader (reply once applied and published), majority or all (reply once that many servers confirmed)", EnvVars: []string{"ZKV_ACKS"}},
+			&cli.DurationFlag{Name: "write-timeout", Value: d.WriteTimeout, Usage: "how long the leader waits for confirmations of a majority or all write", EnvVars: []string{"ZKV_WRITE_TIMEOUT"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"ZKV_LOG_LEVEL"}},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json", EnvVars: []string{"ZKV_LOG_FORMAT"}},
 			&cli.StringFlag{Name: "zookeeper-auth", Usage: "`USER:PASSWORD` for ZooKeeper digest auth; znodes then get an ACL: this user all, others read", EnvVars: []string{"ZKV_ZOOKEEPER_AUTH"}},
@@ -75,6 +77,8 @@ func run(c *cli.Context) error {
 	cfg.LeaderPath = c.String("leader-path")
 	cfg.SubjectPrefix = c.String("subject-prefix")
 	cfg.ForwardTimeout = c.Duration("forward-timeout")
+	cfg.Acks = c.String("acks")
+	cfg.WriteTimeout = c.Duration("write-timeout")
 	cfg.ZooKeeperAuth = c.String("zookeeper-auth")
 	cfg.Logger = logger
 	natsOpts, err := cliflags.NATSAuthFrom(c).Options()
