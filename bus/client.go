@@ -177,6 +177,23 @@ func (c *Client) Put(ctx context.Context, key, value string, opts ...PutOption) 
 	return c.put(ctx, opWrite, c.subjects.Write(), key, value, opts)
 }
 
+// GetOption changes one read.
+type GetOption func(*ReadRequest)
+
+// WithLeaderRead asks for the leader's answer at its current epoch.
+func WithLeaderRead() GetOption {
+	return func(r *ReadRequest) { r.Consistency = ConsistencyLeader }
+}
+
+// WithMinRevision asks the node to answer once it has applied rev, waiting
+// up to wait (0: the server's default); otherwise the error matches
+// ErrStale.
+func WithMinRevision(rev uint64, wait time.Duration) GetOption {
+	return func(r *ReadRequest) {
+		r.Consistency, r.MinRevision, r.WaitMS = ConsistencyMinRevision, rev, int(wait/time.Millisecond)
+	}
+}
+
 // PutOption changes one write.
 type PutOption func(*WriteRequest)
 
@@ -225,10 +242,13 @@ func (c *Client) put(ctx context.Context, kind opKind, subject, key, value strin
 // Get reads key from one node's copy, which may be stale: from any one node
 // (Subjects.Read) if node is "", else from node (Subjects.NodeRead). A
 // missing key is not an error: the reply has Found false. Get retries like
-// Put; when nobody answers until ctx is done, the error matches
-// ErrUnavailable.
-func (c *Client) Get(ctx context.Context, node, key string) (ReadReply, error) {
+// Put, and also on a stale answer to a WithMinRevision read; when nobody
+// answers until ctx is done, the error matches ErrUnavailable.
+func (c *Client) Get(ctx context.Context, node, key string, opts ...GetOption) (ReadReply, error) {
 	req := ReadRequest{Key: key}
+	for _, o := range opts {
+		o(&req)
+	}
 	if err := req.Validate(); err != nil {
 		return ReadReply{}, err
 	}
@@ -506,7 +526,7 @@ func (c *Client) attempt(ctx context.Context, subject string, body []byte, decod
 
 // retryable reports whether a failed attempt is worth another.
 func retryable(err error) bool {
-	for _, target := range []error{nats.ErrNoResponders, nats.ErrTimeout, ErrNotLeader, ErrNoLeader, ErrUnavailable} {
+	for _, target := range []error{nats.ErrNoResponders, nats.ErrTimeout, ErrNotLeader, ErrNoLeader, ErrUnavailable, ErrStale} {
 		if errors.Is(err, target) {
 			return true
 		}

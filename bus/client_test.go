@@ -343,7 +343,7 @@ func TestClientRetriesRetryableReplies(t *testing.T) {
 // retryable ones, and at once for the others.
 func TestClientErrorCodes(t *testing.T) {
 	s := runServer(t)
-	retryable := map[Code]bool{CodeNotLeader: true, CodeNoLeader: true, CodeUnavailable: true}
+	retryable := map[Code]bool{CodeNotLeader: true, CodeNoLeader: true, CodeUnavailable: true, CodeStale: true}
 	for _, code := range Codes() {
 		for _, o := range ops() {
 			t.Run(string(code)+"/"+o.name, func(t *testing.T) {

@@ -21,6 +21,7 @@ const (
 	CodeNoLeader      Code = "no_leader"       // no leader answered in time (election under way)
 	CodeUnavailable   Code = "unavailable"     // the node is shutting down or disconnected
 	CodeTimeout       Code = "timeout"         // the operation did not finish before its deadline
+	CodeStale         Code = "stale"           // a min_revision read's node had not applied the revision in time
 	CodeInternal      Code = "internal"        // a bug or unexpected failure
 )
 
@@ -35,6 +36,7 @@ var (
 	ErrNoLeader      = errors.New("no leader")
 	ErrUnavailable   = errors.New("unavailable")
 	ErrTimeout       = errors.New("timeout")
+	ErrStale         = errors.New("stale copy")
 	ErrInternal      = errors.New("internal error")
 )
 
@@ -50,13 +52,14 @@ var codes = map[Code]struct {
 	CodeNoLeader:      {ErrNoLeader, http.StatusServiceUnavailable},
 	CodeUnavailable:   {ErrUnavailable, http.StatusServiceUnavailable},
 	CodeTimeout:       {ErrTimeout, http.StatusGatewayTimeout},
+	CodeStale:         {ErrStale, http.StatusServiceUnavailable},
 	CodeInternal:      {ErrInternal, http.StatusInternalServerError},
 }
 
 // Codes returns every defined code, for documentation and tests.
 func Codes() []Code {
 	return []Code{CodeBadRequest, CodeInvalidKey, CodeValueTooLarge, CodeNotLeader,
-		CodeNoLeader, CodeUnavailable, CodeTimeout, CodeInternal}
+		CodeNoLeader, CodeUnavailable, CodeTimeout, CodeStale, CodeInternal}
 }
 
 // Error is the error body of the wire protocol. It implements error, and

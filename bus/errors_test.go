@@ -19,6 +19,7 @@ var sentinels = map[Code]error{
 	CodeNoLeader:      ErrNoLeader,
 	CodeUnavailable:   ErrUnavailable,
 	CodeTimeout:       ErrTimeout,
+	CodeStale:         ErrStale,
 	CodeInternal:      ErrInternal,
 }
 
@@ -175,6 +176,7 @@ func TestHTTPStatus(t *testing.T) {
 		{CodeNoLeader, http.StatusServiceUnavailable},
 		{CodeUnavailable, http.StatusServiceUnavailable},
 		{CodeTimeout, http.StatusGatewayTimeout},
+		{CodeStale, http.StatusServiceUnavailable},
 		{CodeInternal, http.StatusInternalServerError},
 		{Code("no_such_code"), http.StatusInternalServerError},
 		{Code(""), http.StatusInternalServerError},

@@ -142,10 +142,55 @@ func (a Ack) Validate() error {
 // ReadRequest is the body of a request on Subjects.NodeRead: {"key":"a"}.
 type ReadRequest struct {
 	Key string `json:"key"`
+	// Consistency is ConsistencyLocal (the default: this node's copy, even
+	// if stale), ConsistencyLeader (answered by the leader at its current
+	// epoch, while it holds its lease) or ConsistencyMinRevision (this
+	// node's copy once it has applied MinRevision).
+	Consistency string `json:"consistency,omitempty"`
+	// MinRevision is the revision a min_revision read waits for, e.g. the
+	// revision of the client's own last write.
+	MinRevision uint64 `json:"min_revision,omitempty"`
+	// WaitMS bounds a min_revision read's wait, in milliseconds (default
+	// DefaultReadWaitMS, at most MaxReadWaitMS); past it the answer is a
+	// "stale" error.
+	WaitMS int `json:"wait_ms,omitempty"`
 }
 
-// Validate checks the key.
-func (r ReadRequest) Validate() error { return ValidateKey(r.Key) }
+// Read consistency levels.
+const (
+	ConsistencyLocal       = "local"
+	ConsistencyLeader      = "leader"
+	ConsistencyMinRevision = "min_revision"
+)
+
+// Limits of a min_revision read's wait.
+const (
+	DefaultReadWaitMS = 1000
+	MaxReadWaitMS     = 30000
+)
+
+// Validate checks the key and the consistency fields.
+func (r ReadRequest) Validate() error {
+	if err := ValidateKey(r.Key); err != nil {
+		return err
+	}
+	switch r.Consistency {
+	case "", ConsistencyLocal, ConsistencyLeader:
+		if r.MinRevision != 0 {
+			return Errorf(CodeBadRequest, "min_revision needs consistency %q", ConsistencyMinRevision)
+		}
+	case ConsistencyMinRevision:
+		if r.MinRevision == 0 {
+			return Errorf(CodeBadRequest, "consistency min_revision needs min_revision > 0")
+		}
+	default:
+		return Errorf(CodeBadRequest, "consistency %q: want local, leader or min_revision", r.Consistency)
+	}
+	if r.WaitMS < 0 || r.WaitMS > MaxReadWaitMS {
+		return Errorf(CodeBadRequest, "wait_ms %d: want 0 to %d", r.WaitMS, MaxReadWaitMS)
+	}
+	return nil
+}
 
 // ReadReply is a node's answer from its own copy. A missing key has
 // Found false and no value (the "empty" answer).

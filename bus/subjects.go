@@ -66,6 +66,11 @@ func (s Subjects) Write() string { return s.p() + ".write" }
 // (a queue group picks the node): "kv.read".
 func (s Subjects) Read() string { return s.p() + ".read" }
 
+// LeaderRead is the subject only the leader answers reads on, at its
+// current epoch: "kv.leader.read". Nodes forward consistency=leader reads
+// to it.
+func (s Subjects) LeaderRead() string { return s.p() + ".leader.read" }
+
 // NodeRead is the subject on which node id answers reads from its own copy:
 // "kv.node.<id>.read".
 func (s Subjects) NodeRead(id string) string { return s.p() + ".node." + id + ".read" }

@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -54,12 +55,25 @@ func (s *Server) startHTTP() {
 }
 
 func (s *Server) httpGet(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
-	if err := bus.ValidateKey(key); err != nil {
+	q := r.URL.Query()
+	req := bus.ReadRequest{Key: r.PathValue("key"), Consistency: q.Get("consistency")}
+	for name, dst := range map[string]any{"min_revision": &req.MinRevision, "wait_ms": &req.WaitMS} {
+		if v := q.Get(name); v != "" {
+			if _, err := fmt.Sscan(v, dst); err != nil {
+				writeError(w, bus.Errorf(bus.CodeBadRequest, "%s=%q: not a number", name, v))
+				return
+			}
+		}
+	}
+	if err := req.Validate(); err != nil {
 		writeError(w, err)
 		return
 	}
-	reply := s.read(key)
+	reply, err := s.Read(r.Context(), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	status := http.StatusOK
 	if !reply.Found {
 		status = http.StatusNotFound

@@ -78,6 +78,7 @@ func (s *Server) onUpdate(msg *nats.Msg) {
 		err = s.store.Apply(store.Update{Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, RequestID: u.RequestID})
 		if err == nil || !isDrop(err) {
 			s.lastApply.Store(time.Now().UnixNano())
+			s.notifyApplied()
 		}
 		// Confirm what this copy holds: applied now, or already (a duplicate).
 		if u.Ack && (err == nil || !errors.Is(err, store.ErrOldEpoch)) && !errors.Is(err, store.ErrBadUpdate) {

@@ -81,6 +81,9 @@ type Server struct {
 
 	mu   sync.Mutex
 	term election.Term
+	// appliedCh is closed and replaced whenever an update is applied, so
+	// min_revision reads wake up.
+	appliedCh chan struct{}
 
 	droppedOld atomic.Uint64 // replication messages of old epochs dropped
 	malformed  atomic.Uint64 // replication messages that did not decode
@@ -111,6 +114,7 @@ func New(cfg Config) (*Server, error) {
 		forwards: make(chan struct{}, cfg.MaxForwards),
 		acks:     newAckTracker(store.DefaultRequestWindow),
 	}
+	s.appliedCh = make(chan struct{})
 	if cfg.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {
@@ -350,6 +354,10 @@ func (s *Server) takeOver(t election.Term) {
 	if err == nil {
 		err = svc.AddEndpoint("write", micro.HandlerFunc(s.handleLeaderWrite),
 			micro.WithEndpointSubject(s.subj.Write()), micro.WithEndpointQueueGroup(bus.WriteQueueGroup))
+		if err == nil {
+			err = svc.AddEndpoint("read", micro.HandlerFunc(s.handleLeaderRead),
+				micro.WithEndpointSubject(s.subj.LeaderRead()), micro.WithEndpointQueueGroup(bus.WriteQueueGroup))
+		}
 		if err != nil {
 			_ = svc.Stop()
 		}
@@ -441,6 +449,21 @@ func (s *Server) role() (string, uint64, string) {
 		role = bus.RoleCandidate // elected but not yet taking writes
 	}
 	return role, s.store.Epoch(), t.Leader.ID
+}
+
+// applied returns a channel closed at the next applied update.
+func (s *Server) applied() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.appliedCh
+}
+
+// notifyApplied wakes the readers waiting for a revision.
+func (s *Server) notifyApplied() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.appliedCh)
+	s.appliedCh = make(chan struct{})
 }
 
 // natsState describes the NATS connection ("connected", "reconnecting", ...).

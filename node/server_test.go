@@ -345,3 +345,69 @@ func TestAcksWaitForReplicas(t *testing.T) {
 		t.Fatalf("acks=some: %v, want bad_request", err)
 	}
 }
+
+func TestReadConsistency(t *testing.T) {
+	ts := startTestServer(t, "n2")
+	ts.el.terms <- election.Term{Role: election.RoleFollower, Epoch: 2, Leader: election.LeaderData{ID: "n1", Epoch: 2}}
+	ts.waitRole(t, bus.RoleFollower)
+	ts.publish(t, bus.Update{Kind: bus.KindEpoch, Epoch: 2, Seq: 0, Leader: "n1"})
+	ts.publish(t, bus.Update{Kind: bus.KindPut, Epoch: 2, Seq: 1, Key: "a", Value: "1", Leader: "n1"})
+
+	// min_revision: waits for the revision, then answers from the local copy.
+	got := make(chan error, 1)
+	go func() {
+		r, err := ts.client.Get(ctxTimeout(t, 5*time.Second), "n2", "a", bus.WithMinRevision(2, 3*time.Second))
+		if err == nil && (r.Value != "2" || r.Revision != 2) {
+			err = fmt.Errorf("read %+v, want a=2 at revision 2", r)
+		}
+		got <- err
+	}()
+	ts.publish(t, bus.Update{Kind: bus.KindPut, Epoch: 2, Seq: 2, Key: "a", Value: "2", Leader: "n1"})
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	// ...and answers stale when the revision does not come in time.
+	msg, err := ts.nc.Request(ts.client.Subjects().NodeRead("n2"), []byte(`{"key":"a","consistency":"min_revision","min_revision":9,"wait_ms":50}`), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r bus.ReadReply
+	if err := bus.DecodeReply(msg.Data, &r); !errors.Is(err, bus.ErrStale) {
+		t.Fatalf("min_revision past the copy: %s, want stale", msg.Data)
+	}
+	// leader: a follower forwards; with no leader serving, no_leader.
+	msg, err = ts.nc.Request(ts.client.Subjects().NodeRead("n2"), []byte(`{"key":"a","consistency":"leader"}`), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.DecodeReply(msg.Data, &r); !errors.Is(err, bus.ErrNoLeader) {
+		t.Fatalf("leader read with no leader: %s, want no_leader", msg.Data)
+	}
+	// Once n2 leads with a lease, it answers leader reads itself...
+	ts.el.lease.Store(true)
+	ts.el.terms <- election.Term{Role: election.RoleLeader, Epoch: 3}
+	ts.waitRole(t, bus.RoleLeader)
+	r, err = ts.client.Get(ctxTimeout(t, 2*time.Second), "n2", "a", bus.WithLeaderRead())
+	if err != nil || r.Value != "2" || r.Role != bus.RoleLeader || r.Epoch != 3 {
+		t.Fatalf("leader read on the leader: %+v, %v", r, err)
+	}
+	// ...but not without its lease.
+	ts.el.lease.Store(false)
+	msg, err = ts.nc.Request(ts.client.Subjects().LeaderRead(), []byte(`{"key":"a","consistency":"leader"}`), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.DecodeReply(msg.Data, &r); !errors.Is(err, bus.ErrNotLeader) {
+		t.Fatalf("leader read without a lease: %s, want not_leader", msg.Data)
+	}
+	// Bad combinations are bad requests.
+	for _, body := range []string{`{"key":"a","consistency":"eventual"}`, `{"key":"a","min_revision":3}`, `{"key":"a","consistency":"min_revision"}`, `{"key":"a","consistency":"min_revision","min_revision":1,"wait_ms":999999}`} {
+		msg, err := ts.nc.Request(ts.client.Subjects().NodeRead("n2"), []byte(body), 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bus.DecodeReply(msg.Data, &r); !errors.Is(err, bus.ErrBadRequest) {
+			t.Errorf("%s: %s, want bad_request", body, msg.Data)
+		}
+	}
+}

@@ -63,8 +63,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			Name:      "get",
 			Usage:     "print the value of KEY from one node's copy",
 			ArgsUsage: "KEY",
-			Flags:     []cli.Flag{nodeFlag},
-			Action:    getAction,
+			Flags: []cli.Flag{nodeFlag,
+				&cli.StringFlag{Name: "consistency", Value: bus.ConsistencyLocal, Usage: "`LEVEL`: local (the node's copy, maybe stale), leader (the leader's answer) or min_revision (the node's copy once it applied --min-revision)"},
+				&cli.Uint64Flag{Name: "min-revision", Usage: "with --consistency min_revision: the `REVISION` to wait for (e.g. from put)"},
+			},
+			Action: getAction,
 		},
 		{
 			Name:   "status",
@@ -275,7 +278,20 @@ func getAction(c *cli.Context) error {
 	defer cancel()
 	client := g.client
 
-	reply, err := client.Get(ctx, node, key)
+	var opts []bus.GetOption
+	switch level := c.String("consistency"); level {
+	case bus.ConsistencyLocal:
+	case bus.ConsistencyLeader:
+		opts = append(opts, bus.WithLeaderRead())
+	case bus.ConsistencyMinRevision:
+		if c.Uint64("min-revision") == 0 {
+			return usageError(c, "--consistency min_revision needs --min-revision")
+		}
+		opts = append(opts, bus.WithMinRevision(c.Uint64("min-revision"), 0))
+	default:
+		return usageError(c, "--consistency %q: want local, leader or min_revision", level)
+	}
+	reply, err := client.Get(ctx, node, key, opts...)
 	if err != nil {
 		return failure(err)
 	}
