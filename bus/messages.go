@@ -353,3 +353,42 @@ func truncate(b []byte, n int) string {
 	}
 	return string(b[:n]) + "..."
 }
+
+// SnapshotRequest asks the leader, on Subjects.LeaderSnapshot, for one page
+// of its store: keys after After, in key order, at most Limit of them.
+type SnapshotRequest struct {
+	After string `json:"after,omitempty"`
+	Limit int    `json:"limit,omitempty"`
+}
+
+// Validate checks the page size.
+func (r SnapshotRequest) Validate() error {
+	if r.Limit < 0 || r.Limit > MaxSnapshotPage {
+		return Errorf(CodeBadRequest, "limit %d: want 0 to %d", r.Limit, MaxSnapshotPage)
+	}
+	return nil
+}
+
+// MaxSnapshotPage is the most entries one snapshot page holds; pages are
+// also cut at about SnapshotPageBytes of keys and values.
+const (
+	MaxSnapshotPage   = 4096
+	SnapshotPageBytes = 256 << 10
+)
+
+// SnapshotEntry is one key of a snapshot page.
+type SnapshotEntry struct {
+	Key      string `json:"key"`
+	Value    string `json:"value"`
+	Revision uint64 `json:"revision"`
+}
+
+// SnapshotReply is one page of the leader's store, with the leader's epoch
+// and revision when the page was taken. More says whether keys remain.
+type SnapshotReply struct {
+	Epoch    uint64          `json:"epoch"`
+	Revision uint64          `json:"revision"`
+	Entries  []SnapshotEntry `json:"entries"`
+	More     bool            `json:"more"`
+	Leader   string          `json:"leader"`
+}

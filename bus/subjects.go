@@ -71,6 +71,10 @@ func (s Subjects) Read() string { return s.p() + ".read" }
 // to it.
 func (s Subjects) LeaderRead() string { return s.p() + ".leader.read" }
 
+// LeaderSnapshot is the subject on which the leader serves pages of its
+// store to replicas catching up: "kv.leader.snapshot".
+func (s Subjects) LeaderSnapshot() string { return s.p() + ".leader.snapshot" }
+
 // NodeRead is the subject on which node id answers reads from its own copy:
 // "kv.node.<id>.read".
 func (s Subjects) NodeRead(id string) string { return s.p() + ".node." + id + ".read" }

@@ -299,6 +299,36 @@ func (e *Elector) Resign(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// Requeue gives up this server's place in the line: it deletes its
+// election znode (and the leader znode, if it published it), and the
+// election registers a new znode at the back. A server that must not lead
+// (its copy is stale) uses it to let the next one take over.
+func (e *Elector) Requeue(ctx context.Context) error {
+	e.mu.Lock()
+	conn, znode, sid, wasLeader := e.conn, e.znode, e.znodeSession, e.leading
+	e.leading, e.settled = false, false
+	e.emitLocked()
+	e.mu.Unlock()
+	if conn == nil || znode == "" {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("requeue: %w", err)
+	}
+	if wasLeader {
+		if _, stat, err := conn.Get(e.cfg.LeaderPath); err == nil && stat.EphemeralOwner == sid {
+			if err := conn.Delete(e.cfg.LeaderPath, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) {
+				return fmt.Errorf("requeue: delete %s: %w", e.cfg.LeaderPath, err)
+			}
+		}
+	}
+	if err := conn.Delete(e.cfg.Path+"/"+znode, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return fmt.Errorf("requeue: delete %s/%s: %w", e.cfg.Path, znode, err)
+	}
+	e.log.Info("requeued: deleted znode, registering at the back", "znode", e.cfg.Path+"/"+znode)
+	return nil
+}
+
 // Announce publishes the leader znode with data, once this server leads
 // and is ready for writes. data.Epoch must be this server's epoch. A stale
 // leader znode left by an older epoch is replaced; one naming a higher

@@ -88,9 +88,12 @@ func TestElectionOrderResignAndLease(t *testing.T) {
 	}
 	tb := waitTerm(t, b, "to follow a", func(t Term) bool { return isFollower(t) && t.Leader.ID == "a" })
 	waitTerm(t, c, "to follow a", func(t Term) bool { return isFollower(t) && t.Leader.ID == "a" })
-	if !a.LeaseValid() {
-		t.Fatal("leader a: lease not valid")
-	}
+	testenv.WaitFor(t, 10*time.Second, "a's lease", func() error {
+		if !a.LeaseValid() {
+			return errors.New("lease not valid")
+		}
+		return nil
+	})
 	if b.LeaseValid() || c.LeaseValid() {
 		t.Fatal("a follower has a valid lease")
 	}

@@ -452,10 +452,19 @@ func TestAcksWithAPausedReplica(t *testing.T) {
 		c.nodes[n.ID()] = n
 	}
 	leader, _ := c.waitLeader("", 15*time.Second)
-	r, err := client.Put(ctxFor(t, 10*time.Second), "a", "1", bus.WithAcks(bus.AcksAll))
-	if err != nil || r.Confirmed != 3 || r.Members != 3 {
-		t.Fatalf("acks=all with every replica up: %+v, %v", r, err)
-	}
+	// The leader learns the membership from a ZooKeeper watch: wait until
+	// it counts all three.
+	testenv.WaitFor(t, 10*time.Second, "acks=all confirmed by 3 of 3", func() error {
+		r, err := client.Put(ctxFor(t, 10*time.Second), "a", "1", bus.WithAcks(bus.AcksAll))
+		if err != nil {
+			return err
+		}
+		if r.Confirmed != 3 || r.Members != 3 {
+			return fmt.Errorf("reply %+v", r)
+		}
+		return nil
+	})
+	var r bus.WriteReply
 	var paused *harness.Node
 	for id, n := range c.nodes {
 		if id != leader {
@@ -494,4 +503,65 @@ func TestAcksWithAPausedReplica(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func TestCatchUpAfterRestart(t *testing.T) {
+	zk := testenv.StartZooKeeper(t)
+	ns := testenv.StartNATS(t)
+	nodes := testenv.StartCluster(t, 3, harness.NodeOptions{
+		ZooKeeper: zk.Addr(), NATSURL: ns.URL(), SessionTimeout: stableTimeout,
+		Args: []string{"--catch-up"},
+	})
+	nc, err := nats.Connect(ns.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	client, _ := bus.NewClient(nc)
+	c := &cluster{t: t, zk: zk, nodes: map[string]*harness.Node{}, client: client, nc: nc}
+	for _, n := range nodes {
+		c.nodes[n.ID()] = n
+	}
+	leader, _ := c.waitLeader("", 15*time.Second)
+	var follower *harness.Node
+	for id, n := range c.nodes {
+		if id != leader {
+			follower = n
+		}
+	}
+	const keys = 300
+	for i := 0; i < keys; i++ {
+		c.put(fmt.Sprintf("k%03d", i), strings.Repeat("v", i))
+	}
+	if err := follower.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	c.put("while-down", "x")
+	if err := follower.Restart(ctxFor(t, 15*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// The restarted copy fetches the leader's store, then says it is current.
+	testenv.WaitFor(t, 20*time.Second, follower.ID()+" to catch up", func() error {
+		st, err := client.Status(ctxFor(t, time.Second), follower.ID())
+		if err != nil {
+			return err
+		}
+		if st.Stale || st.Keys != keys+1 {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	for _, key := range []string{"k000", "k150", "k299", "while-down"} {
+		r, err := client.Get(ctxFor(t, 2*time.Second), follower.ID(), key)
+		if err != nil || !r.Found {
+			t.Fatalf("%s on the caught-up %s: %+v, %v", key, follower.ID(), r, err)
+		}
+	}
+	// And it keeps following the live stream.
+	w := c.put("after", "catch-up")
+	c.waitValue(follower.ID(), "after", "catch-up")
+	st, _ := client.Status(ctxFor(t, time.Second), follower.ID())
+	if st.AppliedSeq != w.Revision || st.Stale {
+		t.Fatalf("after catch-up: status %+v, want applied_seq %d and not stale", st, w.Revision)
+	}
 }

@@ -50,6 +50,11 @@ type Config struct {
 	// WriteTimeout bounds how long the leader waits for replicas to confirm
 	// a majority or all write before it answers "timeout". Default 5s.
 	WriteTimeout time.Duration
+	// CatchUp makes a replica that knows it missed updates (restarted into
+	// a running cluster, or a gap in the stream) fetch the leader's store
+	// and report stale only until it has; and makes a stale server refuse
+	// to lead. Off by default: the specification's stale read.
+	CatchUp bool
 	// MaxForwards bounds the forwarded writes in flight; more are refused
 	// with "unavailable". Default 256.
 	MaxForwards int

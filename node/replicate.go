@@ -67,6 +67,15 @@ func (s *Server) onUpdate(msg *nats.Msg) {
 			return
 		}
 	}
+	if s.bufferIfCatchingUp(u) {
+		return
+	}
+	s.apply(u)
+}
+
+// apply applies one decoded update to the store, confirms it if asked,
+// and starts a catch-up if it reveals a gap.
+func (s *Server) apply(u bus.Update) {
 	var err error
 	switch u.Kind {
 	case bus.KindEpoch:
@@ -89,9 +98,12 @@ func (s *Server) onUpdate(msg *nats.Msg) {
 		}
 	}
 	s.logApplyErr(err, u.Leader, u.Epoch, u.Seq)
+	if errors.Is(err, store.ErrGap) || errors.Is(err, store.ErrDiverged) {
+		s.startCatchUp("replication gap")
+	}
 }
 
 // isDrop reports whether err means the update was not applied.
 func isDrop(err error) bool {
-	return err != nil && (errors.Is(err, store.ErrOldEpoch) || errors.Is(err, store.ErrDuplicate))
+	return err != nil && (errors.Is(err, store.ErrOldEpoch) || errors.Is(err, store.ErrDuplicate) || errors.Is(err, store.ErrBadUpdate))
 }

@@ -43,6 +43,9 @@ type Elector interface {
 	Connected() bool
 	// Members are the IDs of the servers registered in the election now.
 	Members() []string
+	// Requeue gives up this server's place in the line and registers again
+	// at the back.
+	Requeue(ctx context.Context) error
 }
 
 // Server is one zkv server. Create it with New, run it with Run.
@@ -84,6 +87,13 @@ type Server struct {
 	// appliedCh is closed and replaced whenever an update is applied, so
 	// min_revision reads wake up.
 	appliedCh chan struct{}
+
+	// catch-up (--catch-up): while catching, live updates are buffered.
+	catchMu       sync.Mutex
+	catching      bool
+	catchBuf      []bus.Update
+	catchOverflow bool
+	catchRunning  atomic.Bool
 
 	droppedOld atomic.Uint64 // replication messages of old epochs dropped
 	malformed  atomic.Uint64 // replication messages that did not decode
@@ -318,6 +328,13 @@ func (s *Server) onTerm(t election.Term) {
 		err := s.store.BeginEpoch(t.Epoch, t.Leader.Revision)
 		s.logApplyErr(err, "leader znode", t.Epoch, t.Leader.Revision)
 	}
+	if t.Leader.ID != "" && t.Leader.ID != s.cfg.ID && (t.Leader.ID != prev.Leader.ID || t.Epoch != prev.Epoch) {
+		if s.store.Missed() > 0 {
+			s.startCatchUp("missed updates before " + t.Leader.ID + " led")
+		} else {
+			s.probeLeader(t.Leader.ID, t.Epoch)
+		}
+	}
 }
 
 // takeOver starts taking writes as leader of t.Epoch: adopt the epoch,
@@ -328,6 +345,11 @@ func (s *Server) takeOver(t election.Term) {
 	s.writeMu.Lock()
 	if s.leaderEpoch.Load() == t.Epoch {
 		s.writeMu.Unlock()
+		return
+	}
+	if s.cfg.CatchUp && s.store.Missed() > 0 {
+		s.writeMu.Unlock()
+		s.refuseToLeadWhileStale(t)
 		return
 	}
 	rev := s.store.Revision()
@@ -357,6 +379,10 @@ func (s *Server) takeOver(t election.Term) {
 		if err == nil {
 			err = svc.AddEndpoint("read", micro.HandlerFunc(s.handleLeaderRead),
 				micro.WithEndpointSubject(s.subj.LeaderRead()), micro.WithEndpointQueueGroup(bus.WriteQueueGroup))
+		}
+		if err == nil {
+			err = svc.AddEndpoint("snapshot", micro.HandlerFunc(s.handleLeaderSnapshot),
+				micro.WithEndpointSubject(s.subj.LeaderSnapshot()), micro.WithEndpointQueueGroup(bus.WriteQueueGroup))
 		}
 		if err != nil {
 			_ = svc.Stop()

@@ -24,6 +24,7 @@ type fakeElector struct {
 	announced chan election.LeaderData
 	resigned  atomic.Bool
 	members   atomic.Value // []string
+	requeued  atomic.Int32
 }
 
 func newFakeElector() *fakeElector {
@@ -36,6 +37,7 @@ func (f *fakeElector) LeaseValid() bool                 { return f.lease.Load() 
 func (f *fakeElector) Resign(context.Context) error     { f.resigned.Store(true); return nil }
 func (f *fakeElector) SessionState() string             { return "connected" }
 func (f *fakeElector) Connected() bool                  { return true }
+func (f *fakeElector) Requeue(context.Context) error    { f.requeued.Add(1); return nil }
 func (f *fakeElector) Members() []string {
 	m, _ := f.members.Load().([]string)
 	return m
@@ -53,7 +55,7 @@ type testServer struct {
 	done   chan error
 }
 
-func startTestServer(t *testing.T, id string) *testServer {
+func startTestServer(t *testing.T, id string, opts ...func(*Config)) *testServer {
 	t.Helper()
 	ns := testenv.StartNATS(t)
 	el := newFakeElector()
@@ -62,6 +64,9 @@ func startTestServer(t *testing.T, id string) *testServer {
 	cfg.ForwardTimeout = 150 * time.Millisecond // below the client's request timeout
 	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.newElector = func(election.Config) (Elector, error) { return el, nil }
+	for _, o := range opts {
+		o(&cfg)
+	}
 	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -409,5 +414,34 @@ func TestReadConsistency(t *testing.T) {
 		if err := bus.DecodeReply(msg.Data, &r); !errors.Is(err, bus.ErrBadRequest) {
 			t.Errorf("%s: %s, want bad_request", body, msg.Data)
 		}
+	}
+}
+
+func TestStaleServerRefusesToLeadWithCatchUp(t *testing.T) {
+	ts := startTestServer(t, "n3", func(c *Config) { c.CatchUp = true })
+	ts.el.lease.Store(true)
+	ts.el.terms <- election.Term{Role: election.RoleFollower, Epoch: 2, Leader: election.LeaderData{ID: "n1", Epoch: 2}}
+	ts.waitRole(t, bus.RoleFollower)
+	ts.publish(t, bus.Update{Kind: bus.KindEpoch, Epoch: 2, Seq: 0, Leader: "n1"})
+	ts.publish(t, bus.Update{Kind: bus.KindPut, Epoch: 2, Seq: 5, Key: "a", Value: "1", Leader: "n1"}) // 1..4 missed
+	testenv.WaitFor(t, 5*time.Second, "the gap to show", func() error {
+		if !ts.srv.Status().Stale {
+			return errors.New("not stale yet")
+		}
+		return nil
+	})
+	// Every other server is gone; this stale copy wins the election.
+	ts.el.terms <- election.Term{Role: election.RoleLeader, Epoch: 3}
+	testenv.WaitFor(t, 10*time.Second, "a requeue", func() error {
+		if ts.el.requeued.Load() == 0 {
+			return errors.New("not requeued")
+		}
+		return nil
+	})
+	if st := ts.srv.Status(); st.Role == bus.RoleLeader {
+		t.Fatalf("a stale copy leads: %+v", st)
+	}
+	if _, _, err := ts.srv.applyWrite(bus.WriteRequest{Key: "b", Value: "2"}); !errors.Is(err, bus.ErrNotLeader) {
+		t.Fatalf("write on a stale elected copy = %v, want not_leader", err)
 	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 )
 
@@ -274,4 +275,77 @@ func (s *Store) Missed() uint64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.gaps + s.ahead
+}
+
+// KeyEntry is one key of a snapshot.
+type KeyEntry struct {
+	Key string
+	Entry
+}
+
+// Snapshot returns, in key order, the entries with keys after after, up to
+// limit entries or about maxBytes of keys and values (at least one entry),
+// with the store's revision and epoch at that moment. more says whether
+// keys remain.
+func (s *Store) Snapshot(after string, limit, maxBytes int) (entries []KeyEntry, rev, epoch uint64, more bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	keys := make([]string, 0, len(s.data))
+	for k := range s.data {
+		if k > after {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	size := 0
+	for i, k := range keys {
+		e := s.data[k]
+		if i > 0 && (len(entries) >= limit || size+len(k)+len(e.Value) > maxBytes) {
+			return entries, s.rev, s.epoch, true
+		}
+		size += len(k) + len(e.Value)
+		entries = append(entries, KeyEntry{Key: k, Entry: e})
+	}
+	return entries, s.rev, s.epoch, false
+}
+
+// Install merges entries fetched from the leader: each key takes the
+// entry whose revision is newer than its own.
+func (s *Store) Install(entries []KeyEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range entries {
+		if cur, ok := s.data[e.Key]; !ok || e.Revision > cur.Revision {
+			s.data[e.Key] = e.Entry
+		}
+	}
+}
+
+// ApplyNewer applies u only if it is newer than the key's entry, without
+// sequence checks: for updates buffered during a catch-up, whose order
+// relative to the snapshot pages is unknown. It refuses old epochs.
+func (s *Store) ApplyNewer(u Update) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u.Epoch < s.epoch {
+		return fmt.Errorf("%w: update epoch %d seq %d, epoch %d is known", ErrOldEpoch, u.Epoch, u.Seq, s.epoch)
+	}
+	if cur, ok := s.data[u.Key]; !ok || u.Seq > cur.Revision {
+		s.data[u.Key] = Entry{Value: u.Value, Revision: u.Seq}
+	}
+	s.rememberLocked(u)
+	return nil
+}
+
+// CaughtUp ends a catch-up: the store now follows epoch from revision rev,
+// and no longer counts the updates it missed before.
+func (s *Store) CaughtUp(epoch, rev uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if epoch > s.epoch {
+		s.epoch = epoch
+	}
+	s.stream = epoch
+	s.rev = rev
+	s.gaps, s.ahead = 0, 0
 }

@@ -528,3 +528,57 @@ func TestRequestIDsAreAppliedOnce(t *testing.T) {
 		t.Fatalf("PutOnce under an old epoch = %v, want ErrOldEpoch", err)
 	}
 }
+
+func TestSnapshotInstallAndCatchUp(t *testing.T) {
+	leader := New()
+	for i, kv := range [][2]string{{"b", "2"}, {"a", "1"}, {"c", "3"}, {"a", "1b"}, {"d", "4"}} {
+		if _, err := leader.Put(7, kv[0], kv[1]); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	// Pages of two, in key order.
+	var pages [][]KeyEntry
+	after, more := "", true
+	for more {
+		var page []KeyEntry
+		page, _, _, more = leader.Snapshot(after, 2, 1<<20)
+		pages = append(pages, page)
+		after = page[len(page)-1].Key
+	}
+	if len(pages) != 2 || pages[0][0].Key != "a" || pages[0][0].Value != "1b" || pages[0][0].Revision != 4 || pages[1][1].Key != "d" {
+		t.Fatalf("pages %+v", pages)
+	}
+	// A byte limit still returns at least one entry.
+	if page, _, _, more := leader.Snapshot("", 100, 1); len(page) != 1 || !more {
+		t.Fatalf("byte-limited page %+v more=%v", page, more)
+	}
+
+	replica := New()
+	// An update that arrived before the catch-up: a gap of 1..5.
+	if err := replica.Apply(Update{Epoch: 7, Seq: 6, Key: "e", Value: "live"}); !errors.Is(err, ErrGap) {
+		t.Fatalf("first update = %v, want a gap", err)
+	}
+	for _, p := range pages {
+		replica.Install(p)
+	}
+	// A buffered update older than the page's entry does not win.
+	mustNil(t, replica.ApplyNewer(Update{Epoch: 7, Seq: 1, Key: "a", Value: "old"}))
+	mustNil(t, replica.ApplyNewer(Update{Epoch: 7, Seq: 7, Key: "b", Value: "new"}))
+	if err := replica.ApplyNewer(Update{Epoch: 6, Seq: 8, Key: "b", Value: "deposed"}); !errors.Is(err, ErrOldEpoch) {
+		t.Fatalf("ApplyNewer from an old epoch = %v", err)
+	}
+	if replica.Missed() == 0 {
+		t.Fatal("the replica should count the gap before catching up")
+	}
+	replica.CaughtUp(7, 7)
+	want := map[string]string{"a": "1b", "b": "new", "c": "3", "d": "4", "e": "live"}
+	for k, v := range want {
+		if e, ok := replica.Get(k); !ok || e.Value != v {
+			t.Errorf("%s = %+v, want %q", k, e, v)
+		}
+	}
+	if replica.Missed() != 0 || replica.Revision() != 7 {
+		t.Fatalf("after catch-up: missed=%d rev=%d", replica.Missed(), replica.Revision())
+	}
+	mustNil(t, replica.Apply(Update{Epoch: 7, Seq: 8, Key: "f", Value: "next"}))
+}

@@ -1,0 +1,217 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go/micro"
+
+	"zkv/bus"
+	"zkv/election"
+	"zkv/store"
+)
+
+// maxCatchUpBuffer bounds the live updates held while a catch-up fetches
+// the snapshot; past it the catch-up fails and is tried again.
+const maxCatchUpBuffer = 1 << 18
+
+// handleLeaderSnapshot serves one page of the leader's store.
+func (s *Server) handleLeaderSnapshot(req micro.Request) {
+	var r bus.SnapshotRequest
+	if err := bus.Decode(req.Data(), &r); err != nil {
+		respondError(req, err)
+		return
+	}
+	epoch := s.leaderEpoch.Load()
+	if epoch == 0 || !s.elect.LeaseValid() {
+		respondError(req, s.notLeader(epoch))
+		return
+	}
+	limit := r.Limit
+	if limit == 0 {
+		limit = bus.MaxSnapshotPage
+	}
+	entries, rev, _, more := s.store.Snapshot(r.After, limit, bus.SnapshotPageBytes)
+	page := bus.SnapshotReply{Epoch: epoch, Revision: rev, More: more, Leader: s.cfg.ID, Entries: make([]bus.SnapshotEntry, len(entries))}
+	for i, e := range entries {
+		page.Entries[i] = bus.SnapshotEntry{Key: e.Key, Value: e.Value, Revision: e.Revision}
+	}
+	_ = req.Respond(bus.Encode(page))
+}
+
+// bufferIfCatchingUp holds u while a catch-up runs and reports whether it
+// did.
+func (s *Server) bufferIfCatchingUp(u bus.Update) bool {
+	s.catchMu.Lock()
+	defer s.catchMu.Unlock()
+	if !s.catching {
+		return false
+	}
+	if len(s.catchBuf) < maxCatchUpBuffer {
+		s.catchBuf = append(s.catchBuf, u)
+	} else {
+		s.catchOverflow = true
+	}
+	return true
+}
+
+// startCatchUp starts a catch-up unless one runs or --catch-up is off. It
+// retries with backoff until the copy is current, this server leads, or
+// the server stops.
+func (s *Server) startCatchUp(reason string) {
+	if !s.cfg.CatchUp || !s.catchRunning.CompareAndSwap(false, true) {
+		return
+	}
+	started := s.goFunc(func() {
+		defer s.catchRunning.Store(false)
+		b := backoff.NewExponentialBackOff()
+		b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 2*time.Second, 0
+		b.Reset()
+		s.log.Info("catching up from the leader", "reason", reason, "missed", s.store.Missed())
+		for first := true; (first || s.store.Missed() > 0) && s.leaderEpoch.Load() == 0; first = false {
+			err := s.catchUp(s.runCtx)
+			if err == nil {
+				return
+			}
+			d := b.NextBackOff()
+			s.log.Warn("catch-up failed, retrying", "err", err, "retry_in", d)
+			select {
+			case <-s.runCtx.Done():
+				return
+			case <-time.After(d):
+			}
+		}
+	})
+	if !started {
+		s.catchRunning.Store(false)
+	}
+}
+
+// catchUp fetches the leader's store page by page while buffering the live
+// updates, merges both (each key keeps its newest revision), and then
+// follows the stream from there with no missed updates.
+func (s *Server) catchUp(ctx context.Context) (err error) {
+	s.catchMu.Lock()
+	s.catching, s.catchBuf, s.catchOverflow = true, nil, false
+	s.catchMu.Unlock()
+	defer func() {
+		if err != nil {
+			s.replayBuffered()
+		}
+	}()
+	start := time.Now()
+	var epoch, rev uint64
+	after, keys, pages := "", 0, 0
+	for more := true; more; {
+		actx, cancel := context.WithTimeout(ctx, s.cfg.ForwardTimeout)
+		msg, err := s.nc.RequestWithContext(actx, s.subj.LeaderSnapshot(), bus.Encode(bus.SnapshotRequest{After: after}))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("snapshot page after %q: %w", after, err)
+		}
+		var page bus.SnapshotReply
+		if err := bus.DecodeReply(msg.Data, &page); err != nil {
+			return fmt.Errorf("snapshot page after %q: %w", after, err)
+		}
+		if epoch != 0 && page.Epoch != epoch {
+			return fmt.Errorf("the leader changed during the catch-up (epoch %d, then %d)", epoch, page.Epoch)
+		}
+		epoch, rev, more = page.Epoch, max(rev, page.Revision), page.More
+		entries := make([]store.KeyEntry, len(page.Entries))
+		for i, e := range page.Entries {
+			entries[i] = store.KeyEntry{Key: e.Key, Entry: store.Entry{Value: e.Value, Revision: e.Revision}}
+		}
+		s.store.Install(entries)
+		keys += len(entries)
+		pages++
+		if len(entries) > 0 {
+			after = entries[len(entries)-1].Key
+		} else if more {
+			return errors.New("empty snapshot page with more to come")
+		}
+	}
+
+	s.catchMu.Lock()
+	defer s.catchMu.Unlock()
+	if s.catchOverflow {
+		return fmt.Errorf("more than %d live updates arrived during the catch-up", maxCatchUpBuffer)
+	}
+	buffered := len(s.catchBuf)
+	for _, u := range s.catchBuf {
+		switch u.Kind {
+		case bus.KindPut:
+			if err := s.store.ApplyNewer(store.Update{Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, RequestID: u.RequestID}); err != nil {
+				s.logApplyErr(err, u.Leader, u.Epoch, u.Seq)
+				continue
+			}
+			epoch, rev = max(epoch, u.Epoch), max(rev, u.Seq)
+		case bus.KindEpoch:
+			epoch, rev = max(epoch, u.Epoch), max(rev, u.Seq)
+		}
+	}
+	s.store.CaughtUp(epoch, rev)
+	s.catching, s.catchBuf = false, nil
+	s.notifyApplied()
+	s.log.Info("caught up", "keys", keys, "pages", pages, "buffered_updates", buffered, "epoch", epoch, "revision", rev, "took", time.Since(start))
+	return nil
+}
+
+// replayBuffered ends a failed catch-up: the buffered updates go through
+// the ordinary apply path, which reports what is still missing.
+func (s *Server) replayBuffered() {
+	s.catchMu.Lock()
+	buf := s.catchBuf
+	s.catching, s.catchBuf = false, nil
+	s.catchMu.Unlock()
+	for _, u := range buf {
+		s.apply(u)
+	}
+}
+
+// probeLeader asks a newly learned leader how far it is; a copy that is
+// behind catches up at once instead of waiting for the next write to
+// reveal the gap.
+func (s *Server) probeLeader(leader string, epoch uint64) {
+	if !s.cfg.CatchUp {
+		return
+	}
+	s.goFunc(func() {
+		ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.ForwardTimeout)
+		defer cancel()
+		msg, err := s.nc.RequestWithContext(ctx, s.subj.NodeStatus(leader), nil)
+		if err != nil {
+			s.log.Warn("cannot ask the leader how far it is", "leader", leader, "err", err)
+			return
+		}
+		var st bus.Status
+		if err := bus.DecodeReply(msg.Data, &st); err != nil {
+			s.log.Warn("cannot ask the leader how far it is", "leader", leader, "err", err)
+			return
+		}
+		if st.Epoch == epoch && st.AppliedSeq > s.store.Revision() {
+			s.startCatchUp(fmt.Sprintf("leader %s is at revision %d, this copy at %d", leader, st.AppliedSeq, s.store.Revision()))
+		}
+	})
+}
+
+// refuseToLeadWhileStale handles an election won by a copy that knows it
+// missed updates (with --catch-up): it does not take writes, and after a
+// pause it goes to the back of the line so a current server can lead.
+func (s *Server) refuseToLeadWhileStale(t election.Term) {
+	s.log.Warn("refusing to lead while stale: going to the back of the line", "epoch", t.Epoch, "missed", s.store.Missed())
+	s.goFunc(func() {
+		select {
+		case <-s.runCtx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.ShutdownTimeout)
+		defer cancel()
+		if err := s.elect.Requeue(ctx); err != nil {
+			s.log.Warn("requeue in the election failed", "err", err)
+		}
+	})
+}
