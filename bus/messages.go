@@ -214,6 +214,14 @@ type Status struct {
 	Keys       int    `json:"keys"`
 	Stale      bool   `json:"stale"`
 	Gaps       uint64 `json:"gaps"`
+	// DroppedOldEpoch counts replication messages refused because they
+	// came from an epoch older than the highest known (a deposed leader).
+	DroppedOldEpoch uint64 `json:"dropped_old_epoch"`
+	// LastApplied is when this node last applied an update from the
+	// replication subject, in Unix nanoseconds (0: never).
+	LastApplied int64 `json:"last_applied,omitempty"`
+	// CatchingUp is true while a catch-up (--catch-up) runs.
+	CatchingUp bool   `json:"catching_up,omitempty"`
 	ZooKeeper  string `json:"zookeeper"`
 	NATS       string `json:"nats"`
 	HTTP       string `json:"http,omitempty"`

@@ -98,6 +98,9 @@ type Elector struct {
 	lastOK       time.Time // send time of the newest round trip on znodeSession
 	started      bool
 	resigning    bool              // Resign was called: never register again
+	// holdEvents, a test hook, makes onEvent ignore session events, so a
+	// test can show the lease alone stopping a leader.
+	holdEvents bool
 	members      map[string]string // election znode name -> server ID
 }
 
@@ -394,6 +397,9 @@ func (e *Elector) onEvent(ev zk.Event) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.holdEvents {
+		return
+	}
 	prev := e.state
 	e.state = ev.State
 	wasConnected := e.connected

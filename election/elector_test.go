@@ -252,3 +252,36 @@ func TestMembersFollowTheElection(t *testing.T) {
 	}
 	want(a, "a")
 }
+
+// TestLeaseAloneStopsALeader holds back the session events (a test hook),
+// so the Elector never hears that its session is in trouble; the lease
+// alone must stop it from acknowledging once ZooKeeper stops answering.
+func TestLeaseAloneStopsALeader(t *testing.T) {
+	z := testenv.StartZooKeeper(t)
+	a := startElector(t, z.Addr(), "a", 2*time.Second)
+	waitTerm(t, a, "to lead", isLeader)
+	testenv.WaitFor(t, 10*time.Second, "a's lease", func() error {
+		if !a.LeaseValid() {
+			return errors.New("lease not valid")
+		}
+		return nil
+	})
+	a.mu.Lock()
+	a.holdEvents = true
+	a.mu.Unlock()
+	if err := syscall.Kill(z.PID(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(z.PID(), syscall.SIGCONT)
+	stopped := time.Now()
+	testenv.WaitFor(t, 5*time.Second, "the lease to lapse", func() error {
+		if a.LeaseValid() {
+			return errors.New("lease still valid")
+		}
+		return nil
+	})
+	t.Logf("lease lapsed %s after ZooKeeper stopped (session timeout 2s)", time.Since(stopped).Round(time.Millisecond))
+	if got := a.Current(); got.Role != RoleLeader {
+		t.Fatalf("term %+v: a session event got through; the test proves nothing", got)
+	}
+}

@@ -517,9 +517,13 @@ func (s *Server) Status() bus.Status {
 		Keys:       s.store.Len(),
 		Stale:      role != bus.RoleLeader && missed > 0,
 		Gaps:       missed,
-		ZooKeeper:  s.elect.SessionState(),
-		NATS:       s.natsState(),
-		HTTP:       s.HTTPAddr(),
-		Znode:      znode,
+
+		DroppedOldEpoch: s.droppedOld.Load(),
+		LastApplied:     s.lastApply.Load(),
+		CatchingUp:      s.catchRunning.Load(),
+		ZooKeeper:       s.elect.SessionState(),
+		NATS:            s.natsState(),
+		HTTP:            s.HTTPAddr(),
+		Znode:           znode,
 	}
 }
