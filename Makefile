@@ -51,3 +51,6 @@ clean:
 
 # benchmark targets: bench, bench-quick.
 -include bench.mk
+
+# fault suite targets: chaos, chaos-quick.
+-include chaos.mk
