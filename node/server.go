@@ -527,3 +527,35 @@ func (s *Server) Status() bus.Status {
 		Znode:           znode,
 	}
 }
+
+// handleStatus answers with the node's status; the body is ignored.
+func (s *Server) handleStatus(req micro.Request) {
+	_ = req.Respond(bus.Encode(s.Status()))
+}
+
+// respondError answers req with the JSON error body and micro's error
+// headers (the HTTP status as the code, the wire code and message as the
+// description).
+func respondError(req micro.Request, err error) {
+	e := bus.AsError(err)
+	_ = req.Error(fmt.Sprint(e.HTTPStatus()), e.Error(), bus.EncodeError(e))
+}
+
+// logApplyErr logs what a replication step reported.
+func (s *Server) logApplyErr(err error, from string, epoch, seq uint64) {
+	var gap *store.GapError
+	switch {
+	case err == nil:
+	case errors.As(err, &gap):
+		s.log.Warn("replication gap: updates missed", "from", from, "epoch", gap.Epoch, "missed_from", gap.From, "missed_to", gap.To, "missed", gap.To-gap.From+1)
+	case errors.Is(err, store.ErrOldEpoch):
+		s.droppedOld.Add(1)
+		s.log.Warn("dropped update from an old epoch", "from", from, "epoch", epoch, "seq", seq, "known_epoch", s.store.Epoch())
+	case errors.Is(err, store.ErrDuplicate):
+		s.log.Debug("duplicate update ignored", "epoch", epoch, "seq", seq)
+	case errors.Is(err, store.ErrDiverged):
+		s.log.Warn("this copy holds writes the new leader lacks", "from", from, "epoch", epoch, "seq", seq, "err", err)
+	default:
+		s.log.Error("replication", "from", from, "err", err)
+	}
+}

@@ -1,0 +1,156 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"zkv/bus"
+)
+
+// handleRead answers a read: from the local copy (even if stale), from
+// the leader, or from the local copy once it has applied a revision. A
+// read that waits runs on its own goroutine.
+func (s *Server) handleRead(req micro.Request) {
+	var r bus.ReadRequest
+	if err := bus.Decode(req.Data(), &r); err != nil {
+		respondError(req, err)
+		return
+	}
+	switch r.Consistency {
+	case bus.ConsistencyLeader:
+		if s.serving.Load() {
+			reply, err := s.leaderRead(r.Key)
+			s.answerRead(req, reply, err)
+			return
+		}
+		data := req.Data()
+		if !s.spawnLimited(func() { _ = req.Respond(s.forwardRead(s.runCtx, data)) }) {
+			respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s is busy or shutting down", s.cfg.ID))
+		}
+	case bus.ConsistencyMinRevision:
+		if s.store.Revision() >= r.MinRevision {
+			_ = req.Respond(bus.Encode(s.read(r.Key)))
+			return
+		}
+		if !s.spawnLimited(func() {
+			reply, err := s.readAtLeast(s.runCtx, r)
+			s.answerRead(req, reply, err)
+		}) {
+			respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s is busy or shutting down", s.cfg.ID))
+		}
+	default:
+		_ = req.Respond(bus.Encode(s.read(r.Key)))
+	}
+}
+
+// Read is the read path for callers in this process (the HTTP API), with
+// the same consistency levels as the read subjects.
+func (s *Server) Read(ctx context.Context, r bus.ReadRequest) (bus.ReadReply, error) {
+	if err := r.Validate(); err != nil {
+		return bus.ReadReply{}, err
+	}
+	switch r.Consistency {
+	case bus.ConsistencyLeader:
+		if s.serving.Load() {
+			return s.leaderRead(r.Key)
+		}
+		var reply bus.ReadReply
+		err := bus.DecodeReply(s.forwardRead(ctx, bus.Encode(r)), &reply)
+		return reply, err
+	case bus.ConsistencyMinRevision:
+		return s.readAtLeast(ctx, r)
+	}
+	return s.read(r.Key), nil
+}
+
+// handleLeaderRead serves Subjects.LeaderRead on the leader service.
+func (s *Server) handleLeaderRead(req micro.Request) {
+	var r bus.ReadRequest
+	if err := bus.Decode(req.Data(), &r); err != nil {
+		respondError(req, err)
+		return
+	}
+	reply, err := s.leaderRead(r.Key)
+	s.answerRead(req, reply, err)
+}
+
+func (s *Server) answerRead(req micro.Request, r bus.ReadReply, err error) {
+	if err != nil {
+		respondError(req, err)
+		return
+	}
+	_ = req.Respond(bus.Encode(r))
+}
+
+func (s *Server) read(key string) bus.ReadReply {
+	role, epoch, _ := s.role()
+	e, ok := s.store.Get(key)
+	return bus.ReadReply{Found: ok, Key: key, Value: e.Value, Revision: e.Revision, Node: s.cfg.ID, Role: role, Epoch: epoch}
+}
+
+// leaderRead answers from the leader's copy while it holds its lease, so
+// the answer reflects every write acknowledged before it.
+func (s *Server) leaderRead(key string) (bus.ReadReply, error) {
+	epoch := s.leaderEpoch.Load()
+	if epoch == 0 || !s.serving.Load() || !s.elect.LeaseValid() {
+		return bus.ReadReply{}, s.notLeader(epoch)
+	}
+	r := s.read(key)
+	if !s.elect.LeaseValid() || s.leaderEpoch.Load() != epoch {
+		return bus.ReadReply{}, s.notLeader(epoch)
+	}
+	return r, nil
+}
+
+// readAtLeast waits until the local copy has applied r.MinRevision, then
+// reads; past the wait it answers "stale".
+func (s *Server) readAtLeast(ctx context.Context, r bus.ReadRequest) (bus.ReadReply, error) {
+	wait := time.Duration(r.WaitMS) * time.Millisecond
+	if wait == 0 {
+		wait = bus.DefaultReadWaitMS * time.Millisecond
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		changed := s.applied()
+		if s.store.Revision() >= r.MinRevision {
+			return s.read(r.Key), nil
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return bus.ReadReply{}, bus.Errorf(bus.CodeStale, "node %s has applied up to revision %d, not %d, after %s", s.cfg.ID, s.store.Revision(), r.MinRevision, wait)
+		case <-ctx.Done():
+			return bus.ReadReply{}, bus.Errorf(bus.CodeUnavailable, "node %s is shutting down", s.cfg.ID)
+		}
+	}
+}
+
+// forwardRead sends a leader read to the leader subject and returns the
+// reply body, retrying while no leader answers, for up to ForwardTimeout.
+func (s *Server) forwardRead(ctx context.Context, data []byte) []byte {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ForwardTimeout)
+	defer cancel()
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 20*time.Millisecond, 500*time.Millisecond, 0
+	b.Reset()
+	for {
+		msg, err := s.nc.RequestWithContext(ctx, s.subj.LeaderRead(), data)
+		if err == nil {
+			return msg.Data
+		}
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return bus.EncodeError(bus.Errorf(bus.CodeNoLeader, "leader read on %s: %v", s.subj.LeaderRead(), err))
+		}
+		select {
+		case <-ctx.Done():
+			return bus.EncodeError(bus.Errorf(bus.CodeNoLeader, "no leader answered on %s within %s", s.subj.LeaderRead(), s.cfg.ForwardTimeout))
+		case <-time.After(b.NextBackOff()):
+		}
+	}
+}
