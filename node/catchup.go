@@ -171,13 +171,10 @@ func (s *Server) replayBuffered() {
 	}
 }
 
-// probeLeader asks a newly learned leader how far it is; a copy that is
-// behind catches up at once instead of waiting for the next write to
-// reveal the gap.
+// probeLeader asks a newly learned leader how far it is, so a copy that is
+// behind (restarted, say) reports stale at once instead of at the next
+// write, and, with --catch-up, catches up at once.
 func (s *Server) probeLeader(leader string, epoch uint64) {
-	if !s.cfg.CatchUp {
-		return
-	}
 	s.goFunc(func() {
 		ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.ForwardTimeout)
 		defer cancel()
@@ -191,9 +188,12 @@ func (s *Server) probeLeader(leader string, epoch uint64) {
 			s.log.Warn("cannot ask the leader how far it is", "leader", leader, "err", err)
 			return
 		}
-		if st.Epoch == epoch && st.AppliedSeq > s.store.Revision() {
-			s.startCatchUp(fmt.Sprintf("leader %s is at revision %d, this copy at %d", leader, st.AppliedSeq, s.store.Revision()))
+		if st.Epoch != epoch || st.AppliedSeq <= s.store.Revision() {
+			return
 		}
+		s.store.NoteBehind(st.AppliedSeq)
+		s.log.Info("behind the leader", "leader", leader, "leader_revision", st.AppliedSeq, "revision", s.store.Revision(), "missed", s.store.Missed())
+		s.startCatchUp(fmt.Sprintf("leader %s is at revision %d", leader, st.AppliedSeq))
 	})
 }
 

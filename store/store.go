@@ -72,6 +72,7 @@ type Store struct {
 	// marker or put this store followed.
 	stream uint64
 	gaps   uint64 // updates known to be missed
+	noted  uint64 // revisions up to here were counted as missed by NoteBehind
 	ahead  uint64 // times a new epoch started below rev
 
 	// requests remembers the Update of each recent request ID, oldest
@@ -229,8 +230,24 @@ func (s *Store) repositionLocked(epoch, seq uint64) error {
 // gapLocked records that seq s.rev+1..to were missed.
 func (s *Store) gapLocked(epoch, to uint64) error {
 	g := &GapError{Epoch: epoch, From: s.rev + 1, To: to}
-	s.gaps += to - s.rev
+	// Revisions up to s.noted were counted already by NoteBehind.
+	if from := max(s.rev, s.noted); to > from {
+		s.gaps += to - from
+	}
 	return g
+}
+
+// NoteBehind records that the leader is at revision rev: if this store is
+// behind it, the missing revisions count as missed (Missed grows) without
+// moving the store's position, so updates still in flight are applied as
+// usual when they arrive.
+func (s *Store) NoteBehind(rev uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if from := max(s.rev, s.noted); rev > from {
+		s.gaps += rev - from
+		s.noted = rev
+	}
 }
 
 // Observe raises the highest known epoch to epoch (learned from ZooKeeper,
@@ -347,5 +364,5 @@ func (s *Store) CaughtUp(epoch, rev uint64) {
 	}
 	s.stream = epoch
 	s.rev = rev
-	s.gaps, s.ahead = 0, 0
+	s.gaps, s.ahead, s.noted = 0, 0, 0
 }

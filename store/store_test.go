@@ -582,3 +582,27 @@ func TestSnapshotInstallAndCatchUp(t *testing.T) {
 	}
 	mustNil(t, replica.Apply(Update{Epoch: 7, Seq: 8, Key: "f", Value: "next"}))
 }
+
+func TestNoteBehindCountsOnce(t *testing.T) {
+	s := New()
+	s.NoteBehind(10) // a restarted copy learns the leader is at 10
+	if s.Missed() != 10 || s.Revision() != 0 {
+		t.Fatalf("missed=%d rev=%d, want 10 missed at revision 0", s.Missed(), s.Revision())
+	}
+	// An update still in flight from before is applied as usual...
+	if err := s.Apply(Update{Epoch: 1, Seq: 9, Key: "a", Value: "9"}); !errors.Is(err, ErrGap) {
+		t.Fatalf("apply 9 = %v, want a gap", err)
+	}
+	// ...and the gaps the stream shows up to 10 are not counted twice.
+	mustNil(t, s.Apply(Update{Epoch: 1, Seq: 10, Key: "b", Value: "10"}))
+	if err := s.Apply(Update{Epoch: 1, Seq: 12, Key: "c", Value: "12"}); !errors.Is(err, ErrGap) {
+		t.Fatalf("apply 12 = %v, want a gap", err)
+	}
+	if s.Missed() != 11 {
+		t.Fatalf("missed=%d, want 11 (1..10 noted, then 11)", s.Missed())
+	}
+	s.NoteBehind(5) // behind where we are: nothing
+	if s.Missed() != 11 {
+		t.Fatalf("missed=%d after a stale note", s.Missed())
+	}
+}

@@ -1,0 +1,30 @@
+// Package testdriver runs zkv's end-to-end scenarios against a real
+// cluster: local kvserver processes with their own ZooKeeper and NATS
+// (LocalCluster), or an existing deployment such as the docker compose one.
+//
+// Run drives any Cluster through the scenarios of the specification, in
+// order:
+//
+//   - add-read: the servers agree on a leader; a write on kv.write is
+//     answered by it; every server then returns the value on its own
+//     kv.node.<id>.read.
+//   - leader-election: the leader is stopped (SIGKILL or SIGTERM); the
+//     time until every running server reports a new leader, and until the
+//     new leader acknowledges a write, is measured; later writes carry the
+//     new leader and a higher epoch.
+//   - stale-read: the stopped server is started again; it follows the
+//     leader with an empty store, answers found:false for a key the others
+//     hold, and returns the key's new value once it is written again.
+//
+// Every step is printed for people, numbered, with what was sent, which
+// server answered, the epoch and how long it took; a failed check prints
+// what was expected and what came. Every check reads the reply body: a
+// NATS "no responders" answer is a failure. Conditions are polled with
+// deadlines, never waited for with sleeps.
+//
+// RunLocal wraps Run for `testdriver run`: it creates a log directory
+// (driver.log, every process's log, summary.json), starts a LocalCluster,
+// and stops everything again, also when its context is cancelled. Up does
+// the same for `testdriver up`, keeping the cluster up until its context
+// ends.
+package testdriver

@@ -1,0 +1,496 @@
+package testdriver
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"zkv/internal/harness"
+)
+
+// DefaultServers is the number of kvservers a LocalCluster starts by
+// default.
+const DefaultServers = 3
+
+// LocalOptions configures StartLocal.
+type LocalOptions struct {
+	// KVServer is the path of the kvserver binary. Required.
+	KVServer string
+	// Servers is the number of kvservers, with IDs n1..nN; 0 means
+	// DefaultServers.
+	Servers int
+	// SessionTimeout is the servers' ZooKeeper session timeout; 0 means
+	// DefaultSessionTimeout.
+	SessionTimeout time.Duration
+	// ZooKeeper is the connect string of a running ZooKeeper
+	// (host:port[,host:port...]); "" starts a standalone one.
+	ZooKeeper string
+	// NATSURL is the URL of a running NATS server; "" starts an embedded
+	// one.
+	NATSURL string
+	// NATSPort is the port of the embedded NATS server; 0 means a free
+	// one.
+	NATSPort int
+	// NATSPortFallback makes a busy NATSPort fall back to a free port
+	// instead of failing.
+	NATSPortFallback bool
+	// HTTPBasePort, if set, gives node nI the HTTP port HTTPBasePort+I-1;
+	// 0 means free ports.
+	HTTPBasePort int
+	// LogDir receives each server's log (<id>.log), ZooKeeper's
+	// (zookeeper.log) and the embedded NATS server's (nats.log). ""
+	// keeps only the last lines of each in memory.
+	LogDir string
+	// ServerLogLevel is the kvservers' --log-level; "" means debug.
+	ServerLogLevel string
+	// Progress, if set, receives a line for each part started.
+	Progress io.Writer
+	// Logger receives debug logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// LocalCluster is a zkv cluster of local processes: kvservers started by
+// PID with internal/harness, a standalone ZooKeeper and an embedded NATS
+// server, unless existing ones were given. It implements Cluster and
+// Versioned. Its methods are safe for concurrent use, but Stop, Start and
+// Close of one node are meant to come from one goroutine at a time.
+type LocalCluster struct {
+	opts    LocalOptions
+	log     *slog.Logger
+	zk      *harness.ZooKeeper // nil when external
+	zkAddr  string
+	nats    *harness.NATS // nil when external
+	natsURL string
+	nodes   []*harness.Node
+
+	mu       sync.Mutex
+	cleanups []cleanup
+	closed   bool
+}
+
+// cleanup is one entry of the LocalCluster's cleanup stack.
+type cleanup struct {
+	what string
+	node bool // a kvserver: stopped before the rest, all at once
+	f    func(ctx context.Context) error
+}
+
+// StartLocal starts ZooKeeper (unless opts.ZooKeeper is set), NATS (unless
+// opts.NATSURL is set) and opts.Servers kvservers, each once the one before
+// is ready (connected to ZooKeeper and NATS), so that n1 usually leads,
+// and returns once every server is ready. If anything fails, or ctx ends, whatever was
+// started is stopped again before StartLocal returns.
+func StartLocal(ctx context.Context, opts LocalOptions) (_ *LocalCluster, err error) {
+	if opts.KVServer == "" {
+		return nil, errors.New("local cluster: no kvserver binary given")
+	}
+	if _, err := os.Stat(opts.KVServer); err != nil {
+		return nil, fmt.Errorf("local cluster: kvserver binary: %w", err)
+	}
+	if opts.Servers == 0 {
+		opts.Servers = DefaultServers
+	}
+	if opts.Servers < 1 {
+		return nil, fmt.Errorf("local cluster: %d servers: need at least one", opts.Servers)
+	}
+	if opts.SessionTimeout <= 0 {
+		opts.SessionTimeout = DefaultSessionTimeout
+	}
+	if opts.ServerLogLevel == "" {
+		opts.ServerLogLevel = "debug"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Progress == nil {
+		opts.Progress = io.Discard
+	}
+	if opts.LogDir != "" {
+		if err := os.MkdirAll(opts.LogDir, 0o755); err != nil {
+			return nil, fmt.Errorf("local cluster: log dir: %w", err)
+		}
+	}
+	c := &LocalCluster{opts: opts, log: opts.Logger}
+	defer func() {
+		if err != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
+			defer cancel()
+			if cerr := c.Close(cctx); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("clean up: %w", cerr))
+			}
+		}
+	}()
+	if err := c.startZooKeeper(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.startNATS(); err != nil {
+		return nil, err
+	}
+	for i := 1; i <= opts.Servers; i++ {
+		if err := c.startNode(ctx, i); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// teardownTimeout bounds stopping what a failed start had started.
+const teardownTimeout = 20 * time.Second
+
+// push adds a cleanup to the stack; Close runs them in reverse order.
+func (c *LocalCluster) push(what string, f func(ctx context.Context) error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cleanups = append(c.cleanups, cleanup{what: what, f: f})
+}
+
+// pushNode adds the cleanup of a kvserver to the stack.
+func (c *LocalCluster) pushNode(n *harness.Node) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cleanups = append(c.cleanups, cleanup{what: "stop " + n.ID(), node: true, f: func(ctx context.Context) error { return stopNode(ctx, n) }})
+}
+
+// logFile opens name in the log dir, or returns nil when there is none.
+// The file is closed by the cleanup stack.
+func (c *LocalCluster) logFile(name string) (*os.File, error) {
+	if c.opts.LogDir == "" {
+		return nil, nil
+	}
+	f, err := os.OpenFile(filepath.Join(c.opts.LogDir, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("local cluster: %w", err)
+	}
+	c.push("close "+name, func(context.Context) error { return f.Close() })
+	return f, nil
+}
+
+func (c *LocalCluster) startZooKeeper(ctx context.Context) error {
+	if c.opts.ZooKeeper != "" {
+		c.zkAddr = c.opts.ZooKeeper
+		fmt.Fprintf(c.opts.Progress, "using ZooKeeper at %s\n", c.zkAddr)
+		return nil
+	}
+	f, err := c.logFile("zookeeper.log")
+	if err != nil {
+		return err
+	}
+	zopts := harness.ZooKeeperOptions{}
+	if f != nil {
+		zopts.Log = f
+	}
+	begin := time.Now()
+	zk, err := harness.StartZooKeeper(ctx, zopts)
+	if err != nil {
+		return fmt.Errorf("local cluster: start ZooKeeper: %w", err)
+	}
+	c.zk, c.zkAddr = zk, zk.Addr()
+	c.push("stop ZooKeeper", func(context.Context) error { return zk.Stop() })
+	fmt.Fprintf(c.opts.Progress, "started ZooKeeper on %s (pid %d) in %s\n", zk.Addr(), zk.PID(), FormatDuration(time.Since(begin)))
+	c.log.Debug("zookeeper started", "addr", zk.Addr(), "pid", zk.PID(), "dir", zk.Dir())
+	return nil
+}
+
+func (c *LocalCluster) startNATS() error {
+	if c.opts.NATSURL != "" {
+		c.natsURL = c.opts.NATSURL
+		fmt.Fprintf(c.opts.Progress, "using NATS at %s\n", c.natsURL)
+		return nil
+	}
+	port := c.opts.NATSPort
+	if port != 0 && !portFree(port) {
+		if !c.opts.NATSPortFallback {
+			return fmt.Errorf("local cluster: NATS port %d is in use", port)
+		}
+		fmt.Fprintf(c.opts.Progress, "port %d is in use; NATS takes a free port instead\n", port)
+		port = 0
+	}
+	f, err := c.logFile("nats.log")
+	if err != nil {
+		return err
+	}
+	nopts := harness.NATSOptions{Port: port}
+	if f != nil {
+		nopts.Log = f
+	}
+	ns, err := harness.StartNATS(nopts)
+	if err != nil {
+		return fmt.Errorf("local cluster: start NATS: %w", err)
+	}
+	c.nats, c.natsURL = ns, ns.URL()
+	c.push("stop NATS", func(context.Context) error { ns.Shutdown(); return nil })
+	fmt.Fprintf(c.opts.Progress, "started NATS %s on %s (in this process)\n", server.VERSION, ns.URL())
+	return nil
+}
+
+// portFree reports whether 127.0.0.1:port can be bound now. The embedded
+// NATS server does not fail on a busy port; it only logs it and never
+// becomes ready, so the port is checked first.
+func portFree(port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	_ = l.Close()
+	return true
+}
+
+func (c *LocalCluster) startNode(ctx context.Context, i int) error {
+	id := "n" + strconv.Itoa(i)
+	port := 0
+	if c.opts.HTTPBasePort > 0 {
+		port = c.opts.HTTPBasePort + i - 1
+	}
+	begin := time.Now()
+	n, err := harness.StartNode(ctx, c.opts.KVServer, harness.NodeOptions{
+		ID:             id,
+		ZooKeeper:      c.zkAddr,
+		NATSURL:        c.natsURL,
+		SessionTimeout: c.opts.SessionTimeout,
+		Port:           port,
+		LogLevel:       c.opts.ServerLogLevel,
+		LogDir:         c.opts.LogDir,
+	})
+	if err != nil {
+		return fmt.Errorf("local cluster: %w", err)
+	}
+	c.mu.Lock()
+	c.nodes = append(c.nodes, n)
+	c.mu.Unlock()
+	c.pushNode(n)
+	// Ready means connected to ZooKeeper; waiting for it before starting
+	// the next server makes n1 the usual first leader.
+	if err := n.WaitReady(ctx); err != nil {
+		return fmt.Errorf("local cluster: %w", err)
+	}
+	fmt.Fprintf(c.opts.Progress, "started kvserver %s on http://%s (pid %d) in %s\n", id, n.HTTPAddr(), n.PID(), FormatDuration(time.Since(begin)))
+	c.log.Debug("kvserver started", "id", id, "http", n.HTTPAddr(), "pid", n.PID(), "log", n.LogPath())
+	return nil
+}
+
+// stopNode stops a node that still runs with SIGTERM (SIGKILL when ctx
+// ends) and reports an unclean exit; a node already stopped is not an
+// error.
+func stopNode(ctx context.Context, n *harness.Node) error {
+	if !n.Running() {
+		return nil
+	}
+	err := n.Stop(ctx)
+	_ = n.Kill()
+	if err != nil {
+		return fmt.Errorf("kvserver %s did not exit cleanly on SIGTERM: %w", n.ID(), err)
+	}
+	return nil
+}
+
+// node returns the node with the given ID.
+func (c *LocalCluster) node(id string) (*harness.Node, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.nodes {
+		if n.ID() == id {
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("no node %q in the local cluster", id)
+}
+
+// NATSURL is the NATS server's URL.
+func (c *LocalCluster) NATSURL() string { return c.natsURL }
+
+// ZooKeeper is the ZooKeeper connect string the servers use.
+func (c *LocalCluster) ZooKeeper() string { return c.zkAddr }
+
+// ZooKeeperPID is the PID of the ZooKeeper the cluster started, or 0 when
+// it uses an existing one.
+func (c *LocalCluster) ZooKeeperPID() int {
+	if c.zk == nil {
+		return 0
+	}
+	return c.zk.PID()
+}
+
+// SessionTimeout is the servers' ZooKeeper session timeout.
+func (c *LocalCluster) SessionTimeout() time.Duration { return c.opts.SessionTimeout }
+
+// Nodes returns the IDs of every node, n1..nN.
+func (c *LocalCluster) Nodes() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		ids[i] = n.ID()
+	}
+	return ids
+}
+
+// LocalNode describes one kvserver process of a LocalCluster.
+type LocalNode struct {
+	// ID is the node ID.
+	ID string
+	// PID is the current (or last) process ID.
+	PID int
+	// HTTPAddr is the host:port of the node's HTTP API.
+	HTTPAddr string
+	// LogPath is the node's log file ("" without a log dir).
+	LogPath string
+	// Running reports whether the process runs.
+	Running bool
+}
+
+// Node describes node id; ok is false when there is no such node.
+func (c *LocalCluster) Node(id string) (LocalNode, bool) {
+	n, err := c.node(id)
+	if err != nil {
+		return LocalNode{}, false
+	}
+	return LocalNode{ID: n.ID(), PID: n.PID(), HTTPAddr: n.HTTPAddr(), LogPath: n.LogPath(), Running: n.Running()}, true
+}
+
+// Exited returns a channel that is closed when node id's current process
+// exits, or nil for an unknown node.
+func (c *LocalCluster) Exited(id string) <-chan struct{} {
+	n, err := c.node(id)
+	if err != nil {
+		return nil
+	}
+	return n.Exited()
+}
+
+// Stop stops node id by PID: SIGKILL, or SIGTERM and a wait for its clean
+// exit (SIGKILL if ctx ends first). It returns once the process is gone.
+func (c *LocalCluster) Stop(ctx context.Context, id string, how Stop) error {
+	n, err := c.node(id)
+	if err != nil {
+		return err
+	}
+	pid := n.PID()
+	c.log.Debug("stopping node", "id", id, "pid", pid, "how", how)
+	switch how {
+	case StopKill:
+		err = n.Kill()
+	case StopTerm:
+		err = n.Stop(ctx)
+	default:
+		return fmt.Errorf("stop %s: unknown way %q", id, how)
+	}
+	if err != nil {
+		return fmt.Errorf("stop %s (pid %d) with %s: %w", id, pid, how.Signal(), err)
+	}
+	return nil
+}
+
+// Start starts node id again, on the same port, with an empty store, and
+// waits until it answers /healthz.
+func (c *LocalCluster) Start(ctx context.Context, id string) error {
+	n, err := c.node(id)
+	if err != nil {
+		return err
+	}
+	if err := n.Restart(ctx); err != nil {
+		return fmt.Errorf("start %s: %w", id, err)
+	}
+	c.log.Debug("node started again", "id", id, "pid", n.PID())
+	return nil
+}
+
+// Describe is "pid <PID>" for a running node, "pid <PID>, stopped" for one
+// that is not.
+func (c *LocalCluster) Describe(id string) string {
+	n, err := c.node(id)
+	if err != nil {
+		return "unknown node"
+	}
+	if !n.Running() {
+		return fmt.Sprintf("pid %d, stopped", n.PID())
+	}
+	return fmt.Sprintf("pid %d", n.PID())
+}
+
+// Versions reports the ZooKeeper version (asked with srvr) and, for an
+// embedded NATS server, its version.
+func (c *LocalCluster) Versions(ctx context.Context) map[string]string {
+	v := map[string]string{}
+	if c.nats != nil {
+		v["nats-server"] = server.VERSION
+	}
+	addr, _, _ := strings.Cut(c.zkAddr, ",")
+	if out, err := harness.FourLetter(ctx, addr, "srvr"); err == nil {
+		if s := zooKeeperVersion(out); s != "" {
+			v["zookeeper"] = s
+		}
+	}
+	return v
+}
+
+// zooKeeperVersion extracts the version from a srvr answer's "Zookeeper
+// version: 3.8.4-..., built on ..." line.
+func zooKeeperVersion(srvr string) string {
+	sc := bufio.NewScanner(strings.NewReader(srvr))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "Zookeeper version:"); ok {
+			v, _, _ = strings.Cut(strings.TrimSpace(v), ",")
+			// Debian's build leaves the git placeholder in: "3.8.0-${mvngit.commit.id}".
+			v, _, _ = strings.Cut(v, "-${")
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// Close stops everything the cluster started, newest first: the kvservers
+// (SIGTERM, SIGKILL once ctx ends), NATS, then ZooKeeper, and closes the
+// log files. It returns the joined errors; a second Close does nothing.
+func (c *LocalCluster) Close(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	stack := slices.Clone(c.cleanups)
+	c.mu.Unlock()
+
+	// The kvservers go first, all at once: each may take a moment to
+	// resign.
+	var (
+		errs []error
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+	)
+	rest := stack[:0:0]
+	for _, cl := range stack {
+		if cl.node {
+			wg.Go(func() {
+				if err := cl.f(ctx); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			})
+			continue
+		}
+		rest = append(rest, cl)
+	}
+	wg.Wait()
+	for i := len(rest) - 1; i >= 0; i-- {
+		c.log.Debug("teardown", "step", rest[i].what)
+		if err := rest[i].f(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", rest[i].what, err))
+		}
+	}
+	return errors.Join(errs...)
+}
