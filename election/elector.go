@@ -97,11 +97,11 @@ type Elector struct {
 	last         Term
 	lastOK       time.Time // send time of the newest round trip on znodeSession
 	started      bool
-	resigning    bool              // Resign was called: never register again
+	resigning    bool // Resign was called: never register again
 	// holdEvents, a test hook, makes onEvent ignore session events, so a
 	// test can show the lease alone stopping a leader.
 	holdEvents bool
-	members      map[string]string // election znode name -> server ID
+	members    map[string]string // election znode name -> server ID
 }
 
 // New checks cfg, fills in defaults and returns an Elector that has not yet
@@ -747,45 +747,67 @@ func (e *Elector) ensurePath(conn *zk.Conn, p string) error {
 // watchLeader follows the leader znode for the life of the connection, so
 // every server learns each new epoch.
 func (e *Elector) watchLeader(ctx context.Context, conn *zk.Conn) {
+	e.watchLoop(ctx, func() (<-chan zk.Event, error) {
+		for {
+			data, _, ch, err := conn.GetW(e.cfg.LeaderPath)
+			if err == nil {
+				if d, derr := decodeLeader(data); derr != nil {
+					e.log.Warn("ignoring unreadable leader znode", "err", derr)
+				} else {
+					e.setLeader(d)
+				}
+				return ch, nil
+			}
+			if !errors.Is(err, zk.ErrNoNode) {
+				return nil, err
+			}
+			exists, _, ch, err := conn.ExistsW(e.cfg.LeaderPath)
+			if err != nil {
+				return nil, err
+			}
+			if !exists {
+				e.setLeader(LeaderData{})
+				return ch, nil
+			}
+			// Created in between: read it.
+		}
+	})
+}
+
+// watchMembers keeps e.members in step with the election path's children.
+// The path may not exist yet (the campaign creates it): the loop retries.
+func (e *Elector) watchMembers(ctx context.Context, conn *zk.Conn) {
+	e.watchLoop(ctx, func() (<-chan zk.Event, error) {
+		children, _, ch, err := conn.ChildrenW(e.cfg.Path)
+		if err != nil {
+			return nil, err
+		}
+		return ch, e.updateMembers(conn, children)
+	})
+}
+
+// watchLoop runs arm, which reads something and sets a one-shot watch on
+// it, again each time the watch fires, for the life of the connection;
+// while the session is down it waits, and after an error it backs off.
+func (e *Elector) watchLoop(ctx context.Context, arm func() (<-chan zk.Event, error)) {
 	retry := newBackoff()
 	for {
 		if e.waitConnected(ctx) != nil {
 			return
 		}
-		data, _, ch, err := conn.GetW(e.cfg.LeaderPath)
-		if errors.Is(err, zk.ErrNoNode) {
-			var exists bool
-			exists, _, ch, err = conn.ExistsW(e.cfg.LeaderPath)
-			if err == nil && exists {
-				continue // created in between: read it
-			}
-			if err == nil {
-				e.setLeader(LeaderData{})
-			}
-		} else if err == nil {
-			d, derr := decodeLeader(data)
-			if derr != nil {
-				e.log.Warn("ignoring unreadable leader znode", "err", derr)
-			} else {
-				e.setLeader(d)
-			}
-		}
+		ch, err := arm()
+		wait := ch
+		var delay <-chan time.Time
 		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(retry.NextBackOff()):
-			}
-			continue
+			wait, delay = nil, time.After(retry.NextBackOff())
+		} else {
+			retry.Reset()
 		}
-		retry.Reset()
 		select {
 		case <-ctx.Done():
 			return
-		case <-ch:
+		case <-wait:
+		case <-delay:
 		}
 	}
 }
@@ -807,35 +829,6 @@ func (e *Elector) Members() []string {
 	}
 	sort.Strings(ids)
 	return ids
-}
-
-// watchMembers keeps e.members in step with the election path's children.
-func (e *Elector) watchMembers(ctx context.Context, conn *zk.Conn) {
-	retry := newBackoff()
-	for {
-		if e.waitConnected(ctx) != nil {
-			return
-		}
-		children, _, ch, err := conn.ChildrenW(e.cfg.Path)
-		if err == nil {
-			err = e.updateMembers(conn, children)
-		}
-		if err != nil {
-			// The path may not exist yet (the campaign creates it): look again.
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(retry.NextBackOff()):
-			}
-			continue
-		}
-		retry.Reset()
-		select {
-		case <-ctx.Done():
-			return
-		case <-ch:
-		}
-	}
 }
 
 // updateMembers reads the data of new children and forgets departed ones.

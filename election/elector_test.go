@@ -74,7 +74,12 @@ func waitTerm(t *testing.T, e *running, what string, ok func(Term) bool) Term {
 	return last
 }
 
-func isLeader(t Term) bool   { return t.Role == RoleLeader }
+func isLeader(t Term) bool { return t.Role == RoleLeader }
+
+func seq(name string) int64 {
+	n, _ := ParseSeq(name)
+	return n
+}
 func isFollower(t Term) bool { return t.Role == RoleFollower }
 
 func TestElectionOrderResignAndLease(t *testing.T) {
@@ -87,7 +92,11 @@ func TestElectionOrderResignAndLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	tb := waitTerm(t, b, "to follow a", func(t Term) bool { return isFollower(t) && t.Leader.ID == "a" })
-	waitTerm(t, c, "to follow a", func(t Term) bool { return isFollower(t) && t.Leader.ID == "a" })
+	tc := waitTerm(t, c, "to follow a", func(t Term) bool { return isFollower(t) && t.Leader.ID == "a" })
+	// b and c registered concurrently: call the next in line b.
+	if seq(tc.Znode) < seq(tb.Znode) {
+		b, c = c, b
+	}
 	testenv.WaitFor(t, 10*time.Second, "a's lease", func() error {
 		if !a.LeaseValid() {
 			return errors.New("lease not valid")
@@ -109,10 +118,10 @@ func TestElectionOrderResignAndLease(t *testing.T) {
 	if got := c.Current(); got.Role == RoleLeader {
 		t.Fatalf("c leads too: %+v", got)
 	}
-	if err := b.Announce(context.Background(), LeaderData{ID: "b", Epoch: tb.Epoch, Znode: tb.Znode}); err != nil {
+	if err := b.Announce(context.Background(), LeaderData{ID: b.cfg.ID, Epoch: tb.Epoch, Znode: tb.Znode}); err != nil {
 		t.Fatal(err)
 	}
-	waitTerm(t, c, "to see b lead", func(t Term) bool { return t.Leader.ID == "b" && t.Epoch == tb.Epoch })
+	waitTerm(t, c, "to see b lead", func(t Term) bool { return t.Leader.ID == b.cfg.ID && t.Epoch == tb.Epoch })
 
 	// ZooKeeper stops answering (SIGSTOP): the leader's lease lapses without
 	// any session event, within half the session timeout and a margin.
