@@ -1,0 +1,862 @@
+package testdriver
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults of a DockerConfig.
+const (
+	// DefaultDockerSocket is the Docker Engine's unix socket.
+	DefaultDockerSocket = "/var/run/docker.sock"
+	// DefaultDockerStopTimeout is how long a container stopped with
+	// SIGTERM has to exit before it is killed.
+	DefaultDockerStopTimeout = 15 * time.Second
+	// DefaultNATSService is the compose service of the NATS server.
+	DefaultNATSService = "nats"
+	// DefaultKVServerPort is the container port of a kvserver's HTTP API
+	// when its container does not set ZKV_PORT (kvserver's own default).
+	DefaultKVServerPort = 8001
+	// ZooKeeperClientPort is the client port of the ZooKeeper members
+	// inside their containers.
+	ZooKeeperClientPort = 2181
+	// NATSClientPort is the client port of the NATS server inside its
+	// container.
+	NATSClientPort = 4222
+)
+
+// DefaultComposeNodes are the kvserver services of compose/docker-compose.yml.
+func DefaultComposeNodes() []string { return []string{"n1", "n2", "n3"} }
+
+// DefaultComposeZooKeeper are the ZooKeeper services of
+// compose/docker-compose.yml.
+func DefaultComposeZooKeeper() []string { return []string{"zoo1", "zoo2", "zoo3"} }
+
+// The labels docker compose (v1 and v2) puts on the containers it creates.
+const (
+	LabelComposeProject = "com.docker.compose.project"
+	LabelComposeService = "com.docker.compose.service"
+	LabelComposeOneOff  = "com.docker.compose.oneoff"
+)
+
+// Errors of a DockerCluster; the errors it returns wrap them.
+var (
+	// ErrUnknownNode: the ID names no node (or member) of the cluster.
+	ErrUnknownNode = errors.New("unknown node")
+	// ErrNoContainer: a compose service has no container, or more than
+	// one.
+	ErrNoContainer = errors.New("no single container for the service")
+	// ErrContainerExited: a container stopped while it was expected to
+	// come up.
+	ErrContainerExited = errors.New("container exited")
+)
+
+// DockerConfig configures NewDockerCluster for a project of
+// compose/docker-compose.yml. On the host, set Project; inside the compose
+// network (the driver service), set InNetwork and leave Project empty.
+type DockerConfig struct {
+	// Project is the compose project name (the label
+	// com.docker.compose.project). "" means the project of the container
+	// this process runs in, found through its hostname (the container ID
+	// docker gives it): the driver service.
+	Project string
+	// Socket is the path of the Docker Engine's unix socket. "" means the
+	// path of a unix:// DOCKER_HOST, else DefaultDockerSocket.
+	Socket string
+	// Nodes are the compose services of the kvservers, in order; nil
+	// means DefaultComposeNodes. A node's ID is the ZKV_ID of its
+	// container, or the service name when that is not set.
+	Nodes []string
+	// ZooKeeper are the compose services of the ZooKeeper members, for
+	// KillZooKeeper, StartZooKeeper and ZooKeeperMode; nil means
+	// DefaultComposeZooKeeper. Services without a container are left out.
+	ZooKeeper []string
+	// InNetwork says the driver runs inside the compose network: it then
+	// reaches a container at <service>:<container port>. Otherwise (on
+	// the host) it uses the port docker published for that container
+	// port, on 127.0.0.1 when published on every address.
+	InNetwork bool
+	// HTTP maps a node ID to the base URL of its HTTP API
+	// ("http://127.0.0.1:8001"), overriding what InNetwork says.
+	HTTP map[string]string
+	// NATSURL is the URL the driver's NATS client uses. "" means the
+	// NATSService's client port, as InNetwork says.
+	NATSURL string
+	// NATSService is the compose service of the NATS server; "" means
+	// DefaultNATSService. Used only when NATSURL is "".
+	NATSService string
+	// StopTimeout is how long Stop with StopTerm waits for the container
+	// to exit before it kills it; 0 means DefaultDockerStopTimeout.
+	StopTimeout time.Duration
+	// APIVersion is the Engine API version of every request ("1.41");
+	// "" sends unversioned paths, which the engine serves with its own
+	// version.
+	APIVersion string
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c DockerConfig) withDefaults() DockerConfig {
+	if c.Socket == "" {
+		c.Socket = DefaultDockerSocket
+		if h, ok := strings.CutPrefix(os.Getenv("DOCKER_HOST"), "unix://"); ok && h != "" {
+			c.Socket = h
+		}
+	}
+	if c.Nodes == nil {
+		c.Nodes = DefaultComposeNodes()
+	}
+	if c.ZooKeeper == nil {
+		c.ZooKeeper = DefaultComposeZooKeeper()
+	}
+	if c.NATSService == "" {
+		c.NATSService = DefaultNATSService
+	}
+	if c.StopTimeout <= 0 {
+		c.StopTimeout = DefaultDockerStopTimeout
+	}
+	return c
+}
+
+// DockerCluster is a zkv deployment of docker compose: it implements
+// Cluster (and Versioned) by killing and starting the project's containers
+// through the Docker Engine API on its unix socket, so it needs no docker
+// CLI and works from inside a container that has the socket mounted. It
+// starts nothing itself: the project must be up.
+//
+// Its methods are safe for concurrent use, but Stop and Start of one node
+// are meant to come from one goroutine at a time.
+type DockerCluster struct {
+	cfg     DockerConfig
+	api     *dockerAPI
+	health  *http.Client
+	natsURL string
+	nodes   []*dockerMember // in cfg.Nodes order
+	zk      []*dockerMember // in cfg.ZooKeeper order
+}
+
+// dockerMember is one container of the project.
+type dockerMember struct {
+	service   string
+	id        string // node ID (kvserver) or the service (ZooKeeper)
+	container string // container ID
+	name      string // container name, without the leading "/"
+	port      int    // container port of the HTTP API or the client port
+}
+
+// NewDockerCluster finds the containers of cfg's compose project and
+// returns the cluster they form. Each kvserver service must have exactly
+// one container (running or not). It fails when the engine cannot be
+// reached or ctx ends first.
+func NewDockerCluster(ctx context.Context, cfg DockerConfig) (*DockerCluster, error) {
+	cfg = cfg.withDefaults()
+	c := &DockerCluster{
+		cfg:    cfg,
+		api:    newDockerAPI(cfg.Socket, cfg.APIVersion),
+		health: &http.Client{Timeout: 2 * time.Second},
+	}
+	if cfg.Project == "" {
+		p, err := c.ownProject(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("docker cluster: no compose project given: %w", err)
+		}
+		c.cfg.Project = p
+	}
+	if len(cfg.Nodes) == 0 {
+		return nil, errors.New("docker cluster: no kvserver services given")
+	}
+	for _, svc := range cfg.Nodes {
+		m, err := c.member(ctx, svc)
+		if err != nil {
+			return nil, fmt.Errorf("docker cluster: %w", err)
+		}
+		if slices.ContainsFunc(c.nodes, func(o *dockerMember) bool { return o.id == m.id }) {
+			return nil, fmt.Errorf("docker cluster: two services have node ID %q", m.id)
+		}
+		c.nodes = append(c.nodes, m)
+	}
+	for _, svc := range cfg.ZooKeeper {
+		m, err := c.member(ctx, svc)
+		if errors.Is(err, ErrNoContainer) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("docker cluster: %w", err)
+		}
+		m.id, m.port = svc, ZooKeeperClientPort
+		c.zk = append(c.zk, m)
+	}
+	c.natsURL = cfg.NATSURL
+	if c.natsURL == "" {
+		m, err := c.member(ctx, cfg.NATSService)
+		if err != nil {
+			return nil, fmt.Errorf("docker cluster: NATS: %w", err)
+		}
+		m.port = NATSClientPort
+		addr, err := c.addr(ctx, m)
+		if err != nil {
+			return nil, fmt.Errorf("docker cluster: NATS: %w", err)
+		}
+		c.natsURL = "nats://" + addr
+	}
+	return c, nil
+}
+
+// ownProject is the compose project of the container this process runs in.
+func (c *DockerCluster) ownProject(ctx context.Context) (string, error) {
+	host, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("hostname: %w", err)
+	}
+	ct, err := c.api.inspect(ctx, host)
+	if err != nil {
+		return "", fmt.Errorf("this process does not run in a container of this engine (hostname %s): %w", host, err)
+	}
+	p := ct.Config.Labels[LabelComposeProject]
+	if p == "" {
+		return "", fmt.Errorf("container %s has no label %s", ct.name(), LabelComposeProject)
+	}
+	return p, nil
+}
+
+// member finds the one container of service svc (one-off containers of
+// `docker-compose run` left out).
+func (c *DockerCluster) member(ctx context.Context, svc string) (*dockerMember, error) {
+	list, err := c.api.list(ctx, LabelComposeProject+"="+c.cfg.Project, LabelComposeService+"="+svc)
+	if err != nil {
+		return nil, err
+	}
+	list = slices.DeleteFunc(list, func(s containerSummary) bool {
+		return strings.EqualFold(s.Labels[LabelComposeOneOff], "true")
+	})
+	if len(list) != 1 {
+		return nil, fmt.Errorf("%w: project %s, service %s has %d containers (is the project up?)", ErrNoContainer, c.cfg.Project, svc, len(list))
+	}
+	ct, err := c.api.inspect(ctx, list[0].ID)
+	if err != nil {
+		return nil, err
+	}
+	m := &dockerMember{service: svc, id: svc, container: ct.ID, name: ct.name(), port: DefaultKVServerPort}
+	env := ct.env()
+	if id := env["ZKV_ID"]; id != "" {
+		m.id = id
+	}
+	if p, err := strconv.Atoi(env["ZKV_PORT"]); err == nil && p > 0 {
+		m.port = p
+	}
+	return m, nil
+}
+
+// node returns the kvserver with ID id.
+func (c *DockerCluster) node(id string) (*dockerMember, error) {
+	for _, m := range c.nodes {
+		if m.id == id {
+			return m, nil
+		}
+	}
+	return nil, fmt.Errorf("%w %q in compose project %s", ErrUnknownNode, id, c.cfg.Project)
+}
+
+// zkMember returns the ZooKeeper member of service svc.
+func (c *DockerCluster) zkMember(svc string) (*dockerMember, error) {
+	for _, m := range c.zk {
+		if m.service == svc {
+			return m, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no ZooKeeper member %q in compose project %s", ErrUnknownNode, svc, c.cfg.Project)
+}
+
+// addr is host:port where the driver reaches m's port: <service>:<port>
+// inside the network, else the published port (on 127.0.0.1 when
+// published on every address), else the container's own address. The
+// container must run: docker publishes ports only then.
+func (c *DockerCluster) addr(ctx context.Context, m *dockerMember) (string, error) {
+	port := strconv.Itoa(m.port)
+	if c.cfg.InNetwork {
+		return net.JoinHostPort(m.service, port), nil
+	}
+	ct, err := c.api.inspect(ctx, m.container)
+	if err != nil {
+		return "", err
+	}
+	for _, b := range ct.NetworkSettings.Ports[port+"/tcp"] {
+		if b.HostPort == "" {
+			continue
+		}
+		host := b.HostIP
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		return net.JoinHostPort(host, b.HostPort), nil
+	}
+	for _, n := range ct.NetworkSettings.Networks {
+		if n.IPAddress != "" {
+			return net.JoinHostPort(n.IPAddress, port), nil
+		}
+	}
+	return "", fmt.Errorf("container %s: port %s is not published and the container has no address (is it running?)", m.name, port)
+}
+
+// HTTPURL is the base URL of node id's HTTP API ("http://127.0.0.1:8001").
+// Unless DockerConfig.HTTP names it, the node's container must run.
+func (c *DockerCluster) HTTPURL(ctx context.Context, id string) (string, error) {
+	if u := c.cfg.HTTP[id]; u != "" {
+		return strings.TrimSuffix(u, "/"), nil
+	}
+	m, err := c.node(id)
+	if err != nil {
+		return "", err
+	}
+	a, err := c.addr(ctx, m)
+	if err != nil {
+		return "", err
+	}
+	return "http://" + a, nil
+}
+
+// Project is the compose project name.
+func (c *DockerCluster) Project() string { return c.cfg.Project }
+
+// NATSURL is the URL the driver's NATS client uses.
+func (c *DockerCluster) NATSURL() string { return c.natsURL }
+
+// Nodes returns the node IDs, in the order of DockerConfig.Nodes.
+func (c *DockerCluster) Nodes() []string {
+	ids := make([]string, len(c.nodes))
+	for i, m := range c.nodes {
+		ids[i] = m.id
+	}
+	return ids
+}
+
+// Describe is "container <name>".
+func (c *DockerCluster) Describe(id string) string {
+	m, err := c.node(id)
+	if err != nil {
+		return "unknown node"
+	}
+	return "container " + m.name
+}
+
+// Stop stops node id's container and waits until it no longer runs:
+// StopKill is `docker kill` (SIGKILL); StopTerm sends SIGTERM and waits
+// for a clean exit (status 0), killing the container when it has not
+// exited within DockerConfig.StopTimeout. A container that does not run
+// is not an error.
+func (c *DockerCluster) Stop(ctx context.Context, id string, how Stop) error {
+	m, err := c.node(id)
+	if err != nil {
+		return err
+	}
+	if err := c.stop(ctx, m, how); err != nil {
+		return fmt.Errorf("stop %s (container %s) with %s: %w", id, m.name, how.Signal(), err)
+	}
+	return nil
+}
+
+func (c *DockerCluster) stop(ctx context.Context, m *dockerMember, how Stop) error {
+	switch how {
+	case StopKill:
+		if err := c.api.kill(ctx, m.container, "SIGKILL"); err != nil {
+			return err
+		}
+		_, err := c.api.wait(ctx, m.container)
+		return err
+	case StopTerm:
+		if err := c.api.kill(ctx, m.container, "SIGTERM"); err != nil {
+			return err
+		}
+		wctx, cancel := context.WithTimeout(ctx, c.cfg.StopTimeout)
+		code, err := c.api.wait(wctx, m.container)
+		cancel()
+		if err == nil {
+			if code != 0 {
+				return fmt.Errorf("exited with status %d", code)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		if kerr := c.api.kill(ctx, m.container, "SIGKILL"); kerr != nil {
+			return errors.Join(err, kerr)
+		}
+		if _, werr := c.api.wait(ctx, m.container); werr != nil {
+			return errors.Join(err, werr)
+		}
+		return fmt.Errorf("did not exit within %v, killed: %w", c.cfg.StopTimeout, err)
+	}
+	return fmt.Errorf("unknown way %q", how)
+}
+
+// Start starts node id's container again (an empty store: kvserver keeps
+// nothing on disk) and waits until GET /healthz answers 200. It fails
+// early, with the tail of the container's log, when the container exits.
+func (c *DockerCluster) Start(ctx context.Context, id string) error {
+	m, err := c.node(id)
+	if err != nil {
+		return err
+	}
+	if err := c.api.start(ctx, m.container); err != nil {
+		return fmt.Errorf("start %s (container %s): %w", id, m.name, err)
+	}
+	err = c.waitUp(ctx, m, func(ctx context.Context) error {
+		base, err := c.HTTPURL(ctx, id)
+		if err != nil {
+			return err
+		}
+		return c.healthy(ctx, base+"/healthz")
+	})
+	if err != nil {
+		return fmt.Errorf("start %s (container %s): %w", id, m.name, err)
+	}
+	return nil
+}
+
+// healthy GETs u and wants 200.
+func (c *DockerCluster) healthy(ctx context.Context, u string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.health.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	return nil
+}
+
+// waitUp polls ready until it succeeds, m's container exits (the error then
+// carries its log tail) or ctx ends.
+func (c *DockerCluster) waitUp(ctx context.Context, m *dockerMember, ready func(context.Context) error) error {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		err := ready(ctx)
+		if err == nil {
+			return nil
+		}
+		ct, ierr := c.api.inspect(ctx, m.container)
+		if ierr == nil && !ct.State.Running {
+			tail, _ := c.api.logs(ctx, m.container, ct.Config.Tty, 20)
+			return fmt.Errorf("%w with status %d; last lines:\n%s", ErrContainerExited, ct.State.ExitCode, tail)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not up: %w (last: %w)", ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
+// Close releases the cluster's idle connections. It stops nothing: the
+// compose project outlives the DockerCluster.
+func (c *DockerCluster) Close(context.Context) error {
+	c.health.CloseIdleConnections()
+	c.api.hc.CloseIdleConnections()
+	return nil
+}
+
+// ZooKeeperMembers are the compose services of the ZooKeeper members that
+// have a container.
+func (c *DockerCluster) ZooKeeperMembers() []string {
+	out := make([]string, len(c.zk))
+	for i, m := range c.zk {
+		out[i] = m.service
+	}
+	return out
+}
+
+// KillZooKeeper kills the container of ZooKeeper member (its compose
+// service) with SIGKILL and waits until it no longer runs.
+func (c *DockerCluster) KillZooKeeper(ctx context.Context, member string) error {
+	m, err := c.zkMember(member)
+	if err != nil {
+		return err
+	}
+	if err := c.stop(ctx, m, StopKill); err != nil {
+		return fmt.Errorf("kill ZooKeeper %s (container %s): %w", member, m.name, err)
+	}
+	return nil
+}
+
+// StartZooKeeper starts the container of ZooKeeper member again and waits
+// until it serves: srvr reports a Mode (leader, follower or standalone).
+func (c *DockerCluster) StartZooKeeper(ctx context.Context, member string) error {
+	m, err := c.zkMember(member)
+	if err != nil {
+		return err
+	}
+	if err := c.api.start(ctx, m.container); err != nil {
+		return fmt.Errorf("start ZooKeeper %s (container %s): %w", member, m.name, err)
+	}
+	err = c.waitUp(ctx, m, func(ctx context.Context) error {
+		_, err := c.zooKeeperMode(ctx, m)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("start ZooKeeper %s (container %s): %w", member, m.name, err)
+	}
+	return nil
+}
+
+// ZooKeeperMode asks member for its mode with the srvr command: "leader",
+// "follower" or "standalone". A member that is not serving (it does not
+// run, or has no quorum) is an error.
+func (c *DockerCluster) ZooKeeperMode(ctx context.Context, member string) (string, error) {
+	m, err := c.zkMember(member)
+	if err != nil {
+		return "", err
+	}
+	return c.zooKeeperMode(ctx, m)
+}
+
+func (c *DockerCluster) zooKeeperMode(ctx context.Context, m *dockerMember) (string, error) {
+	addr, err := c.addr(ctx, m)
+	if err != nil {
+		return "", err
+	}
+	out, err := fourLetterWord(ctx, addr, "srvr")
+	if err != nil {
+		return "", fmt.Errorf("ZooKeeper %s: %w", m.service, err)
+	}
+	for line := range strings.Lines(out) {
+		if mode, ok := strings.CutPrefix(strings.TrimSpace(line), "Mode: "); ok {
+			return mode, nil
+		}
+	}
+	return "", fmt.Errorf("ZooKeeper %s on %s is not serving: %q", m.service, addr, strings.TrimSpace(out))
+}
+
+// fourLetterWord sends ZooKeeper's four-letter command cmd to addr and
+// returns the answer.
+func fourLetterWord(ctx context.Context, addr, cmd string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	if _, err := io.WriteString(conn, cmd); err != nil {
+		return "", fmt.Errorf("%s to %s: %w", cmd, addr, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(conn, 64<<10))
+	if err != nil {
+		return "", fmt.Errorf("%s to %s: %w", cmd, addr, err)
+	}
+	return string(b), nil
+}
+
+// Versions reports the ZooKeeper version (from srvr of the first member
+// that answers) and the image of the kvservers.
+func (c *DockerCluster) Versions(ctx context.Context) map[string]string {
+	v := map[string]string{}
+	for _, m := range c.zk {
+		addr, err := c.addr(ctx, m)
+		if err != nil {
+			continue
+		}
+		out, err := fourLetterWord(ctx, addr, "srvr")
+		if err != nil {
+			continue
+		}
+		line, _, _ := strings.Cut(out, "\n")
+		if s, ok := strings.CutPrefix(line, "Zookeeper version: "); ok {
+			s, _, _ = strings.Cut(s, ",")
+			v["zookeeper"] = strings.TrimSpace(s)
+			break
+		}
+	}
+	if len(c.nodes) > 0 {
+		if ct, err := c.api.inspect(ctx, c.nodes[0].container); err == nil {
+			v["kvserver image"] = ct.Config.Image
+		}
+	}
+	return v
+}
+
+// SaveLogs writes the log of every container of the project, one-off ones
+// included, to dir/<service>.log (stdout and stderr, with docker's
+// timestamps). It goes on after a failure and returns the joined errors.
+func (c *DockerCluster) SaveLogs(ctx context.Context, dir string) error {
+	list, err := c.api.list(ctx, LabelComposeProject+"="+c.cfg.Project)
+	if err != nil {
+		return fmt.Errorf("save logs: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("save logs: %w", err)
+	}
+	var errs []error
+	for _, s := range list {
+		name := s.Labels[LabelComposeService]
+		if name == "" || strings.EqualFold(s.Labels[LabelComposeOneOff], "true") {
+			name = strings.TrimPrefix(s.name(), "/")
+		}
+		ct, err := c.api.inspect(ctx, s.ID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		text, err := c.api.logs(ctx, s.ID, ct.Config.Tty, -1)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("logs of %s: %w", ct.name(), err))
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".log"), []byte(text), 0o644); err != nil {
+			errs = append(errs, fmt.Errorf("save logs: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// dockerAPI is a small client of the Docker Engine API over a unix socket.
+type dockerAPI struct {
+	hc     *http.Client
+	socket string
+	prefix string // "" or "/v1.41"
+}
+
+// DockerAPIError is a Docker Engine API answer other than 2xx.
+type DockerAPIError struct {
+	Method, Path string
+	StatusCode   int
+	Message      string
+}
+
+func (e *DockerAPIError) Error() string {
+	return fmt.Sprintf("docker engine: %s %s: %d %s", e.Method, e.Path, e.StatusCode, e.Message)
+}
+
+func newDockerAPI(socket, version string) *dockerAPI {
+	prefix := ""
+	if version != "" {
+		prefix = "/v" + strings.TrimPrefix(version, "v")
+	}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		MaxIdleConns:    4,
+		IdleConnTimeout: 30 * time.Second,
+	}
+	return &dockerAPI{hc: &http.Client{Transport: tr}, socket: socket, prefix: prefix}
+}
+
+// do sends one request and decodes a JSON answer into out (when not nil).
+// Answers 304 (nothing to do) count as success.
+func (d *dockerAPI) do(ctx context.Context, method, path string, query url.Values, out any) error {
+	u := "http://docker" + d.prefix + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return fmt.Errorf("docker engine: %w", err)
+	}
+	resp, err := d.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("docker engine on %s: %w", d.socket, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotModified {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		var m struct {
+			Message string `json:"message"`
+		}
+		msg := strings.TrimSpace(string(body))
+		if json.Unmarshal(body, &m) == nil && m.Message != "" {
+			msg = m.Message
+		}
+		return &DockerAPIError{Method: method, Path: path, StatusCode: resp.StatusCode, Message: msg}
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if w, ok := out.(io.Writer); ok {
+		if _, err := io.Copy(w, resp.Body); err != nil {
+			return fmt.Errorf("docker engine: %s %s: %w", method, path, err)
+		}
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("docker engine: %s %s: decode: %w", method, path, err)
+	}
+	return nil
+}
+
+// containerSummary is one entry of GET /containers/json.
+type containerSummary struct {
+	ID     string            `json:"Id"`
+	Names  []string          `json:"Names"`
+	Labels map[string]string `json:"Labels"`
+	State  string            `json:"State"`
+}
+
+func (s containerSummary) name() string {
+	if len(s.Names) > 0 {
+		return strings.TrimPrefix(s.Names[0], "/")
+	}
+	return s.ID
+}
+
+// containerJSON is the part of GET /containers/{id}/json the driver uses.
+type containerJSON struct {
+	ID    string `json:"Id"`
+	Name  string `json:"Name"`
+	State struct {
+		Running  bool `json:"Running"`
+		ExitCode int  `json:"ExitCode"`
+	} `json:"State"`
+	Config struct {
+		Image  string            `json:"Image"`
+		Env    []string          `json:"Env"`
+		Labels map[string]string `json:"Labels"`
+		Tty    bool              `json:"Tty"`
+	} `json:"Config"`
+	NetworkSettings struct {
+		Ports map[string][]struct {
+			HostIP   string `json:"HostIp"`
+			HostPort string `json:"HostPort"`
+		} `json:"Ports"`
+		Networks map[string]struct {
+			IPAddress string `json:"IPAddress"`
+		} `json:"Networks"`
+	} `json:"NetworkSettings"`
+}
+
+func (c containerJSON) name() string { return strings.TrimPrefix(c.Name, "/") }
+
+// env maps the container's environment variables.
+func (c containerJSON) env() map[string]string {
+	m := make(map[string]string, len(c.Config.Env))
+	for _, kv := range c.Config.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return m
+}
+
+// list returns every container (running or not) that has all the labels
+// ("key=value").
+func (d *dockerAPI) list(ctx context.Context, labels ...string) ([]containerSummary, error) {
+	filters, err := json.Marshal(map[string][]string{"label": labels})
+	if err != nil {
+		return nil, fmt.Errorf("docker engine: %w", err)
+	}
+	var out []containerSummary
+	q := url.Values{"all": {"1"}, "filters": {string(filters)}}
+	if err := d.do(ctx, http.MethodGet, "/containers/json", q, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (d *dockerAPI) inspect(ctx context.Context, id string) (containerJSON, error) {
+	var out containerJSON
+	err := d.do(ctx, http.MethodGet, "/containers/"+url.PathEscape(id)+"/json", nil, &out)
+	return out, err
+}
+
+// kill sends signal to the container; one that does not run is not an
+// error.
+func (d *dockerAPI) kill(ctx context.Context, id, signal string) error {
+	err := d.do(ctx, http.MethodPost, "/containers/"+url.PathEscape(id)+"/kill", url.Values{"signal": {signal}}, nil)
+	var apiErr *DockerAPIError
+	if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusConflict {
+		return nil // "is not running"
+	}
+	return err
+}
+
+// start starts the container; one that runs already is not an error.
+func (d *dockerAPI) start(ctx context.Context, id string) error {
+	return d.do(ctx, http.MethodPost, "/containers/"+url.PathEscape(id)+"/start", nil, nil)
+}
+
+// wait blocks until the container does not run and returns its exit code.
+func (d *dockerAPI) wait(ctx context.Context, id string) (int, error) {
+	var out struct {
+		StatusCode int `json:"StatusCode"`
+		Error      *struct {
+			Message string `json:"Message"`
+		} `json:"Error"`
+	}
+	err := d.do(ctx, http.MethodPost, "/containers/"+url.PathEscape(id)+"/wait", url.Values{"condition": {"not-running"}}, &out)
+	if err != nil {
+		return 0, err
+	}
+	if out.Error != nil && out.Error.Message != "" {
+		return out.StatusCode, fmt.Errorf("docker engine: wait %s: %s", id, out.Error.Message)
+	}
+	return out.StatusCode, nil
+}
+
+// logs returns the container's stdout and stderr, the last tail lines
+// (all when tail < 0). Without a TTY the engine multiplexes both streams
+// in frames, which are taken apart here.
+func (d *dockerAPI) logs(ctx context.Context, id string, tty bool, tail int) (string, error) {
+	q := url.Values{"stdout": {"1"}, "stderr": {"1"}, "timestamps": {"1"}, "tail": {"all"}}
+	if tail >= 0 {
+		q.Set("tail", strconv.Itoa(tail))
+	}
+	var raw strings.Builder
+	if err := d.do(ctx, http.MethodGet, "/containers/"+url.PathEscape(id)+"/logs", q, &raw); err != nil {
+		return "", err
+	}
+	if tty {
+		return raw.String(), nil
+	}
+	return demuxLogs(raw.String())
+}
+
+// demuxLogs joins the payloads of the engine's stream frames: an 8-byte
+// header (stream, three zero bytes, big-endian payload size), then the
+// payload.
+func demuxLogs(s string) (string, error) {
+	var out strings.Builder
+	r := bufio.NewReader(strings.NewReader(s))
+	hdr := make([]byte, 8)
+	for {
+		if _, err := io.ReadFull(r, hdr); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out.String(), nil
+			}
+			return out.String(), fmt.Errorf("log stream: %w", err)
+		}
+		n := int64(binary.BigEndian.Uint32(hdr[4:]))
+		if _, err := io.CopyN(&out, r, n); err != nil {
+			return out.String(), fmt.Errorf("log stream: %w", err)
+		}
+	}
+}
+
+var _ interface {
+	Cluster
+	Versioned
+} = (*DockerCluster)(nil)
