@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -19,6 +20,10 @@ type Config struct {
 	ID string
 	// HTTPAddr is the host:port of the HTTP API; "" disables it.
 	HTTPAddr string
+	// AdvertiseAddr is the HTTP address other people and servers are told
+	// (election znode, leader znode, status). Default: HTTPAddr, with this
+	// machine's host name instead of an unspecified host (0.0.0.0, ::).
+	AdvertiseAddr string
 	// ZooKeeper lists the ZooKeeper servers, host:port each. Required.
 	ZooKeeper []string
 	// SessionTimeout is the ZooKeeper session timeout: a crashed leader is
@@ -86,6 +91,9 @@ func DefaultConfig() Config {
 
 func (c *Config) setDefaults() {
 	d := DefaultConfig()
+	if c.AdvertiseAddr == "" {
+		c.AdvertiseAddr = advertised(c.HTTPAddr)
+	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = d.SessionTimeout
 	}
@@ -160,10 +168,25 @@ func (c Config) electionConfig() election.Config {
 		Path:           c.ElectionPath,
 		LeaderPath:     c.LeaderPath,
 		ID:             c.ID,
-		Addr:           c.HTTPAddr,
+		Addr:           c.AdvertiseAddr,
 		LeaseInterval:  c.SessionTimeout / 10,
 		Auth:           c.ZooKeeperAuth,
 		Logger:         c.Logger.With("node", c.ID),
 	}
 	return ec
+}
+
+// advertised turns a listen address into one others can reach: an
+// unspecified host becomes this machine's host name.
+func advertised(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "0" {
+		return listen
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if name, err := os.Hostname(); err == nil {
+			return net.JoinHostPort(name, port)
+		}
+	}
+	return listen
 }

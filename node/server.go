@@ -107,33 +107,44 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	var ln net.Listener
+	if cfg.HTTPAddr != "" {
+		var err error
+		if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return nil, fmt.Errorf("http listen: %w", err)
+		}
+		if _, port, _ := net.SplitHostPort(cfg.AdvertiseAddr); port == "0" {
+			// A free port was asked for: advertise the one we got.
+			cfg.AdvertiseAddr = advertised(ln.Addr().String())
+		}
+	}
 	newElector := cfg.newElector
 	if newElector == nil {
 		newElector = func(c election.Config) (Elector, error) { return election.New(c) }
 	}
 	el, err := newElector(cfg.electionConfig())
 	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		return nil, err
 	}
 	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Logger.With("node", cfg.ID),
-		subj:     bus.Subjects{Prefix: cfg.SubjectPrefix},
-		store:    store.New(),
-		elect:    el,
-		forwards: make(chan struct{}, cfg.MaxForwards),
-		acks:     newAckTracker(store.DefaultRequestWindow),
-	}
-	s.appliedCh = make(chan struct{})
-	if cfg.HTTPAddr != "" {
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			return nil, fmt.Errorf("http listen: %w", err)
-		}
-		s.listener = ln
+		cfg:       cfg,
+		log:       cfg.Logger.With("node", cfg.ID),
+		subj:      bus.Subjects{Prefix: cfg.SubjectPrefix},
+		store:     store.New(),
+		elect:     el,
+		listener:  ln,
+		forwards:  make(chan struct{}, cfg.MaxForwards),
+		acks:      newAckTracker(store.DefaultRequestWindow),
+		appliedCh: make(chan struct{}),
 	}
 	return s, nil
 }
+
+// advertisedAddr is the HTTP address this server tells others.
+func (s *Server) advertisedAddr() string { return s.cfg.AdvertiseAddr }
 
 // HTTPAddr is the address the HTTP API listens on ("" if disabled).
 func (s *Server) HTTPAddr() string {
@@ -408,7 +419,7 @@ func (s *Server) takeOver(t election.Term) {
 	}
 	s.serving.Store(s.leaderEpoch.Load() == t.Epoch)
 	s.log.Info("leader: taking writes", "epoch", t.Epoch, "revision", rev, "subject", s.subj.Write())
-	data := election.LeaderData{ID: s.cfg.ID, Addr: s.HTTPAddr(), Epoch: t.Epoch, Revision: rev, Znode: t.Znode}
+	data := election.LeaderData{ID: s.cfg.ID, Addr: s.advertisedAddr(), Epoch: t.Epoch, Revision: rev, Znode: t.Znode}
 	s.goFunc(func() { s.announce(data) })
 }
 
@@ -523,7 +534,7 @@ func (s *Server) Status() bus.Status {
 		CatchingUp:      s.catchRunning.Load(),
 		ZooKeeper:       s.elect.SessionState(),
 		NATS:            s.natsState(),
-		HTTP:            s.HTTPAddr(),
+		HTTP:            s.advertisedAddr(),
 		Znode:           znode,
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -443,5 +445,20 @@ func TestStaleServerRefusesToLeadWithCatchUp(t *testing.T) {
 	}
 	if _, _, err := ts.srv.applyWrite(bus.WriteRequest{Key: "b", Value: "2"}); !errors.Is(err, bus.ErrNotLeader) {
 		t.Fatalf("write on a stale elected copy = %v, want not_leader", err)
+	}
+}
+
+func TestAdvertised(t *testing.T) {
+	host, _ := os.Hostname()
+	for _, tt := range []struct{ in, want string }{
+		{"127.0.0.1:8001", "127.0.0.1:8001"},
+		{"0.0.0.0:8001", net.JoinHostPort(host, "8001")},
+		{"[::]:8001", net.JoinHostPort(host, "8001")},
+		{":8001", net.JoinHostPort(host, "8001")},
+		{"127.0.0.1:0", "127.0.0.1:0"},
+	} {
+		if got := advertised(tt.in); got != tt.want {
+			t.Errorf("advertised(%q) = %q, want %q", tt.in, got, tt.want)
+		}
 	}
 }

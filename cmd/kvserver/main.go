@@ -44,6 +44,7 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "id", Usage: "node ID, unique in the cluster (letters, digits, - and _)", EnvVars: []string{"ZKV_ID"}, Required: true},
 			&cli.StringFlag{Name: "host", Value: "127.0.0.1", Usage: "HTTP API host", EnvVars: []string{"ZKV_HOST"}},
 			&cli.IntFlag{Name: "port", Value: 8001, Usage: "HTTP API port (0 picks a free one)", EnvVars: []string{"ZKV_PORT"}},
+			&cli.StringFlag{Name: "advertise", Usage: "HTTP `HOST:PORT` to tell others (default: --host:--port, with the host name for 0.0.0.0)", EnvVars: []string{"ZKV_ADVERTISE"}},
 			&cli.StringFlag{Name: "zookeeper", Value: "127.0.0.1", Usage: "ZooKeeper host, or a comma-separated list of host[:port]", EnvVars: []string{"ZKV_ZOOKEEPER"}},
 			&cli.IntFlag{Name: "zookeeper-port", Value: 2181, Usage: "ZooKeeper port for hosts given without one", EnvVars: []string{"ZKV_ZOOKEEPER_PORT"}},
 			&cli.StringFlag{Name: "nats", Value: d.NATSURL, Usage: "NATS server URL(s), comma-separated", EnvVars: []string{"ZKV_NATS", "NATS_URL"}},
@@ -71,6 +72,7 @@ func run(c *cli.Context) error {
 	cfg := node.DefaultConfig()
 	cfg.ID = c.String("id")
 	cfg.HTTPAddr = net.JoinHostPort(c.String("host"), strconv.Itoa(c.Int("port")))
+	cfg.AdvertiseAddr = c.String("advertise")
 	cfg.ZooKeeper = zookeeperServers(c.String("zookeeper"), c.Int("zookeeper-port"))
 	cfg.NATSURL = c.String("nats")
 	cfg.SessionTimeout = c.Duration("session-timeout")
