@@ -98,6 +98,11 @@ type Elector struct {
 	lastOK       time.Time // send time of the newest round trip on znodeSession
 	started      bool
 	resigning    bool // Resign was called: never register again
+	// announcedSession and announcedVersion identify the leader znode this
+	// server published (session 0: none), so a resign deletes it without
+	// reading it first.
+	announcedSession int64
+	announcedVersion int32
 	// holdEvents, a test hook, makes onEvent ignore session events, so a
 	// test can show the lease alone stopping a leader.
 	holdEvents bool
@@ -275,15 +280,8 @@ func (e *Elector) Resign(ctx context.Context) error {
 	defer e.stopOnce.Do(func() { close(e.stop) })
 	var errs []error
 	if conn != nil && connected && znode != "" {
-		if wasLeader {
-			if _, stat, err := conn.Get(e.cfg.LeaderPath); err == nil && stat.EphemeralOwner == sid {
-				if err := conn.Delete(e.cfg.LeaderPath, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) {
-					errs = append(errs, fmt.Errorf("delete %s: %w", e.cfg.LeaderPath, err))
-				}
-			}
-		}
-		if err := conn.Delete(e.cfg.Path+"/"+znode, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
-			errs = append(errs, fmt.Errorf("delete %s/%s: %w", e.cfg.Path, znode, err))
+		if err := e.deleteOwn(conn, znode, sid, wasLeader); err != nil {
+			errs = append(errs, err)
 		} else {
 			e.log.Info("resigned: deleted znode", "znode", e.cfg.Path+"/"+znode, "was_leader", wasLeader)
 		}
@@ -302,6 +300,34 @@ func (e *Elector) Resign(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+func (e *Elector) setAnnounced(sid int64, version int32) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.announcedSession, e.announcedVersion = sid, version
+}
+
+// deleteOwn deletes this server's election znode and, if it published it
+// in session sid, the leader znode: in one ZooKeeper round trip (a multi)
+// when the leader znode is known, so a handover costs as little as it can.
+func (e *Elector) deleteOwn(conn *zk.Conn, znode string, sid int64, wasLeader bool) error {
+	own := e.cfg.Path + "/" + znode
+	e.mu.Lock()
+	announced, version := e.announcedSession == sid && sid != 0, e.announcedVersion
+	e.announcedSession = 0
+	e.mu.Unlock()
+	if wasLeader && announced {
+		_, err := conn.Multi(&zk.DeleteRequest{Path: e.cfg.LeaderPath, Version: version}, &zk.DeleteRequest{Path: own, Version: -1})
+		if err == nil {
+			return nil
+		}
+		e.log.Debug("multi delete failed; deleting the election znode alone", "err", err)
+	}
+	if err := conn.Delete(own, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return fmt.Errorf("delete %s: %w", own, err)
+	}
+	return nil
+}
+
 // Requeue gives up this server's place in the line: it deletes its
 // election znode (and the leader znode, if it published it), and the
 // election registers a new znode at the back. A server that must not lead
@@ -318,15 +344,8 @@ func (e *Elector) Requeue(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("requeue: %w", err)
 	}
-	if wasLeader {
-		if _, stat, err := conn.Get(e.cfg.LeaderPath); err == nil && stat.EphemeralOwner == sid {
-			if err := conn.Delete(e.cfg.LeaderPath, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) {
-				return fmt.Errorf("requeue: delete %s: %w", e.cfg.LeaderPath, err)
-			}
-		}
-	}
-	if err := conn.Delete(e.cfg.Path+"/"+znode, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
-		return fmt.Errorf("requeue: delete %s/%s: %w", e.cfg.Path, znode, err)
+	if err := e.deleteOwn(conn, znode, sid, wasLeader); err != nil {
+		return fmt.Errorf("requeue: %w", err)
 	}
 	e.log.Info("requeued: deleted znode, registering at the back", "znode", e.cfg.Path+"/"+znode)
 	return nil
@@ -358,6 +377,7 @@ func (e *Elector) Announce(ctx context.Context, data LeaderData) error {
 		}
 		_, err := conn.Create(e.cfg.LeaderPath, b, zk.FlagEphemeral, e.cfg.acl())
 		if err == nil {
+			e.setAnnounced(sid, 0)
 			e.log.Info("announced leadership", "path", e.cfg.LeaderPath, "epoch", data.Epoch)
 			return nil
 		}
@@ -376,8 +396,12 @@ func (e *Elector) Announce(ctx context.Context, data LeaderData) error {
 		case od.Epoch > data.Epoch:
 			return fmt.Errorf("announce epoch %d: leader znode has epoch %d: %w", data.Epoch, od.Epoch, ErrDeposed)
 		case stat.EphemeralOwner == sid:
-			if _, err := conn.Set(e.cfg.LeaderPath, b, stat.Version); err != nil && !errors.Is(err, zk.ErrBadVersion) {
+			st, err := conn.Set(e.cfg.LeaderPath, b, stat.Version)
+			if err != nil && !errors.Is(err, zk.ErrBadVersion) {
 				return fmt.Errorf("announce: update %s: %w", e.cfg.LeaderPath, err)
+			}
+			if err == nil {
+				e.setAnnounced(sid, st.Version)
 			}
 			return nil
 		default:

@@ -259,6 +259,10 @@ func (s *Server) goFunc(f func()) bool {
 func (s *Server) connectNATS() error {
 	opts := []nats.Option{
 		nats.Name("zkv " + s.cfg.ID),
+		// A node never needs its own messages: the leader ignores its own
+		// updates, and requests to itself are served locally. Without echo
+		// the leader is not woken for every update it publishes.
+		nats.NoEcho(),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
