@@ -3,7 +3,7 @@
 # pulled from a registry.
 #
 #   zkv/kvserver, zkv/kvctl                  static Go binaries of this module, FROM scratch
-#   zkv/testdriver                           composedriver (and testdriver, kvctl), FROM scratch
+#   zkv/testdriver                           testdriver (run --cluster compose) and kvctl, FROM scratch
 #   nats:2                                   nats-server built from its Go module, FROM scratch
 #   zookeeper:3.8                            Debian's zookeeper package on a debootstrap root
 #
@@ -66,12 +66,8 @@ image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 build_go_images() {
   local bin="$BUILD_DIR/bin"
   mkdir -p "$bin"
-  local cmds=(./cmd/kvserver ./cmd/kvctl ./compose/composedriver)
-  local driver=(composedriver kvctl)
-  if [ -d cmd/testdriver ]; then
-    cmds+=(./cmd/testdriver)
-    driver+=(testdriver)
-  fi
+  local cmds=(./cmd/kvserver ./cmd/kvctl ./cmd/testdriver)
+  local driver=(testdriver kvctl)
   log "go build (static): ${cmds[*]} nats-server"
   CGO_ENABLED=0 "$GO" build -trimpath -ldflags='-s -w' -o "$bin/" "${cmds[@]}"
   CGO_ENABLED=0 "$GO" build -trimpath -ldflags='-s -w' -o "$bin/nats-server" github.com/nats-io/nats-server/v2

@@ -5,11 +5,11 @@
 #      every published port picked by docker (so nothing on the host clashes);
 #   2. waits until each ZooKeeper member answers srvr as leader or follower
 #      and each kvserver answers /readyz with 200 on its published port;
-#   3. runs composedriver: the scenarios add-read, leader-election and
-#      stale-read, where the leader's container is killed (docker kill) and
-#      started again, then the loss of a ZooKeeper member (docker kill of the
-#      ZooKeeper leader, then of the kvserver leader: the two remaining
-#      servers must elect a leader and take writes);
+#   3. runs `testdriver run --cluster compose` with the scenarios add-read,
+#      leader-election and stale-read, where the leader's container is
+#      killed (docker kill) and started again, and zookeeper-loss (docker
+#      kill of the ZooKeeper leader, then of the kvserver leader: the two
+#      remaining servers must elect a leader and take writes);
 #   4. saves every container's log (docker logs) to logs/<timestamp>/compose/
 #      and removes the project (down -v), also when a step fails or on Ctrl-C.
 #
@@ -23,14 +23,16 @@
 # Environment: COMPOSE (the compose command; default `docker compose` when
 # it answers, else docker-compose), ZKV_DRIVER=service to run the driver
 # inside the compose network (compose/driver.yml) instead of on the host,
-# ZKV_WAIT_TIMEOUT (seconds to wait for health, default 180), and the image
-# variables of the compose file (ZKV_KVSERVER_IMAGE, ...).
+# ZKV_SCENARIO (the scenarios, default all four), ZKV_WAIT_TIMEOUT (seconds
+# to wait for health, default 180), and the image variables of the compose
+# file (ZKV_KVSERVER_IMAGE, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FILE=compose/docker-compose.yml
 DRIVER_FILE=compose/driver.yml
 WAIT_TIMEOUT=${ZKV_WAIT_TIMEOUT:-180}
+SCENARIOS=${ZKV_SCENARIO:-add-read,leader-election,stale-read,zookeeper-loss}
 ZOOKEEPER_SERVICES=(zoo1 zoo2 zoo3)
 NODE_SERVICES=(n1 n2 n3)
 
@@ -189,18 +191,21 @@ cmd_test() {
   wait_healthy
   say "healthy after $((SECONDS - begin)) s"
 
-  local driver=compose/.build/bin/composedriver rc=0
+  # The driver writes driver.log and summary.json next to the containers'
+  # logs, which this script saves itself (also when the driver fails).
+  local driver=compose/.build/bin/testdriver rc=0
+  local args=(--scenario "$SCENARIOS" --run-log-dir "$LOG_DIR" --container-logs=false)
   case "${ZKV_DRIVER:-host}" in
     host)
       if [ ! -x "$driver" ]; then
-        CGO_ENABLED=0 ${GO:-go} build -o "$driver" ./compose/composedriver
+        CGO_ENABLED=0 ${GO:-go} build -o "$driver" ./cmd/testdriver
       fi
-      say "composedriver on the host (docker kill through the Engine API)"
-      "$driver" --project "$PROJECT" --http published --log-dir "$LOG_DIR" --save-logs=false || rc=$?
+      say "testdriver run --cluster compose on the host (docker kill through the Engine API)"
+      "$driver" run --cluster compose --compose-project "$PROJECT" --compose-http published "${args[@]}" || rc=$?
       ;;
     service)
-      say "composedriver in the driver service, inside the compose network"
-      compose -f "$DRIVER_FILE" run --rm driver --log-dir "$LOG_DIR" --save-logs=false || rc=$?
+      say "testdriver run --cluster compose in the driver service, inside the compose network"
+      compose -f "$DRIVER_FILE" run --rm driver "${args[@]}" || rc=$?
       ;;
     *) die "ZKV_DRIVER=$ZKV_DRIVER: want host or service" ;;
   esac

@@ -34,6 +34,8 @@ type leaderWant struct {
 	since time.Time
 	// what ends the step line, e.g. "after the stop".
 	what string
+	// connected also wants every node's ZooKeeper session connected.
+	connected bool
 }
 
 // waitAgreement polls the status of every running node until exactly one
@@ -142,23 +144,36 @@ func (r *runner) agreeOnce(ctx context.Context, nodes []string, want leaderWant)
 		if s.Leader != got.leader || s.Epoch != got.epoch {
 			return agreement{}, view, fmt.Errorf("%s reports leader %q epoch %d", id, s.Leader, s.Epoch)
 		}
+		if want.connected && s.ZooKeeper != sessionConnected {
+			return agreement{}, view, fmt.Errorf("%s's ZooKeeper session is %s", id, s.ZooKeeper)
+		}
 	}
 	return got, view, nil
 }
 
-// describeStatus describes a node's status in a few words.
+// sessionConnected is a status's ZooKeeper field when the node's session
+// is established.
+const sessionConnected = "connected"
+
+// describeStatus describes a node's status in a few words, with its
+// ZooKeeper session when that is not connected.
 func describeStatus(id string, s bus.Status) string {
 	if s.Node != "" && s.Node != id {
 		id += fmt.Sprintf(" (answering as %s)", s.Node)
 	}
+	var d string
 	switch {
 	case s.Role == bus.RoleLeader:
-		return fmt.Sprintf("%s: leader, epoch %d", id, s.Epoch)
+		d = fmt.Sprintf("%s: leader, epoch %d", id, s.Epoch)
 	case s.Leader != "":
-		return fmt.Sprintf("%s: %s of %s, epoch %d", id, s.Role, s.Leader, s.Epoch)
+		d = fmt.Sprintf("%s: %s of %s, epoch %d", id, s.Role, s.Leader, s.Epoch)
 	default:
-		return fmt.Sprintf("%s: %s, no leader known", id, s.Role)
+		d = fmt.Sprintf("%s: %s, no leader known", id, s.Role)
 	}
+	if s.ZooKeeper != "" && s.ZooKeeper != sessionConnected {
+		d += ", ZooKeeper " + s.ZooKeeper
+	}
+	return d
 }
 
 // describeErr describes a failed request on subject in a few words; "no
@@ -388,11 +403,10 @@ func (r *runner) waitFollower(ctx context.Context, node, leader string) (bus.Sta
 	return s, st, nil
 }
 
-// stop stops node as the config says and marks it down; role names the
-// node's part ("the leader"), why, if set, the reason for the stop.
-func (r *runner) stop(ctx context.Context, node, role, why string) (Step, error) {
+// stop stops node as how says and marks it down; role names the node's
+// part ("the leader"), why, if set, the reason for the stop.
+func (r *runner) stop(ctx context.Context, node string, how Stop, role, why string) (Step, error) {
 	where := r.cluster.Describe(node)
-	how := r.cfg.Kill
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
 	begin := time.Now()

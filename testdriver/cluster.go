@@ -56,3 +56,23 @@ type Versioned interface {
 	// ends and leaves out what it could not find.
 	Versions(ctx context.Context) map[string]string
 }
+
+// ZooKeeperFaults is implemented by a Cluster that can kill and start the
+// members of its ZooKeeper ensemble (a DockerCluster, or a LocalCluster
+// that runs an ensemble). The zookeeper-loss scenario needs it, and a
+// member list of at least three; without it, that scenario is skipped.
+type ZooKeeperFaults interface {
+	// ZooKeeperMembers names the members the cluster can kill and start,
+	// in order; empty when it has none (a standalone ZooKeeper, or one it
+	// does not control).
+	ZooKeeperMembers() []string
+	// ZooKeeperMode asks member for its mode (srvr): "leader",
+	// "follower" or "standalone". A member that is not serving (down, or
+	// without a quorum) is an error.
+	ZooKeeperMode(ctx context.Context, member string) (string, error)
+	// KillZooKeeper kills member with SIGKILL and waits until it is gone.
+	KillZooKeeper(ctx context.Context, member string) error
+	// StartZooKeeper starts member again (with its data) and waits until
+	// it serves.
+	StartZooKeeper(ctx context.Context, member string) error
+}

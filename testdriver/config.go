@@ -23,11 +23,27 @@ const (
 	// empty store; it answers found:false for a key the others hold until
 	// the key is written again.
 	ScenarioStaleRead = "stale-read"
+	// ScenarioZooKeeperLoss: one ZooKeeper member (the ensemble's leader)
+	// is killed, then the kvserver leader; the remaining servers elect a
+	// new leader through the remaining quorum and take writes. It needs a
+	// Cluster that implements ZooKeeperFaults with at least three
+	// members, and is skipped on any other.
+	ScenarioZooKeeperLoss = "zookeeper-loss"
 )
 
 // Scenarios returns the names of every scenario, in the order Run runs
 // them.
 func Scenarios() []string {
+	return []string{ScenarioAddRead, ScenarioLeaderElection, ScenarioStaleRead, ScenarioZooKeeperLoss}
+}
+
+// DefaultScenarios are the scenarios run when none are named: the
+// specification's three, and zookeeper-loss too where the cluster can kill
+// ZooKeeper members (an ensemble).
+func DefaultScenarios(zooKeeperFaults bool) []string {
+	if zooKeeperFaults {
+		return Scenarios()
+	}
 	return []string{ScenarioAddRead, ScenarioLeaderElection, ScenarioStaleRead}
 }
 
@@ -85,7 +101,9 @@ type Config struct {
 	// Scenarios are the scenarios to run; nil means all. Run runs them in
 	// the order of Scenarios(), whatever the order here.
 	Scenarios []string
-	// Kill is how leader-election stops the leader; "" means StopKill.
+	// Kill is how leader-election (and stale-read, when it stops the
+	// leader itself) stops the leader; "" means StopKill. zookeeper-loss
+	// always kills it with SIGKILL.
 	Kill Stop
 	// SessionTimeout is the cluster's ZooKeeper session timeout. It is
 	// reported, and added to the deadline of the election after a stop; 0

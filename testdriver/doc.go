@@ -1,6 +1,7 @@
 // Package testdriver runs zkv's end-to-end scenarios against a real
 // cluster: local kvserver processes with their own ZooKeeper and NATS
-// (LocalCluster), or an existing deployment such as the docker compose one.
+// (LocalCluster), or an existing deployment such as the docker compose one
+// (DockerCluster).
 //
 // Run drives any Cluster through the scenarios of the specification, in
 // order:
@@ -15,6 +16,14 @@
 //   - stale-read: the stopped server is started again; it follows the
 //     leader with an empty store, answers found:false for a key the others
 //     hold, and returns the key's new value once it is written again.
+//   - zookeeper-loss: one ZooKeeper member (the ensemble's leader) is
+//     killed and the others must serve again; then the kvserver leader is
+//     killed, and the remaining servers must agree on a new leader with a
+//     higher epoch that acknowledges a write they all return; then both
+//     are started again. It runs only on a Cluster that implements
+//     ZooKeeperFaults with an ensemble of at least MinEnsemble members
+//     (a DockerCluster, a LocalCluster started with ZooKeeperEnsemble),
+//     and is skipped, with the reason, on any other.
 //
 // Every step is printed for people, numbered, with what was sent, which
 // server answered, the epoch and how long it took; a failed check prints
@@ -24,7 +33,9 @@
 //
 // RunLocal wraps Run for `testdriver run`: it creates a log directory
 // (driver.log, every process's log, summary.json), starts a LocalCluster,
-// and stops everything again, also when its context is cancelled. Up does
-// the same for `testdriver up`, keeping the cluster up until its context
-// ends.
+// and stops everything again, also when its context is cancelled.
+// RunCompose does the same for `testdriver run --cluster compose` on a
+// compose project that is up (logs in <timestamp>/compose, with the
+// containers' logs). Up does it for `testdriver up`, keeping the cluster
+// up until its context ends.
 package testdriver

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"zkv/node"
 )
 
 // Defaults of a DockerConfig.
@@ -155,6 +157,9 @@ type dockerMember struct {
 	container string // container ID
 	name      string // container name, without the leading "/"
 	port      int    // container port of the HTTP API or the client port
+	// session is the ZKV_SESSION_TIMEOUT of the container's environment
+	// (0 when unset or not a duration).
+	session time.Duration
 }
 
 // NewDockerCluster finds the containers of cfg's compose project and
@@ -257,6 +262,9 @@ func (c *DockerCluster) member(ctx context.Context, svc string) (*dockerMember, 
 	if p, err := strconv.Atoi(env["ZKV_PORT"]); err == nil && p > 0 {
 		m.port = p
 	}
+	if d, err := time.ParseDuration(env["ZKV_SESSION_TIMEOUT"]); err == nil && d > 0 {
+		m.session = d
+	}
 	return m, nil
 }
 
@@ -330,6 +338,16 @@ func (c *DockerCluster) HTTPURL(ctx context.Context, id string) (string, error) 
 
 // Project is the compose project name.
 func (c *DockerCluster) Project() string { return c.cfg.Project }
+
+// SessionTimeout is the kvservers' ZooKeeper session timeout: the
+// ZKV_SESSION_TIMEOUT of the first kvserver container's environment, or
+// kvserver's default when that does not set it.
+func (c *DockerCluster) SessionTimeout() time.Duration {
+	if len(c.nodes) > 0 && c.nodes[0].session > 0 {
+		return c.nodes[0].session
+	}
+	return node.DefaultConfig().SessionTimeout
+}
 
 // NATSURL is the URL the driver's NATS client uses.
 func (c *DockerCluster) NATSURL() string { return c.natsURL }
@@ -859,4 +877,5 @@ func demuxLogs(s string) (string, error) {
 var _ interface {
 	Cluster
 	Versioned
+	ZooKeeperFaults
 } = (*DockerCluster)(nil)

@@ -25,6 +25,10 @@ import (
 // default.
 const DefaultServers = 3
 
+// EnsembleSize is the number of members of the ZooKeeper ensemble a
+// LocalCluster starts with LocalOptions.ZooKeeperEnsemble.
+const EnsembleSize = 3
+
 // LocalOptions configures StartLocal.
 type LocalOptions struct {
 	// KVServer is the path of the kvserver binary. Required.
@@ -36,8 +40,13 @@ type LocalOptions struct {
 	// DefaultSessionTimeout.
 	SessionTimeout time.Duration
 	// ZooKeeper is the connect string of a running ZooKeeper
-	// (host:port[,host:port...]); "" starts a standalone one.
+	// (host:port[,host:port...]); "" starts a standalone one, or an
+	// ensemble when ZooKeeperEnsemble is set.
 	ZooKeeper string
+	// ZooKeeperEnsemble starts an ensemble of EnsembleSize loopback
+	// members instead of a standalone ZooKeeper; the cluster then
+	// implements ZooKeeperFaults for them. It excludes ZooKeeper.
+	ZooKeeperEnsemble bool
 	// NATSURL is the URL of a running NATS server; "" starts an embedded
 	// one.
 	NATSURL string
@@ -63,18 +72,21 @@ type LocalOptions struct {
 }
 
 // LocalCluster is a zkv cluster of local processes: kvservers started by
-// PID with internal/harness, a standalone ZooKeeper and an embedded NATS
-// server, unless existing ones were given. It implements Cluster and
-// Versioned. Its methods are safe for concurrent use, but Stop, Start and
-// Close of one node are meant to come from one goroutine at a time.
+// PID with internal/harness, a standalone ZooKeeper (or an ensemble) and
+// an embedded NATS server, unless existing ones were given. It implements
+// Cluster, Versioned and ZooKeeperFaults (which offers members only when
+// it runs an ensemble). Its methods are safe for concurrent use, but Stop,
+// Start and Close of one node are meant to come from one goroutine at a
+// time.
 type LocalCluster struct {
-	opts    LocalOptions
-	log     *slog.Logger
-	zk      *harness.ZooKeeper // nil when external
-	zkAddr  string
-	nats    *harness.NATS // nil when external
-	natsURL string
-	nodes   []*harness.Node
+	opts     LocalOptions
+	log      *slog.Logger
+	zk       *harness.ZooKeeper // nil when external or an ensemble
+	ensemble *harness.Ensemble  // nil unless ZooKeeperEnsemble
+	zkAddr   string
+	nats     *harness.NATS // nil when external
+	natsURL  string
+	nodes    []*harness.Node
 
 	mu       sync.Mutex
 	cleanups []cleanup
@@ -105,6 +117,9 @@ func StartLocal(ctx context.Context, opts LocalOptions) (_ *LocalCluster, err er
 	}
 	if opts.Servers < 1 {
 		return nil, fmt.Errorf("local cluster: %d servers: need at least one", opts.Servers)
+	}
+	if opts.ZooKeeperEnsemble && opts.ZooKeeper != "" {
+		return nil, errors.New("local cluster: a ZooKeeper to use and an ensemble to start exclude each other")
 	}
 	if opts.SessionTimeout <= 0 {
 		opts.SessionTimeout = DefaultSessionTimeout
@@ -193,6 +208,21 @@ func (c *LocalCluster) startZooKeeper(ctx context.Context) error {
 		zopts.Log = f
 	}
 	begin := time.Now()
+	if c.opts.ZooKeeperEnsemble {
+		e, err := harness.StartEnsemble(ctx, EnsembleSize, zopts)
+		if err != nil {
+			return fmt.Errorf("local cluster: start a ZooKeeper ensemble: %w", err)
+		}
+		c.ensemble, c.zkAddr = e, e.Connect()
+		c.push("stop the ZooKeeper ensemble", func(context.Context) error { return e.Stop() })
+		var members []string
+		for _, z := range e.Members() {
+			members = append(members, fmt.Sprintf("%s on %s (pid %d)", z.Name(), z.Addr(), z.PID()))
+		}
+		fmt.Fprintf(c.opts.Progress, "started a ZooKeeper ensemble in %s: %s\n", FormatDuration(time.Since(begin)), strings.Join(members, ", "))
+		c.log.Debug("zookeeper ensemble started", "connect", e.Connect(), "dir", e.Dir())
+		return nil
+	}
 	zk, err := harness.StartZooKeeper(ctx, zopts)
 	if err != nil {
 		return fmt.Errorf("local cluster: start ZooKeeper: %w", err)
@@ -321,6 +351,69 @@ func (c *LocalCluster) ZooKeeperPID() int {
 		return 0
 	}
 	return c.zk.PID()
+}
+
+// ZooKeeperMembers names the members of the ensemble the cluster started
+// ("zk1", "zk2", "zk3"), or none when it runs no ensemble.
+func (c *LocalCluster) ZooKeeperMembers() []string {
+	if c.ensemble == nil {
+		return nil
+	}
+	var names []string
+	for _, z := range c.ensemble.Members() {
+		names = append(names, z.Name())
+	}
+	return names
+}
+
+// zkMember returns the ensemble member named member.
+func (c *LocalCluster) zkMember(member string) (*harness.ZooKeeper, error) {
+	if c.ensemble != nil {
+		for _, z := range c.ensemble.Members() {
+			if z.Name() == member {
+				return z, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("no ZooKeeper member %q in the local cluster", member)
+}
+
+// ZooKeeperMode asks ensemble member for its mode (srvr).
+func (c *LocalCluster) ZooKeeperMode(ctx context.Context, member string) (string, error) {
+	z, err := c.zkMember(member)
+	if err != nil {
+		return "", err
+	}
+	return z.Mode(ctx)
+}
+
+// KillZooKeeper kills ensemble member with SIGKILL and waits until it is
+// gone; its data directory stays.
+func (c *LocalCluster) KillZooKeeper(_ context.Context, member string) error {
+	z, err := c.zkMember(member)
+	if err != nil {
+		return err
+	}
+	pid := z.PID()
+	if err := z.Kill(); err != nil {
+		return fmt.Errorf("kill ZooKeeper %s (pid %d): %w", member, pid, err)
+	}
+	c.log.Debug("zookeeper member killed", "member", member, "pid", pid)
+	return nil
+}
+
+// StartZooKeeper starts ensemble member again, on its ports and with its
+// data, and waits until it has rejoined the quorum.
+func (c *LocalCluster) StartZooKeeper(ctx context.Context, member string) error {
+	z, err := c.zkMember(member)
+	if err != nil {
+		return err
+	}
+	if err := z.Restart(ctx); err != nil {
+		return fmt.Errorf("start ZooKeeper %s: %w", member, err)
+	}
+	c.log.Debug("zookeeper member started again", "member", member, "pid", z.PID())
+	return nil
 }
 
 // SessionTimeout is the servers' ZooKeeper session timeout.
@@ -494,3 +587,9 @@ func (c *LocalCluster) Close(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+var _ interface {
+	Cluster
+	Versioned
+	ZooKeeperFaults
+} = (*LocalCluster)(nil)

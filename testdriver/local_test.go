@@ -71,10 +71,14 @@ func TestRunLocalPasses(t *testing.T) {
 	if !sum.Passed() || sum.Result != testdriver.Pass {
 		t.Fatalf("summary says %s, want PASS", sum.Result)
 	}
-	for _, name := range testdriver.Scenarios() {
+	for _, name := range []string{testdriver.ScenarioAddRead, testdriver.ScenarioLeaderElection, testdriver.ScenarioStaleRead} {
 		if sc := sum.Scenario(name); sc == nil || sc.Result != testdriver.Pass {
 			t.Errorf("scenario %s: %+v", name, sc)
 		}
+	}
+	// A standalone ZooKeeper has no member to kill.
+	if sc := sum.Scenario(testdriver.ScenarioZooKeeperLoss); sc == nil || sc.Result != testdriver.Skip || !strings.Contains(sc.Reason, "--zookeeper-ensemble") {
+		t.Errorf("scenario %s: %+v, want SKIP with a reason", testdriver.ScenarioZooKeeperLoss, sc)
 	}
 	fo := sum.Scenario(testdriver.ScenarioLeaderElection).Failover
 	if fo == nil || fo.Leader <= 0 || fo.Write <= 0 || fo.NewLeader == "" || fo.NewLeader == fo.OldLeader || fo.NewEpoch <= fo.OldEpoch {
@@ -83,13 +87,14 @@ func TestRunLocalPasses(t *testing.T) {
 	text := out.String()
 	stopped := fo.OldLeader
 	for _, want := range []string{
-		"== 1/3 add-read: ",
+		"== 1/4 add-read: ",
 		"PUT color=blue via kv.write -> leader " + stopped + " epoch ",
 		"STOP " + stopped + " (the leader, pid ",
 		"GET color from " + stopped + " -> empty (found:false) (follower",
 		`GET color from ` + stopped + ` -> "yellow" (follower`,
 		"leader-election  PASS    ",
-		"PASS: 3 passed, 0 failed, 0 skipped",
+		"zookeeper-loss   SKIP    -         needs a ZooKeeper ensemble",
+		"PASS: 3 passed, 0 failed, 1 skipped",
 		"logs: " + sum.LogDir,
 	} {
 		if !strings.Contains(text, want) {
@@ -128,7 +133,7 @@ func TestRunLocalPasses(t *testing.T) {
 	if err := json.Unmarshal(raw, &js); err != nil {
 		t.Fatalf("summary.json: %v", err)
 	}
-	if js.Result != "PASS" || js.SessionTimeoutMS != 2000 || len(js.Scenarios) != 3 || js.Scenarios[1].Failover == nil ||
+	if js.Result != "PASS" || js.SessionTimeoutMS != 2000 || len(js.Scenarios) != 4 || js.Scenarios[1].Failover == nil ||
 		js.Scenarios[1].Failover.WriteMS <= 0 || len(js.Scenarios[0].Steps) == 0 {
 		t.Errorf("summary.json: %s", raw)
 	}
@@ -428,5 +433,202 @@ func TestUpCommandsWork(t *testing.T) {
 		if err := syscall.Kill(info.ZooKeeperPID, 0); !errors.Is(err, syscall.ESRCH) {
 			t.Errorf("ZooKeeper (pid %d) still exists after Up returned", info.ZooKeeperPID)
 		}
+	}
+}
+
+// TestZooKeeperLossEnsemble runs zookeeper-loss on a local cluster with a
+// three-member ZooKeeper ensemble: a member and then the kvserver leader
+// are killed for real, and everything started is gone afterwards.
+func TestZooKeeperLossEnsemble(t *testing.T) {
+	bin := testenv.Binaries(t).KVServer
+	var out bytes.Buffer
+	sum, err := testdriver.RunLocal(testCtx(t, 3*time.Minute), testdriver.LocalRun{
+		Config:  testdriver.Config{Scenarios: []string{testdriver.ScenarioZooKeeperLoss}},
+		Local:   testdriver.LocalOptions{KVServer: bin, SessionTimeout: sessionTimeout, ZooKeeperEnsemble: true},
+		LogRoot: t.TempDir(),
+	}, &out)
+	t.Logf("output:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("RunLocal: %v", err)
+	}
+	sc := sum.Scenario(testdriver.ScenarioZooKeeperLoss)
+	if !sum.Passed() || sc == nil || sc.Result != testdriver.Pass {
+		t.Fatalf("zookeeper-loss: %+v", sc)
+	}
+	fo := sc.Failover
+	if fo == nil || fo.Stop != testdriver.StopKill || fo.Write <= 0 || fo.NewLeader == fo.OldLeader || fo.NewEpoch <= fo.OldEpoch {
+		t.Fatalf("failover %+v: want a SIGKILL, a new leader, a higher epoch and the times", fo)
+	}
+	var actions []string
+	for _, st := range sc.Steps {
+		actions = append(actions, st.Action)
+	}
+	if got, want := strings.Join(actions, " "), "SRVR STOP SRVR STATUS STOP STATUS PUT GET GET START START STATUS"; got != want {
+		t.Errorf("steps %q, want %q", got, want)
+	}
+	text := out.String()
+	for _, want := range []string{
+		"started a ZooKeeper ensemble in ",
+		"== 1/1 zookeeper-loss: ",
+		"[1.1] SRVR to ZooKeeper zk1, zk2, zk3 -> ",
+		"(the ensemble's leader) with SIGKILL -> stopped; 2 of 3 members remain, still a quorum",
+		"STOP " + fo.OldLeader + " (the leader, pid ",
+		"PUT ensemble=two-of-three via kv.write -> leader " + fo.NewLeader,
+		"STATUS of " + fo.OldLeader + " -> follower of " + fo.NewLeader,
+		"zookeeper-loss  PASS    ",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	// Every process started is gone: the kvservers and the members.
+	pids := regexp.MustCompile(`\(pid (\d+)\)`).FindAllStringSubmatch(text, -1)
+	if len(pids) < 6 {
+		t.Fatalf("output names %d pids, want the members' and the servers'", len(pids))
+	}
+	for _, m := range pids {
+		pid, _ := strconv.Atoi(m[1])
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("pid %d still exists after RunLocal: %v", pid, err)
+		}
+	}
+}
+
+// testEnsemble gives a real cluster a ZooKeeper ensemble that exists only
+// in the test: zoo3 leads until it is killed, then zoo2 (unless
+// neverServes); killErr fails the kill.
+type testEnsemble struct {
+	testdriver.Cluster
+	killErr     error
+	neverServes bool
+
+	mu    sync.Mutex
+	down  map[string]bool
+	calls []string
+}
+
+func (s *testEnsemble) ZooKeeperMembers() []string { return []string{"zoo1", "zoo2", "zoo3"} }
+
+func (s *testEnsemble) ZooKeeperMode(_ context.Context, m string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.down[m]:
+		return "", errors.New("connection refused")
+	case len(s.down) > 0 && s.neverServes:
+		return "", errors.New("this ZooKeeper instance is not currently serving requests")
+	case m == "zoo3", m == "zoo2" && s.down["zoo3"]:
+		return "leader", nil
+	}
+	return "follower", nil
+}
+
+func (s *testEnsemble) KillZooKeeper(_ context.Context, m string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, "kill "+m)
+	if s.killErr != nil {
+		return s.killErr
+	}
+	s.down[m] = true
+	return nil
+}
+
+func (s *testEnsemble) StartZooKeeper(_ context.Context, m string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, "start "+m)
+	delete(s.down, m)
+	return nil
+}
+
+// TestZooKeeperLossChecks runs zookeeper-loss on real kvservers with a
+// stub ensemble: a member that cannot be killed and an ensemble that does
+// not serve again fail the scenario with what was expected (and the
+// member is started again); a stub that behaves lets it pass.
+func TestZooKeeperLossChecks(t *testing.T) {
+	bin := testenv.Binaries(t).KVServer
+	ctx := testCtx(t, 3*time.Minute)
+	cluster, err := testdriver.StartLocal(ctx, testdriver.LocalOptions{
+		KVServer:       bin,
+		Servers:        2,
+		SessionTimeout: sessionTimeout,
+		LogDir:         t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := cluster.Close(cctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	tests := []struct {
+		name        string
+		killErr     error
+		neverServes bool
+		pass        bool
+		calls       string
+		want        []string
+	}{
+		{
+			name: "kill fails", killErr: errors.New("permission denied"), calls: "kill zoo3",
+			want: []string{
+				"[1.2] STOP ZooKeeper zoo3 (the ensemble's leader) with SIGKILL -> error (",
+				"got:      permission denied",
+				"FAIL: [1.2] killing ZooKeeper zoo3 failed: permission denied",
+			},
+		},
+		{
+			name: "no quorum again", neverServes: true, calls: "kill zoo3, start zoo3",
+			want: []string{
+				"[1.3] SRVR to ZooKeeper zoo1, zoo2 -> not serving (",
+				"expected: every member serving as leader or follower, one of them leader",
+				"got:      zoo1: this ZooKeeper instance is not currently serving requests",
+				"FAIL: [1.3] ZooKeeper zoo1 and zoo2 did not serve within 2000 ms",
+			},
+		},
+		{
+			name: "passes", pass: true, calls: "kill zoo3, start zoo3",
+			want: []string{
+				"[1.3] SRVR to ZooKeeper zoo1, zoo2 -> zoo1 follower, zoo2 leader (",
+				"[1.4] STATUS of n1, n2 -> leader n1 epoch 1, reported by both (",
+				"[1.5] STOP n1 (the leader, pid ",
+				"[1.10] START n1 again (pid ",
+				"[1.11] STATUS of n1 -> follower of n2, epoch 2, 0 keys",
+				"zookeeper-loss  PASS    ",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			zk := &testEnsemble{Cluster: cluster, killErr: tt.killErr, neverServes: tt.neverServes, down: map[string]bool{}}
+			var out bytes.Buffer
+			sum, err := testdriver.Run(ctx, testdriver.Config{
+				Scenarios:      []string{testdriver.ScenarioZooKeeperLoss},
+				SessionTimeout: sessionTimeout,
+				Timeout:        2 * time.Second,
+			}, zk, &out)
+			t.Logf("output:\n%s", out.String())
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if sum.Passed() != tt.pass {
+				t.Errorf("passed %v, want %v", sum.Passed(), tt.pass)
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("output lacks %q", want)
+				}
+			}
+			zk.mu.Lock()
+			calls := strings.Join(zk.calls, ", ")
+			zk.mu.Unlock()
+			if calls != tt.calls {
+				t.Errorf("ZooKeeper calls %q, want %q", calls, tt.calls)
+			}
+		})
 	}
 }

@@ -37,29 +37,64 @@ type LogDir struct {
 // CreateLogDir creates root/<YYYYMMDD-hhmmss of now>, adding "-2", "-3"
 // and so on if that exists, and opens driver.log in it.
 func CreateLogDir(root string, now time.Time) (*LogDir, error) {
-	if root == "" {
-		root = DefaultLogRoot
+	path, err := createStamped(root, now)
+	if err != nil {
+		return nil, err
 	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
+	return OpenLogDir(path)
+}
+
+// OpenLogDir uses path as a log directory: it creates it if needed and
+// driver.log in it (truncating an existing one).
+func OpenLogDir(path string) (*LogDir, error) {
+	if err := os.MkdirAll(path, 0o755); err != nil {
 		return nil, fmt.Errorf("log dir: %w", err)
-	}
-	base := filepath.Join(root, now.Format("20060102-150405"))
-	path := base
-	for i := 2; ; i++ {
-		err := os.Mkdir(path, 0o755)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, fs.ErrExist) || i > 100 {
-			return nil, fmt.Errorf("log dir: %w", err)
-		}
-		path = base + "-" + strconv.Itoa(i)
 	}
 	f, err := os.Create(filepath.Join(path, DriverLogName))
 	if err != nil {
 		return nil, fmt.Errorf("log dir: %w", err)
 	}
 	return &LogDir{Path: path, file: f}, nil
+}
+
+// openRunLogDir opens the log directory of one run: exact itself when
+// set, else a new root/<timestamp of now>, or its subdirectory sub when
+// sub is set.
+func openRunLogDir(exact, root, sub string, now time.Time) (*LogDir, error) {
+	if exact != "" {
+		return OpenLogDir(exact)
+	}
+	path, err := createStamped(root, now)
+	if err != nil {
+		return nil, err
+	}
+	if sub != "" {
+		path = filepath.Join(path, sub)
+	}
+	return OpenLogDir(path)
+}
+
+// createStamped creates root/<YYYYMMDD-hhmmss of now>, adding "-2", "-3"
+// and so on if that exists, and returns its path.
+func createStamped(root string, now time.Time) (string, error) {
+	if root == "" {
+		root = DefaultLogRoot
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", fmt.Errorf("log dir: %w", err)
+	}
+	base := filepath.Join(root, now.Format("20060102-150405"))
+	path := base
+	for i := 2; ; i++ {
+		err := os.Mkdir(path, 0o755)
+		if err == nil {
+			return path, nil
+		}
+		if !errors.Is(err, fs.ErrExist) || i > 100 {
+			return "", fmt.Errorf("log dir: %w", err)
+		}
+		path = base + "-" + strconv.Itoa(i)
+	}
 }
 
 // File returns the path of name in the directory.

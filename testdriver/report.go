@@ -26,11 +26,13 @@ const (
 type Step struct {
 	// ID is "<scenario>.<step>", both counted from 1: "2.3".
 	ID string `json:"id"`
-	// Action is PUT, GET, STATUS, STOP or START.
+	// Action is PUT, GET, STATUS, STOP or START (of a kvserver, or of a
+	// ZooKeeper member), or SRVR (the ZooKeeper members' modes).
 	Action string `json:"action"`
 	// Text is the printed line without the ID.
 	Text string `json:"text"`
-	// Node is the node that answered or was acted on, if one.
+	// Node is the node (or ZooKeeper member) that answered or was acted
+	// on, if one.
 	Node string `json:"node,omitempty"`
 	// Epoch is the epoch the answer carried, if any.
 	Epoch uint64 `json:"epoch,omitempty"`
@@ -48,7 +50,8 @@ type Step struct {
 	Polls int `json:"polls,omitempty"`
 }
 
-// Failover is what leader-election measured.
+// Failover is what leader-election (and zookeeper-loss, with one
+// ZooKeeper member down) measured.
 type Failover struct {
 	// Stop is how the old leader was stopped.
 	Stop Stop `json:"stop"`
@@ -81,7 +84,8 @@ type ScenarioResult struct {
 	Reason string `json:"reason"`
 	// Note is a short form of Reason for the summary table.
 	Note string `json:"note"`
-	// Failover is set by leader-election once it measured the failover.
+	// Failover is set by leader-election and zookeeper-loss once they
+	// stopped the leader.
 	Failover *Failover `json:"failover,omitempty"`
 	// Steps are the steps in the order they were printed.
 	Steps []Step `json:"steps"`
@@ -168,8 +172,8 @@ func (s Summary) Counts() (passed, failed, skipped int) {
 }
 
 // WriteTable writes the summary table: one row per scenario with its
-// result, the failover time (leader-election) and a note, then a line of
-// totals.
+// result, the failover time (leader-election, zookeeper-loss) and a note,
+// then a line of totals.
 func (s Summary) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SCENARIO\tRESULT\tFAILOVER\tNOTES")

@@ -114,7 +114,7 @@ func TestParseStop(t *testing.T) {
 func TestConfigDefaultsAndValidate(t *testing.T) {
 	c := Config{SessionTimeout: 3 * time.Second}.withDefaults()
 	if c.Kill != StopKill || c.Timeout != DefaultTimeout || c.ReadTimeout != DefaultReadTimeout ||
-		c.FailoverTimeout != 3*time.Second+DefaultTimeout || c.SubjectPrefix != "kv" || len(c.Scenarios) != 3 || c.Logger == nil {
+		c.FailoverTimeout != 3*time.Second+DefaultTimeout || c.SubjectPrefix != "kv" || len(c.Scenarios) != 4 || c.Logger == nil {
 		t.Errorf("defaults: %+v", c)
 	}
 	if err := c.validate(); err != nil {

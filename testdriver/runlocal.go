@@ -24,6 +24,9 @@ type LocalRun struct {
 	// LogRoot is where the run's log directory is created; "" means
 	// DefaultLogRoot.
 	LogRoot string
+	// LogDir, if set, is the run's log directory itself (created if
+	// needed), instead of a new one under LogRoot.
+	LogDir string
 }
 
 // RunLocal runs the scenarios on a LocalCluster: it creates the log
@@ -36,7 +39,7 @@ type LocalRun struct {
 // scenarios are in the Summary. The Summary's LogDir is set whenever the
 // directory was created.
 func RunLocal(ctx context.Context, lr LocalRun, out io.Writer) (Summary, error) {
-	dir, err := CreateLogDir(lr.LogRoot, time.Now())
+	dir, err := openRunLogDir(lr.LogDir, lr.LogRoot, "", time.Now())
 	if err != nil {
 		return Summary{Result: Fail, Error: err.Error()}, err
 	}
@@ -52,7 +55,7 @@ func RunLocal(ctx context.Context, lr LocalRun, out io.Writer) (Summary, error) 
 	cfg := lr.Config
 	cfg.SessionTimeout, cfg.Logger = local.SessionTimeout, log
 	log.Info("local run", "servers", local.Servers, "session_timeout", local.SessionTimeout,
-		"zookeeper", local.ZooKeeper, "nats", local.NATSURL, "kvserver", local.KVServer, "scenarios", cfg.Scenarios, "kill", cfg.Kill)
+		"zookeeper", local.ZooKeeper, "zookeeper_ensemble", local.ZooKeeperEnsemble, "nats", local.NATSURL, "kvserver", local.KVServer, "scenarios", cfg.Scenarios, "kill", cfg.Kill)
 	fmt.Fprintf(out, "logs: %s\n", dir.Path)
 
 	started := time.Now()

@@ -48,6 +48,12 @@ var scenarioDefs = []scenarioDef{
 		skip:  staleReadSkip,
 		run:   staleRead,
 	},
+	{
+		name:  ScenarioZooKeeperLoss,
+		shows: "with one ZooKeeper member killed the ensemble keeps a quorum: when the leader then crashes, the remaining servers elect a new one and take writes",
+		skip:  zooKeeperLossSkip,
+		run:   zooKeeperLoss,
+	},
 }
 
 // scenarioByName returns the definition of a scenario Config.validate
@@ -120,7 +126,7 @@ func leaderElection(ctx context.Context, r *runner) (outcome, error) {
 	r.leader, r.epoch = old.leader, old.epoch
 
 	stopAt := time.Now()
-	st, err = r.stop(ctx, old.leader, "the leader", "")
+	st, err = r.stop(ctx, old.leader, r.cfg.Kill, "the leader", "")
 	r.record(st)
 	if err != nil {
 		return outcome{}, err
@@ -129,65 +135,10 @@ func leaderElection(ctx context.Context, r *runner) (outcome, error) {
 	fo := &Failover{Stop: r.cfg.Kill, OldLeader: old.leader, OldEpoch: old.epoch}
 	r.sc.Failover = fo
 
-	// Wait for the agreement and for the first acknowledged write at the
-	// same time, both timed from the stop; record them afterwards.
 	const first = "green"
-	fctx, cancel := context.WithDeadline(ctx, stopAt.Add(r.cfg.FailoverTimeout))
-	defer cancel()
-	var (
-		wg            sync.WaitGroup
-		once          sync.Once
-		firstFailed   string // "agreement" or "write": the one that failed first
-		ag            agreement
-		agStep, wStep Step
-		agErr, wErr   error
-		w             bus.WriteReply
-		remaining     = time.Until(stopAt.Add(r.cfg.FailoverTimeout))
-	)
-	failFirst := func(which string) {
-		once.Do(func() { firstFailed = which })
-		cancel()
-	}
-	wg.Go(func() {
-		ag, agStep, agErr = r.waitAgreement(fctx, remaining,
-			leaderWant{not: old.leader, above: old.epoch, since: stopAt, what: "after the stop"})
-		if agErr != nil {
-			failFirst("agreement")
-		}
-	})
-	wg.Go(func() {
-		w, wStep, wErr = r.put(fctx, remaining, keyColor, first,
-			writeWant{not: old.leader, above: old.epoch, since: stopAt, what: "after the stop; the first write the new leader acknowledged"})
-		if wErr != nil {
-			failFirst("write")
-		}
-	})
-	wg.Wait()
-	if agErr == nil {
-		fo.NewLeader, fo.NewEpoch, fo.Leader = ag.leader, ag.epoch, agStep.Duration
-	}
-	if wErr == nil {
-		fo.Write = wStep.Duration
-	}
-	// A step cut short because the other one failed first says nothing.
-	if agErr == nil || firstFailed != "write" {
-		r.record(agStep)
-	}
-	if wErr == nil || firstFailed != "agreement" {
-		r.record(wStep)
-	}
-	if agErr != nil && firstFailed == "agreement" {
-		return outcome{}, agErr
-	}
-	if wErr != nil {
-		return outcome{}, wErr
-	}
-	if agErr != nil {
-		return outcome{}, agErr
-	}
-	if w.Leader != ag.leader || w.Epoch != ag.epoch {
-		return outcome{}, fmt.Errorf("the first write after the stop was acknowledged by %s epoch %d, but the servers agreed on %s epoch %d",
-			w.Leader, w.Epoch, ag.leader, ag.epoch)
+	ag, _, err := r.failover(ctx, old, stopAt, keyColor, first, fo)
+	if err != nil {
+		return outcome{}, err
 	}
 	r.leader, r.epoch = ag.leader, ag.epoch
 	r.values[keyColor] = first
@@ -219,6 +170,73 @@ func leaderElection(ctx context.Context, r *runner) (outcome, error) {
 			old.epoch, ag.epoch, w2.Leader, eachOf(nodes)),
 		note: fmt.Sprintf("%s %s -> %s, epoch %d -> %d; all agreed after %s", r.cfg.Kill.Signal(), old.leader, ag.leader, old.epoch, ag.epoch, FormatDuration(fo.Leader)),
 	}, nil
+}
+
+// failover waits, after the leader old was stopped at stopAt, for the
+// running nodes to agree on a new leader with a higher epoch and for the
+// first write of key=value to be acknowledged by it. Both run at once and
+// are timed from the stop, bounded by FailoverTimeout; both steps are
+// recorded afterwards, in that order, and what they measured is filled
+// into fo.
+func (r *runner) failover(ctx context.Context, old agreement, stopAt time.Time, key, value string, fo *Failover) (agreement, bus.WriteReply, error) {
+	fctx, cancel := context.WithDeadline(ctx, stopAt.Add(r.cfg.FailoverTimeout))
+	defer cancel()
+	var (
+		wg            sync.WaitGroup
+		once          sync.Once
+		firstFailed   string // "agreement" or "write": the one that failed first
+		ag            agreement
+		agStep, wStep Step
+		agErr, wErr   error
+		w             bus.WriteReply
+		remaining     = time.Until(stopAt.Add(r.cfg.FailoverTimeout))
+	)
+	failFirst := func(which string) {
+		once.Do(func() { firstFailed = which })
+		cancel()
+	}
+	wg.Go(func() {
+		ag, agStep, agErr = r.waitAgreement(fctx, remaining,
+			leaderWant{not: old.leader, above: old.epoch, since: stopAt, what: "after the stop"})
+		if agErr != nil {
+			failFirst("agreement")
+		}
+	})
+	wg.Go(func() {
+		w, wStep, wErr = r.put(fctx, remaining, key, value,
+			writeWant{not: old.leader, above: old.epoch, since: stopAt, what: "after the stop; the first write the new leader acknowledged"})
+		if wErr != nil {
+			failFirst("write")
+		}
+	})
+	wg.Wait()
+	if agErr == nil {
+		fo.NewLeader, fo.NewEpoch, fo.Leader = ag.leader, ag.epoch, agStep.Duration
+	}
+	if wErr == nil {
+		fo.Write = wStep.Duration
+	}
+	// A step cut short because the other one failed first says nothing.
+	if agErr == nil || firstFailed != "write" {
+		r.record(agStep)
+	}
+	if wErr == nil || firstFailed != "agreement" {
+		r.record(wStep)
+	}
+	if agErr != nil && firstFailed == "agreement" {
+		return ag, w, agErr
+	}
+	if wErr != nil {
+		return ag, w, wErr
+	}
+	if agErr != nil {
+		return ag, w, agErr
+	}
+	if w.Leader != ag.leader || w.Epoch != ag.epoch {
+		return ag, w, fmt.Errorf("the first write after the stop was acknowledged by %s epoch %d, but the servers agreed on %s epoch %d",
+			w.Leader, w.Epoch, ag.leader, ag.epoch)
+	}
+	return ag, w, nil
 }
 
 // staleRead: start the stopped server again; it follows with an empty
@@ -308,7 +326,7 @@ func stopLeaderForStaleRead(ctx context.Context, r *runner) error {
 		r.values[keyColor] = value
 	}
 	stopAt := time.Now()
-	st, err = r.stop(ctx, ag.leader, "the leader", "to start it again later")
+	st, err = r.stop(ctx, ag.leader, r.cfg.Kill, "the leader", "to start it again later")
 	r.record(st)
 	if err != nil {
 		return err

@@ -1,13 +1,16 @@
 // Command testdriver runs zkv's end-to-end scenarios on a local cluster of
-// real processes (run), or starts such a cluster and keeps it up for
-// trying things by hand (up).
+// real processes or on a docker compose project (run), or starts a local
+// cluster and keeps it up for trying things by hand (up).
 //
-//	testdriver run                          # add-read, leader-election, stale-read
+//	testdriver run                          # every scenario on a local cluster
 //	testdriver run --scenario stale-read --kill sigterm
+//	testdriver run --zookeeper-ensemble     # a 3-member ZooKeeper ensemble: zookeeper-loss runs too
+//	testdriver run --cluster compose --compose-project zkv
 //	testdriver up                           # until Ctrl-C
 //
 // It finds kvserver (and kvctl, for the commands up prints) next to its
-// own executable, where `make build` puts them.
+// own executable, where `make build` puts them. The flags are parsed here;
+// the clusters and the scenarios are package testdriver's.
 package main
 
 import (
@@ -17,11 +20,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
 	"zkv/testdriver"
+	"zkv/testdriver/bench"
 )
 
 // Exit codes of testdriver.
@@ -64,6 +69,11 @@ processes (or uses the ZooKeeper and NATS given), then either runs the
 scenarios (run) or stays up until Ctrl-C (up). Each invocation writes its
 logs to a new directory under --log-dir.
 
+run --cluster compose runs the scenarios on a docker compose project of
+compose/docker-compose.yml that is up instead: stopping a server kills its
+container, through the Docker Engine API on --docker-socket. Its logs go to
+<log-dir>/<timestamp>/compose.
+
 Exit codes:
    0  every scenario passed (up: stopped by Ctrl-C)
    1  a scenario failed
@@ -74,22 +84,23 @@ Exit codes:
 func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:        "testdriver",
-		Usage:       "run zkv's end-to-end scenarios on a local cluster, or keep one up",
+		Usage:       "run zkv's end-to-end scenarios on a local cluster or a compose project, or keep a local cluster up",
 		Description: description,
 		Writer:      stdout,
 		ErrWriter:   stderr,
 		HideVersion: true,
 		Commands: []*cli.Command{
+			bench.Command(),
 			{
 				Name:   "run",
-				Usage:  "start a cluster, run the scenarios step by step, print a summary",
-				Flags:  append(clusterFlags(), runFlags()...),
+				Usage:  "start a local cluster (or use a compose project), run the scenarios step by step, print a summary",
+				Flags:  append(clusterFlags(true), runFlags()...),
 				Action: runAction,
 			},
 			{
 				Name:   "up",
 				Usage:  "start a cluster, print how to reach it, and keep it up until Ctrl-C",
-				Flags:  append(clusterFlags(), upFlags()...),
+				Flags:  append(clusterFlags(false), upFlags()...),
 				Action: upAction,
 			},
 		},
@@ -101,13 +112,18 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	}
 }
 
-// clusterFlags are the flags of both commands.
-func clusterFlags() []cli.Flag {
+// clusterFlags are the flags of both commands; run also has
+// --cluster compose, which some of them describe.
+func clusterFlags(run bool) []cli.Flag {
+	session := "the servers' ZooKeeper session timeout: a crashed leader is replaced after about this long"
+	if run {
+		session += " (compose: default the kvserver containers' own)"
+	}
 	return []cli.Flag{
 		&cli.IntFlag{Name: "servers", Value: testdriver.DefaultServers, Usage: "number of kvserver processes (IDs n1..nN)", EnvVars: []string{"ZKV_SERVERS"}},
-		&cli.DurationFlag{Name: "session-timeout", Value: testdriver.DefaultSessionTimeout, Usage: "the servers' ZooKeeper session timeout: a crashed leader is replaced after about this long", EnvVars: []string{"ZKV_SESSION_TIMEOUT"}},
+		&cli.DurationFlag{Name: "session-timeout", Value: testdriver.DefaultSessionTimeout, Usage: session, EnvVars: []string{"ZKV_SESSION_TIMEOUT"}},
 		&cli.StringFlag{Name: "zookeeper", Usage: "use the running ZooKeeper at `HOST:PORT[,HOST:PORT...]` instead of starting one", EnvVars: []string{"ZKV_ZOOKEEPER"}},
-		&cli.StringFlag{Name: "nats", Usage: "use the running NATS server at `URL` instead of an embedded one", EnvVars: []string{"ZKV_NATS"}},
+		&cli.StringFlag{Name: "nats", Usage: "use the running NATS server at `URL` instead of an embedded one (compose: instead of the nats service)", EnvVars: []string{"ZKV_NATS"}},
 		&cli.StringFlag{Name: "kvserver", Usage: "kvserver binary `PATH` (default: kvserver next to this program)", EnvVars: []string{"ZKV_KVSERVER"}},
 		&cli.StringFlag{Name: "server-log-level", Value: "debug", Usage: "the servers' --log-level (debug, info, warn, error)", EnvVars: []string{"ZKV_SERVER_LOG_LEVEL"}},
 		&cli.StringFlag{Name: "log-dir", Value: testdriver.DefaultLogRoot, Usage: "each invocation logs to a new `DIR`/<timestamp>", EnvVars: []string{"ZKV_LOG_DIR"}},
@@ -116,12 +132,36 @@ func clusterFlags() []cli.Flag {
 
 func runFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "scenario", Value: "all", Usage: "comma-separated scenarios to run: add-read, leader-election, stale-read, or all", EnvVars: []string{"ZKV_SCENARIO"}},
+		&cli.StringFlag{Name: "cluster", Value: clusterLocal, Usage: "where the scenarios run: local (processes started here) or compose (a docker compose project that is up)", EnvVars: []string{"ZKV_CLUSTER"}},
+		&cli.StringFlag{Name: "scenario", Usage: "comma-separated scenarios to run: " + strings.Join(testdriver.Scenarios(), ", ") + ", or all (default: the first three, and " + testdriver.ScenarioZooKeeperLoss + " too with --zookeeper-ensemble or --cluster compose; it needs a ZooKeeper ensemble the driver can kill members of, else it is skipped)", EnvVars: []string{"ZKV_SCENARIO"}},
 		&cli.StringFlag{Name: "kill", Value: string(testdriver.StopKill), Usage: "how leader-election stops the leader: sigkill (crash) or sigterm (clean resign)", EnvVars: []string{"ZKV_KILL"}},
 		&cli.DurationFlag{Name: "step-timeout", Value: testdriver.DefaultTimeout, Usage: "deadline of each step (the election after a stop gets the session timeout on top)", EnvVars: []string{"ZKV_STEP_TIMEOUT"}},
 		&cli.DurationFlag{Name: "read-timeout", Value: testdriver.DefaultReadTimeout, Usage: "how long a server is polled for the value it should return", EnvVars: []string{"ZKV_READ_TIMEOUT"}},
+		&cli.StringFlag{Name: "run-log-dir", Usage: "write this run's logs to `DIR` itself instead of a new directory under --log-dir", EnvVars: []string{"ZKV_RUN_LOG_DIR"}},
+		&cli.BoolFlag{Name: "zookeeper-ensemble", Usage: "local: start a " + fmt.Sprint(testdriver.EnsembleSize) + "-member ZooKeeper ensemble instead of a standalone ZooKeeper (zookeeper-loss kills its members)", EnvVars: []string{"ZKV_ZOOKEEPER_ENSEMBLE"}},
+		&cli.StringFlag{Name: "compose-project", Usage: "compose: the project `NAME` (default: the project of the container the driver runs in)", EnvVars: []string{"ZKV_COMPOSE_PROJECT"}},
+		&cli.StringFlag{Name: "compose-http", Value: httpPublished, Usage: "compose: how the driver reaches the containers: published (their published ports, from the host) or network (service names, inside the compose network)", EnvVars: []string{"ZKV_COMPOSE_HTTP"}},
+		&cli.StringFlag{Name: "compose-nodes", Value: strings.Join(testdriver.DefaultComposeNodes(), ","), Usage: "compose: comma-separated kvserver services", EnvVars: []string{"ZKV_COMPOSE_NODES"}},
+		&cli.StringFlag{Name: "compose-zookeeper", Value: strings.Join(testdriver.DefaultComposeZooKeeper(), ","), Usage: "compose: comma-separated ZooKeeper services", EnvVars: []string{"ZKV_COMPOSE_ZOOKEEPER"}},
+		&cli.StringFlag{Name: "docker-socket", Usage: "compose: the Docker Engine's unix socket `PATH` (default: DOCKER_HOST's unix socket, else " + testdriver.DefaultDockerSocket + ")", EnvVars: []string{"ZKV_DOCKER_SOCKET"}},
+		&cli.BoolFlag{Name: "container-logs", Value: true, Usage: "compose: save every container's log to the log directory at the end", EnvVars: []string{"ZKV_CONTAINER_LOGS"}},
 	}
 }
+
+// The values of --cluster and --compose-http.
+const (
+	clusterLocal   = "local"
+	clusterCompose = "compose"
+	httpPublished  = "published"
+	httpNetwork    = "network"
+)
+
+// localOnly and composeOnly are the flags of run that only one --cluster
+// takes.
+var (
+	localOnly   = []string{"servers", "kvserver", "server-log-level", "zookeeper", "zookeeper-ensemble"}
+	composeOnly = []string{"compose-project", "compose-http", "compose-nodes", "compose-zookeeper", "docker-socket", "container-logs"}
+)
 
 func upFlags() []cli.Flag {
 	return []cli.Flag{
@@ -163,9 +203,15 @@ func localOptions(c *cli.Context) (testdriver.LocalOptions, error) {
 }
 
 func runAction(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usage("unexpected argument %q", c.Args().First())
+	}
 	scenarios, err := testdriver.ParseScenarios(c.String("scenario"))
 	if err != nil {
 		return usage("--scenario: %v", err)
+	}
+	if c.String("scenario") == "" {
+		scenarios = testdriver.DefaultScenarios(c.String("cluster") == clusterCompose || c.Bool("zookeeper-ensemble"))
 	}
 	kill, err := testdriver.ParseStop(c.String("kill"))
 	if err != nil {
@@ -176,29 +222,123 @@ func runAction(c *cli.Context) error {
 			return usage("--%s %v is not positive", name, d)
 		}
 	}
-	local, err := localOptions(c)
-	if err != nil {
-		return err
+	cfg := testdriver.Config{
+		Scenarios:   scenarios,
+		Kill:        kill,
+		Timeout:     c.Duration("step-timeout"),
+		ReadTimeout: c.Duration("read-timeout"),
 	}
-	sum, err := testdriver.RunLocal(c.Context, testdriver.LocalRun{
-		Config: testdriver.Config{
-			Scenarios:   scenarios,
-			Kill:        kill,
-			Timeout:     c.Duration("step-timeout"),
-			ReadTimeout: c.Duration("read-timeout"),
-		},
-		Local:   local,
-		LogRoot: c.String("log-dir"),
-	}, c.App.Writer)
+	var sum testdriver.Summary
+	switch cluster := c.String("cluster"); cluster {
+	case clusterLocal:
+		if err := notFor(c, cluster, composeOnly); err != nil {
+			return err
+		}
+		if c.Bool("zookeeper-ensemble") && c.String("zookeeper") != "" {
+			return usage("--zookeeper-ensemble starts an ensemble: it cannot be used with --zookeeper")
+		}
+		local, err := localOptions(c)
+		if err != nil {
+			return err
+		}
+		local.ZooKeeperEnsemble = c.Bool("zookeeper-ensemble")
+		sum, err = testdriver.RunLocal(c.Context, testdriver.LocalRun{
+			Config:  cfg,
+			Local:   local,
+			LogRoot: c.String("log-dir"),
+			LogDir:  c.String("run-log-dir"),
+		}, c.App.Writer)
+		if err := runError(err); err != nil {
+			return err
+		}
+	case clusterCompose:
+		if err := notFor(c, cluster, localOnly); err != nil {
+			return err
+		}
+		docker, err := dockerConfig(c)
+		if err != nil {
+			return err
+		}
+		// Unless given, the session timeout is the kvserver containers'.
+		if c.IsSet("session-timeout") {
+			if d := c.Duration("session-timeout"); d <= 0 {
+				return usage("--session-timeout %v is not positive", d)
+			}
+			cfg.SessionTimeout = c.Duration("session-timeout")
+		}
+		sum, err = testdriver.RunCompose(c.Context, testdriver.ComposeRun{
+			Config:   cfg,
+			Docker:   docker,
+			LogRoot:  c.String("log-dir"),
+			LogDir:   c.String("run-log-dir"),
+			SaveLogs: c.Bool("container-logs"),
+		}, c.App.Writer)
+		if err := runError(err); err != nil {
+			return err
+		}
+	default:
+		return usage("--cluster %q: want %s or %s", cluster, clusterLocal, clusterCompose)
+	}
+	if !sum.Passed() {
+		return cli.Exit("", ExitFailed)
+	}
+	return nil
+}
+
+// runError maps the error of RunLocal or RunCompose to an exit.
+func runError(err error) error {
 	switch {
 	case errors.Is(err, testdriver.ErrInterrupted):
 		return cli.Exit("interrupted", ExitInterrupted)
 	case err != nil:
 		return cli.Exit(err.Error(), ExitSetup)
-	case !sum.Passed():
-		return cli.Exit("", ExitFailed)
 	}
 	return nil
+}
+
+// notFor fails when one of flags, which --cluster cluster does not take,
+// is set (on the command line or through its environment variable).
+func notFor(c *cli.Context, cluster string, flags []string) error {
+	for _, name := range flags {
+		if c.IsSet(name) {
+			return usage("--%s does not apply to --cluster %s", name, cluster)
+		}
+	}
+	return nil
+}
+
+// dockerConfig reads the compose flags.
+func dockerConfig(c *cli.Context) (testdriver.DockerConfig, error) {
+	cfg := testdriver.DockerConfig{
+		Project:   c.String("compose-project"),
+		Socket:    c.String("docker-socket"),
+		Nodes:     splitList(c.String("compose-nodes")),
+		ZooKeeper: splitList(c.String("compose-zookeeper")),
+		NATSURL:   c.String("nats"),
+	}
+	switch h := c.String("compose-http"); h {
+	case httpPublished:
+	case httpNetwork:
+		cfg.InNetwork = true
+	default:
+		return cfg, usage("--compose-http %q: want %s or %s", h, httpPublished, httpNetwork)
+	}
+	if len(cfg.Nodes) == 0 {
+		return cfg, usage("--compose-nodes: no kvserver service given")
+	}
+	return cfg, nil
+}
+
+// splitList splits a comma-separated list, dropping empty entries; nil
+// for none.
+func splitList(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func upAction(c *cli.Context) error {

@@ -35,6 +35,16 @@ func TestCommandLine(t *testing.T) {
 		{name: "stray argument", args: []string{"run", "extra"}, code: ExitUsage, stderr: `unexpected argument "extra"`},
 		{name: "kvserver missing", args: []string{"run", "--kvserver", missing}, code: ExitSetup, stderr: "kvserver binary"},
 		{name: "kvserver not next to the program", args: []string{"up"}, code: ExitSetup, stderr: "make build"},
+		{name: "run help lists compose", args: []string{"run", "--help"}, code: ExitOK, stdout: "--compose-project"},
+		{name: "unknown cluster", args: []string{"run", "--cluster", "k8s"}, code: ExitUsage, stderr: `--cluster "k8s": want local or compose`},
+		{name: "unknown cluster from env", args: []string{"run"}, env: map[string]string{"ZKV_CLUSTER": "swarm"}, code: ExitUsage, stderr: `--cluster "swarm"`},
+		{name: "compose flag on local", args: []string{"run", "--compose-project", "zkv"}, code: ExitUsage, stderr: "--compose-project does not apply to --cluster local"},
+		{name: "local flag on compose", args: []string{"run", "--cluster", "compose", "--servers", "5"}, code: ExitUsage, stderr: "--servers does not apply to --cluster compose"},
+		{name: "ensemble on compose", args: []string{"run", "--cluster", "compose", "--zookeeper-ensemble"}, code: ExitUsage, stderr: "--zookeeper-ensemble does not apply"},
+		{name: "ensemble and zookeeper", args: []string{"run", "--zookeeper-ensemble", "--zookeeper", "127.0.0.1:2181"}, code: ExitUsage, stderr: "cannot be used with --zookeeper"},
+		{name: "bad compose http", args: []string{"run", "--cluster", "compose", "--compose-http", "tcp"}, code: ExitUsage, stderr: `--compose-http "tcp"`},
+		{name: "no compose nodes", args: []string{"run", "--cluster", "compose", "--compose-nodes", ","}, code: ExitUsage, stderr: "--compose-nodes"},
+		{name: "bad compose session timeout", args: []string{"run", "--cluster", "compose", "--session-timeout", "0s"}, code: ExitUsage, stderr: "--session-timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,5 +67,39 @@ func TestCommandLine(t *testing.T) {
 				t.Errorf("a log directory was created for a command that never started")
 			}
 		})
+	}
+}
+
+// TestComposeWithoutEngine runs --cluster compose against a Docker socket
+// that does not exist: exit 3, and the log directory
+// <log-dir>/<timestamp>/compose holds summary.json and driver.log.
+func TestComposeWithoutEngine(t *testing.T) {
+	dir := t.TempDir()
+	socket := filepath.Join(dir, "no-docker.sock")
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"testdriver", "run", "--cluster", "compose", "--compose-project", "zkv",
+		"--docker-socket", socket, "--log-dir", filepath.Join(dir, "logs")}, &stdout, &stderr)
+	if code != ExitSetup {
+		t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, ExitSetup, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stderr.String(), socket) || !strings.Contains(stdout.String(), "the compose project could not be reached") {
+		t.Errorf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}
+	found, _ := filepath.Glob(filepath.Join(dir, "logs", "*", "compose", "summary.json"))
+	if len(found) != 1 {
+		t.Errorf("summary.json under logs/<timestamp>/compose: found %v", found)
+	}
+
+	// --run-log-dir is the directory itself.
+	exact := filepath.Join(dir, "exact")
+	stdout.Reset()
+	code = run(context.Background(), []string{"testdriver", "run", "--cluster", "compose", "--docker-socket", socket, "--run-log-dir", exact}, &stdout, &stderr)
+	if code != ExitSetup {
+		t.Fatalf("exit code %d, want %d", code, ExitSetup)
+	}
+	for _, f := range []string{"summary.json", "driver.log"} {
+		if _, err := os.Stat(filepath.Join(exact, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
 	}
 }

@@ -1,0 +1,41 @@
+# Benchmarks (included by the Makefile). See docs/benchmarks/.
+#
+#   make bench        reruns the whole study and rewrites docs/benchmarks
+#                     (about 30 minutes; needs ZooKeeper like `make test`)
+#   make bench-quick  a smoke run of well under a minute per study; writes to
+#                     a temporary directory and leaves docs/benchmarks alone
+
+GO        ?= go
+BIN       ?= bin
+BENCH_OUT ?= docs/benchmarks
+BENCH_CMD  = $(BIN)/testdriver bench
+BENCH_KV   = --kvserver $(BIN)/kvserver
+# Runs per election setting; the session-timeout sweep uses BENCH_SWEEP_RUNS.
+BENCH_RUNS       ?= 30
+BENCH_SWEEP_RUNS ?= 15
+
+.PHONY: bench bench-quick bench-bin bench-election bench-kv bench-go
+
+bench-bin:
+	$(GO) build -o $(BIN)/ ./cmd/kvserver ./cmd/testdriver
+
+bench: bench-bin bench-kv bench-election bench-go
+
+bench-kv: bench-bin
+	$(BENCH_CMD) kv $(BENCH_KV) --out $(BENCH_OUT)
+
+bench-election: bench-bin
+	$(BENCH_CMD) election $(BENCH_KV) --out $(BENCH_OUT) --runs $(BENCH_RUNS) \
+		--zk standalone,ensemble,remote --stop sigterm,sigkill,pause --session-timeout 2s
+	$(BENCH_CMD) election $(BENCH_KV) --out $(BENCH_OUT) --append --runs $(BENCH_SWEEP_RUNS) \
+		--zk standalone --stop sigkill --session-timeout 1s,4s
+
+# Go micro-benchmarks of the store and the codec, in benchstat's format.
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 -benchtime 200ms ./store ./bus \
+		| tee $(BENCH_OUT)/data/go-bench.txt
+
+bench-quick: bench-bin
+	$(BENCH_CMD) kv $(BENCH_KV) --quick --quiet
+	$(BENCH_CMD) election $(BENCH_KV) --quick --quiet
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./store ./bus >/dev/null

@@ -1,0 +1,576 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/nats-io/nats.go"
+
+	"zkv/bus"
+	"zkv/internal/harness"
+)
+
+// Ways the election benchmark stops the leader.
+const (
+	StopKill  = "sigkill" // crash: the session must expire
+	StopTerm  = "sigterm" // clean resignation
+	StopPause = "pause"   // SIGSTOP past the session timeout, then SIGCONT
+)
+
+// ParseStop checks a --stop value.
+func ParseStop(s string) (string, error) {
+	switch m := strings.ToLower(strings.TrimSpace(s)); m {
+	case StopKill, StopTerm, StopPause:
+		return m, nil
+	case "kill":
+		return StopKill, nil
+	case "term":
+		return StopTerm, nil
+	}
+	return "", fmt.Errorf("stop %q: want sigkill, sigterm or pause", s)
+}
+
+// Paths kvserver uses by default.
+const (
+	electionPath = "/election"
+	leaderPath   = "/leader"
+)
+
+// ElectionConfig configures RunElection. Every combination of ZK, Stops
+// and SessionTimeouts is a setting, measured Runs times.
+type ElectionConfig struct {
+	Runs            int
+	ZK              []string
+	Stops           []string
+	SessionTimeouts []time.Duration
+	// TickTime of the local ZooKeeper servers (0: harness default, 200 ms).
+	TickTime time.Duration
+	// Latency and Jitter of the remote proxy, one way.
+	Latency, Jitter time.Duration
+	// ExternalZK is a real ZooKeeper (host:port[,...]) used instead of a
+	// local one; ZK is then only a label.
+	ExternalZK string
+	// KVServer is the kvserver binary.
+	KVServer string
+	// WriteInterval paces the background writer (default 20 ms).
+	WriteInterval time.Duration
+	// Log receives progress lines and the servers' output (nil: discard).
+	Log io.Writer
+	// OnRun is called after every run (for progress and incremental CSV).
+	OnRun func(ElectionRun)
+	// OnSetting is called before the first run of each setting.
+	OnSetting func(zkMode, stop string, timeout time.Duration)
+	// OnZK is called once each ZooKeeper deployment is up.
+	OnZK func(*ZKEnv)
+}
+
+// ElectionRun is one measured failover. Durations are from the moment the
+// driver sent the signal, on the driver's monotonic clock; a negative
+// duration means the event was not seen.
+type ElectionRun struct {
+	ZK             string
+	Stop           string
+	SessionTimeout time.Duration
+	Run            int
+	// Negotiated is the session timeout ZooKeeper granted a client asking
+	// for SessionTimeout.
+	Negotiated time.Duration
+	TickTime   time.Duration
+	// ZKRTT and NATSRTT are the medians of 20 round trips measured before
+	// the setting's first run: a read (Exists) and a request to an echo
+	// responder. ZKWriteRTT is the median of 20 SetData calls: a write,
+	// which ZooKeeper logs to disk (fsync) before it answers.
+	ZKRTT, ZKWriteRTT, NATSRTT time.Duration
+	OldLeader                  string
+	NewLeader                  string
+	OldEpoch                   uint64
+	NewEpoch                   uint64
+	// ZnodeGone is (a): the old leader's election znode deleted.
+	ZnodeGone time.Duration
+	// LeaderSeen is (b): the new leader's /leader znode created.
+	LeaderSeen time.Duration
+	// FirstWrite is (c): the first write acknowledged by the new leader.
+	FirstWrite time.Duration
+	Err        string
+}
+
+// leaderZnode is the JSON of /leader.
+type leaderZnode struct {
+	ID       string `json:"id"`
+	Addr     string `json:"addr"`
+	Epoch    uint64 `json:"epoch"`
+	Revision uint64 `json:"revision"`
+	Znode    string `json:"znode"`
+}
+
+// RunElection measures every setting of cfg and returns the runs in order.
+// A failed run is recorded with Err and the setting goes on; an error
+// is returned only when a deployment cannot be started.
+func RunElection(ctx context.Context, cfg ElectionConfig) ([]ElectionRun, error) {
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	if cfg.WriteInterval <= 0 {
+		cfg.WriteInterval = 20 * time.Millisecond
+	}
+	if cfg.Runs < 1 {
+		return nil, errors.New("election: need at least one run")
+	}
+	var out []ElectionRun
+	for _, mode := range cfg.ZK {
+		runs, err := runZKMode(ctx, cfg, mode)
+		out = append(out, runs...)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+func runZKMode(ctx context.Context, cfg ElectionConfig, mode string) ([]ElectionRun, error) {
+	fmt.Fprintf(cfg.Log, "starting ZooKeeper (%s)\n", mode)
+	env, err := StartZK(ctx, mode, ZKOptions{TickTime: cfg.TickTime, Latency: cfg.Latency, Jitter: cfg.Jitter, External: cfg.ExternalZK})
+	if err != nil {
+		return nil, fmt.Errorf("election %s: %w", mode, err)
+	}
+	defer env.Stop()
+	if cfg.OnZK != nil {
+		cfg.OnZK(env)
+	}
+	ns, err := harness.StartNATS(harness.NATSOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("election %s: %w", mode, err)
+	}
+	defer ns.Shutdown()
+	var out []ElectionRun
+	for _, st := range cfg.SessionTimeouts {
+		runs, err := runCluster(ctx, cfg, env, ns, st)
+		out = append(out, runs...)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// election is the state of one cluster under test.
+type election struct {
+	cfg     ElectionConfig
+	env     *ZKEnv
+	st      time.Duration
+	cluster *harness.Cluster
+	zc      *zk.Conn
+	client  *bus.Client
+	writer  *writer
+	base    ElectionRun
+}
+
+func runCluster(ctx context.Context, cfg ElectionConfig, env *ZKEnv, ns *harness.NATS, st time.Duration) ([]ElectionRun, error) {
+	base := ElectionRun{ZK: env.Mode, SessionTimeout: st, TickTime: env.TickTime}
+	neg, err := NegotiatedTimeout(ctx, env.Connect, st)
+	if err != nil {
+		return nil, err
+	}
+	base.Negotiated = neg
+	// ZooKeeper keeps ephemeral znodes of a previous cluster until its
+	// sessions expire: wait until the election is empty.
+	zc, _, err := DialZK(ctx, env.Connect, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer zc.Close()
+	wctx, cancel := context.WithTimeout(ctx, 4*st+30*time.Second)
+	err = harness.WaitFor(wctx, 50*time.Millisecond, func() error {
+		kids, _, err := zc.Children(electionPath)
+		if errors.Is(err, zk.ErrNoNode) || (err == nil && len(kids) == 0) {
+			return nil
+		}
+		return fmt.Errorf("%d election znodes left (%v)", len(kids), err)
+	})
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("election: %w", err)
+	}
+	if base.ZKRTT, err = ZKRoundTrip(zc, 20); err != nil {
+		return nil, err
+	}
+	if base.ZKWriteRTT, err = ZKWriteRoundTrip(zc, 20); err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(ns.URL(), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("election: nats: %w", err)
+	}
+	defer nc.Close()
+	if base.NATSRTT, err = NATSRoundTrip(ctx, nc, 20); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(cfg.Log, "cluster: zk=%s session=%v negotiated=%v zk_rtt=%v zk_write_rtt=%v nats_rtt=%v\n", env.Mode, st, neg, base.ZKRTT, base.ZKWriteRTT, base.NATSRTT)
+
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	cluster, err := harness.StartCluster(cctx, cfg.KVServer, 3, harness.NodeOptions{
+		ZooKeeper:      env.Connect,
+		NATSURL:        ns.URL(),
+		SessionTimeout: st,
+		LogLevel:       "warn",
+	})
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_ = cluster.StopAll(sctx)
+	}()
+	client, err := bus.NewClient(nc, bus.WithRequestTimeout(250*time.Millisecond), bus.WithRetryBackoff(time.Millisecond, 5*time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	e := &election{cfg: cfg, env: env, st: st, cluster: cluster, zc: zc, client: client, base: base}
+	e.writer = startWriter(ctx, client, cfg.WriteInterval)
+	defer e.writer.stop()
+
+	var out []ElectionRun
+	for _, stop := range cfg.Stops {
+		if cfg.OnSetting != nil {
+			cfg.OnSetting(env.Mode, stop, st)
+		}
+		for i := 1; i <= cfg.Runs; i++ {
+			if err := ctx.Err(); err != nil {
+				return out, err
+			}
+			r := e.run(ctx, stop, i)
+			if r.Err != "" {
+				fmt.Fprintf(cfg.Log, "run %s/%s/%v #%d: %s\n", env.Mode, stop, st, i, r.Err)
+			}
+			out = append(out, r)
+			if cfg.OnRun != nil {
+				cfg.OnRun(r)
+			}
+		}
+	}
+	return out, nil
+}
+
+// NATSRoundTrip is the median of n requests to an echo responder on a
+// second connection to the same server.
+func NATSRoundTrip(ctx context.Context, nc *nats.Conn, n int) (time.Duration, error) {
+	echo, err := nats.Connect(nc.ConnectedUrl())
+	if err != nil {
+		return 0, fmt.Errorf("nats round trip: %w", err)
+	}
+	defer echo.Close()
+	subj := "bench.echo." + nats.NewInbox()[len(nats.InboxPrefix):]
+	if _, err := echo.Subscribe(subj, func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
+		return 0, fmt.Errorf("nats round trip: %w", err)
+	}
+	if err := echo.Flush(); err != nil {
+		return 0, fmt.Errorf("nats round trip: %w", err)
+	}
+	body := []byte(`{"key":"bench","value":"x"}`)
+	ds := make([]time.Duration, 0, n)
+	for range n {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		t := time.Now()
+		_, err := nc.RequestWithContext(rctx, subj, body)
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("nats round trip: %w", err)
+		}
+		ds = append(ds, time.Since(t))
+	}
+	return Median(ds), nil
+}
+
+// ack is one acknowledged write of the background writer.
+type ack struct {
+	at    time.Time
+	epoch uint64
+	node  string
+}
+
+// writer writes one key every interval through the leader subject and
+// reports each acknowledgement.
+type writer struct {
+	mu     sync.Mutex
+	last   ack
+	notify chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+	// waiters are told of each ack.
+	waiters []chan ack
+}
+
+func startWriter(ctx context.Context, c *bus.Client, every time.Duration) *writer {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &writer{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for i := 0; ctx.Err() == nil; i++ {
+			pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
+			rep, err := c.Put(pctx, "bench-load", fmt.Sprint(i))
+			pcancel()
+			if err == nil {
+				a := ack{at: time.Now(), epoch: rep.Epoch, node: rep.Leader}
+				w.mu.Lock()
+				w.last = a
+				for _, ch := range w.waiters {
+					select {
+					case ch <- a:
+					default:
+					}
+				}
+				w.mu.Unlock()
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(every):
+			}
+		}
+	}()
+	return w
+}
+
+// subscribe returns a channel that receives every later ack.
+func (w *writer) subscribe() (<-chan ack, func()) {
+	ch := make(chan ack, 4096)
+	w.mu.Lock()
+	w.waiters = append(w.waiters, ch)
+	w.mu.Unlock()
+	return ch, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for i, c := range w.waiters {
+			if c == ch {
+				w.waiters = append(w.waiters[:i], w.waiters[i+1:]...)
+				break
+			}
+		}
+	}
+}
+
+func (w *writer) lastAck() ack {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last
+}
+
+func (w *writer) stop() {
+	w.cancel()
+	<-w.done
+}
+
+// healthy waits until the cluster has one leader that every node follows,
+// the /leader znode names it, and the writer got an ack from it. It
+// returns the /leader content.
+func (e *election) healthy(ctx context.Context) (leaderZnode, error) {
+	var lz leaderZnode
+	err := harness.WaitFor(ctx, 20*time.Millisecond, func() error {
+		data, _, err := e.zc.Get(leaderPath)
+		if err != nil {
+			return fmt.Errorf("get %s: %w", leaderPath, err)
+		}
+		lz = leaderZnode{}
+		if err := json.Unmarshal(data, &lz); err != nil {
+			return fmt.Errorf("decode %s: %w", leaderPath, err)
+		}
+		for _, n := range e.cluster.Nodes() {
+			if !n.Running() {
+				return fmt.Errorf("%s is not running", n.ID())
+			}
+			sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			st, err := e.client.Status(sctx, n.ID())
+			cancel()
+			if err != nil {
+				return fmt.Errorf("status %s: %w", n.ID(), err)
+			}
+			want := bus.RoleFollower
+			if n.ID() == lz.ID {
+				want = bus.RoleLeader
+			}
+			if st.Role != want || st.Epoch != lz.Epoch || st.ZooKeeper != "connected" {
+				return fmt.Errorf("%s: role %s epoch %d zk %s; want %s of epoch %d", n.ID(), st.Role, st.Epoch, st.ZooKeeper, want, lz.Epoch)
+			}
+		}
+		if a := e.writer.lastAck(); a.epoch != lz.Epoch || time.Since(a.at) > time.Second {
+			return fmt.Errorf("no recent write acknowledged in epoch %d", lz.Epoch)
+		}
+		return nil
+	})
+	return lz, err
+}
+
+// run measures one failover.
+func (e *election) run(ctx context.Context, stop string, i int) ElectionRun {
+	r := e.base
+	r.Stop, r.Run = stop, i
+	r.ZnodeGone, r.LeaderSeen, r.FirstWrite = -1, -1, -1
+	fail := func(format string, args ...any) ElectionRun {
+		r.Err = fmt.Sprintf(format, args...)
+		return r
+	}
+	hctx, cancel := context.WithTimeout(ctx, 3*e.st+30*time.Second)
+	old, err := e.healthy(hctx)
+	cancel()
+	if err != nil {
+		return fail("cluster not healthy: %v", err)
+	}
+	r.OldLeader, r.OldEpoch = old.ID, old.Epoch
+	node := e.cluster.Node(old.ID)
+	if node == nil {
+		return fail("leader %q is not one of ours", old.ID)
+	}
+	// (a) the leader's election znode.
+	zpath := path.Join(electionPath, old.Znode)
+	ok, _, gone, err := e.zc.ExistsW(zpath)
+	if err != nil || !ok {
+		return fail("watch %s: exists=%v err=%v", zpath, ok, err)
+	}
+	// (b) the new leader's /leader znode.
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	seen := make(chan leaderZnode, 1)
+	seenAt := make(chan time.Time, 1)
+	armed := make(chan error, 1)
+	go e.watchLeader(wctx, old.Epoch, armed, seen, seenAt)
+	if err := <-armed; err != nil {
+		return fail("watch %s: %v", leaderPath, err)
+	}
+	// (c) the first write acknowledged by someone else.
+	acks, unsub := e.writer.subscribe()
+	defer unsub()
+
+	t0 := time.Now()
+	switch stop {
+	case StopKill:
+		err = node.Signal(syscall.SIGKILL)
+	case StopTerm:
+		err = node.Signal(syscall.SIGTERM)
+	case StopPause:
+		err = node.Pause()
+	}
+	if err != nil {
+		return fail("stop %s: %v", old.ID, err)
+	}
+	deadline := time.NewTimer(3*e.st + 20*time.Second)
+	defer deadline.Stop()
+	for r.ZnodeGone < 0 || r.LeaderSeen < 0 || r.FirstWrite < 0 {
+		select {
+		case ev := <-gone:
+			if ev.Type == zk.EventNodeDeleted {
+				r.ZnodeGone = time.Since(t0)
+			} else {
+				r.Err = fmt.Sprintf("unexpected event on %s: %v %v", zpath, ev.Type, ev.Err)
+			}
+			gone = nil
+		case at := <-seenAt:
+			r.LeaderSeen = at.Sub(t0)
+			lz := <-seen
+			r.NewLeader, r.NewEpoch = lz.ID, lz.Epoch
+		case a := <-acks:
+			if a.epoch > old.Epoch && a.node != old.ID && a.at.After(t0) {
+				r.FirstWrite = a.at.Sub(t0)
+				acks = nil
+			}
+		case <-deadline.C:
+			r.Err = "timed out waiting for the failover"
+			goto recover
+		case <-ctx.Done():
+			r.Err = ctx.Err().Error()
+			return r
+		}
+	}
+recover:
+	if err := e.recover(ctx, node, stop, t0); err != nil && r.Err == "" {
+		r.Err = err.Error()
+	}
+	return r
+}
+
+// recover brings the stopped node back as a follower.
+func (e *election) recover(ctx context.Context, node *harness.Node, stop string, t0 time.Time) error {
+	if stop == StopPause {
+		// Past the session timeout, so the paused leader finds its
+		// session expired and its lease stale when it resumes.
+		if d := time.Until(t0.Add(e.st + e.st/2)); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+			}
+		}
+		return node.Resume()
+	}
+	select {
+	case <-node.Exited():
+	case <-time.After(10 * time.Second):
+		_ = node.Kill()
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return node.Restart(rctx)
+}
+
+// watchLeader reports on armed once its first watch is set, then sends
+// the first /leader of an epoch above old on seen, and when the watch
+// event that revealed it fired on seenAt.
+func (e *election) watchLeader(ctx context.Context, old uint64, armed chan<- error, seen chan<- leaderZnode, seenAt chan<- time.Time) {
+	first := true
+	var evAt time.Time
+	for ctx.Err() == nil {
+		data, _, ch, err := e.zc.GetW(leaderPath)
+		if errors.Is(err, zk.ErrNoNode) {
+			var ok bool
+			ok, _, ch, err = e.zc.ExistsW(leaderPath)
+			if err == nil && ok {
+				continue // created in between: read it
+			}
+		}
+		if err != nil {
+			if first {
+				armed <- err
+				return
+			}
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		if data != nil {
+			var lz leaderZnode
+			if json.Unmarshal(data, &lz) == nil && lz.Epoch > old {
+				at := evAt
+				if at.IsZero() || first {
+					at = time.Now()
+				}
+				if first {
+					armed <- nil
+				}
+				seen <- lz
+				seenAt <- at
+				return
+			}
+		}
+		if first {
+			armed <- nil
+			first = false
+		}
+		select {
+		case ev := <-ch:
+			if ev.Type == zk.EventNodeCreated || ev.Type == zk.EventNodeDataChanged {
+				evAt = time.Now()
+			} else {
+				evAt = time.Time{}
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}

@@ -1,0 +1,138 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Files of the election study, relative to the output directory.
+const (
+	electionMD      = "election.md"
+	electionCSV     = "data/election.csv"
+	electionMeta    = "data/election-meta.json"
+	electionBoxPNG  = "election-failover.png"
+	electionTimePNG = "election-timeout.png"
+)
+
+// ElectionStudy runs cfg, writes the raw CSV (adding to the existing one
+// when appendRuns) and renders the report under out.
+func ElectionStudy(ctx context.Context, cfg ElectionConfig, out string, appendRuns, quiet bool, command string) error {
+	csvPath := filepath.Join(out, electionCSV)
+	metaPath := filepath.Join(out, electionMeta)
+	var prior []ElectionRun
+	meta := Meta{}
+	if appendRuns {
+		var err error
+		if prior, err = readElectionFile(csvPath); err != nil {
+			return err
+		}
+		meta = readMeta(metaPath)
+	}
+	meta.Commands = append(meta.Commands, command)
+	if c := gitCommit(ctx); c != "" {
+		meta.Commit = c
+	}
+	if meta.Started == "" || !appendRuns {
+		meta.Started = time.Now().UTC().Format(time.RFC3339)
+	}
+	if meta.Machine.Java == "" {
+		meta.Machine.Java = javaVersion(ctx)
+	}
+	total := cfg.Runs * len(cfg.ZK) * len(cfg.Stops) * len(cfg.SessionTimeouts)
+	pr := NewProgress("election", total, quiet)
+	cfg.Log = pr.Log()
+	var runs []ElectionRun
+	zkVersion := meta.Machine.ZooKeeper
+	cfg.OnZK = func(env *ZKEnv) {
+		if v := env.Version(ctx); v != "unknown" {
+			zkVersion = v
+		}
+	}
+	cfg.OnRun = func(r ElectionRun) {
+		runs = append(runs, r)
+		pr.Step(fmt.Sprintf("%s %s %v run %d: (c) %s ms", r.ZK, r.Stop, r.SessionTimeout, r.Run, Ms(r.FirstWrite)))
+		// Keep what was measured even if the study is interrupted.
+		_ = writeElectionFile(csvPath, append(append([]ElectionRun(nil), prior...), runs...))
+	}
+	_, err := RunElection(ctx, cfg)
+	pr.Done()
+	all := append(prior, runs...)
+	if werr := writeElectionFile(csvPath, all); werr != nil {
+		return werr
+	}
+	meta.Machine = ThisMachine(zkVersion)
+	meta.Machine.Java = javaVersion(ctx)
+	meta.Finished = time.Now().UTC().Format(time.RFC3339)
+	if werr := writeMeta(metaPath, meta); werr != nil {
+		return werr
+	}
+	if rerr := RenderElection(out); rerr != nil {
+		return rerr
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s (%d runs)\n", filepath.Join(out, electionMD), len(all))
+	return err
+}
+
+func writeElectionFile(path string, runs []ElectionRun) error {
+	var b bytes.Buffer
+	if err := WriteElectionCSV(&b, runs); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// RenderElection renders election.md and its charts from the CSV under
+// out.
+func RenderElection(out string) error {
+	runs, err := readElectionFile(filepath.Join(out, electionCSV))
+	if err != nil {
+		return err
+	}
+	if len(runs) == 0 {
+		return fmt.Errorf("no election runs in %s", filepath.Join(out, electionCSV))
+	}
+	sets := GroupElection(runs)
+	rep := ElectionReport{Runs: runs, Settings: sets, Meta: readMeta(filepath.Join(out, electionMeta)), CSVPath: electionCSV}
+	if err := ElectionBoxChart(sets, filepath.Join(out, electionBoxPNG)); err != nil {
+		return err
+	}
+	rep.Charts = append(rep.Charts, electionBoxPNG)
+	ok, err := ElectionTimeoutChart(sets, filepath.Join(out, electionTimePNG))
+	if err != nil {
+		return err
+	}
+	if ok {
+		rep.Charts = append(rep.Charts, electionTimePNG)
+	}
+	f, err := os.Create(filepath.Join(out, electionMD))
+	if err != nil {
+		return err
+	}
+	if err := WriteElectionReport(f, rep); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// javaVersion is the first line of `java -version`, or "".
+func javaVersion(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	b, err := exec.CommandContext(ctx, "java", "-version").CombinedOutput()
+	if err != nil {
+		return ""
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	return strings.TrimSpace(line)
+}

@@ -1,0 +1,152 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Files of the kv study, relative to the output directory.
+const (
+	kvMD         = "kv.md"
+	kvCSV        = "data/kv.csv"
+	kvMeta       = "data/kv-meta.json"
+	kvLatencyPNG = "kv-latency.png"
+	kvTputPNG    = "kv-throughput.png"
+)
+
+func kvCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "kv",
+		Usage: "read/write latency and throughput of zkv next to bare NATS request/reply and JetStream KV",
+		Flags: append(commonFlags(),
+			&cli.DurationFlag{Name: "duration", EnvVars: []string{"ZKV_BENCH_DURATION"}, Value: 2 * time.Second, Usage: "length of one measurement (one operation, one concurrency, one round)"},
+			&cli.IntFlag{Name: "rounds", EnvVars: []string{"ZKV_BENCH_ROUNDS"}, Value: 3, Usage: "rounds; each measures every operation once, interleaved"},
+			&cli.IntSliceFlag{Name: "clients", EnvVars: []string{"ZKV_BENCH_CLIENTS"}, Value: cli.NewIntSlice(1, 16), Usage: "concurrency levels"},
+			&cli.IntFlag{Name: "lag-samples", EnvVars: []string{"ZKV_BENCH_LAG_SAMPLES"}, Value: 500, Usage: "replication-lag samples"},
+			&cli.IntFlag{Name: "value-size", EnvVars: []string{"ZKV_BENCH_VALUE_SIZE"}, Value: 100, Usage: "bytes per written value"},
+			&cli.StringFlag{Name: "js-storage", EnvVars: []string{"ZKV_BENCH_JS_STORAGE"}, Value: "file", Usage: "JetStream KV storage: file or memory"},
+			&cli.BoolFlag{Name: "r3", EnvVars: []string{"ZKV_BENCH_R3"}, Value: true, Usage: "also run a 3-server NATS cluster and a JetStream KV R3 bucket"},
+			&cli.BoolFlag{Name: "report-only", Usage: "only render the report and charts from the existing CSV"},
+		),
+		Action: func(c *cli.Context) error {
+			ctx, stop := signalContext(c.Context)
+			defer stop()
+			out, err := outDir(c)
+			if err != nil {
+				return err
+			}
+			if c.Bool("report-only") {
+				return RenderKV(out)
+			}
+			cfg := KVConfig{
+				Duration:   c.Duration("duration"),
+				Rounds:     c.Int("rounds"),
+				Clients:    c.IntSlice("clients"),
+				LagSamples: c.Int("lag-samples"),
+				ValueSize:  c.Int("value-size"),
+				JSStorage:  c.String("js-storage"),
+				R3:         c.Bool("r3"),
+			}
+			if c.Bool("quick") {
+				if !c.IsSet("duration") {
+					cfg.Duration = 300 * time.Millisecond
+				}
+				if !c.IsSet("rounds") {
+					cfg.Rounds = 1
+				}
+				if !c.IsSet("lag-samples") {
+					cfg.LagSamples = 50
+				}
+			}
+			if cfg.JSStorage != "file" && cfg.JSStorage != "memory" {
+				return fmt.Errorf("--js-storage %q: want file or memory", cfg.JSStorage)
+			}
+			bin, cleanup, err := kvserverBinary(ctx, c.String("kvserver"))
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			cfg.KVServer = bin
+			return KVStudy(ctx, cfg, out, c.Bool("quiet"), commandLine())
+		},
+	}
+}
+
+// KVStudy runs cfg and writes the CSV, the charts and kv.md under out.
+func KVStudy(ctx context.Context, cfg KVConfig, out string, quiet bool, command string) error {
+	meta := Meta{Commands: []string{command}, Started: time.Now().UTC().Format(time.RFC3339), Commit: gitCommit(ctx)}
+	pr := NewProgress("kv", cfg.KVSteps(), quiet)
+	cfg.Log = pr.Log()
+	cfg.OnStep = pr.Step
+	zkv := "unknown"
+	cfg.OnZK = func(env *ZKEnv) { zkv = env.Version(ctx) }
+	rs, _, err := RunKV(ctx, cfg)
+	pr.Done()
+	if err != nil {
+		return err
+	}
+	meta.Finished = time.Now().UTC().Format(time.RFC3339)
+	meta.Machine = ThisMachine(zkv)
+	meta.Machine.Java = javaVersion(ctx)
+	meta.Notes = []string{kvConfigText(cfg)}
+	var b bytes.Buffer
+	if err := WriteKVCSV(&b, rs); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(out, kvCSV), b.Bytes(), 0o644); err != nil {
+		return err
+	}
+	if err := writeMeta(filepath.Join(out, kvMeta), meta); err != nil {
+		return err
+	}
+	if err := RenderKV(out); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s\n", filepath.Join(out, kvMD))
+	return nil
+}
+
+func kvConfigText(cfg KVConfig) string {
+	r3 := "JetStream R3 on a 3-server cluster"
+	if !cfg.R3 {
+		r3 = "no R3 (one NATS server)"
+	}
+	return fmt.Sprintf("Setup: %d round(s) of %v per operation and concurrency, clients %v, %d-byte values, JetStream %s storage, %s, %d replication-lag samples.",
+		cfg.Rounds, cfg.Duration, cfg.Clients, cfg.ValueSize, cfg.JSStorage, r3, cfg.LagSamples)
+}
+
+// RenderKV renders kv.md and its charts from the CSV under out.
+func RenderKV(out string) error {
+	rs, err := readKVFile(filepath.Join(out, kvCSV))
+	if err != nil {
+		return err
+	}
+	meta := readMeta(filepath.Join(out, kvMeta))
+	rep := KVReport{Results: rs, Meta: meta, CSVPath: kvCSV}
+	if len(meta.Notes) > 0 {
+		rep.Config = meta.Notes[0]
+		rep.Meta.Notes = meta.Notes[1:]
+	}
+	if err := KVChart(rs, filepath.Join(out, kvLatencyPNG)); err != nil {
+		return err
+	}
+	if err := KVThroughputChart(rs, filepath.Join(out, kvTputPNG)); err != nil {
+		return err
+	}
+	rep.Charts = []string{kvLatencyPNG, kvTputPNG}
+	f, err := os.Create(filepath.Join(out, kvMD))
+	if err != nil {
+		return err
+	}
+	if err := WriteKVReport(f, rep); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
