@@ -33,7 +33,7 @@ func (s *Server) handleRead(req micro.Request) {
 			respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s is busy or shutting down", s.cfg.ID))
 		}
 	case bus.ConsistencyMinRevision:
-		if s.store.Revision() >= r.MinRevision {
+		if s.hasApplied(r.MinRevision) {
 			_ = req.Respond(bus.Encode(s.read(r.Key)))
 			return
 		}
@@ -107,6 +107,14 @@ func (s *Server) leaderRead(key string) (bus.ReadReply, error) {
 	return r, nil
 }
 
+// hasApplied reports whether this copy holds every update up to rev: its
+// revision has reached rev and it knows of no update it missed. A copy
+// that skipped updates through a gap has moved its revision past them, so
+// the revision alone would promise what it does not hold.
+func (s *Server) hasApplied(rev uint64) bool {
+	return s.store.Revision() >= rev && s.store.Missed() == 0
+}
+
 // readAtLeast waits until the local copy has applied r.MinRevision, then
 // reads; past the wait it answers "stale".
 func (s *Server) readAtLeast(ctx context.Context, r bus.ReadRequest) (bus.ReadReply, error) {
@@ -118,12 +126,15 @@ func (s *Server) readAtLeast(ctx context.Context, r bus.ReadRequest) (bus.ReadRe
 	defer deadline.Stop()
 	for {
 		changed := s.applied()
-		if s.store.Revision() >= r.MinRevision {
+		if s.hasApplied(r.MinRevision) {
 			return s.read(r.Key), nil
 		}
 		select {
 		case <-changed:
 		case <-deadline.C:
+			if missed := s.store.Missed(); missed > 0 {
+				return bus.ReadReply{}, bus.Errorf(bus.CodeStale, "node %s missed %d updates (revision %d, wanted %d), so it cannot promise revision %d", s.cfg.ID, missed, s.store.Revision(), r.MinRevision, r.MinRevision)
+			}
 			return bus.ReadReply{}, bus.Errorf(bus.CodeStale, "node %s has applied up to revision %d, not %d, after %s", s.cfg.ID, s.store.Revision(), r.MinRevision, wait)
 		case <-ctx.Done():
 			return bus.ReadReply{}, bus.Errorf(bus.CodeUnavailable, "node %s is shutting down", s.cfg.ID)

@@ -462,3 +462,27 @@ func TestAdvertised(t *testing.T) {
 		}
 	}
 }
+
+// A copy that skipped updates through a gap must not answer a min_revision
+// read past the gap: its revision moved, but it does not hold them.
+func TestMinRevisionIsNotPromisedAcrossAGap(t *testing.T) {
+	ts := startTestServer(t, "n2")
+	ts.el.terms <- election.Term{Role: election.RoleFollower, Epoch: 2, Leader: election.LeaderData{ID: "n1", Epoch: 2}}
+	ts.waitRole(t, bus.RoleFollower)
+	ts.publish(t, bus.Update{Kind: bus.KindEpoch, Epoch: 2, Seq: 0, Leader: "n1"})
+	ts.publish(t, bus.Update{Kind: bus.KindPut, Epoch: 2, Seq: 4, Key: "b", Value: "4", Leader: "n1"}) // 1..3 missed
+	testenv.WaitFor(t, 5*time.Second, "the gap", func() error {
+		if ts.srv.Status().AppliedSeq != 4 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	msg, err := ts.nc.Request(ts.client.Subjects().NodeRead("n2"), []byte(`{"key":"a","consistency":"min_revision","min_revision":2,"wait_ms":50}`), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r bus.ReadReply
+	if err := bus.DecodeReply(msg.Data, &r); !errors.Is(err, bus.ErrStale) {
+		t.Fatalf("min_revision 2 on a copy that skipped 1..3: %s, want stale", msg.Data)
+	}
+}
