@@ -27,6 +27,7 @@ import (
 
 	"zkv/testdriver"
 	"zkv/testdriver/bench"
+	"zkv/testdriver/chaos"
 )
 
 // Exit codes of testdriver.
@@ -91,6 +92,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		HideVersion: true,
 		Commands: []*cli.Command{
 			bench.Command(),
+			chaos.Command(),
 			{
 				Name:   "run",
 				Usage:  "start a local cluster (or use a compose project), run the scenarios step by step, print a summary",

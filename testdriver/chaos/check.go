@@ -1,0 +1,511 @@
+package chaos
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"zkv/bus"
+)
+
+// Violation is one broken property, with the operations that show it.
+type Violation struct {
+	// Check names the property: see the Check* constants.
+	Check  string `json:"check"`
+	Key    string `json:"key,omitempty"`
+	Node   string `json:"node,omitempty"`
+	Detail string `json:"detail"`
+	Ops    []int  `json:"ops,omitempty"`
+}
+
+func (v Violation) String() string {
+	var b strings.Builder
+	b.WriteString(v.Check)
+	if v.Key != "" {
+		fmt.Fprintf(&b, " key=%s", v.Key)
+	}
+	if v.Node != "" {
+		fmt.Fprintf(&b, " node=%s", v.Node)
+	}
+	b.WriteString(": ")
+	b.WriteString(v.Detail)
+	return b.String()
+}
+
+// The properties the checks report.
+const (
+	CheckLinearizability = "linearizability"     // leader reads and writes of a key are not linearizable
+	CheckLostAck         = "lost-ack"            // a read misses an acknowledged write
+	CheckUnknownValue    = "unknown-value"       // a read returned a value nobody wrote
+	CheckFailedSeen      = "failed-write-seen"   // a read returned the value of a write classified failed
+	CheckReadEarly       = "read-before-write"   // a read returned a value before its write was sent
+	CheckDeposedAck      = "deposed-leader-ack"  // a deposed leader acknowledged a write
+	CheckStaleEpoch      = "stale-epoch-apply"   // a copy went back to an older epoch's value
+	CheckStaleReport     = "stale-not-reported"  // a copy that missed updates says it is current
+	CheckBound           = "bound-exceeded"      // a measured time exceeded its (generous) bound
+	CheckAvailability    = "availability"        // something that must work did not
+	CheckCatchUp         = "catch-up"            // a copy did not catch up
+	CheckLeadStale       = "led-while-stale"     // a stale server with --catch-up took writes
+	CheckExpectedLoss    = "expected-loss-check" // the documented loss did not show as documented
+	CheckOwnWrite        = "read-your-writes"    // a min_revision read missed the client\'s own write
+)
+
+// ----------------------------------------------------------------------------
+// Linearizability
+
+// kvInput is the input of a porcupine operation on one key.
+type kvInput struct {
+	Put   bool
+	Value string
+}
+
+// kvOutput is the output of a read.
+type kvOutput struct {
+	Found bool
+	Value string
+}
+
+// kvModel is a register per key: the state is the value, "" when the key
+// is absent (the workload never writes an empty value).
+var kvModel = porcupine.Model{
+	Init: func() any { return "" },
+	Step: func(state, input, output any) (bool, any) {
+		st := state.(string)
+		in := input.(kvInput)
+		if in.Put {
+			return true, in.Value
+		}
+		out := output.(kvOutput)
+		if !out.Found {
+			return st == "", st
+		}
+		return out.Value != "" && out.Value == st, st
+	},
+	Equal: func(a, b any) bool { return a.(string) == b.(string) },
+	DescribeOperation: func(input, output any) string {
+		in := input.(kvInput)
+		if in.Put {
+			return fmt.Sprintf("put(%q)", in.Value)
+		}
+		out, _ := output.(kvOutput)
+		if !out.Found {
+			return "get() -> (absent)"
+		}
+		return fmt.Sprintf("get() -> %q", out.Value)
+	},
+	DescribeState: func(state any) string {
+		if s := state.(string); s != "" {
+			return fmt.Sprintf("%q", s)
+		}
+		return "(absent)"
+	},
+}
+
+// Verdicts of a linearizability check.
+const (
+	VerdictOK      = "ok"
+	VerdictIllegal = "illegal"
+	VerdictUnknown = "unknown" // the checker timed out
+	VerdictSkipped = "skipped"
+)
+
+// LinResult is the outcome of CheckLinearizable.
+type LinResult struct {
+	Verdict string   `json:"verdict"`
+	Keys    int      `json:"keys"`
+	Ops     int      `json:"ops"`
+	BadKeys []string `json:"bad_keys,omitempty"`
+	// Unknown lists the keys whose check timed out.
+	Unknown []string `json:"unknown_keys,omitempty"`
+
+	infos map[string]porcupine.LinearizationInfo
+}
+
+// linOps turns the puts (ok and ambiguous) and answered leader reads of
+// one key into porcupine operations. An ambiguous put returns after every
+// other operation.
+func linOps(ops []Op) []porcupine.Operation {
+	var end time.Duration
+	for _, op := range ops {
+		end = max(end, op.Return, op.Invoke)
+	}
+	var out []porcupine.Operation
+	for _, op := range ops {
+		var in kvInput
+		var o any
+		switch {
+		case op.IsWrite():
+			in = kvInput{Put: true, Value: op.Value}
+		case op.Kind == OpGet && op.Outcome == OK:
+			o = kvOutput{Found: op.Found, Value: op.Value}
+		default:
+			continue
+		}
+		ret := op.Return
+		if op.Kind == OpPut && op.Outcome == Ambiguous {
+			ret = end + 1
+		}
+		out = append(out, porcupine.Operation{
+			ClientId: op.Client + 1,
+			Input:    in,
+			Call:     int64(op.Invoke),
+			Output:   o,
+			Return:   int64(ret),
+			Metadata: fmt.Sprintf("op %d %s %s attempts=%d epoch=%d leader=%s %s", op.ID, op.Kind, op.Outcome, op.Attempts, op.Epoch, op.Leader, op.Code),
+		})
+	}
+	return out
+}
+
+// byKey groups ops by key, keys sorted.
+func byKey(ops []Op) ([]string, map[string][]Op) {
+	m := make(map[string][]Op)
+	for _, op := range ops {
+		m[op.Key] = append(m[op.Key], op)
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys, m
+}
+
+// CheckLinearizable checks, key by key, that the writes and the leader
+// reads of ops are linearizable, giving each key at most timeout (0: no
+// limit). Local reads are not part of it.
+func CheckLinearizable(ops []Op, timeout time.Duration) LinResult {
+	res := LinResult{Verdict: VerdictOK, infos: map[string]porcupine.LinearizationInfo{}}
+	keys, m := byKey(ops)
+	for _, key := range keys {
+		hist := linOps(m[key])
+		if len(hist) == 0 {
+			continue
+		}
+		res.Keys++
+		res.Ops += len(hist)
+		verdict, info := porcupine.CheckOperationsVerbose(kvModel, hist, timeout)
+		switch verdict {
+		case porcupine.Illegal:
+			res.BadKeys = append(res.BadKeys, key)
+			res.infos[key] = info
+		case porcupine.Unknown:
+			res.Unknown = append(res.Unknown, key)
+		}
+	}
+	switch {
+	case len(res.BadKeys) > 0:
+		res.Verdict = VerdictIllegal
+	case len(res.Unknown) > 0:
+		res.Verdict = VerdictUnknown
+	}
+	return res
+}
+
+// Violations returns one violation per key that is not linearizable.
+func (r LinResult) Violations() []Violation {
+	var out []Violation
+	for _, k := range r.BadKeys {
+		out = append(out, Violation{Check: CheckLinearizability, Key: k,
+			Detail: "the writes and leader reads of this key have no linearization (see lin-" + fileSafe(k) + ".html)"})
+	}
+	return out
+}
+
+// WriteVisualizations writes porcupine's HTML view of every key that is
+// not linearizable into dir, as lin-<key>.html.
+func (r LinResult) WriteVisualizations(dir string) error {
+	for key, info := range r.infos {
+		if err := porcupine.VisualizePath(kvModel, info, filepath.Join(dir, "lin-"+fileSafe(key)+".html")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func fileSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// ----------------------------------------------------------------------------
+// Values read
+
+// writeIndex finds the put that wrote each value (values are unique per
+// run).
+type writeIndex map[string]Op
+
+func indexWrites(ops []Op) writeIndex {
+	idx := make(writeIndex)
+	for _, op := range ops {
+		if op.Kind == OpPut {
+			idx[op.Key+"\x00"+op.Value] = op
+		}
+	}
+	return idx
+}
+
+func (w writeIndex) get(key, value string) (Op, bool) {
+	op, ok := w[key+"\x00"+value]
+	return op, ok
+}
+
+// CheckReadValues checks that every answered read that found a value
+// returned one that a put of the same key sent before the read returned,
+// and that the put was not classified failed.
+func CheckReadValues(ops []Op) []Violation {
+	idx := indexWrites(ops)
+	var out []Violation
+	for _, r := range ops {
+		if !r.IsRead() || !r.Found {
+			continue
+		}
+		w, ok := idx.get(r.Key, r.Value)
+		switch {
+		case !ok:
+			out = append(out, Violation{Check: CheckUnknownValue, Key: r.Key, Node: r.Node, Ops: []int{r.ID},
+				Detail: fmt.Sprintf("op %d (%s read at %s) returned %q, which no put of this key wrote", r.ID, r.Kind, fmtDur(r.Return), r.Value)})
+		case w.Outcome == Failed:
+			out = append(out, Violation{Check: CheckFailedSeen, Key: r.Key, Node: r.Node, Ops: []int{w.ID, r.ID},
+				Detail: fmt.Sprintf("op %d read %q, written by op %d, which was classified failed (last answer %s: %s)", r.ID, r.Value, w.ID, w.Code, w.Err)})
+		case w.Invoke > r.Return:
+			out = append(out, Violation{Check: CheckReadEarly, Key: r.Key, Node: r.Node, Ops: []int{w.ID, r.ID},
+				Detail: fmt.Sprintf("op %d returned %q at %s, before op %d sent it at %s", r.ID, r.Value, fmtDur(r.Return), w.ID, fmtDur(w.Invoke))})
+		}
+	}
+	return out
+}
+
+// CheckFresh checks reads against the acknowledged writes before them: a
+// read (of any kind) invoked after an acknowledged put of its key returned
+// must find a value, and that value must come from a put that no
+// acknowledged put started after (an ambiguous put may take effect at any
+// time after it was sent). It is the rule for the final reads of the
+// survivors, and for copies that confirmed every acknowledged write
+// (acks=all). It returns how many reads it checked. Reads of unknown values
+// are left to CheckReadValues.
+func CheckFresh(ops []Op, reads []Op) (int, []Violation) {
+	idx := indexWrites(ops)
+	_, m := byKey(ops)
+	checked := 0
+	var out []Violation
+	for _, r := range reads {
+		if !r.IsRead() {
+			continue
+		}
+		checked++
+		var acked []Op // acknowledged before r was sent
+		for _, w := range m[r.Key] {
+			if w.Acked() && w.Return < r.Invoke {
+				acked = append(acked, w)
+			}
+		}
+		if len(acked) == 0 {
+			continue
+		}
+		last := slices.MaxFunc(acked, func(a, b Op) int { return cmp.Compare(a.Invoke, b.Invoke) })
+		if !r.Found {
+			out = append(out, Violation{Check: CheckLostAck, Key: r.Key, Node: r.Node, Ops: []int{last.ID, r.ID},
+				Detail: fmt.Sprintf("op %d (%s read of %s at %s) found nothing; op %d had acknowledged %q at %s (epoch %d, leader %s)",
+					r.ID, r.Kind, nodeOr(r.Node), fmtDur(r.Invoke), last.ID, last.Value, fmtDur(last.Return), last.Epoch, last.Leader)})
+			continue
+		}
+		w, ok := idx.get(r.Key, r.Value)
+		if !ok || w.Kind != OpPut {
+			continue // CheckReadValues reports it
+		}
+		wRet := w.Return
+		if w.Outcome == Ambiguous {
+			wRet = math.MaxInt64
+		}
+		for _, a := range acked {
+			if a.ID != w.ID && a.Invoke > wRet {
+				out = append(out, Violation{Check: CheckLostAck, Key: r.Key, Node: r.Node, Ops: []int{w.ID, a.ID, r.ID},
+					Detail: fmt.Sprintf("op %d (%s read of %s at %s) returned %q of op %d (returned %s), but op %d, sent later at %s, had acknowledged %q at %s (epoch %d, leader %s)",
+						r.ID, r.Kind, nodeOr(r.Node), fmtDur(r.Invoke), r.Value, w.ID, fmtDur(w.Return), a.ID, fmtDur(a.Invoke), a.Value, fmtDur(a.Return), a.Epoch, a.Leader)})
+				break
+			}
+		}
+	}
+	return checked, out
+}
+
+func nodeOr(n string) string {
+	if n == "" {
+		return "?"
+	}
+	return n
+}
+
+// CheckReadYourWrites checks the min_revision reads: one that was
+// answered must find the key at a revision no older than the one it waited
+// for (the client's own acknowledged write of it). It returns how many it
+// checked.
+func CheckReadYourWrites(ops []Op) (int, []Violation) {
+	n := 0
+	var out []Violation
+	for _, r := range ops {
+		if r.MinRevision == 0 || !r.IsRead() {
+			continue
+		}
+		n++
+		if !r.Found || r.Revision < r.MinRevision {
+			out = append(out, Violation{Check: CheckOwnWrite, Key: r.Key, Node: r.Node, Ops: []int{r.ID},
+				Detail: fmt.Sprintf("op %d: %s answered a read at min_revision %d with found=%v revision %d", r.ID, r.Node, r.MinRevision, r.Found, r.Revision)})
+		}
+	}
+	return n, out
+}
+
+// ----------------------------------------------------------------------------
+// Fencing
+
+// CheckDeposedAcks checks that leader, deposed from epoch, acknowledged no
+// write sent after from (when it could no longer lead) and none that
+// returned after until (when it came back).
+func CheckDeposedAcks(ops []Op, leader string, epoch uint64, from, until time.Duration) []Violation {
+	var out []Violation
+	for _, op := range ops {
+		if !op.Acked() || op.Leader != leader || op.Epoch != epoch {
+			continue
+		}
+		if op.Invoke > from || op.Return > until {
+			out = append(out, Violation{Check: CheckDeposedAck, Key: op.Key, Node: leader, Ops: []int{op.ID},
+				Detail: fmt.Sprintf("op %d sent at %s, acknowledged at %s by %s under its old epoch %d (deposed from %s, resumed at %s)",
+					op.ID, fmtDur(op.Invoke), fmtDur(op.Return), leader, epoch, fmtDur(from), fmtDur(until))})
+		}
+	}
+	return out
+}
+
+// WireUpdate is one message seen on the replication subject.
+type WireUpdate struct {
+	At time.Duration `json:"at"`
+	bus.Update
+}
+
+// EpochStats are the figures of CheckEpochs.
+type EpochStats struct {
+	// FencedOnWire counts puts of an older epoch seen on the replication
+	// subject after a newer epoch's marker or put: updates a deposed
+	// leader sent, which every other server must drop.
+	FencedOnWire int `json:"fenced_on_wire"`
+	// ReadsChecked counts the answered reads of a value whose epoch is
+	// known.
+	ReadsChecked int `json:"reads_checked"`
+}
+
+// CheckEpochs checks that no server applied an update of an older epoch
+// after a newer one:
+//
+//   - the reads of one key on one node never go from a value of a newer
+//     epoch to a value of an older one;
+//   - no server other than its sender returns the value of a put that was
+//     seen on the wire after a newer epoch had started (a fenced update).
+//
+// The epoch of a value is the epoch under which it was replicated (from
+// wire) or acknowledged (from the put's reply), the newest if several.
+func CheckEpochs(ops []Op, wire []WireUpdate) (EpochStats, []Violation) {
+	var st EpochStats
+	epochOf := map[string]uint64{}
+	note := func(key, value string, e uint64) {
+		k := key + "\x00" + value
+		epochOf[k] = max(epochOf[k], e)
+	}
+	for _, op := range ops {
+		if op.Acked() && op.Epoch != 0 {
+			note(op.Key, op.Value, op.Epoch)
+		}
+	}
+	var newest uint64
+	fenced := map[string]WireUpdate{}
+	fresh := map[string]bool{}
+	for _, u := range wire {
+		if u.Kind == bus.KindPut {
+			k := u.Key + "\x00" + u.Value
+			note(u.Key, u.Value, u.Epoch)
+			if u.Epoch < newest {
+				st.FencedOnWire++
+				fenced[k] = u
+			} else {
+				fresh[k] = true
+			}
+		}
+		newest = max(newest, u.Epoch)
+	}
+	var out []Violation
+	for _, r := range ops {
+		if !r.IsRead() || !r.Found {
+			continue
+		}
+		k := r.Key + "\x00" + r.Value
+		if u, ok := fenced[k]; ok && !fresh[k] && r.Node != u.Leader {
+			out = append(out, Violation{Check: CheckStaleEpoch, Key: r.Key, Node: r.Node, Ops: []int{r.ID},
+				Detail: fmt.Sprintf("op %d: %s returned %q, a put of epoch %d from %s seen on the wire at %s, after a newer epoch had started",
+					r.ID, r.Node, r.Value, u.Epoch, u.Leader, fmtDur(u.At))})
+		}
+	}
+	// Per node and key, reads in invocation order.
+	type nk struct{ node, key string }
+	groups := map[nk][]Op{}
+	for _, r := range ops {
+		if r.Kind != OpLocalGet || !r.IsRead() || !r.Found {
+			continue
+		}
+		if _, ok := epochOf[r.Key+"\x00"+r.Value]; !ok {
+			continue
+		}
+		st.ReadsChecked++
+		groups[nk{r.Node, r.Key}] = append(groups[nk{r.Node, r.Key}], r)
+	}
+	gkeys := make([]nk, 0, len(groups))
+	for g := range groups {
+		gkeys = append(gkeys, g)
+	}
+	slices.SortFunc(gkeys, func(a, b nk) int { return cmp.Or(cmp.Compare(a.node, b.node), cmp.Compare(a.key, b.key)) })
+	for _, g := range gkeys {
+		reads := groups[g]
+		for _, r := range reads {
+			e := epochOf[r.Key+"\x00"+r.Value]
+			for _, p := range reads {
+				pe := epochOf[p.Key+"\x00"+p.Value]
+				if p.Return < r.Invoke && pe > e {
+					out = append(out, Violation{Check: CheckStaleEpoch, Key: r.Key, Node: r.Node, Ops: []int{p.ID, r.ID},
+						Detail: fmt.Sprintf("%s returned %q (epoch %d) in op %d at %s, then %q (epoch %d) in op %d at %s",
+							r.Node, p.Value, pe, p.ID, fmtDur(p.Return), r.Value, e, r.ID, fmtDur(r.Invoke))})
+					break
+				}
+			}
+		}
+	}
+	return st, out
+}
+
+// fmtDur prints an offset in seconds with millisecond precision.
+func fmtDur(d time.Duration) string {
+	if d >= math.MaxInt64/2 {
+		return "end"
+	}
+	return fmt.Sprintf("%.3fs", d.Seconds())
+}
+
+// writeFileAtomic is os.WriteFile through a temporary file, so a reader
+// never sees half a report.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

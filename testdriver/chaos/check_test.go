@@ -1,0 +1,273 @@
+package chaos
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"zkv/bus"
+)
+
+// ms is a time offset in milliseconds, to keep the tables short.
+func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+func put(client int, key, value string, inv, ret int, out Outcome) Op {
+	return Op{Client: client, Kind: OpPut, Key: key, Value: value, Invoke: ms(inv), Return: ms(ret), Outcome: out, Epoch: 1, Leader: "n1"}
+}
+
+func get(client int, key, value string, inv, ret int) Op {
+	return Op{Client: client, Kind: OpGet, Key: key, Value: value, Found: value != "", Invoke: ms(inv), Return: ms(ret), Outcome: OK, Node: "n1"}
+}
+
+func local(node, key, value string, inv, ret int) Op {
+	return Op{Client: 9, Kind: OpLocalGet, Key: key, Value: value, Found: value != "", Invoke: ms(inv), Return: ms(ret), Outcome: OK, Node: node}
+}
+
+// numbered gives ops their IDs as a History would.
+func numbered(ops ...Op) []Op {
+	h := NewHistory(time.Now())
+	for _, op := range ops {
+		h.Add(op)
+	}
+	return h.Ops()
+}
+
+func TestCheckLinearizable(t *testing.T) {
+	tests := []struct {
+		name string
+		ops  []Op
+		want string
+	}{
+		{"empty", nil, VerdictOK},
+		{"sequential put then get", []Op{
+			put(0, "k", "a", 0, 10, OK),
+			get(1, "k", "a", 20, 30),
+		}, VerdictOK},
+		{"read of a missing key before any write", []Op{
+			get(1, "k", "", 0, 5),
+			put(0, "k", "a", 10, 20, OK),
+		}, VerdictOK},
+		{"concurrent put may come before or after a read", []Op{
+			put(0, "k", "a", 0, 100, OK),
+			get(1, "k", "", 10, 20),
+			get(2, "k", "a", 30, 40),
+		}, VerdictOK},
+		{"read of a value never written", []Op{
+			put(0, "k", "a", 0, 10, OK),
+			get(1, "k", "zz", 20, 30),
+		}, VerdictIllegal},
+		{"stale read after an acknowledged later write", []Op{
+			put(0, "k", "a", 0, 10, OK),
+			put(0, "k", "b", 20, 30, OK),
+			get(1, "k", "a", 40, 50),
+		}, VerdictIllegal},
+		{"acknowledged write missing", []Op{
+			put(0, "k", "a", 0, 10, OK),
+			get(1, "k", "", 20, 30),
+		}, VerdictIllegal},
+		{"reads go back in time", []Op{
+			put(0, "k", "a", 0, 10, OK),
+			put(0, "k", "b", 20, 100, OK),
+			get(1, "k", "b", 30, 40),
+			get(2, "k", "a", 50, 60),
+		}, VerdictIllegal},
+		{"ambiguous write seen", []Op{
+			put(0, "k", "a", 0, 10, OK),
+			put(0, "k", "b", 20, 30, Ambiguous),
+			get(1, "k", "b", 40, 50),
+		}, VerdictOK},
+		{"ambiguous write never applied", []Op{
+			put(0, "k", "a", 0, 10, OK),
+			put(0, "k", "b", 20, 30, Ambiguous),
+			get(1, "k", "a", 40, 50),
+		}, VerdictOK},
+		{"ambiguous write applied late, after its client gave up", []Op{
+			put(0, "k", "a", 0, 10, OK),
+			put(0, "k", "b", 20, 30, Ambiguous),
+			get(1, "k", "a", 40, 50),
+			get(1, "k", "b", 60, 70),
+		}, VerdictOK},
+		{"ambiguous write seen, then gone", []Op{
+			put(0, "k", "a", 0, 10, OK),
+			put(0, "k", "b", 20, 30, Ambiguous),
+			get(1, "k", "b", 40, 50),
+			get(1, "k", "a", 60, 70),
+		}, VerdictIllegal},
+		{"failed write is left out", []Op{
+			put(0, "k", "a", 0, 10, OK),
+			put(0, "k", "b", 20, 30, Failed),
+			get(1, "k", "a", 40, 50),
+		}, VerdictOK},
+		{"local reads are not part of it", []Op{
+			put(0, "k", "a", 0, 10, OK),
+			put(0, "k", "b", 20, 30, OK),
+			local("n2", "k", "a", 40, 50),
+		}, VerdictOK},
+		{"keys are independent", []Op{
+			put(0, "k", "a", 0, 10, OK),
+			put(1, "j", "x", 0, 10, OK),
+			get(2, "k", "a", 20, 30),
+			get(2, "j", "x", 20, 30),
+		}, VerdictOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := CheckLinearizable(numbered(tt.ops...), 10*time.Second)
+			if res.Verdict != tt.want {
+				t.Fatalf("verdict %s, want %s (bad keys %v)", res.Verdict, tt.want, res.BadKeys)
+			}
+			if tt.want == VerdictIllegal {
+				if len(res.Violations()) == 0 {
+					t.Fatal("illegal without violations")
+				}
+				dir := t.TempDir()
+				if err := res.WriteVisualizations(dir); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := os.Stat(filepath.Join(dir, "lin-k.html")); err != nil {
+					t.Fatalf("no visualization: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckReadValues(t *testing.T) {
+	tests := []struct {
+		name string
+		ops  []Op
+		want []string
+	}{
+		{"values that were written", []Op{put(0, "k", "a", 0, 10, OK), get(1, "k", "a", 20, 30), local("n2", "k", "a", 20, 30)}, nil},
+		{"ambiguous value", []Op{put(0, "k", "a", 0, 10, Ambiguous), local("n2", "k", "a", 20, 30)}, nil},
+		{"never written", []Op{put(0, "k", "a", 0, 10, OK), local("n2", "k", "zz", 20, 30)}, []string{CheckUnknownValue}},
+		{"written under another key", []Op{put(0, "j", "a", 0, 10, OK), get(1, "k", "a", 20, 30)}, []string{CheckUnknownValue}},
+		{"failed write seen", []Op{put(0, "k", "a", 0, 10, Failed), local("n2", "k", "a", 20, 30)}, []string{CheckFailedSeen}},
+		{"read before the write was sent", []Op{put(0, "k", "a", 50, 60, OK), get(1, "k", "a", 20, 30)}, []string{CheckReadEarly}},
+		{"absent is fine", []Op{put(0, "k", "a", 0, 10, OK), local("n2", "k", "", 20, 30)}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assertChecks(t, CheckReadValues(numbered(tt.ops...)), tt.want)
+		})
+	}
+}
+
+func TestCheckFresh(t *testing.T) {
+	tests := []struct {
+		name    string
+		ops     []Op
+		checked int
+		want    []string
+	}{
+		{"last acknowledged value", []Op{put(0, "k", "a", 0, 10, OK), put(0, "k", "b", 20, 30, OK), local("n2", "k", "b", 40, 50)}, 1, nil},
+		{"a later ambiguous value", []Op{put(0, "k", "a", 0, 10, OK), put(0, "k", "b", 20, 30, Ambiguous), local("n2", "k", "b", 40, 50)}, 1, nil},
+		{"an earlier ambiguous value", []Op{put(0, "k", "b", 0, 5, Ambiguous), put(0, "k", "a", 10, 20, OK), local("n2", "k", "b", 40, 50)}, 1, nil},
+		{"concurrent acknowledged writes, either wins", []Op{put(0, "k", "a", 0, 30, OK), put(1, "k", "b", 10, 20, OK), local("n2", "k", "a", 40, 50), local("n3", "k", "b", 40, 50)}, 2, nil},
+		{"missing", []Op{put(0, "k", "a", 0, 10, OK), local("n2", "k", "", 40, 50)}, 1, []string{CheckLostAck}},
+		{"stale", []Op{put(0, "k", "a", 0, 10, OK), put(0, "k", "b", 20, 30, OK), get(1, "k", "a", 40, 50)}, 1, []string{CheckLostAck}},
+		{"read concurrent with the write", []Op{put(0, "k", "a", 0, 10, OK), put(0, "k", "b", 20, 45, OK), local("n2", "k", "a", 40, 50)}, 1, nil},
+		{"nothing acknowledged", []Op{put(0, "k", "a", 0, 10, Ambiguous), local("n2", "k", "", 40, 50)}, 1, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ops := numbered(tt.ops...)
+			var reads []Op
+			for _, op := range ops {
+				if op.Kind != OpPut {
+					reads = append(reads, op)
+				}
+			}
+			n, v := CheckFresh(ops, reads)
+			if n != tt.checked {
+				t.Errorf("checked %d reads, want %d", n, tt.checked)
+			}
+			assertChecks(t, v, tt.want)
+		})
+	}
+}
+
+func TestCheckDeposedAcks(t *testing.T) {
+	old := func(inv, ret int) Op {
+		op := put(0, "k", "v", inv, ret, OK)
+		op.Leader, op.Epoch = "n1", 3
+		return op
+	}
+	newer := put(0, "k", "w", 500, 510, OK)
+	newer.Leader, newer.Epoch = "n2", 5
+	tests := []struct {
+		name string
+		ops  []Op
+		want []string
+	}{
+		{"acknowledged before the pause", []Op{old(0, 90)}, nil},
+		{"sent before, answered while paused", []Op{old(90, 150)}, nil},
+		{"sent after the pause began", []Op{old(110, 150)}, []string{CheckDeposedAck}},
+		{"answered after the resume", []Op{old(90, 1100)}, []string{CheckDeposedAck}},
+		{"the new leader", []Op{newer}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assertChecks(t, CheckDeposedAcks(numbered(tt.ops...), "n1", 3, ms(100), ms(1000)), tt.want)
+		})
+	}
+}
+
+func TestCheckEpochs(t *testing.T) {
+	wire := func(at int, epoch uint64, leader, key, value string) WireUpdate {
+		return WireUpdate{At: ms(at), Update: bus.Update{Kind: bus.KindPut, Epoch: epoch, Leader: leader, Key: key, Value: value, Seq: 1}}
+	}
+	marker := func(at int, epoch uint64, leader string) WireUpdate {
+		return WireUpdate{At: ms(at), Update: bus.Update{Kind: bus.KindEpoch, Epoch: epoch, Leader: leader}}
+	}
+	base := []WireUpdate{wire(5, 1, "n1", "k", "a"), marker(50, 2, "n2"), wire(60, 2, "n2", "k", "b")}
+	tests := []struct {
+		name   string
+		ops    []Op
+		wire   []WireUpdate
+		fenced int
+		want   []string
+	}{
+		{"epochs only grow", []Op{local("n3", "k", "a", 10, 20), local("n3", "k", "b", 70, 80)}, base, 0, nil},
+		{"back to an older epoch", []Op{local("n3", "k", "b", 70, 80), local("n3", "k", "a", 90, 100)}, base, 0, []string{CheckStaleEpoch}},
+		{"overlapping reads are not ordered", []Op{local("n3", "k", "b", 70, 95), local("n3", "k", "a", 90, 100)}, base, 0, nil},
+		{"different nodes are not ordered", []Op{local("n3", "k", "b", 70, 80), local("n2", "k", "a", 90, 100)}, base, 0, nil},
+		{"fenced update dropped", []Op{local("n3", "k", "b", 200, 210)}, append(base, wire(100, 1, "n1", "k", "c")), 1, nil},
+		{"fenced update applied", []Op{local("n3", "k", "c", 200, 210)}, append(base, wire(100, 1, "n1", "k", "c")), 1, []string{CheckStaleEpoch}},
+		{"fenced update on its sender", []Op{local("n1", "k", "c", 200, 210)}, append(base, wire(100, 1, "n1", "k", "c")), 1, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, v := CheckEpochs(numbered(tt.ops...), tt.wire)
+			if st.FencedOnWire != tt.fenced {
+				t.Errorf("fenced on wire %d, want %d", st.FencedOnWire, tt.fenced)
+			}
+			assertChecks(t, v, tt.want)
+		})
+	}
+}
+
+func TestCount(t *testing.T) {
+	c := Count(numbered(put(0, "k", "a", 0, 1, OK), put(0, "k", "b", 0, 1, Ambiguous), put(0, "k", "c", 0, 1, Failed),
+		get(1, "k", "a", 0, 1), local("n1", "k", "a", 0, 1), Op{Kind: OpGet, Outcome: Failed}))
+	want := OpCounts{Total: 6, Puts: 3, PutsOK: 1, PutsAmbiguous: 1, PutsFailed: 1, LeaderReads: 2, LeaderReadsOK: 1, LocalReads: 1, LocalReadsOK: 1, ReadsFailed: 1}
+	if c != want {
+		t.Fatalf("%+v, want %+v", c, want)
+	}
+}
+
+func assertChecks(t *testing.T, got []Violation, want []string) {
+	t.Helper()
+	var names []string
+	for _, v := range got {
+		names = append(names, v.Check)
+		if v.Detail == "" {
+			t.Errorf("violation without detail: %+v", v)
+		}
+	}
+	if strings.Join(names, ",") != strings.Join(want, ",") {
+		t.Fatalf("violations %v, want %v:\n%v", names, want, got)
+	}
+}

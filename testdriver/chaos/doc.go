@@ -1,0 +1,42 @@
+// Package chaos is zkv's fault suite. Each case starts real ZooKeeper,
+// NATS and kvserver processes on loopback, runs concurrent clients that
+// record a history of every operation, injects one kind of fault (SIGKILL or
+// SIGSTOP of the leader, a ZooKeeper partition of the leader, a NATS
+// restart, the loss of ZooKeeper ensemble members, an empty server left
+// alone), and then checks the history:
+//
+//   - acknowledged writes are never missing afterwards (the last
+//     acknowledged value of each key, or a later write's, is what the leader
+//     and every current copy return);
+//   - leader reads and writes are linearizable per key (porcupine, with a
+//     write whose outcome is unknown modelled as possibly applied);
+//   - no copy goes back to a value of an older epoch once it has one of a
+//     newer epoch, and a deposed leader acknowledges nothing;
+//   - the times to stop acknowledging and to elect a new leader stay within
+//     generous bounds (they are measured and reported, not asserted tightly).
+//
+// Suite runs every case a number of times and returns the results; Report
+// renders them as docs/reliability.md. Command is the `chaos` command for
+// a urfave/cli application.
+//
+// # Outcomes of a write
+//
+// A client sends each write itself on the leader subject, with one request
+// ID for all its attempts (so the leader applies it at most once), and
+// classifies it from every attempt's answer:
+//
+//   - ok: some attempt was acknowledged;
+//   - failed: no attempt can have been applied: every attempt got "no
+//     responders" (nobody subscribed), a validation error (bad_request,
+//     invalid_key, value_too_large), or a not_leader answer that the leader
+//     gives before applying ("is not the leader", "cannot confirm its
+//     ZooKeeper session", "a newer epoch exists");
+//   - ambiguous: anything else, i.e. some attempt timed out without an
+//     answer, or was answered timeout, unavailable, internal, or not_leader
+//     after the write was applied ("may or may not survive", "while revision
+//     N was being confirmed").
+//
+// For linearizability an ambiguous write is a write that returns at the end
+// of the history: it may take effect at any point after its invocation, or
+// never. A failed write must never be seen by a read.
+package chaos

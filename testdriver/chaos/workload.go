@@ -1,0 +1,318 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"zkv/bus"
+)
+
+// client is one recording client: its own NATS connection and bus.Client.
+type client struct {
+	e    *runEnv
+	id   int
+	nc   *nats.Conn
+	bc   *bus.Client
+	subj bus.Subjects
+	seq  atomic.Int64
+	// mine is the client's last acknowledged write of each key, for
+	// read-your-writes reads.
+	mine map[string]Op
+}
+
+// Timeouts of the clients, derived from the servers' settings.
+func (e *runEnv) writeAttemptTimeout() time.Duration {
+	return e.s.cfg.WriteTimeout + 1500*time.Millisecond
+}
+
+// writeDeadline bounds one logical write, all attempts included: long
+// enough to ride out a failover (a session timeout and an election).
+func (e *runEnv) writeDeadline() time.Duration {
+	return max(8*time.Second, 2*e.opts.session+e.s.cfg.WriteTimeout+2*time.Second)
+}
+
+const (
+	leaderReadDeadline = 3 * time.Second
+	localReadDeadline  = 1500 * time.Millisecond
+	// minRevisionWait is the wait_ms of a min_revision read: below the
+	// client's request timeout, so a "stale" answer arrives before it.
+	minRevisionWait = 500 * time.Millisecond
+)
+
+func (e *runEnv) newClient(id int) (*client, error) {
+	nc, err := e.connect(fmt.Sprintf("client %d", id))
+	if err != nil {
+		return nil, err
+	}
+	bc, err := bus.NewClient(nc, bus.WithPrefix(e.prefix), bus.WithRequestTimeout(time.Second), bus.WithRetryBackoff(20*time.Millisecond, 250*time.Millisecond))
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return &client{e: e, id: id, nc: nc, bc: bc, subj: bc.Subjects(), mine: map[string]Op{}}, nil
+}
+
+func (c *client) close() { c.nc.Close() }
+
+// nextValue returns a value no other write of the run uses.
+func (c *client) nextValue() string {
+	return fmt.Sprintf("c%d-%d", c.id, c.seq.Add(1))
+}
+
+// put writes value under key on the leader subject, with one request ID
+// for every attempt, retrying until the write deadline, and records the
+// operation with the outcome the package documentation defines.
+func (c *client) put(key, value, acks string) Op {
+	return c.putWithin(key, value, acks, c.e.writeDeadline())
+}
+
+// putWithin is put with its own deadline for all attempts.
+func (c *client) putWithin(key, value, acks string, within time.Duration) Op {
+	h := c.e.hist
+	rid := fmt.Sprintf("%s-%d-%s", c.e.tag, c.id, value)
+	body := bus.Encode(bus.WriteRequest{Key: key, Value: value, RequestID: rid, Acks: acks})
+	op := Op{Client: c.id, Kind: OpPut, Key: key, Value: value, Invoke: h.Now()}
+	deadline := time.Now().Add(within)
+	unknown := false
+	pause := 20 * time.Millisecond
+	for {
+		op.Attempts++
+		ctx, cancel := context.WithTimeout(context.Background(), min(c.e.writeAttemptTimeout(), max(time.Until(deadline), 100*time.Millisecond)))
+		msg, err := c.nc.RequestWithContext(ctx, c.subj.Write(), body)
+		cancel()
+		retry := true
+		switch {
+		case err == nil:
+			var reply bus.WriteReply
+			derr := bus.DecodeReply(msg.Data, &reply)
+			if derr == nil && reply.OK {
+				op.Return, op.Outcome = h.Now(), OK
+				op.Revision, op.Epoch, op.Leader, op.Duplicate = reply.Revision, reply.Epoch, reply.Leader, reply.Duplicate
+				op.Members, op.Confirmed = reply.Members, reply.Confirmed
+				op.Code, op.Err = "", ""
+				return h.Add(op)
+			}
+			var be *bus.Error
+			if errors.As(derr, &be) {
+				op.Code, op.Err = string(be.Code), be.Message
+				if !notApplied(be) {
+					unknown = true
+				}
+				retry = retryableCode(be.Code)
+			} else {
+				op.Code, op.Err, unknown = "bad_reply", fmt.Sprintf("%v: %.80q", derr, msg.Data), true
+			}
+		case errors.Is(err, nats.ErrNoResponders):
+			op.Code, op.Err = "no_responders", err.Error()
+		case errors.Is(err, nats.ErrConnectionClosed):
+			op.Code, op.Err, retry = "closed", err.Error(), false
+		default:
+			// No answer: the request may have been delivered and applied.
+			op.Code, op.Err, unknown = "no_reply", err.Error(), true
+		}
+		if !retry || time.Now().Add(pause).After(deadline) {
+			break
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 250*time.Millisecond)
+	}
+	op.Return, op.Outcome = h.Now(), Failed
+	if unknown {
+		op.Outcome = Ambiguous
+	}
+	return h.Add(op)
+}
+
+// notApplied reports whether an error answer to a write on the leader
+// subject proves that this attempt did not apply it. not_leader is given
+// both before applying and after (when the lease ran out during the write);
+// only the messages of the former count.
+func notApplied(e *bus.Error) bool {
+	switch e.Code {
+	case bus.CodeBadRequest, bus.CodeInvalidKey, bus.CodeValueTooLarge:
+		return !strings.Contains(e.Message, "request_id")
+	case bus.CodeNotLeader:
+		m := e.Message
+		return strings.Contains(m, "is not the leader") ||
+			strings.Contains(m, "cannot confirm its ZooKeeper session") ||
+			(strings.Contains(m, "a newer epoch") && strings.Contains(m, "exists"))
+	}
+	return false
+}
+
+// retryableCode reports whether a write answered with code is tried again.
+func retryableCode(c bus.Code) bool {
+	switch c {
+	case bus.CodeNotLeader, bus.CodeNoLeader, bus.CodeUnavailable, bus.CodeTimeout, bus.CodeStale:
+		return true
+	}
+	return false
+}
+
+// errCode names the error of a failed read.
+func errCode(err error) string {
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return "no_responders"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		if e := bus.AsError(err); e.Code != bus.CodeInternal {
+			return string(e.Code)
+		}
+		return "no_reply"
+	}
+	return string(bus.AsError(err).Code)
+}
+
+// leaderGet reads key with consistency=leader through any node.
+func (c *client) leaderGet(key string) Op {
+	h := c.e.hist
+	op := Op{Client: c.id, Kind: OpGet, Key: key, Invoke: h.Now()}
+	ctx, cancel := context.WithTimeout(context.Background(), leaderReadDeadline)
+	r, err := c.bc.Get(ctx, "", key, bus.WithLeaderRead())
+	cancel()
+	op.Return = h.Now()
+	return h.Add(readOp(op, r, err))
+}
+
+// ownGet reads key from node's copy once it has applied the client's own
+// last acknowledged write of key (consistency=min_revision).
+func (c *client) ownGet(node, key string) (Op, bool) {
+	w, ok := c.mine[key]
+	if !ok {
+		return Op{}, false
+	}
+	return c.minRevGet(node, key, w.Revision), true
+}
+
+// minRevGet reads key from node's copy once it has applied rev.
+func (c *client) minRevGet(node, key string, rev uint64) Op {
+	h := c.e.hist
+	op := Op{Client: c.id, Kind: OpLocalGet, Key: key, Node: node, Invoke: h.Now(), MinRevision: rev}
+	ctx, cancel := context.WithTimeout(context.Background(), localReadDeadline)
+	r, err := c.bc.Get(ctx, node, key, bus.WithMinRevision(rev, minRevisionWait))
+	cancel()
+	op.Return = h.Now()
+	return h.Add(readOp(op, r, err))
+}
+
+// localGet reads key from node's own copy.
+func (c *client) localGet(node, key string) Op {
+	h := c.e.hist
+	op := Op{Client: c.id, Kind: OpLocalGet, Key: key, Node: node, Invoke: h.Now()}
+	ctx, cancel := context.WithTimeout(context.Background(), localReadDeadline)
+	r, err := c.bc.Get(ctx, node, key)
+	cancel()
+	op.Return = h.Now()
+	return h.Add(readOp(op, r, err))
+}
+
+func readOp(op Op, r bus.ReadReply, err error) Op {
+	if err != nil {
+		op.Outcome, op.Code, op.Err = Failed, errCode(err), err.Error()
+		return op
+	}
+	op.Outcome = OK
+	op.Found, op.Value, op.Revision, op.Epoch, op.Role = r.Found, r.Value, r.Revision, r.Epoch, r.Role
+	if r.Node != "" {
+		op.Node = r.Node
+	}
+	return op
+}
+
+// ----------------------------------------------------------------------------
+// Load
+
+// loadOptions shapes the concurrent clients' operations.
+type loadOptions struct {
+	clients int
+	keys    []string
+	// acks is sent with every write ("" = the servers' --acks).
+	acks string
+	// interval is the pause between two operations of one client.
+	interval time.Duration
+	// writes, leaderReads and ownReads (min_revision reads of the client's
+	// own last write of the key) are the shares of those operations; the
+	// rest are local reads of a random running node.
+	writes, leaderReads, ownReads float64
+}
+
+// load is a set of clients running operations until Stop.
+type load struct {
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	clients []*client
+	once    sync.Once
+}
+
+// startLoad starts opts.clients clients.
+func (e *runEnv) startLoad(opts loadOptions) (*load, error) {
+	l := &load{stop: make(chan struct{})}
+	for range opts.clients {
+		c, err := e.newClient(e.clients)
+		e.clients++
+		if err != nil {
+			l.Stop()
+			return nil, err
+		}
+		l.clients = append(l.clients, c)
+	}
+	for i, c := range l.clients {
+		rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(i)))
+		l.wg.Go(func() {
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				key := opts.keys[rng.IntN(len(opts.keys))]
+				switch x := rng.Float64(); {
+				case x < opts.writes:
+					if op := c.put(key, c.nextValue(), opts.acks); op.Acked() {
+						c.mine[key] = op
+					}
+				case x < opts.writes+opts.leaderReads:
+					c.leaderGet(key)
+				case x < opts.writes+opts.leaderReads+opts.ownReads:
+					if ids := e.running(); len(ids) > 0 {
+						if _, ok := c.ownGet(ids[rng.IntN(len(ids))], key); !ok {
+							c.leaderGet(key)
+						}
+					}
+				default:
+					if ids := e.running(); len(ids) > 0 {
+						c.localGet(ids[rng.IntN(len(ids))], key)
+					}
+				}
+				if opts.interval > 0 {
+					select {
+					case <-l.stop:
+						return
+					case <-time.After(time.Duration(float64(opts.interval) * (0.5 + rng.Float64()))):
+					}
+				}
+			}
+		})
+	}
+	e.loads = append(e.loads, l)
+	return l, nil
+}
+
+// Stop lets every operation in flight finish and closes the clients.
+func (l *load) Stop() {
+	l.once.Do(func() {
+		close(l.stop)
+		l.wg.Wait()
+		for _, c := range l.clients {
+			c.close()
+		}
+	})
+}
