@@ -2,7 +2,7 @@
 #
 #   make chaos        every case CHAOS_RUNS times, then every fuzz target of
 #                     ./bus for CHAOS_FUZZTIME; rewrites docs/reliability.md
-#                     (about half an hour; needs ZooKeeper like `make test`)
+#                     (about 20 minutes; needs ZooKeeper like `make test`)
 #   make chaos-quick  every case once with shorter phases, for CI (a few
 #                     minutes); the report goes to the log directory
 #

@@ -121,7 +121,8 @@ func action(c *cli.Context) error {
 	res.Command = renderCommand(c, cfg, fuzzTime)
 
 	out := c.String("out")
-	if cfg.Quick && !c.IsSet("out") {
+	if (cfg.Quick && !c.IsSet("out")) || err != nil {
+		// A quick run, or one cut short, does not replace the report.
 		out = filepath.Join(cfg.LogDir, "reliability.md")
 	}
 	if werr := writeFileAtomic(out, Report(res)); werr != nil {
