@@ -136,6 +136,9 @@ func (a Ack) Validate() error {
 	if a.Epoch == 0 || a.Seq == 0 {
 		return Errorf(CodeBadRequest, "ack without epoch or seq")
 	}
+	if a.Epoch > MaxSeq || a.Seq > MaxSeq {
+		return Errorf(CodeBadRequest, "ack epoch %d or seq %d past %d", a.Epoch, a.Seq, uint64(MaxSeq))
+	}
 	return nil
 }
 
@@ -226,6 +229,36 @@ type Status struct {
 	NATS       string `json:"nats"`
 	HTTP       string `json:"http,omitempty"`
 	Znode      string `json:"znode,omitempty"`
+
+	// Cluster is the cluster id from the cluster record in ZooKeeper.
+	Cluster string `json:"cluster,omitempty"`
+	// RecordRevision is the cluster record's lower bound on the highest
+	// revision the cluster acknowledged, as this node last read it.
+	RecordRevision uint64 `json:"record_revision"`
+	// BehindRecord is how many revisions this copy holds less than
+	// RecordRevision (a restarted or lagging copy).
+	BehindRecord uint64 `json:"behind_record,omitempty"`
+	// LostRevisions is how many revisions the record says were
+	// acknowledged that this node did not hold when it took over as
+	// leader: writes lost, for example by a restart of every server.
+	LostRevisions uint64 `json:"lost_revisions,omitempty"`
+	// RecordProblem says what is wrong with the cluster record, if
+	// anything (e.g. ZooKeeper holds another cluster's).
+	RecordProblem string `json:"record_problem,omitempty"`
+	// Rejected* count server messages dropped because they carried no
+	// signature or one that does not verify; Foreign* those naming
+	// another cluster, whose id ForeignCluster gives while it is recent.
+	RejectedUnsigned uint64 `json:"rejected_unsigned,omitempty"`
+	RejectedForged   uint64 `json:"rejected_forged,omitempty"`
+	ForeignMessages  uint64 `json:"foreign_messages,omitempty"`
+	ForeignCluster   string `json:"foreign_cluster,omitempty"`
+	// Diverged counts updates that claimed an (epoch, revision) this copy
+	// already holds with other content.
+	Diverged uint64 `json:"diverged,omitempty"`
+	// Ready is what /readyz answers; NotReady says why not ("; "
+	// between reasons).
+	Ready    bool   `json:"ready"`
+	NotReady string `json:"not_ready,omitempty"`
 }
 
 // Update kinds on the replication subject.
@@ -235,7 +268,18 @@ const (
 	// KindEpoch marks the start of a leader's epoch; Seq is the leader's
 	// revision when it took over, so the next put has Seq+1.
 	KindEpoch = "epoch"
+	// KindHeartbeat is the leader's periodic word that it still leads
+	// Epoch at revision Seq, so a replica that lost the last updates of a
+	// quiet stream learns it, and another cluster on the same subjects is
+	// noticed even without writes.
+	KindHeartbeat = "heartbeat"
 )
+
+// MaxSeq bounds epochs and sequence numbers on the wire: 2^53, the
+// largest integer every JSON implementation holds exactly. Nothing near
+// it is reached by a real cluster; a message past it is refused, so no
+// counter can wrap.
+const MaxSeq = 1 << 53
 
 // Update is one message on Subjects.Replication. Within an epoch, puts
 // carry contiguous Seq numbers; Seq equals the store revision the write
@@ -265,12 +309,15 @@ func (u Update) Validate() error {
 		if u.Seq == 0 {
 			return Errorf(CodeBadRequest, "put without seq")
 		}
-	case KindEpoch:
+	case KindEpoch, KindHeartbeat:
 	default:
 		return Errorf(CodeBadRequest, "unknown update kind %q", u.Kind)
 	}
 	if u.Epoch == 0 {
 		return Errorf(CodeBadRequest, "update without epoch")
+	}
+	if u.Epoch > MaxSeq || u.Seq > MaxSeq {
+		return Errorf(CodeBadRequest, "epoch %d or seq %d past %d", u.Epoch, u.Seq, uint64(MaxSeq))
 	}
 	if len(u.Key) > MaxKeyBytes {
 		return Errorf(CodeInvalidKey, "key is %d bytes, the limit is %d", len(u.Key), MaxKeyBytes)

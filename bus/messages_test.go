@@ -210,7 +210,7 @@ func TestEncodeWorstCaseFitsLimit(t *testing.T) {
 		{"write request", WriteRequest{Key: key, Value: value}, func() any { return new(WriteRequest) }},
 		{"read request", ReadRequest{Key: key}, func() any { return new(ReadRequest) }},
 		{"update", Update{
-			Kind: KindPut, Epoch: math.MaxUint64, Seq: math.MaxUint64, Key: key, Value: value,
+			Kind: KindPut, Epoch: MaxSeq, Seq: MaxSeq, Key: key, Value: value,
 			Leader: strings.Repeat("n", 64), Time: math.MinInt64,
 		}, func() any { return new(Update) }},
 	}
@@ -225,6 +225,21 @@ func TestEncodeWorstCaseFitsLimit(t *testing.T) {
 				t.Errorf("round trip changed the value")
 			}
 		})
+	}
+}
+
+func TestSequenceNumbersPastMaxSeqAreRefused(t *testing.T) {
+	for _, v := range []any{
+		Update{Kind: KindPut, Epoch: MaxSeq + 1, Seq: 1, Key: "a"},
+		Update{Kind: KindPut, Epoch: 1, Seq: math.MaxUint64, Key: "a"},
+		Update{Kind: KindEpoch, Epoch: 1, Seq: math.MaxUint64},
+		Update{Kind: KindHeartbeat, Epoch: math.MaxUint64, Seq: 1},
+		Ack{Node: "n1", Epoch: 1, Seq: MaxSeq + 1},
+	} {
+		into := reflect.New(reflect.TypeOf(v)).Interface()
+		if err := Decode(Encode(v), into); !errors.Is(err, ErrBadRequest) {
+			t.Errorf("Decode(%+v) = %v, want bad_request", v, err)
+		}
 	}
 }
 

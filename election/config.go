@@ -42,6 +42,14 @@ type Config struct {
 	// znodes. The parent of LeaderPath must not be "/" then, since nobody
 	// can protect the root: use e.g. /zkv/election and /zkv/leader.
 	Auth string
+	// RecordPath is the persistent znode holding the cluster record (id,
+	// key, highest epoch and revision; see Record). Default: Path with
+	// "-cluster" appended, e.g. /election-cluster.
+	RecordPath string
+	// Known, if set, reports the highest epoch and revision this server
+	// knows, so that a record found missing (an emptied or replaced
+	// ZooKeeper) is written again no lower than that.
+	Known func() (epoch, revision uint64)
 	// Logger receives the election's transitions. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -65,6 +73,19 @@ func (c Config) acl() []zk.ACL {
 	return append(zk.DigestACL(zk.PermAll, user, pass), zk.WorldACL(zk.PermRead)...)
 }
 
+// recordACL is the ACL of the cluster record: it holds the cluster key, so
+// with digest auth nobody else may even read it.
+func (c Config) recordACL() []zk.ACL {
+	user, pass, ok := strings.Cut(c.Auth, ":")
+	if c.Auth == "" || !ok {
+		return zk.WorldACL(zk.PermAll)
+	}
+	return zk.DigestACL(zk.PermAll, user, pass)
+}
+
+// parentOf is the parent znode of p ("/" for a top-level one).
+func parentOf(p string) string { return path.Dir(p) }
+
 func (c *Config) setDefaults() {
 	d := DefaultConfig()
 	if c.SessionTimeout == 0 {
@@ -75,6 +96,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.LeaderPath == "" {
 		c.LeaderPath = d.LeaderPath
+	}
+	if c.RecordPath == "" && c.Path != "" {
+		c.RecordPath = c.Path + "-cluster"
 	}
 	if c.LeaseInterval == 0 {
 		c.LeaseInterval = c.SessionTimeout / 10
@@ -101,7 +125,10 @@ func (c Config) Validate() error {
 	if c.SessionTimeout < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("session timeout %s is below 100ms", c.SessionTimeout))
 	}
-	for _, p := range []string{c.Path, c.LeaderPath} {
+	for _, p := range []string{c.Path, c.LeaderPath, c.RecordPath} {
+		if p == c.RecordPath && p == "" {
+			continue // defaulted from Path
+		}
 		if !strings.HasPrefix(p, "/") || p == "/" || path.Clean(p) != p {
 			errs = append(errs, fmt.Errorf("znode path %q: want an absolute path like /election", p))
 		}

@@ -107,6 +107,15 @@ type Elector struct {
 	// test can show the lease alone stopping a leader.
 	holdEvents bool
 	members    map[string]string // election znode name -> server ID
+
+	// The cluster record (see Record): the newest copy, what is wrong
+	// with it, the session it was last checked in, and recordReady, closed
+	// once a usable copy is known.
+	record        Record
+	recordProblem string
+	recordSession int64
+	recordReady   chan struct{}
+	recordOnce    sync.Once
 }
 
 // New checks cfg, fills in defaults and returns an Elector that has not yet
@@ -128,6 +137,8 @@ func New(cfg Config) (*Elector, error) {
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 		changed:    make(chan struct{}),
+
+		recordReady: make(chan struct{}),
 	}, nil
 }
 
@@ -357,9 +368,9 @@ func (e *Elector) Requeue(ctx context.Context) error {
 // epoch yields ErrDeposed.
 func (e *Elector) Announce(ctx context.Context, data LeaderData) error {
 	e.mu.Lock()
-	conn, leading, seq, sid := e.conn, e.leading, e.seq, e.znodeSession
+	conn, leading, epoch, sid := e.conn, e.leading, e.epochOfLocked(e.seq), e.znodeSession
 	e.mu.Unlock()
-	if conn == nil || !leading || data.Epoch != EpochOf(seq) {
+	if conn == nil || !leading || data.Epoch != epoch {
 		return fmt.Errorf("announce epoch %d: %w", data.Epoch, ErrNotLeader)
 	}
 	b, err := json.Marshal(data)
@@ -439,7 +450,7 @@ func (e *Elector) onEvent(ev zk.Event) {
 	case zk.StateDisconnected:
 		if wasConnected {
 			if e.leading {
-				e.log.Warn("session disconnected: stepped down", "epoch", EpochOf(e.seq))
+				e.log.Warn("session disconnected: stepped down", "epoch", e.epochOfLocked(e.seq))
 			} else {
 				e.log.Warn("session disconnected", "server", ev.Server)
 			}
@@ -488,7 +499,7 @@ func (e *Elector) termLocked() Term {
 		t.Role = RoleDisconnected
 	case e.leading && e.settled:
 		t.Role = RoleLeader
-		t.Epoch = EpochOf(e.seq)
+		t.Epoch = e.epochOfLocked(e.seq)
 	case e.znode != "" && e.settled && e.leader.ID != "":
 		t.Role = RoleFollower
 	default:
@@ -647,7 +658,7 @@ func (e *Elector) step(conn *zk.Conn) (watch <-chan zk.Event, again bool, err er
 	e.mu.Unlock()
 	switch {
 	case !hasPred && (!wasLeading || !wasSettled):
-		e.log.Info("elected leader", "epoch", EpochOf(e.seqOf(me)), "znode", e.cfg.Path+"/"+me, "candidates", len(sorted))
+		e.log.Info("elected leader", "epoch", e.epochOf(e.seqOf(me)), "znode", e.cfg.Path+"/"+me, "candidates", len(sorted))
 	case hasPred && (wasLeading || !wasSettled):
 		e.log.Info("following", "leader_znode", sorted[0].Name, "watching", pred.Name, "znode", me)
 	}
@@ -677,6 +688,9 @@ func (e *Elector) ensureRegistered(conn *zk.Conn) error {
 		e.log.Warn("session changed: znode belonged to the old session", "znode", znode)
 	}
 	if err := e.ensurePath(conn, e.cfg.Path); err != nil {
+		return err
+	}
+	if err := e.checkRecord(conn, cur); err != nil {
 		return err
 	}
 	if lost {

@@ -22,12 +22,12 @@ const maxCatchUpBuffer = 1 << 18
 func (s *Server) handleLeaderSnapshot(req micro.Request) {
 	var r bus.SnapshotRequest
 	if err := bus.Decode(req.Data(), &r); err != nil {
-		respondError(req, err)
+		s.respondError(req, err)
 		return
 	}
 	epoch := s.leaderEpoch.Load()
 	if epoch == 0 || !s.elect.LeaseValid() {
-		respondError(req, s.notLeader(epoch))
+		s.respondError(req, s.notLeader(epoch))
 		return
 	}
 	limit := r.Limit
@@ -39,7 +39,7 @@ func (s *Server) handleLeaderSnapshot(req micro.Request) {
 	for i, e := range entries {
 		page.Entries[i] = bus.SnapshotEntry{Key: e.Key, Value: e.Value, Revision: e.Revision}
 	}
-	_ = req.Respond(bus.Encode(page))
+	s.respond(req, bus.Encode(page))
 }
 
 // bufferIfCatchingUp holds u while a catch-up runs and reports whether it
@@ -107,7 +107,7 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 	after, keys, pages := "", 0, 0
 	for more := true; more; {
 		actx, cancel := context.WithTimeout(ctx, s.cfg.ForwardTimeout)
-		msg, err := s.nc.RequestWithContext(actx, s.subj.LeaderSnapshot(), bus.Encode(bus.SnapshotRequest{After: after}))
+		msg, err := s.verifiedReply(actx, s.subj.LeaderSnapshot(), bus.Encode(bus.SnapshotRequest{After: after}), "snapshot page")
 		cancel()
 		if err != nil {
 			return fmt.Errorf("snapshot page after %q: %w", after, err)
@@ -134,6 +134,11 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 		}
 	}
 
+	// A source that is itself behind the record cannot make this copy
+	// current, however complete its pages.
+	if rec := s.freshRecordRevision(); rev < rec {
+		return fmt.Errorf("the leader's copy (revision %d) is behind the cluster record (revision %d): not caught up", rev, rec)
+	}
 	s.catchMu.Lock()
 	defer s.catchMu.Unlock()
 	if s.catchOverflow {
@@ -178,7 +183,7 @@ func (s *Server) probeLeader(leader string, epoch uint64) {
 	s.goFunc(func() {
 		ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.ForwardTimeout)
 		defer cancel()
-		msg, err := s.nc.RequestWithContext(ctx, s.subj.NodeStatus(leader), nil)
+		msg, err := s.verifiedReply(ctx, s.subj.NodeStatus(leader), nil, "leader status")
 		if err != nil {
 			s.log.Warn("cannot ask the leader how far it is", "leader", leader, "err", err)
 			return
@@ -197,11 +202,14 @@ func (s *Server) probeLeader(leader string, epoch uint64) {
 	})
 }
 
-// refuseToLeadWhileStale handles an election won by a copy that knows it
-// missed updates (with --catch-up): it does not take writes, and after a
-// pause it goes to the back of the line so a current server can lead.
-func (s *Server) refuseToLeadWhileStale(t election.Term) {
-	s.log.Warn("refusing to lead while stale: going to the back of the line", "epoch", t.Epoch, "missed", s.store.Missed())
+// refuseToLead handles an election won by a copy that must not lead (with
+// --catch-up: it missed updates, or holds less than the cluster record):
+// it does not take writes, and after a pause it goes to the back of the
+// line so a current server can lead.
+func (s *Server) refuseToLead(t election.Term, why string, args ...any) {
+	s.rareLog("refuse", func() {
+		s.log.Warn("refusing to lead: going to the back of the line", append([]any{"reason", why, "epoch", t.Epoch}, args...)...)
+	})
 	s.goFunc(func() {
 		select {
 		case <-s.runCtx.Done():

@@ -35,7 +35,9 @@ type cluster struct {
 	nc     *nats.Conn
 }
 
-func startCluster(t *testing.T, n int, session time.Duration) *cluster {
+// startCluster starts n kvservers with the given extra flags on a new
+// ZooKeeper and NATS.
+func startCluster(t *testing.T, n int, session time.Duration, args ...string) *cluster {
 	t.Helper()
 	zk := testenv.StartZooKeeper(t)
 	ns := testenv.StartNATS(t)
@@ -44,6 +46,7 @@ func startCluster(t *testing.T, n int, session time.Duration) *cluster {
 		NATSURL:        ns.URL(),
 		SessionTimeout: session,
 		LogLevel:       "debug",
+		Args:           args,
 	})
 	nc, err := nats.Connect(ns.URL())
 	if err != nil {
@@ -370,13 +373,16 @@ func TestOldEpochReplicationIsDropped(t *testing.T) {
 	for id := range c.nodes {
 		c.waitValue(id, "x", "current")
 	}
-	// A deposed leader's update: an older epoch, a later sequence number.
+	// A deposed leader's update: an older epoch, a later sequence number,
+	// signed with the cluster key as a deposed server would sign it.
+	sg := testenv.ClusterSigner(t, c.zk.Addr(), testenv.DefaultRecordPath, "")
+	subject := c.client.Subjects().Replication()
 	stale := bus.Update{Kind: bus.KindPut, Epoch: epoch - 1, Seq: 1000, Key: "x", Value: "from-old-leader", Leader: "ghost"}
-	if err := c.nc.Publish(c.client.Subjects().Replication(), bus.Encode(stale)); err != nil {
+	if err := c.nc.PublishMsg(sg.Msg(subject, bus.Encode(stale))); err != nil {
 		t.Fatal(err)
 	}
 	marker := bus.Update{Kind: bus.KindEpoch, Epoch: epoch - 1, Seq: 999, Leader: "ghost"}
-	if err := c.nc.Publish(c.client.Subjects().Replication(), bus.Encode(marker)); err != nil {
+	if err := c.nc.PublishMsg(sg.Msg(subject, bus.Encode(marker))); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.nc.Flush(); err != nil {
@@ -434,28 +440,15 @@ func TestLeaderThatLosesZooKeeperStopsAcknowledging(t *testing.T) {
 
 func TestMain(m *testing.M) { os.Exit(testenv.RunMain(m)) }
 
-func TestAcksWithAPausedReplica(t *testing.T) {
-	zk := testenv.StartZooKeeper(t)
-	ns := testenv.StartNATS(t)
-	nodes := testenv.StartCluster(t, 3, harness.NodeOptions{
-		ZooKeeper: zk.Addr(), NATSURL: ns.URL(), SessionTimeout: stableTimeout,
-		Args: []string{"--write-timeout", "1s"},
-	})
-	nc, err := nats.Connect(ns.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	client, _ := bus.NewClient(nc)
-	c := &cluster{t: t, zk: zk, nodes: map[string]*harness.Node{}, client: client, nc: nc}
-	for _, n := range nodes {
-		c.nodes[n.ID()] = n
-	}
+// pauseFollowerOnceAllConfirm waits until acks=all writes are confirmed by
+// all three servers (the leader learns the membership from a ZooKeeper
+// watch), then SIGSTOPs a follower, resumed at the end of the test. It
+// returns the leader and the paused node.
+func (c *cluster) pauseFollowerOnceAllConfirm() (string, *harness.Node) {
+	c.t.Helper()
 	leader, _ := c.waitLeader("", 15*time.Second)
-	// The leader learns the membership from a ZooKeeper watch: wait until
-	// it counts all three.
-	testenv.WaitFor(t, 10*time.Second, "acks=all confirmed by 3 of 3", func() error {
-		r, err := client.Put(ctxFor(t, 10*time.Second), "a", "1", bus.WithAcks(bus.AcksAll))
+	testenv.WaitFor(c.t, 10*time.Second, "acks=all confirmed by 3 of 3", func() error {
+		r, err := c.client.Put(ctxFor(c.t, 10*time.Second), "a", "1", bus.WithAcks(bus.AcksAll))
 		if err != nil {
 			return err
 		}
@@ -464,7 +457,6 @@ func TestAcksWithAPausedReplica(t *testing.T) {
 		}
 		return nil
 	})
-	var r bus.WriteReply
 	var paused *harness.Node
 	for id, n := range c.nodes {
 		if id != leader {
@@ -473,9 +465,17 @@ func TestAcksWithAPausedReplica(t *testing.T) {
 		}
 	}
 	if err := paused.Pause(); err != nil {
-		t.Fatal(err)
+		c.t.Fatal(err)
 	}
-	defer paused.Resume()
+	c.t.Cleanup(func() { _ = paused.Resume() })
+	return leader, paused
+}
+
+func TestAcksWithAPausedReplica(t *testing.T) {
+	c := startCluster(t, 3, stableTimeout, "--write-timeout", "1s")
+	nc, client := c.nc, c.client
+	_, paused := c.pauseFollowerOnceAllConfirm()
+	var r bus.WriteReply
 
 	// One write, not retried: the leader answers timeout, saying how many
 	// confirmed.

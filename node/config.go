@@ -34,6 +34,9 @@ type Config struct {
 	ElectionPath string
 	// LeaderPath is the ephemeral znode the leader publishes. Default /leader.
 	LeaderPath string
+	// RecordPath is the persistent znode of the cluster record. Default:
+	// ElectionPath with "-cluster" appended.
+	RecordPath string
 	// NATSURL is the NATS server URL (comma-separated for several). Default
 	// nats://127.0.0.1:4222.
 	NATSURL string
@@ -65,6 +68,19 @@ type Config struct {
 	MaxForwards int
 	// ShutdownTimeout bounds a clean stop. Default 5s.
 	ShutdownTimeout time.Duration
+	// ForceLead lets a --catch-up server lead although it holds fewer
+	// revisions than the cluster record says were acknowledged: the
+	// operator accepts that those writes are lost (like etcd's
+	// --force-new-cluster). Without CatchUp such a server leads anyway and
+	// reports the loss.
+	ForceLead bool
+	// HeartbeatInterval is how often the leader publishes its epoch and
+	// revision on the replication subject. Default 1s.
+	HeartbeatInterval time.Duration
+	// RecordInterval is how often the leader raises the cluster record to
+	// the revision it acknowledged (and followers re-read it, every fifth
+	// time). Default 1s.
+	RecordInterval time.Duration
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
 
@@ -86,6 +102,9 @@ func DefaultConfig() Config {
 		WriteTimeout:    5 * time.Second,
 		MaxForwards:     256,
 		ShutdownTimeout: 5 * time.Second,
+
+		HeartbeatInterval: time.Second,
+		RecordInterval:    time.Second,
 	}
 }
 
@@ -124,6 +143,12 @@ func (c *Config) setDefaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = d.ShutdownTimeout
 	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = d.HeartbeatInterval
+	}
+	if c.RecordInterval == 0 {
+		c.RecordInterval = d.RecordInterval
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -152,6 +177,9 @@ func (c Config) Validate() error {
 	if c.WriteTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("write timeout %s must be positive", c.WriteTimeout))
 	}
+	if c.HeartbeatInterval < 0 || c.RecordInterval < 0 {
+		errs = append(errs, fmt.Errorf("heartbeat interval %s and record interval %s must be positive", c.HeartbeatInterval, c.RecordInterval))
+	}
 	if c.MaxForwards < 1 {
 		errs = append(errs, fmt.Errorf("max forwards %d must be at least 1", c.MaxForwards))
 	}
@@ -167,6 +195,7 @@ func (c Config) electionConfig() election.Config {
 		SessionTimeout: c.SessionTimeout,
 		Path:           c.ElectionPath,
 		LeaderPath:     c.LeaderPath,
+		RecordPath:     c.RecordPath,
 		ID:             c.ID,
 		Addr:           c.AdvertiseAddr,
 		LeaseInterval:  c.SessionTimeout / 10,

@@ -25,7 +25,9 @@ const (
 //	PUT /v1/kv/{key}  write (the raw body is the value), routed to the leader
 //	GET /v1/status    the node's status
 //	GET /healthz      200 while the process serves
-//	GET /readyz       200 only while connected to ZooKeeper and NATS
+//	GET /readyz       200 only while connected to ZooKeeper and NATS, with
+//	                  the cluster record read, no other cluster on the
+//	                  subjects and, with --catch-up, caught up
 func (s *Server) startHTTP() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/kv/{key...}", s.httpGet)
@@ -101,12 +103,12 @@ func (s *Server) httpPut(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) httpReady(w http.ResponseWriter, _ *http.Request) {
-	zkOK, natsOK := s.elect.Connected(), s.natsState() == "connected"
+	ready, why := s.readiness()
 	status := http.StatusOK
-	if !zkOK || !natsOK {
+	if !ready {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, map[string]any{"ready": status == http.StatusOK, "zookeeper": zkOK, "nats": natsOK})
+	writeJSON(w, status, map[string]any{"ready": ready, "zookeeper": s.elect.Connected(), "nats": s.natsState() == "connected", "not_ready": why})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

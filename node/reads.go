@@ -18,7 +18,7 @@ import (
 func (s *Server) handleRead(req micro.Request) {
 	var r bus.ReadRequest
 	if err := bus.Decode(req.Data(), &r); err != nil {
-		respondError(req, err)
+		s.respondError(req, err)
 		return
 	}
 	switch r.Consistency {
@@ -29,22 +29,22 @@ func (s *Server) handleRead(req micro.Request) {
 			return
 		}
 		data := req.Data()
-		if !s.spawnLimited(func() { _ = req.Respond(s.forwardRead(s.runCtx, data)) }) {
-			respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s is busy or shutting down", s.cfg.ID))
+		if !s.spawnLimited(func() { s.respond(req, s.forwardRead(s.runCtx, data)) }) {
+			s.respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s is busy or shutting down", s.cfg.ID))
 		}
 	case bus.ConsistencyMinRevision:
 		if s.hasApplied(r.MinRevision) {
-			_ = req.Respond(bus.Encode(s.read(r.Key)))
+			s.respond(req, bus.Encode(s.read(r.Key)))
 			return
 		}
 		if !s.spawnLimited(func() {
 			reply, err := s.readAtLeast(s.runCtx, r)
 			s.answerRead(req, reply, err)
 		}) {
-			respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s is busy or shutting down", s.cfg.ID))
+			s.respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s is busy or shutting down", s.cfg.ID))
 		}
 	default:
-		_ = req.Respond(bus.Encode(s.read(r.Key)))
+		s.respond(req, bus.Encode(s.read(r.Key)))
 	}
 }
 
@@ -72,7 +72,7 @@ func (s *Server) Read(ctx context.Context, r bus.ReadRequest) (bus.ReadReply, er
 func (s *Server) handleLeaderRead(req micro.Request) {
 	var r bus.ReadRequest
 	if err := bus.Decode(req.Data(), &r); err != nil {
-		respondError(req, err)
+		s.respondError(req, err)
 		return
 	}
 	reply, err := s.leaderRead(r.Key)
@@ -81,10 +81,10 @@ func (s *Server) handleLeaderRead(req micro.Request) {
 
 func (s *Server) answerRead(req micro.Request, r bus.ReadReply, err error) {
 	if err != nil {
-		respondError(req, err)
+		s.respondError(req, err)
 		return
 	}
-	_ = req.Respond(bus.Encode(r))
+	s.respond(req, bus.Encode(r))
 }
 
 func (s *Server) read(key string) bus.ReadReply {
@@ -151,11 +151,11 @@ func (s *Server) forwardRead(ctx context.Context, data []byte) []byte {
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 20*time.Millisecond, 500*time.Millisecond, 0
 	b.Reset()
 	for {
-		msg, err := s.nc.RequestWithContext(ctx, s.subj.LeaderRead(), data)
+		msg, err := s.verifiedReply(ctx, s.subj.LeaderRead(), data, "leader read reply")
 		if err == nil {
 			return msg.Data
 		}
-		if !errors.Is(err, nats.ErrNoResponders) {
+		if !errors.Is(err, nats.ErrNoResponders) && !isUnverified(err) {
 			return bus.EncodeError(bus.Errorf(bus.CodeNoLeader, "leader read on %s: %v", s.subj.LeaderRead(), err))
 		}
 		select {

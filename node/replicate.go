@@ -33,8 +33,12 @@ func (s *Server) subscribeReplication() error {
 	return nil
 }
 
-// onAck records a replica's confirmation of a put.
+// onAck records a replica's confirmation of a put. Only a confirmation
+// signed by a member of this cluster counts.
 func (s *Server) onAck(msg *nats.Msg) {
+	if s.verify(msg, "ack") != nil {
+		return
+	}
 	var a bus.Ack
 	if err := bus.Decode(msg.Data, &a); err != nil {
 		s.log.Warn("dropped malformed ack", "err", err)
@@ -46,8 +50,13 @@ func (s *Server) onAck(msg *nats.Msg) {
 }
 
 // onUpdate applies one replication message. NATS calls it serially, in the
-// order the leader published.
+// order the leader published. A message not signed by a member of this
+// cluster is dropped before it is even decoded: it is never applied,
+// never confirmed and never deposes anyone.
 func (s *Server) onUpdate(msg *nats.Msg) {
+	if s.verify(msg, "replication") != nil {
+		return
+	}
 	var u bus.Update
 	if err := bus.Decode(msg.Data, &u); err != nil {
 		s.malformed.Add(1)
@@ -83,16 +92,22 @@ func (s *Server) apply(u bus.Update) {
 		if err == nil {
 			s.log.Info("following new epoch", "leader", u.Leader, "epoch", u.Epoch, "seq", u.Seq)
 		}
+	case bus.KindHeartbeat:
+		// Like a repeated marker: a revision past ours means the tail of
+		// the stream was lost.
+		err = s.store.BeginEpoch(u.Epoch, u.Seq)
 	case bus.KindPut:
-		err = s.store.Apply(store.Update{Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, RequestID: u.RequestID})
+		su := store.Update{Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, RequestID: u.RequestID}
+		err = s.store.Apply(su)
 		if err == nil || !isDrop(err) {
 			s.lastApply.Store(time.Now().UnixNano())
 			s.notifyApplied()
 		}
-		// Confirm what this copy holds: applied now, or already (a duplicate).
-		if u.Ack && (err == nil || !errors.Is(err, store.ErrOldEpoch)) && !errors.Is(err, store.ErrBadUpdate) {
+		// Confirm only what this copy holds: exactly this update at this
+		// place, applied now or before (a retransmission).
+		if u.Ack && s.store.Holds(su) {
 			ack := bus.Ack{Node: s.cfg.ID, Epoch: u.Epoch, Seq: u.Seq}
-			if perr := s.nc.Publish(s.subj.Ack(), bus.Encode(ack)); perr != nil {
+			if perr := s.publish(s.subj.Ack(), bus.Encode(ack)); perr != nil {
 				s.log.Warn("cannot confirm update", "epoch", u.Epoch, "seq", u.Seq, "err", perr)
 			}
 		}

@@ -46,6 +46,17 @@ type Elector interface {
 	// Requeue gives up this server's place in the line and registers again
 	// at the back.
 	Requeue(ctx context.Context) error
+
+	// Record returns the cluster record once it has been read or created.
+	Record(ctx context.Context) (election.Record, error)
+	// LastRecord is the newest copy of the record known, if any.
+	LastRecord() (election.Record, bool)
+	// ReadRecord reads the record from ZooKeeper now.
+	ReadRecord(ctx context.Context) (election.Record, error)
+	// RaiseRecord raises the record's epoch and revision, never lowering them.
+	RaiseRecord(ctx context.Context, epoch, revision uint64) error
+	// RecordProblem says what is wrong with the record ("" if nothing).
+	RecordProblem() string
 }
 
 // Server is one zkv server. Create it with New, run it with Run.
@@ -98,6 +109,14 @@ type Server struct {
 	droppedOld atomic.Uint64 // replication messages of old epochs dropped
 	malformed  atomic.Uint64 // replication messages that did not decode
 	lastApply  atomic.Int64  // unix nanos of the last update applied
+
+	trust trust // the cluster's signer and what was refused
+	// ackedRev is the highest revision this leader acknowledged to a
+	// client; the cluster record is raised to it.
+	ackedRev atomic.Uint64
+	// lost is how many revisions the cluster record says were acknowledged
+	// that this server did not hold when it took over as leader.
+	lost atomic.Uint64
 }
 
 // New validates cfg and returns a Server that has not started. If
@@ -122,7 +141,10 @@ func New(cfg Config) (*Server, error) {
 	if newElector == nil {
 		newElector = func(c election.Config) (Elector, error) { return election.New(c) }
 	}
-	el, err := newElector(cfg.electionConfig())
+	st := store.New()
+	ec := cfg.electionConfig()
+	ec.Known = func() (uint64, uint64) { return st.Epoch(), st.Revision() }
+	el, err := newElector(ec)
 	if err != nil {
 		if ln != nil {
 			ln.Close()
@@ -133,7 +155,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:       cfg,
 		log:       cfg.Logger.With("node", cfg.ID),
 		subj:      bus.Subjects{Prefix: cfg.SubjectPrefix},
-		store:     store.New(),
+		store:     st,
 		elect:     el,
 		listener:  ln,
 		forwards:  make(chan struct{}, cfg.MaxForwards),
@@ -171,9 +193,6 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		return err
 	}
 	defer s.nc.Close()
-	if err := s.subscribeReplication(); err != nil {
-		return err
-	}
 	if err := s.startNodeService(); err != nil {
 		return err
 	}
@@ -189,21 +208,26 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	electErr := make(chan error, 1)
 	s.goFunc(func() { electErr <- s.elect.Run(electCtx) })
 	s.log.Info("server started", "http", s.HTTPAddr(), "nats", s.cfg.NATSURL,
-		"zookeeper", strings.Join(s.cfg.ZooKeeper, ","), "session_timeout", s.cfg.SessionTimeout,
+		"zookeeper", strings.Join(s.cfg.ZooKeeper, ","), "session_timeout", s.cfg.SessionTimeout.String(),
 		"election_path", s.cfg.ElectionPath, "subject_prefix", s.cfg.SubjectPrefix)
 
-	for {
-		select {
-		case t := <-s.elect.Leadership():
-			s.onTerm(t)
-			continue
-		case err = <-electErr:
-			if err != nil {
-				err = fmt.Errorf("election: %w", err)
-			}
-		case <-ctx.Done():
+	// Nothing is sent or trusted on the cluster's own subjects before the
+	// cluster record gives this server the cluster's id and key.
+	err = s.joinCluster(ctx)
+	if err == nil {
+		err = s.subscribeReplication()
+	}
+	switch {
+	case err == nil:
+		s.goFunc(s.heartbeatLoop)
+		s.goFunc(s.recordLoop)
+		err = s.follow(ctx, electErr)
+	case errors.Is(err, election.ErrClosed):
+		if err = <-electErr; err != nil { // the election failed first
+			err = fmt.Errorf("election: %w", err)
 		}
-		break
+	case ctx.Err() != nil:
+		err = nil // stopped while waiting for ZooKeeper
 	}
 	s.shutdown()
 	stopElection()
@@ -213,6 +237,23 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	s.goMu.Unlock()
 	s.wg.Wait()
 	return err
+}
+
+// follow reacts to the election until it fails or ctx ends.
+func (s *Server) follow(ctx context.Context, electErr <-chan error) error {
+	for {
+		select {
+		case t := <-s.elect.Leadership():
+			s.onTerm(t)
+		case err := <-electErr:
+			if err != nil {
+				return fmt.Errorf("election: %w", err)
+			}
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }
 
 // shutdown stops taking writes, resigns, and stops every service.
@@ -357,6 +398,10 @@ func (s *Server) onTerm(t election.Term) {
 // published under writeMu, so it precedes every put of the epoch on the
 // replication stream.
 func (s *Server) takeOver(t election.Term) {
+	if s.leaderEpoch.Load() == t.Epoch {
+		return
+	}
+	recRev := s.freshRecordRevision()
 	s.writeMu.Lock()
 	if s.leaderEpoch.Load() == t.Epoch {
 		s.writeMu.Unlock()
@@ -364,17 +409,36 @@ func (s *Server) takeOver(t election.Term) {
 	}
 	if s.cfg.CatchUp && s.store.Missed() > 0 {
 		s.writeMu.Unlock()
-		s.refuseToLeadWhileStale(t)
+		s.refuseToLead(t, "this copy missed updates", "missed", s.store.Missed())
 		return
 	}
 	rev := s.store.Revision()
-	if err := s.store.BeginEpoch(t.Epoch, rev); errors.Is(err, store.ErrOldEpoch) {
+	start := rev
+	if recRev > rev {
+		if s.cfg.CatchUp && !s.cfg.ForceLead {
+			s.writeMu.Unlock()
+			s.refuseToLead(t, "this copy holds less than the cluster record (start one server with --force-lead to accept the loss)",
+				"revision", rev, "record_revision", recRev)
+			return
+		}
+		// Revisions never go backwards: this epoch starts at the record,
+		// and the writes this copy lacks are reported lost.
+		s.log.Error("leading with less than the cluster record: acknowledged writes are lost",
+			"revision", rev, "record_revision", recRev, "lost", recRev-rev, "epoch", t.Epoch)
+		start = recRev
+		s.lost.Store(recRev - rev)
+	}
+	if err := s.store.BeginEpoch(t.Epoch, start); errors.Is(err, store.ErrOldEpoch) {
 		s.writeMu.Unlock()
 		s.log.Error("refusing to lead: a higher epoch is known", "epoch", t.Epoch, "known_epoch", s.store.Epoch())
 		return
 	}
+	if start != rev {
+		s.store.CaughtUp(t.Epoch, start) // the loss is reported as lost, not as missed
+	}
+	rev = start
 	marker := bus.Update{Kind: bus.KindEpoch, Epoch: t.Epoch, Seq: rev, Leader: s.cfg.ID, Time: time.Now().UnixNano()}
-	if err := s.nc.Publish(s.subj.Replication(), bus.Encode(marker)); err != nil {
+	if err := s.publish(s.subj.Replication(), bus.Encode(marker)); err != nil {
 		s.writeMu.Unlock()
 		s.log.Error("cannot publish epoch marker; not taking writes", "epoch", t.Epoch, "err", err)
 		return
@@ -425,6 +489,13 @@ func (s *Server) takeOver(t election.Term) {
 	s.log.Info("leader: taking writes", "epoch", t.Epoch, "revision", rev, "subject", s.subj.Write())
 	data := election.LeaderData{ID: s.cfg.ID, Addr: s.advertisedAddr(), Epoch: t.Epoch, Revision: rev, Znode: t.Znode}
 	s.goFunc(func() { s.announce(data) })
+	s.goFunc(func() {
+		ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.SessionTimeout)
+		defer cancel()
+		if err := s.elect.RaiseRecord(ctx, t.Epoch, 0); err != nil {
+			s.log.Warn("cannot record the new epoch", "epoch", t.Epoch, "err", err)
+		}
+	})
 }
 
 // announce publishes the leader znode, retrying with backoff while this
@@ -523,6 +594,15 @@ func (s *Server) Status() bus.Status {
 	znode := s.term.Znode
 	s.mu.Unlock()
 	missed := s.store.Missed()
+	ready, why := s.readiness()
+	var cluster string
+	if sg := s.trust.signer.Load(); sg != nil {
+		cluster = sg.Cluster()
+	}
+	var behind uint64
+	if role != bus.RoleLeader {
+		behind = s.behindRecord()
+	}
 	return bus.Status{
 		Node:       s.cfg.ID,
 		Role:       role,
@@ -530,7 +610,7 @@ func (s *Server) Status() bus.Status {
 		Leader:     leader,
 		AppliedSeq: s.store.Revision(),
 		Keys:       s.store.Len(),
-		Stale:      role != bus.RoleLeader && missed > 0,
+		Stale:      missed > 0,
 		Gaps:       missed,
 
 		DroppedOldEpoch: s.droppedOld.Load(),
@@ -540,20 +620,25 @@ func (s *Server) Status() bus.Status {
 		NATS:            s.natsState(),
 		HTTP:            s.advertisedAddr(),
 		Znode:           znode,
+
+		Cluster:          cluster,
+		RecordRevision:   s.recordRevision(),
+		BehindRecord:     behind,
+		LostRevisions:    s.lost.Load(),
+		RecordProblem:    s.elect.RecordProblem(),
+		RejectedUnsigned: s.trust.unsigned.Load(),
+		RejectedForged:   s.trust.forged.Load(),
+		ForeignMessages:  s.trust.foreign.Load(),
+		ForeignCluster:   s.foreignCluster(),
+		Diverged:         s.store.Diverged(),
+		Ready:            ready,
+		NotReady:         strings.Join(why, "; "),
 	}
 }
 
 // handleStatus answers with the node's status; the body is ignored.
 func (s *Server) handleStatus(req micro.Request) {
-	_ = req.Respond(bus.Encode(s.Status()))
-}
-
-// respondError answers req with the JSON error body and micro's error
-// headers (the HTTP status as the code, the wire code and message as the
-// description).
-func respondError(req micro.Request, err error) {
-	e := bus.AsError(err)
-	_ = req.Error(fmt.Sprint(e.HTTPStatus()), e.Error(), bus.EncodeError(e))
+	s.respond(req, bus.Encode(s.Status()))
 }
 
 // logApplyErr logs what a replication step reported.

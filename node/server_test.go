@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,6 +28,8 @@ type fakeElector struct {
 	resigned  atomic.Bool
 	members   atomic.Value // []string
 	requeued  atomic.Int32
+	recMu     sync.Mutex
+	rec       election.Record // epoch and revision raised so far
 }
 
 func newFakeElector() *fakeElector {
@@ -47,6 +50,33 @@ func (f *fakeElector) Members() []string {
 func (f *fakeElector) Announce(_ context.Context, d election.LeaderData) error {
 	f.announced <- d
 	return nil
+}
+
+// testRecord is the cluster record every fake election hands out.
+var testRecord = election.Record{ClusterID: "test-cluster", Key: []byte("0123456789abcdef0123456789abcdef")}
+
+// testSigner signs what a test sends as if it were a server of testRecord's
+// cluster.
+var testSigner, _ = bus.NewSigner(testRecord.ClusterID, testRecord.Key)
+
+func (f *fakeElector) Record(context.Context) (election.Record, error) { return f.record(), nil }
+func (f *fakeElector) LastRecord() (election.Record, bool)             { return f.record(), true }
+func (f *fakeElector) ReadRecord(context.Context) (election.Record, error) {
+	return f.record(), nil
+}
+func (f *fakeElector) RecordProblem() string { return "" }
+func (f *fakeElector) RaiseRecord(_ context.Context, epoch, rev uint64) error {
+	f.recMu.Lock()
+	defer f.recMu.Unlock()
+	f.rec.Epoch, f.rec.Revision = max(f.rec.Epoch, epoch), max(f.rec.Revision, rev)
+	return nil
+}
+func (f *fakeElector) record() election.Record {
+	f.recMu.Lock()
+	defer f.recMu.Unlock()
+	r := testRecord
+	r.Epoch, r.Revision = f.rec.Epoch, f.rec.Revision
+	return r
 }
 
 type testServer struct {
@@ -125,7 +155,7 @@ func (ts *testServer) writeOnce(t *testing.T, key, value string) (bus.WriteReply
 
 func (ts *testServer) publish(t *testing.T, u bus.Update) {
 	t.Helper()
-	if err := ts.nc.Publish(ts.client.Subjects().Replication(), bus.Encode(u)); err != nil {
+	if err := ts.nc.PublishMsg(testSigner.Msg(ts.client.Subjects().Replication(), bus.Encode(u))); err != nil {
 		t.Fatal(err)
 	}
 	if err := ts.nc.Flush(); err != nil {
@@ -307,7 +337,7 @@ func TestAcksWaitForReplicas(t *testing.T) {
 	sub, err := ts.nc.Subscribe(ts.client.Subjects().Replication(), func(m *nats.Msg) {
 		var u bus.Update
 		if bus.Decode(m.Data, &u) == nil && u.Kind == bus.KindPut && u.Ack {
-			_ = ts.nc.Publish(ts.client.Subjects().Ack(), bus.Encode(bus.Ack{Node: "n2", Epoch: u.Epoch, Seq: u.Seq}))
+			_ = ts.nc.PublishMsg(testSigner.Msg(ts.client.Subjects().Ack(), bus.Encode(bus.Ack{Node: "n2", Epoch: u.Epoch, Seq: u.Seq})))
 		}
 	})
 	if err != nil {

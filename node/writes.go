@@ -18,7 +18,7 @@ import (
 func (s *Server) handleLeaderWrite(req micro.Request) {
 	var w bus.WriteRequest
 	if err := bus.Decode(req.Data(), &w); err != nil {
-		respondError(req, err)
+		s.respondError(req, err)
 		return
 	}
 	s.serveWrite(req, w)
@@ -30,22 +30,22 @@ func (s *Server) handleLeaderWrite(req micro.Request) {
 func (s *Server) serveWrite(req micro.Request, w bus.WriteRequest) {
 	reply, wait, err := s.applyWrite(w)
 	if err != nil {
-		respondError(req, err)
+		s.respondError(req, err)
 		return
 	}
 	if wait == nil {
-		_ = req.Respond(bus.Encode(reply))
+		s.respond(req, bus.Encode(reply))
 		return
 	}
 	if !s.spawnLimited(func() {
 		reply, err := s.awaitAcks(s.runCtx, reply, wait)
 		if err != nil {
-			respondError(req, err)
+			s.respondError(req, err)
 			return
 		}
-		_ = req.Respond(bus.Encode(reply))
+		s.respond(req, bus.Encode(reply))
 	}) {
-		respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s is busy or shutting down; revision %d was applied but not confirmed", s.cfg.ID, reply.Revision))
+		s.respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s is busy or shutting down; revision %d was applied but not confirmed", s.cfg.ID, reply.Revision))
 	}
 }
 
@@ -56,7 +56,7 @@ func (s *Server) serveWrite(req micro.Request, w bus.WriteRequest) {
 func (s *Server) handleNodeWrite(req micro.Request) {
 	var w bus.WriteRequest
 	if err := bus.Decode(req.Data(), &w); err != nil {
-		respondError(req, err)
+		s.respondError(req, err)
 		return
 	}
 	if s.isLeader() {
@@ -64,8 +64,8 @@ func (s *Server) handleNodeWrite(req micro.Request) {
 		return
 	}
 	data := req.Data()
-	if !s.spawnLimited(func() { _ = req.Respond(s.forward(s.runCtx, data)) }) {
-		respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s has %d writes in flight or is shutting down", s.cfg.ID, cap(s.forwards)))
+	if !s.spawnLimited(func() { s.respond(req, s.forward(s.runCtx, data)) }) {
+		s.respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s has %d writes in flight or is shutting down", s.cfg.ID, cap(s.forwards)))
 	}
 }
 
@@ -149,13 +149,16 @@ func (s *Server) applyWrite(w bus.WriteRequest) (bus.WriteReply, *ackWait, error
 	}
 	msg := bus.Update{Kind: bus.KindPut, Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, Leader: s.cfg.ID,
 		Time: time.Now().UnixNano(), RequestID: u.RequestID, Ack: wait != nil}
-	if err := s.nc.Publish(s.subj.Replication(), bus.Encode(msg)); err != nil {
+	if err := s.publish(s.subj.Replication(), bus.Encode(msg)); err != nil {
 		s.log.Error("write applied but not replicated", "epoch", epoch, "seq", u.Seq, "key", u.Key, "err", err)
 		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "applied on the leader at revision %d but not replicated: %v", u.Seq, err)
 	}
 	if !s.elect.LeaseValid() {
 		s.log.Warn("lease lost while writing: not acknowledging", "epoch", epoch, "seq", u.Seq, "key", u.Key)
 		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeNotLeader, "node %s lost its ZooKeeper lease during the write (revision %d may or may not survive)", s.cfg.ID, u.Seq)
+	}
+	if wait == nil {
+		s.noteAcked(u.Seq)
 	}
 	return reply, wait, nil
 }
@@ -194,6 +197,7 @@ wait:
 	if !s.elect.LeaseValid() {
 		return bus.WriteReply{}, bus.Errorf(bus.CodeNotLeader, "node %s lost its ZooKeeper lease while revision %d was being confirmed", s.cfg.ID, reply.Revision)
 	}
+	s.noteAcked(reply.Revision)
 	return reply, nil
 }
 
@@ -223,7 +227,7 @@ func (s *Server) forward(ctx context.Context, data []byte) []byte {
 	var last error
 	for {
 		actx, cancel := context.WithTimeout(ctx, time.Until(giveUp)+s.cfg.WriteTimeout)
-		msg, err := s.nc.RequestWithContext(actx, s.subj.Write(), data)
+		msg, err := s.verifiedReply(actx, s.subj.Write(), data, "write reply")
 		cancel()
 		if err == nil {
 			var reply bus.WriteReply
@@ -234,7 +238,7 @@ func (s *Server) forward(ctx context.Context, data []byte) []byte {
 			last = rerr
 		} else {
 			last = err
-			if !errors.Is(err, nats.ErrNoResponders) {
+			if !errors.Is(err, nats.ErrNoResponders) && !isUnverified(err) {
 				return bus.EncodeError(bus.Errorf(bus.CodeUnavailable, "forward to %s: %v", s.subj.Write(), err))
 			}
 		}

@@ -3,6 +3,8 @@ package store
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"math"
 	"sort"
 	"sync"
 )
@@ -82,7 +84,19 @@ type Store struct {
 	order    []string // ring of request IDs, oldest at next
 	next     int
 	window   int
+
+	// recent holds a digest of each of the last window updates applied,
+	// by (epoch, seq), so a replica confirms only what it holds and
+	// notices two different updates claiming one place in the stream.
+	recent     map[position]uint64
+	recentRing []position
+	recentNext int
+	seed       maphash.Seed
+	diverged   uint64
 }
+
+// position is one place in the replication stream.
+type position struct{ epoch, seq uint64 }
 
 // New returns an empty store at revision 0, epoch 0, remembering
 // DefaultRequestWindow request IDs.
@@ -91,7 +105,61 @@ func New() *Store { return NewWithWindow(DefaultRequestWindow) }
 // NewWithWindow is New remembering the last window request IDs (at least 1).
 func NewWithWindow(window int) *Store {
 	window = max(window, 1)
-	return &Store{data: make(map[string]Entry), requests: make(map[string]Update), order: make([]string, window), window: window}
+	return &Store{data: make(map[string]Entry), requests: make(map[string]Update), order: make([]string, window), window: window,
+		recent: make(map[position]uint64, window), recentRing: make([]position, window), seed: maphash.MakeSeed()}
+}
+
+// digest hashes what an update writes, for recent.
+func (s *Store) digest(u Update) uint64 {
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	for _, part := range []string{u.Key, u.Value, u.RequestID} {
+		var n [8]byte
+		l := uint64(len(part))
+		for i := range n {
+			n[i] = byte(l >> (8 * i))
+		}
+		h.Write(n[:])
+		h.WriteString(part)
+	}
+	return h.Sum64()
+}
+
+// noteLocked records that u was applied at its position.
+func (s *Store) noteLocked(u Update) {
+	p := position{u.Epoch, u.Seq}
+	if old := s.recentRing[s.recentNext]; old != (position{}) {
+		delete(s.recent, old)
+	}
+	s.recentRing[s.recentNext] = p
+	s.recentNext = (s.recentNext + 1) % len(s.recentRing)
+	s.recent[p] = s.digest(u)
+}
+
+// Holds reports whether this store applied exactly u (same key, value and
+// request ID) at u's epoch and seq, among its recent updates. A replica
+// confirms a write only if it holds it.
+func (s *Store) Holds(u Update) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	d, ok := s.recent[position{u.Epoch, u.Seq}]
+	return ok && d == s.digest(u)
+}
+
+// Diverged counts updates that claimed a place in the stream this store
+// had already applied with other content.
+func (s *Store) Diverged() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.diverged
+}
+
+// addSat adds without wrapping.
+func addSat(a, b uint64) uint64 {
+	if a > math.MaxUint64-b {
+		return math.MaxUint64
+	}
+	return a + b
 }
 
 // rememberLocked records u under its request ID, evicting the oldest.
@@ -153,6 +221,7 @@ func (s *Store) PutOnce(epoch uint64, key, value, id string) (u Update, dup bool
 	s.data[key] = Entry{Value: value, Revision: s.rev}
 	u = Update{Epoch: epoch, Seq: s.rev, Key: key, Value: value, RequestID: id}
 	s.rememberLocked(u)
+	s.noteLocked(u)
 	return u, false, nil
 }
 
@@ -177,6 +246,11 @@ func (s *Store) Apply(u Update) error {
 	case u.Epoch > s.stream:
 		err = s.repositionLocked(u.Epoch, u.Seq-1)
 	case u.Seq <= s.rev:
+		if d, ok := s.recent[position{u.Epoch, u.Seq}]; ok && d != s.digest(u) {
+			s.diverged++
+			s.ahead++
+			return fmt.Errorf("%w: two different updates claim epoch %d seq %d (key %q)", ErrDiverged, u.Epoch, u.Seq, u.Key)
+		}
 		return fmt.Errorf("%w: epoch %d seq %d, applied up to %d", ErrDuplicate, u.Epoch, u.Seq, s.rev)
 	case u.Seq > s.rev+1:
 		err = s.gapLocked(u.Epoch, u.Seq-1)
@@ -185,6 +259,7 @@ func (s *Store) Apply(u Update) error {
 	s.rev = u.Seq
 	s.data[u.Key] = Entry{Value: u.Value, Revision: u.Seq}
 	s.rememberLocked(u)
+	s.noteLocked(u)
 	return err
 }
 
@@ -232,7 +307,7 @@ func (s *Store) gapLocked(epoch, to uint64) error {
 	g := &GapError{Epoch: epoch, From: s.rev + 1, To: to}
 	// Revisions up to s.noted were counted already by NoteBehind.
 	if from := max(s.rev, s.noted); to > from {
-		s.gaps += to - from
+		s.gaps = addSat(s.gaps, to-from)
 	}
 	return g
 }
@@ -245,7 +320,7 @@ func (s *Store) NoteBehind(rev uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if from := max(s.rev, s.noted); rev > from {
-		s.gaps += rev - from
+		s.gaps = addSat(s.gaps, rev-from)
 		s.noted = rev
 	}
 }
@@ -291,7 +366,7 @@ func (s *Store) Len() int {
 func (s *Store) Missed() uint64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.gaps + s.ahead
+	return addSat(s.gaps, s.ahead)
 }
 
 // KeyEntry is one key of a snapshot.

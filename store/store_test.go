@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"testing"
 )
@@ -196,10 +197,22 @@ func TestStore(t *testing.T) {
 			name: "duplicates are dropped",
 			steps: []step{
 				apply(1, 1, "a", "1", nil), apply(1, 2, "a", "2", nil),
-				apply(1, 2, "a", "again", ErrDuplicate), apply(1, 1, "b", "old", ErrDuplicate),
+				apply(1, 2, "a", "2", ErrDuplicate), apply(1, 1, "a", "1", ErrDuplicate),
 			},
 			wantRev:    2,
 			wantEpoch:  1,
+			want:       map[string]Entry{"a": {"2", 2}},
+			wantAbsent: []string{"b"},
+		},
+		{
+			name: "another update at a held place is divergence, not a duplicate",
+			steps: []step{
+				apply(1, 1, "a", "1", nil), apply(1, 2, "a", "2", nil),
+				apply(1, 2, "a", "again", ErrDiverged), apply(1, 1, "b", "old", ErrDiverged),
+			},
+			wantRev:    2,
+			wantEpoch:  1,
+			wantMissed: 2,
 			want:       map[string]Entry{"a": {"2", 2}},
 			wantAbsent: []string{"b"},
 		},
@@ -460,7 +473,7 @@ func TestStreamFollowsEpochStarts(t *testing.T) {
 		if s.Revision() != 2 {
 			t.Fatalf("revision %d after a repeated marker, want 2", s.Revision())
 		}
-		if err := s.Apply(Update{Epoch: 3, Seq: 2, Key: "a", Value: "again"}); !errors.Is(err, ErrDuplicate) {
+		if err := s.Apply(Update{Epoch: 3, Seq: 2, Key: "a", Value: "2"}); !errors.Is(err, ErrDuplicate) {
 			t.Fatalf("re-apply of seq 2 = %v, want ErrDuplicate", err)
 		}
 	})
@@ -604,5 +617,49 @@ func TestNoteBehindCountsOnce(t *testing.T) {
 	s.NoteBehind(5) // behind where we are: nothing
 	if s.Missed() != 11 {
 		t.Fatalf("missed=%d after a stale note", s.Missed())
+	}
+}
+
+func TestHolds(t *testing.T) {
+	s := NewWithWindow(2)
+	mustNil(t, s.BeginEpoch(1, 0))
+	u1 := Update{Epoch: 1, Seq: 1, Key: "a", Value: "1", RequestID: "r1"}
+	mustNil(t, s.Apply(u1))
+	if !s.Holds(u1) {
+		t.Fatal("Holds(applied update) = false")
+	}
+	for _, other := range []Update{
+		{Epoch: 1, Seq: 1, Key: "a", Value: "2", RequestID: "r1"},
+		{Epoch: 1, Seq: 1, Key: "b", Value: "1", RequestID: "r1"},
+		{Epoch: 1, Seq: 1, Key: "a", Value: "1", RequestID: "r2"},
+		{Epoch: 2, Seq: 1, Key: "a", Value: "1", RequestID: "r1"},
+		{Epoch: 1, Seq: 2, Key: "a", Value: "1", RequestID: "r1"},
+	} {
+		if s.Holds(other) {
+			t.Errorf("Holds(%+v) = true, want false", other)
+		}
+	}
+	// Past the window, the store no longer promises anything.
+	mustNil(t, s.Apply(Update{Epoch: 1, Seq: 2, Key: "b", Value: "x"}))
+	mustNil(t, s.Apply(Update{Epoch: 1, Seq: 3, Key: "c", Value: "x"}))
+	if s.Holds(u1) {
+		t.Error("Holds of an update past the window = true")
+	}
+	if err := s.Apply(Update{Epoch: 1, Seq: 3, Key: "c", Value: "forged"}); !errors.Is(err, ErrDiverged) {
+		t.Errorf("second update at a held place = %v, want ErrDiverged", err)
+	}
+	if s.Diverged() != 1 {
+		t.Errorf("Diverged = %d, want 1", s.Diverged())
+	}
+}
+
+func TestGapCountersSaturate(t *testing.T) {
+	s := New()
+	mustNil(t, s.BeginEpoch(1, 0))
+	_ = s.BeginEpoch(1, math.MaxUint64)
+	s.NoteBehind(math.MaxUint64)
+	_ = s.BeginEpoch(2, 1) // diverged: ahead grows too
+	if m := s.Missed(); m != math.MaxUint64 {
+		t.Fatalf("Missed = %d after a huge gap, want it saturated at MaxUint64", m)
 	}
 }

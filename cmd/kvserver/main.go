@@ -56,6 +56,8 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "acks", Value: d.Acks, Usage: "default acknowledgement of writes: leader (reply once applied and published), majority or all (reply once that many servers confirmed)", EnvVars: []string{"ZKV_ACKS"}},
 			&cli.DurationFlag{Name: "write-timeout", Value: d.WriteTimeout, Usage: "how long the leader waits for confirmations of a majority or all write", EnvVars: []string{"ZKV_WRITE_TIMEOUT"}},
 			&cli.BoolFlag{Name: "catch-up", Usage: "fetch the leader's store when this copy missed updates (restart, gap), and refuse to lead while stale; off: a restarted server answers empty until a key is written again", EnvVars: []string{"ZKV_CATCH_UP"}},
+			&cli.BoolFlag{Name: "force-lead", Usage: "with --catch-up, lead even with fewer revisions than the cluster record says were acknowledged, accepting that those writes are lost (use on one server, once, after a restart of every server)", EnvVars: []string{"ZKV_FORCE_LEAD"}},
+			&cli.StringFlag{Name: "record-path", Usage: "persistent znode of the cluster record (cluster id, key, highest epoch and revision); default: --election-path with -cluster appended", EnvVars: []string{"ZKV_RECORD_PATH"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"ZKV_LOG_LEVEL"}},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json", EnvVars: []string{"ZKV_LOG_FORMAT"}},
 			&cli.StringFlag{Name: "zookeeper-auth", Usage: "`USER:PASSWORD` for ZooKeeper digest auth; znodes then get an ACL: this user all, others read", EnvVars: []string{"ZKV_ZOOKEEPER_AUTH"}},
@@ -83,6 +85,8 @@ func run(c *cli.Context) error {
 	cfg.Acks = c.String("acks")
 	cfg.WriteTimeout = c.Duration("write-timeout")
 	cfg.CatchUp = c.Bool("catch-up")
+	cfg.ForceLead = c.Bool("force-lead")
+	cfg.RecordPath = c.String("record-path")
 	cfg.ZooKeeperAuth = c.String("zookeeper-auth")
 	cfg.Logger = logger
 	natsOpts, err := cliflags.NATSAuthFrom(c).Options()

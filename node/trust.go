@@ -1,0 +1,215 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"zkv/bus"
+)
+
+// foreignWindow is how long a message of another cluster keeps this
+// server unready and named in its status.
+const foreignWindow = 30 * time.Second
+
+// trust holds what this server knows about who may speak for its cluster:
+// the signer made from the cluster record, and what it refused.
+type trust struct {
+	signer atomic.Pointer[bus.Signer]
+
+	unsigned atomic.Uint64 // server messages without cluster headers
+	forged   atomic.Uint64 // naming this cluster, with a MAC that fails
+	foreign  atomic.Uint64 // naming another cluster
+
+	mu          sync.Mutex
+	lastForeign time.Time
+	foreignID   string
+	lastLog     map[string]time.Time // reason -> last log line, to bound logging
+}
+
+// sign returns the headers of data on subject, or nil before the cluster
+// record is known.
+func (s *Server) sign(subject string, data []byte) nats.Header {
+	sg := s.trust.signer.Load()
+	if sg == nil {
+		return nil
+	}
+	return sg.Header(subject, data)
+}
+
+// publish sends data on subject, signed. It fails before the cluster
+// record is known: nothing unsigned leaves a server.
+func (s *Server) publish(subject string, data []byte) error {
+	sg := s.trust.signer.Load()
+	if sg == nil {
+		return errors.New("the cluster record is not known yet")
+	}
+	return s.nc.PublishMsg(sg.Msg(subject, data))
+}
+
+// respond answers req with data, signed for the requester's inbox, so a
+// server that relays or trusts the answer can check who sent it.
+func (s *Server) respond(req micro.Request, data []byte) {
+	var opts []micro.RespondOpt
+	if h := s.sign(req.Reply(), data); h != nil {
+		opts = append(opts, micro.WithHeaders(micro.Headers(h)))
+	}
+	_ = req.Respond(data, opts...)
+}
+
+// respondError answers req with the JSON error body and micro's error
+// headers (the HTTP status as the code, the wire code and message as the
+// description), signed like respond.
+func (s *Server) respondError(req micro.Request, err error) {
+	e := bus.AsError(err)
+	data := bus.EncodeError(e)
+	var opts []micro.RespondOpt
+	if h := s.sign(req.Reply(), data); h != nil {
+		opts = append(opts, micro.WithHeaders(micro.Headers(h)))
+	}
+	_ = req.Error(fmt.Sprint(e.HTTPStatus()), e.Error(), data, opts...)
+}
+
+// verify checks that msg was sent by a member of this cluster, and counts
+// and logs (at a bounded rate) what it refuses. what names the message
+// for the log.
+func (s *Server) verify(msg *nats.Msg, what string) error {
+	sg := s.trust.signer.Load()
+	if sg == nil {
+		return errors.New("the cluster record is not known yet")
+	}
+	err := sg.VerifyMsg(msg)
+	if err == nil {
+		return nil
+	}
+	var foreign *bus.ForeignClusterError
+	switch {
+	case errors.As(err, &foreign):
+		s.trust.foreign.Add(1)
+		s.trust.mu.Lock()
+		s.trust.lastForeign, s.trust.foreignID = time.Now(), foreign.Cluster
+		s.trust.mu.Unlock()
+		s.rareLog("foreign", func() {
+			s.log.Error("another cluster publishes on this cluster's subjects: its messages are dropped; give one cluster another --subject-prefix",
+				"message", what, "subject", msg.Subject, "other_cluster", foreign.Cluster, "cluster", sg.Cluster())
+		})
+	case errors.Is(err, bus.ErrUnsigned):
+		s.trust.unsigned.Add(1)
+		s.rareLog("unsigned", func() {
+			s.log.Warn("dropped an unsigned server message (not from a server of this cluster)", "message", what, "subject", msg.Subject)
+		})
+	default:
+		s.trust.forged.Add(1)
+		s.rareLog("forged", func() {
+			s.log.Warn("dropped a server message whose signature does not verify (forged or altered)", "message", what, "subject", msg.Subject)
+		})
+	}
+	return err
+}
+
+// rareLog runs log at most once per 10 seconds per reason, so a flood of
+// bad messages cannot flood the log.
+func (s *Server) rareLog(reason string, log func()) {
+	s.trust.mu.Lock()
+	if s.trust.lastLog == nil {
+		s.trust.lastLog = make(map[string]time.Time)
+	}
+	last := s.trust.lastLog[reason]
+	now := time.Now()
+	due := now.Sub(last) >= 10*time.Second
+	if due {
+		s.trust.lastLog[reason] = now
+	}
+	s.trust.mu.Unlock()
+	if due {
+		log()
+	}
+}
+
+// foreignCluster returns the id of another cluster seen on these subjects
+// within foreignWindow, or "".
+func (s *Server) foreignCluster() string {
+	s.trust.mu.Lock()
+	defer s.trust.mu.Unlock()
+	if s.trust.foreignID == "" || time.Since(s.trust.lastForeign) > foreignWindow {
+		return ""
+	}
+	return s.trust.foreignID
+}
+
+// verifiedReply sends a request to a subject only servers answer and
+// returns the reply if a member of this cluster signed it. A reply from
+// anyone else is dropped; while time remains the request is sent again,
+// since NATS may hand the next one to the real server.
+func (s *Server) verifiedReply(ctx context.Context, subject string, data []byte, what string) (*nats.Msg, error) {
+	var last error
+	for attempt := 0; attempt < 3; attempt++ {
+		msg, err := s.nc.RequestWithContext(ctx, subject, data)
+		if err != nil {
+			return nil, err
+		}
+		if last = s.verify(msg, what); last == nil {
+			return msg, nil
+		}
+	}
+	return nil, fmt.Errorf("%s on %s: no answer signed by this cluster: %w", what, subject, last)
+}
+
+// readiness reports whether this server is fit to serve, and why not.
+func (s *Server) readiness() (bool, []string) {
+	var why []string
+	if !s.elect.Connected() {
+		why = append(why, "zookeeper disconnected")
+	}
+	if s.natsState() != "connected" {
+		why = append(why, "nats "+s.natsState())
+	}
+	if s.trust.signer.Load() == nil {
+		why = append(why, "cluster record not read yet")
+	}
+	if p := s.elect.RecordProblem(); p != "" {
+		why = append(why, "cluster record: "+p)
+	}
+	if id := s.foreignCluster(); id != "" {
+		why = append(why, "another cluster ("+id+") publishes on these subjects")
+	}
+	if s.cfg.CatchUp {
+		if s.catchRunning.Load() {
+			why = append(why, "catching up")
+		} else if s.store.Missed() > 0 {
+			why = append(why, "stale: missed updates")
+		}
+		if behind := s.behindRecord(); behind > 0 {
+			why = append(why, fmt.Sprintf("holds %d revisions less than the cluster record", behind))
+		}
+	}
+	return len(why) == 0, why
+}
+
+// recordRevision is the cluster record's revision as last read.
+func (s *Server) recordRevision() uint64 {
+	r, _ := s.elect.LastRecord()
+	return r.Revision
+}
+
+// behindRecord is how many revisions this copy holds less than the
+// cluster record says were acknowledged (0 if none).
+func (s *Server) behindRecord() uint64 {
+	rec, rev := s.recordRevision(), s.store.Revision()
+	if rec > rev {
+		return rec - rev
+	}
+	return 0
+}
+
+// isUnverified reports whether err says a reply was not signed by this
+// cluster.
+func isUnverified(err error) bool {
+	return errors.Is(err, bus.ErrUnsigned) || errors.Is(err, bus.ErrBadSignature) || errors.Is(err, bus.ErrForeignCluster)
+}
