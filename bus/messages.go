@@ -414,6 +414,10 @@ func truncate(b []byte, n int) string {
 type SnapshotRequest struct {
 	After string `json:"after,omitempty"`
 	Limit int    `json:"limit,omitempty"`
+	// Requests asks for a page of the leader's window of recent request
+	// IDs instead (IDs after After, in order), so a copy that catches up
+	// also applies a retried request ID once.
+	Requests bool `json:"requests,omitempty"`
 }
 
 // Validate checks the page size.
@@ -446,4 +450,15 @@ type SnapshotReply struct {
 	Entries  []SnapshotEntry `json:"entries"`
 	More     bool            `json:"more"`
 	Leader   string          `json:"leader"`
+	// Requests is a page of the request-ID window, when asked for.
+	Requests []RequestEntry `json:"requests,omitempty"`
+}
+
+// RequestEntry is one remembered request ID and the write it produced.
+type RequestEntry struct {
+	ID       string `json:"id"`
+	Epoch    uint64 `json:"epoch"`
+	Revision uint64 `json:"revision"`
+	Key      string `json:"key"`
+	Value    string `json:"value"`
 }

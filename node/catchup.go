@@ -34,6 +34,16 @@ func (s *Server) handleLeaderSnapshot(req micro.Request) {
 	if limit == 0 {
 		limit = bus.MaxSnapshotPage
 	}
+	if r.Requests {
+		reqs, more := s.store.Requests(r.After, limit, bus.SnapshotPageBytes)
+		page := bus.SnapshotReply{Epoch: epoch, Revision: s.store.Revision(), More: more, Leader: s.cfg.ID, Entries: []bus.SnapshotEntry{},
+			Requests: make([]bus.RequestEntry, len(reqs))}
+		for i, u := range reqs {
+			page.Requests[i] = bus.RequestEntry{ID: u.RequestID, Epoch: u.Epoch, Revision: u.Seq, Key: u.Key, Value: u.Value}
+		}
+		s.respond(req, bus.Encode(page))
+		return
+	}
 	entries, rev, _, more := s.store.Snapshot(r.After, limit, bus.SnapshotPageBytes)
 	page := bus.SnapshotReply{Epoch: epoch, Revision: rev, More: more, Leader: s.cfg.ID, Entries: make([]bus.SnapshotEntry, len(entries))}
 	for i, e := range entries {
@@ -134,6 +144,10 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 		}
 	}
 
+	ids, err := s.fetchRequests(ctx, epoch)
+	if err != nil {
+		return err
+	}
 	// A source that is itself behind the record cannot make this copy
 	// current, however complete its pages.
 	if rec := s.freshRecordRevision(); rev < rec {
@@ -160,8 +174,43 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 	s.store.CaughtUp(epoch, rev)
 	s.catching, s.catchBuf = false, nil
 	s.notifyApplied()
-	s.log.Info("caught up", "keys", keys, "pages", pages, "buffered_updates", buffered, "epoch", epoch, "revision", rev, "took", time.Since(start))
+	s.log.Info("caught up", "keys", keys, "pages", pages, "request_ids", ids, "buffered_updates", buffered, "epoch", epoch, "revision", rev, "took", time.Since(start))
 	return nil
+}
+
+// fetchRequests copies the leader's window of recent request IDs, so a
+// write retried after a failover to this copy is applied once. It returns
+// how many IDs it learned.
+func (s *Server) fetchRequests(ctx context.Context, epoch uint64) (int, error) {
+	n := 0
+	for after, more := "", true; more; {
+		actx, cancel := context.WithTimeout(ctx, s.cfg.ForwardTimeout)
+		msg, err := s.verifiedReply(actx, s.subj.LeaderSnapshot(), bus.Encode(bus.SnapshotRequest{After: after, Requests: true}), "request-ID page")
+		cancel()
+		if err != nil {
+			return n, fmt.Errorf("request-ID page after %q: %w", after, err)
+		}
+		var page bus.SnapshotReply
+		if err := bus.DecodeReply(msg.Data, &page); err != nil {
+			return n, fmt.Errorf("request-ID page after %q: %w", after, err)
+		}
+		if page.Epoch != epoch {
+			return n, fmt.Errorf("the leader changed during the catch-up (epoch %d, then %d)", epoch, page.Epoch)
+		}
+		us := make([]store.Update, len(page.Requests))
+		for i, r := range page.Requests {
+			us[i] = store.Update{Epoch: r.Epoch, Seq: r.Revision, Key: r.Key, Value: r.Value, RequestID: r.ID}
+		}
+		s.store.RememberRequests(us)
+		n += len(us)
+		more = page.More
+		if len(us) > 0 {
+			after = us[len(us)-1].RequestID
+		} else if more {
+			return n, errors.New("empty request-ID page with more to come")
+		}
+	}
+	return n, nil
 }
 
 // replayBuffered ends a failed catch-up: the buffered updates go through

@@ -354,3 +354,73 @@ func TestCatchUpClusterRestartNeedsForce(t *testing.T) {
 		t.Errorf("forced leader reports lost_revisions=%d, want >= %d", st.LostRevisions, last.Revision)
 	}
 }
+
+// TestRequestIDsTravelWithCatchUp writes with a request ID, restarts a
+// follower empty (--catch-up), then stops the two others so that the
+// restarted copy leads: a retry of the request ID is answered as a
+// duplicate of the first write, not applied a second time.
+func TestRequestIDsTravelWithCatchUp(t *testing.T) {
+	c := startCluster(t, 3, stableTimeout, "--catch-up")
+	leader, _ := c.waitLeader("", 15*time.Second)
+	body := []byte(`{"key":"once","value":"1","request_id":"retry-me"}`)
+	msg, err := c.nc.Request(c.client.Subjects().Write(), body, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first bus.WriteReply
+	if err := bus.DecodeReply(msg.Data, &first); err != nil {
+		t.Fatal(err)
+	}
+	c.put("other", "2")
+	var restarted string
+	for id, n := range c.nodes {
+		if id != leader {
+			restarted = id
+			if err := n.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			if err := n.Restart(ctxFor(t, 60*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	testenv.WaitFor(t, 20*time.Second, restarted+" to catch up", func() error {
+		st, err := c.client.Status(ctxFor(t, time.Second), restarted)
+		if err != nil {
+			return err
+		}
+		if st.Stale || st.CatchingUp || st.Keys != 2 || !st.Ready {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	for id, n := range c.nodes {
+		if id != restarted {
+			if err := n.Stop(ctxFor(t, 15*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	testenv.WaitFor(t, 20*time.Second, restarted+" to lead", func() error {
+		st, err := c.client.Status(ctxFor(t, time.Second), restarted)
+		if err != nil {
+			return err
+		}
+		if st.Role != bus.RoleLeader {
+			return fmt.Errorf("role %s", st.Role)
+		}
+		return nil
+	})
+	msg, err = c.nc.Request(c.client.Subjects().Write(), body, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var retry bus.WriteReply
+	if err := bus.DecodeReply(msg.Data, &retry); err != nil {
+		t.Fatal(err)
+	}
+	if !retry.Duplicate || retry.Revision != first.Revision {
+		t.Fatalf("retry after the failover: %+v, want a duplicate of revision %d", retry, first.Revision)
+	}
+}

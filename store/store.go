@@ -441,3 +441,42 @@ func (s *Store) CaughtUp(epoch, rev uint64) {
 	s.rev = rev
 	s.gaps, s.ahead, s.noted = 0, 0, 0
 }
+
+// Requests returns, in ID order, the remembered request IDs after after
+// and the updates they produced, up to limit of them or about maxBytes of
+// keys and values (at least one). more says whether IDs remain. The IDs
+// are copied under the lock and sorted outside it.
+func (s *Store) Requests(after string, limit, maxBytes int) (out []Update, more bool) {
+	s.mu.RLock()
+	ids := make([]string, 0, len(s.requests))
+	for id := range s.requests {
+		if id > after {
+			ids = append(ids, id)
+		}
+	}
+	s.mu.RUnlock()
+	sort.Strings(ids)
+	size := 0
+	for i, id := range ids {
+		u, ok := s.Request(id)
+		if !ok {
+			continue // evicted meanwhile
+		}
+		if i > 0 && (len(out) >= limit || size+len(u.Key)+len(u.Value) > maxBytes) {
+			return out, true
+		}
+		size += len(u.Key) + len(u.Value)
+		out = append(out, u)
+	}
+	return out, false
+}
+
+// RememberRequests adds request IDs learned from the leader (a catch-up)
+// to the window, so a retry of one is applied once here too.
+func (s *Store) RememberRequests(us []Update) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, u := range us {
+		s.rememberLocked(u)
+	}
+}

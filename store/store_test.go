@@ -663,3 +663,32 @@ func TestGapCountersSaturate(t *testing.T) {
 		t.Fatalf("Missed = %d after a huge gap, want it saturated at MaxUint64", m)
 	}
 }
+
+func TestRequestsPages(t *testing.T) {
+	s := New()
+	mustNil(t, s.BeginEpoch(1, 0))
+	for i := 1; i <= 10; i++ {
+		mustNil(t, s.Apply(Update{Epoch: 1, Seq: uint64(i), Key: fmt.Sprintf("k%d", i), Value: "v", RequestID: fmt.Sprintf("r%02d", i)}))
+	}
+	var got []string
+	for after, more := "", true; more; {
+		var page []Update
+		page, more = s.Requests(after, 3, 1<<20)
+		if len(page) == 0 || len(page) > 3 {
+			t.Fatalf("page after %q has %d entries", after, len(page))
+		}
+		for _, u := range page {
+			got = append(got, u.RequestID)
+		}
+		after = page[len(page)-1].RequestID
+	}
+	if len(got) != 10 || got[0] != "r01" || got[9] != "r10" {
+		t.Fatalf("paged IDs %v", got)
+	}
+	replica := New()
+	all, _ := s.Requests("", 100, 1<<20)
+	replica.RememberRequests(all)
+	if u, ok := replica.Request("r07"); !ok || u.Seq != 7 || u.Key != "k7" {
+		t.Fatalf("replica remembers r07 as %+v, %v", u, ok)
+	}
+}
