@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -107,6 +108,9 @@ type Elector struct {
 	// test can show the lease alone stopping a leader.
 	holdEvents bool
 	members    map[string]string // election znode name -> server ID
+	// negotiated is the session timeout ZooKeeper granted in the latest
+	// connect handshake, in nanoseconds (0: none yet).
+	negotiated atomic.Int64
 }
 
 // New checks cfg, fills in defaults and returns an Elector that has not yet
@@ -168,13 +172,13 @@ func (e *Elector) SessionState() string {
 // LeaseValid reports whether this server leads and may acknowledge a write
 // now: it holds the smallest znode, its session is connected, and a round
 // trip sent on the session its znode was created in succeeded less than
-// half a session timeout ago. Check it before applying a write and again
-// before replying.
+// half the session timeout ZooKeeper granted (SessionTimeout) ago. Check
+// it before applying a write and again before replying.
 func (e *Elector) LeaseValid() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.leading && e.settled && e.connected && e.znodeSession != 0 &&
-		time.Since(e.lastOK) < e.cfg.SessionTimeout/2
+		time.Since(e.lastOK) < e.SessionTimeout()/2
 }
 
 // Run connects to ZooKeeper and takes part in the election until ctx is
@@ -192,7 +196,7 @@ func (e *Elector) Run(ctx context.Context) error {
 	defer close(e.done)
 
 	conn, events, err := zk.Connect(e.cfg.Servers, e.cfg.SessionTimeout,
-		zk.WithLogger(zkLogger{e.log}), zk.WithLogInfo(false), zk.WithEventCallback(e.onEvent))
+		zk.WithLogger(zkLogger{e.log}), zk.WithLogInfo(false), zk.WithEventCallback(e.onEvent), zk.WithDialer(e.dial))
 	if err != nil {
 		return fmt.Errorf("connect to ZooKeeper %s: %w", strings.Join(e.cfg.Servers, ","), err)
 	}
@@ -528,10 +532,11 @@ func (e *Elector) track(conn *zk.Conn, f func() error) error {
 	return err
 }
 
-// leaseLoop makes a light round trip every LeaseInterval to keep the lease
-// fresh (go-zookeeper's own pings are invisible to us).
+// leaseLoop makes a light round trip every lease interval (LeaseInterval,
+// scaled to the negotiated session timeout) to keep the lease fresh
+// (go-zookeeper's own pings are invisible to us).
 func (e *Elector) leaseLoop(ctx context.Context, conn *zk.Conn) {
-	t := time.NewTicker(e.cfg.LeaseInterval)
+	t := time.NewTimer(e.leaseInterval())
 	defer t.Stop()
 	for {
 		select {
@@ -539,6 +544,7 @@ func (e *Elector) leaseLoop(ctx context.Context, conn *zk.Conn) {
 			return
 		case <-t.C:
 		}
+		t.Reset(e.leaseInterval())
 		if !e.Connected() {
 			continue
 		}
