@@ -182,9 +182,11 @@ func (e *Elector) LeaseValid() bool {
 }
 
 // Run connects to ZooKeeper and takes part in the election until ctx is
-// done or Resign is called. It returns nil after a clean stop. On return the
-// session is closed, which deletes this server's ephemeral znodes. Run may
-// be called once.
+// done or Resign is called. It returns nil after a clean stop. With
+// Config.Auth set it first checks the ACLs of the election path and the
+// leader's parent, fixing open ones, and returns an error wrapping
+// ErrOpenACL if it cannot. On return the session is closed, which deletes
+// this server's ephemeral znodes. Run may be called once.
 func (e *Elector) Run(ctx context.Context) error {
 	e.mu.Lock()
 	if e.started {
@@ -206,6 +208,10 @@ func (e *Elector) Run(ctx context.Context) error {
 	if err := e.addAuth(ctx, conn); err != nil {
 		conn.Close()
 		return err
+	}
+	if err := e.protect(ctx, conn); err != nil {
+		conn.Close()
+		return fmt.Errorf("election: %w", err)
 	}
 
 	var wg sync.WaitGroup
