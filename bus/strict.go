@@ -52,6 +52,8 @@ func fieldsOf(v any) *fieldSet {
 	return fs
 }
 
+// newFieldSet reads t's json tags. Message types have no embedded structs,
+// whose fields encoding/json would lift to the top level.
 func newFieldSet(t reflect.Type) *fieldSet {
 	fs := &fieldSet{typeName: t.Name(), index: make(map[string]int)}
 	for i := range t.NumField() {

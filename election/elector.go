@@ -211,7 +211,7 @@ func (e *Elector) Run(ctx context.Context) error {
 	}
 	if err := e.protect(ctx, conn); err != nil {
 		conn.Close()
-		return fmt.Errorf("election: %w", err)
+		return err
 	}
 
 	var wg sync.WaitGroup
