@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -26,6 +27,25 @@ var seedBodies = []string{
 	"{\"key\":\"\xff\"}",
 	`{"epoch":1e3}`,
 	`{"key":"` + strings.Repeat("k", MaxKeyBytes+1) + `"}`,
+	// Strictness: exact names, no duplicates, no nulls, required fields.
+	`{"key":"a","value":""}`,
+	`{"key":"a","value":null}`,
+	`{"KEY":"a"}`,
+	`{"key":"a","Value":"x"}`,
+	`{"key":"a","key":"b"}`,
+	`{"key":"a","value":"1","k\u0065y":"b"}`,
+	`{"\u006bey":"a","valu\u0065":"1"}`,
+	"{\"\u212aey\":\"a\"}",
+	`{"value":"x\\\"\\","key":"a"}`,
+	`{"key":"{\"key\":null}","value":"\"value\":null"}`,
+	`{ "key" : null }`,
+	`{}`,
+	`{"kind":"put","epoch":3,"seq":12,"key":"a","time":1}`,
+	`{"kind":"put","epoch":3,"seq":12,"key":"a","leader":"n1","time":1,"ack":null}`,
+	`{"node":"n2","epoch":3,"seq":12}`,
+	`{"node":"n2","epoch":3}`,
+	`{"after":"k","limit":10}`,
+	`{"after":null}`,
 }
 
 // fuzzDecode checks the properties of Decode for one message type T:
@@ -43,6 +63,7 @@ func fuzzDecode[T comparable](f *testing.F) {
 			}
 			return
 		}
+		checkStrict(t, body, &v)
 		again := Encode(v)
 		var w T
 		if err := Decode(again, &w); err != nil {
@@ -59,3 +80,33 @@ func FuzzDecodeWriteRequest(f *testing.F) { fuzzDecode[WriteRequest](f) }
 func FuzzDecodeReadRequest(f *testing.F) { fuzzDecode[ReadRequest](f) }
 
 func FuzzDecodeUpdate(f *testing.F) { fuzzDecode[Update](f) }
+
+func FuzzDecodeAck(f *testing.F) { fuzzDecode[Ack](f) }
+
+func FuzzDecodeSnapshotRequest(f *testing.F) { fuzzDecode[SnapshotRequest](f) }
+
+// checkStrict checks, independently of Decode, that an accepted body has
+// no null, only exact field names and every required field, by reading it
+// into a map (which cannot see duplicates; Decode's own tests cover them).
+func checkStrict(t *testing.T, body []byte, v any) {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil || m == nil {
+		t.Fatalf("Decode accepted %q, which is no JSON object: %v", truncate(body, 200), err)
+	}
+	fs := fieldsOf(v)
+	for name, raw := range m {
+		n, ok := fs.index[name]
+		if !ok {
+			t.Fatalf("Decode accepted %q with field %q", truncate(body, 200), name)
+		}
+		if string(raw) == "null" {
+			t.Fatalf("Decode accepted %q with %q null", truncate(body, 200), fs.names[n])
+		}
+	}
+	for n, name := range fs.names {
+		if _, ok := m[name]; !ok && fs.required&(1<<n) != 0 {
+			t.Fatalf("Decode accepted %q without %q", truncate(body, 200), name)
+		}
+	}
+}

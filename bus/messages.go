@@ -352,7 +352,10 @@ func ValidateKey(key string) error {
 
 // Decode strictly decodes one JSON object from data into v: unknown fields,
 // trailing data, invalid UTF-8 and oversized bodies are bad_request errors.
-// If v has a Validate method, its error is returned as well.
+// When v points to a struct, field names must match its json names exactly
+// (case-sensitive), appear once and not be null, and every field without
+// omitempty must be present; each of these is a bad_request naming the
+// field. If v has a Validate method, its error is returned as well.
 func Decode(data []byte, v any) error {
 	if len(data) > MaxRequestBytes {
 		return Errorf(CodeBadRequest, "body is %d bytes, the limit is %d", len(data), MaxRequestBytes)
@@ -367,6 +370,11 @@ func Decode(data []byte, v any) error {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return Errorf(CodeBadRequest, "body has data after the JSON object")
+	}
+	if fs := fieldsOf(v); fs != nil {
+		if err := checkFields(data, fs); err != nil {
+			return err
+		}
 	}
 	if val, ok := v.(interface{ Validate() error }); ok {
 		return val.Validate()

@@ -84,3 +84,28 @@ func BenchmarkDecodeUpdateLarge(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCheckFields is the strict field pass of Decode alone, on the
+// bodies of BenchmarkDecodeWriteRequest and BenchmarkDecodeUpdateLarge.
+func BenchmarkCheckFields(b *testing.B) {
+	bodies := map[string][]byte{
+		"WriteRequest": Encode(WriteRequest{Key: "users/42/name", Value: strings.Repeat("v", 100)}),
+		"UpdateLarge":  Encode(Update{Kind: KindPut, Epoch: 3, Seq: 12345, Key: "users/42/name", Value: strings.Repeat("v", MaxValueBytes), Leader: "n1", Time: 1700000000000000000}),
+	}
+	for name, body := range bodies {
+		b.Run(name, func(b *testing.B) {
+			var v any = new(WriteRequest)
+			if name == "UpdateLarge" {
+				v = new(Update)
+			}
+			fs := fieldsOf(v)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if err := checkFields(body, fs); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -169,7 +169,7 @@ func TestDecode(t *testing.T) {
 		},
 		{name: "invalid key", body: `{"key":"","value":"1"}`, into: func() any { return new(WriteRequest) }, err: ErrInvalidKey},
 		{name: "escaped control char in key", body: `{"key":"a\u0000"}`, into: func() any { return new(ReadRequest) }, err: ErrInvalidKey},
-		{name: "null", body: `null`, into: func() any { return new(ReadRequest) }, err: ErrInvalidKey},
+		{name: "null", body: `null`, into: func() any { return new(ReadRequest) }, err: ErrBadRequest},
 		{name: "invalid update", body: `{"kind":"put","epoch":1,"seq":0,"key":"a"}`, into: func() any { return new(Update) }, err: ErrBadRequest},
 	}
 	for _, tt := range tests {

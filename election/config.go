@@ -15,9 +15,11 @@ import (
 type Config struct {
 	// Servers are the ZooKeeper servers, host:port each. Required.
 	Servers []string
-	// SessionTimeout is the ZooKeeper session timeout asked for. A crashed
-	// leader is replaced after about this long. ZooKeeper clamps it to
-	// [2, 20] × its tickTime. Default 4s.
+	// SessionTimeout is the ZooKeeper session timeout asked for. ZooKeeper
+	// clamps it to [2, 20] × its tickTime; the Elector bases its lease on
+	// the timeout granted (Elector.SessionTimeout) and logs both when they
+	// differ. A crashed leader is replaced after about the granted timeout.
+	// Default 4s.
 	SessionTimeout time.Duration
 	// Path is the parent of the election znodes, created if missing.
 	// Default "/election".
@@ -32,7 +34,9 @@ type Config struct {
 	Addr string
 	// LeaseInterval is how often the Elector makes a round trip to confirm
 	// its session. Default SessionTimeout/10. Must be below SessionTimeout/2,
-	// or the lease would lapse between checks.
+	// or the lease would lapse between checks. When ZooKeeper grants another
+	// session timeout, the interval is scaled by granted/asked, so it keeps
+	// its share of the session.
 	LeaseInterval time.Duration
 	// Auth is "user:password" for ZooKeeper digest authentication, or ""
 	// for none. With it, every znode zkv creates (the election path and its

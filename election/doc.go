@@ -31,12 +31,14 @@
 // one and goes to the back of the line.
 //
 // go-zookeeper hides its own pings, so the Elector makes a light request
-// every SessionTimeout/10 and records, on the monotonic clock, the send time
-// of each round trip that succeeded on the session its znode was created in.
-// LeaseValid is true only while the newest such time is younger than half the
-// session timeout: a leader that was paused (SIGSTOP, a long GC) or cut off
+// every tenth of the session timeout and records, on the monotonic clock,
+// the send time of each round trip that succeeded on the session its znode
+// was created in. LeaseValid is true only while the newest such time is
+// younger than half the session timeout: a leader that was paused (SIGSTOP, a long GC) or cut off
 // past that point does not acknowledge writes, even before it learns that
-// its session expired.
+// its session expired. The session timeout is the one ZooKeeper granted,
+// read from its connect reply (go-zookeeper does not export it), not the
+// one asked for: ZooKeeper clamps the request to [2, 20] × tickTime.
 //
 // A create whose reply was lost may still have succeeded. After such a
 // failure the Elector looks for its own token among the children (and checks

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -107,6 +108,9 @@ type Elector struct {
 	// test can show the lease alone stopping a leader.
 	holdEvents bool
 	members    map[string]string // election znode name -> server ID
+	// negotiated is the session timeout ZooKeeper granted in the latest
+	// connect handshake, in nanoseconds (0: none yet).
+	negotiated atomic.Int64
 
 	// The cluster record (see Record): the newest copy, what is wrong
 	// with it, the session it was last checked in, and recordReady, closed
@@ -179,19 +183,21 @@ func (e *Elector) SessionState() string {
 // LeaseValid reports whether this server leads and may acknowledge a write
 // now: it holds the smallest znode, its session is connected, and a round
 // trip sent on the session its znode was created in succeeded less than
-// half a session timeout ago. Check it before applying a write and again
-// before replying.
+// half the session timeout ZooKeeper granted (SessionTimeout) ago. Check
+// it before applying a write and again before replying.
 func (e *Elector) LeaseValid() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.leading && e.settled && e.connected && e.znodeSession != 0 &&
-		time.Since(e.lastOK) < e.cfg.SessionTimeout/2
+		time.Since(e.lastOK) < e.SessionTimeout()/2
 }
 
 // Run connects to ZooKeeper and takes part in the election until ctx is
-// done or Resign is called. It returns nil after a clean stop. On return the
-// session is closed, which deletes this server's ephemeral znodes. Run may
-// be called once.
+// done or Resign is called. It returns nil after a clean stop. With
+// Config.Auth set it first checks the ACLs of the election path and the
+// leader's parent, fixing open ones, and returns an error wrapping
+// ErrOpenACL if it cannot. On return the session is closed, which deletes
+// this server's ephemeral znodes. Run may be called once.
 func (e *Elector) Run(ctx context.Context) error {
 	e.mu.Lock()
 	if e.started {
@@ -203,7 +209,7 @@ func (e *Elector) Run(ctx context.Context) error {
 	defer close(e.done)
 
 	conn, events, err := zk.Connect(e.cfg.Servers, e.cfg.SessionTimeout,
-		zk.WithLogger(zkLogger{e.log}), zk.WithLogInfo(false), zk.WithEventCallback(e.onEvent))
+		zk.WithLogger(zkLogger{e.log}), zk.WithLogInfo(false), zk.WithEventCallback(e.onEvent), zk.WithDialer(e.dial))
 	if err != nil {
 		return fmt.Errorf("connect to ZooKeeper %s: %w", strings.Join(e.cfg.Servers, ","), err)
 	}
@@ -211,6 +217,10 @@ func (e *Elector) Run(ctx context.Context) error {
 	e.conn = conn
 	e.mu.Unlock()
 	if err := e.addAuth(ctx, conn); err != nil {
+		conn.Close()
+		return err
+	}
+	if err := e.protect(ctx, conn); err != nil {
 		conn.Close()
 		return err
 	}
@@ -539,10 +549,11 @@ func (e *Elector) track(conn *zk.Conn, f func() error) error {
 	return err
 }
 
-// leaseLoop makes a light round trip every LeaseInterval to keep the lease
-// fresh (go-zookeeper's own pings are invisible to us).
+// leaseLoop makes a light round trip every lease interval (LeaseInterval,
+// scaled to the negotiated session timeout) to keep the lease fresh
+// (go-zookeeper's own pings are invisible to us).
 func (e *Elector) leaseLoop(ctx context.Context, conn *zk.Conn) {
-	t := time.NewTicker(e.cfg.LeaseInterval)
+	t := time.NewTimer(e.leaseInterval())
 	defer t.Stop()
 	for {
 		select {
@@ -550,6 +561,7 @@ func (e *Elector) leaseLoop(ctx context.Context, conn *zk.Conn) {
 			return
 		case <-t.C:
 		}
+		t.Reset(e.leaseInterval())
 		if !e.Connected() {
 			continue
 		}

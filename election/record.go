@@ -189,6 +189,15 @@ func (e *Elector) ensureRecord(conn *zk.Conn) error {
 		problem := fmt.Sprintf("%s names cluster %s, this server belongs to cluster %s", e.cfg.RecordPath, r.ClusterID, known.ClusterID)
 		e.setRecord(Record{}, problem)
 		return fmt.Errorf("%w: %s", ErrRecordMismatch, problem)
+	case err == nil && e.cfg.Auth != "":
+		// The record holds the cluster key: with digest auth nobody else
+		// may even read it.
+		if err := e.restrictACL(conn, e.cfg.RecordPath, zk.PermAll, e.cfg.recordACL(), "anyone could read the cluster key"); err != nil {
+			e.setRecord(Record{}, err.Error())
+			return err
+		}
+		e.setRecord(r, "")
+		return nil
 	case err == nil:
 		e.setRecord(r, "")
 		return nil

@@ -1,0 +1,241 @@
+package bus
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"sync"
+)
+
+// encoding/json matches object keys to fields case-insensitively, lets a
+// later duplicate key overwrite an earlier one, treats null as "leave the
+// field alone" and cannot tell a missing field from a zero one. Decode
+// closes those holes with checkFields, one pass over the top-level object
+// of a body encoding/json has already accepted.
+//
+// The rules come from the json tags of the message type:
+//   - a key must equal a field's json name exactly (after JSON unescaping);
+//   - a key may appear once;
+//   - no value may be null;
+//   - a field whose tag has no omitempty (or omitzero) is required: it is
+//     what Encode always writes, so every body this package encodes passes.
+
+// maxStrictFields bounds the fields of a message type checkFields handles
+// (one bit each in a uint64).
+const maxStrictFields = 64
+
+// fieldSet is the top-level JSON fields of one message type.
+type fieldSet struct {
+	typeName string
+	names    []string       // json names, in field order
+	index    map[string]int // json name -> position in names
+	required uint64         // bit i set: names[i] must be present
+}
+
+// fieldSets caches a *fieldSet (or nil for a type that is not a struct)
+// per reflect.Type.
+var fieldSets sync.Map
+
+// fieldsOf returns the fields of the struct v points to, or nil when v is
+// not a pointer to a struct.
+func fieldsOf(v any) *fieldSet {
+	t := reflect.TypeOf(v)
+	if fs, ok := fieldSets.Load(t); ok {
+		return fs.(*fieldSet)
+	}
+	var fs *fieldSet
+	if t != nil && t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct {
+		fs = newFieldSet(t.Elem())
+	}
+	fieldSets.Store(t, fs)
+	return fs
+}
+
+// newFieldSet reads t's json tags. Message types have no embedded structs,
+// whose fields encoding/json would lift to the top level.
+func newFieldSet(t reflect.Type) *fieldSet {
+	fs := &fieldSet{typeName: t.Name(), index: make(map[string]int)}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "" {
+			name = f.Name
+		}
+		n := len(fs.names)
+		fs.names = append(fs.names, name)
+		fs.index[name] = n
+		if n < maxStrictFields && !hasOption(opts, "omitempty") && !hasOption(opts, "omitzero") {
+			fs.required |= 1 << n
+		}
+	}
+	return fs
+}
+
+func hasOption(opts, want string) bool {
+	for opts != "" {
+		var o string
+		o, opts, _ = strings.Cut(opts, ",")
+		if o == want {
+			return true
+		}
+	}
+	return false
+}
+
+// checkFields applies the strict rules to data, a body that encoding/json
+// already decoded as one JSON value followed by nothing but whitespace.
+func checkFields(data []byte, fs *fieldSet) error {
+	if len(fs.names) > maxStrictFields {
+		return Errorf(CodeInternal, "message type %s has %d fields, strict decoding handles %d", fs.typeName, len(fs.names), maxStrictFields)
+	}
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return Errorf(CodeBadRequest, "body is not a JSON object")
+	}
+	i++
+	var seen uint64
+	for {
+		i = skipSpace(data, i)
+		if i < len(data) && data[i] == ',' {
+			i = skipSpace(data, i+1)
+		}
+		if i >= len(data) {
+			return Errorf(CodeBadRequest, "body is not a valid JSON object")
+		}
+		if data[i] == '}' {
+			break
+		}
+		end := stringEnd(data, i)
+		if data[i] != '"' || end < 0 {
+			return Errorf(CodeBadRequest, "body is not a valid JSON object")
+		}
+		raw := data[i+1 : end-1]
+		n, ok := fs.index[string(raw)]
+		if !ok && bytes.IndexByte(raw, '\\') >= 0 {
+			var name string
+			if json.Unmarshal(data[i:end], &name) == nil {
+				n, ok = fs.index[name]
+				raw = []byte(name)
+			}
+		}
+		if !ok {
+			return unknownField(fs, string(raw))
+		}
+		if seen&(1<<n) != 0 {
+			return Errorf(CodeBadRequest, "duplicate field %q", fs.names[n])
+		}
+		seen |= 1 << n
+		i = skipSpace(data, end)
+		if i >= len(data) || data[i] != ':' {
+			return Errorf(CodeBadRequest, "body is not a valid JSON object")
+		}
+		i = skipSpace(data, i+1)
+		if i < len(data) && data[i] == 'n' {
+			return Errorf(CodeBadRequest, "field %q is null; omit it or give a value", fs.names[n])
+		}
+		if i = skipValue(data, i); i < 0 {
+			return Errorf(CodeBadRequest, "body is not a valid JSON object")
+		}
+	}
+	if missing := fs.required &^ seen; missing != 0 {
+		for n, name := range fs.names {
+			if missing&(1<<n) != 0 {
+				return Errorf(CodeBadRequest, "missing required field %q", name)
+			}
+		}
+	}
+	return nil
+}
+
+// unknownField names a key that is no field of fs, and the field it
+// differs from only by case, if any.
+func unknownField(fs *fieldSet, key string) error {
+	for _, name := range fs.names {
+		if strings.EqualFold(name, key) {
+			return Errorf(CodeBadRequest, "field %q: field names are case-sensitive, want %q", key, name)
+		}
+	}
+	return Errorf(CodeBadRequest, "unknown field %q", key)
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) {
+		switch data[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// stringEnd returns the index just past the JSON string starting at
+// data[i], or -1 if it does not end.
+func stringEnd(data []byte, i int) int {
+	j := i + 1
+	for {
+		k := bytes.IndexByte(data[j:], '"')
+		if k < 0 {
+			return -1
+		}
+		k += j
+		// The quote is escaped if an odd run of backslashes precedes it.
+		b := k - 1
+		for b > i && data[b] == '\\' {
+			b--
+		}
+		if (k-1-b)%2 == 0 {
+			return k + 1
+		}
+		j = k + 1
+	}
+}
+
+// skipValue returns the index just past the JSON value starting at data[i],
+// or -1 if it does not end.
+func skipValue(data []byte, i int) int {
+	if i >= len(data) {
+		return -1
+	}
+	switch data[i] {
+	case '"':
+		return stringEnd(data, i)
+	case '{', '[':
+		depth := 0
+		for i < len(data) {
+			switch data[i] {
+			case '"':
+				if i = stringEnd(data, i); i < 0 {
+					return -1
+				}
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return -1
+	}
+	for i < len(data) {
+		switch data[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+		i++
+	}
+	return i
+}

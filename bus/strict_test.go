@@ -1,0 +1,198 @@
+package bus
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// field is one key and raw JSON value of a test body.
+type field struct{ name, value string }
+
+func objectOf(fields ...field) string {
+	parts := make([]string, len(fields))
+	for i, f := range fields {
+		parts[i] = `"` + f.name + `":` + f.value
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}
+
+// strictTypes is every message type Decode reads, with a body giving every
+// field a valid value and the names of the required fields.
+var strictTypes = []struct {
+	name     string
+	into     func() any
+	full     []field
+	required []string
+}{
+	{
+		name:     "WriteRequest",
+		into:     func() any { return new(WriteRequest) },
+		full:     []field{{"key", `"a"`}, {"value", `"1"`}, {"request_id", `"r1"`}, {"acks", `"all"`}},
+		required: []string{"key", "value"},
+	},
+	{
+		name:     "ReadRequest",
+		into:     func() any { return new(ReadRequest) },
+		full:     []field{{"key", `"a"`}, {"consistency", `"min_revision"`}, {"min_revision", `3`}, {"wait_ms", `10`}},
+		required: []string{"key"},
+	},
+	{
+		name: "Update",
+		into: func() any { return new(Update) },
+		full: []field{{"kind", `"put"`}, {"epoch", `3`}, {"seq", `12`}, {"key", `"a"`}, {"value", `"1"`},
+			{"leader", `"n1"`}, {"time", `1`}, {"request_id", `"r1"`}, {"ack", `true`}},
+		required: []string{"kind", "epoch", "seq", "leader", "time"},
+	},
+	{
+		name:     "Ack",
+		into:     func() any { return new(Ack) },
+		full:     []field{{"node", `"n2"`}, {"epoch", `3`}, {"seq", `12`}},
+		required: []string{"node", "epoch", "seq"},
+	},
+	{
+		name: "SnapshotRequest",
+		into: func() any { return new(SnapshotRequest) },
+		full: []field{{"after", `"k"`}, {"limit", `10`}},
+	},
+}
+
+// TestDecodeStrictFields checks every rule on every field of every message
+// type: a body with all fields decodes, one with only the required fields
+// decodes, and a case-variant name, a duplicate, a null or a missing
+// required field is a bad_request naming the field.
+func TestDecodeStrictFields(t *testing.T) {
+	for _, typ := range strictTypes {
+		t.Run(typ.name, func(t *testing.T) {
+			required := map[string]bool{}
+			var minimal []field
+			for _, f := range typ.full {
+				if contains(typ.required, f.name) {
+					required[f.name] = true
+					minimal = append(minimal, f)
+				}
+			}
+			if got := requiredNames(typ.into()); !reflect.DeepEqual(got, typ.required) {
+				t.Fatalf("required fields %q, want %q", got, typ.required)
+			}
+			// ok checks the strict rules alone: some valid shapes fail the
+			// type's own Validate (an update without a key).
+			ok := func(name, body string) {
+				t.Run(name, func(t *testing.T) {
+					if err := checkFields([]byte(body), fieldsOf(typ.into())); err != nil {
+						t.Errorf("checkFields(%s) = %v", body, err)
+					}
+				})
+			}
+			bad := func(name, body, field string) {
+				t.Run(name, func(t *testing.T) {
+					err := Decode([]byte(body), typ.into())
+					if !errors.Is(err, ErrBadRequest) {
+						t.Fatalf("Decode(%s) = %v, want bad_request", body, err)
+					}
+					if !strings.Contains(err.Error(), `"`+field+`"`) {
+						t.Errorf("Decode(%s) = %v, want the message to name %q", body, err, field)
+					}
+				})
+			}
+			if err := Decode([]byte(objectOf(typ.full...)), typ.into()); err != nil {
+				t.Fatalf("Decode(%s) = %v", objectOf(typ.full...), err)
+			}
+			ok("required fields only", objectOf(minimal...))
+			for i, f := range typ.full {
+				others := append(append([]field{}, typ.full[:i]...), typ.full[i+1:]...)
+				upper := strings.ToUpper(f.name)
+				title := strings.ToUpper(f.name[:1]) + f.name[1:]
+				bad(f.name+" upper case", objectOf(append(others, field{upper, f.value})...), upper)
+				bad(f.name+" title case", objectOf(append(others, field{title, f.value})...), title)
+				bad(f.name+" duplicate", objectOf(append(typ.full, f)...), f.name)
+				bad(f.name+" null", objectOf(append(others, field{f.name, "null"})...), f.name)
+				bad(f.name+" null with spaces", strings.Replace(objectOf(typ.full...), `"`+f.name+`":`+f.value, `"`+f.name+`" :  null `, 1), f.name)
+				if required[f.name] {
+					bad(f.name+" missing", objectOf(others...), f.name)
+				} else {
+					ok(f.name+" omitted", objectOf(others...))
+				}
+			}
+		})
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func requiredNames(v any) []string {
+	fs := fieldsOf(v)
+	var names []string
+	for n, name := range fs.names {
+		if fs.required&(1<<n) != 0 {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// TestDecodeStrictExamples are the bodies named in the protocol document.
+func TestDecodeStrictExamples(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		into func() any
+		want any    // the decoded value when msg is ""
+		msg  string // a part of the bad_request message
+	}{
+		{name: "explicit empty value", body: `{"key":"a","value":""}`, into: func() any { return new(WriteRequest) }, want: &WriteRequest{Key: "a"}},
+		{name: "escaped field name", body: `{"\u006bey":"a","valu\u0065":"1"}`, into: func() any { return new(WriteRequest) }, want: &WriteRequest{Key: "a", Value: "1"}},
+		{name: "escaped quote before a key", body: `{"value":"x\\\"\\","key":"a"}`, into: func() any { return new(WriteRequest) }, want: &WriteRequest{Key: "a", Value: `x\"\`}},
+		{name: "keys inside values are not fields", body: `{"key":"{\"key\":null}","value":"\"value\":null"}`, into: func() any { return new(WriteRequest) }, want: &WriteRequest{Key: `{"key":null}`, Value: `"value":null`}},
+		{name: "write without value", body: `{"key":"a"}`, into: func() any { return new(WriteRequest) }, msg: `missing required field "value"`},
+		{name: "write without key", body: `{"value":"1"}`, into: func() any { return new(WriteRequest) }, msg: `missing required field "key"`},
+		{name: "empty object", body: `{}`, into: func() any { return new(WriteRequest) }, msg: `missing required field "key"`},
+		{name: "null value", body: `{"key":"a","value":null}`, into: func() any { return new(WriteRequest) }, msg: `field "value" is null`},
+		{name: "upper-case key", body: `{"KEY":"a"}`, into: func() any { return new(ReadRequest) }, msg: `field "KEY": field names are case-sensitive, want "key"`},
+		{name: "title-case value", body: `{"key":"a","Value":"x"}`, into: func() any { return new(WriteRequest) }, msg: `want "value"`},
+		{name: "escaped upper-case key", body: `{"\u004bey":"a","value":"1"}`, into: func() any { return new(WriteRequest) }, msg: `field "Key"`},
+		{name: "kelvin sign", body: "{\"\u212aey\":\"a\"}", into: func() any { return new(ReadRequest) }, msg: `want "key"`},
+		{name: "duplicate key", body: `{"key":"a","key":"b"}`, into: func() any { return new(ReadRequest) }, msg: `duplicate field "key"`},
+		{name: "duplicate through an escape", body: `{"key":"a","value":"1","k\u0065y":"b"}`, into: func() any { return new(WriteRequest) }, msg: `duplicate field "key"`},
+		{name: "null body", body: `null`, into: func() any { return new(SnapshotRequest) }, msg: `not a JSON object`},
+		{name: "update without leader", body: `{"kind":"put","epoch":3,"seq":12,"key":"a","time":1}`, into: func() any { return new(Update) }, msg: `missing required field "leader"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := tt.into()
+			err := Decode([]byte(tt.body), v)
+			if tt.msg == "" {
+				if err != nil {
+					t.Fatalf("Decode = %v", err)
+				}
+				if !reflect.DeepEqual(v, tt.want) {
+					t.Errorf("got %+v, want %+v", v, tt.want)
+				}
+				return
+			}
+			if !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), tt.msg) {
+				t.Errorf("Decode = %v, want bad_request with %q", err, tt.msg)
+			}
+		})
+	}
+}
+
+// DecodeReply stays tolerant: replies from newer servers may carry fields
+// this client does not know, or in another case.
+func TestDecodeReplyTolerant(t *testing.T) {
+	var r WriteReply
+	if err := DecodeReply([]byte(`{"ok":true,"Key":"a","revision":2,"extra":null,"revision":3}`), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Key != "a" || r.Revision != 3 {
+		t.Errorf("got %+v", r)
+	}
+}
