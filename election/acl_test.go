@@ -66,6 +66,11 @@ func TestACLProtectsElectionZnodes(t *testing.T) {
 				_, err := other.Set("/zkv/leader", []byte(`{"id":"evil","epoch":999}`), -1)
 				return err
 			}()},
+			{"read the cluster key", func() error {
+				_, _, err := other.Get("/zkv/election-cluster")
+				return err
+			}()},
+			{"replace the cluster record", other.Delete("/zkv/election-cluster", -1)},
 		}
 		for _, a := range attempts {
 			if !errors.Is(a.err, zk.ErrNoAuth) {
