@@ -111,6 +111,11 @@ type Elector struct {
 	// negotiated is the session timeout ZooKeeper granted in the latest
 	// connect handshake, in nanoseconds (0: none yet).
 	negotiated atomic.Int64
+	// gen numbers the connections Run made; events of older ones are
+	// ignored. unusableSince is when the session last stopped being usable
+	// (or the connection was made).
+	gen           atomic.Uint64
+	unusableSince time.Time
 
 	// The cluster record (see Record): the newest copy, what is wrong
 	// with it, the session it was last checked in, and recordReady, closed
@@ -208,22 +213,37 @@ func (e *Elector) Run(ctx context.Context) error {
 	e.mu.Unlock()
 	defer close(e.done)
 
+	for {
+		fresh, err := e.session(ctx)
+		if !fresh {
+			return err
+		}
+		e.log.Warn("ZooKeeper did not take this client back: starting over on a new connection (an emptied or replaced ZooKeeper refuses a client that has seen newer transactions)",
+			"unreachable_for", e.stuckAfter().String())
+	}
+}
+
+// stuckAfter is how long the session may be unusable before session gives
+// up the connection for a new one: twice the session timeout, by when
+// ZooKeeper has expired the session anyway.
+func (e *Elector) stuckAfter() time.Duration { return max(2*e.cfg.SessionTimeout, 2*time.Second) }
+
+// session takes part in the election over one ZooKeeper connection until
+// ctx ends, Resign is called, or the connection stays unusable for
+// stuckAfter, in which case it returns fresh=true so Run dials again with
+// no memory of the old server's transactions.
+func (e *Elector) session(ctx context.Context) (fresh bool, err error) {
+	gen := e.gen.Add(1)
 	conn, events, err := zk.Connect(e.cfg.Servers, e.cfg.SessionTimeout,
-		zk.WithLogger(zkLogger{e.log}), zk.WithLogInfo(false), zk.WithEventCallback(e.onEvent), zk.WithDialer(e.dial))
+		zk.WithLogger(zkLogger{e.log}), zk.WithLogInfo(false),
+		zk.WithEventCallback(func(ev zk.Event) { e.onEvent(gen, ev) }), zk.WithDialer(e.dial))
 	if err != nil {
-		return fmt.Errorf("connect to ZooKeeper %s: %w", strings.Join(e.cfg.Servers, ","), err)
+		return false, fmt.Errorf("connect to ZooKeeper %s: %w", strings.Join(e.cfg.Servers, ","), err)
 	}
 	e.mu.Lock()
 	e.conn = conn
+	e.unusableSince = time.Now()
 	e.mu.Unlock()
-	if err := e.addAuth(ctx, conn); err != nil {
-		conn.Close()
-		return err
-	}
-	if err := e.protect(ctx, conn); err != nil {
-		conn.Close()
-		return err
-	}
 
 	var wg sync.WaitGroup
 	goFunc := func(f func()) {
@@ -245,22 +265,60 @@ func (e *Elector) Run(ctx context.Context) error {
 			cancel()
 		}
 	})
-	goFunc(func() { e.leaseLoop(loopCtx, conn) })
-	goFunc(func() { e.watchLeader(loopCtx, conn) })
-	goFunc(func() { e.watchMembers(loopCtx, conn) })
-
-	err = e.campaign(loopCtx, conn)
+	var stuck atomic.Bool
+	goFunc(func() {
+		if e.waitStuck(loopCtx) {
+			stuck.Store(true)
+			cancel()
+			conn.Close() // ends calls waiting for a connection
+		}
+	})
+	err = e.addAuth(loopCtx, conn)
+	if err == nil {
+		err = e.protect(loopCtx, conn)
+	}
+	if err == nil && loopCtx.Err() == nil {
+		goFunc(func() { e.leaseLoop(loopCtx, conn) })
+		goFunc(func() { e.watchLeader(loopCtx, conn) })
+		goFunc(func() { e.watchMembers(loopCtx, conn) })
+		err = e.campaign(loopCtx, conn)
+	}
+	failed := err != nil && loopCtx.Err() == nil // not just stopped
 	cancel()
 	conn.Close()
 	wg.Wait()
 	e.mu.Lock()
-	e.leading, e.connected, e.znode = false, false, ""
+	e.leading, e.connected, e.znode, e.znodeSession, e.settled = false, false, "", 0, false
 	e.emitLocked()
+	resigning := e.resigning
 	e.mu.Unlock()
-	if err != nil && loopCtx.Err() == nil {
-		return err
+	if stuck.Load() && ctx.Err() == nil && !resigning {
+		return true, nil
 	}
-	return nil
+	if failed {
+		return false, err
+	}
+	return false, nil
+}
+
+// waitStuck reports true once the session has been unusable for
+// stuckAfter, or false when ctx ends.
+func (e *Elector) waitStuck(ctx context.Context) bool {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+		e.mu.Lock()
+		stuck := !e.connected && time.Since(e.unusableSince) > e.stuckAfter()
+		e.mu.Unlock()
+		if stuck {
+			return true
+		}
+	}
 }
 
 // addAuth adds the digest credentials before anything is created, retrying
@@ -436,8 +494,9 @@ func (e *Elector) Announce(ctx context.Context, data LeaderData) error {
 }
 
 // onEvent runs on go-zookeeper's goroutine for every event; it must not block.
-func (e *Elector) onEvent(ev zk.Event) {
-	if ev.Type != zk.EventSession {
+// Events of a connection given up (gen is not the newest) are ignored.
+func (e *Elector) onEvent(gen uint64, ev zk.Event) {
+	if ev.Type != zk.EventSession || gen != e.gen.Load() {
 		return
 	}
 	e.mu.Lock()
@@ -449,6 +508,9 @@ func (e *Elector) onEvent(ev zk.Event) {
 	e.state = ev.State
 	wasConnected := e.connected
 	e.connected = ev.State == zk.StateHasSession
+	if wasConnected && !e.connected {
+		e.unusableSince = time.Now()
+	}
 	switch ev.State {
 	case zk.StateHasSession:
 		// The session may be the old one (our znode lives) or a new one after
