@@ -331,6 +331,9 @@ func statusAction(c *cli.Context) error {
 		err = printJSON(c.App.Writer, statuses)
 	} else {
 		err = writeStatusTable(c.App.Writer, statuses)
+		for _, w := range statusWarnings(statuses) {
+			fmt.Fprintln(c.App.ErrWriter, "kvctl: "+w)
+		}
 	}
 	if err != nil {
 		return err

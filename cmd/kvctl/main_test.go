@@ -63,22 +63,22 @@ func TestWriteStatusTable(t *testing.T) {
 	}{
 		{
 			name: "empty",
-			want: "NODE  ROLE  EPOCH  LEADER  APPLIED  KEYS  STALE  ZOOKEEPER  NATS\n",
+			want: "NODE  ROLE  EPOCH  LEADER  APPLIED  KEYS  STALE  BEHIND  READY  ZOOKEEPER  NATS\n",
 		},
 		{
 			name: "cluster with an unreachable node",
 			statuses: []bus.Status{
-				{Node: "n1", Role: bus.RoleLeader, Epoch: 3, Leader: "n1", AppliedSeq: 12, Keys: 4, ZooKeeper: "connected", NATS: "connected"},
+				{Node: "n1", Role: bus.RoleLeader, Epoch: 3, Leader: "n1", AppliedSeq: 12, Keys: 4, LostRevisions: 7, Ready: true, ZooKeeper: "connected", NATS: "connected"},
 				{Node: "n2", Role: bus.RoleUnreachable},
-				{Node: "n3", Role: bus.RoleFollower, Epoch: 3, Leader: "n1", AppliedSeq: 11, Keys: 4, Stale: true, ZooKeeper: "connected", NATS: "connected"},
+				{Node: "n3", Role: bus.RoleFollower, Epoch: 3, Leader: "n1", AppliedSeq: 11, Keys: 4, Stale: true, BehindRecord: 1, Ready: true, ZooKeeper: "connected", NATS: "connected"},
 				{Node: "n4", Role: bus.RoleCandidate},
 			},
 			want: "" +
-				"NODE  ROLE         EPOCH  LEADER  APPLIED  KEYS  STALE  ZOOKEEPER  NATS\n" +
-				"n1    leader       3      n1      12       4     no     connected  connected\n" +
-				"n2    unreachable  -      -       -        -     -      -          -\n" +
-				"n3    follower     3      n1      11       4     yes    connected  connected\n" +
-				"n4    candidate    0      -       0        0     no     -          -\n",
+				"NODE  ROLE         EPOCH  LEADER  APPLIED  KEYS  STALE  BEHIND  READY  ZOOKEEPER  NATS\n" +
+				"n1    leader       3      n1      12       4     no     lost 7  yes    connected  connected\n" +
+				"n2    unreachable  -      -       -        -     -      -       -      -          -\n" +
+				"n3    follower     3      n1      11       4     yes    1       yes    connected  connected\n" +
+				"n4    candidate    0      -       0        0     no     0       no     -          -\n",
 		},
 	}
 	for _, tt := range tests {
@@ -294,9 +294,9 @@ func TestCommands(t *testing.T) {
 		{"get invalid key", []string{"get", "--", "a\nb"}, ExitError, "", "error: invalid_key:"},
 		{
 			"status", []string{"status"}, ExitError,
-			"NODE  ROLE         EPOCH  LEADER  APPLIED  KEYS  STALE  ZOOKEEPER  NATS\n" +
-				"n1    leader       3      n1      12       1     no     connected  connected\n" +
-				"n2    unreachable  -      -       -        -     -      -          -\n",
+			"NODE  ROLE         EPOCH  LEADER  APPLIED  KEYS  STALE  BEHIND  READY  ZOOKEEPER  NATS\n" +
+				"n1    leader       3      n1      12       1     no     0       no     connected  connected\n" +
+				"n2    unreachable  -      -       -        -     -      -       -      -          -\n",
 			"error: unavailable:",
 		},
 	}

@@ -41,17 +41,48 @@ func notFound(r bus.ReadReply) string {
 // writeStatusTable writes statuses as a table with a header line.
 func writeStatusTable(w io.Writer, statuses []bus.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tROLE\tEPOCH\tLEADER\tAPPLIED\tKEYS\tSTALE\tZOOKEEPER\tNATS")
+	fmt.Fprintln(tw, "NODE\tROLE\tEPOCH\tLEADER\tAPPLIED\tKEYS\tSTALE\tBEHIND\tREADY\tZOOKEEPER\tNATS")
 	for _, s := range statuses {
 		if s.Role == bus.RoleUnreachable {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\n", s.Node, s.Role)
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", s.Node, s.Role)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%s\t%s\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
 			s.Node, orDash(s.Role), s.Epoch, orDash(s.Leader), s.AppliedSeq, s.Keys,
-			yesNo(s.Stale), orDash(s.ZooKeeper), orDash(s.NATS))
+			yesNo(s.Stale), behind(s), yesNo(s.Ready), orDash(s.ZooKeeper), orDash(s.NATS))
 	}
 	return tw.Flush()
+}
+
+// behind says how far a copy is below the cluster record: revisions it
+// lacks, or, for a leader, the acknowledged revisions it took over
+// without ("lost N").
+func behind(s bus.Status) string {
+	if s.LostRevisions > 0 {
+		return fmt.Sprintf("lost %d", s.LostRevisions)
+	}
+	return strconv.FormatUint(s.BehindRecord, 10)
+}
+
+// statusWarnings are the lines status prints on stderr under the table:
+// what makes a node unready, and trust problems.
+func statusWarnings(statuses []bus.Status) []string {
+	var out []string
+	for _, s := range statuses {
+		if s.Role == bus.RoleUnreachable {
+			continue
+		}
+		if s.NotReady != "" {
+			out = append(out, fmt.Sprintf("%s: not ready: %s", s.Node, s.NotReady))
+		}
+		if n := s.RejectedUnsigned + s.RejectedForged; n > 0 {
+			out = append(out, fmt.Sprintf("%s: dropped %d unsigned or forged server messages", s.Node, n))
+		}
+		if s.LostRevisions > 0 {
+			out = append(out, fmt.Sprintf("%s: took over without %d acknowledged revisions (the cluster record is at %d): those writes are lost", s.Node, s.LostRevisions, s.RecordRevision))
+		}
+	}
+	return out
 }
 
 // unreachable lists the nodes that did not answer.
