@@ -226,6 +226,10 @@ type Status struct {
 	NATS       string `json:"nats"`
 	HTTP       string `json:"http,omitempty"`
 	Znode      string `json:"znode,omitempty"`
+
+	// HTTPWarning warns that the HTTP API is open to the network without
+	// authentication ("" when it is not).
+	HTTPWarning string `json:"http_warning,omitempty"`
 }
 
 // Update kinds on the replication subject.
