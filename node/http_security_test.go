@@ -300,6 +300,44 @@ func TestHTTPSecured(t *testing.T) {
 		}
 	})
 
+	t.Run("kvctl over HTTPS", func(t *testing.T) {
+		kvctl := func(env []string, args ...string) (int, string) {
+			t.Helper()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, testenv.Binaries(t).KVCtl, append([]string{"--http", n.URL(), "--http-ca", pki.CA}, args...)...)
+			cmd.Env = append(os.Environ(), env...)
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			if err != nil && !errors.As(err, &exit) {
+				t.Fatalf("kvctl %v: %v", args, err)
+			}
+			return cmd.ProcessState.ExitCode(), string(out)
+		}
+		asAlice := []string{"ZKV_HTTP_USER=alice", "ZKV_HTTP_PASSWORD=" + alicePW}
+		if code, out := kvctl(asAlice, "put", "k", "v1"); code != 0 || !strings.Contains(out, "OK k revision=") {
+			t.Errorf("put: exit %d: %s", code, out)
+		}
+		if code, out := kvctl(nil, "--http-user", "bob", "--http-password", bobPW, "get", "k"); code != 0 || out != "v1\n" {
+			t.Errorf("get as bob: exit %d: %q", code, out)
+		}
+		if code, out := kvctl([]string{"ZKV_HTTP_TOKEN=" + ciToken}, "status"); code != 0 || !strings.Contains(out, "leader") {
+			t.Errorf("status with a token: exit %d: %s", code, out)
+		}
+		if code, out := kvctl([]string{"ZKV_HTTP_TOKEN=" + ciToken}, "get", "missing"); code != 3 {
+			t.Errorf("get missing: exit %d, want 3: %s", code, out)
+		}
+		if code, out := kvctl(nil, "--http-user", "bob", "--http-password", bobPW, "put", "k", "v2"); code != 1 || !strings.Contains(out, "forbidden") {
+			t.Errorf("put as bob: exit %d: %s", code, out)
+		}
+		if code, out := kvctl(nil, "--http-user", "alice", "--http-password", "wrong-pw", "get", "k"); code != 1 || !strings.Contains(out, "unauthorized") {
+			t.Errorf("wrong password: exit %d: %s", code, out)
+		}
+		if code, out := kvctl(nil, "--http-ca", "", "get", "k"); code != 1 {
+			t.Errorf("without the CA: exit %d, want 1: %s", code, out)
+		}
+	})
+
 	t.Run("SIGHUP", func(t *testing.T) {
 		serial := func() (string, error) {
 			conn, err := tls.Dial("tcp", n.HTTPAddr(), clientTLS)
