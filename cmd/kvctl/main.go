@@ -386,6 +386,11 @@ func statusAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, st := range statuses {
+		if st.HTTPWarning != "" {
+			fmt.Fprintf(c.App.ErrWriter, "kvctl: warning: %s: %s\n", st.Node, st.HTTPWarning)
+		}
+	}
 	if down := unreachable(statuses); len(down) > 0 {
 		return failure(fmt.Errorf("%w: %d of %d nodes did not answer: %v", bus.ErrUnavailable, len(down), len(statuses), down))
 	}
