@@ -416,6 +416,7 @@ func TestHTTPClientCertificates(t *testing.T) {
 	h.waitLeader("")
 	h.must("PUT", "/v1/kv/a", "", "1", http.StatusOK)
 	h.must("GET", "/v1/kv/a", "", "", http.StatusOK)
+	h.must("GET", "/debug/pprof/", "", "", http.StatusNotFound) // off without --http-pprof
 	if err := n.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
