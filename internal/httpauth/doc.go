@@ -6,8 +6,8 @@
 // The auth file has one user per line, three fields separated by spaces:
 //
 //	# name     role       secret hash
-//	alice      readwrite  bcrypt:$2a$10$...
-//	dashboard  read       sha256:5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8
+//	alice      readwrite  bcrypt:$2a$10$(53 more characters)
+//	dashboard  read       sha256:(64 hex digits: the SHA-256 of a random token)
 //
 // A bcrypt hash is for a password chosen by a person: it is slow on
 // purpose, so a stolen file is slow to crack. A sha256 hash is for a random
