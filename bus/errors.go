@@ -23,6 +23,8 @@ const (
 	CodeTimeout       Code = "timeout"         // the operation did not finish before its deadline
 	CodeStale         Code = "stale"           // a min_revision read's node had not applied the revision in time
 	CodeInternal      Code = "internal"        // a bug or unexpected failure
+	CodeUnauthorized  Code = "unauthorized"    // HTTP: no valid credentials (with an auth file)
+	CodeForbidden     Code = "forbidden"       // HTTP: the user's role does not allow the request
 )
 
 // Sentinel errors, one per code. A decoded *Error matches its sentinel with
@@ -38,6 +40,8 @@ var (
 	ErrTimeout       = errors.New("timeout")
 	ErrStale         = errors.New("stale copy")
 	ErrInternal      = errors.New("internal error")
+	ErrUnauthorized  = errors.New("unauthorized")
+	ErrForbidden     = errors.New("forbidden")
 )
 
 // codes is the one table that maps wire codes to sentinels and HTTP statuses.
@@ -54,12 +58,15 @@ var codes = map[Code]struct {
 	CodeTimeout:       {ErrTimeout, http.StatusGatewayTimeout},
 	CodeStale:         {ErrStale, http.StatusServiceUnavailable},
 	CodeInternal:      {ErrInternal, http.StatusInternalServerError},
+	CodeUnauthorized:  {ErrUnauthorized, http.StatusUnauthorized},
+	CodeForbidden:     {ErrForbidden, http.StatusForbidden},
 }
 
 // Codes returns every defined code, for documentation and tests.
 func Codes() []Code {
 	return []Code{CodeBadRequest, CodeInvalidKey, CodeValueTooLarge, CodeNotLeader,
-		CodeNoLeader, CodeUnavailable, CodeTimeout, CodeStale, CodeInternal}
+		CodeNoLeader, CodeUnavailable, CodeTimeout, CodeStale, CodeInternal,
+		CodeUnauthorized, CodeForbidden}
 }
 
 // Error is the error body of the wire protocol. It implements error, and

@@ -21,6 +21,8 @@ var sentinels = map[Code]error{
 	CodeTimeout:       ErrTimeout,
 	CodeStale:         ErrStale,
 	CodeInternal:      ErrInternal,
+	CodeUnauthorized:  ErrUnauthorized,
+	CodeForbidden:     ErrForbidden,
 }
 
 func TestCodesCoverSentinels(t *testing.T) {
@@ -178,6 +180,8 @@ func TestHTTPStatus(t *testing.T) {
 		{CodeTimeout, http.StatusGatewayTimeout},
 		{CodeStale, http.StatusServiceUnavailable},
 		{CodeInternal, http.StatusInternalServerError},
+		{CodeUnauthorized, http.StatusUnauthorized},
+		{CodeForbidden, http.StatusForbidden},
 		{Code("no_such_code"), http.StatusInternalServerError},
 		{Code(""), http.StatusInternalServerError},
 	}

@@ -230,6 +230,10 @@ type Status struct {
 	HTTP       string `json:"http,omitempty"`
 	Znode      string `json:"znode,omitempty"`
 
+	// HTTPWarning warns that the HTTP API is open to the network without
+	// authentication ("" when it is not).
+	HTTPWarning string `json:"http_warning,omitempty"`
+
 	// Cluster is the cluster id from the cluster record in ZooKeeper.
 	Cluster string `json:"cluster,omitempty"`
 	// RecordRevision is the cluster record's lower bound on the highest

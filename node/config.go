@@ -20,6 +20,22 @@ type Config struct {
 	ID string
 	// HTTPAddr is the host:port of the HTTP API; "" disables it.
 	HTTPAddr string
+	// HTTPTLSCert and HTTPTLSKey are PEM files of the HTTP API's
+	// certificate (chain) and private key: both or neither. Set, the API
+	// speaks HTTPS only. Re-read by ReloadHTTP.
+	HTTPTLSCert, HTTPTLSKey string
+	// HTTPTLSClientCA is a PEM file of CAs; set, every HTTP client must
+	// present a certificate one of them signed, or the TLS handshake
+	// fails. Needs HTTPTLSCert. Re-read by ReloadHTTP.
+	HTTPTLSClientCA string
+	// HTTPAuthFile is the auth file of the HTTP API (see package
+	// httpauth); set, every /v1 request needs a user's credentials and
+	// writes need the readwrite role. Re-read by ReloadHTTP.
+	HTTPAuthFile string
+	// HTTPPprof serves /debug/pprof on the HTTP API (readwrite users only
+	// with HTTPAuthFile). Refused on a non-loopback address unless
+	// HTTPAuthFile or HTTPTLSClientCA authenticates its callers.
+	HTTPPprof bool
 	// AdvertiseAddr is the HTTP address other people and servers are told
 	// (election znode, leader znode, status). Default: HTTPAddr, with this
 	// machine's host name instead of an unspecified host (0.0.0.0, ::).
@@ -168,6 +184,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("http address %q: %w", c.HTTPAddr, err))
 		}
 	}
+	errs = append(errs, c.validateHTTPSecurity()...)
 	if c.ForwardTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("forward timeout %s must be positive", c.ForwardTimeout))
 	}

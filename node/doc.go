@@ -29,6 +29,17 @@
 // first; requests already queued are answered not_leader, because the
 // handler checks the lease and epoch itself.
 //
+// # The HTTP face
+//
+// The HTTP API (http.go) serves the same reads and writes. Its security
+// (http_security.go, http_tls.go, http_auth.go) is loaded by New and
+// replaced whole by ReloadHTTP: TLS with an optional client CA, taken per
+// handshake from an atomic pointer; users of an auth file checked by an
+// httpauth.Verifier, whose bcrypt work is bounded so bad credentials cannot
+// slow the server. Every /v1 request carries a deadline a little shorter
+// than the server's write timeout and longer than its longest wait, so a
+// JSON answer is always written.
+//
 // # Lifetimes
 //
 // Server.Run owns every goroutine it starts and returns only when they have

@@ -1,11 +1,15 @@
 package node
 
 import (
+	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"zkv/bus"
@@ -17,9 +21,22 @@ const (
 	httpReadTimeout       = 10 * time.Second
 	httpIdleTimeout       = 60 * time.Second
 	httpMaxHeaderBytes    = 16 << 10
+	// httpReplyMargin is the time left, after a /v1 request's deadline,
+	// to write its reply before the server's write timeout cuts the
+	// connection: an answer, even an error, is always sent.
+	httpReplyMargin = 2 * time.Second
 )
 
-// startHTTP serves the HTTP API on the bound listener:
+// httpBudget is how long a /v1 request may take: longer than a forwarded
+// write (ForwardTimeout looking for a leader plus WriteTimeout waiting for
+// its answer) and than the longest min_revision wait, so each of those
+// ends on its own timer, with its own error, before the request's deadline.
+func (c Config) httpBudget() time.Duration {
+	return max(c.ForwardTimeout+c.WriteTimeout, bus.MaxReadWaitMS*time.Millisecond) + time.Second
+}
+
+// startHTTP serves the HTTP API on the bound listener, over TLS when
+// configured:
 //
 //	GET /v1/kv/{key}  local read: 200 with the value, 404 with found:false
 //	PUT /v1/kv/{key}  write (the raw body is the value), routed to the leader
@@ -28,13 +45,23 @@ const (
 //	GET /readyz       200 only while connected to ZooKeeper and NATS, with
 //	                  the cluster record read, no other cluster on the
 //	                  subjects and, with --catch-up, caught up
+//	/debug/pprof/     with HTTPPprof only
+//
+// With an auth file, /v1 and /debug need credentials (requireAuth);
+// /healthz and /readyz never do.
 func (s *Server) startHTTP() {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/kv/{key...}", s.httpGet)
-	mux.HandleFunc("PUT /v1/kv/{key...}", s.httpPut)
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
+	v1 := http.NewServeMux()
+	v1.HandleFunc("GET /v1/kv/{key...}", s.httpGet)
+	v1.HandleFunc("PUT /v1/kv/{key...}", s.httpPut)
+	v1.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Status())
 	})
+	budget := s.cfg.httpBudget()
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", s.requireAuth(withDeadline(budget, v1)))
+	if s.cfg.HTTPPprof {
+		mux.Handle("/debug/pprof/", s.requireAuth(pprofMux()))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.cfg.ID})
 	})
@@ -43,17 +70,50 @@ func (s *Server) startHTTP() {
 		Handler:           mux,
 		ReadHeaderTimeout: httpReadHeaderTimeout,
 		ReadTimeout:       httpReadTimeout,
-		// A write may wait ForwardTimeout for a leader.
-		WriteTimeout:   s.cfg.ForwardTimeout + 5*time.Second,
-		IdleTimeout:    httpIdleTimeout,
-		MaxHeaderBytes: httpMaxHeaderBytes,
+		WriteTimeout:      budget + httpReplyMargin,
+		IdleTimeout:       httpIdleTimeout,
+		MaxHeaderBytes:    httpMaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	srv, ln := s.httpSrv, s.listener
+	if tlsCfg := s.web.serverTLS(); tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	users := 0
+	if s.web.users != nil {
+		users = s.web.users.Users()
+	}
+	s.log.Info("http api", "addr", s.HTTPAddr(), "tls", s.web.tls.Load() != nil,
+		"client_certs", s.cfg.HTTPTLSClientCA != "", "auth_users", users, "pprof", s.cfg.HTTPPprof)
+	if s.web.warning != "" {
+		s.log.Warn("http api open to the network without authentication", "addr", s.HTTPAddr(),
+			"fix", "bind --host to loopback, or give --http-auth-file or --http-tls-client-ca")
+	}
 	s.goFunc(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "err", err)
 		}
 	})
+}
+
+// withDeadline gives each request a context that ends after budget.
+func withDeadline(budget time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), budget)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// pprofMux serves net/http/pprof's handlers.
+func pprofMux() http.Handler {
+	m := http.NewServeMux()
+	m.HandleFunc("/debug/pprof/", pprof.Index)
+	m.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return m
 }
 
 func (s *Server) httpGet(w http.ResponseWriter, r *http.Request) {
@@ -71,6 +131,7 @@ func (s *Server) httpGet(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	capWait(r.Context(), &req)
 	reply, err := s.Read(r.Context(), req)
 	if err != nil {
 		writeError(w, err)
@@ -94,12 +155,39 @@ func (s *Server) httpPut(w http.ResponseWriter, r *http.Request) {
 		writeError(w, bus.Errorf(bus.CodeBadRequest, "read body: %v", err))
 		return
 	}
-	reply, err := s.Write(r.Context(), bus.WriteRequest{Key: r.PathValue("key"), Value: string(body)})
+	wr := bus.WriteRequest{Key: r.PathValue("key"), Value: string(body), Acks: r.URL.Query().Get("acks")}
+	if wr.Acks != "" {
+		if err := bus.ValidAcks(wr.Acks); err != nil {
+			writeError(w, bus.Errorf(bus.CodeBadRequest, "acks: %v", err))
+			return
+		}
+	}
+	reply, err := s.Write(r.Context(), wr)
 	if err != nil {
+		if r.Context().Err() != nil {
+			err = bus.Errorf(bus.CodeTimeout, "no answer within %s: %v", s.cfg.httpBudget(), err)
+		}
 		writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, reply)
+}
+
+// capWait shortens a min_revision read's wait so that it ends, answering
+// stale, a little before ctx does; the budget normally exceeds the longest
+// wait, so this is a safety net.
+func capWait(ctx context.Context, req *bus.ReadRequest) {
+	dl, ok := ctx.Deadline()
+	if !ok || req.Consistency != bus.ConsistencyMinRevision {
+		return
+	}
+	wait := time.Duration(req.WaitMS) * time.Millisecond
+	if wait == 0 {
+		wait = bus.DefaultReadWaitMS * time.Millisecond
+	}
+	if left := time.Until(dl) - 100*time.Millisecond; wait > left {
+		req.WaitMS = max(int(left/time.Millisecond), 1)
+	}
 }
 
 func (s *Server) httpReady(w http.ResponseWriter, _ *http.Request) {

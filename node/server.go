@@ -72,6 +72,7 @@ type Server struct {
 	nodeSvc  micro.Service
 	httpSrv  *http.Server
 	listener net.Listener
+	web      *httpSecurity // HTTP TLS and users (http_security.go)
 	forwards chan struct{} // semaphore of forwarded and waiting writes
 	acks     *ackTracker
 
@@ -126,9 +127,12 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	web, err := newHTTPSecurity(cfg)
+	if err != nil {
+		return nil, err
+	}
 	var ln net.Listener
 	if cfg.HTTPAddr != "" {
-		var err error
 		if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return nil, fmt.Errorf("http listen: %w", err)
 		}
@@ -158,6 +162,7 @@ func New(cfg Config) (*Server, error) {
 		store:     st,
 		elect:     el,
 		listener:  ln,
+		web:       web,
 		forwards:  make(chan struct{}, cfg.MaxForwards),
 		acks:      newAckTracker(store.DefaultRequestWindow),
 		appliedCh: make(chan struct{}),
@@ -619,6 +624,7 @@ func (s *Server) Status() bus.Status {
 		ZooKeeper:       s.elect.SessionState(),
 		NATS:            s.natsState(),
 		HTTP:            s.advertisedAddr(),
+		HTTPWarning:     s.httpWarning(),
 		Znode:           znode,
 
 		Cluster:          cluster,

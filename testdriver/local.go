@@ -3,6 +3,7 @@ package testdriver
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -65,6 +66,11 @@ type LocalOptions struct {
 	LogDir string
 	// ServerLogLevel is the kvservers' --log-level; "" means debug.
 	ServerLogLevel string
+	// NodeArgs are extra kvserver flags of every node (e.g. HTTP TLS).
+	NodeArgs []string
+	// NodeTLS is the client TLS config of the nodes' HTTP API when
+	// NodeArgs turn TLS on; nil for plain HTTP.
+	NodeTLS *tls.Config
 	// Progress, if set, receives a line for each part started.
 	Progress io.Writer
 	// Logger receives debug logs; nil discards them.
@@ -293,6 +299,8 @@ func (c *LocalCluster) startNode(ctx context.Context, i int) error {
 		Port:           port,
 		LogLevel:       c.opts.ServerLogLevel,
 		LogDir:         c.opts.LogDir,
+		Args:           c.opts.NodeArgs,
+		TLS:            c.opts.NodeTLS,
 	})
 	if err != nil {
 		return fmt.Errorf("local cluster: %w", err)
@@ -306,7 +314,7 @@ func (c *LocalCluster) startNode(ctx context.Context, i int) error {
 	if err := n.WaitReady(ctx); err != nil {
 		return fmt.Errorf("local cluster: %w", err)
 	}
-	fmt.Fprintf(c.opts.Progress, "started kvserver %s on http://%s (pid %d) in %s\n", id, n.HTTPAddr(), n.PID(), FormatDuration(time.Since(begin)))
+	fmt.Fprintf(c.opts.Progress, "started kvserver %s on %s (pid %d) in %s\n", id, n.URL(), n.PID(), FormatDuration(time.Since(begin)))
 	c.log.Debug("kvserver started", "id", id, "http", n.HTTPAddr(), "pid", n.PID(), "log", n.LogPath())
 	return nil
 }

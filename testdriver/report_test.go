@@ -309,6 +309,32 @@ func TestUpInfoCommands(t *testing.T) {
 	}
 }
 
+func TestUpInfoSecureHTTPCommands(t *testing.T) {
+	info := UpInfo{
+		NATSURL: "nats://127.0.0.1:4222", Leader: "n1", KVCtl: "bin/kvctl",
+		Nodes: []LocalNode{{ID: "n1", PID: 101, HTTPAddr: "127.0.0.1:8001"}, {ID: "n2", PID: 102, HTTPAddr: "127.0.0.1:8002"}},
+		HTTP: &UpHTTP{Dir: "/l/http", CA: "/l/http/ca.pem", AuthFile: "/l/http/users", Writer: "admin", WriterPasswordFile: "/l/http/admin.password",
+			Reader: "reader", ReaderTokenFile: "/l/http/reader.token"},
+	}
+	want := []string{
+		`curl -sS --fail-with-body --cacert /l/http/ca.pem -u admin:"$(cat /l/http/admin.password)" -X PUT --data-binary 1 https://127.0.0.1:8002/v1/kv/a`,
+		`curl -sS --fail-with-body --cacert /l/http/ca.pem -H "Authorization: Bearer $(cat /l/http/reader.token)" https://127.0.0.1:8002/v1/kv/a`,
+		`bin/kvctl --http https://127.0.0.1:8002 --http-ca /l/http/ca.pem --http-user admin --http-password "$(cat /l/http/admin.password)" get a`,
+	}
+	var got []string
+	for _, c := range info.Commands() {
+		if strings.Contains(c.Line, "https://") {
+			got = append(got, c.Line)
+		}
+		if strings.Contains(c.Line, "http://") {
+			t.Errorf("plain HTTP command with a secured API: %s", c.Line)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("commands:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 func TestShellQuote(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"bin/kvctl", "bin/kvctl"},

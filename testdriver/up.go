@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -37,6 +38,10 @@ type UpConfig struct {
 	// Ready, if set, is called once the cluster is up, before Up waits for
 	// ctx to end.
 	Ready func(UpInfo)
+	// InsecureHTTP serves the HTTP API as plain HTTP without users;
+	// otherwise Up makes a CA, a certificate and two users (UpHTTP) and
+	// the servers require them.
+	InsecureHTTP bool
 }
 
 // UpInfo describes a cluster started by Up.
@@ -60,6 +65,8 @@ type UpInfo struct {
 	LogDir string
 	// NATSCLI is false when the nats CLI is not on PATH.
 	NATSCLI bool
+	// HTTP describes the secured HTTP API; nil for plain HTTP.
+	HTTP *UpHTTP
 }
 
 // Command is a shell command to try against the cluster.
@@ -113,16 +120,40 @@ func (i UpInfo) Commands() []Command {
 	if i.SessionTimeout > 0 {
 		session = "the " + i.SessionTimeout.String() + " session timeout"
 	}
-	return []Command{
+	return slices.Concat([]Command{
 		{Line: kv + " put a 1", Comment: "write a=1; the leader answers"},
 		{Line: kv + " get a --node " + f.ID, Comment: "read a from " + f.ID + "'s own copy"},
 		{Line: kv + " status", Comment: "every server's role, epoch and leader"},
 		{Line: nats + " req " + subj.Write() + " " + shellQuote(string(write)), Comment: "the same write over plain NATS"},
 		{Line: nats + " req " + subj.NodeRead(f.ID) + " " + shellQuote(string(read)), Comment: "the same read over plain NATS"},
-		{Line: "curl -X PUT --data-binary 1 http://" + f.HTTPAddr + "/v1/kv/a", Comment: "write over HTTP; " + f.ID + " forwards it to the leader"},
-		{Line: "curl http://" + f.HTTPAddr + "/v1/kv/a", Comment: "read over HTTP from " + f.ID},
+	}, i.httpCommands(kvctl, f), []Command{
 		{Line: fmt.Sprintf("kill -9 %d", l.PID), Comment: fmt.Sprintf("crash the leader %s: another server takes over after %s", l.ID, session), Kill: true},
 		{Line: fmt.Sprintf("kill %d", l.PID), Comment: fmt.Sprintf("or stop %s cleanly: it resigns and hands over at once", l.ID), Kill: true},
+	})
+}
+
+// httpCommands are the HTTP commands to try on node f: plain curl, or, with
+// a secured API, curl and kvctl with the CA and the users' secrets read
+// from their files.
+func (i UpInfo) httpCommands(kvctl string, f LocalNode) []Command {
+	if i.HTTP == nil {
+		return []Command{
+			{Line: "curl -X PUT --data-binary 1 http://" + f.HTTPAddr + "/v1/kv/a", Comment: "write over HTTP; " + f.ID + " forwards it to the leader"},
+			{Line: "curl http://" + f.HTTPAddr + "/v1/kv/a", Comment: "read over HTTP from " + f.ID},
+		}
+	}
+	h := i.HTTP
+	url := "https://" + f.HTTPAddr
+	ca := shellQuote(displayPath(h.CA))
+	password := `"$(cat ` + shellQuote(displayPath(h.WriterPasswordFile)) + `)"`
+	bearer := `"Authorization: Bearer $(cat ` + shellQuote(displayPath(h.ReaderTokenFile)) + `)"`
+	return []Command{
+		{Line: "curl -sS --fail-with-body --cacert " + ca + " -u " + h.Writer + ":" + password + " -X PUT --data-binary 1 " + url + "/v1/kv/a",
+			Comment: "write over HTTPS as " + h.Writer + " (readwrite); " + f.ID + " forwards it to the leader"},
+		{Line: "curl -sS --fail-with-body --cacert " + ca + " -H " + bearer + " " + url + "/v1/kv/a",
+			Comment: "read over HTTPS from " + f.ID + " with " + h.Reader + "'s token (read only: its PUT gets 403)"},
+		{Line: shellQuote(kvctl) + " --http " + url + " --http-ca " + ca + " --http-user " + h.Writer + " --http-password " + password + " get a",
+			Comment: "the same read with kvctl over HTTPS"},
 	}
 }
 
@@ -143,12 +174,21 @@ func (i UpInfo) WriteTo(w io.Writer) (int64, error) {
 	b.WriteString("\n")
 	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  SERVER\tROLE\tPID\tHTTP")
+	scheme := "http://"
+	if i.HTTP != nil {
+		scheme = "https://"
+	}
 	for _, n := range i.Nodes {
 		role := "follower"
 		if n.ID == i.Leader {
 			role = "leader"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%d\thttp://%s\n", n.ID, role, n.PID, n.HTTPAddr)
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s%s\n", n.ID, role, n.PID, scheme, n.HTTPAddr)
+	}
+	if h := i.HTTP; h != nil {
+		fmt.Fprintf(tw, "\n  HTTP is TLS with users (kvserver --http-tls-cert, --http-auth-file); files in %s:\n", displayPath(h.Dir))
+		fmt.Fprintf(tw, "  CA\t%s\n  users\t%s (%s: readwrite, password in %s; %s: read, token in %s)\n",
+			displayPath(h.CA), displayPath(h.AuthFile), h.Writer, filepath.Base(h.WriterPasswordFile), h.Reader, filepath.Base(h.ReaderTokenFile))
 	}
 	_ = tw.Flush()
 	b.WriteString("\nTry it from another terminal:\n")
@@ -215,6 +255,14 @@ func Up(ctx context.Context, cfg UpConfig, out io.Writer) (err error) {
 	}
 	local := cfg.Local
 	local.LogDir, local.Progress, local.Logger = dir.Path, out, log
+	var web *UpHTTP
+	if !cfg.InsecureHTTP {
+		var args []string
+		if web, args, local.NodeTLS, err = setupHTTP(filepath.Join(dir.Path, "http")); err != nil {
+			return err
+		}
+		local.NodeArgs = append(append([]string(nil), local.NodeArgs...), args...)
+	}
 	if local.SessionTimeout <= 0 {
 		local.SessionTimeout = DefaultSessionTimeout
 	}
@@ -269,6 +317,7 @@ func Up(ctx context.Context, cfg UpConfig, out io.Writer) (err error) {
 		Epoch:          ag.epoch,
 		KVCtl:          "kvctl",
 		LogDir:         dir.Path,
+		HTTP:           web,
 	}
 	if cfg.KVCtl != "" {
 		info.KVCtl = displayPath(cfg.KVCtl)

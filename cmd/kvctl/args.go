@@ -38,7 +38,7 @@ func hoistFlags(app *cli.App, args []string) []string {
 			cmd = c
 		}
 	}
-	if cmd == nil {
+	if cmd == nil || len(cmd.Subcommands) > 0 {
 		return args
 	}
 	local := flagArity(cmd.Flags)

@@ -1,5 +1,7 @@
 // Command kvctl is the command-line client of a zkv cluster: it writes,
-// reads and watches keys and shows the status of every node, over NATS.
+// reads and watches keys and shows the status of every node, over NATS;
+// with --http it writes, reads and shows status through one node's HTTP
+// API instead.
 package main
 
 import (
@@ -35,7 +37,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 const description = `kvctl talks to the nodes of a zkv cluster over NATS. Writes go to the
 leader (or, with --node, through one node); reads are answered from one
-node's copy, which may be stale.
+node's copy, which may be stale. With --http URL, put, get and status go to
+that node's HTTP API instead (TLS and credentials: the --http-* flags).
+"kvctl auth hash" prints lines of kvserver's --http-auth-file.
 
 Flags may come before or after the arguments; put "--" before an argument
 that begins with "-".
@@ -80,6 +84,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			ArgsUsage: "[KEY]",
 			Action:    watchAction,
 		},
+		authCommand(),
 	}
 	for _, c := range commands {
 		c.OnUsageError = onUsageError
@@ -111,7 +116,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				Value:   5 * time.Second,
 			},
 			&cli.BoolFlag{Name: "json", Usage: "print replies as JSON"},
-		}, cliflags.NATSAuth()...),
+		}, append(cliflags.NATSAuth(), httpFlags()...)...),
 		Commands:     commands,
 		Action:       rootAction,
 		OnUsageError: onUsageError,
@@ -141,8 +146,23 @@ func usageError(c *cli.Context, format string, args ...any) error {
 	return cli.Exit(fmt.Sprintf("%s: %s\nRun '%s --help' for usage.", name, fmt.Sprintf(format, args...), name), ExitUsage)
 }
 
+// httpFlags are the global flags of the HTTP face.
+func httpFlags() []cli.Flag {
+	const cat = "HTTP (instead of NATS)"
+	return []cli.Flag{
+		&cli.StringFlag{Name: "http", Usage: "talk to the HTTP API at `URL` (http:// or https://HOST:PORT) instead of NATS", EnvVars: []string{"ZKV_HTTP"}, Category: cat},
+		&cli.StringFlag{Name: "http-user", Usage: "HTTP basic-auth user `NAME` (with --http-password)", EnvVars: []string{"ZKV_HTTP_USER"}, Category: cat},
+		&cli.StringFlag{Name: "http-password", Usage: "HTTP basic-auth password (prefer the environment variable)", EnvVars: []string{"ZKV_HTTP_PASSWORD"}, Category: cat},
+		&cli.StringFlag{Name: "http-token", Usage: "HTTP bearer token (prefer the environment variable)", EnvVars: []string{"ZKV_HTTP_TOKEN"}, Category: cat},
+		&cli.StringFlag{Name: "http-ca", Usage: "PEM `FILE` of CAs that verify the server's certificate", EnvVars: []string{"ZKV_HTTP_CA"}, Category: cat},
+		&cli.StringFlag{Name: "http-cert", Usage: "client certificate `FILE` (with --http-key)", EnvVars: []string{"ZKV_HTTP_CERT"}, Category: cat},
+		&cli.StringFlag{Name: "http-key", Usage: "client key `FILE`", EnvVars: []string{"ZKV_HTTP_KEY"}, Category: cat},
+	}
+}
+
 // globals are the global flags.
 type globals struct {
+	http    httpOptions
 	natsURL string
 	auth    bus.Auth
 	prefix  string
@@ -152,6 +172,10 @@ type globals struct {
 
 func parseGlobals(c *cli.Context) (globals, error) {
 	g := globals{
+		http: httpOptions{
+			url: c.String("http"), user: c.String("http-user"), password: c.String("http-password"),
+			token: c.String("http-token"), ca: c.String("http-ca"), cert: c.String("http-cert"), key: c.String("http-key"),
+		},
 		natsURL: c.String("nats"),
 		auth:    cliflags.NATSAuthFrom(c),
 		prefix:  c.String("subject-prefix"),
@@ -197,10 +221,12 @@ func connect(g globals) (client *bus.Client, closeConn func(), err error) {
 	return client, nc.Close, nil
 }
 
-// session is what every command needs: the global flags and a client.
+// session is what every command needs: the global flags and a client,
+// of NATS or, with --http, of one node's HTTP API.
 type session struct {
 	globals
 	client *bus.Client
+	web    *httpAPI
 	close  func()
 }
 
@@ -209,6 +235,16 @@ func open(c *cli.Context) (*session, error) {
 	g, err := parseGlobals(c)
 	if err != nil {
 		return nil, err
+	}
+	if g.http.enabled() {
+		if c.String("node") != "" {
+			return nil, usageError(c, "--node is for NATS; with --http the node is the one at the URL")
+		}
+		web, err := newHTTPAPI(g.http)
+		if err != nil {
+			return nil, usageError(c, "%v", err)
+		}
+		return &session{globals: g, web: web, close: func() {}}, nil
 	}
 	client, closeConn, err := connect(g)
 	if err != nil {
@@ -245,9 +281,12 @@ func putAction(c *cli.Context) error {
 		return usageError(c, "--acks: %v", err)
 	}
 	var reply bus.WriteReply
-	if node == "" {
+	switch {
+	case g.web != nil:
+		reply, err = g.web.put(ctx, key, value, acks)
+	case node == "":
 		reply, err = client.Put(ctx, key, value, bus.WithAcks(acks))
-	} else {
+	default:
 		reply, err = client.PutVia(ctx, node, key, value, bus.WithAcks(acks))
 	}
 	if err != nil {
@@ -291,7 +330,12 @@ func getAction(c *cli.Context) error {
 	default:
 		return usageError(c, "--consistency %q: want local, leader or min_revision", level)
 	}
-	reply, err := client.Get(ctx, node, key, opts...)
+	var reply bus.ReadReply
+	if g.web != nil {
+		reply, err = g.web.get(ctx, key, c.String("consistency"), c.Uint64("min-revision"))
+	} else {
+		reply, err = client.Get(ctx, node, key, opts...)
+	}
 	if err != nil {
 		return failure(err)
 	}
@@ -323,7 +367,14 @@ func statusAction(c *cli.Context) error {
 	defer cancel()
 	client := g.client
 
-	statuses, err := client.Statuses(ctx)
+	var statuses []bus.Status
+	if g.web != nil {
+		var st bus.Status
+		st, err = g.web.status(ctx)
+		statuses = []bus.Status{st}
+	} else {
+		statuses, err = client.Statuses(ctx)
+	}
 	if err != nil {
 		return failure(err)
 	}
@@ -338,6 +389,11 @@ func statusAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, st := range statuses {
+		if st.HTTPWarning != "" {
+			fmt.Fprintf(c.App.ErrWriter, "kvctl: warning: %s: %s\n", st.Node, st.HTTPWarning)
+		}
+	}
 	if down := unreachable(statuses); len(down) > 0 {
 		return failure(fmt.Errorf("%w: %d of %d nodes did not answer: %v", bus.ErrUnavailable, len(down), len(statuses), down))
 	}
@@ -347,6 +403,9 @@ func statusAction(c *cli.Context) error {
 func watchAction(c *cli.Context) error {
 	if c.NArg() > 1 {
 		return usageError(c, "want at most one KEY, got %d arguments", c.NArg())
+	}
+	if c.String("http") != "" {
+		return usageError(c, "watch needs NATS: the HTTP API has no watch")
 	}
 	g, err := open(c)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"zkv/bus"
+	"zkv/internal/httpauth"
 )
 
 func TestFormatPut(t *testing.T) {
@@ -316,5 +317,63 @@ func TestCommands(t *testing.T) {
 				t.Errorf("stderr %q does not contain %q", stderr.String(), tt.wantStderr)
 			}
 		})
+	}
+}
+
+func TestAuthHash(t *testing.T) {
+	tests := []struct {
+		name, stdin string
+		args        []string
+		wantCode    int
+		wantPrefix  string
+	}{
+		{"password", "a-good-password\n", []string{"auth", "hash", "--role", "readwrite", "alice"}, ExitOK, "alice readwrite bcrypt:$2a$"},
+		{"default role", "a-good-password", []string{"auth", "hash", "bob"}, ExitOK, "bob read bcrypt:"},
+		{"token", "0123456789abcdef0123456789\n", []string{"auth", "hash", "--token", "ci"}, ExitOK, "ci read sha256:"},
+		{"short token", "short-token\n", []string{"auth", "hash", "--token", "ci"}, ExitError, ""},
+		{"no secret", "", []string{"auth", "hash", "ci"}, ExitError, ""},
+		{"bad role", "a-good-password\n", []string{"auth", "hash", "--role", "admin", "ci"}, ExitUsage, ""},
+		{"bad name", "a-good-password\n", []string{"auth", "hash", "a:b"}, ExitUsage, ""},
+		{"no name", "a-good-password\n", []string{"auth", "hash"}, ExitUsage, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			app := newApp(&stdout, &stderr)
+			app.Reader = strings.NewReader(tt.stdin)
+			code := exitCode(app.RunContext(t.Context(), hoistFlags(app, append([]string{"kvctl"}, tt.args...))), &stderr)
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d; stderr %q", code, tt.wantCode, stderr.String())
+			}
+			if !strings.HasPrefix(stdout.String(), tt.wantPrefix) {
+				t.Errorf("stdout %q, want prefix %q", stdout.String(), tt.wantPrefix)
+			}
+			if tt.wantCode == ExitOK {
+				if _, err := httpauth.Parse(strings.NewReader(stdout.String())); err != nil {
+					t.Errorf("the line does not parse: %v", err)
+				}
+			}
+			if strings.Contains(stdout.String()+stderr.String(), strings.TrimSpace(tt.stdin)) && tt.stdin != "" {
+				t.Error("the secret was printed")
+			}
+		})
+	}
+}
+
+func TestHTTPOptionsChecked(t *testing.T) {
+	for _, o := range []httpOptions{
+		{url: "127.0.0.1:8001"},
+		{url: "ftp://x"},
+		{url: "https://h:1", token: "t", user: "u", password: "p"},
+		{url: "https://h:1", user: "u"},
+		{url: "https://h:1", cert: "c"},
+		{url: "http://h:1", ca: "/nonexistent"},
+	} {
+		if _, err := newHTTPAPI(o); err == nil {
+			t.Errorf("newHTTPAPI(%+v) succeeded", o)
+		}
+	}
+	if _, err := newHTTPAPI(httpOptions{url: "https://127.0.0.1:8001/", token: "t"}); err != nil {
+		t.Errorf("a good URL: %v", err)
 	}
 }

@@ -6,7 +6,8 @@
 //	  --zookeeper 127.0.0.1 --zookeeper-port 2181 --nats nats://127.0.0.1:4222
 //
 // SIGINT or SIGTERM stop it cleanly: it resigns leadership at once and
-// exits 0.
+// exits 0. SIGHUP re-reads the HTTP API's certificate, key, client CAs and
+// auth file; a failed reload is logged and the old settings stay.
 package main
 
 import (
@@ -29,13 +30,18 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := app().RunContext(ctx, os.Args); err != nil {
+	// From the start, SIGHUP is caught and never kills the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if err := app(hup).RunContext(ctx, os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "kvserver:", err)
 		os.Exit(1)
 	}
 }
 
-func app() *cli.App {
+// app is the command; each signal on hup reloads the HTTP settings.
+func app(hup <-chan os.Signal) *cli.App {
 	d := node.DefaultConfig()
 	return &cli.App{
 		Name:  "kvserver",
@@ -61,12 +67,17 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"ZKV_LOG_LEVEL"}},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json", EnvVars: []string{"ZKV_LOG_FORMAT"}},
 			&cli.StringFlag{Name: "zookeeper-auth", Usage: "`USER:PASSWORD` for ZooKeeper digest auth; znodes then get an ACL: this user all, others read", EnvVars: []string{"ZKV_ZOOKEEPER_AUTH"}},
+			&cli.StringFlag{Name: "http-tls-cert", Usage: "PEM certificate `FILE` of the HTTP API: it then speaks HTTPS only (with --http-tls-key; re-read on SIGHUP)", EnvVars: []string{"ZKV_HTTP_TLS_CERT"}, Category: "HTTP security"},
+			&cli.StringFlag{Name: "http-tls-key", Usage: "PEM private key `FILE` of --http-tls-cert", EnvVars: []string{"ZKV_HTTP_TLS_KEY"}, Category: "HTTP security"},
+			&cli.StringFlag{Name: "http-tls-client-ca", Usage: "PEM `FILE` of CAs: HTTP clients must present a certificate one of them signed (re-read on SIGHUP)", EnvVars: []string{"ZKV_HTTP_TLS_CLIENT_CA"}, Category: "HTTP security"},
+			&cli.StringFlag{Name: "http-auth-file", Usage: "`FILE` of HTTP users (name role hash per line; kvctl auth hash makes lines): /v1 then needs credentials (re-read on SIGHUP)", EnvVars: []string{"ZKV_HTTP_AUTH_FILE"}, Category: "HTTP security"},
+			&cli.BoolFlag{Name: "http-pprof", Usage: "serve /debug/pprof on the HTTP API (refused on a non-loopback address without auth)", EnvVars: []string{"ZKV_HTTP_PPROF"}, Category: "HTTP security"},
 		}, cliflags.NATSAuth()...),
-		Action: run,
+		Action: func(c *cli.Context) error { return run(c, hup) },
 	}
 }
 
-func run(c *cli.Context) error {
+func run(c *cli.Context, hup <-chan os.Signal) error {
 	logger, err := newLogger(c.String("log-level"), c.String("log-format"))
 	if err != nil {
 		return cli.Exit(err.Error(), 2)
@@ -88,6 +99,11 @@ func run(c *cli.Context) error {
 	cfg.ForceLead = c.Bool("force-lead")
 	cfg.RecordPath = c.String("record-path")
 	cfg.ZooKeeperAuth = c.String("zookeeper-auth")
+	cfg.HTTPTLSCert = c.String("http-tls-cert")
+	cfg.HTTPTLSKey = c.String("http-tls-key")
+	cfg.HTTPTLSClientCA = c.String("http-tls-client-ca")
+	cfg.HTTPAuthFile = c.String("http-auth-file")
+	cfg.HTTPPprof = c.Bool("http-pprof")
 	cfg.Logger = logger
 	natsOpts, err := cliflags.NATSAuthFrom(c).Options()
 	if err != nil {
@@ -99,7 +115,31 @@ func run(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 2)
 	}
-	return srv.Run(c.Context)
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	reloaded := make(chan struct{})
+	go func() {
+		defer close(reloaded)
+		reloadOnHUP(ctx, hup, srv, logger)
+	}()
+	err = srv.Run(ctx)
+	cancel()
+	<-reloaded
+	return err
+}
+
+// reloadOnHUP calls srv.ReloadHTTP for each signal on hup until ctx ends;
+// ReloadHTTP logs the outcome.
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, srv *node.Server, logger *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			logger.Info("SIGHUP: reloading the HTTP settings")
+			_ = srv.ReloadHTTP()
+		}
+	}
 }
 
 // zookeeperServers turns "a,b:2182" into host:port entries, adding port to

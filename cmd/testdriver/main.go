@@ -170,6 +170,7 @@ func upFlags() []cli.Flag {
 		&cli.IntFlag{Name: "nats-port", Value: testdriver.DefaultNATSPort, Usage: "port of the embedded NATS server (the default falls back to a free port when busy; 0: a free port)", EnvVars: []string{"ZKV_NATS_PORT"}},
 		&cli.IntFlag{Name: "http-base-port", Usage: "give nI the HTTP port BASE+I-1 (default: free ports)", EnvVars: []string{"ZKV_HTTP_BASE_PORT"}},
 		&cli.StringFlag{Name: "kvctl", Usage: "kvctl binary `PATH` for the printed commands (default: kvctl next to this program)", EnvVars: []string{"ZKV_KVCTL"}},
+		&cli.BoolFlag{Name: "insecure-http", Usage: "serve the HTTP API as plain HTTP without users (default: TLS with a CA made at start, and two users)", EnvVars: []string{"ZKV_INSECURE_HTTP"}},
 	}
 }
 
@@ -370,6 +371,8 @@ func upAction(c *cli.Context) error {
 		Local:   local,
 		KVCtl:   kvctl,
 		LogRoot: c.String("log-dir"),
+
+		InsecureHTTP: c.Bool("insecure-http"),
 	}, c.App.Writer)
 	switch {
 	case err != nil && c.Context.Err() != nil:

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +53,10 @@ type NodeOptions struct {
 	// Args are extra command-line arguments, appended after the flags
 	// above.
 	Args []string
+	// TLS, when set, is the client TLS config for an HTTP API served over
+	// TLS (kvserver --http-tls-cert, given in Args): URL is then https and
+	// the health probes use it.
+	TLS *tls.Config
 	// Env are extra environment variables (KEY=value) added to this
 	// process's environment, e.g. GORACE=halt_on_error=1.
 	Env []string
@@ -213,7 +218,11 @@ func (n *Node) get(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	resp, err := httpClient.Do(req)
+	client := httpClient
+	if n.opts.TLS != nil {
+		client = &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true, TLSClientConfig: n.opts.TLS}}
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -243,8 +252,14 @@ func (n *Node) HTTPAddr() string {
 	return net.JoinHostPort(n.opts.Host, strconv.Itoa(n.opts.Port))
 }
 
-// URL is the HTTP base URL, "http://host:port".
-func (n *Node) URL() string { return "http://" + n.HTTPAddr() }
+// URL is the HTTP base URL, "http://host:port", or "https://host:port"
+// with NodeOptions.TLS.
+func (n *Node) URL() string {
+	if n.opts.TLS != nil {
+		return "https://" + n.HTTPAddr()
+	}
+	return "http://" + n.HTTPAddr()
+}
 
 // PID is the process ID of the current or, after it exited, the last
 // process.

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+
+	"zkv/bus"
+)
+
+// httpOptions are the global flags of the HTTP face (--http...).
+type httpOptions struct {
+	url, user, password, token, ca, cert, key string
+}
+
+// enabled reports whether kvctl talks HTTP instead of NATS.
+func (o httpOptions) enabled() bool { return o.url != "" }
+
+// httpAPI is a client of one kvserver's HTTP API.
+type httpAPI struct {
+	base   *url.URL
+	opts   httpOptions
+	client *http.Client
+}
+
+// maxReplyBytes bounds a reply body: a value and its envelope.
+const maxReplyBytes = 4*bus.MaxValueBytes + 64<<10
+
+// newHTTPAPI checks the options and builds the client.
+func newHTTPAPI(o httpOptions) (*httpAPI, error) {
+	base, err := url.Parse(strings.TrimRight(o.url, "/"))
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("--http %q: want http://HOST:PORT or https://HOST:PORT", o.url)
+	}
+	if o.token != "" && (o.user != "" || o.password != "") {
+		return nil, errors.New("--http-token and --http-user/--http-password: give one")
+	}
+	if (o.user == "") != (o.password == "") {
+		return nil, errors.New("--http-user and --http-password go together")
+	}
+	if (o.cert == "") != (o.key == "") {
+		return nil, errors.New("--http-cert and --http-key go together")
+	}
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if o.ca != "" {
+		pem, err := os.ReadFile(o.ca)
+		if err != nil {
+			return nil, fmt.Errorf("--http-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--http-ca %s: no PEM certificates", o.ca)
+		}
+		tlsCfg.RootCAs = pool
+	}
+	if o.cert != "" {
+		cert, err := tls.LoadX509KeyPair(o.cert, o.key)
+		if err != nil {
+			return nil, fmt.Errorf("--http-cert/--http-key: %w", err)
+		}
+		tlsCfg.Certificates = []tls.Certificate{cert}
+	}
+	if base.Scheme == "http" && (o.ca != "" || o.cert != "") {
+		return nil, fmt.Errorf("--http %s is plain HTTP: --http-ca and --http-cert need https://", o.url)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsCfg
+	return &httpAPI{base: base, opts: o, client: &http.Client{Transport: tr}}, nil
+}
+
+// do sends one request and decodes the reply into v; an error body becomes
+// a *bus.Error. It returns the HTTP status.
+func (a *httpAPI) do(ctx context.Context, method, path string, query url.Values, body string, v any) (int, error) {
+	u := *a.base
+	u.Path += path
+	u.RawPath = ""
+	u.RawQuery = query.Encode()
+	var r io.Reader
+	if method == http.MethodPut {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), r)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case a.opts.token != "":
+		req.Header.Set("Authorization", "Bearer "+a.opts.token)
+	case a.opts.user != "":
+		req.SetBasicAuth(a.opts.user, a.opts.password)
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s %s: %w", bus.ErrUnavailable, method, u.Redacted(), err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes))
+	if err != nil {
+		return resp.StatusCode, fmt.Errorf("%w: read reply: %w", bus.ErrUnavailable, err)
+	}
+	if err := bus.DecodeReply(data, v); err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotFound {
+		return resp.StatusCode, fmt.Errorf("%s %s: %s", method, u.Redacted(), resp.Status)
+	}
+	return resp.StatusCode, nil
+}
+
+// keyPath is the path of key.
+func keyPath(key string) string { return "/v1/kv/" + url.PathEscape(key) }
+
+func (a *httpAPI) put(ctx context.Context, key, value, acks string) (bus.WriteReply, error) {
+	q := url.Values{}
+	if acks != "" {
+		q.Set("acks", acks)
+	}
+	var reply bus.WriteReply
+	_, err := a.do(ctx, http.MethodPut, keyPath(key), q, value, &reply)
+	return reply, err
+}
+
+func (a *httpAPI) get(ctx context.Context, key, consistency string, minRevision uint64) (bus.ReadReply, error) {
+	q := url.Values{}
+	if consistency != "" && consistency != bus.ConsistencyLocal {
+		q.Set("consistency", consistency)
+	}
+	if minRevision > 0 {
+		q.Set("min_revision", strconv.FormatUint(minRevision, 10))
+	}
+	var reply bus.ReadReply
+	_, err := a.do(ctx, http.MethodGet, keyPath(key), q, "", &reply)
+	return reply, err
+}
+
+func (a *httpAPI) status(ctx context.Context) (bus.Status, error) {
+	var st bus.Status
+	_, err := a.do(ctx, http.MethodGet, "/v1/status", nil, "", &st)
+	return st, err
+}
