@@ -2,7 +2,8 @@
 # secure-setup.sh [DIR]: make the files of compose/secure.yml in DIR
 # (default compose/secrets, which git ignores): a CA made now, a server
 # certificate for n1, n2, n3, localhost and 127.0.0.1 signed by it, an
-# admin password, a reader token, and the auth file with both users.
+# admin password, a reader token, the auth file with both users, and the
+# NATS passwords of the servers' and the clients' users.
 # Nothing here is committed; run it again to replace everything.
 #
 # Needs openssl and kvctl (KVCTL, default bin/kvctl from `make build`).
@@ -27,6 +28,13 @@ printf 'subjectAltName=DNS:n1,DNS:n2,DNS:n3,DNS:localhost,IP:127.0.0.1\nextended
 openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 30 -extfile server.ext -out server.pem 2>/dev/null
 rm -f server.csr server.ext ca.srl
 
+openssl rand -hex 16 | tr -d '\n' >nats-server.password
+openssl rand -hex 16 | tr -d '\n' >nats-client.password
+# nats-server reads both passwords from its environment (nats/zkv.conf);
+# the kvservers log in as zkv-server.
+printf 'ZKV_NATS_SERVER_PASSWORD=%s\nZKV_NATS_CLIENT_PASSWORD=%s\n' "$(cat nats-server.password)" "$(cat nats-client.password)" >nats-server.env
+printf 'ZKV_NATS_USER=zkv-server\nZKV_NATS_PASSWORD=%s\n' "$(cat nats-server.password)" >kvserver-nats.env
+
 openssl rand -hex 16 | tr -d '\n' >admin.password
 openssl rand -hex 24 | tr -d '\n' >reader.token
 "$kvctl" auth hash --role readwrite admin <admin.password >users
@@ -41,4 +49,4 @@ else
 fi
 chmod 0644 ca.pem server.pem
 chmod 0755 .
-echo "secure-setup: wrote $dir: ca.pem, server.pem, server-key.pem, users, admin.password, reader.token"
+echo "secure-setup: wrote $dir: ca.pem, server.pem, server-key.pem, users, admin.password, reader.token, nats-*.password, nats-server.env, kvserver-nats.env"
