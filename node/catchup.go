@@ -172,6 +172,7 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 		}
 	}
 	s.store.CaughtUp(epoch, rev)
+	s.compared.Store(true)
 	s.catching, s.catchBuf = false, nil
 	s.notifyApplied()
 	s.log.Info("caught up", "keys", keys, "pages", pages, "request_ids", ids, "buffered_updates", buffered, "epoch", epoch, "revision", rev, "took", time.Since(start))
@@ -230,25 +231,51 @@ func (s *Server) replayBuffered() {
 // write, and, with --catch-up, catches up at once.
 func (s *Server) probeLeader(leader string, epoch uint64) {
 	s.goFunc(func() {
-		ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.ForwardTimeout)
-		defer cancel()
-		msg, err := s.verifiedReply(ctx, s.subj.NodeStatus(leader), nil, "leader status")
-		if err != nil {
+		b := backoff.NewExponentialBackOff()
+		b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 2*time.Second, 0
+		b.Reset()
+		for {
+			err := s.probeOnce(leader, epoch)
+			if err == nil {
+				return
+			}
 			s.log.Warn("cannot ask the leader how far it is", "leader", leader, "err", err)
-			return
+			select {
+			case <-s.runCtx.Done():
+				return
+			case <-time.After(b.NextBackOff()):
+			}
+			s.mu.Lock()
+			current := s.term.Leader.ID == leader && s.term.Epoch == epoch
+			s.mu.Unlock()
+			if !current {
+				return // the next leader gets its own probe
+			}
 		}
-		var st bus.Status
-		if err := bus.DecodeReply(msg.Data, &st); err != nil {
-			s.log.Warn("cannot ask the leader how far it is", "leader", leader, "err", err)
-			return
-		}
-		if st.Epoch != epoch || st.AppliedSeq <= s.store.Revision() {
-			return
-		}
-		s.store.NoteBehind(st.AppliedSeq)
-		s.log.Info("behind the leader", "leader", leader, "leader_revision", st.AppliedSeq, "revision", s.store.Revision(), "missed", s.store.Missed())
-		s.startCatchUp(fmt.Sprintf("leader %s is at revision %d", leader, st.AppliedSeq))
 	})
+}
+
+// probeOnce asks the leader for its revision once and acts on it.
+func (s *Server) probeOnce(leader string, epoch uint64) error {
+	ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.ForwardTimeout)
+	defer cancel()
+	msg, err := s.verifiedReply(ctx, s.subj.NodeStatus(leader), nil, "leader status")
+	if err != nil {
+		return err
+	}
+	var st bus.Status
+	if err := bus.DecodeReply(msg.Data, &st); err != nil {
+		return err
+	}
+	if st.Epoch != epoch || st.AppliedSeq <= s.store.Revision() {
+		s.compared.Store(true)
+		return nil
+	}
+	s.store.NoteBehind(st.AppliedSeq)
+	s.compared.Store(true)
+	s.log.Info("behind the leader", "leader", leader, "leader_revision", st.AppliedSeq, "revision", s.store.Revision(), "missed", s.store.Missed())
+	s.startCatchUp(fmt.Sprintf("leader %s is at revision %d", leader, st.AppliedSeq))
+	return nil
 }
 
 // refuseToLead handles an election won by a copy that must not lead (with

@@ -94,8 +94,12 @@ func (s *Server) apply(u bus.Update) {
 		}
 	case bus.KindHeartbeat:
 		// Like a repeated marker: a revision past ours means the tail of
-		// the stream was lost.
+		// the stream was lost; one not past it means this copy is as far
+		// as the leader.
 		err = s.store.BeginEpoch(u.Epoch, u.Seq)
+		if err == nil {
+			s.compared.Store(true)
+		}
 	case bus.KindPut:
 		su := store.Update{Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, RequestID: u.RequestID}
 		err = s.store.Apply(su)

@@ -118,6 +118,10 @@ type Server struct {
 	// lost is how many revisions the cluster record says were acknowledged
 	// that this server did not hold when it took over as leader.
 	lost atomic.Uint64
+	// compared is set once this process has compared its copy with a
+	// leader's (its status, a heartbeat, or by leading): until then a
+	// restarted --catch-up server cannot know it is current.
+	compared atomic.Bool
 }
 
 // New validates cfg and returns a Server that has not started. If
@@ -449,6 +453,7 @@ func (s *Server) takeOver(t election.Term) {
 		return
 	}
 	s.leaderEpoch.Store(t.Epoch)
+	s.compared.Store(true)
 	s.writeMu.Unlock()
 
 	svc, err := micro.AddService(s.nc, micro.Config{

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -515,4 +516,32 @@ func TestMinRevisionIsNotPromisedAcrossAGap(t *testing.T) {
 	if err := bus.DecodeReply(msg.Data, &r); !errors.Is(err, bus.ErrStale) {
 		t.Fatalf("min_revision 2 on a copy that skipped 1..3: %s, want stale", msg.Data)
 	}
+}
+
+// TestCatchUpServerIsReadyOnlyOnceCompared: a restarted --catch-up server
+// that has not yet compared its copy with the leader's is not ready, even
+// though it knows of no gap; a heartbeat at its revision makes it ready,
+// one past it makes it stale.
+func TestCatchUpServerIsReadyOnlyOnceCompared(t *testing.T) {
+	ts := startTestServer(t, "n2", func(c *Config) { c.CatchUp = true })
+	// A leader whose status nobody answers: the probe cannot compare.
+	ts.el.terms <- election.Term{Role: election.RoleFollower, Epoch: 2, Leader: election.LeaderData{ID: "n1", Epoch: 2}}
+	ts.waitRole(t, bus.RoleFollower)
+	if st := ts.srv.Status(); st.Ready || !strings.Contains(st.NotReady, "not yet compared") {
+		t.Fatalf("ready before comparing with the leader: %+v", st)
+	}
+	ts.publish(t, bus.Update{Kind: bus.KindHeartbeat, Epoch: 2, Seq: 0, Leader: "n1"})
+	testenv.WaitFor(t, 5*time.Second, "ready after a heartbeat at its revision", func() error {
+		if st := ts.srv.Status(); !st.Ready {
+			return errors.New(st.NotReady)
+		}
+		return nil
+	})
+	ts.publish(t, bus.Update{Kind: bus.KindHeartbeat, Epoch: 2, Seq: 3, Leader: "n1"})
+	testenv.WaitFor(t, 5*time.Second, "stale after a heartbeat past its revision", func() error {
+		if st := ts.srv.Status(); st.Ready || !st.Stale || st.Gaps != 3 {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
 }

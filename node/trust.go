@@ -180,6 +180,9 @@ func (s *Server) readiness() (bool, []string) {
 		why = append(why, "another cluster ("+id+") publishes on these subjects")
 	}
 	if s.cfg.CatchUp {
+		if !s.compared.Load() {
+			why = append(why, "not yet compared with a leader's copy")
+		}
 		if s.catchRunning.Load() {
 			why = append(why, "catching up")
 		} else if s.store.Missed() > 0 {
