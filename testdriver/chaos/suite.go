@@ -76,6 +76,8 @@ const (
 	CaseNATSRestart   = "nats-restart"
 	CaseZKEnsemble    = "zk-ensemble"
 	CaseEmptySurvivor = "empty-survivor"
+	CaseHostileClient = "hostile-client"
+	CaseFullRestart   = "full-restart"
 )
 
 // CaseNames lists every case in the order the suite runs them.
