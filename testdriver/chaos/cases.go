@@ -172,6 +172,9 @@ func runPauseLeader(ctx context.Context, s *suite, r *RunResult) error {
 	if err := e.node(leader).Pause(); err != nil {
 		return err
 	}
+	// Until Pause returns the process may still answer: the fencing check
+	// counts from when it is known to be stopped.
+	tStopped := e.now()
 	e.note("SIGSTOP %s, the leader of epoch %d", leader, epoch)
 	resumed := false
 	resume := func() {
@@ -231,7 +234,7 @@ func runPauseLeader(ctx context.Context, s *suite, r *RunResult) error {
 		return err
 	}
 	e.finish(ctx, finishOptions{survivors: nodeIDs, lin: true})
-	for _, v := range CheckDeposedAcks(e.hist.Ops(), leader, epoch, tPause, tResume) {
+	for _, v := range CheckDeposedAcks(e.hist.Ops(), leader, epoch, tStopped, tResume) {
 		e.violate(v)
 	}
 	var sentAfter, byOld int
