@@ -462,7 +462,13 @@ var explanations = map[string]string{
 	CheckAvailability:    "something that must keep working did not (an election, a reconnection, writes resuming, local reads)",
 	CheckCatchUp:         "with `--catch-up`, a copy did not become current again",
 	CheckLeadStale:       "with `--catch-up`, a server that knew it was behind took writes",
-	CheckExpectedLoss:    "the documented behaviour without `--catch-up` (the empty server leads) did not show",
+	CheckExpectedLoss:    "a loss by design did not show as documented: without `--catch-up` the empty server leads, and after a restart of every server the new leader's `lost_revisions` covers every revision acknowledged before",
+	CheckForgedValue:     "a read returned a value that only the attacker, who has no cluster key, published",
+	CheckForgedAccepted:  "a forged message changed a server's state (divergence, a gap, stale), or a server did not count the forged messages it dropped",
+	CheckForgedConfirm:   "an acks=all reply counted a confirmation no member gave: more than its members, fewer than all, or all three while one was stopped",
+	CheckLeaderChanged:   "the leader or epoch changed while nothing but forged messages could have caused it",
+	CheckRevisionBack:    "after a restart of every server a write was acknowledged at a revision that an earlier acknowledged write already had: the cluster record's revision floor was below the highest acknowledged revision",
+	CheckLedBehind:       "with `--catch-up`, a server that holds less than the cluster record led, acknowledged a write, or said it was current (`stale=false`) or ready",
 	CheckOwnWrite: "a `min_revision` read was answered from a copy that had not applied that revision: typically one that skipped it " +
 		"through a gap (it missed updates while cut off from NATS) and whose revision counter had moved past it. Such a copy must " +
 		"answer `stale` (or wait for its catch-up) instead",
