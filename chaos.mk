@@ -2,8 +2,8 @@
 #
 #   make chaos        every case CHAOS_RUNS times, then every fuzz target of
 #                     ./bus for CHAOS_FUZZTIME; rewrites docs/reliability.md
-#                     (about 20 minutes; needs ZooKeeper like `make test`)
-#   make chaos-quick  every case once with shorter phases, for CI (a few
+#                     (about 25 minutes; needs ZooKeeper like `make test`)
+#   make chaos-quick  every case once with shorter phases, for CI (about 3
 #                     minutes); the report goes to the log directory
 #
 # Both exit non-zero on any violation. Logs, histories and results go to

@@ -1,26 +1,17 @@
 package testenv
 
 import (
-	"encoding/json"
-	"fmt"
-	"log"
-	"strings"
+	"context"
 	"testing"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
 	"zkv/bus"
+	"zkv/internal/harness"
 )
 
 // Record is what tests read of a cluster record (election.Record, which
 // this package cannot import: election's tests import it).
-type Record struct {
-	ClusterID string `json:"cluster_id"`
-	Key       []byte `json:"key"`
-	Epoch     uint64 `json:"epoch"`
-	Revision  uint64 `json:"revision"`
-}
+type Record = harness.ClusterRecord
 
 // DefaultRecordPath is the cluster record of kvserver's default election
 // path.
@@ -32,28 +23,12 @@ const DefaultRecordPath = "/election-cluster"
 // or to check what the record says.
 func ClusterRecord(t testing.TB, zkAddr, recordPath, auth string) Record {
 	t.Helper()
-	conn, _, err := zk.Connect(strings.Split(zkAddr, ","), 5*time.Second,
-		zk.WithLogger(log.New(nopWriter{}, "", 0)), zk.WithLogInfo(false))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rec, err := harness.ReadClusterRecord(ctx, zkAddr, recordPath, auth)
 	if err != nil {
-		t.Fatalf("connect to ZooKeeper %s: %v", zkAddr, err)
+		t.Fatalf("%s on ZooKeeper %s: %v", recordPath, zkAddr, err)
 	}
-	defer conn.Close()
-	if auth != "" {
-		if err := conn.AddAuth("digest", []byte(auth)); err != nil {
-			t.Fatalf("ZooKeeper auth: %v", err)
-		}
-	}
-	var rec Record
-	WaitFor(t, 30*time.Second, "cluster record "+recordPath, func() error {
-		data, _, err := conn.Get(recordPath)
-		if err != nil {
-			return err
-		}
-		if err := json.Unmarshal(data, &rec); err != nil {
-			return fmt.Errorf("decode %s: %w", recordPath, err)
-		}
-		return nil
-	})
 	return rec
 }
 
@@ -68,7 +43,3 @@ func ClusterSigner(t testing.TB, zkAddr, recordPath, auth string) *bus.Signer {
 	}
 	return sg
 }
-
-type nopWriter struct{}
-
-func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }

@@ -31,6 +31,8 @@ var cases = []caseDef{
 	{name: CaseNATSRestart, variants: []string{"no-catch-up", "catch-up"}, run: runNATSRestart},
 	{name: CaseZKEnsemble, run: runZKEnsemble},
 	{name: CaseEmptySurvivor, variants: []string{"no-catch-up", "catch-up", "catch-up-first-epoch"}, slow: []string{"catch-up-first-epoch"}, run: runEmptySurvivor},
+	{name: CaseHostileClient, variants: []string{"steady", "pause-replica"}, slow: []string{"steady"}, run: runHostileClient},
+	{name: CaseFullRestart, variants: []string{"no-catch-up", "catch-up"}, slow: []string{"no-catch-up"}, run: runFullRestart},
 }
 
 // Names of the measurements in RunResult.Times.
@@ -47,6 +49,8 @@ const (
 	TimePause       = "pause"              // how long the process was stopped
 	TimeLeadAlone   = "alone: led after"   // empty-survivor: kill → the lone server leads
 	TimeRestartGap  = "restart after kill" // empty-survivor: kill → the lone server is back
+	TimeAttack      = "attack"             // hostile-client: how long the attacker flooded
+	TimeForceLead   = "operator step"      // full-restart/catch-up: kill → a server restarted with --force-lead
 )
 
 // longSession is the session timeout of the cases that pause a server
@@ -88,33 +92,51 @@ func (e *runEnv) measureFailover(tFault time.Duration, leader string, epoch uint
 	}
 }
 
+// startLoaded starts a run's cluster with opts on the suite's standalone
+// ZooKeeper (it fills in opts.zk), waits for a leader and until acks=all
+// writes wait for all three servers, then starts the concurrent clients
+// and lets them warm up. It returns the run, its leader and epoch; on error
+// it closes the run.
+func (s *suite) startLoaded(ctx context.Context, r *RunResult, opts clusterOptions) (_ *runEnv, leader string, epoch uint64, err error) {
+	zk, err := s.standalone(ctx)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	opts.zk = zk.Addr()
+	e, err := s.newRun(ctx, r, opts)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	defer func() {
+		if err != nil {
+			e.close()
+		}
+	}()
+	if leader, epoch, _, err = e.waitLeader(ctx, nodeIDs, "", 0, 60*time.Second); err != nil {
+		return nil, "", 0, err
+	}
+	if err = e.waitMembers(ctx, 3, 30*time.Second); err != nil {
+		return nil, "", 0, err
+	}
+	if _, err = e.startLoad(s.loadOptions("")); err != nil {
+		return nil, "", 0, err
+	}
+	if err = sleep(ctx, s.warmup()); err != nil {
+		return nil, "", 0, err
+	}
+	return e, leader, epoch, nil
+}
+
 // ----------------------------------------------------------------------------
 // 1. SIGKILL of the leader under acks=all load
 
 func runKillLeader(ctx context.Context, s *suite, r *RunResult) error {
-	zk, err := s.standalone(ctx)
-	if err != nil {
-		return err
-	}
 	acks := strings.TrimPrefix(r.Variant, "acks-")
-	e, err := s.newRun(ctx, r, clusterOptions{zk: zk.Addr(), session: s.cfg.SessionTimeout, args: []string{"--acks", acks}})
+	e, leader, epoch, err := s.startLoaded(ctx, r, clusterOptions{session: s.cfg.SessionTimeout, args: []string{"--acks", acks}})
 	if err != nil {
 		return err
 	}
 	defer e.close()
-	leader, epoch, _, err := e.waitLeader(ctx, nodeIDs, "", 0, 60*time.Second)
-	if err != nil {
-		return err
-	}
-	if err := e.waitMembers(ctx, 3, 30*time.Second); err != nil {
-		return err
-	}
-	if _, err := e.startLoad(s.loadOptions("")); err != nil {
-		return err
-	}
-	if err := sleep(ctx, s.warmup()); err != nil {
-		return err
-	}
 	tKill := e.now()
 	if err := e.node(leader).Kill(); err != nil {
 		return err
@@ -140,33 +162,19 @@ func runKillLeader(ctx context.Context, s *suite, r *RunResult) error {
 // 2. SIGSTOP of the leader past its session timeout, then SIGCONT
 
 func runPauseLeader(ctx context.Context, s *suite, r *RunResult) error {
-	zk, err := s.standalone(ctx)
-	if err != nil {
-		return err
-	}
-	e, err := s.newRun(ctx, r, clusterOptions{zk: zk.Addr(), session: s.cfg.SessionTimeout, args: []string{"--acks", bus.AcksAll}})
+	e, leader, epoch, err := s.startLoaded(ctx, r, clusterOptions{session: s.cfg.SessionTimeout, args: []string{"--acks", bus.AcksAll}})
 	if err != nil {
 		return err
 	}
 	defer e.close()
-	leader, epoch, _, err := e.waitLeader(ctx, nodeIDs, "", 0, 60*time.Second)
-	if err != nil {
-		return err
-	}
-	if err := e.waitMembers(ctx, 3, 30*time.Second); err != nil {
-		return err
-	}
-	if _, err := e.startLoad(s.loadOptions("")); err != nil {
-		return err
-	}
-	if err := sleep(ctx, s.warmup()); err != nil {
-		return err
-	}
 	before := e.statuses(nodeIDs)
 	tPause := e.now()
 	if err := e.node(leader).Pause(); err != nil {
 		return err
 	}
+	// Until Pause returns the process may still answer: the fencing check
+	// counts from when it is known to be stopped.
+	tStopped := e.now()
 	e.note("SIGSTOP %s, the leader of epoch %d", leader, epoch)
 	resumed := false
 	resume := func() {
@@ -226,7 +234,7 @@ func runPauseLeader(ctx context.Context, s *suite, r *RunResult) error {
 		return err
 	}
 	e.finish(ctx, finishOptions{survivors: nodeIDs, lin: true})
-	for _, v := range CheckDeposedAcks(e.hist.Ops(), leader, epoch, tPause, tResume) {
+	for _, v := range CheckDeposedAcks(e.hist.Ops(), leader, epoch, tStopped, tResume) {
 		e.violate(v)
 	}
 	var sentAfter, byOld int
@@ -257,28 +265,11 @@ func runPauseLeader(ctx context.Context, s *suite, r *RunResult) error {
 // 3. The leader cut off from ZooKeeper only
 
 func runZKPartition(ctx context.Context, s *suite, r *RunResult) error {
-	zk, err := s.standalone(ctx)
-	if err != nil {
-		return err
-	}
-	e, err := s.newRun(ctx, r, clusterOptions{zk: zk.Addr(), proxied: true, session: s.cfg.SessionTimeout, args: []string{"--acks", bus.AcksAll}})
+	e, leader, epoch, err := s.startLoaded(ctx, r, clusterOptions{proxied: true, session: s.cfg.SessionTimeout, args: []string{"--acks", bus.AcksAll}})
 	if err != nil {
 		return err
 	}
 	defer e.close()
-	leader, epoch, _, err := e.waitLeader(ctx, nodeIDs, "", 0, 60*time.Second)
-	if err != nil {
-		return err
-	}
-	if err := e.waitMembers(ctx, 3, 30*time.Second); err != nil {
-		return err
-	}
-	if _, err := e.startLoad(s.loadOptions("")); err != nil {
-		return err
-	}
-	if err := sleep(ctx, s.warmup()); err != nil {
-		return err
-	}
 	tCut := e.now()
 	e.proxies[leader].Cut()
 	e.note("cut %s (leader of epoch %d) off from ZooKeeper; NATS stays up", leader, epoch)

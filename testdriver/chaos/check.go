@@ -55,6 +55,12 @@ const (
 	CheckLeadStale       = "led-while-stale"     // a stale server with --catch-up took writes
 	CheckExpectedLoss    = "expected-loss-check" // the documented loss did not show as documented
 	CheckOwnWrite        = "read-your-writes"    // a min_revision read missed the client\'s own write
+	CheckForgedValue     = "forged-value-read"   // a read returned a value only an attacker sent
+	CheckForgedAccepted  = "forged-accepted"     // a forged message changed a server's state
+	CheckForgedConfirm   = "forged-confirmation" // an acks=all reply counted a confirmation no member gave
+	CheckLeaderChanged   = "spurious-election"   // the leader or epoch changed without a fault that deposes it
+	CheckRevisionBack    = "revision-went-back"  // a write was acknowledged at a revision not above an earlier one
+	CheckLedBehind       = "behind-record"       // a server behind the cluster record led, or said it was current
 )
 
 // ----------------------------------------------------------------------------
@@ -263,7 +269,8 @@ func (w writeIndex) get(key, value string) (Op, bool) {
 
 // CheckReadValues checks that every answered read that found a value
 // returned one that a put of the same key sent before the read returned,
-// and that the put was not classified failed.
+// and that the put was not classified failed. A value with ForgedPrefix
+// is reported as read from an attacker.
 func CheckReadValues(ops []Op) []Violation {
 	idx := indexWrites(ops)
 	var out []Violation
@@ -273,6 +280,9 @@ func CheckReadValues(ops []Op) []Violation {
 		}
 		w, ok := idx.get(r.Key, r.Value)
 		switch {
+		case !ok && strings.HasPrefix(r.Value, ForgedPrefix):
+			out = append(out, Violation{Check: CheckForgedValue, Key: r.Key, Node: r.Node, Ops: []int{r.ID},
+				Detail: fmt.Sprintf("op %d (%s read at %s) returned %q, which only the attacker sent", r.ID, r.Kind, fmtDur(r.Return), r.Value)})
 		case !ok:
 			out = append(out, Violation{Check: CheckUnknownValue, Key: r.Key, Node: r.Node, Ops: []int{r.ID},
 				Detail: fmt.Sprintf("op %d (%s read at %s) returned %q, which no put of this key wrote", r.ID, r.Kind, fmtDur(r.Return), r.Value)})

@@ -3,7 +3,8 @@
 // record a history of every operation, injects one kind of fault (SIGKILL or
 // SIGSTOP of the leader, a ZooKeeper partition of the leader, a NATS
 // restart, the loss of ZooKeeper ensemble members, an empty server left
-// alone), and then checks the history:
+// alone, a client without the cluster key forging server messages, every
+// server killed and restarted empty), and then checks the history:
 //
 //   - acknowledged writes are never missing afterwards (the last
 //     acknowledged value of each key, or a later write's, is what the leader
@@ -12,8 +13,16 @@
 //     write whose outcome is unknown modelled as possibly applied);
 //   - no copy goes back to a value of an older epoch once it has one of a
 //     newer epoch, and a deposed leader acknowledges nothing;
+//   - no read returns a value only an attacker sent, forged messages
+//     neither depose the leader nor confirm an acks=all write, and every
+//     server counts them;
+//   - revisions never go backwards, even after every server restarted
+//     empty, and the new leader reports the revisions lost;
 //   - the times to stop acknowledging and to elect a new leader stay within
 //     generous bounds (they are measured and reported, not asserted tightly).
+//
+// The watcher of the replication subject keeps only the messages signed
+// with the cluster key, read from the cluster record in ZooKeeper.
 //
 // Suite runs every case a number of times and returns the results; Report
 // renders them as docs/reliability.md. Command is the `chaos` command for

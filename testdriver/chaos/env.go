@@ -47,12 +47,14 @@ type runEnv struct {
 	nats    *harness.NATS
 	natsLog *os.File
 	prefix  string
-	paths   [2]string // election path, leader path
+	paths   [2]string    // election path, leader path
+	nodesMu sync.RWMutex // guards nodes: the load reads it while a case replaces a server
 	nodes   map[string]*harness.Node
 	proxies map[string]*Forwarder
 	ctlNC   *nats.Conn
 	ctl     *bus.Client
-	own     *client // the suite's own operations (client -1)
+	own     *client     // the suite's own operations (client -1)
+	signer  *bus.Signer // the cluster's key, from its record in ZooKeeper
 	wire    *wireWatch
 	mon     *monitor
 	loads   []*load
@@ -148,12 +150,32 @@ func (s *suite) newRun(ctx context.Context, res *RunResult, opts clusterOptions)
 	if err != nil {
 		return nil, err
 	}
+	e.signer, err = e.clusterSigner(ctx)
+	if err != nil {
+		return nil, err
+	}
 	e.wire, err = e.watchWire()
 	if err != nil {
 		return nil, err
 	}
 	e.mon = e.startMonitor()
 	return e, nil
+}
+
+// clusterSigner reads the cluster record the servers created next to the
+// run's election path and returns a signer with its key.
+func (e *runEnv) clusterSigner(ctx context.Context) (*bus.Signer, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	rec, err := harness.ReadClusterRecord(ctx, e.opts.zk, harness.RecordPath(e.paths[0]), "")
+	if err != nil {
+		return nil, err
+	}
+	sg, err := bus.NewSigner(rec.ClusterID, rec.Key)
+	if err != nil {
+		return nil, fmt.Errorf("cluster record %s: %w", harness.RecordPath(e.paths[0]), err)
+	}
+	return sg, nil
 }
 
 // connect opens a NATS connection that reconnects for ever.
@@ -183,13 +205,36 @@ func (e *runEnv) violate(v Violation) {
 }
 
 // node returns the server id.
-func (e *runEnv) node(id string) *harness.Node { return e.nodes[id] }
+func (e *runEnv) node(id string) *harness.Node {
+	e.nodesMu.RLock()
+	defer e.nodesMu.RUnlock()
+	return e.nodes[id]
+}
+
+// replaceNode stops server id with SIGTERM and starts it again with its
+// options and extra arguments added, e.g. an operator's --force-lead.
+func (e *runEnv) replaceNode(ctx context.Context, id string, extra ...string) error {
+	old := e.node(id)
+	if err := old.Stop(ctx); err != nil {
+		e.note("%s exited uncleanly on SIGTERM: %v", id, err)
+	}
+	opts := old.Options()
+	opts.Args = append(slices.Clone(opts.Args), extra...)
+	n, err := harness.StartNode(ctx, e.s.kvserver, opts)
+	if err != nil {
+		return fmt.Errorf("start %s with %v: %w", id, extra, err)
+	}
+	e.nodesMu.Lock()
+	e.nodes[id] = n
+	e.nodesMu.Unlock()
+	return nil
+}
 
 // running returns the ids of the servers whose process runs.
 func (e *runEnv) running() []string {
 	var ids []string
 	for _, id := range nodeIDs {
-		if n := e.nodes[id]; n != nil && n.Running() {
+		if n := e.node(id); n != nil && n.Running() {
 			ids = append(ids, id)
 		}
 	}
@@ -360,11 +405,14 @@ func (e *runEnv) writeArtifacts() {
 // ----------------------------------------------------------------------------
 // The replication watcher
 
-// wireWatch records every message on the replication subject.
+// wireWatch records every message on the replication subject that a
+// server of the run's cluster signed; it counts and drops the others (an
+// attacker's), which would otherwise pose as updates of huge epochs.
 type wireWatch struct {
-	nc  *nats.Conn
-	mu  sync.Mutex
-	ups []WireUpdate
+	nc       *nats.Conn
+	mu       sync.Mutex
+	ups      []WireUpdate
+	rejected int
 }
 
 func (e *runEnv) watchWire() (*wireWatch, error) {
@@ -375,6 +423,12 @@ func (e *runEnv) watchWire() (*wireWatch, error) {
 	w := &wireWatch{nc: nc}
 	sub, err := nc.Subscribe(bus.Subjects{Prefix: e.prefix}.Replication(), func(m *nats.Msg) {
 		var u bus.Update
+		if e.signer.VerifyMsg(m) != nil {
+			w.mu.Lock()
+			w.rejected++
+			w.mu.Unlock()
+			return
+		}
 		if bus.Decode(m.Data, &u) != nil {
 			return
 		}
@@ -401,6 +455,13 @@ func (w *wireWatch) Updates() []WireUpdate {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return slices.Clone(w.ups)
+}
+
+// Rejected returns how many messages did not verify with the cluster key.
+func (w *wireWatch) Rejected() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rejected
 }
 
 // Stop closes the watcher's connection.

@@ -79,11 +79,38 @@ behaviour: acknowledged writes are lost, and the checker must say so); with
 ` + "`--catch-up`" + ` it must know it is behind and refuse to lead (no write
 acknowledged). The ` + "`catch-up-first-epoch`" + ` variant skips the handover, so the
 leader znode's takeover revision is 0: it records what happens then.`},
+	CaseHostileClient: {"A client without the cluster key attacks under acks=all load", `Three servers with ` + "`--acks all`" + ` (session timeout %[2]s or more) under the
+concurrent load. After the warm-up an attacker on a plain NATS connection,
+without the cluster key, learns the cluster id and the stream position from
+the servers' messages and publishes, about 300 times a second, forged
+replication updates (the next revision, far ahead, a huge epoch), epoch
+markers and heartbeats at sequence 2^53, real signed messages replayed onto
+other subjects or with another body, and garbage, each unsigned and signed
+with its own key under the real cluster id; and it forges an ack of every put
+in the name of every server. In ` + "`pause-replica`" + ` one replica is stopped (SIGSTOP)
+for longer than the write timeout (%[4]s) during the attack, well within its
+session, so acks=all writes must time out rather than count its forged acks.
+Checked, besides the kill-leader checks: no read returns a forged value; the
+leader and epoch do not change; every acks=all reply counts only
+confirmations of members, and none sent while the replica was stopped claims
+all three; every server counted unsigned and forged messages, none diverged,
+missed an update or went stale, and every server is ready afterwards.`},
+	CaseFullRestart: {"Every server killed under acks=all load and restarted empty", `Three servers with ` + "`--acks all`" + ` (session timeout %[1]s) under the concurrent
+load; all three are killed with SIGKILL and restarted at once, empty. Without
+` + "`--catch-up`" + ` the data is lost by design (counted, not a violation) but
+must be reported: the new leader's ` + "`lost_revisions`" + ` must reach the highest
+revision acknowledged before the kill. With ` + "`--catch-up`" + ` no server may lead
+or acknowledge a write, and each must say it is behind (not ready, stale), for
+the session timeout plus %[3]s and the warm-up; then the operator step
+restarts one server with ` + "`--force-lead`" + `, which must become the leader, and
+the others must catch up from it. In both, revisions never go backwards: every
+write acknowledged after the restart has a revision above every one
+acknowledged before.`},
 }
 
 // timeOrder is the order of the time columns.
 var timeOrder = []string{TimeStopAck, TimeNewLeader, TimeFirstAck, TimeUnavailable, TimePause, TimeRejoin, TimeReconnect, TimeResume, TimeStaleSeen, TimeCatchUp,
-	"1 lost: " + TimeUnavailable, "2 lost: " + TimeStopAck, TimeRestartGap, TimeLeadAlone}
+	"1 lost: " + TimeUnavailable, "2 lost: " + TimeStopAck, TimeRestartGap, TimeLeadAlone, TimeAttack, TimeForceLead}
 
 // Report renders results as the Markdown of docs/reliability.md.
 func Report(res *Results) []byte {
@@ -435,7 +462,13 @@ var explanations = map[string]string{
 	CheckAvailability:    "something that must keep working did not (an election, a reconnection, writes resuming, local reads)",
 	CheckCatchUp:         "with `--catch-up`, a copy did not become current again",
 	CheckLeadStale:       "with `--catch-up`, a server that knew it was behind took writes",
-	CheckExpectedLoss:    "the documented behaviour without `--catch-up` (the empty server leads) did not show",
+	CheckExpectedLoss:    "a loss by design did not show as documented: without `--catch-up` the empty server leads, and after a restart of every server the new leader's `lost_revisions` covers every revision acknowledged before",
+	CheckForgedValue:     "a read returned a value that only the attacker, who has no cluster key, published",
+	CheckForgedAccepted:  "a forged message changed a server's state (divergence, a gap, stale), or a server did not count the forged messages it dropped",
+	CheckForgedConfirm:   "an acks=all reply counted a confirmation no member gave: more than its members, fewer than all, or all three while one was stopped",
+	CheckLeaderChanged:   "the leader or epoch changed while nothing but forged messages could have caused it",
+	CheckRevisionBack:    "after a restart of every server a write was acknowledged at a revision that an earlier acknowledged write already had: the cluster record's revision floor was below the highest acknowledged revision",
+	CheckLedBehind:       "with `--catch-up`, a server that holds less than the cluster record led, acknowledged a write, or said it was current (`stale=false`) or ready",
 	CheckOwnWrite: "a `min_revision` read was answered from a copy that had not applied that revision: typically one that skipped it " +
 		"through a gap (it missed updates while cut off from NATS) and whose revision counter had moved past it. Such a copy must " +
 		"answer `stale` (or wait for its catch-up) instead",

@@ -1,0 +1,199 @@
+package chaos
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"zkv/bus"
+	"zkv/internal/harness"
+)
+
+// attacker is a hostile client on a plain NATS connection, without the
+// cluster key: it learns the cluster id and the stream position from what
+// servers publish, and floods the server subjects with forged replication
+// updates and epoch markers, forged acks of every put (unsigned, and with
+// a signature of its own key naming the real cluster), real signed
+// messages replayed onto other subjects, and garbage.
+type attacker struct {
+	nc      *nats.Conn
+	subj    bus.Subjects
+	servers []string
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
+
+	mu      sync.Mutex
+	fake    *bus.Signer // its own key, naming the victim's cluster id
+	last    bus.Update  // the newest real put or marker seen
+	realUp  *nats.Msg   // a real signed replication message
+	realAck *nats.Msg   // a real signed ack
+	sent    int
+	n       int // forgeries made, for unique forged values
+}
+
+// startAttack connects the attacker, waits until it has seen a signed
+// message of the cluster (at most 10 s), and starts publishing about rate
+// forgeries a second besides the forged acks of every put.
+func (e *runEnv) startAttack(ctx context.Context, rate int) (*attacker, error) {
+	nc, err := nats.Connect(e.nats.URL(), nats.Name("chaos attacker"))
+	if err != nil {
+		return nil, fmt.Errorf("attacker: %w", err)
+	}
+	a := &attacker{nc: nc, subj: bus.Subjects{Prefix: e.prefix}, servers: nodeIDs, stop: make(chan struct{})}
+	if _, err = nc.Subscribe(a.subj.Replication(), a.onUpdate); err == nil {
+		_, err = nc.Subscribe(a.subj.Ack(), a.onAck)
+	}
+	if err == nil {
+		err = nc.Flush()
+	}
+	if err == nil {
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = harness.WaitFor(wctx, 20*time.Millisecond, func() error {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			if a.fake == nil || a.realUp == nil {
+				return errors.New("no signed replication message seen yet")
+			}
+			return nil
+		})
+		cancel()
+	}
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("attacker: %w", err)
+	}
+	a.wg.Go(func() { a.flood(rate) })
+	return a, nil
+}
+
+// onUpdate learns from a replication message and forges an ack of every
+// put that asks for acks, in the name of every server.
+func (a *attacker) onUpdate(m *nats.Msg) {
+	var u bus.Update
+	if m.Header.Get(bus.HeaderCluster) == "" || bus.Decode(m.Data, &u) != nil {
+		return // its own forgeries come back too
+	}
+	a.mu.Lock()
+	if a.fake == nil {
+		a.fake, _ = bus.NewSigner(m.Header.Get(bus.HeaderCluster), []byte(strings.Repeat("x", bus.MinClusterKeyBytes)))
+	}
+	if a.realUp == nil || u.Kind == bus.KindPut {
+		a.realUp = m
+	}
+	if u.Kind != bus.KindHeartbeat && !strings.HasPrefix(u.Value, ForgedPrefix) {
+		a.last = u
+	}
+	a.mu.Unlock()
+	if u.Kind == bus.KindPut && u.Ack && !strings.HasPrefix(u.Value, ForgedPrefix) {
+		for _, id := range a.servers {
+			a.forge(a.subj.Ack(), bus.Encode(bus.Ack{Node: id, Epoch: u.Epoch, Seq: u.Seq}))
+		}
+	}
+}
+
+// onAck keeps a real signed ack for replays.
+func (a *attacker) onAck(m *nats.Msg) {
+	if m.Header.Get(bus.HeaderMAC) == "" {
+		return
+	}
+	a.mu.Lock()
+	a.realAck = m
+	a.mu.Unlock()
+}
+
+// forge publishes body on subject twice: unsigned, and signed with the
+// attacker's own key under the real cluster id.
+func (a *attacker) forge(subject string, body []byte) {
+	a.publish(&nats.Msg{Subject: subject, Data: body})
+	a.mu.Lock()
+	fake := a.fake
+	a.mu.Unlock()
+	a.publish(fake.Msg(subject, body))
+}
+
+func (a *attacker) publish(m *nats.Msg) {
+	if a.nc.PublishMsg(m) == nil {
+		a.mu.Lock()
+		a.sent++
+		a.mu.Unlock()
+	}
+}
+
+// flood publishes one round of forgeries every 1/rate s until Stop.
+func (a *attacker) flood(rate int) {
+	t := time.NewTicker(time.Second / time.Duration(max(rate, 1)))
+	defer t.Stop()
+	for round := 0; ; round++ {
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
+		}
+		a.round(round)
+	}
+}
+
+// round sends the forgery number i of the cycle.
+func (a *attacker) round(i int) {
+	a.mu.Lock()
+	last, realUp, realAck := a.last, a.realUp, a.realAck
+	a.n++
+	value := fmt.Sprintf("%s%d", ForgedPrefix, a.n)
+	a.mu.Unlock()
+	key := last.Key
+	if key == "" {
+		key = "k00"
+	}
+	repl := a.subj.Replication()
+	switch i % 10 {
+	case 0: // the next revision of the current epoch, asking for acks
+		a.forge(repl, bus.Encode(bus.Update{Kind: bus.KindPut, Epoch: last.Epoch, Seq: last.Seq + 1, Key: key, Value: value, Leader: last.Leader, Ack: true}))
+	case 1: // far ahead
+		a.forge(repl, bus.Encode(bus.Update{Kind: bus.KindPut, Epoch: last.Epoch, Seq: last.Seq + 1000, Key: key, Value: value, Leader: last.Leader}))
+	case 2: // a huge epoch
+		a.forge(repl, bus.Encode(bus.Update{Kind: bus.KindPut, Epoch: 1 << 40, Seq: 1, Key: key, Value: value, Leader: "ghost"}))
+	case 3: // a marker of a huge epoch at the largest sequence number
+		a.forge(repl, bus.Encode(bus.Update{Kind: bus.KindEpoch, Epoch: 1 << 40, Seq: bus.MaxSeq, Leader: "ghost"}))
+	case 4: // a marker of the current epoch at the largest sequence number
+		a.forge(repl, bus.Encode(bus.Update{Kind: bus.KindEpoch, Epoch: last.Epoch, Seq: bus.MaxSeq, Leader: last.Leader}))
+	case 5: // a heartbeat of a huge epoch
+		a.forge(repl, bus.Encode(bus.Update{Kind: bus.KindHeartbeat, Epoch: 1 << 40, Seq: bus.MaxSeq, Leader: "ghost"}))
+	case 6: // a real signed update replayed onto the ack subject
+		a.publish(&nats.Msg{Subject: a.subj.Ack(), Data: realUp.Data, Header: realUp.Header})
+	case 7: // a real signed ack replayed onto the replication subject
+		if realAck != nil {
+			a.publish(&nats.Msg{Subject: repl, Data: realAck.Data, Header: realAck.Header})
+		}
+	case 8: // a real header on a forged body
+		a.publish(&nats.Msg{Subject: repl, Header: realUp.Header,
+			Data: bus.Encode(bus.Update{Kind: bus.KindPut, Epoch: last.Epoch, Seq: last.Seq + 1, Key: key, Value: value, Leader: last.Leader})})
+	case 9: // garbage
+		junk := make([]byte, 64)
+		_, _ = rand.Read(junk)
+		a.forge(repl, junk)
+		a.forge(a.subj.Ack(), []byte(`{"node":`))
+	}
+}
+
+// Sent returns how many messages the attacker published.
+func (a *attacker) Sent() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.sent
+}
+
+// Stop ends the flood and closes the connection. It is idempotent.
+func (a *attacker) Stop() {
+	a.once.Do(func() {
+		close(a.stop)
+		a.wg.Wait()
+		a.nc.Close()
+	})
+}
