@@ -226,6 +226,9 @@ type Status struct {
 	NATS       string `json:"nats"`
 	HTTP       string `json:"http,omitempty"`
 	Znode      string `json:"znode,omitempty"`
+	// Budgets are the node's bounded request budgets, each with its slots
+	// in use and its rejections.
+	Budgets Budgets `json:"budgets,omitzero"`
 }
 
 // Update kinds on the replication subject.

@@ -2,12 +2,10 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
-	"github.com/nats-io/nats.go/micro"
 
 	"zkv/bus"
 	"zkv/election"
@@ -17,30 +15,6 @@ import (
 // maxCatchUpBuffer bounds the live updates held while a catch-up fetches
 // the snapshot; past it the catch-up fails and is tried again.
 const maxCatchUpBuffer = 1 << 18
-
-// handleLeaderSnapshot serves one page of the leader's store.
-func (s *Server) handleLeaderSnapshot(req micro.Request) {
-	var r bus.SnapshotRequest
-	if err := bus.Decode(req.Data(), &r); err != nil {
-		respondError(req, err)
-		return
-	}
-	epoch := s.leaderEpoch.Load()
-	if epoch == 0 || !s.elect.LeaseValid() {
-		respondError(req, s.notLeader(epoch))
-		return
-	}
-	limit := r.Limit
-	if limit == 0 {
-		limit = bus.MaxSnapshotPage
-	}
-	entries, rev, _, more := s.store.Snapshot(r.After, limit, bus.SnapshotPageBytes)
-	page := bus.SnapshotReply{Epoch: epoch, Revision: rev, More: more, Leader: s.cfg.ID, Entries: make([]bus.SnapshotEntry, len(entries))}
-	for i, e := range entries {
-		page.Entries[i] = bus.SnapshotEntry{Key: e.Key, Value: e.Value, Revision: e.Revision}
-	}
-	_ = req.Respond(bus.Encode(page))
-}
 
 // bufferIfCatchingUp holds u while a catch-up runs and reports whether it
 // did.
@@ -92,7 +66,16 @@ func (s *Server) startCatchUp(reason string) {
 
 // catchUp fetches the leader's store page by page while buffering the live
 // updates, merges both (each key keeps its newest revision), and then
-// follows the stream from there with no missed updates.
+// follows the stream from there with no missed updates. The next page is
+// fetched while the previous one is installed.
+//
+// Why the merge is right: buffering starts before the first page is asked
+// for, so every update published after the first page's revision R0 goes
+// to the buffer, and every entry of every page was read after R0. Before
+// merging, catchUp waits until the buffer holds the stream up to the last
+// page's revision; otherwise an update between two pages that was still
+// queued in this node's subscription when the catch-up ended would be
+// dropped later as a duplicate, and its key left at the older page's value.
 func (s *Server) catchUp(ctx context.Context) (err error) {
 	s.catchMu.Lock()
 	s.catching, s.catchBuf, s.catchOverflow = true, nil, false
@@ -103,34 +86,46 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 		}
 	}()
 	start := time.Now()
-	var epoch, rev uint64
-	after, keys, pages := "", 0, 0
-	for more := true; more; {
-		actx, cancel := context.WithTimeout(ctx, s.cfg.ForwardTimeout)
-		msg, err := s.nc.RequestWithContext(actx, s.subj.LeaderSnapshot(), bus.Encode(bus.SnapshotRequest{After: after}))
-		cancel()
-		if err != nil {
-			return fmt.Errorf("snapshot page after %q: %w", after, err)
+	fctx, stopFetching := context.WithCancel(ctx)
+	pages := make(chan fetchedPage, 1)
+	if !s.goFunc(func() { s.fetchPages(fctx, pages) }) {
+		stopFetching()
+		return s.shuttingDown()
+	}
+	defer func() {
+		stopFetching()
+		for range pages { // wait for the fetcher to stop
 		}
-		var page bus.SnapshotReply
-		if err := bus.DecodeReply(msg.Data, &page); err != nil {
-			return fmt.Errorf("snapshot page after %q: %w", after, err)
+	}()
+	var epoch, first, rev uint64
+	keys, npages, complete := 0, 0, false
+	for f := range pages {
+		if f.err != nil {
+			return f.err
 		}
+		page := f.page
 		if epoch != 0 && page.Epoch != epoch {
 			return fmt.Errorf("the leader changed during the catch-up (epoch %d, then %d)", epoch, page.Epoch)
 		}
-		epoch, rev, more = page.Epoch, max(rev, page.Revision), page.More
+		if npages == 0 {
+			first = page.Revision
+		}
+		epoch, rev = page.Epoch, max(rev, page.Revision)
 		entries := make([]store.KeyEntry, len(page.Entries))
 		for i, e := range page.Entries {
 			entries[i] = store.KeyEntry{Key: e.Key, Entry: store.Entry{Value: e.Value, Revision: e.Revision}}
 		}
 		s.store.Install(entries)
 		keys += len(entries)
-		pages++
-		if len(entries) > 0 {
-			after = entries[len(entries)-1].Key
-		} else if more {
-			return errors.New("empty snapshot page with more to come")
+		npages++
+		complete = !page.More
+	}
+	if !complete {
+		return fmt.Errorf("catch-up ended after %d pages: %w", npages, ctx.Err())
+	}
+	if rev > first {
+		if err := s.awaitBuffered(ctx, epoch, rev); err != nil {
+			return err
 		}
 	}
 
@@ -155,8 +150,32 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 	s.store.CaughtUp(epoch, rev)
 	s.catching, s.catchBuf = false, nil
 	s.notifyApplied()
-	s.log.Info("caught up", "keys", keys, "pages", pages, "buffered_updates", buffered, "epoch", epoch, "revision", rev, "took", time.Since(start))
+	s.log.Info("caught up", "keys", keys, "pages", npages, "buffered_updates", buffered, "epoch", epoch, "revision", rev, "took", time.Since(start))
 	return nil
+}
+
+// awaitBuffered waits until the live updates buffered by the catch-up
+// reach revision rev of epoch (the stream is ordered, so everything before
+// it is buffered too), for up to ForwardTimeout.
+func (s *Server) awaitBuffered(ctx context.Context, epoch, rev uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ForwardTimeout)
+	defer cancel()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.catchMu.Lock()
+		n := len(s.catchBuf)
+		reached := s.catchOverflow || n > 0 && (s.catchBuf[n-1].Epoch > epoch || s.catchBuf[n-1].Seq >= rev)
+		s.catchMu.Unlock()
+		if reached {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the live updates did not reach revision %d of epoch %d: %w", rev, epoch, ctx.Err())
+		case <-tick.C:
+		}
+	}
 }
 
 // replayBuffered ends a failed catch-up: the buffered updates go through

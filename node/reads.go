@@ -14,7 +14,9 @@ import (
 
 // handleRead answers a read: from the local copy (even if stale), from
 // the leader, or from the local copy once it has applied a revision. A
-// read that waits runs on its own goroutine.
+// read that waits runs on its own goroutine, in its own budget:
+// min_revision waits in waiting_reads, forwarded leader reads in
+// leader_reads.
 func (s *Server) handleRead(req micro.Request) {
 	var r bus.ReadRequest
 	if err := bus.Decode(req.Data(), &r); err != nil {
@@ -29,19 +31,19 @@ func (s *Server) handleRead(req micro.Request) {
 			return
 		}
 		data := req.Data()
-		if !s.spawnLimited(func() { _ = req.Respond(s.forwardRead(s.runCtx, data)) }) {
-			respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s is busy or shutting down", s.cfg.ID))
+		if err := s.spawn(s.budgets.leaderReads, func() { _ = req.Respond(s.forwardRead(s.runCtx, data)) }); err != nil {
+			respondError(req, err)
 		}
 	case bus.ConsistencyMinRevision:
 		if s.hasApplied(r.MinRevision) {
 			_ = req.Respond(bus.Encode(s.read(r.Key)))
 			return
 		}
-		if !s.spawnLimited(func() {
+		if err := s.spawn(s.budgets.waitingReads, func() {
 			reply, err := s.readAtLeast(s.runCtx, r)
 			s.answerRead(req, reply, err)
-		}) {
-			respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s is busy or shutting down", s.cfg.ID))
+		}); err != nil {
+			respondError(req, err)
 		}
 	default:
 		_ = req.Respond(bus.Encode(s.read(r.Key)))

@@ -61,7 +61,7 @@ type Server struct {
 	nodeSvc  micro.Service
 	httpSrv  *http.Server
 	listener net.Listener
-	forwards chan struct{} // semaphore of forwarded and waiting writes
+	budgets  budgets // one bounded budget per kind of request that waits
 	acks     *ackTracker
 
 	runCtx context.Context
@@ -136,7 +136,7 @@ func New(cfg Config) (*Server, error) {
 		store:     store.New(),
 		elect:     el,
 		listener:  ln,
-		forwards:  make(chan struct{}, cfg.MaxForwards),
+		budgets:   newBudgets(cfg),
 		acks:      newAckTracker(store.DefaultRequestWindow),
 		appliedCh: make(chan struct{}),
 	}
@@ -540,6 +540,7 @@ func (s *Server) Status() bus.Status {
 		NATS:            s.natsState(),
 		HTTP:            s.advertisedAddr(),
 		Znode:           znode,
+		Budgets:         s.budgets.status(),
 	}
 }
 

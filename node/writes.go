@@ -26,18 +26,30 @@ func (s *Server) handleLeaderWrite(req micro.Request) {
 
 // serveWrite applies w as leader and answers req. A write that waits for
 // replicas' confirmations waits on its own goroutine, so the endpoint goes
-// on applying later writes meanwhile.
+// on applying later writes meanwhile. Such a write takes its ack_waits slot
+// before it is applied: a full budget refuses it with nothing applied, so
+// "unavailable" never hides an applied write.
 func (s *Server) serveWrite(req micro.Request, w bus.WriteRequest) {
-	reply, wait, err := s.applyWrite(w)
-	if err != nil {
-		respondError(req, err)
+	slot := s.ackLevel(w) != bus.AcksLeader
+	if slot && !s.budgets.ackWaits.acquire() {
+		respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s: budget %s is full (%d writes waiting for confirmations); the write was not applied",
+			s.cfg.ID, s.budgets.ackWaits.name, cap(s.budgets.ackWaits.slots)))
 		return
 	}
-	if wait == nil {
+	reply, wait, err := s.applyWrite(w)
+	if err != nil || wait == nil {
+		if slot {
+			s.budgets.ackWaits.release()
+		}
+		if err != nil {
+			respondError(req, err)
+			return
+		}
 		_ = req.Respond(bus.Encode(reply))
 		return
 	}
-	if !s.spawnLimited(func() {
+	if !s.goFunc(func() {
+		defer s.budgets.ackWaits.release()
 		reply, err := s.awaitAcks(s.runCtx, reply, wait)
 		if err != nil {
 			respondError(req, err)
@@ -45,14 +57,24 @@ func (s *Server) serveWrite(req micro.Request, w bus.WriteRequest) {
 		}
 		_ = req.Respond(bus.Encode(reply))
 	}) {
-		respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s is busy or shutting down; revision %d was applied but not confirmed", s.cfg.ID, reply.Revision))
+		s.budgets.ackWaits.release()
+		respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s is shutting down; revision %d was applied but not confirmed", s.cfg.ID, reply.Revision))
 	}
+}
+
+// ackLevel is the acknowledgement level w is held to.
+func (s *Server) ackLevel(w bus.WriteRequest) string {
+	if w.Acks != "" {
+		return w.Acks
+	}
+	return s.cfg.Acks
 }
 
 // handleNodeWrite serves this node's own write subject: the leader applies
 // the write, a follower forwards it to the leader subject and relays the
 // reply. Forwarding runs on its own goroutine so slow elections do not hold
-// up the endpoint; at most MaxForwards run at once.
+// up the endpoint; at most MaxForwards run at once (budget
+// forwarded_writes).
 func (s *Server) handleNodeWrite(req micro.Request) {
 	var w bus.WriteRequest
 	if err := bus.Decode(req.Data(), &w); err != nil {
@@ -64,27 +86,9 @@ func (s *Server) handleNodeWrite(req micro.Request) {
 		return
 	}
 	data := req.Data()
-	if !s.spawnLimited(func() { _ = req.Respond(s.forward(s.runCtx, data)) }) {
-		respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s has %d writes in flight or is shutting down", s.cfg.ID, cap(s.forwards)))
+	if err := s.spawn(s.budgets.forwardedWrites, func() { _ = req.Respond(s.forward(s.runCtx, data)) }); err != nil {
+		respondError(req, err)
 	}
-}
-
-// spawnLimited runs f on a server-owned goroutine if fewer than
-// MaxForwards such goroutines run and the server is not shutting down.
-func (s *Server) spawnLimited(f func()) bool {
-	select {
-	case s.forwards <- struct{}{}:
-	default:
-		return false
-	}
-	if !s.goFunc(func() {
-		defer func() { <-s.forwards }()
-		f()
-	}) {
-		<-s.forwards
-		return false
-	}
-	return true
 }
 
 func (s *Server) isLeader() bool { return s.leaderEpoch.Load() != 0 }
@@ -113,10 +117,7 @@ func (s *Server) Write(ctx context.Context, w bus.WriteRequest) (bus.WriteReply,
 // round trip happens under the lock. For acks=majority or all it returns
 // the wait to pass to awaitAcks before replying.
 func (s *Server) applyWrite(w bus.WriteRequest) (bus.WriteReply, *ackWait, error) {
-	level := w.Acks
-	if level == "" {
-		level = s.cfg.Acks
-	}
+	level := s.ackLevel(w)
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	epoch := s.leaderEpoch.Load()

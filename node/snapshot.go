@@ -1,0 +1,150 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go/micro"
+
+	"zkv/bus"
+)
+
+// snapshotChunk is how many entries the leader reads under one hold of the
+// store's read lock while it builds a page, so a write waits for a chunk at
+// most, not for a page.
+const snapshotChunk = 256
+
+// handleLeaderSnapshot serves one page of the leader's store on its own
+// goroutine, in the snapshot_pages budget: pages are served side by side
+// up to MaxSnapshotPages, and more are refused "unavailable".
+func (s *Server) handleLeaderSnapshot(req micro.Request) {
+	var r bus.SnapshotRequest
+	if err := bus.Decode(req.Data(), &r); err != nil {
+		respondError(req, err)
+		return
+	}
+	if err := s.spawn(s.budgets.snapshotPages, func() { s.serveSnapshotPage(req, r) }); err != nil {
+		respondError(req, err)
+	}
+}
+
+func (s *Server) serveSnapshotPage(req micro.Request, r bus.SnapshotRequest) {
+	epoch := s.leaderEpoch.Load()
+	if epoch == 0 || !s.elect.LeaseValid() {
+		respondError(req, s.notLeader(epoch))
+		return
+	}
+	page := s.snapshotPage(r)
+	page.Epoch, page.Leader = epoch, s.cfg.ID
+	_ = req.Respond(bus.Encode(page))
+}
+
+// snapshotPage reads the entries after r.After, up to r.Limit (default
+// bus.MaxSnapshotPage) or about bus.SnapshotPageBytes, in chunks of
+// snapshotChunk. Its revision is the store's when the first chunk was
+// read: every entry reflects at least the updates up to it.
+func (s *Server) snapshotPage(r bus.SnapshotRequest) bus.SnapshotReply {
+	limit := r.Limit
+	if limit == 0 {
+		limit = bus.MaxSnapshotPage
+	}
+	var page bus.SnapshotReply
+	after, size := r.After, 0
+	for chunk := 0; ; chunk++ {
+		n := min(snapshotChunk, limit-len(page.Entries))
+		entries, rev, _, more := s.store.Snapshot(after, n, max(1, bus.SnapshotPageBytes-size))
+		if chunk == 0 {
+			page.Revision = rev
+			page.Entries = make([]bus.SnapshotEntry, 0, min(limit, 1024))
+		}
+		for _, e := range entries {
+			if len(page.Entries) > 0 && size+len(e.Key)+len(e.Value) > bus.SnapshotPageBytes {
+				page.More = true
+				return page
+			}
+			size += len(e.Key) + len(e.Value)
+			page.Entries = append(page.Entries, bus.SnapshotEntry{Key: e.Key, Value: e.Value, Revision: e.Revision})
+		}
+		if !more {
+			return page
+		}
+		if len(page.Entries) >= limit {
+			page.More = true
+			return page
+		}
+		after = entries[len(entries)-1].Key
+	}
+}
+
+// fetchedPage is a snapshot page, or the error that ended the fetching.
+type fetchedPage struct {
+	page bus.SnapshotReply
+	err  error
+}
+
+// fetchPages asks the leader for its store page after page, sending each
+// to out, and closes out when the last page was sent, ctx ended or a page
+// failed (the error is sent first). A page the leader refuses because its
+// snapshot_pages budget is full is asked for again with backoff, for up
+// to ForwardTimeout.
+func (s *Server) fetchPages(ctx context.Context, out chan<- fetchedPage) {
+	defer close(out)
+	send := func(f fetchedPage) bool {
+		select {
+		case out <- f:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	after := ""
+	for {
+		page, err := s.fetchPage(ctx, after)
+		if err != nil {
+			send(fetchedPage{err: err})
+			return
+		}
+		if len(page.Entries) == 0 && page.More {
+			send(fetchedPage{err: errors.New("empty snapshot page with more to come")})
+			return
+		}
+		if !send(fetchedPage{page: page}) || !page.More {
+			return
+		}
+		after = page.Entries[len(page.Entries)-1].Key
+	}
+}
+
+// fetchPage asks for one page, again while the leader says it is busy.
+func (s *Server) fetchPage(ctx context.Context, after string) (bus.SnapshotReply, error) {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 10*time.Millisecond, 200*time.Millisecond, 0
+	b.Reset()
+	giveUp := time.Now().Add(s.cfg.ForwardTimeout)
+	body := bus.Encode(bus.SnapshotRequest{After: after})
+	for {
+		actx, cancel := context.WithTimeout(ctx, s.cfg.ForwardTimeout)
+		msg, err := s.nc.RequestWithContext(actx, s.subj.LeaderSnapshot(), body)
+		cancel()
+		if err != nil {
+			return bus.SnapshotReply{}, fmt.Errorf("snapshot page after %q: %w", after, err)
+		}
+		var page bus.SnapshotReply
+		err = bus.DecodeReply(msg.Data, &page)
+		if err == nil {
+			return page, nil
+		}
+		d := b.NextBackOff()
+		if !errors.Is(err, bus.ErrUnavailable) || time.Now().Add(d).After(giveUp) {
+			return bus.SnapshotReply{}, fmt.Errorf("snapshot page after %q: %w", after, err)
+		}
+		select {
+		case <-ctx.Done():
+			return bus.SnapshotReply{}, fmt.Errorf("snapshot page after %q: %w", after, ctx.Err())
+		case <-time.After(d):
+		}
+	}
+}
