@@ -132,8 +132,7 @@ func (s *Server) fetchPage(ctx context.Context, after string) (bus.SnapshotReply
 		if err != nil {
 			return bus.SnapshotReply{}, fmt.Errorf("snapshot page after %q: %w", after, err)
 		}
-		var page bus.SnapshotReply
-		err = bus.DecodeReply(msg.Data, &page)
+		page, err := decodePage(msg.Data)
 		if err == nil {
 			return page, nil
 		}
