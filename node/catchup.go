@@ -86,6 +86,7 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 		}
 	}()
 	start := time.Now()
+	s.reserveForLeader(ctx)
 	fctx, stopFetching := context.WithCancel(ctx)
 	pages := make(chan fetchedPage, 1)
 	if !s.goFunc(func() { s.fetchPages(fctx, pages) }) {
@@ -152,6 +153,31 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 	s.notifyApplied()
 	s.log.Info("caught up", "keys", keys, "pages", npages, "buffered_updates", buffered, "epoch", epoch, "revision", rev, "took", time.Since(start))
 	return nil
+}
+
+// maxReserve bounds the keys a catch-up makes room for in advance.
+const maxReserve = 1 << 26
+
+// reserveForLeader asks the leader how many keys it holds and makes room
+// for them, so installing the pages does not grow the map step by step.
+// It is an optimisation: if the leader does not answer, nothing happens.
+func (s *Server) reserveForLeader(ctx context.Context) {
+	s.mu.Lock()
+	leader := s.term.Leader.ID
+	s.mu.Unlock()
+	if leader == "" || leader == s.cfg.ID {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ForwardTimeout)
+	defer cancel()
+	msg, err := s.nc.RequestWithContext(ctx, s.subj.NodeStatus(leader), nil)
+	if err != nil {
+		return
+	}
+	var st bus.Status
+	if bus.DecodeReply(msg.Data, &st) == nil && st.Keys > s.store.Len() {
+		s.store.Reserve(min(st.Keys+st.Keys/8, maxReserve))
+	}
 }
 
 // awaitBuffered waits until the live updates buffered by the catch-up

@@ -71,6 +71,9 @@ func TestDecodePageRandom(t *testing.T) {
 			p.Entries = append(p.Entries, bus.SnapshotEntry{Key: str(), Value: str(), Revision: rng.Uint64()})
 		}
 		data := bus.Encode(p)
+		if enc := encodePage(p); string(enc) != string(data) {
+			t.Fatalf("encodePage = %s\nbus.Encode = %s", enc, data)
+		}
 		if got, err := decodePage(data); err != nil || !reflect.DeepEqual(normalize(got), normalize(p)) {
 			t.Fatalf("decodePage(%q) = %+v, %v; want %+v", data, got, err, p)
 		}
@@ -83,6 +86,18 @@ func TestDecodePageRandom(t *testing.T) {
 			bad[rng.IntN(len(bad))] = junk[rng.IntN(len(junk))]
 		}
 		checkPage(t, bad)
+	}
+}
+
+func TestEncodePageEdgeCases(t *testing.T) {
+	for _, p := range []bus.SnapshotReply{
+		{},
+		{Entries: []bus.SnapshotEntry{}},
+		{Epoch: 1<<64 - 1, Entries: []bus.SnapshotEntry{{Key: "\x7f\x00<&>", Value: "\xff", Revision: 0}}, Leader: "n1"},
+	} {
+		if enc, want := encodePage(p), bus.Encode(p); string(enc) != string(want) {
+			t.Errorf("encodePage = %s, bus.Encode = %s", enc, want)
+		}
 	}
 }
 

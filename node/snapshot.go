@@ -39,7 +39,7 @@ func (s *Server) serveSnapshotPage(req micro.Request, r bus.SnapshotRequest) {
 	}
 	page := s.snapshotPage(r)
 	page.Epoch, page.Leader = epoch, s.cfg.ID
-	_ = req.Respond(bus.Encode(page))
+	_ = req.Respond(encodePage(page))
 }
 
 // snapshotPage reads the entries after r.After, up to r.Limit (default

@@ -74,10 +74,31 @@ func (s *Store) installLocked(entries []KeyEntry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range entries {
-		if cur, ok := s.data[e.Key]; !ok || e.Revision > cur.Revision {
-			s.setLocked(e.Key, e.Entry)
+		cur, ok := s.data[e.Key]
+		if !ok {
+			s.keys.ReplaceOrInsert(e.Key)
+		}
+		if !ok || e.Revision > cur.Revision {
+			s.data[e.Key] = e.Entry
 		}
 	}
+}
+
+// Reserve makes room for n keys in all, so a catch-up that knows how many
+// keys are coming does not grow the map step by step. It copies the keys
+// held now under the write lock: call it while the store is small. A
+// smaller n than Len does nothing.
+func (s *Store) Reserve(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n <= len(s.data) {
+		return
+	}
+	m := make(map[string]Entry, n)
+	for k, e := range s.data {
+		m[k] = e
+	}
+	s.data = m
 }
 
 // ApplyNewer applies u only if it is newer than the key's entry, without

@@ -83,6 +83,7 @@ func TestSnapshotIndex(t *testing.T) {
 
 func TestInstallMergesIntoIndex(t *testing.T) {
 	s := New()
+	s.Reserve(10)
 	if _, err := s.Put(1, "b", "new"); err != nil { // revision 1
 		t.Fatal(err)
 	}
@@ -95,6 +96,7 @@ func TestInstallMergesIntoIndex(t *testing.T) {
 		{Key: "b", Entry: Entry{Value: "old", Revision: 0}},
 		{Key: "c", Entry: Entry{Value: "page", Revision: 4}},
 	})
+	s.Reserve(1) // fewer than held: nothing changes
 	s.Install([]KeyEntry{{Key: "d", Entry: Entry{Value: "page", Revision: 5}}})
 	got := pageAll(t, s, 1, 1<<20)
 	want := []KeyEntry{
