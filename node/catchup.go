@@ -70,12 +70,14 @@ func (s *Server) startCatchUp(reason string) {
 // fetched while the previous one is installed.
 //
 // Why the merge is right: buffering starts before the first page is asked
-// for, so every update published after the first page's revision R0 goes
-// to the buffer, and every entry of every page was read after R0. Before
-// merging, catchUp waits until the buffer holds the stream up to the last
-// page's revision; otherwise an update between two pages that was still
-// queued in this node's subscription when the catch-up ended would be
-// dropped later as a duplicate, and its key left at the older page's value.
+// for, and each page is the leader's store as of its revision, so every
+// update after the first page's revision R0 is in the buffer or the stream
+// that follows, and every update up to R0 is in every page. Pages are taken
+// at different revisions, though, so before merging catchUp waits until the
+// buffer holds the stream up to the last page's revision: otherwise an
+// update between two pages that was still queued in this node's
+// subscription when the catch-up ended would be dropped later as a
+// duplicate, and its key left at an older page's value.
 func (s *Server) catchUp(ctx context.Context) (err error) {
 	s.catchMu.Lock()
 	s.catching, s.catchBuf, s.catchOverflow = true, nil, false

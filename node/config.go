@@ -84,8 +84,8 @@ type Config struct {
 	MaxAckWaits int
 	// MaxSnapshotPages bounds the snapshot pages (catch-ups) the leader
 	// serves at once (budget snapshot_pages); more are refused
-	// "unavailable" and a catch-up asks again. Default 4. Each page
-	// reads the store in short read-locked chunks, so writes go on.
+	// "unavailable" and a catch-up asks again. Default 4. A page holds
+	// the store's read lock for one pass over its ordered index.
 	MaxSnapshotPages int
 	// ShutdownTimeout bounds a clean stop. Default 5s.
 	ShutdownTimeout time.Duration

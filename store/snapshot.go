@@ -10,15 +10,32 @@ import (
 // keys, a few cache lines of string headers each.
 const indexDegree = 32
 
-func newKeyIndex() *btree.BTreeG[string] { return btree.NewOrderedG[string](indexDegree) }
+// indexItem is one key of the ordered index, with the box its entry is
+// kept in (shared with the map).
+type indexItem struct {
+	key   string
+	entry *Entry
+}
+
+func newKeyIndex() *btree.BTreeG[indexItem] {
+	return btree.NewG(indexDegree, func(a, b indexItem) bool { return a.key < b.key })
+}
 
 // setLocked stores e under key, adding key to the index if it is new.
 // The caller holds mu for writing.
 func (s *Store) setLocked(key string, e Entry) {
-	if _, ok := s.data[key]; !ok {
-		s.keys.ReplaceOrInsert(key)
+	if p, ok := s.data[key]; ok {
+		*p = e
+		return
 	}
-	s.data[key] = e
+	s.insertLocked(key, e)
+}
+
+// insertLocked adds a key that data does not hold.
+func (s *Store) insertLocked(key string, e Entry) {
+	p := &e
+	s.data[key] = p
+	s.keys.ReplaceOrInsert(indexItem{key: key, entry: p})
 }
 
 // KeyEntry is one key of a snapshot.
@@ -39,11 +56,12 @@ func (s *Store) Snapshot(after string, limit, maxBytes int) (entries []KeyEntry,
 	defer s.mu.RUnlock()
 	entries = make([]KeyEntry, 0, min(limit, s.keys.Len()))
 	size := 0
-	s.keys.AscendGreaterOrEqual(after, func(k string) bool {
+	s.keys.AscendGreaterOrEqual(indexItem{key: after}, func(it indexItem) bool {
+		k := it.key
 		if k == after {
 			return true
 		}
-		e := s.data[k]
+		e := *it.entry
 		if len(entries) > 0 && (len(entries) >= limit || size+len(k)+len(e.Value) > maxBytes) {
 			more = true
 			return false
@@ -73,13 +91,21 @@ func (s *Store) Install(entries []KeyEntry) {
 func (s *Store) installLocked(entries []KeyEntry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, e := range entries {
-		cur, ok := s.data[e.Key]
-		if !ok {
-			s.keys.ReplaceOrInsert(e.Key)
-		}
-		if !ok || e.Revision > cur.Revision {
-			s.data[e.Key] = e.Entry
+	// The boxes of new keys come from one allocation per batch; keys are
+	// never removed, so none of it is wasted.
+	var boxes []Entry
+	for i, e := range entries {
+		switch p, ok := s.data[e.Key]; {
+		case !ok:
+			if len(boxes) == cap(boxes) {
+				boxes = make([]Entry, 0, len(entries)-i)
+			}
+			boxes = append(boxes, e.Entry)
+			p = &boxes[len(boxes)-1]
+			s.data[e.Key] = p
+			s.keys.ReplaceOrInsert(indexItem{key: e.Key, entry: p})
+		case e.Revision > p.Revision:
+			*p = e.Entry
 		}
 	}
 }
@@ -94,7 +120,7 @@ func (s *Store) Reserve(n int) {
 	if n <= len(s.data) {
 		return
 	}
-	m := make(map[string]Entry, n)
+	m := make(map[string]*Entry, n)
 	for k, e := range s.data {
 		m[k] = e
 	}
@@ -110,7 +136,7 @@ func (s *Store) ApplyNewer(u Update) error {
 	if u.Epoch < s.epoch {
 		return fmt.Errorf("%w: update epoch %d seq %d, epoch %d is known", ErrOldEpoch, u.Epoch, u.Seq, s.epoch)
 	}
-	if cur, ok := s.data[u.Key]; !ok || u.Seq > cur.Revision {
+	if p, ok := s.data[u.Key]; !ok || u.Seq > p.Revision {
 		s.setLocked(u.Key, Entry{Value: u.Value, Revision: u.Seq})
 	}
 	s.rememberLocked(u)

@@ -65,11 +65,13 @@ const DefaultRequestWindow = 16384
 // Store is a concurrent in-memory key-value map. The zero value is not
 // usable; call New.
 type Store struct {
-	mu   sync.RWMutex
-	data map[string]Entry // every key's entry: Get is one map access
-	// keys orders the keys of data, for snapshot pages. Keys are never
-	// removed, so it changes only when data gains a key.
-	keys  *btree.BTreeG[string]
+	mu sync.RWMutex
+	// data holds every key's entry: Get is one map access. The entry is
+	// boxed so keys, the ordered index of the same boxes, reads it without
+	// a map lookup; a write to a held key updates its box in place (under
+	// mu), so only a new key touches the index. Keys are never removed.
+	data  map[string]*Entry
+	keys  *btree.BTreeG[indexItem]
 	rev   uint64 // the last sequence number applied (or skipped past)
 	epoch uint64 // the highest epoch known: the fence
 	// stream is the epoch whose stream rev counts in: the last epoch whose
@@ -95,7 +97,7 @@ func New() *Store { return NewWithWindow(DefaultRequestWindow) }
 // NewWithWindow is New remembering the last window request IDs (at least 1).
 func NewWithWindow(window int) *Store {
 	window = max(window, 1)
-	return &Store{data: make(map[string]Entry), keys: newKeyIndex(), requests: make(map[string]Update), order: make([]string, window), window: window}
+	return &Store{data: make(map[string]*Entry), keys: newKeyIndex(), requests: make(map[string]Update), order: make([]string, window), window: window}
 }
 
 // rememberLocked records u under its request ID, evicting the oldest.
@@ -128,8 +130,10 @@ func (s *Store) Request(id string) (Update, bool) {
 func (s *Store) Get(key string) (Entry, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	e, ok := s.data[key]
-	return e, ok
+	if p, ok := s.data[key]; ok {
+		return *p, true
+	}
+	return Entry{}, false
 }
 
 // Put is the leader's write: under epoch, it stores value at the next
