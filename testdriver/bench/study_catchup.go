@@ -83,7 +83,9 @@ func catchUpCommand() *cli.Command {
 func CatchUpStudy(ctx context.Context, cfg CatchUpConfig, out, label string, appendRun, quiet bool, command string) error {
 	meta := Meta{Started: time.Now().UTC().Format(time.RFC3339), Commit: gitCommit(ctx)}
 	if appendRun {
+		commit := meta.Commit
 		meta = readMeta(filepath.Join(out, catchUpMeta))
+		meta.Commit = commit // the newest run's tree
 	}
 	meta.Commands = append(meta.Commands, command)
 	if !quiet {
