@@ -91,6 +91,16 @@ func (s *Server) spawn(b *budget, f func()) error {
 	return nil
 }
 
+// take holds a slot of b for a request served on the caller's goroutine
+// (the HTTP API) and returns its release, or the "unavailable" error to
+// answer if b is full.
+func (s *Server) take(b *budget) (release func(), err error) {
+	if !b.acquire() {
+		return nil, b.fullError(s.cfg.ID)
+	}
+	return b.release, nil
+}
+
 func (s *Server) shuttingDown() error {
 	return bus.Errorf(bus.CodeUnavailable, "node %s is shutting down", s.cfg.ID)
 }

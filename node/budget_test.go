@@ -116,8 +116,19 @@ func TestWaitingReadsDoNotStarveForwardedWrites(t *testing.T) {
 			t.Fatalf("leader read %d while the waits are full: %s, %v", i, msg.Data, err)
 		}
 	}
+	// The in-process path (the HTTP API) counts against the same budgets.
+	ctx := ctxTimeout(t, 5*time.Second)
+	if _, err := ts.srv.Read(ctx, bus.ReadRequest{Key: "k", Consistency: bus.ConsistencyMinRevision, MinRevision: 1000000, WaitMS: 10}); !errors.Is(err, bus.ErrUnavailable) || !strings.Contains(err.Error(), bus.BudgetWaitingReads) {
+		t.Fatalf("in-process min_revision read with waiting_reads full: %v", err)
+	}
+	if w, err := ts.srv.Write(ctx, bus.WriteRequest{Key: "w", Value: "x"}); err != nil || w.Revision != 7 {
+		t.Fatalf("in-process forwarded write with waiting_reads full: %+v, %v", w, err)
+	}
+	if r, err := ts.srv.Read(ctx, bus.ReadRequest{Key: "k", Consistency: bus.ConsistencyLeader}); err != nil || r.Node != "n1" {
+		t.Fatalf("in-process leader read with waiting_reads full: %+v, %v", r, err)
+	}
 	st := ts.srv.Status().Budgets
-	if st.ForwardedWrites.Rejected != 0 || st.LeaderReads.Rejected != 0 || st.WaitingReads.InUse != 4 {
+	if st.ForwardedWrites.Rejected != 0 || st.LeaderReads.Rejected != 0 || st.WaitingReads.InUse != 4 || st.WaitingReads.Rejected != 7 {
 		t.Fatalf("budgets after the writes: %+v", st)
 	}
 }
@@ -197,6 +208,12 @@ func TestWaitingReadsDoNotStarveAckWaits(t *testing.T) {
 	}
 	if _, ok := ts.srv.store.Get("refused"); ok {
 		t.Fatal("the refused write was applied")
+	}
+	if _, err := ts.srv.Write(ctxTimeout(t, 5*time.Second), bus.WriteRequest{Key: "refused", Value: "y", Acks: bus.AcksMajority}); !errors.Is(err, bus.ErrUnavailable) || !strings.Contains(err.Error(), "not applied") {
+		t.Fatalf("in-process majority write with ack_waits full: %v", err)
+	}
+	if _, ok := ts.srv.store.Get("refused"); ok || ts.srv.Status().AppliedSeq != rev {
+		t.Fatal("the refused in-process write was applied")
 	}
 	// An acks=leader write needs no slot.
 	if _, err := ts.writeOnce(t, "plain", "x"); err != nil {

@@ -51,7 +51,9 @@ func (s *Server) handleRead(req micro.Request) {
 }
 
 // Read is the read path for callers in this process (the HTTP API), with
-// the same consistency levels as the read subjects.
+// the same consistency levels as the read subjects. A read that waits
+// blocks on the caller's goroutine, holding a slot of the same budget as
+// the bus path (waiting_reads, leader_reads) meanwhile.
 func (s *Server) Read(ctx context.Context, r bus.ReadRequest) (bus.ReadReply, error) {
 	if err := r.Validate(); err != nil {
 		return bus.ReadReply{}, err
@@ -61,10 +63,23 @@ func (s *Server) Read(ctx context.Context, r bus.ReadRequest) (bus.ReadReply, er
 		if s.serving.Load() {
 			return s.leaderRead(r.Key)
 		}
+		release, err := s.take(s.budgets.leaderReads)
+		if err != nil {
+			return bus.ReadReply{}, err
+		}
+		defer release()
 		var reply bus.ReadReply
-		err := bus.DecodeReply(s.forwardRead(ctx, bus.Encode(r)), &reply)
+		err = bus.DecodeReply(s.forwardRead(ctx, bus.Encode(r)), &reply)
 		return reply, err
 	case bus.ConsistencyMinRevision:
+		if s.hasApplied(r.MinRevision) {
+			return s.read(r.Key), nil
+		}
+		release, err := s.take(s.budgets.waitingReads)
+		if err != nil {
+			return bus.ReadReply{}, err
+		}
+		defer release()
 		return s.readAtLeast(ctx, r)
 	}
 	return s.read(r.Key), nil

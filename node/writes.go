@@ -32,8 +32,7 @@ func (s *Server) handleLeaderWrite(req micro.Request) {
 func (s *Server) serveWrite(req micro.Request, w bus.WriteRequest) {
 	slot := s.ackLevel(w) != bus.AcksLeader
 	if slot && !s.budgets.ackWaits.acquire() {
-		respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s: budget %s is full (%d writes waiting for confirmations); the write was not applied",
-			s.cfg.ID, s.budgets.ackWaits.name, cap(s.budgets.ackWaits.slots)))
+		respondError(req, s.ackWaitsFull())
 		return
 	}
 	reply, wait, err := s.applyWrite(w)
@@ -60,6 +59,13 @@ func (s *Server) serveWrite(req micro.Request, w bus.WriteRequest) {
 		s.budgets.ackWaits.release()
 		respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s is shutting down; revision %d was applied but not confirmed", s.cfg.ID, reply.Revision))
 	}
+}
+
+// ackWaitsFull is the answer to a write refused for want of an ack_waits
+// slot, before it was applied.
+func (s *Server) ackWaitsFull() error {
+	b := s.budgets.ackWaits
+	return bus.Errorf(bus.CodeUnavailable, "node %s: budget %s is full (%d writes waiting for confirmations); the write was not applied", s.cfg.ID, b.name, cap(b.slots))
 }
 
 // ackLevel is the acknowledgement level w is held to.
@@ -95,19 +101,32 @@ func (s *Server) isLeader() bool { return s.leaderEpoch.Load() != 0 }
 
 // Write is the write path for callers in this process (the HTTP API): the
 // leader applies w, a follower forwards it. It returns the leader's reply.
+// It blocks on the caller's goroutine, holding a slot of the same budget
+// as the bus path (ack_waits, forwarded_writes) meanwhile.
 func (s *Server) Write(ctx context.Context, w bus.WriteRequest) (bus.WriteReply, error) {
 	if err := w.Validate(); err != nil {
 		return bus.WriteReply{}, err
 	}
 	if s.isLeader() {
+		if s.ackLevel(w) != bus.AcksLeader {
+			if !s.budgets.ackWaits.acquire() {
+				return bus.WriteReply{}, s.ackWaitsFull()
+			}
+			defer s.budgets.ackWaits.release()
+		}
 		reply, wait, err := s.applyWrite(w)
 		if err != nil || wait == nil {
 			return reply, err
 		}
 		return s.awaitAcks(ctx, reply, wait)
 	}
+	release, err := s.take(s.budgets.forwardedWrites)
+	if err != nil {
+		return bus.WriteReply{}, err
+	}
+	defer release()
 	var reply bus.WriteReply
-	err := bus.DecodeReply(s.forward(ctx, bus.Encode(w)), &reply)
+	err = bus.DecodeReply(s.forward(ctx, bus.Encode(w)), &reply)
 	return reply, err
 }
 
