@@ -28,8 +28,12 @@ type CatchUpConfig struct {
 	// Writers is the concurrency of the writer whose throughput is
 	// measured before and during the catch-up (sequential Puts each).
 	Writers int
-	// Baseline is how long the writer is measured before the catch-up.
+	// Baseline is how long the writer is measured before the catch-up, and
+	// again while Pagers run.
 	Baseline time.Duration
+	// Pagers is how many clients page the leader's snapshot one entry at a
+	// time, in a phase of their own before the catch-up (0: no such phase).
+	Pagers int
 	// Timeout bounds the catch-up.
 	Timeout  time.Duration
 	KVServer string
@@ -50,7 +54,13 @@ type CatchUpResult struct {
 	// Baseline and During are the writer's successful writes per second
 	// before the catch-up and while it ran.
 	Baseline, During float64
-	// WriterErrors counts failed writes of the writer in both phases.
+	// WithPagers is the writer's throughput while Pagers clients paged the
+	// leader's snapshot one entry at a time; Pages and Refused are the pages
+	// they got and the ones refused (snapshot_pages budget full).
+	Pagers         int
+	WithPagers     float64
+	Pages, Refused int64
+	// WriterErrors counts failed writes of the writer in all phases.
 	WriterErrors int64
 	// Restart is how long the follower took to start again (to /healthz).
 	Restart time.Duration
@@ -61,6 +71,14 @@ type CatchUpResult struct {
 	FollowerLog []string
 	// Follower and Leader are the node IDs.
 	Follower, Leader string
+}
+
+// PagerRatio is the writer's throughput while the pagers ran over before.
+func (r CatchUpResult) PagerRatio() float64 {
+	if r.Baseline == 0 {
+		return 0
+	}
+	return r.WithPagers / r.Baseline
 }
 
 // Ratio is the writer's throughput during the catch-up over before it.
@@ -76,7 +94,7 @@ func (r CatchUpResult) Ratio() float64 {
 // restarts one follower empty and measures how long it takes to catch up
 // and the writer's throughput meanwhile.
 func RunCatchUp(ctx context.Context, cfg CatchUpConfig) (CatchUpResult, error) {
-	res := CatchUpResult{Keys: cfg.Keys, ValueSize: cfg.ValueSize, Writers: cfg.Writers}
+	res := CatchUpResult{Keys: cfg.Keys, ValueSize: cfg.ValueSize, Writers: cfg.Writers, Pagers: cfg.Pagers}
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
@@ -154,7 +172,14 @@ func RunCatchUp(ctx context.Context, cfg CatchUpConfig) (CatchUpResult, error) {
 	}
 	n1, t1 := w.count()
 	res.Baseline = float64(n1-n0) / t1.Sub(t0).Seconds()
-	fmt.Fprintf(cfg.Log, "writer before the catch-up: %.0f writes/s; restarting %s empty\n", res.Baseline, res.Follower)
+	fmt.Fprintf(cfg.Log, "writer before the catch-up: %.0f writes/s\n", res.Baseline)
+	if cfg.Pagers > 0 {
+		if err := measurePagers(ctx, ns, cfg, w, &res); err != nil {
+			return res, err
+		}
+		fmt.Fprintf(cfg.Log, "writer with %d one-entry pagers: %.0f writes/s (%.2f× before; %d pages, %d refused)\n", cfg.Pagers, res.WithPagers, res.PagerRatio(), res.Pages, res.Refused)
+	}
+	fmt.Fprintf(cfg.Log, "restarting %s empty\n", res.Follower)
 
 	rstart := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
@@ -182,6 +207,57 @@ func RunCatchUp(ctx context.Context, cfg CatchUpConfig) (CatchUpResult, error) {
 	}
 	fmt.Fprintf(cfg.Log, "%s caught up in %s; writer meanwhile %.0f writes/s (%.2f× before)\n", res.Follower, res.CatchUp.Round(time.Millisecond), res.During, res.Ratio())
 	return res, nil
+}
+
+// measurePagers runs cfg.Pagers clients that page the leader's snapshot
+// one entry at a time for cfg.Baseline, measuring the writer meanwhile.
+func measurePagers(ctx context.Context, ns *NATSCluster, cfg CatchUpConfig, w *loadWriter, res *CatchUpResult) error {
+	pctx, stop := context.WithCancel(ctx)
+	var pages, refused atomic.Int64
+	var wg sync.WaitGroup
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
+	subj := bus.Subjects{Prefix: bus.DefaultPrefix}.LeaderSnapshot()
+	for range cfg.Pagers {
+		nc, err := ns.Connect()
+		if err != nil {
+			return err
+		}
+		wg.Go(func() {
+			defer nc.Close()
+			after := ""
+			for pctx.Err() == nil {
+				rctx, cancel := context.WithTimeout(pctx, 30*time.Second)
+				msg, err := nc.RequestWithContext(rctx, subj, bus.Encode(bus.SnapshotRequest{After: after, Limit: 1}))
+				cancel()
+				if err != nil {
+					continue
+				}
+				var p bus.SnapshotReply
+				if err := bus.DecodeReply(msg.Data, &p); err != nil {
+					refused.Add(1)
+					continue
+				}
+				pages.Add(1)
+				after = ""
+				if p.More && len(p.Entries) > 0 {
+					after = p.Entries[len(p.Entries)-1].Key
+				}
+			}
+		})
+	}
+	n0, t0 := w.count()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(cfg.Baseline):
+	}
+	n1, t1 := w.count()
+	res.WithPagers = float64(n1-n0) / t1.Sub(t0).Seconds()
+	res.Pages, res.Refused = pages.Load(), refused.Load()
+	return nil
 }
 
 // waitLeader returns the leader once every node follows it.

@@ -36,7 +36,7 @@ func TestCatchUpEndToEnd(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(out, "data"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cfg := CatchUpConfig{Keys: 3000, ValueSize: 100, InFlight: 64, Writers: 2, Baseline: 300 * time.Millisecond, Timeout: time.Minute, KVServer: bin}
+	cfg := CatchUpConfig{Keys: 3000, ValueSize: 100, InFlight: 64, Writers: 2, Baseline: 300 * time.Millisecond, Timeout: time.Minute, Pagers: 2, KVServer: bin}
 	for i, label := range []string{"first", "second"} {
 		if err := CatchUpStudy(ctx, cfg, out, label, i > 0, true, "bench catchup (test) "+label); err != nil {
 			t.Fatal(err)
@@ -63,7 +63,7 @@ func TestCatchUpEndToEnd(t *testing.T) {
 		t.Fatalf("rows %+v", rows)
 	}
 	for _, r := range rows {
-		if r.Result.Keys != 3000 || r.Result.Baseline <= 0 || r.Result.During <= 0 || r.Result.CatchUp <= 0 {
+		if r.Result.Keys != 3000 || r.Result.Baseline <= 0 || r.Result.During <= 0 || r.Result.CatchUp <= 0 || r.Result.Pagers != 2 || r.Result.Pages == 0 {
 			t.Errorf("run %s: %+v", r.Label, r.Result)
 		}
 	}

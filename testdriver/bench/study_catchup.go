@@ -42,6 +42,7 @@ func catchUpCommand() *cli.Command {
 			&cli.IntFlag{Name: "in-flight", EnvVars: []string{"ZKV_BENCH_IN_FLIGHT"}, Value: 1024, Usage: "loader writes outstanding at once"},
 			&cli.IntFlag{Name: "writers", EnvVars: []string{"ZKV_BENCH_WRITERS"}, Value: 16, Usage: "clients of the measured writer"},
 			&cli.DurationFlag{Name: "baseline", EnvVars: []string{"ZKV_BENCH_BASELINE"}, Value: 5 * time.Second, Usage: "how long the writer is measured before the catch-up"},
+			&cli.IntFlag{Name: "pagers", EnvVars: []string{"ZKV_BENCH_PAGERS"}, Value: 4, Usage: "clients paging the leader's snapshot one entry at a time in a phase before the catch-up (0: skip it)"},
 			&cli.DurationFlag{Name: "timeout", EnvVars: []string{"ZKV_BENCH_TIMEOUT"}, Value: 5 * time.Minute, Usage: "longest catch-up waited for"},
 			&cli.StringFlag{Name: "label", EnvVars: []string{"ZKV_BENCH_LABEL"}, Value: "this tree", Usage: "name of this run in the report (e.g. the kvserver's commit)"},
 			&cli.BoolFlag{Name: "append", EnvVars: []string{"ZKV_BENCH_APPEND"}, Usage: "add the run to the existing CSV instead of replacing it"},
@@ -55,7 +56,7 @@ func catchUpCommand() *cli.Command {
 			}
 			cfg := CatchUpConfig{
 				Keys: c.Int("keys"), ValueSize: c.Int("value-size"), InFlight: c.Int("in-flight"),
-				Writers: c.Int("writers"), Baseline: c.Duration("baseline"), Timeout: c.Duration("timeout"),
+				Writers: c.Int("writers"), Baseline: c.Duration("baseline"), Timeout: c.Duration("timeout"), Pagers: c.Int("pagers"),
 			}
 			if c.Bool("quick") {
 				if !c.IsSet("keys") {
@@ -139,7 +140,12 @@ type catchUpRow struct {
 	Result         CatchUpResult
 }
 
-var catchUpHeader = []string{"label", "keys", "value_size", "writers", "load_s", "load_errors", "baseline_wps", "during_wps", "ratio", "catchup_s", "restart_s", "writer_errors", "command"}
+var catchUpHeader = []string{"label", "keys", "value_size", "writers", "load_s", "load_errors", "baseline_wps", "during_wps", "ratio", "catchup_s", "restart_s", "writer_errors", "command",
+	"pagers", "pagers_wps", "pager_pages", "pager_refused"}
+
+// catchUpFields is the number of fields of rows written before the pager
+// phase existed; they read with no pager figures.
+const catchUpFields = 13
 
 func writeCatchUpCSV(w io.Writer, rows []catchUpRow) error {
 	cw := csv.NewWriter(w)
@@ -148,7 +154,8 @@ func writeCatchUpCSV(w io.Writer, rows []catchUpRow) error {
 		r := row.Result
 		_ = cw.Write([]string{row.Label, strconv.Itoa(r.Keys), strconv.Itoa(r.ValueSize), strconv.Itoa(r.Writers),
 			secs(r.Load), strconv.FormatInt(r.LoadErrors, 10), fmt.Sprintf("%.0f", r.Baseline), fmt.Sprintf("%.0f", r.During),
-			fmt.Sprintf("%.3f", r.Ratio()), secs(r.CatchUp), secs(r.Restart), strconv.FormatInt(r.WriterErrors, 10), row.Command})
+			fmt.Sprintf("%.3f", r.Ratio()), secs(r.CatchUp), secs(r.Restart), strconv.FormatInt(r.WriterErrors, 10), row.Command,
+			strconv.Itoa(r.Pagers), fmt.Sprintf("%.0f", r.WithPagers), strconv.FormatInt(r.Pages, 10), strconv.FormatInt(r.Refused, 10)})
 	}
 	cw.Flush()
 	return cw.Error()
@@ -168,16 +175,20 @@ func readCatchUpCSV(path string) ([]catchUpRow, error) {
 	}
 	var rows []catchUpRow
 	for _, rec := range recs[min(1, len(recs)):] {
-		if len(rec) != len(catchUpHeader) {
+		if len(rec) != len(catchUpHeader) && len(rec) != catchUpFields {
 			return nil, fmt.Errorf("%s: a row of %d fields, want %d", path, len(rec), len(catchUpHeader))
 		}
 		num := func(s string) float64 { v, _ := strconv.ParseFloat(s, 64); return v }
 		dur := func(s string) time.Duration { return time.Duration(num(s) * float64(time.Second)) }
-		rows = append(rows, catchUpRow{Label: rec[0], Command: rec[12], Result: CatchUpResult{
+		r := CatchUpResult{
 			Keys: int(num(rec[1])), ValueSize: int(num(rec[2])), Writers: int(num(rec[3])), Load: dur(rec[4]),
 			LoadErrors: int64(num(rec[5])), Baseline: num(rec[6]), During: num(rec[7]), CatchUp: dur(rec[9]),
 			Restart: dur(rec[10]), WriterErrors: int64(num(rec[11])),
-		}})
+		}
+		if len(rec) > catchUpFields {
+			r.Pagers, r.WithPagers, r.Pages, r.Refused = int(num(rec[13])), num(rec[14]), int64(num(rec[15])), int64(num(rec[16]))
+		}
+		rows = append(rows, catchUpRow{Label: rec[0], Command: rec[12], Result: r})
 	}
 	return rows, nil
 }
@@ -205,6 +216,17 @@ func writeCatchUpReport(w io.Writer, rows []catchUpRow, meta Meta, notes string)
 		fmt.Fprintf(w, "| %s | %d × %d | %.1f s (%.0f/s) | %.0f/s | %.0f/s | %.2f× | %.2f s | catch-up %s, throughput %s |\n",
 			row.Label, r.Keys, r.ValueSize, r.Load.Seconds(), float64(r.Keys)/max(r.Load.Seconds(), 1e-9), r.Baseline, r.During, r.Ratio(),
 			r.CatchUp.Seconds(), verdict(r.CatchUp < catchUpTarget), verdict(r.Ratio() >= ratioTarget))
+	}
+	fmt.Fprintf(w, "\nAbuse phase: clients paging the leader's snapshot one entry at a time (`kv.leader.snapshot`, `limit` 1),\n")
+	fmt.Fprintf(w, "measured for as long as the baseline, after it and before the catch-up; the writer's throughput meanwhile\n")
+	fmt.Fprintf(w, "against its baseline.\n\n| run | pagers | writer with pagers | ratio | pages served | pages refused |\n|---|---|---|---|---|---|\n")
+	for _, row := range rows {
+		r := row.Result
+		if r.Pagers == 0 {
+			fmt.Fprintf(w, "| %s | — | | | | |\n", row.Label)
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %d | %.0f/s | %.2f× | %d | %d |\n", row.Label, r.Pagers, r.WithPagers, r.PagerRatio(), r.Pages, r.Refused)
 	}
 	fmt.Fprintf(w, "\nWriter errors: ")
 	for i, row := range rows {
