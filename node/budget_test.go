@@ -200,8 +200,8 @@ func TestWaitingReadsDoNotStarveAckWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantUnavailable(t, msg.Data, bus.BudgetAckWaits)
-	if !strings.Contains(string(msg.Data), "not applied") {
-		t.Fatalf("refusal %s does not say the write was not applied", msg.Data)
+	if !strings.Contains(string(msg.Data), "applied nothing") {
+		t.Fatalf("refusal %s does not say it applied nothing", msg.Data)
 	}
 	if st := ts.srv.Status(); st.AppliedSeq != rev || st.Budgets.AckWaits.Rejected != 1 {
 		t.Fatalf("after the refusal: applied_seq %d (was %d), budget %+v", st.AppliedSeq, rev, st.Budgets.AckWaits)
@@ -209,7 +209,7 @@ func TestWaitingReadsDoNotStarveAckWaits(t *testing.T) {
 	if _, ok := ts.srv.store.Get("refused"); ok {
 		t.Fatal("the refused write was applied")
 	}
-	if _, err := ts.srv.Write(ctxTimeout(t, 5*time.Second), bus.WriteRequest{Key: "refused", Value: "y", Acks: bus.AcksMajority}); !errors.Is(err, bus.ErrUnavailable) || !strings.Contains(err.Error(), "not applied") {
+	if _, err := ts.srv.Write(ctxTimeout(t, 5*time.Second), bus.WriteRequest{Key: "refused", Value: "y", Acks: bus.AcksMajority}); !errors.Is(err, bus.ErrUnavailable) || !strings.Contains(err.Error(), "applied nothing") {
 		t.Fatalf("in-process majority write with ack_waits full: %v", err)
 	}
 	if _, ok := ts.srv.store.Get("refused"); ok || ts.srv.Status().AppliedSeq != rev {

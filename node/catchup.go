@@ -162,7 +162,9 @@ const maxReserve = 1 << 26
 
 // reserveForLeader asks the leader how many keys it holds and makes room
 // for them, so installing the pages does not grow the map step by step.
-// It is an optimisation: if the leader does not answer, nothing happens.
+// It is an optimisation: if the leader does not answer, or this copy holds
+// half of its keys already (a gap, not a restart: copying the map would
+// stall this node's writes for nothing), nothing happens.
 func (s *Server) reserveForLeader(ctx context.Context) {
 	s.mu.Lock()
 	leader := s.term.Leader.ID
@@ -177,7 +179,7 @@ func (s *Server) reserveForLeader(ctx context.Context) {
 		return
 	}
 	var st bus.Status
-	if bus.DecodeReply(msg.Data, &st) == nil && st.Keys > s.store.Len() {
+	if bus.DecodeReply(msg.Data, &st) == nil && s.store.Len() < st.Keys/2 {
 		s.store.Reserve(min(st.Keys+st.Keys/8, maxReserve))
 	}
 }

@@ -65,7 +65,7 @@ func (s *Server) serveWrite(req micro.Request, w bus.WriteRequest) {
 // slot, before it was applied.
 func (s *Server) ackWaitsFull() error {
 	b := s.budgets.ackWaits
-	return bus.Errorf(bus.CodeUnavailable, "node %s: budget %s is full (%d writes waiting for confirmations); the write was not applied", s.cfg.ID, b.name, cap(b.slots))
+	return bus.Errorf(bus.CodeUnavailable, "node %s: budget %s is full (%d writes waiting for confirmations); this request applied nothing", s.cfg.ID, b.name, cap(b.slots))
 }
 
 // ackLevel is the acknowledgement level w is held to.
