@@ -14,12 +14,12 @@ BENCH_KV   = --kvserver $(BIN)/kvserver
 BENCH_RUNS       ?= 30
 BENCH_SWEEP_RUNS ?= 15
 
-.PHONY: bench bench-quick bench-bin bench-election bench-kv bench-go
+.PHONY: bench bench-quick bench-bin bench-election bench-kv bench-catchup bench-go
 
 bench-bin:
 	$(GO) build -o $(BIN)/ ./cmd/kvserver ./cmd/testdriver
 
-bench: bench-bin bench-kv bench-election bench-go
+bench: bench-bin bench-kv bench-election bench-catchup bench-go
 
 bench-kv: bench-bin
 	$(BENCH_CMD) kv $(BENCH_KV) --out $(BENCH_OUT)
@@ -30,6 +30,10 @@ bench-election: bench-bin
 	$(BENCH_CMD) election $(BENCH_KV) --out $(BENCH_OUT) --append --runs $(BENCH_SWEEP_RUNS) \
 		--zk standalone --stop sigkill --session-timeout 1s,4s
 
+# An empty follower catching up on 1M keys (about 2 minutes, most of it loading).
+bench-catchup: bench-bin
+	$(BENCH_CMD) catchup $(BENCH_KV) --out $(BENCH_OUT)
+
 # Go micro-benchmarks of the store and the codec, in benchstat's format.
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 -benchtime 200ms ./store ./bus \
@@ -38,4 +42,5 @@ bench-go:
 bench-quick: bench-bin
 	$(BENCH_CMD) kv $(BENCH_KV) --quick --quiet
 	$(BENCH_CMD) election $(BENCH_KV) --quick --quiet
+	$(BENCH_CMD) catchup $(BENCH_KV) --quick --quiet
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./store ./bus >/dev/null

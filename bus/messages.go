@@ -263,6 +263,10 @@ type Status struct {
 	// between reasons).
 	Ready    bool   `json:"ready"`
 	NotReady string `json:"not_ready,omitempty"`
+
+	// Budgets are the node's bounded request budgets, each with its slots
+	// in use and its rejections.
+	Budgets Budgets `json:"budgets,omitzero"`
 }
 
 // Update kinds on the replication subject.

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
-	"github.com/nats-io/nats.go/micro"
 
 	"zkv/bus"
 	"zkv/election"
@@ -17,40 +16,6 @@ import (
 // maxCatchUpBuffer bounds the live updates held while a catch-up fetches
 // the snapshot; past it the catch-up fails and is tried again.
 const maxCatchUpBuffer = 1 << 18
-
-// handleLeaderSnapshot serves one page of the leader's store.
-func (s *Server) handleLeaderSnapshot(req micro.Request) {
-	var r bus.SnapshotRequest
-	if err := bus.Decode(req.Data(), &r); err != nil {
-		s.respondError(req, err)
-		return
-	}
-	epoch := s.leaderEpoch.Load()
-	if epoch == 0 || !s.elect.LeaseValid() {
-		s.respondError(req, s.notLeader(epoch))
-		return
-	}
-	limit := r.Limit
-	if limit == 0 {
-		limit = bus.MaxSnapshotPage
-	}
-	if r.Requests {
-		reqs, more := s.store.Requests(r.After, limit, bus.SnapshotPageBytes)
-		page := bus.SnapshotReply{Epoch: epoch, Revision: s.store.Revision(), More: more, Leader: s.cfg.ID, Entries: []bus.SnapshotEntry{},
-			Requests: make([]bus.RequestEntry, len(reqs))}
-		for i, u := range reqs {
-			page.Requests[i] = bus.RequestEntry{ID: u.RequestID, Epoch: u.Epoch, Revision: u.Seq, Key: u.Key, Value: u.Value}
-		}
-		s.respond(req, bus.Encode(page))
-		return
-	}
-	entries, rev, _, more := s.store.Snapshot(r.After, limit, bus.SnapshotPageBytes)
-	page := bus.SnapshotReply{Epoch: epoch, Revision: rev, More: more, Leader: s.cfg.ID, Entries: make([]bus.SnapshotEntry, len(entries))}
-	for i, e := range entries {
-		page.Entries[i] = bus.SnapshotEntry{Key: e.Key, Value: e.Value, Revision: e.Revision}
-	}
-	s.respond(req, bus.Encode(page))
-}
 
 // bufferIfCatchingUp holds u while a catch-up runs and reports whether it
 // did.
@@ -102,7 +67,18 @@ func (s *Server) startCatchUp(reason string) {
 
 // catchUp fetches the leader's store page by page while buffering the live
 // updates, merges both (each key keeps its newest revision), and then
-// follows the stream from there with no missed updates.
+// follows the stream from there with no missed updates. The next page is
+// fetched while the previous one is installed.
+//
+// Why the merge is right: buffering starts before the first page is asked
+// for, and each page is the leader's store as of its revision, so every
+// update after the first page's revision R0 is in the buffer or the stream
+// that follows, and every update up to R0 is in every page. Pages are taken
+// at different revisions, though, so before merging catchUp waits until the
+// buffer holds the stream up to the last page's revision: otherwise an
+// update between two pages that was still queued in this node's
+// subscription when the catch-up ended would be dropped later as a
+// duplicate, and its key left at an older page's value.
 func (s *Server) catchUp(ctx context.Context) (err error) {
 	s.catchMu.Lock()
 	s.catching, s.catchBuf, s.catchOverflow = true, nil, false
@@ -113,34 +89,47 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 		}
 	}()
 	start := time.Now()
-	var epoch, rev uint64
-	after, keys, pages := "", 0, 0
-	for more := true; more; {
-		actx, cancel := context.WithTimeout(ctx, s.cfg.ForwardTimeout)
-		msg, err := s.verifiedReply(actx, s.subj.LeaderSnapshot(), bus.Encode(bus.SnapshotRequest{After: after}), "snapshot page")
-		cancel()
-		if err != nil {
-			return fmt.Errorf("snapshot page after %q: %w", after, err)
+	s.reserveForLeader(ctx)
+	fctx, stopFetching := context.WithCancel(ctx)
+	pages := make(chan fetchedPage, 1)
+	if !s.goFunc(func() { s.fetchPages(fctx, pages) }) {
+		stopFetching()
+		return s.shuttingDown()
+	}
+	defer func() {
+		stopFetching()
+		for range pages { // wait for the fetcher to stop
 		}
-		var page bus.SnapshotReply
-		if err := bus.DecodeReply(msg.Data, &page); err != nil {
-			return fmt.Errorf("snapshot page after %q: %w", after, err)
+	}()
+	var epoch, first, rev uint64
+	keys, npages, complete := 0, 0, false
+	for f := range pages {
+		if f.err != nil {
+			return f.err
 		}
+		page := f.page
 		if epoch != 0 && page.Epoch != epoch {
 			return fmt.Errorf("the leader changed during the catch-up (epoch %d, then %d)", epoch, page.Epoch)
 		}
-		epoch, rev, more = page.Epoch, max(rev, page.Revision), page.More
+		if npages == 0 {
+			first = page.Revision
+		}
+		epoch, rev = page.Epoch, max(rev, page.Revision)
 		entries := make([]store.KeyEntry, len(page.Entries))
 		for i, e := range page.Entries {
 			entries[i] = store.KeyEntry{Key: e.Key, Entry: store.Entry{Value: e.Value, Revision: e.Revision}}
 		}
 		s.store.Install(entries)
 		keys += len(entries)
-		pages++
-		if len(entries) > 0 {
-			after = entries[len(entries)-1].Key
-		} else if more {
-			return errors.New("empty snapshot page with more to come")
+		npages++
+		complete = !page.More
+	}
+	if !complete {
+		return fmt.Errorf("catch-up ended after %d pages: %w", npages, ctx.Err())
+	}
+	if rev > first {
+		if err := s.awaitBuffered(ctx, epoch, rev); err != nil {
+			return err
 		}
 	}
 
@@ -175,43 +164,59 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 	s.compared.Store(true)
 	s.catching, s.catchBuf = false, nil
 	s.notifyApplied()
-	s.log.Info("caught up", "keys", keys, "pages", pages, "request_ids", ids, "buffered_updates", buffered, "epoch", epoch, "revision", rev, "took", time.Since(start))
+	s.log.Info("caught up", "keys", keys, "pages", npages, "request_ids", ids, "buffered_updates", buffered, "epoch", epoch, "revision", rev, "took", time.Since(start))
 	return nil
 }
 
-// fetchRequests copies the leader's window of recent request IDs, so a
-// write retried after a failover to this copy is applied once. It returns
-// how many IDs it learned.
-func (s *Server) fetchRequests(ctx context.Context, epoch uint64) (int, error) {
-	n := 0
-	for after, more := "", true; more; {
-		actx, cancel := context.WithTimeout(ctx, s.cfg.ForwardTimeout)
-		msg, err := s.verifiedReply(actx, s.subj.LeaderSnapshot(), bus.Encode(bus.SnapshotRequest{After: after, Requests: true}), "request-ID page")
-		cancel()
-		if err != nil {
-			return n, fmt.Errorf("request-ID page after %q: %w", after, err)
+// maxReserve bounds the keys a catch-up makes room for in advance.
+const maxReserve = 1 << 26
+
+// reserveForLeader asks the leader how many keys it holds and makes room
+// for them, so installing the pages does not grow the map step by step.
+// It is an optimisation: if the leader does not answer, or this copy holds
+// half of its keys already (a gap, not a restart: copying the map would
+// stall this node's writes for nothing), nothing happens.
+func (s *Server) reserveForLeader(ctx context.Context) {
+	s.mu.Lock()
+	leader := s.term.Leader.ID
+	s.mu.Unlock()
+	if leader == "" || leader == s.cfg.ID {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ForwardTimeout)
+	defer cancel()
+	msg, err := s.verifiedReply(ctx, s.subj.NodeStatus(leader), nil, "leader status")
+	if err != nil {
+		return
+	}
+	var st bus.Status
+	if bus.DecodeReply(msg.Data, &st) == nil && s.store.Len() < st.Keys/2 {
+		s.store.Reserve(min(st.Keys+st.Keys/8, maxReserve))
+	}
+}
+
+// awaitBuffered waits until the live updates buffered by the catch-up
+// reach revision rev of epoch (the stream is ordered, so everything before
+// it is buffered too), for up to ForwardTimeout.
+func (s *Server) awaitBuffered(ctx context.Context, epoch, rev uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ForwardTimeout)
+	defer cancel()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.catchMu.Lock()
+		n := len(s.catchBuf)
+		reached := s.catchOverflow || n > 0 && (s.catchBuf[n-1].Epoch > epoch || s.catchBuf[n-1].Seq >= rev)
+		s.catchMu.Unlock()
+		if reached {
+			return nil
 		}
-		var page bus.SnapshotReply
-		if err := bus.DecodeReply(msg.Data, &page); err != nil {
-			return n, fmt.Errorf("request-ID page after %q: %w", after, err)
-		}
-		if page.Epoch != epoch {
-			return n, fmt.Errorf("the leader changed during the catch-up (epoch %d, then %d)", epoch, page.Epoch)
-		}
-		us := make([]store.Update, len(page.Requests))
-		for i, r := range page.Requests {
-			us[i] = store.Update{Epoch: r.Epoch, Seq: r.Revision, Key: r.Key, Value: r.Value, RequestID: r.ID}
-		}
-		s.store.RememberRequests(us)
-		n += len(us)
-		more = page.More
-		if len(us) > 0 {
-			after = us[len(us)-1].RequestID
-		} else if more {
-			return n, errors.New("empty request-ID page with more to come")
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the live updates did not reach revision %d of epoch %d: %w", rev, epoch, ctx.Err())
+		case <-tick.C:
 		}
 	}
-	return n, nil
 }
 
 // replayBuffered ends a failed catch-up: the buffered updates go through
@@ -298,4 +303,39 @@ func (s *Server) refuseToLead(t election.Term, why string, args ...any) {
 			s.log.Warn("requeue in the election failed", "err", err)
 		}
 	})
+}
+
+// fetchRequests copies the leader's window of recent request IDs, so a
+// write retried after a failover to this copy is applied once. It returns
+// how many IDs it learned.
+func (s *Server) fetchRequests(ctx context.Context, epoch uint64) (int, error) {
+	n := 0
+	for after, more := "", true; more; {
+		actx, cancel := context.WithTimeout(ctx, s.cfg.ForwardTimeout)
+		msg, err := s.verifiedReply(actx, s.subj.LeaderSnapshot(), bus.Encode(bus.SnapshotRequest{After: after, Requests: true}), "request-ID page")
+		cancel()
+		if err != nil {
+			return n, fmt.Errorf("request-ID page after %q: %w", after, err)
+		}
+		var page bus.SnapshotReply
+		if err := bus.DecodeReply(msg.Data, &page); err != nil {
+			return n, fmt.Errorf("request-ID page after %q: %w", after, err)
+		}
+		if page.Epoch != epoch {
+			return n, fmt.Errorf("the leader changed during the catch-up (epoch %d, then %d)", epoch, page.Epoch)
+		}
+		us := make([]store.Update, len(page.Requests))
+		for i, r := range page.Requests {
+			us[i] = store.Update{Epoch: r.Epoch, Seq: r.Revision, Key: r.Key, Value: r.Value, RequestID: r.ID}
+		}
+		s.store.RememberRequests(us)
+		n += len(us)
+		more = page.More
+		if len(us) > 0 {
+			after = us[len(us)-1].RequestID
+		} else if more {
+			return n, errors.New("empty request-ID page with more to come")
+		}
+	}
+	return n, nil
 }

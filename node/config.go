@@ -79,9 +79,33 @@ type Config struct {
 	// and report stale only until it has; and makes a stale server refuse
 	// to lead. Off by default: the specification's stale read.
 	CatchUp bool
-	// MaxForwards bounds the forwarded writes in flight; more are refused
-	// with "unavailable". Default 256.
+	// MaxForwards bounds the writes a follower forwards to the leader at
+	// once (budget forwarded_writes); more are refused "unavailable".
+	// Default 256. Each holds a goroutine for up to ForwardTimeout +
+	// WriteTimeout.
 	MaxForwards int
+	// MaxWaitingReads bounds the min_revision reads waiting at once for
+	// their revision (budget waiting_reads), each for up to its wait_ms;
+	// more are refused "unavailable". Default 1024. A wait is a parked
+	// goroutine, so the bound is on memory, and it keeps a flood of waits
+	// from taking the slots of writes.
+	MaxWaitingReads int
+	// MaxLeaderReads bounds the consistency=leader reads a follower
+	// forwards at once (budget leader_reads); more are refused
+	// "unavailable". Default 256.
+	MaxLeaderReads int
+	// MaxAckWaits bounds the acks=majority and acks=all writes the leader
+	// holds at once while replicas confirm them (budget ack_waits), each
+	// for up to WriteTimeout. A write that finds it full is refused
+	// "unavailable" before it is applied. Default 4096: above what 256
+	// forwarding followers and direct clients keep in flight, so that
+	// refusal is for floods, not load.
+	MaxAckWaits int
+	// MaxSnapshotPages bounds the snapshot pages (catch-ups) the leader
+	// serves at once (budget snapshot_pages); more are refused
+	// "unavailable" and a catch-up asks again. Default 4. A page holds
+	// the store's read lock for one pass over its ordered index.
+	MaxSnapshotPages int
 	// ShutdownTimeout bounds a clean stop. Default 5s.
 	ShutdownTimeout time.Duration
 	// ForceLead lets a --catch-up server lead although it holds fewer
@@ -108,16 +132,20 @@ type Config struct {
 // ZooKeeper are still to be set.
 func DefaultConfig() Config {
 	return Config{
-		SessionTimeout:  4 * time.Second,
-		ElectionPath:    "/election",
-		LeaderPath:      "/leader",
-		NATSURL:         nats.DefaultURL,
-		SubjectPrefix:   bus.DefaultPrefix,
-		ForwardTimeout:  5 * time.Second,
-		Acks:            bus.AcksLeader,
-		WriteTimeout:    5 * time.Second,
-		MaxForwards:     256,
-		ShutdownTimeout: 5 * time.Second,
+		SessionTimeout:   4 * time.Second,
+		ElectionPath:     "/election",
+		LeaderPath:       "/leader",
+		NATSURL:          nats.DefaultURL,
+		SubjectPrefix:    bus.DefaultPrefix,
+		ForwardTimeout:   5 * time.Second,
+		Acks:             bus.AcksLeader,
+		WriteTimeout:     5 * time.Second,
+		MaxForwards:      256,
+		MaxWaitingReads:  1024,
+		MaxLeaderReads:   256,
+		MaxAckWaits:      4096,
+		MaxSnapshotPages: 4,
+		ShutdownTimeout:  5 * time.Second,
 
 		HeartbeatInterval: time.Second,
 		RecordInterval:    time.Second,
@@ -155,6 +183,18 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxForwards == 0 {
 		c.MaxForwards = d.MaxForwards
+	}
+	if c.MaxWaitingReads == 0 {
+		c.MaxWaitingReads = d.MaxWaitingReads
+	}
+	if c.MaxLeaderReads == 0 {
+		c.MaxLeaderReads = d.MaxLeaderReads
+	}
+	if c.MaxAckWaits == 0 {
+		c.MaxAckWaits = d.MaxAckWaits
+	}
+	if c.MaxSnapshotPages == 0 {
+		c.MaxSnapshotPages = d.MaxSnapshotPages
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = d.ShutdownTimeout
@@ -197,8 +237,14 @@ func (c Config) Validate() error {
 	if c.HeartbeatInterval < 0 || c.RecordInterval < 0 {
 		errs = append(errs, fmt.Errorf("heartbeat interval %s and record interval %s must be positive", c.HeartbeatInterval, c.RecordInterval))
 	}
-	if c.MaxForwards < 1 {
-		errs = append(errs, fmt.Errorf("max forwards %d must be at least 1", c.MaxForwards))
+	for _, b := range []struct {
+		name string
+		n    int
+	}{{"max forwards", c.MaxForwards}, {"max waiting reads", c.MaxWaitingReads}, {"max leader reads", c.MaxLeaderReads},
+		{"max ack waits", c.MaxAckWaits}, {"max snapshot pages", c.MaxSnapshotPages}} {
+		if b.n < 1 {
+			errs = append(errs, fmt.Errorf("%s %d must be at least 1", b.name, b.n))
+		}
 	}
 	if err := c.electionConfig().Validate(); err != nil {
 		errs = append(errs, err)

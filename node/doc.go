@@ -18,6 +18,22 @@
 // touch ZooKeeper, so a follower may answer with stale data, and a
 // restarted node answers "not found" until the key is written again.
 //
+// # Bounded under abuse
+//
+// Every request that holds a goroutine or the store for a while takes a
+// slot of its kind's budget (see budget.go and Config.MaxWaitingReads and
+// the fields after it): min_revision reads that wait, writes and leader
+// reads a follower forwards, writes waiting for replicas' confirmations,
+// and snapshot pages. A full budget answers "unavailable" at once and names
+// itself; no kind can take another's slots, so a flood of long waits
+// cannot refuse writes. A write that will wait for confirmations takes its
+// slot before it is applied, so that refusal never hides an applied write.
+// Status reports each budget's slots in use and refusals.
+//
+// A catch-up page is one pass over the store's ordered key index under its
+// read lock, and the follower installs pages in batches while it fetches
+// the next, so paging the leader's store does not stall its writes.
+//
 // # Leadership changes
 //
 // When the Elector reports that this server leads, the server adopts the

@@ -14,7 +14,9 @@ import (
 
 // handleRead answers a read: from the local copy (even if stale), from
 // the leader, or from the local copy once it has applied a revision. A
-// read that waits runs on its own goroutine.
+// read that waits runs on its own goroutine, in its own budget:
+// min_revision waits in waiting_reads, forwarded leader reads in
+// leader_reads.
 func (s *Server) handleRead(req micro.Request) {
 	var r bus.ReadRequest
 	if err := bus.Decode(req.Data(), &r); err != nil {
@@ -29,19 +31,19 @@ func (s *Server) handleRead(req micro.Request) {
 			return
 		}
 		data := req.Data()
-		if !s.spawnLimited(func() { s.respond(req, s.forwardRead(s.runCtx, data)) }) {
-			s.respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s is busy or shutting down", s.cfg.ID))
+		if err := s.spawn(s.budgets.leaderReads, func() { s.respond(req, s.forwardRead(s.runCtx, data)) }); err != nil {
+			s.respondError(req, err)
 		}
 	case bus.ConsistencyMinRevision:
 		if s.hasApplied(r.MinRevision) {
 			s.respond(req, bus.Encode(s.read(r.Key)))
 			return
 		}
-		if !s.spawnLimited(func() {
+		if err := s.spawn(s.budgets.waitingReads, func() {
 			reply, err := s.readAtLeast(s.runCtx, r)
 			s.answerRead(req, reply, err)
-		}) {
-			s.respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s is busy or shutting down", s.cfg.ID))
+		}); err != nil {
+			s.respondError(req, err)
 		}
 	default:
 		s.respond(req, bus.Encode(s.read(r.Key)))
@@ -49,7 +51,9 @@ func (s *Server) handleRead(req micro.Request) {
 }
 
 // Read is the read path for callers in this process (the HTTP API), with
-// the same consistency levels as the read subjects.
+// the same consistency levels as the read subjects. A read that waits
+// blocks on the caller's goroutine, holding a slot of the same budget as
+// the bus path (waiting_reads, leader_reads) meanwhile.
 func (s *Server) Read(ctx context.Context, r bus.ReadRequest) (bus.ReadReply, error) {
 	if err := r.Validate(); err != nil {
 		return bus.ReadReply{}, err
@@ -59,10 +63,23 @@ func (s *Server) Read(ctx context.Context, r bus.ReadRequest) (bus.ReadReply, er
 		if s.serving.Load() {
 			return s.leaderRead(r.Key)
 		}
+		release, err := s.take(s.budgets.leaderReads)
+		if err != nil {
+			return bus.ReadReply{}, err
+		}
+		defer release()
 		var reply bus.ReadReply
-		err := bus.DecodeReply(s.forwardRead(ctx, bus.Encode(r)), &reply)
+		err = bus.DecodeReply(s.forwardRead(ctx, bus.Encode(r)), &reply)
 		return reply, err
 	case bus.ConsistencyMinRevision:
+		if s.hasApplied(r.MinRevision) {
+			return s.read(r.Key), nil
+		}
+		release, err := s.take(s.budgets.waitingReads)
+		if err != nil {
+			return bus.ReadReply{}, err
+		}
+		defer release()
 		return s.readAtLeast(ctx, r)
 	}
 	return s.read(r.Key), nil

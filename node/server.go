@@ -73,7 +73,7 @@ type Server struct {
 	httpSrv  *http.Server
 	listener net.Listener
 	web      *httpSecurity // HTTP TLS and users (http_security.go)
-	forwards chan struct{} // semaphore of forwarded and waiting writes
+	budgets  budgets // one bounded budget per kind of request that waits
 	acks     *ackTracker
 
 	runCtx context.Context
@@ -167,7 +167,7 @@ func New(cfg Config) (*Server, error) {
 		elect:     el,
 		listener:  ln,
 		web:       web,
-		forwards:  make(chan struct{}, cfg.MaxForwards),
+		budgets:   newBudgets(cfg),
 		acks:      newAckTracker(store.DefaultRequestWindow),
 		appliedCh: make(chan struct{}),
 	}
@@ -644,6 +644,7 @@ func (s *Server) Status() bus.Status {
 		Diverged:         s.store.Diverged(),
 		Ready:            ready,
 		NotReady:         strings.Join(why, "; "),
+		Budgets:         s.budgets.status(),
 	}
 }
 

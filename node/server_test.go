@@ -269,6 +269,10 @@ func TestConfigValidate(t *testing.T) {
 		{"bad http", func(c *Config) { c.HTTPAddr = "nope" }, false},
 		{"no zookeeper", func(c *Config) { c.ZooKeeper = nil }, false},
 		{"zero forwards", func(c *Config) { c.MaxForwards = -1 }, false},
+		{"no waiting reads", func(c *Config) { c.MaxWaitingReads = -1 }, false},
+		{"no leader reads", func(c *Config) { c.MaxLeaderReads = -1 }, false},
+		{"no ack waits", func(c *Config) { c.MaxAckWaits = -1 }, false},
+		{"no snapshot pages", func(c *Config) { c.MaxSnapshotPages = -1 }, false},
 	}
 	for _, tt := range tests {
 		c := base()

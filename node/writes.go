@@ -26,18 +26,29 @@ func (s *Server) handleLeaderWrite(req micro.Request) {
 
 // serveWrite applies w as leader and answers req. A write that waits for
 // replicas' confirmations waits on its own goroutine, so the endpoint goes
-// on applying later writes meanwhile.
+// on applying later writes meanwhile. Such a write takes its ack_waits slot
+// before it is applied: a full budget refuses it with nothing applied, so
+// "unavailable" never hides an applied write.
 func (s *Server) serveWrite(req micro.Request, w bus.WriteRequest) {
-	reply, wait, err := s.applyWrite(w)
-	if err != nil {
-		s.respondError(req, err)
+	slot := s.ackLevel(w) != bus.AcksLeader
+	if slot && !s.budgets.ackWaits.acquire() {
+		s.respondError(req, s.ackWaitsFull())
 		return
 	}
-	if wait == nil {
+	reply, wait, err := s.applyWrite(w)
+	if err != nil || wait == nil {
+		if slot {
+			s.budgets.ackWaits.release()
+		}
+		if err != nil {
+			s.respondError(req, err)
+			return
+		}
 		s.respond(req, bus.Encode(reply))
 		return
 	}
-	if !s.spawnLimited(func() {
+	if !s.goFunc(func() {
+		defer s.budgets.ackWaits.release()
 		reply, err := s.awaitAcks(s.runCtx, reply, wait)
 		if err != nil {
 			s.respondError(req, err)
@@ -45,14 +56,31 @@ func (s *Server) serveWrite(req micro.Request, w bus.WriteRequest) {
 		}
 		s.respond(req, bus.Encode(reply))
 	}) {
-		s.respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s is busy or shutting down; revision %d was applied but not confirmed", s.cfg.ID, reply.Revision))
+		s.budgets.ackWaits.release()
+		s.respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s is shutting down; revision %d was applied but not confirmed", s.cfg.ID, reply.Revision))
 	}
+}
+
+// ackWaitsFull is the answer to a write refused for want of an ack_waits
+// slot, before it was applied.
+func (s *Server) ackWaitsFull() error {
+	b := s.budgets.ackWaits
+	return bus.Errorf(bus.CodeUnavailable, "node %s: budget %s is full (%d writes waiting for confirmations); this request applied nothing", s.cfg.ID, b.name, cap(b.slots))
+}
+
+// ackLevel is the acknowledgement level w is held to.
+func (s *Server) ackLevel(w bus.WriteRequest) string {
+	if w.Acks != "" {
+		return w.Acks
+	}
+	return s.cfg.Acks
 }
 
 // handleNodeWrite serves this node's own write subject: the leader applies
 // the write, a follower forwards it to the leader subject and relays the
 // reply. Forwarding runs on its own goroutine so slow elections do not hold
-// up the endpoint; at most MaxForwards run at once.
+// up the endpoint; at most MaxForwards run at once (budget
+// forwarded_writes).
 func (s *Server) handleNodeWrite(req micro.Request) {
 	var w bus.WriteRequest
 	if err := bus.Decode(req.Data(), &w); err != nil {
@@ -64,46 +92,41 @@ func (s *Server) handleNodeWrite(req micro.Request) {
 		return
 	}
 	data := req.Data()
-	if !s.spawnLimited(func() { s.respond(req, s.forward(s.runCtx, data)) }) {
-		s.respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s has %d writes in flight or is shutting down", s.cfg.ID, cap(s.forwards)))
+	if err := s.spawn(s.budgets.forwardedWrites, func() { s.respond(req, s.forward(s.runCtx, data)) }); err != nil {
+		s.respondError(req, err)
 	}
-}
-
-// spawnLimited runs f on a server-owned goroutine if fewer than
-// MaxForwards such goroutines run and the server is not shutting down.
-func (s *Server) spawnLimited(f func()) bool {
-	select {
-	case s.forwards <- struct{}{}:
-	default:
-		return false
-	}
-	if !s.goFunc(func() {
-		defer func() { <-s.forwards }()
-		f()
-	}) {
-		<-s.forwards
-		return false
-	}
-	return true
 }
 
 func (s *Server) isLeader() bool { return s.leaderEpoch.Load() != 0 }
 
 // Write is the write path for callers in this process (the HTTP API): the
 // leader applies w, a follower forwards it. It returns the leader's reply.
+// It blocks on the caller's goroutine, holding a slot of the same budget
+// as the bus path (ack_waits, forwarded_writes) meanwhile.
 func (s *Server) Write(ctx context.Context, w bus.WriteRequest) (bus.WriteReply, error) {
 	if err := w.Validate(); err != nil {
 		return bus.WriteReply{}, err
 	}
 	if s.isLeader() {
+		if s.ackLevel(w) != bus.AcksLeader {
+			if !s.budgets.ackWaits.acquire() {
+				return bus.WriteReply{}, s.ackWaitsFull()
+			}
+			defer s.budgets.ackWaits.release()
+		}
 		reply, wait, err := s.applyWrite(w)
 		if err != nil || wait == nil {
 			return reply, err
 		}
 		return s.awaitAcks(ctx, reply, wait)
 	}
+	release, err := s.take(s.budgets.forwardedWrites)
+	if err != nil {
+		return bus.WriteReply{}, err
+	}
+	defer release()
 	var reply bus.WriteReply
-	err := bus.DecodeReply(s.forward(ctx, bus.Encode(w)), &reply)
+	err = bus.DecodeReply(s.forward(ctx, bus.Encode(w)), &reply)
 	return reply, err
 }
 
@@ -113,10 +136,7 @@ func (s *Server) Write(ctx context.Context, w bus.WriteRequest) (bus.WriteReply,
 // round trip happens under the lock. For acks=majority or all it returns
 // the wait to pass to awaitAcks before replying.
 func (s *Server) applyWrite(w bus.WriteRequest) (bus.WriteReply, *ackWait, error) {
-	level := w.Acks
-	if level == "" {
-		level = s.cfg.Acks
-	}
+	level := s.ackLevel(w)
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	epoch := s.leaderEpoch.Load()

@@ -12,6 +12,13 @@
 // what it missed; a restarted server starts empty and answers "not found"
 // for a key until that key is written again.
 //
+// Keys live in a map (Get is one map access) and, for snapshot pages, in an
+// ordered index (a B-tree of the keys, which are never removed); both point
+// at the same boxed entry, which a write to a held key updates in place. A
+// page of a catch-up walks the index from its start key under the read lock,
+// so it costs O(log n + page) instead of a sort of the keyspace, and Install
+// merges a fetched page in batches so writers never wait for a whole page.
+//
 // The store does no I/O, starts no goroutines and logs nothing. All methods
 // are safe for concurrent use; reads never wait for the network.
 package store

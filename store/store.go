@@ -7,6 +7,8 @@ import (
 	"math"
 	"sort"
 	"sync"
+
+	"github.com/google/btree"
 )
 
 // Errors returned by Store. Callers branch on them with errors.Is.
@@ -66,8 +68,13 @@ const DefaultRequestWindow = 16384
 // Store is a concurrent in-memory key-value map. The zero value is not
 // usable; call New.
 type Store struct {
-	mu    sync.RWMutex
-	data  map[string]Entry
+	mu sync.RWMutex
+	// data holds every key's entry: Get is one map access. The entry is
+	// boxed so keys, the ordered index of the same boxes, reads it without
+	// a map lookup; a write to a held key updates its box in place (under
+	// mu), so only a new key touches the index. Keys are never removed.
+	data  map[string]*Entry
+	keys  *btree.BTreeG[indexItem]
 	rev   uint64 // the last sequence number applied (or skipped past)
 	epoch uint64 // the highest epoch known: the fence
 	// stream is the epoch whose stream rev counts in: the last epoch whose
@@ -105,7 +112,7 @@ func New() *Store { return NewWithWindow(DefaultRequestWindow) }
 // NewWithWindow is New remembering the last window request IDs (at least 1).
 func NewWithWindow(window int) *Store {
 	window = max(window, 1)
-	return &Store{data: make(map[string]Entry), requests: make(map[string]Update), order: make([]string, window), window: window,
+	return &Store{data: make(map[string]*Entry), keys: newKeyIndex(), requests: make(map[string]Update), order: make([]string, window), window: window,
 		recent: make(map[position]uint64, window), recentRing: make([]position, window), seed: maphash.MakeSeed()}
 }
 
@@ -192,8 +199,10 @@ func (s *Store) Request(id string) (Update, bool) {
 func (s *Store) Get(key string) (Entry, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	e, ok := s.data[key]
-	return e, ok
+	if p, ok := s.data[key]; ok {
+		return *p, true
+	}
+	return Entry{}, false
 }
 
 // Put is the leader's write: under epoch, it stores value at the next
@@ -218,7 +227,7 @@ func (s *Store) PutOnce(epoch uint64, key, value, id string) (u Update, dup bool
 	}
 	s.epoch, s.stream = epoch, epoch
 	s.rev++
-	s.data[key] = Entry{Value: value, Revision: s.rev}
+	s.setLocked(key, Entry{Value: value, Revision: s.rev})
 	u = Update{Epoch: epoch, Seq: s.rev, Key: key, Value: value, RequestID: id}
 	s.rememberLocked(u)
 	s.noteLocked(u)
@@ -257,7 +266,7 @@ func (s *Store) Apply(u Update) error {
 	}
 	s.epoch, s.stream = u.Epoch, u.Epoch
 	s.rev = u.Seq
-	s.data[u.Key] = Entry{Value: u.Value, Revision: u.Seq}
+	s.setLocked(u.Key, Entry{Value: u.Value, Revision: u.Seq})
 	s.rememberLocked(u)
 	s.noteLocked(u)
 	return err
@@ -367,66 +376,6 @@ func (s *Store) Missed() uint64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return addSat(s.gaps, s.ahead)
-}
-
-// KeyEntry is one key of a snapshot.
-type KeyEntry struct {
-	Key string
-	Entry
-}
-
-// Snapshot returns, in key order, the entries with keys after after, up to
-// limit entries or about maxBytes of keys and values (at least one entry),
-// with the store's revision and epoch at that moment. more says whether
-// keys remain.
-func (s *Store) Snapshot(after string, limit, maxBytes int) (entries []KeyEntry, rev, epoch uint64, more bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	keys := make([]string, 0, len(s.data))
-	for k := range s.data {
-		if k > after {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	size := 0
-	for i, k := range keys {
-		e := s.data[k]
-		if i > 0 && (len(entries) >= limit || size+len(k)+len(e.Value) > maxBytes) {
-			return entries, s.rev, s.epoch, true
-		}
-		size += len(k) + len(e.Value)
-		entries = append(entries, KeyEntry{Key: k, Entry: e})
-	}
-	return entries, s.rev, s.epoch, false
-}
-
-// Install merges entries fetched from the leader: each key takes the
-// entry whose revision is newer than its own.
-func (s *Store) Install(entries []KeyEntry) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, e := range entries {
-		if cur, ok := s.data[e.Key]; !ok || e.Revision > cur.Revision {
-			s.data[e.Key] = e.Entry
-		}
-	}
-}
-
-// ApplyNewer applies u only if it is newer than the key's entry, without
-// sequence checks: for updates buffered during a catch-up, whose order
-// relative to the snapshot pages is unknown. It refuses old epochs.
-func (s *Store) ApplyNewer(u Update) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if u.Epoch < s.epoch {
-		return fmt.Errorf("%w: update epoch %d seq %d, epoch %d is known", ErrOldEpoch, u.Epoch, u.Seq, s.epoch)
-	}
-	if cur, ok := s.data[u.Key]; !ok || u.Seq > cur.Revision {
-		s.data[u.Key] = Entry{Value: u.Value, Revision: u.Seq}
-	}
-	s.rememberLocked(u)
-	return nil
 }
 
 // CaughtUp ends a catch-up: the store now follows epoch from revision rev,

@@ -64,6 +64,11 @@ func app(hup <-chan os.Signal) *cli.App {
 			&cli.BoolFlag{Name: "catch-up", Usage: "fetch the leader's store when this copy missed updates (restart, gap), and refuse to lead while stale; off: a restarted server answers empty until a key is written again", EnvVars: []string{"ZKV_CATCH_UP"}},
 			&cli.BoolFlag{Name: "force-lead", Usage: "with --catch-up, lead even with fewer revisions than the cluster record says were acknowledged, accepting that those writes are lost (use on one server, once, after a restart of every server)", EnvVars: []string{"ZKV_FORCE_LEAD"}},
 			&cli.StringFlag{Name: "record-path", Usage: "persistent znode of the cluster record (cluster id, key, highest epoch and revision); default: --election-path with -cluster appended", EnvVars: []string{"ZKV_RECORD_PATH"}},
+			&cli.IntFlag{Name: "max-forwards", Value: d.MaxForwards, Usage: "budget forwarded_writes: writes a follower forwards to the leader at once; more are refused unavailable", EnvVars: []string{"ZKV_MAX_FORWARDS"}},
+			&cli.IntFlag{Name: "max-waiting-reads", Value: d.MaxWaitingReads, Usage: "budget waiting_reads: min_revision reads waiting at once for their revision", EnvVars: []string{"ZKV_MAX_WAITING_READS"}},
+			&cli.IntFlag{Name: "max-leader-reads", Value: d.MaxLeaderReads, Usage: "budget leader_reads: consistency=leader reads a follower forwards at once", EnvVars: []string{"ZKV_MAX_LEADER_READS"}},
+			&cli.IntFlag{Name: "max-ack-waits", Value: d.MaxAckWaits, Usage: "budget ack_waits: majority or all writes waiting for confirmations at once; more are refused before they are applied", EnvVars: []string{"ZKV_MAX_ACK_WAITS"}},
+			&cli.IntFlag{Name: "max-snapshot-pages", Value: d.MaxSnapshotPages, Usage: "budget snapshot_pages: catch-up pages the leader serves at once", EnvVars: []string{"ZKV_MAX_SNAPSHOT_PAGES"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"ZKV_LOG_LEVEL"}},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json", EnvVars: []string{"ZKV_LOG_FORMAT"}},
 			&cli.StringFlag{Name: "zookeeper-auth", Usage: "`USER:PASSWORD` for ZooKeeper digest auth; znodes then get an ACL: this user all, others read", EnvVars: []string{"ZKV_ZOOKEEPER_AUTH"}},
@@ -98,6 +103,11 @@ func run(c *cli.Context, hup <-chan os.Signal) error {
 	cfg.CatchUp = c.Bool("catch-up")
 	cfg.ForceLead = c.Bool("force-lead")
 	cfg.RecordPath = c.String("record-path")
+	cfg.MaxForwards = c.Int("max-forwards")
+	cfg.MaxWaitingReads = c.Int("max-waiting-reads")
+	cfg.MaxLeaderReads = c.Int("max-leader-reads")
+	cfg.MaxAckWaits = c.Int("max-ack-waits")
+	cfg.MaxSnapshotPages = c.Int("max-snapshot-pages")
 	cfg.ZooKeeperAuth = c.String("zookeeper-auth")
 	cfg.HTTPTLSCert = c.String("http-tls-cert")
 	cfg.HTTPTLSKey = c.String("http-tls-key")

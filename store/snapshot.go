@@ -1,0 +1,144 @@
+package store
+
+import (
+	"fmt"
+
+	"github.com/google/btree"
+)
+
+// indexDegree is the B-tree degree of the key index: nodes of up to 63
+// keys, a few cache lines of string headers each.
+const indexDegree = 32
+
+// indexItem is one key of the ordered index, with the box its entry is
+// kept in (shared with the map).
+type indexItem struct {
+	key   string
+	entry *Entry
+}
+
+func newKeyIndex() *btree.BTreeG[indexItem] {
+	return btree.NewG(indexDegree, func(a, b indexItem) bool { return a.key < b.key })
+}
+
+// setLocked stores e under key, adding key to the index if it is new.
+// The caller holds mu for writing.
+func (s *Store) setLocked(key string, e Entry) {
+	if p, ok := s.data[key]; ok {
+		*p = e
+		return
+	}
+	s.insertLocked(key, e)
+}
+
+// insertLocked adds a key that data does not hold.
+func (s *Store) insertLocked(key string, e Entry) {
+	p := &e
+	s.data[key] = p
+	s.keys.ReplaceOrInsert(indexItem{key: key, entry: p})
+}
+
+// KeyEntry is one key of a snapshot.
+type KeyEntry struct {
+	Key string
+	Entry
+}
+
+// Snapshot returns, in key order, the entries with keys after after, up to
+// limit entries or about maxBytes of keys and values (at least one entry),
+// with the store's revision and epoch at that moment. more says whether
+// keys remain. It walks the key index under the read lock, so a page costs
+// O(log n + page) and writers wait for one page at most, not for a sort
+// of the keyspace.
+func (s *Store) Snapshot(after string, limit, maxBytes int) (entries []KeyEntry, rev, epoch uint64, more bool) {
+	limit = max(limit, 1)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	entries = make([]KeyEntry, 0, min(limit, s.keys.Len()))
+	size := 0
+	s.keys.AscendGreaterOrEqual(indexItem{key: after}, func(it indexItem) bool {
+		k := it.key
+		if k == after {
+			return true
+		}
+		e := *it.entry
+		if len(entries) > 0 && (len(entries) >= limit || size+len(k)+len(e.Value) > maxBytes) {
+			more = true
+			return false
+		}
+		size += len(k) + len(e.Value)
+		entries = append(entries, KeyEntry{Key: k, Entry: e})
+		return true
+	})
+	return entries, s.rev, s.epoch, more
+}
+
+// installBatch bounds the entries Install merges under one hold of the
+// write lock, so reads and writes wait for a batch, not a whole page.
+const installBatch = 512
+
+// Install merges entries fetched from the leader: each key takes the
+// entry whose revision is newer than its own. It takes the write lock
+// once per installBatch entries.
+func (s *Store) Install(entries []KeyEntry) {
+	for len(entries) > 0 {
+		n := min(len(entries), installBatch)
+		s.installLocked(entries[:n])
+		entries = entries[n:]
+	}
+}
+
+func (s *Store) installLocked(entries []KeyEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// The boxes of new keys come from one allocation per batch; keys are
+	// never removed, so none of it is wasted.
+	var boxes []Entry
+	for i, e := range entries {
+		switch p, ok := s.data[e.Key]; {
+		case !ok:
+			if len(boxes) == cap(boxes) {
+				boxes = make([]Entry, 0, len(entries)-i)
+			}
+			boxes = append(boxes, e.Entry)
+			p = &boxes[len(boxes)-1]
+			s.data[e.Key] = p
+			s.keys.ReplaceOrInsert(indexItem{key: e.Key, entry: p})
+		case e.Revision > p.Revision:
+			*p = e.Entry
+		}
+	}
+}
+
+// Reserve makes room for n keys in all, so a catch-up that knows how many
+// keys are coming does not grow the map step by step. It copies the keys
+// held now under the write lock: call it while the store is small. A
+// smaller n than Len does nothing.
+func (s *Store) Reserve(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n <= len(s.data) {
+		return
+	}
+	m := make(map[string]*Entry, n)
+	for k, e := range s.data {
+		m[k] = e
+	}
+	s.data = m
+}
+
+// ApplyNewer applies u only if it is newer than the key's entry, without
+// sequence checks: for updates buffered during a catch-up, whose order
+// relative to the snapshot pages is unknown. It refuses old epochs.
+func (s *Store) ApplyNewer(u Update) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u.Epoch < s.epoch {
+		return fmt.Errorf("%w: update epoch %d seq %d, epoch %d is known", ErrOldEpoch, u.Epoch, u.Seq, s.epoch)
+	}
+	if p, ok := s.data[u.Key]; !ok || u.Seq > p.Revision {
+		s.setLocked(u.Key, Entry{Value: u.Value, Revision: u.Seq})
+	}
+	s.rememberLocked(u)
+	return nil
+}
