@@ -215,7 +215,7 @@ func (c *Client) PutVia(ctx context.Context, node, key, value string, opts ...Pu
 
 // put writes through subject; kind says what nobody answering means.
 func (c *Client) put(ctx context.Context, kind opKind, subject, key, value string, opts []PutOption) (WriteReply, error) {
-	req := WriteRequest{Key: key, Value: value, RequestID: newRequestID()}
+	req := WriteRequest{Key: key, Value: value, RequestID: NewRequestID()}
 	for _, o := range opts {
 		o(&req)
 	}
@@ -556,8 +556,8 @@ func giveUp(ctx context.Context, kind opKind, subject string, attempts int, last
 	}
 }
 
-// newRequestID returns a random request ID for one write.
-func newRequestID() string {
+// NewRequestID returns a random request ID for one write.
+func NewRequestID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	return hex.EncodeToString(b[:])

@@ -239,12 +239,16 @@ type Status struct {
 	// RecordRevision is the cluster record's lower bound on the highest
 	// revision the cluster acknowledged, as this node last read it.
 	RecordRevision uint64 `json:"record_revision"`
+	// RecordReserved is the cluster record's reserved revision: no
+	// revision above it was ever acknowledged.
+	RecordReserved uint64 `json:"record_reserved,omitempty"`
 	// BehindRecord is how many revisions this copy holds less than
 	// RecordRevision (a restarted or lagging copy).
 	BehindRecord uint64 `json:"behind_record,omitempty"`
-	// LostRevisions is how many revisions the record says were
-	// acknowledged that this node did not hold when it took over as
-	// leader: writes lost, for example by a restart of every server.
+	// LostRevisions is how many revisions this node started its epoch
+	// past without holding them (it missed them, or the record says they
+	// may have been acknowledged): acknowledged writes among them are
+	// lost, for example by a restart of every server.
 	LostRevisions uint64 `json:"lost_revisions,omitempty"`
 	// RecordProblem says what is wrong with the cluster record, if
 	// anything (e.g. ZooKeeper holds another cluster's).

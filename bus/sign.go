@@ -14,11 +14,27 @@ import (
 )
 
 // Headers that every message only servers may send carries: the cluster
-// id of the sender and an HMAC-SHA256 over the cluster id, the message's
-// subject and its body, keyed with the cluster key. See docs/security.md.
+// id of the sender and an HMAC-SHA256 over the domain, the cluster id, the
+// message's subject and its body, keyed with the cluster key. See
+// docs/protocol.md.
 const (
 	HeaderCluster = "Zkv-Cluster"
 	HeaderMAC     = "Zkv-Mac"
+)
+
+// Domain says what a signature is for, so that one kind of signed message
+// can never pass for another: a server answers requests on any reply
+// subject a requester names, and that answer must not be taken for a
+// message of the bus.
+type Domain string
+
+// The signature domains.
+const (
+	// DomainBus signs what servers publish for each other: updates,
+	// markers, heartbeats and acks.
+	DomainBus Domain = "bus"
+	// DomainReply signs a server's reply to a request.
+	DomainReply Domain = "reply"
 )
 
 // MinClusterKeyBytes is the shortest cluster key accepted.
@@ -72,14 +88,14 @@ func NewSigner(cluster string, key []byte) (*Signer, error) {
 // Cluster is the cluster id this Signer signs for.
 func (s *Signer) Cluster() string { return s.cluster }
 
-// mac computes the MAC of (cluster, subject, data). Each part is
-// length-prefixed, so no two different triples hash alike.
-func (s *Signer) mac(cluster, subject string, data []byte) []byte {
+// mac computes the MAC of (domain, cluster, subject, data). Each part is
+// length-prefixed, so no two different tuples hash alike.
+func (s *Signer) mac(d Domain, cluster, subject string, data []byte) []byte {
 	h := s.pool.Get().(hash.Hash)
 	defer s.pool.Put(h)
 	h.Reset()
 	var n [8]byte
-	for _, part := range [][]byte{[]byte(cluster), []byte(subject), data} {
+	for _, part := range [][]byte{[]byte(d), []byte(cluster), []byte(subject), data} {
 		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
 		h.Write(n[:])
 		h.Write(part)
@@ -87,23 +103,23 @@ func (s *Signer) mac(cluster, subject string, data []byte) []byte {
 	return h.Sum(nil)
 }
 
-// Header returns the headers that sign data sent on subject.
-func (s *Signer) Header(subject string, data []byte) nats.Header {
+// Header returns the headers that sign data sent on subject for domain d.
+func (s *Signer) Header(d Domain, subject string, data []byte) nats.Header {
 	return nats.Header{
 		HeaderCluster: []string{s.cluster},
-		HeaderMAC:     []string{base64.RawStdEncoding.EncodeToString(s.mac(s.cluster, subject, data))},
+		HeaderMAC:     []string{base64.RawStdEncoding.EncodeToString(s.mac(d, s.cluster, subject, data))},
 	}
 }
 
-// Msg returns a signed message of data on subject.
+// Msg returns a message of data on subject, signed for the bus.
 func (s *Signer) Msg(subject string, data []byte) *nats.Msg {
-	return &nats.Msg{Subject: subject, Data: data, Header: s.Header(subject, data)}
+	return &nats.Msg{Subject: subject, Data: data, Header: s.Header(DomainBus, subject, data)}
 }
 
-// Verify checks that h signs data sent on subject by a member of this
-// cluster. It returns ErrUnsigned, a *ForeignClusterError or
-// ErrBadSignature otherwise.
-func (s *Signer) Verify(subject string, h nats.Header, data []byte) error {
+// Verify checks that h signs data sent on subject for domain d by a
+// member of this cluster. It returns ErrUnsigned, a *ForeignClusterError
+// or ErrBadSignature otherwise.
+func (s *Signer) Verify(d Domain, subject string, h nats.Header, data []byte) error {
 	cluster, mac := h.Get(HeaderCluster), h.Get(HeaderMAC)
 	if cluster == "" && mac == "" {
 		return ErrUnsigned
@@ -112,11 +128,11 @@ func (s *Signer) Verify(subject string, h nats.Header, data []byte) error {
 		return &ForeignClusterError{Cluster: truncate([]byte(cluster), 64)}
 	}
 	got, err := base64.RawStdEncoding.DecodeString(mac)
-	if err != nil || !hmac.Equal(got, s.mac(cluster, subject, data)) {
+	if err != nil || !hmac.Equal(got, s.mac(d, cluster, subject, data)) {
 		return ErrBadSignature
 	}
 	return nil
 }
 
 // VerifyMsg is Verify of a received message.
-func (s *Signer) VerifyMsg(m *nats.Msg) error { return s.Verify(m.Subject, m.Header, m.Data) }
+func (s *Signer) VerifyMsg(d Domain, m *nats.Msg) error { return s.Verify(d, m.Subject, m.Header, m.Data) }

@@ -17,7 +17,7 @@ func TestSignerVerify(t *testing.T) {
 	other, _ := NewSigner("c1", []byte(strings.Repeat("o", MinClusterKeyBytes)))
 	foreign, _ := NewSigner("c2", key)
 	body := []byte(`{"kind":"put"}`)
-	good := sg.Header("kv.replication", body)
+	good := sg.Header(DomainBus, "kv.replication", body)
 
 	tests := []struct {
 		name    string
@@ -30,15 +30,16 @@ func TestSignerVerify(t *testing.T) {
 		{"unsigned", "kv.replication", nil, body, ErrUnsigned},
 		{"other body", "kv.replication", good, []byte(`{"kind":"epoch"}`), ErrBadSignature},
 		{"other subject", "kv.ack", good, body, ErrBadSignature},
-		{"other key, same cluster id", "kv.replication", other.Header("kv.replication", body), body, ErrBadSignature},
-		{"another cluster", "kv.replication", foreign.Header("kv.replication", body), body, ErrForeignCluster},
+		{"a reply's signature", "kv.replication", sg.Header(DomainReply, "kv.replication", body), body, ErrBadSignature},
+		{"other key, same cluster id", "kv.replication", other.Header(DomainBus, "kv.replication", body), body, ErrBadSignature},
+		{"another cluster", "kv.replication", foreign.Header(DomainBus, "kv.replication", body), body, ErrForeignCluster},
 		{"MAC without cluster", "kv.replication", nats.Header{HeaderMAC: good[HeaderMAC]}, body, ErrForeignCluster},
 		{"cluster without MAC", "kv.replication", nats.Header{HeaderCluster: []string{"c1"}}, body, ErrBadSignature},
 		{"MAC not base64", "kv.replication", nats.Header{HeaderCluster: []string{"c1"}, HeaderMAC: []string{"!!"}}, body, ErrBadSignature},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := sg.Verify(tt.subject, tt.header, tt.body)
+			err := sg.Verify(DomainBus, tt.subject, tt.header, tt.body)
 			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
 				t.Fatalf("Verify = %v, want %v", err, tt.want)
 			}
@@ -60,8 +61,8 @@ func BenchmarkSignVerify(b *testing.B) {
 	body := []byte(`{"kind":"put","epoch":3,"seq":12345,"key":"some-key","value":"some value of a typical size","leader":"n1","time":1}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		h := sg.Header("kv.replication", body)
-		if err := sg.Verify("kv.replication", h, body); err != nil {
+		h := sg.Header(DomainBus, "kv.replication", body)
+		if err := sg.Verify(DomainBus, "kv.replication", h, body); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -25,9 +25,10 @@ const ClusterKeyBytes = 32
 //
 // Key signs every message only servers may send, so the znode is readable
 // only with the cluster's ZooKeeper credentials when digest auth is on.
-// Epoch and Revision only grow: the leader raises them while writes flow,
-// so Revision is a lower bound on the highest revision the cluster ever
-// acknowledged, even after every server restarted empty.
+// Epoch, Revision and Acked only grow. A leader reserves revisions in
+// Revision before it acknowledges them, so Revision is an upper bound on
+// every revision the cluster ever acknowledged, even after every server
+// restarted empty; it raises Acked lazily, so Acked is a lower bound.
 type Record struct {
 	ClusterID string `json:"cluster_id"`
 	Key       []byte `json:"key"`
@@ -37,8 +38,10 @@ type Record struct {
 	// sequence number. It is 0 until the record is written again into an
 	// emptied ZooKeeper, whose sequence numbers start from 0 again.
 	EpochBase uint64 `json:"epoch_base,omitempty"`
-	// Revision is a lower bound on the highest acknowledged revision.
+	// Revision is reserved: no revision above it was ever acknowledged.
 	Revision uint64 `json:"revision"`
+	// Acked is a lower bound on the highest acknowledged revision.
+	Acked uint64 `json:"acked"`
 	Created  int64  `json:"created"`
 	Updated  int64  `json:"updated"`
 	// Recreated counts the times a server found the record missing (an
@@ -101,38 +104,40 @@ func (e *Elector) ReadRecord(ctx context.Context) (Record, error) {
 	return r, err
 }
 
-// RaiseRecord raises the record's epoch and revision to at least epoch and
-// rev. It never lowers them.
-func (e *Elector) RaiseRecord(ctx context.Context, epoch, rev uint64) error {
+// RaiseRecord raises the record's epoch, reserved revision and
+// acknowledged revision to at least epoch, reserved and acked, and returns
+// the record as written. It never lowers them.
+func (e *Elector) RaiseRecord(ctx context.Context, epoch, reserved, acked uint64) (Record, error) {
 	conn, err := e.connForCall(ctx)
 	if err != nil {
-		return err
+		return Record{}, err
 	}
 	for ctx.Err() == nil {
 		r, version, err := e.getRecord(conn)
 		if err != nil {
-			return err
+			return Record{}, err
 		}
-		if r.Epoch >= epoch && r.Revision >= rev {
+		if r.Epoch >= epoch && r.Revision >= reserved && r.Acked >= acked {
 			e.setRecord(r, "")
-			return nil
+			return r, nil
 		}
-		r.Epoch, r.Revision, r.Updated = max(r.Epoch, epoch), max(r.Revision, rev), time.Now().UnixNano()
+		r.Epoch, r.Revision, r.Acked = max(r.Epoch, epoch), max(r.Revision, reserved, acked), max(r.Acked, acked)
+		r.Updated = time.Now().UnixNano()
 		data, err := json.Marshal(r)
 		if err != nil {
-			return fmt.Errorf("encode cluster record: %w", err)
+			return Record{}, fmt.Errorf("encode cluster record: %w", err)
 		}
 		_, err = conn.Set(e.cfg.RecordPath, data, version)
 		if errors.Is(err, zk.ErrBadVersion) {
 			continue // raised meanwhile by another server: read again
 		}
 		if err != nil {
-			return fmt.Errorf("raise cluster record: %w", err)
+			return Record{}, fmt.Errorf("raise cluster record: %w", err)
 		}
 		e.setRecord(r, "")
-		return nil
+		return r, nil
 	}
-	return ctx.Err()
+	return Record{}, ctx.Err()
 }
 
 // connForCall returns the connection for a call made outside Run's loop.

@@ -29,18 +29,18 @@ func TestRecordIsCreatedOnceAndOnlyRaised(t *testing.T) {
 	if ra.ClusterID == "" || ra.ClusterID != rb.ClusterID || string(ra.Key) != string(rb.Key) || len(ra.Key) < ClusterKeyBytes {
 		t.Fatalf("two servers of one cluster read different records: %+v / %+v", ra, rb)
 	}
-	if err := a.RaiseRecord(ctx, 5, 100); err != nil {
+	if _, err := a.RaiseRecord(ctx, 5, 100, 90); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.RaiseRecord(ctx, 4, 50); err != nil { // lower: changes nothing
+	if _, err := b.RaiseRecord(ctx, 4, 50, 40); err != nil { // lower: changes nothing
 		t.Fatal(err)
 	}
 	got, err := b.ReadRecord(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Epoch != 5 || got.Revision != 100 {
-		t.Fatalf("record epoch %d revision %d, want 5 and 100: a raise lowered it", got.Epoch, got.Revision)
+	if got.Epoch != 5 || got.Revision != 100 || got.Acked != 90 {
+		t.Fatalf("record epoch %d revision %d acked %d, want 5, 100 and 90: a raise lowered it", got.Epoch, got.Revision, got.Acked)
 	}
 }
 

@@ -139,8 +139,8 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 	}
 	// A source that is itself behind the record cannot make this copy
 	// current, however complete its pages.
-	if rec := s.freshRecordRevision(); rev < rec {
-		return fmt.Errorf("the leader's copy (revision %d) is behind the cluster record (revision %d): not caught up", rev, rec)
+	if rec := s.freshRecord().Acked; rev < rec {
+		return fmt.Errorf("the leader's copy (revision %d) is behind the cluster record (acknowledged revision %d): not caught up", rev, rec)
 	}
 	s.catchMu.Lock()
 	defer s.catchMu.Unlock()

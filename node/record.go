@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"zkv/bus"
+	"zkv/election"
 )
 
 // joinCluster waits for the cluster record and makes this server's signer
@@ -51,7 +52,7 @@ func (s *Server) recordLoop() {
 		ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.RecordInterval)
 		if epoch := s.leaderEpoch.Load(); epoch != 0 {
 			if acked := s.ackedRev.Load(); acked > recorded {
-				if err := s.elect.RaiseRecord(ctx, epoch, acked); err != nil {
+				if _, err := s.elect.RaiseRecord(ctx, epoch, 0, acked); err != nil {
 					s.log.Warn("cannot raise the cluster record", "revision", acked, "err", err)
 				} else {
 					recorded = acked
@@ -66,18 +67,59 @@ func (s *Server) recordLoop() {
 	}
 }
 
-// freshRecordRevision reads the record's revision as fresh as it can get
-// it quickly, falling back to the last copy read.
-func (s *Server) freshRecordRevision() uint64 {
+// freshRecord reads the record as fresh as it can get it quickly, falling
+// back to the last copy read.
+func (s *Server) freshRecord() election.Record {
 	ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.SessionTimeout/4)
 	defer cancel()
 	rec, err := s.elect.ReadRecord(ctx)
 	if err != nil {
-		s.log.Warn("cannot read the cluster record before leading: using the last copy", "err", err)
-		last, _ := s.elect.LastRecord()
-		return last.Revision
+		s.log.Warn("cannot read the cluster record: using the last copy", "err", err)
+		rec, _ = s.elect.LastRecord()
 	}
-	return rec.Revision
+	return rec
+}
+
+// reserveAhead is how many revisions a leader reserves in the cluster
+// record at a time; it reserves the next batch when half of one is left,
+// in the background, so writes seldom wait for ZooKeeper.
+const reserveAhead = 1024
+
+// ensureReserved makes sure the cluster record reserves revision rev
+// before this leader acknowledges it, so that after a restart of every
+// server the next leader starts above every acknowledged revision. It
+// waits for ZooKeeper only when the background reservation fell behind.
+func (s *Server) ensureReserved(ctx context.Context, epoch, rev uint64) error {
+	if r := s.reserved.Load(); rev <= r {
+		if r-rev < reserveAhead/2 && s.reserveMu.TryLock() {
+			s.reserveMu.Unlock()
+			s.goFunc(func() { _ = s.reserve(s.runCtx, epoch, rev) })
+		}
+		return nil
+	}
+	return s.reserve(ctx, epoch, rev)
+}
+
+// reserve raises the record's reserved revision to rev+reserveAhead unless
+// it already covers rev+reserveAhead/2.
+func (s *Server) reserve(ctx context.Context, epoch, rev uint64) error {
+	s.reserveMu.Lock()
+	defer s.reserveMu.Unlock()
+	if s.reserved.Load() >= rev+reserveAhead/2 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.SessionTimeout/2)
+	defer cancel()
+	rec, err := s.elect.RaiseRecord(ctx, epoch, rev+reserveAhead, 0)
+	if err != nil {
+		return fmt.Errorf("reserve revisions up to %d in the cluster record: %w", rev+reserveAhead, err)
+	}
+	for {
+		cur := s.reserved.Load()
+		if rec.Revision <= cur || s.reserved.CompareAndSwap(cur, rec.Revision) {
+			return nil
+		}
+	}
 }
 
 // heartbeatLoop publishes, while this server leads, the epoch and revision

@@ -36,12 +36,12 @@ func (s *Server) subscribeReplication() error {
 // onAck records a replica's confirmation of a put. Only a confirmation
 // signed by a member of this cluster counts.
 func (s *Server) onAck(msg *nats.Msg) {
-	if s.verify(msg, "ack") != nil {
+	if s.verify(msg, bus.DomainBus, "ack") != nil {
 		return
 	}
 	var a bus.Ack
 	if err := bus.Decode(msg.Data, &a); err != nil {
-		s.log.Warn("dropped malformed ack", "err", err)
+		s.rareLog("malformed-ack", func() { s.log.Warn("dropped malformed ack", "err", err) })
 		return
 	}
 	if a.Epoch == s.leaderEpoch.Load() {
@@ -54,13 +54,13 @@ func (s *Server) onAck(msg *nats.Msg) {
 // cluster is dropped before it is even decoded: it is never applied,
 // never confirmed and never deposes anyone.
 func (s *Server) onUpdate(msg *nats.Msg) {
-	if s.verify(msg, "replication") != nil {
+	if s.verify(msg, bus.DomainBus, "replication") != nil {
 		return
 	}
 	var u bus.Update
 	if err := bus.Decode(msg.Data, &u); err != nil {
 		s.malformed.Add(1)
-		s.log.Warn("dropped malformed replication message", "err", err)
+		s.rareLog("malformed-update", func() { s.log.Warn("dropped malformed replication message", "err", err) })
 		return
 	}
 	mine := s.leaderEpoch.Load()
@@ -72,7 +72,9 @@ func (s *Server) onUpdate(msg *nats.Msg) {
 			s.stepDown(fmt.Sprintf("saw epoch %d from %s on the bus", u.Epoch, u.Leader))
 		default:
 			s.droppedOld.Add(1)
-			s.log.Warn("leader dropped an update not its own", "epoch", u.Epoch, "seq", u.Seq, "from", u.Leader, "my_epoch", mine)
+			s.rareLog("leader-old-epoch", func() {
+				s.log.Warn("leader dropped an update not its own", "epoch", u.Epoch, "seq", u.Seq, "from", u.Leader, "my_epoch", mine)
+			})
 			return
 		}
 	}

@@ -53,8 +53,9 @@ type Elector interface {
 	LastRecord() (election.Record, bool)
 	// ReadRecord reads the record from ZooKeeper now.
 	ReadRecord(ctx context.Context) (election.Record, error)
-	// RaiseRecord raises the record's epoch and revision, never lowering them.
-	RaiseRecord(ctx context.Context, epoch, revision uint64) error
+	// RaiseRecord raises the record's epoch, reserved and acknowledged
+	// revisions, never lowering them, and returns the record as written.
+	RaiseRecord(ctx context.Context, epoch, reserved, acked uint64) (election.Record, error)
 	// RecordProblem says what is wrong with the record ("" if nothing).
 	RecordProblem() string
 }
@@ -73,7 +74,7 @@ type Server struct {
 	httpSrv  *http.Server
 	listener net.Listener
 	web      *httpSecurity // HTTP TLS and users (http_security.go)
-	budgets  budgets // one bounded budget per kind of request that waits
+	budgets  budgets       // one bounded budget per kind of request that waits
 	acks     *ackTracker
 
 	runCtx context.Context
@@ -118,6 +119,10 @@ type Server struct {
 	// lost is how many revisions the cluster record says were acknowledged
 	// that this server did not hold when it took over as leader.
 	lost atomic.Uint64
+	// reserved is the cluster record's reserved revision as this leader
+	// last wrote or read it: it acknowledges no revision above it.
+	reserved  atomic.Uint64
+	reserveMu sync.Mutex // one reservation at a time
 	// compared is set once this process has compared its copy with a
 	// leader's (its status, a heartbeat, or by leading): until then a
 	// restarted --catch-up server cannot know it is current.
@@ -410,39 +415,48 @@ func (s *Server) takeOver(t election.Term) {
 	if s.leaderEpoch.Load() == t.Epoch {
 		return
 	}
-	recRev := s.freshRecordRevision()
+	rec := s.freshRecord()
 	s.writeMu.Lock()
 	if s.leaderEpoch.Load() == t.Epoch {
 		s.writeMu.Unlock()
 		return
 	}
-	if s.cfg.CatchUp && s.store.Missed() > 0 {
+	missed := s.store.Missed()
+	if s.cfg.CatchUp && missed > 0 && !s.cfg.ForceLead {
 		s.writeMu.Unlock()
-		s.refuseToLead(t, "this copy missed updates", "missed", s.store.Missed())
+		s.refuseToLead(t, "this copy missed updates", "missed", missed)
 		return
 	}
 	rev := s.store.Revision()
-	start := rev
-	if recRev > rev {
+	// Where this epoch starts. A copy that has followed a leader holds at
+	// least every revision acknowledged before rec.Acked; revisions go on
+	// from there. A copy that never compared itself with a leader (this
+	// process started since) cannot know what was acknowledged after
+	// rec.Acked, so it starts past every revision ever reserved: revisions
+	// never go backwards, even after every server restarted empty.
+	floor := rec.Acked
+	if !s.compared.Load() {
+		floor = max(floor, rec.Revision)
+	}
+	start := max(rev, floor)
+	if lost := start - rev + missed; lost > 0 {
 		if s.cfg.CatchUp && !s.cfg.ForceLead {
 			s.writeMu.Unlock()
-			s.refuseToLead(t, "this copy holds less than the cluster record (start one server with --force-lead to accept the loss)",
-				"revision", rev, "record_revision", recRev)
+			s.refuseToLead(t, "this copy may hold less than the cluster acknowledged (start one server with --force-lead to accept the loss)",
+				"revision", rev, "record_acked", rec.Acked, "record_reserved", rec.Revision)
 			return
 		}
-		// Revisions never go backwards: this epoch starts at the record,
-		// and the writes this copy lacks are reported lost.
-		s.log.Error("leading with less than the cluster record: acknowledged writes are lost",
-			"revision", rev, "record_revision", recRev, "lost", recRev-rev, "epoch", t.Epoch)
-		start = recRev
-		s.lost.Store(recRev - rev)
+		s.log.Error("leading without revisions the cluster may have acknowledged: those writes are lost",
+			"revision", rev, "missed", missed, "record_acked", rec.Acked, "record_reserved", rec.Revision, "lost", lost, "epoch", t.Epoch)
+		s.lost.Store(lost)
 	}
+	s.reserved.Store(rec.Revision)
 	if err := s.store.BeginEpoch(t.Epoch, start); errors.Is(err, store.ErrOldEpoch) {
 		s.writeMu.Unlock()
 		s.log.Error("refusing to lead: a higher epoch is known", "epoch", t.Epoch, "known_epoch", s.store.Epoch())
 		return
 	}
-	if start != rev {
+	if start != rev || missed > 0 {
 		s.store.CaughtUp(t.Epoch, start) // the loss is reported as lost, not as missed
 	}
 	rev = start
@@ -502,7 +516,7 @@ func (s *Server) takeOver(t election.Term) {
 	s.goFunc(func() {
 		ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.SessionTimeout)
 		defer cancel()
-		if err := s.elect.RaiseRecord(ctx, t.Epoch, 0); err != nil {
+		if _, err := s.elect.RaiseRecord(ctx, t.Epoch, 0, 0); err != nil {
 			s.log.Warn("cannot record the new epoch", "epoch", t.Epoch, "err", err)
 		}
 	})
@@ -620,7 +634,7 @@ func (s *Server) Status() bus.Status {
 		Leader:     leader,
 		AppliedSeq: s.store.Revision(),
 		Keys:       s.store.Len(),
-		Stale:      missed > 0,
+		Stale:      missed > 0 || behind > 0,
 		Gaps:       missed,
 
 		DroppedOldEpoch: s.droppedOld.Load(),
@@ -634,6 +648,7 @@ func (s *Server) Status() bus.Status {
 
 		Cluster:          cluster,
 		RecordRevision:   s.recordRevision(),
+		RecordReserved:   s.recordReserved(),
 		BehindRecord:     behind,
 		LostRevisions:    s.lost.Load(),
 		RecordProblem:    s.elect.RecordProblem(),
@@ -644,7 +659,7 @@ func (s *Server) Status() bus.Status {
 		Diverged:         s.store.Diverged(),
 		Ready:            ready,
 		NotReady:         strings.Join(why, "; "),
-		Budgets:         s.budgets.status(),
+		Budgets:          s.budgets.status(),
 	}
 }
 
@@ -662,7 +677,9 @@ func (s *Server) logApplyErr(err error, from string, epoch, seq uint64) {
 		s.log.Warn("replication gap: updates missed", "from", from, "epoch", gap.Epoch, "missed_from", gap.From, "missed_to", gap.To, "missed", gap.To-gap.From+1)
 	case errors.Is(err, store.ErrOldEpoch):
 		s.droppedOld.Add(1)
-		s.log.Warn("dropped update from an old epoch", "from", from, "epoch", epoch, "seq", seq, "known_epoch", s.store.Epoch())
+		s.rareLog("old-epoch", func() {
+			s.log.Warn("dropped update from an old epoch (one line per 10 s; status counts them all)", "from", from, "epoch", epoch, "seq", seq, "known_epoch", s.store.Epoch())
+		})
 	case errors.Is(err, store.ErrDuplicate):
 		s.log.Debug("duplicate update ignored", "epoch", epoch, "seq", seq)
 	case errors.Is(err, store.ErrDiverged):

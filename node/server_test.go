@@ -66,17 +66,17 @@ func (f *fakeElector) ReadRecord(context.Context) (election.Record, error) {
 	return f.record(), nil
 }
 func (f *fakeElector) RecordProblem() string { return "" }
-func (f *fakeElector) RaiseRecord(_ context.Context, epoch, rev uint64) error {
+func (f *fakeElector) RaiseRecord(_ context.Context, epoch, reserved, acked uint64) (election.Record, error) {
 	f.recMu.Lock()
-	defer f.recMu.Unlock()
-	f.rec.Epoch, f.rec.Revision = max(f.rec.Epoch, epoch), max(f.rec.Revision, rev)
-	return nil
+	f.rec.Epoch, f.rec.Revision, f.rec.Acked = max(f.rec.Epoch, epoch), max(f.rec.Revision, reserved, acked), max(f.rec.Acked, acked)
+	f.recMu.Unlock()
+	return f.record(), nil
 }
 func (f *fakeElector) record() election.Record {
 	f.recMu.Lock()
 	defer f.recMu.Unlock()
 	r := testRecord
-	r.Epoch, r.Revision = f.rec.Epoch, f.rec.Revision
+	r.Epoch, r.Revision, r.Acked = f.rec.Epoch, f.rec.Revision, f.rec.Acked
 	return r
 }
 

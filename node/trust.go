@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,9 +24,10 @@ const foreignWindow = 30 * time.Second
 type trust struct {
 	signer atomic.Pointer[bus.Signer]
 
-	unsigned atomic.Uint64 // server messages without cluster headers
-	forged   atomic.Uint64 // naming this cluster, with a MAC that fails
-	foreign  atomic.Uint64 // naming another cluster
+	unsigned    atomic.Uint64 // server messages without cluster headers
+	misdirected atomic.Uint64 // requests asking for the reply on a cluster subject
+	forged      atomic.Uint64 // naming this cluster, with a MAC that fails
+	foreign     atomic.Uint64 // naming another cluster
 
 	mu          sync.Mutex
 	lastForeign time.Time
@@ -33,14 +35,28 @@ type trust struct {
 	lastLog     map[string]time.Time // reason -> last log line, to bound logging
 }
 
-// sign returns the headers of data on subject, or nil before the cluster
-// record is known.
-func (s *Server) sign(subject string, data []byte) nats.Header {
+// signReply returns the headers of a reply of data to subject, or nil
+// before the cluster record is known.
+func (s *Server) signReply(subject string, data []byte) nats.Header {
 	sg := s.trust.signer.Load()
 	if sg == nil {
 		return nil
 	}
-	return sg.Header(subject, data)
+	return sg.Header(bus.DomainReply, subject, data)
+}
+
+// ownSubject reports whether a requester asked for the reply on one of
+// this cluster's own subjects: a server never answers there, so its
+// answers cannot be made to land where servers listen.
+func (s *Server) ownSubject(reply string) bool {
+	if reply == "" || !strings.HasPrefix(reply, s.cfg.SubjectPrefix+".") {
+		return false
+	}
+	s.trust.misdirected.Add(1)
+	s.rareLog("misdirected", func() {
+		s.log.Warn("not answering a request whose reply subject is one of the cluster's own", "reply", reply)
+	})
+	return true
 }
 
 // publish sends data on subject, signed. It fails before the cluster
@@ -56,8 +72,11 @@ func (s *Server) publish(subject string, data []byte) error {
 // respond answers req with data, signed for the requester's inbox, so a
 // server that relays or trusts the answer can check who sent it.
 func (s *Server) respond(req micro.Request, data []byte) {
+	if s.ownSubject(req.Reply()) {
+		return
+	}
 	var opts []micro.RespondOpt
-	if h := s.sign(req.Reply(), data); h != nil {
+	if h := s.signReply(req.Reply(), data); h != nil {
 		opts = append(opts, micro.WithHeaders(micro.Headers(h)))
 	}
 	_ = req.Respond(data, opts...)
@@ -67,24 +86,27 @@ func (s *Server) respond(req micro.Request, data []byte) {
 // headers (the HTTP status as the code, the wire code and message as the
 // description), signed like respond.
 func (s *Server) respondError(req micro.Request, err error) {
+	if s.ownSubject(req.Reply()) {
+		return
+	}
 	e := bus.AsError(err)
 	data := bus.EncodeError(e)
 	var opts []micro.RespondOpt
-	if h := s.sign(req.Reply(), data); h != nil {
+	if h := s.signReply(req.Reply(), data); h != nil {
 		opts = append(opts, micro.WithHeaders(micro.Headers(h)))
 	}
 	_ = req.Error(fmt.Sprint(e.HTTPStatus()), e.Error(), data, opts...)
 }
 
-// verify checks that msg was sent by a member of this cluster, and counts
-// and logs (at a bounded rate) what it refuses. what names the message
-// for the log.
-func (s *Server) verify(msg *nats.Msg, what string) error {
+// verify checks that msg was sent by a member of this cluster for domain
+// d, and counts and logs (at a bounded rate) what it refuses. what names
+// the message for the log.
+func (s *Server) verify(msg *nats.Msg, d bus.Domain, what string) error {
 	sg := s.trust.signer.Load()
 	if sg == nil {
 		return errors.New("the cluster record is not known yet")
 	}
-	err := sg.VerifyMsg(msg)
+	err := sg.VerifyMsg(d, msg)
 	if err == nil {
 		return nil
 	}
@@ -143,22 +165,43 @@ func (s *Server) foreignCluster() string {
 	return s.trust.foreignID
 }
 
-// verifiedReply sends a request to a subject only servers answer and
-// returns the reply if a member of this cluster signed it. A reply from
-// anyone else is dropped; while time remains the request is sent again,
-// since NATS may hand the next one to the real server.
+// verifiedReply sends a request to a subject only servers answer, once,
+// and returns the first reply on its inbox that a member of this cluster
+// signed. Replies from anyone else are counted and skipped; the request is
+// never sent again, so a fake responder cannot make a server apply it
+// twice. A "no responders" status is returned as nats.ErrNoResponders.
 func (s *Server) verifiedReply(ctx context.Context, subject string, data []byte, what string) (*nats.Msg, error) {
+	inbox := s.nc.NewInbox()
+	sub, err := s.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, fmt.Errorf("%s on %s: %w", what, subject, err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := s.nc.PublishRequest(subject, inbox, data); err != nil {
+		return nil, fmt.Errorf("%s on %s: %w", what, subject, err)
+	}
 	var last error
-	for attempt := 0; attempt < 3; attempt++ {
-		msg, err := s.nc.RequestWithContext(ctx, subject, data)
+	for {
+		msg, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
+			if last != nil {
+				return nil, fmt.Errorf("%s on %s: no answer signed by this cluster (%w): %w", what, subject, err, last)
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				err = nats.ErrTimeout
+			}
 			return nil, err
 		}
-		if last = s.verify(msg, what); last == nil {
+		if len(msg.Data) == 0 && msg.Header.Get("Status") == "503" {
+			if last == nil {
+				return nil, nats.ErrNoResponders
+			}
+			continue
+		}
+		if last = s.verify(msg, bus.DomainReply, what); last == nil {
 			return msg, nil
 		}
 	}
-	return nil, fmt.Errorf("%s on %s: no answer signed by this cluster: %w", what, subject, last)
 }
 
 // readiness reports whether this server is fit to serve, and why not.
@@ -195,16 +238,28 @@ func (s *Server) readiness() (bool, []string) {
 	return len(why) == 0, why
 }
 
-// recordRevision is the cluster record's revision as last read.
+// recordRevision is the cluster record's lower bound on acknowledged
+// revisions, as last read.
 func (s *Server) recordRevision() uint64 {
+	r, _ := s.elect.LastRecord()
+	return r.Acked
+}
+
+// recordReserved is the cluster record's reserved revision, as last read.
+func (s *Server) recordReserved() uint64 {
 	r, _ := s.elect.LastRecord()
 	return r.Revision
 }
 
 // behindRecord is how many revisions this copy holds less than the
-// cluster record says were acknowledged (0 if none).
+// cluster record says were acknowledged (0 if none); a copy that never
+// compared itself with a leader counts up to the reserved revision.
 func (s *Server) behindRecord() uint64 {
-	rec, rev := s.recordRevision(), s.store.Revision()
+	r, _ := s.elect.LastRecord()
+	rec, rev := r.Acked, s.store.Revision()
+	if !s.compared.Load() {
+		rec = max(rec, r.Revision)
+	}
 	if rec > rev {
 		return rec - rev
 	}

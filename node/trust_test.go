@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -422,5 +423,109 @@ func TestRequestIDsTravelWithCatchUp(t *testing.T) {
 	}
 	if !retry.Duplicate || retry.Revision != first.Revision {
 		t.Fatalf("retry after the failover: %+v, want a duplicate of revision %d", retry, first.Revision)
+	}
+}
+
+// TestFakeResponderCannotMultiplyWrites answers every request on the
+// leader subject at once, unsigned, from a plain client. A write sent
+// through a follower still gets the leader's real answer and is applied
+// exactly once: the follower sends it once and skips replies it cannot
+// verify.
+func TestFakeResponderCannotMultiplyWrites(t *testing.T) {
+	c := startCluster(t, 3, stableTimeout)
+	leader, _ := c.waitLeader("", 10*time.Second)
+	c.put("warm", "up")
+	evil := attacker(t, c.nats.URL())
+	sub, err := evil.Subscribe(c.client.Subjects().Write(), func(m *nats.Msg) {
+		_ = m.Respond([]byte(`{"ok":true,"key":"fw","revision":999,"epoch":999,"leader":"evil"}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := evil.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	before, err := c.client.Status(ctxFor(t, time.Second), leader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var follower string
+	for id := range c.nodes {
+		if id != leader {
+			follower = id
+			break
+		}
+	}
+	for _, acks := range []string{bus.AcksLeader, bus.AcksAll} {
+		msg, err := c.nc.Request(c.client.Subjects().NodeWrite(follower), bus.Encode(bus.WriteRequest{Key: "fw-" + acks, Value: "1", Acks: acks}), 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r bus.WriteReply
+		if err := bus.DecodeReply(msg.Data, &r); err != nil || r.Leader != leader || r.Revision == 999 {
+			t.Fatalf("write through %s with a fake responder (acks=%s): %s, %v", follower, acks, msg.Data, err)
+		}
+	}
+	after, err := c.client.Status(ctxFor(t, time.Second), leader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.AppliedSeq != before.AppliedSeq+2 {
+		t.Fatalf("two writes through a follower moved the leader from revision %d to %d: a write was applied more than once", before.AppliedSeq, after.AppliedSeq)
+	}
+}
+
+// TestServersDoNotAnswerOntoClusterSubjects asks servers for their status
+// with the reply subject set to the replication and ack subjects: a
+// server never publishes an answer there, so nothing signed lands where
+// servers listen.
+func TestServersDoNotAnswerOntoClusterSubjects(t *testing.T) {
+	c := startCluster(t, 2, stableTimeout)
+	c.waitLeader("", 10*time.Second)
+	subj := c.client.Subjects()
+	watch := attacker(t, c.nats.URL())
+	var got atomic.Int64
+	for _, s := range []string{subj.Replication(), subj.Ack()} {
+		sub, err := watch.Subscribe(s, func(m *nats.Msg) {
+			var u bus.Update
+			if bus.Decode(m.Data, &u) != nil { // not an update, marker or heartbeat: an answer
+				got.Add(1)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+	}
+	if err := watch.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	evil := attacker(t, c.nats.URL())
+	for id := range c.nodes {
+		for _, reply := range []string{subj.Replication(), subj.Ack()} {
+			if err := evil.PublishRequest(subj.NodeStatus(id), reply, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := evil.PublishRequest(subj.NodeRead(id), reply, []byte(`{"key":"k"}`)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := evil.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// A real status request after them: once it is answered, the earlier
+	// ones have been handled too.
+	for id := range c.nodes {
+		if _, err := c.client.Status(ctxFor(t, time.Second), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := watch.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n := got.Load(); n != 0 {
+		t.Fatalf("%d server answers were published on the replication or ack subject", n)
 	}
 }

@@ -91,7 +91,7 @@ func (s *Server) handleNodeWrite(req micro.Request) {
 		s.serveWrite(req, w)
 		return
 	}
-	data := req.Data()
+	data := forwardBody(w)
 	if err := s.spawn(s.budgets.forwardedWrites, func() { s.respond(req, s.forward(s.runCtx, data)) }); err != nil {
 		s.respondError(req, err)
 	}
@@ -126,8 +126,18 @@ func (s *Server) Write(ctx context.Context, w bus.WriteRequest) (bus.WriteReply,
 	}
 	defer release()
 	var reply bus.WriteReply
-	err = bus.DecodeReply(s.forward(ctx, bus.Encode(w)), &reply)
+	err = bus.DecodeReply(s.forward(ctx, forwardBody(w)), &reply)
 	return reply, err
+}
+
+// forwardBody is the body a follower forwards for w: with a request ID of
+// its own when the client gave none, so that if the leader gets the write
+// twice (a retry after not_leader, a lost reply) it applies it once.
+func forwardBody(w bus.WriteRequest) []byte {
+	if w.RequestID == "" {
+		w.RequestID = bus.NewRequestID()
+	}
+	return bus.Encode(w)
 }
 
 // applyWrite is the leader's write: check the lease and epoch, apply,
@@ -142,6 +152,12 @@ func (s *Server) applyWrite(w bus.WriteRequest) (bus.WriteReply, *ackWait, error
 	epoch := s.leaderEpoch.Load()
 	if epoch == 0 || !s.elect.LeaseValid() {
 		return bus.WriteReply{}, nil, s.notLeader(epoch)
+	}
+	// The revision this write creates must be reserved in the cluster
+	// record before anyone can be told it exists.
+	if err := s.ensureReserved(s.runCtx, epoch, s.store.Revision()+1); err != nil {
+		s.log.Warn("write refused: cannot reserve its revision", "err", err)
+		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "node %s cannot reserve revisions in ZooKeeper; nothing was applied: %v", s.cfg.ID, err)
 	}
 	u, dup, err := s.store.PutOnce(epoch, w.Key, w.Value, w.RequestID)
 	if err != nil {

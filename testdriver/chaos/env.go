@@ -423,7 +423,7 @@ func (e *runEnv) watchWire() (*wireWatch, error) {
 	w := &wireWatch{nc: nc}
 	sub, err := nc.Subscribe(bus.Subjects{Prefix: e.prefix}.Replication(), func(m *nats.Msg) {
 		var u bus.Update
-		if e.signer.VerifyMsg(m) != nil {
+		if e.signer.VerifyMsg(bus.DomainBus, m) != nil {
 			w.mu.Lock()
 			w.rejected++
 			w.mu.Unlock()
