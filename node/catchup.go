@@ -102,7 +102,7 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 		}
 	}()
 	var epoch, first, rev uint64
-	keys, npages, complete := 0, 0, false
+	keys, npages, removed, complete, after := 0, 0, 0, false, ""
 	for f := range pages {
 		if f.err != nil {
 			return f.err
@@ -119,7 +119,10 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 		for i, e := range page.Entries {
 			entries[i] = store.KeyEntry{Key: e.Key, Entry: store.Entry{Value: e.Value, Revision: e.Revision}}
 		}
-		s.store.Install(entries)
+		removed += s.store.InstallPage(after, entries, !page.More)
+		if len(entries) > 0 {
+			after = entries[len(entries)-1].Key
+		}
 		keys += len(entries)
 		npages++
 		complete = !page.More
@@ -164,7 +167,7 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 	s.compared.Store(true)
 	s.catching, s.catchBuf = false, nil
 	s.notifyApplied()
-	s.log.Info("caught up", "keys", keys, "pages", npages, "request_ids", ids, "buffered_updates", buffered, "epoch", epoch, "revision", rev, "took", time.Since(start))
+	s.log.Info("caught up", "keys", keys, "pages", npages, "removed", removed, "request_ids", ids, "buffered_updates", buffered, "epoch", epoch, "revision", rev, "took", time.Since(start))
 	return nil
 }
 

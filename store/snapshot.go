@@ -77,9 +77,9 @@ func (s *Store) Snapshot(after string, limit, maxBytes int) (entries []KeyEntry,
 // write lock, so reads and writes wait for a batch, not a whole page.
 const installBatch = 512
 
-// Install merges entries fetched from the leader: each key takes the
-// entry whose revision is newer than its own. It takes the write lock
-// once per installBatch entries.
+// Install writes entries fetched from the leader: each key takes the
+// leader's entry, whatever its own revision. It takes the write lock once
+// per installBatch entries.
 func (s *Store) Install(entries []KeyEntry) {
 	for len(entries) > 0 {
 		n := min(len(entries), installBatch)
@@ -91,8 +91,9 @@ func (s *Store) Install(entries []KeyEntry) {
 func (s *Store) installLocked(entries []KeyEntry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// The boxes of new keys come from one allocation per batch; keys are
-	// never removed, so none of it is wasted.
+	// The boxes of new keys come from one allocation per batch (a key
+	// removed by InstallPage leaves its box to the collector with the
+	// rest of its batch).
 	var boxes []Entry
 	for i, e := range entries {
 		switch p, ok := s.data[e.Key]; {
@@ -104,10 +105,49 @@ func (s *Store) installLocked(entries []KeyEntry) {
 			p = &boxes[len(boxes)-1]
 			s.data[e.Key] = p
 			s.keys.ReplaceOrInsert(indexItem{key: e.Key, entry: p})
-		case e.Revision > p.Revision:
-			*p = e.Entry
+		default:
+			*p = e.Entry // the leader's copy wins, even over a higher revision of a deposed leader's
 		}
 	}
+}
+
+// InstallPage makes the store's keys after after, up to the page's last
+// key (or, if last, with no upper end), exactly the page's entries, which
+// must be in key order: each page key takes the leader's entry, even over
+// a higher revision (a deposed leader's write the leader never had), and
+// local keys in that range that the page lacks are removed. Pages read
+// one after another in key order so replace the whole store with the
+// leader's. It returns how many keys it removed.
+func (s *Store) InstallPage(after string, entries []KeyEntry, last bool) (removed int) {
+	s.Install(entries)
+	through := ""
+	if len(entries) > 0 {
+		through = entries[len(entries)-1].Key
+	}
+	in := make(map[string]struct{}, len(entries))
+	for _, e := range entries {
+		in[e.Key] = struct{}{}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var drop []string
+	s.keys.AscendGreaterOrEqual(indexItem{key: after}, func(it indexItem) bool {
+		if it.key == after {
+			return true
+		}
+		if !last && it.key > through {
+			return false
+		}
+		if _, ok := in[it.key]; !ok {
+			drop = append(drop, it.key)
+		}
+		return true
+	})
+	for _, k := range drop {
+		delete(s.data, k)
+		s.keys.Delete(indexItem{key: k})
+	}
+	return len(drop)
 }
 
 // Reserve makes room for n keys in all, so a catch-up that knows how many

@@ -90,14 +90,19 @@ func TestInstallMergesIntoIndex(t *testing.T) {
 	if err := s.ApplyNewer(Update{Epoch: 1, Seq: 9, Key: "c", Value: "live"}); err != nil {
 		t.Fatal(err)
 	}
-	// A page taken before "c" was written at 9, and one with a new key.
+	// A page taken before "c" was written at 9 (the leader's copy wins over
+	// whatever this store held, "b" included), and one with a new key; then
+	// the live update buffered meanwhile, applied as a catch-up does.
 	s.Install([]KeyEntry{
 		{Key: "a", Entry: Entry{Value: "page", Revision: 3}},
-		{Key: "b", Entry: Entry{Value: "old", Revision: 0}},
+		{Key: "b", Entry: Entry{Value: "new", Revision: 1}},
 		{Key: "c", Entry: Entry{Value: "page", Revision: 4}},
 	})
 	s.Reserve(1) // fewer than held: nothing changes
 	s.Install([]KeyEntry{{Key: "d", Entry: Entry{Value: "page", Revision: 5}}})
+	if err := s.ApplyNewer(Update{Epoch: 1, Seq: 9, Key: "c", Value: "live"}); err != nil {
+		t.Fatal(err)
+	}
 	got := pageAll(t, s, 1, 1<<20)
 	want := []KeyEntry{
 		{"a", Entry{"page", 3}},
@@ -118,7 +123,7 @@ func TestSnapshotMatchesSortedReference(t *testing.T) {
 	for round := range 5 {
 		leader, replica := New(), New()
 		ref := map[string]Entry{}
-		var installs []KeyEntry
+		installed := map[string]bool{}
 		for i := range 3000 {
 			k := fmt.Sprintf("k%d", rng.IntN(2000))
 			if rng.IntN(7) == 0 {
@@ -141,11 +146,16 @@ func TestSnapshotMatchesSortedReference(t *testing.T) {
 					t.Fatal(err)
 				}
 			default:
-				installs = append(installs, KeyEntry{Key: k, Entry: Entry{Value: v, Revision: u.Seq}})
+				installed[k] = true
 			}
 		}
+		// Pages carry the leader's copy as it is: the newest entry of each key.
+		var installs []KeyEntry
+		for k := range installed {
+			installs = append(installs, KeyEntry{Key: k, Entry: ref[k]})
+		}
 		rng.Shuffle(len(installs), func(i, j int) { installs[i], installs[j] = installs[j], installs[i] })
-		replica.Install(installs) // older entries lose to newer ones already there
+		replica.Install(installs)
 		want := make([]KeyEntry, 0, len(ref))
 		for k, e := range ref {
 			want = append(want, KeyEntry{Key: k, Entry: e})
@@ -168,5 +178,28 @@ func TestSnapshotMatchesSortedReference(t *testing.T) {
 				t.Fatalf("round %d: Len %d, want %d", round, s.Len(), len(want))
 			}
 		}
+	}
+}
+
+// TestInstallPageReplacesTheRange: pages installed in key order leave the
+// store exactly the leader's, removing keys the leader lacks and taking the
+// leader's entry over a higher local revision (a deposed leader's write).
+func TestInstallPageReplacesTheRange(t *testing.T) {
+	s := New()
+	for _, u := range []Update{
+		{Epoch: 1, Seq: 12, Key: "k", Value: "deposed"},
+		{Epoch: 1, Seq: 13, Key: "ghost", Value: "boo"},
+		{Epoch: 1, Seq: 14, Key: "zz", Value: "gone"},
+	} {
+		if err := s.ApplyNewer(u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed := s.InstallPage("", []KeyEntry{{Key: "a", Entry: Entry{"1", 3}}, {Key: "k", Entry: Entry{"new", 11}}}, false)
+	removed += s.InstallPage("k", []KeyEntry{{Key: "m", Entry: Entry{"2", 5}}}, true)
+	got := pageAll(t, s, 10, 1<<20)
+	want := []KeyEntry{{"a", Entry{"1", 3}}, {"k", Entry{"new", 11}}, {"m", Entry{"2", 5}}}
+	if !slices.Equal(got, want) || removed != 2 {
+		t.Fatalf("after the pages: %v (removed %d), want %v (removed 2)", got, removed, want)
 	}
 }
