@@ -135,4 +135,6 @@ func (s *Signer) Verify(d Domain, subject string, h nats.Header, data []byte) er
 }
 
 // VerifyMsg is Verify of a received message.
-func (s *Signer) VerifyMsg(d Domain, m *nats.Msg) error { return s.Verify(d, m.Subject, m.Header, m.Data) }
+func (s *Signer) VerifyMsg(d Domain, m *nats.Msg) error {
+	return s.Verify(d, m.Subject, m.Header, m.Data)
+}

@@ -41,9 +41,9 @@ type Record struct {
 	// Revision is reserved: no revision above it was ever acknowledged.
 	Revision uint64 `json:"revision"`
 	// Acked is a lower bound on the highest acknowledged revision.
-	Acked uint64 `json:"acked"`
-	Created  int64  `json:"created"`
-	Updated  int64  `json:"updated"`
+	Acked   uint64 `json:"acked"`
+	Created int64  `json:"created"`
+	Updated int64  `json:"updated"`
 	// Recreated counts the times a server found the record missing (an
 	// empty or replaced ZooKeeper) and wrote it again from what it knew.
 	Recreated int `json:"recreated,omitempty"`
