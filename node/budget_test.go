@@ -81,10 +81,10 @@ func TestWaitingReadsDoNotStarveForwardedWrites(t *testing.T) {
 	for _, subj := range []string{ts.client.Subjects().Write(), ts.client.Subjects().LeaderRead()} {
 		sub, err := ts.nc.Subscribe(subj, func(m *nats.Msg) {
 			if strings.HasSuffix(m.Subject, "write") {
-				_ = m.Respond(bus.Encode(bus.WriteReply{OK: true, Key: "w", Revision: 7, Epoch: 2, Leader: "n1"}))
+				respondSigned(m, bus.Encode(bus.WriteReply{OK: true, Key: "w", Revision: 7, Epoch: 2, Leader: "n1"}))
 				return
 			}
-			_ = m.Respond(bus.Encode(bus.ReadReply{Found: true, Key: "k", Value: "v", Node: "n1", Role: bus.RoleLeader, Epoch: 2}))
+			respondSigned(m, bus.Encode(bus.ReadReply{Found: true, Key: "k", Value: "v", Node: "n1", Role: bus.RoleLeader, Epoch: 2}))
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -149,7 +149,7 @@ func TestWaitingReadsDoNotStarveAckWaits(t *testing.T) {
 	sub, err := ts.nc.Subscribe(ts.client.Subjects().Replication(), func(m *nats.Msg) {
 		var u bus.Update
 		if confirming.Load() && bus.Decode(m.Data, &u) == nil && u.Kind == bus.KindPut && u.Ack {
-			_ = ts.nc.Publish(ts.client.Subjects().Ack(), bus.Encode(bus.Ack{Node: "n2", Epoch: u.Epoch, Seq: u.Seq}))
+			_ = ts.nc.PublishMsg(testSigner.Msg(ts.client.Subjects().Ack(), bus.Encode(bus.Ack{Node: "n2", Epoch: u.Epoch, Seq: u.Seq})))
 		}
 	})
 	if err != nil {

@@ -60,6 +60,11 @@ var testRecord = election.Record{ClusterID: "test-cluster", Key: []byte("0123456
 // cluster.
 var testSigner, _ = bus.NewSigner(testRecord.ClusterID, testRecord.Key)
 
+// respondSigned answers m as a server of testRecord's cluster would.
+func respondSigned(m *nats.Msg, data []byte) {
+	_ = m.RespondMsg(&nats.Msg{Data: data, Header: testSigner.Header(bus.DomainReply, m.Reply, data)})
+}
+
 func (f *fakeElector) Record(context.Context) (election.Record, error) { return f.record(), nil }
 func (f *fakeElector) LastRecord() (election.Record, bool)             { return f.record(), true }
 func (f *fakeElector) ReadRecord(context.Context) (election.Record, error) {
