@@ -275,7 +275,13 @@ func (s *Server) probeOnce(leader string, epoch uint64) error {
 	if err := bus.DecodeReply(msg.Data, &st); err != nil {
 		return err
 	}
-	if st.Epoch != epoch || st.AppliedSeq <= s.store.Revision() {
+	if st.Role != bus.RoleLeader || st.Epoch != epoch {
+		// Not (or no longer, or not yet) leading the epoch we follow: a
+		// server that restarted too answers here while an old leader
+		// znode names it. Its copy proves nothing.
+		return fmt.Errorf("%s is %s at epoch %d, not the leader of epoch %d", leader, st.Role, st.Epoch, epoch)
+	}
+	if st.AppliedSeq <= s.store.Revision() {
 		s.compared.Store(true)
 		return nil
 	}
