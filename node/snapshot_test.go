@@ -94,7 +94,9 @@ func TestSnapshotPagingDoesNotBlockWrites(t *testing.T) {
 	if st.AppliedSeq != 20000+writes || st.Keys != 20000+writes {
 		t.Fatalf("status %+v, want %d writes applied", st, 20000+writes)
 	}
-	if st.Budgets.SnapshotPages.Rejected != uint64(refused.Load()) || st.Budgets.SnapshotPages.Limit != 2 {
+	// Each of the 8 clients may have had one refusal in flight when the
+	// test stopped waiting for answers: counted by the server, never seen.
+	if r, seen := st.Budgets.SnapshotPages.Rejected, uint64(refused.Load()); r < seen || r > seen+8 || st.Budgets.SnapshotPages.Limit != 2 {
 		t.Fatalf("snapshot_pages %+v, clients saw %d refusals", st.Budgets.SnapshotPages, refused.Load())
 	}
 	t.Logf("%d writes while %d pages were served and %d refused", writes, pages.Load(), refused.Load())
