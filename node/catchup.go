@@ -89,6 +89,10 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 		}
 	}()
 	start := time.Now()
+	// What the cluster had acknowledged before the first page: a source
+	// whose pages end below it lacks acknowledged writes. (The record moves
+	// on while writes flow, so it is read before, not after.)
+	floor := s.freshRecord().Acked
 	s.reserveForLeader(ctx)
 	fctx, stopFetching := context.WithCancel(ctx)
 	pages := make(chan fetchedPage, 1)
@@ -142,8 +146,8 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 	}
 	// A source that is itself behind the record cannot make this copy
 	// current, however complete its pages.
-	if rec := s.freshRecord().Acked; rev < rec {
-		return fmt.Errorf("the leader's copy (revision %d) is behind the cluster record (acknowledged revision %d): not caught up", rev, rec)
+	if rev < floor {
+		return fmt.Errorf("the leader's copy (revision %d) is behind the cluster record (acknowledged revision %d): not caught up", rev, floor)
 	}
 	s.catchMu.Lock()
 	defer s.catchMu.Unlock()
