@@ -16,15 +16,7 @@ import (
 // requires a user and password, with ZooKeeper digest auth and ACLs.
 func TestAuthenticatedCluster(t *testing.T) {
 	zk := testenv.StartZooKeeper(t)
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, Username: "zkv", Password: "s3cret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS not ready")
-	}
-	t.Cleanup(ns.Shutdown)
+	ns := startNATSServer(t, &server.Options{Username: "zkv", Password: "s3cret"})
 
 	nodes := testenv.StartCluster(t, 2, harness.NodeOptions{
 		ZooKeeper:      zk.Addr(),
@@ -48,14 +40,42 @@ func TestAuthenticatedCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	client, _ := bus.NewClient(nc)
-	c := &cluster{t: t, zk: zk, nodes: map[string]*harness.Node{}, client: client, nc: nc}
-	for _, n := range nodes {
-		c.nodes[n.ID()] = n
-	}
+	c := newCluster(t, zk, nodes, nc)
 	c.waitLeader("", 15*time.Second)
 	c.put("secret", "kept")
 	for id := range c.nodes {
 		c.waitValue(id, "secret", "kept")
 	}
+}
+
+// startNATSServer starts an embedded NATS server with opts (authorization,
+// permissions) on a free loopback port, stopped at the end of the test.
+func startNATSServer(t *testing.T, opts *server.Options) *server.Server {
+	t.Helper()
+	opts.Host, opts.Port, opts.NoSigs, opts.NoLog = "127.0.0.1", -1, true, true
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS not ready")
+	}
+	t.Cleanup(ns.Shutdown)
+	return ns
+}
+
+// newCluster wraps nodes a test started itself, with the test's own
+// client connection nc.
+func newCluster(t *testing.T, zk *harness.ZooKeeper, nodes []*harness.Node, nc *nats.Conn) *cluster {
+	t.Helper()
+	client, err := bus.NewClient(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{t: t, zk: zk, nodes: map[string]*harness.Node{}, client: client, nc: nc}
+	for _, n := range nodes {
+		c.nodes[n.ID()] = n
+	}
+	return c
 }

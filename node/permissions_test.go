@@ -27,16 +27,7 @@ func TestShippedNATSPermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Host, opts.Port, opts.NoSigs, opts.NoLog = "127.0.0.1", -1, true, true
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS not ready")
-	}
-	t.Cleanup(ns.Shutdown)
+	ns := startNATSServer(t, opts)
 	zk := testenv.StartZooKeeper(t)
 	nodes := testenv.StartCluster(t, 2, harness.NodeOptions{
 		ZooKeeper: zk.Addr(), NATSURL: ns.ClientURL(), SessionTimeout: stableTimeout,
@@ -55,11 +46,8 @@ func TestShippedNATSPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	client, _ := bus.NewClient(nc)
-	c := &cluster{t: t, zk: zk, nodes: map[string]*harness.Node{}, client: client, nc: nc}
-	for _, n := range nodes {
-		c.nodes[n.ID()] = n
-	}
+	c := newCluster(t, zk, nodes, nc)
+	client := c.client
 	c.waitLeader("", 15*time.Second)
 	updates, err := client.Watch(ctxFor(t, 30*time.Second), "")
 	if err != nil {

@@ -1,15 +1,11 @@
 package bench
 
 import (
-	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"zkv/internal/harness"
 )
 
 // TestCatchUpEndToEnd runs a small catch-up study against a real
@@ -17,21 +13,7 @@ import (
 // appended), and checks what was measured and written, never how long
 // anything took.
 func TestCatchUpEndToEnd(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	probe, err := StartZK(ctx, ZKStandalone, ZKOptions{})
-	if errors.Is(err, harness.ErrZooKeeperMissing) {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	probe.Stop()
-	bin, cleanup, err := kvserverBinary(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cleanup()
+	ctx, bin := endToEnd(t)
 	out := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(out, "data"), 0o755); err != nil {
 		t.Fatal(err)

@@ -17,21 +17,7 @@ import (
 // SIGKILL runs. It checks that every event was seen and the report
 // written, never how long anything took.
 func TestElectionEndToEnd(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	probe, err := StartZK(ctx, ZKStandalone, ZKOptions{})
-	if errors.Is(err, harness.ErrZooKeeperMissing) {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	probe.Stop()
-	bin, cleanup, err := kvserverBinary(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cleanup()
+	ctx, bin := endToEnd(t)
 	stops := []string{StopTerm}
 	if !testing.Short() {
 		stops = append(stops, StopKill)
@@ -79,4 +65,26 @@ func TestElectionEndToEnd(t *testing.T) {
 	if !strings.Contains(string(md), "| standalone | sigterm | 1s → 1s |") {
 		t.Errorf("report lacks the sigterm setting:\n%s", md)
 	}
+}
+
+// endToEnd prepares a study test: it skips without ZooKeeper, and returns
+// a context bounded at three minutes and a kvserver built for the test.
+func endToEnd(t *testing.T) (context.Context, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	probe, err := StartZK(ctx, ZKStandalone, ZKOptions{})
+	if errors.Is(err, harness.ErrZooKeeperMissing) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.Stop()
+	bin, cleanup, err := kvserverBinary(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cleanup)
+	return ctx, bin
 }
