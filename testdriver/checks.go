@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"zkv/testdriver/cluster"
 
 	"github.com/nats-io/nats.go"
 
@@ -405,7 +406,7 @@ func (r *runner) waitFollower(ctx context.Context, node, leader string) (bus.Sta
 
 // stop stops node as how says and marks it down; role names the node's
 // part ("the leader"), why, if set, the reason for the stop.
-func (r *runner) stop(ctx context.Context, node string, how Stop, role, why string) (Step, error) {
+func (r *runner) stop(ctx context.Context, node string, how cluster.Stop, role, why string) (Step, error) {
 	where := r.cluster.Describe(node)
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"zkv/testdriver/cluster"
 
 	"zkv/bus"
 )
@@ -26,7 +27,7 @@ const (
 	// ScenarioZooKeeperLoss: one ZooKeeper member (the ensemble's leader)
 	// is killed, then the kvserver leader; the remaining servers elect a
 	// new leader through the remaining quorum and take writes. It needs a
-	// Cluster that implements ZooKeeperFaults with at least three
+	// cluster.Cluster that implements cluster.ZooKeeperFaults with at least three
 	// members, and is skipped on any other.
 	ScenarioZooKeeperLoss = "zookeeper-loss"
 )
@@ -90,7 +91,7 @@ const (
 	DefaultRequestTimeout = time.Second
 	// DefaultSessionTimeout is the ZooKeeper session timeout the driver
 	// gives the servers it starts.
-	DefaultSessionTimeout = 2 * time.Second
+	DefaultSessionTimeout = cluster.DefaultSessionTimeout
 	// pollInterval is the pause between two polls of a condition.
 	pollInterval = 50 * time.Millisecond
 )
@@ -102,9 +103,9 @@ type Config struct {
 	// the order of Scenarios(), whatever the order here.
 	Scenarios []string
 	// Kill is how leader-election (and stale-read, when it stops the
-	// leader itself) stops the leader; "" means StopKill. zookeeper-loss
+	// leader itself) stops the leader; "" means cluster.StopKill. zookeeper-loss
 	// always kills it with SIGKILL.
-	Kill Stop
+	Kill cluster.Stop
 	// SessionTimeout is the cluster's ZooKeeper session timeout. It is
 	// reported, and added to the deadline of the election after a stop; 0
 	// means unknown (DefaultSessionTimeout is assumed for the deadline).
@@ -148,7 +149,7 @@ func (c Config) withDefaults() Config {
 		c.Scenarios = ordered
 	}
 	if c.Kill == "" {
-		c.Kill = StopKill
+		c.Kill = cluster.StopKill
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = DefaultTimeout
@@ -182,8 +183,8 @@ func (c Config) validate() error {
 			return fmt.Errorf("unknown scenario %q: want one or more of %s", s, strings.Join(Scenarios(), ", "))
 		}
 	}
-	if c.Kill != StopKill && c.Kill != StopTerm {
-		return fmt.Errorf("kill %q: want %s or %s", c.Kill, StopKill, StopTerm)
+	if c.Kill != cluster.StopKill && c.Kill != cluster.StopTerm {
+		return fmt.Errorf("kill %q: want %s or %s", c.Kill, cluster.StopKill, cluster.StopTerm)
 	}
 	if err := bus.ValidPrefix(c.SubjectPrefix); err != nil {
 		return err

@@ -1,9 +1,9 @@
 // Package testdriver runs zkv's end-to-end scenarios against a real
 // cluster: local kvserver processes with their own ZooKeeper and NATS
-// (LocalCluster), or an existing deployment such as the docker compose one
-// (DockerCluster).
+// (cluster.Local), or an existing deployment such as the docker compose one
+// (cluster.Compose).
 //
-// Run drives any Cluster through the scenarios of the specification, in
+// Run drives any cluster.Cluster through the scenarios of the specification, in
 // order:
 //
 //   - add-read: the servers agree on a leader; a write on kv.write is
@@ -20,9 +20,9 @@
 //     killed and the others must serve again; then the kvserver leader is
 //     killed, and the remaining servers must agree on a new leader with a
 //     higher epoch that acknowledges a write they all return; then both
-//     are started again. It runs only on a Cluster that implements
-//     ZooKeeperFaults with an ensemble of at least MinEnsemble members
-//     (a DockerCluster, a LocalCluster started with ZooKeeperEnsemble),
+//     are started again. It runs only on a cluster.Cluster that implements
+//     cluster.ZooKeeperFaults with an ensemble of at least MinEnsemble members
+//     (a cluster.Compose, a cluster.Local started with ZooKeeperEnsemble),
 //     and is skipped, with the reason, on any other.
 //
 // Every step is printed for people, numbered, with what was sent, which
@@ -32,7 +32,7 @@
 // deadlines, never waited for with sleeps.
 //
 // RunLocal wraps Run for `testdriver run`: it creates a log directory
-// (driver.log, every process's log, summary.json), starts a LocalCluster,
+// (driver.log, every process's log, summary.json), starts a cluster.Local,
 // and stops everything again, also when its context is cancelled.
 // RunCompose does the same for `testdriver run --cluster compose` on a
 // compose project that is up (logs in <timestamp>/compose, with the

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"zkv/testdriver/cluster"
 )
 
 // Result is the outcome of a scenario.
@@ -54,7 +55,7 @@ type Step struct {
 // ZooKeeper member down) measured.
 type Failover struct {
 	// Stop is how the old leader was stopped.
-	Stop Stop `json:"stop"`
+	Stop cluster.Stop `json:"stop"`
 	// OldLeader and OldEpoch are the leader before the stop.
 	OldLeader string `json:"old_leader"`
 	OldEpoch  uint64 `json:"old_epoch"`
@@ -120,7 +121,7 @@ type Summary struct {
 	// SessionTimeoutMillis is SessionTimeout in milliseconds.
 	SessionTimeoutMillis float64 `json:"session_timeout_ms"`
 	// Kill is how leader-election stopped the leader.
-	Kill Stop `json:"kill"`
+	Kill cluster.Stop `json:"kill"`
 	// NATSURL is the URL the driver connected to.
 	NATSURL string `json:"nats_url"`
 	// Nodes are the cluster's nodes.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"zkv/testdriver/cluster"
 )
 
 func TestFormatDuration(t *testing.T) {
@@ -53,7 +54,7 @@ func TestWordsForPeople(t *testing.T) {
 		{"plural many", plural(3, "poll"), "3 polls"},
 		{"plural none", plural(0, "key"), "0 keys"},
 		{"one line", oneLine("a\n  b\tc "), "a b c"},
-		{"signal", StopKill.Signal(), "SIGKILL"},
+		{"signal", cluster.StopKill.Signal(), "SIGKILL"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -89,31 +90,9 @@ func TestParseScenarios(t *testing.T) {
 	}
 }
 
-func TestParseStop(t *testing.T) {
-	tests := []struct {
-		in   string
-		want Stop
-		ok   bool
-	}{
-		{"sigkill", StopKill, true},
-		{"SIGKILL", StopKill, true},
-		{"kill", StopKill, true},
-		{"sigterm", StopTerm, true},
-		{"term", StopTerm, true},
-		{"sigstop", "", false},
-		{"", "", false},
-	}
-	for _, tt := range tests {
-		got, err := ParseStop(tt.in)
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("ParseStop(%q) = %q, %v; want %q ok=%v", tt.in, got, err, tt.want, tt.ok)
-		}
-	}
-}
-
 func TestConfigDefaultsAndValidate(t *testing.T) {
 	c := Config{SessionTimeout: 3 * time.Second}.withDefaults()
-	if c.Kill != StopKill || c.Timeout != DefaultTimeout || c.ReadTimeout != DefaultReadTimeout ||
+	if c.Kill != cluster.StopKill || c.Timeout != DefaultTimeout || c.ReadTimeout != DefaultReadTimeout ||
 		c.FailoverTimeout != 3*time.Second+DefaultTimeout || c.SubjectPrefix != "kv" || len(c.Scenarios) != 4 || c.Logger == nil {
 		t.Errorf("defaults: %+v", c)
 	}
@@ -159,12 +138,12 @@ func sampleSummary() Summary {
 		Started:        time.Date(2025, 11, 25, 10, 30, 0, 0, time.UTC),
 		Duration:       6200 * time.Millisecond,
 		SessionTimeout: 2 * time.Second,
-		Kill:           StopKill,
+		Kill:           cluster.StopKill,
 		Scenarios: []ScenarioResult{
 			{Name: ScenarioAddRead, Result: Pass, Note: "leader n1 (epoch 1)", Duration: time.Second,
 				Steps: []Step{{ID: "1.1", Action: "PUT", Text: "PUT color=blue via kv.write -> leader n1", OK: true, Duration: 2100 * time.Microsecond}}},
 			{Name: ScenarioLeaderElection, Result: Pass, Note: "SIGKILL n1 -> n2",
-				Failover: &Failover{Stop: StopKill, OldLeader: "n1", NewLeader: "n2", Leader: 2104 * time.Millisecond, Write: 2110 * time.Millisecond}},
+				Failover: &Failover{Stop: cluster.StopKill, OldLeader: "n1", NewLeader: "n2", Leader: 2104 * time.Millisecond, Write: 2110 * time.Millisecond}},
 			{Name: ScenarioStaleRead, Result: Skip, Note: "needs\nleader-election"},
 		},
 	}
@@ -272,7 +251,7 @@ func TestUpInfoCommands(t *testing.T) {
 		SessionTimeout: 2 * time.Second,
 		Leader:         "n1",
 		KVCtl:          "bin/kvctl",
-		Nodes: []LocalNode{
+		Nodes: []cluster.LocalNode{
 			{ID: "n1", PID: 101, HTTPAddr: "127.0.0.1:8001"},
 			{ID: "n2", PID: 102, HTTPAddr: "127.0.0.1:8002"},
 		},
@@ -312,7 +291,7 @@ func TestUpInfoCommands(t *testing.T) {
 func TestUpInfoSecureHTTPCommands(t *testing.T) {
 	info := UpInfo{
 		NATSURL: "nats://127.0.0.1:4222", Leader: "n1", KVCtl: "bin/kvctl",
-		Nodes: []LocalNode{{ID: "n1", PID: 101, HTTPAddr: "127.0.0.1:8001"}, {ID: "n2", PID: 102, HTTPAddr: "127.0.0.1:8002"}},
+		Nodes: []cluster.LocalNode{{ID: "n1", PID: 101, HTTPAddr: "127.0.0.1:8001"}, {ID: "n2", PID: 102, HTTPAddr: "127.0.0.1:8002"}},
 		HTTP: &UpHTTP{Dir: "/l/http", CA: "/l/http/ca.pem", AuthFile: "/l/http/users", Writer: "admin", WriterPasswordFile: "/l/http/admin.password",
 			Reader: "reader", ReaderTokenFile: "/l/http/reader.token"},
 	}
@@ -346,19 +325,6 @@ func TestShellQuote(t *testing.T) {
 	for _, tt := range tests {
 		if got := shellQuote(tt.in); got != tt.want {
 			t.Errorf("shellQuote(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
-func TestZooKeeperVersion(t *testing.T) {
-	tests := []struct{ srvr, want string }{
-		{"Zookeeper version: 3.8.0-${mvngit.commit.id}, built on 2024-12-29 17:54 UTC\nLatency min/avg/max: 0/0.0/0\nMode: standalone\n", "3.8.0"},
-		{"Zookeeper version: 3.9.2-e454e8c7283100c7caec6dcae2bc82aaecb63023, built on 2024-02-12\n", "3.9.2-e454e8c7283100c7caec6dcae2bc82aaecb63023"},
-		{"Mode: standalone\n", ""},
-	}
-	for _, tt := range tests {
-		if got := zooKeeperVersion(tt.srvr); got != tt.want {
-			t.Errorf("zooKeeperVersion(%q) = %q, want %q", tt.srvr, got, tt.want)
 		}
 	}
 }

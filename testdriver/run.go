@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"zkv/testdriver/cluster"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -51,18 +52,18 @@ may be stale.`
 // is unusable, NATS cannot be reached, or ctx ended (the error then wraps
 // ErrInterrupted and ctx's error). Failed scenarios are reported in the
 // Summary; see Summary.Passed.
-func Run(ctx context.Context, cfg Config, cluster Cluster, out io.Writer) (Summary, error) {
+func Run(ctx context.Context, cfg Config, cl cluster.Cluster, out io.Writer) (Summary, error) {
 	cfg = cfg.withDefaults()
 	start := time.Now()
 	sum := Summary{
 		Started:        start,
 		SessionTimeout: cfg.SessionTimeout,
 		Kill:           cfg.Kill,
-		NATSURL:        cluster.NATSURL(),
+		NATSURL:        cl.NATSURL(),
 		Versions:       map[string]string{},
 	}
-	for _, id := range cluster.Nodes() {
-		sum.Nodes = append(sum.Nodes, NodeInfo{ID: id, Where: cluster.Describe(id)})
+	for _, id := range cl.Nodes() {
+		sum.Nodes = append(sum.Nodes, NodeInfo{ID: id, Where: cl.Describe(id)})
 	}
 	fail := func(err error) (Summary, error) {
 		sum.Result = Fail
@@ -77,7 +78,7 @@ func Run(ctx context.Context, cfg Config, cluster Cluster, out io.Writer) (Summa
 		return fail(errors.New("the cluster has no nodes"))
 	}
 
-	nc, err := connectNATS(ctx, cluster.NATSURL(), cfg.Timeout)
+	nc, err := connectNATS(ctx, cl.NATSURL(), cfg.Timeout)
 	if err != nil {
 		return fail(err)
 	}
@@ -91,15 +92,15 @@ func Run(ctx context.Context, cfg Config, cluster Cluster, out io.Writer) (Summa
 	}
 	r := &runner{
 		cfg:     cfg,
-		cluster: cluster,
+		cluster: cl,
 		client:  client,
 		out:     out,
 		log:     cfg.Logger,
-		nodes:   cluster.Nodes(),
+		nodes:   cl.Nodes(),
 		down:    map[string]bool{},
 		values:  map[string]string{},
 	}
-	sum.Versions = collectVersions(ctx, nc, cluster, cfg)
+	sum.Versions = collectVersions(ctx, nc, cl, cfg)
 	r.printHeader(sum)
 
 	for i, name := range cfg.Scenarios {
@@ -230,7 +231,7 @@ func (r *runner) printHeader(sum Summary) {
 // collectVersions names the versions of the driver, the NATS server, the
 // kvservers (from their NATS micro service) and whatever the cluster
 // reports.
-func collectVersions(ctx context.Context, nc *nats.Conn, cluster Cluster, cfg Config) map[string]string {
+func collectVersions(ctx context.Context, nc *nats.Conn, cl cluster.Cluster, cfg Config) map[string]string {
 	v := map[string]string{"go": runtime.Version(), "testdriver": driverVersion()}
 	if s := nc.ConnectedServerVersion(); s != "" {
 		v["nats-server"] = s
@@ -238,7 +239,7 @@ func collectVersions(ctx context.Context, nc *nats.Conn, cluster Cluster, cfg Co
 	if s := serviceVersions(ctx, nc, cfg.SubjectPrefix, cfg.RequestTimeout); s != "" {
 		v["kvserver"] = s
 	}
-	if vc, ok := cluster.(Versioned); ok {
+	if vc, ok := cl.(cluster.Versioned); ok {
 		vctx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
 		defer cancel()
 		for k, s := range vc.Versions(vctx) {
@@ -326,7 +327,7 @@ func serviceVersions(ctx context.Context, nc *nats.Conn, prefix string, timeout 
 // runner is the state of one Run, shared by the scenarios in order.
 type runner struct {
 	cfg     Config
-	cluster Cluster
+	cluster cluster.Cluster
 	client  *bus.Client
 	out     io.Writer
 	log     *slog.Logger

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"zkv/testdriver/cluster"
 )
 
 // ComposeLogSubdir is the subdirectory of a run's timestamped log
@@ -20,11 +21,11 @@ const saveLogsTimeout = 30 * time.Second
 type ComposeRun struct {
 	// Config configures the scenarios. Logger is set by RunCompose; a
 	// zero SessionTimeout is taken from the kvserver containers
-	// (DockerCluster.SessionTimeout).
+	// (cluster.Compose.SessionTimeout).
 	Config Config
 	// Docker names the compose project and how to reach it. The project
 	// must be up: RunCompose starts nothing.
-	Docker DockerConfig
+	Docker cluster.ComposeConfig
 	// LogRoot is where the run's log directory, <timestamp>/compose, is
 	// created; "" means DefaultLogRoot.
 	LogRoot string
@@ -36,7 +37,7 @@ type ComposeRun struct {
 	SaveLogs bool
 }
 
-// RunCompose runs the scenarios on a DockerCluster, a docker compose
+// RunCompose runs the scenarios on a cluster.Compose, a docker compose
 // project that is up: it creates the log directory, finds the project's
 // containers, runs Run (where stopping a node kills its container, and
 // zookeeper-loss kills a ZooKeeper member's), optionally saves the
@@ -61,7 +62,7 @@ func RunCompose(ctx context.Context, cr ComposeRun, out io.Writer) (Summary, err
 	fmt.Fprintf(out, "logs: %s\n", dir.Path)
 
 	started := time.Now()
-	cluster, err := NewDockerCluster(ctx, cr.Docker)
+	cluster, err := cluster.NewCompose(ctx, cr.Docker)
 	if err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w: %w", ErrInterrupted, err)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"zkv/testdriver/cluster"
 )
 
 // LocalRun configures RunLocal.
@@ -20,7 +21,7 @@ type LocalRun struct {
 	Config Config
 	// Local configures the cluster. LogDir, Progress and Logger are set
 	// by RunLocal.
-	Local LocalOptions
+	Local cluster.LocalOptions
 	// LogRoot is where the run's log directory is created; "" means
 	// DefaultLogRoot.
 	LogRoot string
@@ -29,7 +30,7 @@ type LocalRun struct {
 	LogDir string
 }
 
-// RunLocal runs the scenarios on a LocalCluster: it creates the log
+// RunLocal runs the scenarios on a cluster.Local: it creates the log
 // directory, starts the cluster, runs Run, stops everything (with a fresh
 // deadline, also when ctx was cancelled), writes summary.json and prints
 // where the logs are. Everything printed to out also goes to driver.log.
@@ -59,7 +60,7 @@ func RunLocal(ctx context.Context, lr LocalRun, out io.Writer) (Summary, error) 
 	fmt.Fprintf(out, "logs: %s\n", dir.Path)
 
 	started := time.Now()
-	cluster, err := StartLocal(ctx, local)
+	lc, err := cluster.StartLocal(ctx, local)
 	if err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w: %w", ErrInterrupted, err)
@@ -72,13 +73,13 @@ func RunLocal(ctx context.Context, lr LocalRun, out io.Writer) (Summary, error) 
 	}
 	fmt.Fprintln(out)
 
-	sum, runErr := Run(ctx, cfg, cluster, out)
+	sum, runErr := Run(ctx, cfg, lc, out)
 	sum.LogDir = dir.Path
 
-	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cluster.TeardownTimeout)
 	defer cancel()
 	begin := time.Now()
-	if err := cluster.Close(tctx); err != nil {
+	if err := lc.Close(tctx); err != nil {
 		fmt.Fprintf(out, "\nstopping the cluster: %v\n", err)
 		log.Warn("teardown", "err", err)
 	}

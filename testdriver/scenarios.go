@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"zkv/testdriver/cluster"
 
 	"zkv/bus"
 )
@@ -157,7 +158,7 @@ func leaderElection(ctx context.Context, r *runner) (outcome, error) {
 	}
 
 	why := "ZooKeeper must first expire a crashed leader's session"
-	if r.cfg.Kill == StopTerm {
+	if r.cfg.Kill == cluster.StopTerm {
 		why = "a leader stopped cleanly resigns, so nobody waits for its session to expire"
 	}
 	session := ""

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
+	"zkv/testdriver/cluster"
 
 	"zkv/bus"
 )
@@ -26,7 +27,7 @@ const DefaultNATSPort = 4222
 type UpConfig struct {
 	// Local configures the cluster. LogDir, Progress and Logger are set by
 	// Up.
-	Local LocalOptions
+	Local cluster.LocalOptions
 	// KVCtl is the kvctl path the printed commands use; "" means "kvctl".
 	KVCtl string
 	// LogRoot is where the log directory is created; "" means
@@ -55,7 +56,7 @@ type UpInfo struct {
 	// SessionTimeout is the servers' ZooKeeper session timeout.
 	SessionTimeout time.Duration
 	// Nodes are the kvservers in ID order.
-	Nodes []LocalNode
+	Nodes []cluster.LocalNode
 	// Leader and Epoch are the leader every server reported.
 	Leader string
 	Epoch  uint64
@@ -80,7 +81,7 @@ type Command struct {
 }
 
 // follower returns a node other than the leader (the leader if alone).
-func (i UpInfo) follower() LocalNode {
+func (i UpInfo) follower() cluster.LocalNode {
 	for _, n := range i.Nodes {
 		if n.ID != i.Leader {
 			return n
@@ -89,17 +90,17 @@ func (i UpInfo) follower() LocalNode {
 	for _, n := range i.Nodes {
 		return n
 	}
-	return LocalNode{}
+	return cluster.LocalNode{}
 }
 
-// leaderNode returns the leader's LocalNode.
-func (i UpInfo) leaderNode() LocalNode {
+// leaderNode returns the leader's cluster.LocalNode.
+func (i UpInfo) leaderNode() cluster.LocalNode {
 	for _, n := range i.Nodes {
 		if n.ID == i.Leader {
 			return n
 		}
 	}
-	return LocalNode{}
+	return cluster.LocalNode{}
 }
 
 // Commands returns the commands to try: kvctl, the nats CLI and curl
@@ -135,7 +136,7 @@ func (i UpInfo) Commands() []Command {
 // httpCommands are the HTTP commands to try on node f: plain curl, or, with
 // a secured API, curl and kvctl with the CA and the users' secrets read
 // from their files.
-func (i UpInfo) httpCommands(kvctl string, f LocalNode) []Command {
+func (i UpInfo) httpCommands(kvctl string, f cluster.LocalNode) []Command {
 	if i.HTTP == nil {
 		return []Command{
 			{Line: "curl -X PUT --data-binary 1 http://" + f.HTTPAddr + "/v1/kv/a", Comment: "write over HTTP; " + f.ID + " forwards it to the leader"},
@@ -237,7 +238,7 @@ func displayPath(path string) string {
 	return rel
 }
 
-// Up starts a LocalCluster, waits until the servers agree on a leader,
+// Up starts a cluster.Local, waits until the servers agree on a leader,
 // prints how to reach it (see UpInfo.WriteTo) and keeps it up until ctx
 // ends, printing leadership changes and servers that exit. It then stops
 // everything with a fresh deadline and returns nil; an error means the
@@ -267,15 +268,15 @@ func Up(ctx context.Context, cfg UpConfig, out io.Writer) (err error) {
 		local.SessionTimeout = DefaultSessionTimeout
 	}
 	fmt.Fprintf(out, "logs: %s\n", dir.Path)
-	cluster, err := StartLocal(ctx, local)
+	lc, err := cluster.StartLocal(ctx, local)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		fmt.Fprintln(out, "stopping the cluster...")
-		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
+		fmt.Fprintln(out, "stopping the lc...")
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cluster.TeardownTimeout)
 		defer cancel()
-		if cerr := cluster.Close(tctx); cerr != nil {
+		if cerr := lc.Close(tctx); cerr != nil {
 			fmt.Fprintf(out, "stopping the cluster: %v\n", cerr)
 			if err == nil {
 				err = cerr
@@ -285,7 +286,7 @@ func Up(ctx context.Context, cfg UpConfig, out io.Writer) (err error) {
 		}
 	}()
 
-	nc, err := connectNATS(ctx, cluster.NATSURL(), cfg.Timeout)
+	nc, err := connectNATS(ctx, lc.NATSURL(), cfg.Timeout)
 	if err != nil {
 		return err
 	}
@@ -296,11 +297,11 @@ func Up(ctx context.Context, cfg UpConfig, out io.Writer) (err error) {
 	}
 	r := &runner{
 		cfg:     Config{Timeout: cfg.Timeout, Logger: log}.withDefaults(),
-		cluster: cluster,
+		cluster: lc,
 		client:  client,
 		out:     out,
 		log:     log,
-		nodes:   cluster.Nodes(),
+		nodes:   lc.Nodes(),
 		down:    map[string]bool{},
 	}
 	ag, st, err := r.waitAgreement(ctx, cfg.Timeout, leaderWant{})
@@ -309,10 +310,10 @@ func Up(ctx context.Context, cfg UpConfig, out io.Writer) (err error) {
 	}
 
 	info := UpInfo{
-		NATSURL:        cluster.NATSURL(),
-		ZooKeeper:      cluster.ZooKeeper(),
-		ZooKeeperPID:   cluster.ZooKeeperPID(),
-		SessionTimeout: cluster.SessionTimeout(),
+		NATSURL:        lc.NATSURL(),
+		ZooKeeper:      lc.ZooKeeper(),
+		ZooKeeperPID:   lc.ZooKeeperPID(),
+		SessionTimeout: lc.SessionTimeout(),
 		Leader:         ag.leader,
 		Epoch:          ag.epoch,
 		KVCtl:          "kvctl",
@@ -325,8 +326,8 @@ func Up(ctx context.Context, cfg UpConfig, out io.Writer) (err error) {
 	if _, lerr := exec.LookPath("nats"); lerr == nil {
 		info.NATSCLI = true
 	}
-	for _, id := range cluster.Nodes() {
-		if n, ok := cluster.Node(id); ok {
+	for _, id := range lc.Nodes() {
+		if n, ok := lc.Node(id); ok {
 			info.Nodes = append(info.Nodes, n)
 		}
 	}
@@ -337,14 +338,14 @@ func Up(ctx context.Context, cfg UpConfig, out io.Writer) (err error) {
 		cfg.Ready(info)
 	}
 
-	watchUntilDone(ctx, client, cluster, out, log)
+	watchUntilDone(ctx, client, lc, out, log)
 	return nil
 }
 
 // watchUntilDone prints leadership changes (epoch markers on the
 // replication subject) and servers that exit, until ctx ends. Every
 // goroutine it starts has ended when it returns.
-func watchUntilDone(ctx context.Context, client *bus.Client, cluster *LocalCluster, out io.Writer, log *slog.Logger) {
+func watchUntilDone(ctx context.Context, client *bus.Client, lc *cluster.Local, out io.Writer, log *slog.Logger) {
 	wctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	stamp := func() string { return time.Now().Format("15:04:05.000") }
@@ -364,9 +365,9 @@ func watchUntilDone(ctx context.Context, client *bus.Client, cluster *LocalClust
 			}
 		})
 	}
-	for _, id := range cluster.Nodes() {
-		n, ok := cluster.Node(id)
-		exited := cluster.Exited(id)
+	for _, id := range lc.Nodes() {
+		n, ok := lc.Node(id)
+		exited := lc.Exited(id)
 		if !ok || exited == nil {
 			continue
 		}

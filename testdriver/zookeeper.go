@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"zkv/testdriver/cluster"
 )
 
 // MinEnsemble is the smallest ZooKeeper ensemble zookeeper-loss runs on:
@@ -27,7 +28,7 @@ const (
 
 // zooKeeperLossSkip says why zookeeper-loss cannot run on the cluster.
 func zooKeeperLossSkip(r *runner, sum Summary) string {
-	zf, ok := r.cluster.(ZooKeeperFaults)
+	zf, ok := r.cluster.(cluster.ZooKeeperFaults)
 	if !ok {
 		return "needs a cluster that can kill and start ZooKeeper members, and this one cannot"
 	}
@@ -48,7 +49,7 @@ func zooKeeperLossSkip(r *runner, sum Summary) string {
 // Then the ZooKeeper member and the server are started again, and the
 // server follows the new leader.
 func zooKeeperLoss(ctx context.Context, r *runner) (outcome, error) {
-	zf := r.cluster.(ZooKeeperFaults)
+	zf := r.cluster.(cluster.ZooKeeperFaults)
 	members := zf.ZooKeeperMembers()
 
 	modes, st, err := r.zkServing(ctx, zf, members, time.Time{}, "")
@@ -94,12 +95,12 @@ func zooKeeperLoss(ctx context.Context, r *runner) (outcome, error) {
 	r.leader, r.epoch = old.leader, old.epoch
 
 	stopAt := time.Now()
-	st, err = r.stop(ctx, old.leader, StopKill, "the leader", "with ZooKeeper "+victim+" down")
+	st, err = r.stop(ctx, old.leader, cluster.StopKill, "the leader", "with ZooKeeper "+victim+" down")
 	r.record(st)
 	if err != nil {
 		return outcome{}, err
 	}
-	fo := &Failover{Stop: StopKill, OldLeader: old.leader, OldEpoch: old.epoch}
+	fo := &Failover{Stop: cluster.StopKill, OldLeader: old.leader, OldEpoch: old.epoch}
 	r.sc.Failover = fo
 	ag, _, err := r.failover(ctx, old, stopAt, keyEnsemble, valueEnsemble, fo)
 	if err != nil {
@@ -145,7 +146,7 @@ func zooKeeperLoss(ctx context.Context, r *runner) (outcome, error) {
 // zkServing polls the modes of members until every one serves as leader
 // or follower and exactly one leads, or Timeout ends. since, if set, is
 // when the step's clock started; what then ends the line.
-func (r *runner) zkServing(ctx context.Context, zf ZooKeeperFaults, members []string, since time.Time, what string) (map[string]string, Step, error) {
+func (r *runner) zkServing(ctx context.Context, zf cluster.ZooKeeperFaults, members []string, since time.Time, what string) (map[string]string, Step, error) {
 	begin := time.Now()
 	if !since.IsZero() {
 		begin = since
@@ -190,7 +191,7 @@ func (r *runner) zkServing(ctx context.Context, zf ZooKeeperFaults, members []st
 // zkModesOnce asks each member for its mode once. It fails unless every
 // one serves as leader or follower and exactly one leads; view describes
 // every answer.
-func zkModesOnce(ctx context.Context, zf ZooKeeperFaults, members []string, timeout time.Duration) (map[string]string, string, error) {
+func zkModesOnce(ctx context.Context, zf cluster.ZooKeeperFaults, members []string, timeout time.Duration) (map[string]string, string, error) {
 	modes := map[string]string{}
 	var (
 		parts   []string
@@ -232,7 +233,7 @@ func describeModes(members []string, modes map[string]string) string {
 
 // zkKill kills ZooKeeper member, whose mode was mode, with SIGKILL; rest
 // are the members left.
-func (r *runner) zkKill(ctx context.Context, zf ZooKeeperFaults, member, mode string, rest []string) (Step, error) {
+func (r *runner) zkKill(ctx context.Context, zf cluster.ZooKeeperFaults, member, mode string, rest []string) (Step, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
 	begin := time.Now()
@@ -249,7 +250,7 @@ func (r *runner) zkKill(ctx context.Context, zf ZooKeeperFaults, member, mode st
 
 // zkStart starts ZooKeeper member again and returns the mode it serves
 // in.
-func (r *runner) zkStart(ctx context.Context, zf ZooKeeperFaults, member string) (string, Step, error) {
+func (r *runner) zkStart(ctx context.Context, zf cluster.ZooKeeperFaults, member string) (string, Step, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
 	begin := time.Now()
@@ -272,7 +273,7 @@ func (r *runner) zkStart(ctx context.Context, zf ZooKeeperFaults, member string)
 // restoreZooKeeper starts member again after zookeeper-loss failed with
 // it down, so that the ensemble is whole again; the outcome goes to the
 // log only. After an interrupt it does nothing: the teardown follows.
-func (r *runner) restoreZooKeeper(ctx context.Context, zf ZooKeeperFaults, member string) {
+func (r *runner) restoreZooKeeper(ctx context.Context, zf cluster.ZooKeeperFaults, member string) {
 	if ctx.Err() != nil {
 		return
 	}

@@ -2,30 +2,26 @@ package testdriver
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"zkv/internal/harness"
+	"zkv/testdriver/cluster"
 )
 
-// stubCluster is a Cluster with nodes and nothing behind them.
+// stubCluster is a cluster.Cluster with nodes and nothing behind them.
 type stubCluster struct{ nodes []string }
 
-func (s stubCluster) NATSURL() string                          { return "nats://127.0.0.1:1" }
-func (s stubCluster) Nodes() []string                          { return s.nodes }
-func (s stubCluster) Stop(context.Context, string, Stop) error { return nil }
-func (s stubCluster) Start(context.Context, string) error      { return nil }
-func (s stubCluster) Describe(id string) string                { return "stub " + id }
-func (s stubCluster) Close(context.Context) error              { return nil }
+func (s stubCluster) NATSURL() string                                  { return "nats://127.0.0.1:1" }
+func (s stubCluster) Nodes() []string                                  { return s.nodes }
+func (s stubCluster) Stop(context.Context, string, cluster.Stop) error { return nil }
+func (s stubCluster) Start(context.Context, string) error              { return nil }
+func (s stubCluster) Describe(id string) string                        { return "stub " + id }
+func (s stubCluster) Close(context.Context) error                      { return nil }
 
-// stubEnsemble adds ZooKeeperFaults to a stubCluster: each member reports
+// stubEnsemble adds cluster.ZooKeeperFaults to a stubCluster: each member reports
 // the mode in modes, or the error in errs; Kill and Start are recorded.
 type stubEnsemble struct {
 	stubCluster
@@ -67,11 +63,11 @@ func TestZooKeeperLossSkip(t *testing.T) {
 	zoo := []string{"zoo1", "zoo2", "zoo3"}
 	tests := []struct {
 		name    string
-		cluster Cluster
+		cluster cluster.Cluster
 		down    []string
 		want    string // "" for none
 	}{
-		{"no ZooKeeperFaults", stubCluster{three}, nil, "cannot"},
+		{"no cluster.ZooKeeperFaults", stubCluster{three}, nil, "cannot"},
 		{"no members", &stubEnsemble{stubCluster: stubCluster{three}}, nil, "it has none (local: --zookeeper-ensemble)"},
 		{"two members", &stubEnsemble{stubCluster: stubCluster{three}, members: zoo[:2]}, nil, "at least 3 members, and the cluster has 2"},
 		{"one running server", &stubEnsemble{stubCluster: stubCluster{three}, members: zoo}, []string{"n1", "n2"}, "at least 2 running servers"},
@@ -195,76 +191,5 @@ func TestZooKeeperSteps(t *testing.T) {
 	}
 	if got := strings.Join(zf.calls, ", "); got != "kill zoo3, start zoo3" {
 		t.Errorf("calls %q", got)
-	}
-}
-
-// TestRunComposeWiring runs RunCompose against a fake compose project
-// whose NATS is real but whose kvservers do not answer: add-read fails,
-// and the log directory holds driver.log, summary.json and the
-// containers' logs.
-func TestRunComposeWiring(t *testing.T) {
-	ns, err := harness.StartNATS(harness.NATSOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	p := newComposeProject(t, 0)
-	p.engine.with(func() {
-		p.nodes["n1"].env = append(p.nodes["n1"].env, "ZKV_SESSION_TIMEOUT=3s")
-		p.nodes["n1"].logs = "n1 started\n"
-	})
-	root := t.TempDir()
-	var out strings.Builder
-	sum, err := RunCompose(testContext(t), ComposeRun{
-		Config:   Config{Scenarios: []string{ScenarioAddRead}, Timeout: 500 * time.Millisecond},
-		Docker:   DockerConfig{Project: "p", Socket: p.engine.socket, NATSURL: ns.URL()},
-		LogRoot:  root,
-		SaveLogs: true,
-	}, &out)
-	t.Logf("output:\n%s", out.String())
-	if err != nil {
-		t.Fatalf("RunCompose: %v", err)
-	}
-	if sum.Passed() || sum.Scenario(ScenarioAddRead).Result != Fail {
-		t.Fatalf("add-read %s, want FAIL (nobody answers)", sum.Scenario(ScenarioAddRead).Result)
-	}
-	if filepath.Base(sum.LogDir) != ComposeLogSubdir || filepath.Dir(filepath.Dir(sum.LogDir)) != root {
-		t.Errorf("log dir %s, want %s/<timestamp>/compose", sum.LogDir, root)
-	}
-	if sum.SessionTimeout != 3*time.Second {
-		t.Errorf("session timeout %v, want 3s (the containers' ZKV_SESSION_TIMEOUT)", sum.SessionTimeout)
-	}
-	for _, want := range []string{"compose project p: kvservers n1 n2 n3, ZooKeeper zoo1 zoo2 zoo3, NATS " + ns.URL(), "add-read  FAIL"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q", want)
-		}
-	}
-	if b, err := os.ReadFile(filepath.Join(sum.LogDir, "n1.log")); err != nil || string(b) != "n1 started\n" {
-		t.Errorf("n1.log = %q, %v", b, err)
-	}
-	var js struct {
-		Result string `json:"result"`
-		LogDir string `json:"log_dir"`
-	}
-	raw, err := os.ReadFile(filepath.Join(sum.LogDir, SummaryName))
-	if err != nil || json.Unmarshal(raw, &js) != nil || js.Result != "FAIL" || js.LogDir != sum.LogDir {
-		t.Errorf("summary.json = %s, %v", raw, err)
-	}
-	if b, _ := os.ReadFile(filepath.Join(sum.LogDir, DriverLogName)); !strings.Contains(string(b), "compose run") {
-		t.Errorf("driver.log lacks the debug lines")
-	}
-
-	// A project that is not up: the error, and summary.json all the same,
-	// in the directory given.
-	exact := filepath.Join(t.TempDir(), "here")
-	sum, err = RunCompose(testContext(t), ComposeRun{
-		Docker: DockerConfig{Project: "nope", Socket: p.engine.socket},
-		LogDir: exact,
-	}, &out)
-	if !errors.Is(err, ErrNoContainer) || sum.LogDir != exact {
-		t.Fatalf("RunCompose of a missing project = %v (log dir %s), want ErrNoContainer in %s", err, sum.LogDir, exact)
-	}
-	if _, err := os.Stat(filepath.Join(exact, SummaryName)); err != nil {
-		t.Errorf("summary.json: %v", err)
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"zkv/testdriver"
 	"zkv/testdriver/bench"
 	"zkv/testdriver/chaos"
+	"zkv/testdriver/cluster"
 )
 
 // Exit codes of testdriver.
@@ -122,7 +123,7 @@ func clusterFlags(run bool) []cli.Flag {
 		session += " (compose: default the kvserver containers' own)"
 	}
 	return []cli.Flag{
-		&cli.IntFlag{Name: "servers", Value: testdriver.DefaultServers, Usage: "number of kvserver processes (IDs n1..nN)", EnvVars: []string{"ZKV_SERVERS"}},
+		&cli.IntFlag{Name: "servers", Value: cluster.DefaultServers, Usage: "number of kvserver processes (IDs n1..nN)", EnvVars: []string{"ZKV_SERVERS"}},
 		&cli.DurationFlag{Name: "session-timeout", Value: testdriver.DefaultSessionTimeout, Usage: session, EnvVars: []string{"ZKV_SESSION_TIMEOUT"}},
 		&cli.StringFlag{Name: "zookeeper", Usage: "use the running ZooKeeper at `HOST:PORT[,HOST:PORT...]` instead of starting one", EnvVars: []string{"ZKV_ZOOKEEPER"}},
 		&cli.StringFlag{Name: "nats", Usage: "use the running NATS server at `URL` instead of an embedded one (compose: instead of the nats service)", EnvVars: []string{"ZKV_NATS"}},
@@ -136,16 +137,16 @@ func runFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "cluster", Value: clusterLocal, Usage: "where the scenarios run: local (processes started here) or compose (a docker compose project that is up)", EnvVars: []string{"ZKV_CLUSTER"}},
 		&cli.StringFlag{Name: "scenario", Usage: "comma-separated scenarios to run: " + strings.Join(testdriver.Scenarios(), ", ") + ", or all (default: the first three, and " + testdriver.ScenarioZooKeeperLoss + " too with --zookeeper-ensemble or --cluster compose; it needs a ZooKeeper ensemble the driver can kill members of, else it is skipped)", EnvVars: []string{"ZKV_SCENARIO"}},
-		&cli.StringFlag{Name: "kill", Value: string(testdriver.StopKill), Usage: "how leader-election stops the leader: sigkill (crash) or sigterm (clean resign)", EnvVars: []string{"ZKV_KILL"}},
+		&cli.StringFlag{Name: "kill", Value: string(cluster.StopKill), Usage: "how leader-election stops the leader: sigkill (crash) or sigterm (clean resign)", EnvVars: []string{"ZKV_KILL"}},
 		&cli.DurationFlag{Name: "step-timeout", Value: testdriver.DefaultTimeout, Usage: "deadline of each step (the election after a stop gets the session timeout on top)", EnvVars: []string{"ZKV_STEP_TIMEOUT"}},
 		&cli.DurationFlag{Name: "read-timeout", Value: testdriver.DefaultReadTimeout, Usage: "how long a server is polled for the value it should return", EnvVars: []string{"ZKV_READ_TIMEOUT"}},
 		&cli.StringFlag{Name: "run-log-dir", Usage: "write this run's logs to `DIR` itself instead of a new directory under --log-dir", EnvVars: []string{"ZKV_RUN_LOG_DIR"}},
-		&cli.BoolFlag{Name: "zookeeper-ensemble", Usage: "local: start a " + fmt.Sprint(testdriver.EnsembleSize) + "-member ZooKeeper ensemble instead of a standalone ZooKeeper (zookeeper-loss kills its members)", EnvVars: []string{"ZKV_ZOOKEEPER_ENSEMBLE"}},
+		&cli.BoolFlag{Name: "zookeeper-ensemble", Usage: "local: start a " + fmt.Sprint(cluster.EnsembleSize) + "-member ZooKeeper ensemble instead of a standalone ZooKeeper (zookeeper-loss kills its members)", EnvVars: []string{"ZKV_ZOOKEEPER_ENSEMBLE"}},
 		&cli.StringFlag{Name: "compose-project", Usage: "compose: the project `NAME` (default: the project of the container the driver runs in)", EnvVars: []string{"ZKV_COMPOSE_PROJECT"}},
 		&cli.StringFlag{Name: "compose-http", Value: httpPublished, Usage: "compose: how the driver reaches the containers: published (their published ports, from the host) or network (service names, inside the compose network)", EnvVars: []string{"ZKV_COMPOSE_HTTP"}},
-		&cli.StringFlag{Name: "compose-nodes", Value: strings.Join(testdriver.DefaultComposeNodes(), ","), Usage: "compose: comma-separated kvserver services", EnvVars: []string{"ZKV_COMPOSE_NODES"}},
-		&cli.StringFlag{Name: "compose-zookeeper", Value: strings.Join(testdriver.DefaultComposeZooKeeper(), ","), Usage: "compose: comma-separated ZooKeeper services", EnvVars: []string{"ZKV_COMPOSE_ZOOKEEPER"}},
-		&cli.StringFlag{Name: "docker-socket", Usage: "compose: the Docker Engine's unix socket `PATH` (default: DOCKER_HOST's unix socket, else " + testdriver.DefaultDockerSocket + ")", EnvVars: []string{"ZKV_DOCKER_SOCKET"}},
+		&cli.StringFlag{Name: "compose-nodes", Value: strings.Join(cluster.DefaultComposeNodes(), ","), Usage: "compose: comma-separated kvserver services", EnvVars: []string{"ZKV_COMPOSE_NODES"}},
+		&cli.StringFlag{Name: "compose-zookeeper", Value: strings.Join(cluster.DefaultComposeZooKeeper(), ","), Usage: "compose: comma-separated ZooKeeper services", EnvVars: []string{"ZKV_COMPOSE_ZOOKEEPER"}},
+		&cli.StringFlag{Name: "docker-socket", Usage: "compose: the Docker Engine's unix socket `PATH` (default: DOCKER_HOST's unix socket, else " + cluster.DefaultDockerSocket + ")", EnvVars: []string{"ZKV_DOCKER_SOCKET"}},
 		&cli.BoolFlag{Name: "container-logs", Value: true, Usage: "compose: save every container's log to the log directory at the end", EnvVars: []string{"ZKV_CONTAINER_LOGS"}},
 	}
 }
@@ -175,27 +176,27 @@ func upFlags() []cli.Flag {
 }
 
 // localOptions reads the cluster flags.
-func localOptions(c *cli.Context) (testdriver.LocalOptions, error) {
+func localOptions(c *cli.Context) (cluster.LocalOptions, error) {
 	if c.NArg() > 0 {
-		return testdriver.LocalOptions{}, usage("unexpected argument %q", c.Args().First())
+		return cluster.LocalOptions{}, usage("unexpected argument %q", c.Args().First())
 	}
 	servers := c.Int("servers")
 	if servers < 1 {
-		return testdriver.LocalOptions{}, usage("--servers %d: need at least one", servers)
+		return cluster.LocalOptions{}, usage("--servers %d: need at least one", servers)
 	}
 	if d := c.Duration("session-timeout"); d <= 0 {
-		return testdriver.LocalOptions{}, usage("--session-timeout %v is not positive", d)
+		return cluster.LocalOptions{}, usage("--session-timeout %v is not positive", d)
 	}
 	switch l := c.String("server-log-level"); l {
 	case "debug", "info", "warn", "error":
 	default:
-		return testdriver.LocalOptions{}, usage("--server-log-level %q: want debug, info, warn or error", l)
+		return cluster.LocalOptions{}, usage("--server-log-level %q: want debug, info, warn or error", l)
 	}
 	bin, err := testdriver.LocateBinary("kvserver", c.String("kvserver"))
 	if err != nil {
-		return testdriver.LocalOptions{}, cli.Exit(err.Error(), ExitSetup)
+		return cluster.LocalOptions{}, cli.Exit(err.Error(), ExitSetup)
 	}
-	return testdriver.LocalOptions{
+	return cluster.LocalOptions{
 		KVServer:       bin,
 		Servers:        servers,
 		SessionTimeout: c.Duration("session-timeout"),
@@ -216,7 +217,7 @@ func runAction(c *cli.Context) error {
 	if c.String("scenario") == "" {
 		scenarios = testdriver.DefaultScenarios(c.String("cluster") == clusterCompose || c.Bool("zookeeper-ensemble"))
 	}
-	kill, err := testdriver.ParseStop(c.String("kill"))
+	kill, err := cluster.ParseStop(c.String("kill"))
 	if err != nil {
 		return usage("--kill: %v", err)
 	}
@@ -311,8 +312,8 @@ func notFor(c *cli.Context, cluster string, flags []string) error {
 }
 
 // dockerConfig reads the compose flags.
-func dockerConfig(c *cli.Context) (testdriver.DockerConfig, error) {
-	cfg := testdriver.DockerConfig{
+func dockerConfig(c *cli.Context) (cluster.ComposeConfig, error) {
+	cfg := cluster.ComposeConfig{
 		Project:   c.String("compose-project"),
 		Socket:    c.String("docker-socket"),
 		Nodes:     splitList(c.String("compose-nodes")),

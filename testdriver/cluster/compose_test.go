@@ -1,4 +1,4 @@
-package testdriver
+package cluster
 
 import (
 	"context"
@@ -34,7 +34,7 @@ type fakeContainer struct {
 	stopped     chan struct{}
 }
 
-// fakeEngine serves the few Docker Engine API endpoints DockerCluster uses
+// fakeEngine serves the few Docker Engine API endpoints Compose uses
 // on a unix socket.
 type fakeEngine struct {
 	t      *testing.T
@@ -376,7 +376,7 @@ func newComposeProject(t *testing.T, healthFails int32) *composeProject {
 	return p
 }
 
-func (p *composeProject) cluster(t *testing.T, cfg DockerConfig) *DockerCluster {
+func (p *composeProject) cluster(t *testing.T, cfg ComposeConfig) *Compose {
 	t.Helper()
 	cfg.Socket = p.engine.socket
 	if cfg.Project == "" {
@@ -384,9 +384,9 @@ func (p *composeProject) cluster(t *testing.T, cfg DockerConfig) *DockerCluster 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := NewDockerCluster(ctx, cfg)
+	c, err := NewCompose(ctx, cfg)
 	if err != nil {
-		t.Fatalf("NewDockerCluster: %v", err)
+		t.Fatalf("NewCompose: %v", err)
 	}
 	t.Cleanup(func() { _ = c.Close(context.Background()) })
 	return c
@@ -400,7 +400,7 @@ func testContext(t *testing.T) context.Context {
 
 func TestDockerClusterDiscovery(t *testing.T) {
 	p := newComposeProject(t, 0)
-	c := p.cluster(t, DockerConfig{})
+	c := p.cluster(t, ComposeConfig{})
 	if got, want := c.Nodes(), []string{"n1", "n2", "n3"}; !slices.Equal(got, want) {
 		t.Errorf("Nodes() = %v, want %v", got, want)
 	}
@@ -426,7 +426,7 @@ func TestDockerClusterDiscovery(t *testing.T) {
 
 func TestDockerClusterInNetwork(t *testing.T) {
 	p := newComposeProject(t, 0)
-	c := p.cluster(t, DockerConfig{InNetwork: true, HTTP: map[string]string{"n3": "http://10.0.0.3:9000/"}})
+	c := p.cluster(t, ComposeConfig{InNetwork: true, HTTP: map[string]string{"n3": "http://10.0.0.3:9000/"}})
 	if got, want := c.NATSURL(), "nats://nats:4222"; got != want {
 		t.Errorf("NATSURL() = %q, want %q", got, want)
 	}
@@ -440,7 +440,7 @@ func TestDockerClusterInNetwork(t *testing.T) {
 
 func TestDockerClusterKillAndStart(t *testing.T) {
 	p := newComposeProject(t, 3)
-	c := p.cluster(t, DockerConfig{APIVersion: "1.41"})
+	c := p.cluster(t, ComposeConfig{APIVersion: "1.41"})
 	ctx := testContext(t)
 
 	if err := c.Stop(ctx, "n2", StopKill); err != nil {
@@ -477,7 +477,7 @@ func TestDockerClusterKillAndStart(t *testing.T) {
 
 func TestDockerClusterStopTerm(t *testing.T) {
 	p := newComposeProject(t, 0)
-	c := p.cluster(t, DockerConfig{StopTimeout: 200 * time.Millisecond})
+	c := p.cluster(t, ComposeConfig{StopTimeout: 200 * time.Millisecond})
 	ctx := testContext(t)
 
 	if err := c.Stop(ctx, "n1", StopTerm); err != nil {
@@ -502,7 +502,7 @@ func TestDockerClusterStopTerm(t *testing.T) {
 
 func TestDockerClusterStartExits(t *testing.T) {
 	p := newComposeProject(t, 1<<30)
-	c := p.cluster(t, DockerConfig{})
+	c := p.cluster(t, ComposeConfig{})
 	ctx := testContext(t)
 	if err := c.Stop(ctx, "n1", StopKill); err != nil {
 		t.Fatal(err)
@@ -522,7 +522,7 @@ func TestDockerClusterStartExits(t *testing.T) {
 
 func TestDockerClusterZooKeeper(t *testing.T) {
 	p := newComposeProject(t, 0)
-	c := p.cluster(t, DockerConfig{})
+	c := p.cluster(t, ComposeConfig{})
 	ctx := testContext(t)
 	if mode, err := c.ZooKeeperMode(ctx, "zoo2"); mode != "leader" || err != nil {
 		t.Errorf("ZooKeeperMode(zoo2) = %q, %v; want leader", mode, err)
@@ -548,7 +548,7 @@ func TestDockerClusterErrors(t *testing.T) {
 	p := newComposeProject(t, 0)
 	ctx := testContext(t)
 
-	c := p.cluster(t, DockerConfig{})
+	c := p.cluster(t, ComposeConfig{})
 	if err := c.Stop(ctx, "n9", StopKill); !errors.Is(err, ErrUnknownNode) {
 		t.Errorf("Stop(n9) = %v, want ErrUnknownNode", err)
 	}
@@ -559,17 +559,17 @@ func TestDockerClusterErrors(t *testing.T) {
 		t.Error("Stop with an unknown way succeeded")
 	}
 
-	_, err := NewDockerCluster(ctx, DockerConfig{Project: "p", Socket: p.engine.socket, Nodes: []string{"n1", "n7"}})
+	_, err := NewCompose(ctx, ComposeConfig{Project: "p", Socket: p.engine.socket, Nodes: []string{"n1", "n7"}})
 	if !errors.Is(err, ErrNoContainer) {
-		t.Errorf("NewDockerCluster with a service without container = %v, want ErrNoContainer", err)
+		t.Errorf("NewCompose with a service without container = %v, want ErrNoContainer", err)
 	}
-	_, err = NewDockerCluster(ctx, DockerConfig{Project: "nope", Socket: p.engine.socket})
+	_, err = NewCompose(ctx, ComposeConfig{Project: "nope", Socket: p.engine.socket})
 	if !errors.Is(err, ErrNoContainer) {
-		t.Errorf("NewDockerCluster of a missing project = %v, want ErrNoContainer", err)
+		t.Errorf("NewCompose of a missing project = %v, want ErrNoContainer", err)
 	}
-	_, err = NewDockerCluster(ctx, DockerConfig{Project: "p", Socket: filepath.Join(t.TempDir(), "none.sock")})
+	_, err = NewCompose(ctx, ComposeConfig{Project: "p", Socket: filepath.Join(t.TempDir(), "none.sock")})
 	if err == nil || !strings.Contains(err.Error(), "none.sock") {
-		t.Errorf("NewDockerCluster on a missing socket = %v, want an error naming it", err)
+		t.Errorf("NewCompose on a missing socket = %v, want an error naming it", err)
 	}
 
 	// An engine error keeps its status for errors.As.
@@ -590,9 +590,9 @@ func TestDockerClusterOwnProject(t *testing.T) {
 	self := p.engine.add("p", "driver", nil, nil)
 	p.engine.with(func() { self.name = host }) // the fake finds containers by name too
 	ctx := testContext(t)
-	c, err := NewDockerCluster(ctx, DockerConfig{Socket: p.engine.socket, NATSURL: "nats://nats:4222"})
+	c, err := NewCompose(ctx, ComposeConfig{Socket: p.engine.socket, NATSURL: "nats://nats:4222"})
 	if err != nil {
-		t.Fatalf("NewDockerCluster without a project, from inside a container: %v", err)
+		t.Fatalf("NewCompose without a project, from inside a container: %v", err)
 	}
 	if c.Project() != "p" {
 		t.Errorf("Project() = %q, want p (from the driver container's label)", c.Project())
@@ -602,7 +602,7 @@ func TestDockerClusterOwnProject(t *testing.T) {
 func TestDockerClusterSaveLogs(t *testing.T) {
 	p := newComposeProject(t, 0)
 	p.engine.with(func() { p.nodes["n1"].logs = "started\nleader\n" })
-	c := p.cluster(t, DockerConfig{})
+	c := p.cluster(t, ComposeConfig{})
 	dir := filepath.Join(t.TempDir(), "logs")
 	if err := c.SaveLogs(testContext(t), dir); err != nil {
 		t.Fatalf("SaveLogs: %v", err)

@@ -1,4 +1,4 @@
-package testdriver
+package cluster
 
 import (
 	"context"
@@ -58,7 +58,7 @@ type Versioned interface {
 }
 
 // ZooKeeperFaults is implemented by a Cluster that can kill and start the
-// members of its ZooKeeper ensemble (a DockerCluster, or a LocalCluster
+// members of its ZooKeeper ensemble (a Compose, or a Local
 // that runs an ensemble). The zookeeper-loss scenario needs it, and a
 // member list of at least three; without it, that scenario is skipped.
 type ZooKeeperFaults interface {

@@ -1,4 +1,4 @@
-package testdriver
+package cluster
 
 import (
 	"bufio"
@@ -22,12 +22,16 @@ import (
 	"zkv/internal/harness"
 )
 
-// DefaultServers is the number of kvservers a LocalCluster starts by
+// DefaultServers is the number of kvservers a Local starts by
 // default.
 const DefaultServers = 3
 
+// DefaultSessionTimeout is the ZooKeeper session timeout a Local cluster
+// gives its servers unless told otherwise.
+const DefaultSessionTimeout = 2 * time.Second
+
 // EnsembleSize is the number of members of the ZooKeeper ensemble a
-// LocalCluster starts with LocalOptions.ZooKeeperEnsemble.
+// Local starts with LocalOptions.ZooKeeperEnsemble.
 const EnsembleSize = 3
 
 // LocalOptions configures StartLocal.
@@ -77,14 +81,14 @@ type LocalOptions struct {
 	Logger *slog.Logger
 }
 
-// LocalCluster is a zkv cluster of local processes: kvservers started by
+// Local is a zkv cluster of local processes: kvservers started by
 // PID with internal/harness, a standalone ZooKeeper (or an ensemble) and
 // an embedded NATS server, unless existing ones were given. It implements
 // Cluster, Versioned and ZooKeeperFaults (which offers members only when
 // it runs an ensemble). Its methods are safe for concurrent use, but Stop,
 // Start and Close of one node are meant to come from one goroutine at a
 // time.
-type LocalCluster struct {
+type Local struct {
 	opts     LocalOptions
 	log      *slog.Logger
 	zk       *harness.ZooKeeper // nil when external or an ensemble
@@ -99,7 +103,7 @@ type LocalCluster struct {
 	closed   bool
 }
 
-// cleanup is one entry of the LocalCluster's cleanup stack.
+// cleanup is one entry of the Local's cleanup stack.
 type cleanup struct {
 	what string
 	node bool // a kvserver: stopped before the rest, all at once
@@ -111,7 +115,7 @@ type cleanup struct {
 // is ready (connected to ZooKeeper and NATS), so that n1 usually leads,
 // and returns once every server is ready. If anything fails, or ctx ends, whatever was
 // started is stopped again before StartLocal returns.
-func StartLocal(ctx context.Context, opts LocalOptions) (_ *LocalCluster, err error) {
+func StartLocal(ctx context.Context, opts LocalOptions) (_ *Local, err error) {
 	if opts.KVServer == "" {
 		return nil, errors.New("local cluster: no kvserver binary given")
 	}
@@ -144,10 +148,10 @@ func StartLocal(ctx context.Context, opts LocalOptions) (_ *LocalCluster, err er
 			return nil, fmt.Errorf("local cluster: log dir: %w", err)
 		}
 	}
-	c := &LocalCluster{opts: opts, log: opts.Logger}
+	c := &Local{opts: opts, log: opts.Logger}
 	defer func() {
 		if err != nil {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), TeardownTimeout)
 			defer cancel()
 			if cerr := c.Close(cctx); cerr != nil {
 				err = errors.Join(err, fmt.Errorf("clean up: %w", cerr))
@@ -168,18 +172,18 @@ func StartLocal(ctx context.Context, opts LocalOptions) (_ *LocalCluster, err er
 	return c, nil
 }
 
-// teardownTimeout bounds stopping what a failed start had started.
-const teardownTimeout = 20 * time.Second
+// TeardownTimeout bounds stopping what a failed start had started.
+const TeardownTimeout = 20 * time.Second
 
 // push adds a cleanup to the stack; Close runs them in reverse order.
-func (c *LocalCluster) push(what string, f func(ctx context.Context) error) {
+func (c *Local) push(what string, f func(ctx context.Context) error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.cleanups = append(c.cleanups, cleanup{what: what, f: f})
 }
 
 // pushNode adds the cleanup of a kvserver to the stack.
-func (c *LocalCluster) pushNode(n *harness.Node) {
+func (c *Local) pushNode(n *harness.Node) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.cleanups = append(c.cleanups, cleanup{what: "stop " + n.ID(), node: true, f: func(ctx context.Context) error { return stopNode(ctx, n) }})
@@ -187,7 +191,7 @@ func (c *LocalCluster) pushNode(n *harness.Node) {
 
 // logFile opens name in the log dir, or returns nil when there is none.
 // The file is closed by the cleanup stack.
-func (c *LocalCluster) logFile(name string) (*os.File, error) {
+func (c *Local) logFile(name string) (*os.File, error) {
 	if c.opts.LogDir == "" {
 		return nil, nil
 	}
@@ -199,7 +203,7 @@ func (c *LocalCluster) logFile(name string) (*os.File, error) {
 	return f, nil
 }
 
-func (c *LocalCluster) startZooKeeper(ctx context.Context) error {
+func (c *Local) startZooKeeper(ctx context.Context) error {
 	if c.opts.ZooKeeper != "" {
 		c.zkAddr = c.opts.ZooKeeper
 		fmt.Fprintf(c.opts.Progress, "using ZooKeeper at %s\n", c.zkAddr)
@@ -225,7 +229,7 @@ func (c *LocalCluster) startZooKeeper(ctx context.Context) error {
 		for _, z := range e.Members() {
 			members = append(members, fmt.Sprintf("%s on %s (pid %d)", z.Name(), z.Addr(), z.PID()))
 		}
-		fmt.Fprintf(c.opts.Progress, "started a ZooKeeper ensemble in %s: %s\n", FormatDuration(time.Since(begin)), strings.Join(members, ", "))
+		fmt.Fprintf(c.opts.Progress, "started a ZooKeeper ensemble in %s: %s\n", time.Since(begin).Round(time.Millisecond), strings.Join(members, ", "))
 		c.log.Debug("zookeeper ensemble started", "connect", e.Connect(), "dir", e.Dir())
 		return nil
 	}
@@ -235,12 +239,12 @@ func (c *LocalCluster) startZooKeeper(ctx context.Context) error {
 	}
 	c.zk, c.zkAddr = zk, zk.Addr()
 	c.push("stop ZooKeeper", func(context.Context) error { return zk.Stop() })
-	fmt.Fprintf(c.opts.Progress, "started ZooKeeper on %s (pid %d) in %s\n", zk.Addr(), zk.PID(), FormatDuration(time.Since(begin)))
+	fmt.Fprintf(c.opts.Progress, "started ZooKeeper on %s (pid %d) in %s\n", zk.Addr(), zk.PID(), time.Since(begin).Round(time.Millisecond))
 	c.log.Debug("zookeeper started", "addr", zk.Addr(), "pid", zk.PID(), "dir", zk.Dir())
 	return nil
 }
 
-func (c *LocalCluster) startNATS() error {
+func (c *Local) startNATS() error {
 	if c.opts.NATSURL != "" {
 		c.natsURL = c.opts.NATSURL
 		fmt.Fprintf(c.opts.Progress, "using NATS at %s\n", c.natsURL)
@@ -284,7 +288,7 @@ func portFree(port int) bool {
 	return true
 }
 
-func (c *LocalCluster) startNode(ctx context.Context, i int) error {
+func (c *Local) startNode(ctx context.Context, i int) error {
 	id := "n" + strconv.Itoa(i)
 	port := 0
 	if c.opts.HTTPBasePort > 0 {
@@ -314,7 +318,7 @@ func (c *LocalCluster) startNode(ctx context.Context, i int) error {
 	if err := n.WaitReady(ctx); err != nil {
 		return fmt.Errorf("local cluster: %w", err)
 	}
-	fmt.Fprintf(c.opts.Progress, "started kvserver %s on %s (pid %d) in %s\n", id, n.URL(), n.PID(), FormatDuration(time.Since(begin)))
+	fmt.Fprintf(c.opts.Progress, "started kvserver %s on %s (pid %d) in %s\n", id, n.URL(), n.PID(), time.Since(begin).Round(time.Millisecond))
 	c.log.Debug("kvserver started", "id", id, "http", n.HTTPAddr(), "pid", n.PID(), "log", n.LogPath())
 	return nil
 }
@@ -335,7 +339,7 @@ func stopNode(ctx context.Context, n *harness.Node) error {
 }
 
 // node returns the node with the given ID.
-func (c *LocalCluster) node(id string) (*harness.Node, error) {
+func (c *Local) node(id string) (*harness.Node, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, n := range c.nodes {
@@ -347,14 +351,14 @@ func (c *LocalCluster) node(id string) (*harness.Node, error) {
 }
 
 // NATSURL is the NATS server's URL.
-func (c *LocalCluster) NATSURL() string { return c.natsURL }
+func (c *Local) NATSURL() string { return c.natsURL }
 
 // ZooKeeper is the ZooKeeper connect string the servers use.
-func (c *LocalCluster) ZooKeeper() string { return c.zkAddr }
+func (c *Local) ZooKeeper() string { return c.zkAddr }
 
 // ZooKeeperPID is the PID of the ZooKeeper the cluster started, or 0 when
 // it uses an existing one.
-func (c *LocalCluster) ZooKeeperPID() int {
+func (c *Local) ZooKeeperPID() int {
 	if c.zk == nil {
 		return 0
 	}
@@ -363,7 +367,7 @@ func (c *LocalCluster) ZooKeeperPID() int {
 
 // ZooKeeperMembers names the members of the ensemble the cluster started
 // ("zk1", "zk2", "zk3"), or none when it runs no ensemble.
-func (c *LocalCluster) ZooKeeperMembers() []string {
+func (c *Local) ZooKeeperMembers() []string {
 	if c.ensemble == nil {
 		return nil
 	}
@@ -375,7 +379,7 @@ func (c *LocalCluster) ZooKeeperMembers() []string {
 }
 
 // zkMember returns the ensemble member named member.
-func (c *LocalCluster) zkMember(member string) (*harness.ZooKeeper, error) {
+func (c *Local) zkMember(member string) (*harness.ZooKeeper, error) {
 	if c.ensemble != nil {
 		for _, z := range c.ensemble.Members() {
 			if z.Name() == member {
@@ -387,7 +391,7 @@ func (c *LocalCluster) zkMember(member string) (*harness.ZooKeeper, error) {
 }
 
 // ZooKeeperMode asks ensemble member for its mode (srvr).
-func (c *LocalCluster) ZooKeeperMode(ctx context.Context, member string) (string, error) {
+func (c *Local) ZooKeeperMode(ctx context.Context, member string) (string, error) {
 	z, err := c.zkMember(member)
 	if err != nil {
 		return "", err
@@ -397,7 +401,7 @@ func (c *LocalCluster) ZooKeeperMode(ctx context.Context, member string) (string
 
 // KillZooKeeper kills ensemble member with SIGKILL and waits until it is
 // gone; its data directory stays.
-func (c *LocalCluster) KillZooKeeper(_ context.Context, member string) error {
+func (c *Local) KillZooKeeper(_ context.Context, member string) error {
 	z, err := c.zkMember(member)
 	if err != nil {
 		return err
@@ -412,7 +416,7 @@ func (c *LocalCluster) KillZooKeeper(_ context.Context, member string) error {
 
 // StartZooKeeper starts ensemble member again, on its ports and with its
 // data, and waits until it has rejoined the quorum.
-func (c *LocalCluster) StartZooKeeper(ctx context.Context, member string) error {
+func (c *Local) StartZooKeeper(ctx context.Context, member string) error {
 	z, err := c.zkMember(member)
 	if err != nil {
 		return err
@@ -425,10 +429,10 @@ func (c *LocalCluster) StartZooKeeper(ctx context.Context, member string) error 
 }
 
 // SessionTimeout is the servers' ZooKeeper session timeout.
-func (c *LocalCluster) SessionTimeout() time.Duration { return c.opts.SessionTimeout }
+func (c *Local) SessionTimeout() time.Duration { return c.opts.SessionTimeout }
 
 // Nodes returns the IDs of every node, n1..nN.
-func (c *LocalCluster) Nodes() []string {
+func (c *Local) Nodes() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ids := make([]string, len(c.nodes))
@@ -438,7 +442,7 @@ func (c *LocalCluster) Nodes() []string {
 	return ids
 }
 
-// LocalNode describes one kvserver process of a LocalCluster.
+// LocalNode describes one kvserver process of a Local.
 type LocalNode struct {
 	// ID is the node ID.
 	ID string
@@ -453,7 +457,7 @@ type LocalNode struct {
 }
 
 // Node describes node id; ok is false when there is no such node.
-func (c *LocalCluster) Node(id string) (LocalNode, bool) {
+func (c *Local) Node(id string) (LocalNode, bool) {
 	n, err := c.node(id)
 	if err != nil {
 		return LocalNode{}, false
@@ -463,7 +467,7 @@ func (c *LocalCluster) Node(id string) (LocalNode, bool) {
 
 // Exited returns a channel that is closed when node id's current process
 // exits, or nil for an unknown node.
-func (c *LocalCluster) Exited(id string) <-chan struct{} {
+func (c *Local) Exited(id string) <-chan struct{} {
 	n, err := c.node(id)
 	if err != nil {
 		return nil
@@ -473,7 +477,7 @@ func (c *LocalCluster) Exited(id string) <-chan struct{} {
 
 // Stop stops node id by PID: SIGKILL, or SIGTERM and a wait for its clean
 // exit (SIGKILL if ctx ends first). It returns once the process is gone.
-func (c *LocalCluster) Stop(ctx context.Context, id string, how Stop) error {
+func (c *Local) Stop(ctx context.Context, id string, how Stop) error {
 	n, err := c.node(id)
 	if err != nil {
 		return err
@@ -496,7 +500,7 @@ func (c *LocalCluster) Stop(ctx context.Context, id string, how Stop) error {
 
 // Start starts node id again, on the same port, with an empty store, and
 // waits until it answers /healthz.
-func (c *LocalCluster) Start(ctx context.Context, id string) error {
+func (c *Local) Start(ctx context.Context, id string) error {
 	n, err := c.node(id)
 	if err != nil {
 		return err
@@ -510,7 +514,7 @@ func (c *LocalCluster) Start(ctx context.Context, id string) error {
 
 // Describe is "pid <PID>" for a running node, "pid <PID>, stopped" for one
 // that is not.
-func (c *LocalCluster) Describe(id string) string {
+func (c *Local) Describe(id string) string {
 	n, err := c.node(id)
 	if err != nil {
 		return "unknown node"
@@ -523,7 +527,7 @@ func (c *LocalCluster) Describe(id string) string {
 
 // Versions reports the ZooKeeper version (asked with srvr) and, for an
 // embedded NATS server, its version.
-func (c *LocalCluster) Versions(ctx context.Context) map[string]string {
+func (c *Local) Versions(ctx context.Context) map[string]string {
 	v := map[string]string{}
 	if c.nats != nil {
 		v["nats-server"] = server.VERSION
@@ -555,7 +559,7 @@ func zooKeeperVersion(srvr string) string {
 // Close stops everything the cluster started, newest first: the kvservers
 // (SIGTERM, SIGKILL once ctx ends), NATS, then ZooKeeper, and closes the
 // log files. It returns the joined errors; a second Close does nothing.
-func (c *LocalCluster) Close(ctx context.Context) error {
+func (c *Local) Close(ctx context.Context) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -600,4 +604,4 @@ var _ interface {
 	Cluster
 	Versioned
 	ZooKeeperFaults
-} = (*LocalCluster)(nil)
+} = (*Local)(nil)

@@ -1,4 +1,4 @@
-package testdriver
+package cluster
 
 import (
 	"bufio"
@@ -21,7 +21,7 @@ import (
 	"zkv/node"
 )
 
-// Defaults of a DockerConfig.
+// Defaults of a ComposeConfig.
 const (
 	// DefaultDockerSocket is the Docker Engine's unix socket.
 	DefaultDockerSocket = "/var/run/docker.sock"
@@ -55,7 +55,7 @@ const (
 	LabelComposeOneOff  = "com.docker.compose.oneoff"
 )
 
-// Errors of a DockerCluster; the errors it returns wrap them.
+// Errors of a Compose; the errors it returns wrap them.
 var (
 	// ErrUnknownNode: the ID names no node (or member) of the cluster.
 	ErrUnknownNode = errors.New("unknown node")
@@ -67,10 +67,10 @@ var (
 	ErrContainerExited = errors.New("container exited")
 )
 
-// DockerConfig configures NewDockerCluster for a project of
+// ComposeConfig configures NewCompose for a project of
 // compose/docker-compose.yml. On the host, set Project; inside the compose
 // network (the driver service), set InNetwork and leave Project empty.
-type DockerConfig struct {
+type ComposeConfig struct {
 	// Project is the compose project name (the label
 	// com.docker.compose.project). "" means the project of the container
 	// this process runs in, found through its hostname (the container ID
@@ -111,7 +111,7 @@ type DockerConfig struct {
 }
 
 // withDefaults returns c with every zero field set to its default.
-func (c DockerConfig) withDefaults() DockerConfig {
+func (c ComposeConfig) withDefaults() ComposeConfig {
 	if c.Socket == "" {
 		c.Socket = DefaultDockerSocket
 		if h, ok := strings.CutPrefix(os.Getenv("DOCKER_HOST"), "unix://"); ok && h != "" {
@@ -133,7 +133,7 @@ func (c DockerConfig) withDefaults() DockerConfig {
 	return c
 }
 
-// DockerCluster is a zkv deployment of docker compose: it implements
+// Compose is a zkv deployment of docker compose: it implements
 // Cluster (and Versioned) by killing and starting the project's containers
 // through the Docker Engine API on its unix socket, so it needs no docker
 // CLI and works from inside a container that has the socket mounted. It
@@ -141,8 +141,8 @@ func (c DockerConfig) withDefaults() DockerConfig {
 //
 // Its methods are safe for concurrent use, but Stop and Start of one node
 // are meant to come from one goroutine at a time.
-type DockerCluster struct {
-	cfg     DockerConfig
+type Compose struct {
+	cfg     ComposeConfig
 	api     *dockerAPI
 	health  *http.Client
 	natsURL string
@@ -162,13 +162,13 @@ type dockerMember struct {
 	session time.Duration
 }
 
-// NewDockerCluster finds the containers of cfg's compose project and
+// NewCompose finds the containers of cfg's compose project and
 // returns the cluster they form. Each kvserver service must have exactly
 // one container (running or not). It fails when the engine cannot be
 // reached or ctx ends first.
-func NewDockerCluster(ctx context.Context, cfg DockerConfig) (*DockerCluster, error) {
+func NewCompose(ctx context.Context, cfg ComposeConfig) (*Compose, error) {
 	cfg = cfg.withDefaults()
-	c := &DockerCluster{
+	c := &Compose{
 		cfg:    cfg,
 		api:    newDockerAPI(cfg.Socket, cfg.APIVersion),
 		health: &http.Client{Timeout: 2 * time.Second},
@@ -221,7 +221,7 @@ func NewDockerCluster(ctx context.Context, cfg DockerConfig) (*DockerCluster, er
 }
 
 // ownProject is the compose project of the container this process runs in.
-func (c *DockerCluster) ownProject(ctx context.Context) (string, error) {
+func (c *Compose) ownProject(ctx context.Context) (string, error) {
 	host, err := os.Hostname()
 	if err != nil {
 		return "", fmt.Errorf("hostname: %w", err)
@@ -239,7 +239,7 @@ func (c *DockerCluster) ownProject(ctx context.Context) (string, error) {
 
 // member finds the one container of service svc (one-off containers of
 // `docker-compose run` left out).
-func (c *DockerCluster) member(ctx context.Context, svc string) (*dockerMember, error) {
+func (c *Compose) member(ctx context.Context, svc string) (*dockerMember, error) {
 	list, err := c.api.list(ctx, LabelComposeProject+"="+c.cfg.Project, LabelComposeService+"="+svc)
 	if err != nil {
 		return nil, err
@@ -269,7 +269,7 @@ func (c *DockerCluster) member(ctx context.Context, svc string) (*dockerMember, 
 }
 
 // node returns the kvserver with ID id.
-func (c *DockerCluster) node(id string) (*dockerMember, error) {
+func (c *Compose) node(id string) (*dockerMember, error) {
 	for _, m := range c.nodes {
 		if m.id == id {
 			return m, nil
@@ -279,7 +279,7 @@ func (c *DockerCluster) node(id string) (*dockerMember, error) {
 }
 
 // zkMember returns the ZooKeeper member of service svc.
-func (c *DockerCluster) zkMember(svc string) (*dockerMember, error) {
+func (c *Compose) zkMember(svc string) (*dockerMember, error) {
 	for _, m := range c.zk {
 		if m.service == svc {
 			return m, nil
@@ -292,7 +292,7 @@ func (c *DockerCluster) zkMember(svc string) (*dockerMember, error) {
 // inside the network, else the published port (on 127.0.0.1 when
 // published on every address), else the container's own address. The
 // container must run: docker publishes ports only then.
-func (c *DockerCluster) addr(ctx context.Context, m *dockerMember) (string, error) {
+func (c *Compose) addr(ctx context.Context, m *dockerMember) (string, error) {
 	port := strconv.Itoa(m.port)
 	if c.cfg.InNetwork {
 		return net.JoinHostPort(m.service, port), nil
@@ -320,8 +320,8 @@ func (c *DockerCluster) addr(ctx context.Context, m *dockerMember) (string, erro
 }
 
 // HTTPURL is the base URL of node id's HTTP API ("http://127.0.0.1:8001").
-// Unless DockerConfig.HTTP names it, the node's container must run.
-func (c *DockerCluster) HTTPURL(ctx context.Context, id string) (string, error) {
+// Unless ComposeConfig.HTTP names it, the node's container must run.
+func (c *Compose) HTTPURL(ctx context.Context, id string) (string, error) {
 	if u := c.cfg.HTTP[id]; u != "" {
 		return strings.TrimSuffix(u, "/"), nil
 	}
@@ -337,12 +337,12 @@ func (c *DockerCluster) HTTPURL(ctx context.Context, id string) (string, error) 
 }
 
 // Project is the compose project name.
-func (c *DockerCluster) Project() string { return c.cfg.Project }
+func (c *Compose) Project() string { return c.cfg.Project }
 
 // SessionTimeout is the kvservers' ZooKeeper session timeout: the
 // ZKV_SESSION_TIMEOUT of the first kvserver container's environment, or
 // kvserver's default when that does not set it.
-func (c *DockerCluster) SessionTimeout() time.Duration {
+func (c *Compose) SessionTimeout() time.Duration {
 	if len(c.nodes) > 0 && c.nodes[0].session > 0 {
 		return c.nodes[0].session
 	}
@@ -350,10 +350,10 @@ func (c *DockerCluster) SessionTimeout() time.Duration {
 }
 
 // NATSURL is the URL the driver's NATS client uses.
-func (c *DockerCluster) NATSURL() string { return c.natsURL }
+func (c *Compose) NATSURL() string { return c.natsURL }
 
-// Nodes returns the node IDs, in the order of DockerConfig.Nodes.
-func (c *DockerCluster) Nodes() []string {
+// Nodes returns the node IDs, in the order of ComposeConfig.Nodes.
+func (c *Compose) Nodes() []string {
 	ids := make([]string, len(c.nodes))
 	for i, m := range c.nodes {
 		ids[i] = m.id
@@ -362,7 +362,7 @@ func (c *DockerCluster) Nodes() []string {
 }
 
 // Describe is "container <name>".
-func (c *DockerCluster) Describe(id string) string {
+func (c *Compose) Describe(id string) string {
 	m, err := c.node(id)
 	if err != nil {
 		return "unknown node"
@@ -373,9 +373,9 @@ func (c *DockerCluster) Describe(id string) string {
 // Stop stops node id's container and waits until it no longer runs:
 // StopKill is `docker kill` (SIGKILL); StopTerm sends SIGTERM and waits
 // for a clean exit (status 0), killing the container when it has not
-// exited within DockerConfig.StopTimeout. A container that does not run
+// exited within ComposeConfig.StopTimeout. A container that does not run
 // is not an error.
-func (c *DockerCluster) Stop(ctx context.Context, id string, how Stop) error {
+func (c *Compose) Stop(ctx context.Context, id string, how Stop) error {
 	m, err := c.node(id)
 	if err != nil {
 		return err
@@ -386,7 +386,7 @@ func (c *DockerCluster) Stop(ctx context.Context, id string, how Stop) error {
 	return nil
 }
 
-func (c *DockerCluster) stop(ctx context.Context, m *dockerMember, how Stop) error {
+func (c *Compose) stop(ctx context.Context, m *dockerMember, how Stop) error {
 	switch how {
 	case StopKill:
 		if err := c.api.kill(ctx, m.container, "SIGKILL"); err != nil {
@@ -424,7 +424,7 @@ func (c *DockerCluster) stop(ctx context.Context, m *dockerMember, how Stop) err
 // Start starts node id's container again (an empty store: kvserver keeps
 // nothing on disk) and waits until GET /healthz answers 200. It fails
 // early, with the tail of the container's log, when the container exits.
-func (c *DockerCluster) Start(ctx context.Context, id string) error {
+func (c *Compose) Start(ctx context.Context, id string) error {
 	m, err := c.node(id)
 	if err != nil {
 		return err
@@ -446,7 +446,7 @@ func (c *DockerCluster) Start(ctx context.Context, id string) error {
 }
 
 // healthy GETs u and wants 200.
-func (c *DockerCluster) healthy(ctx context.Context, u string) error {
+func (c *Compose) healthy(ctx context.Context, u string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
@@ -465,7 +465,7 @@ func (c *DockerCluster) healthy(ctx context.Context, u string) error {
 
 // waitUp polls ready until it succeeds, m's container exits (the error then
 // carries its log tail) or ctx ends.
-func (c *DockerCluster) waitUp(ctx context.Context, m *dockerMember, ready func(context.Context) error) error {
+func (c *Compose) waitUp(ctx context.Context, m *dockerMember, ready func(context.Context) error) error {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -487,8 +487,8 @@ func (c *DockerCluster) waitUp(ctx context.Context, m *dockerMember, ready func(
 }
 
 // Close releases the cluster's idle connections. It stops nothing: the
-// compose project outlives the DockerCluster.
-func (c *DockerCluster) Close(context.Context) error {
+// compose project outlives the Compose.
+func (c *Compose) Close(context.Context) error {
 	c.health.CloseIdleConnections()
 	c.api.hc.CloseIdleConnections()
 	return nil
@@ -496,7 +496,7 @@ func (c *DockerCluster) Close(context.Context) error {
 
 // ZooKeeperMembers are the compose services of the ZooKeeper members that
 // have a container.
-func (c *DockerCluster) ZooKeeperMembers() []string {
+func (c *Compose) ZooKeeperMembers() []string {
 	out := make([]string, len(c.zk))
 	for i, m := range c.zk {
 		out[i] = m.service
@@ -506,7 +506,7 @@ func (c *DockerCluster) ZooKeeperMembers() []string {
 
 // KillZooKeeper kills the container of ZooKeeper member (its compose
 // service) with SIGKILL and waits until it no longer runs.
-func (c *DockerCluster) KillZooKeeper(ctx context.Context, member string) error {
+func (c *Compose) KillZooKeeper(ctx context.Context, member string) error {
 	m, err := c.zkMember(member)
 	if err != nil {
 		return err
@@ -519,7 +519,7 @@ func (c *DockerCluster) KillZooKeeper(ctx context.Context, member string) error 
 
 // StartZooKeeper starts the container of ZooKeeper member again and waits
 // until it serves: srvr reports a Mode (leader, follower or standalone).
-func (c *DockerCluster) StartZooKeeper(ctx context.Context, member string) error {
+func (c *Compose) StartZooKeeper(ctx context.Context, member string) error {
 	m, err := c.zkMember(member)
 	if err != nil {
 		return err
@@ -540,7 +540,7 @@ func (c *DockerCluster) StartZooKeeper(ctx context.Context, member string) error
 // ZooKeeperMode asks member for its mode with the srvr command: "leader",
 // "follower" or "standalone". A member that is not serving (it does not
 // run, or has no quorum) is an error.
-func (c *DockerCluster) ZooKeeperMode(ctx context.Context, member string) (string, error) {
+func (c *Compose) ZooKeeperMode(ctx context.Context, member string) (string, error) {
 	m, err := c.zkMember(member)
 	if err != nil {
 		return "", err
@@ -548,7 +548,7 @@ func (c *DockerCluster) ZooKeeperMode(ctx context.Context, member string) (strin
 	return c.zooKeeperMode(ctx, m)
 }
 
-func (c *DockerCluster) zooKeeperMode(ctx context.Context, m *dockerMember) (string, error) {
+func (c *Compose) zooKeeperMode(ctx context.Context, m *dockerMember) (string, error) {
 	addr, err := c.addr(ctx, m)
 	if err != nil {
 		return "", err
@@ -591,7 +591,7 @@ func fourLetterWord(ctx context.Context, addr, cmd string) (string, error) {
 
 // Versions reports the ZooKeeper version (from srvr of the first member
 // that answers) and the image of the kvservers.
-func (c *DockerCluster) Versions(ctx context.Context) map[string]string {
+func (c *Compose) Versions(ctx context.Context) map[string]string {
 	v := map[string]string{}
 	for _, m := range c.zk {
 		addr, err := c.addr(ctx, m)
@@ -620,7 +620,7 @@ func (c *DockerCluster) Versions(ctx context.Context) map[string]string {
 // SaveLogs writes the log of every container of the project, one-off ones
 // included, to dir/<service>.log (stdout and stderr, with docker's
 // timestamps). It goes on after a failure and returns the joined errors.
-func (c *DockerCluster) SaveLogs(ctx context.Context, dir string) error {
+func (c *Compose) SaveLogs(ctx context.Context, dir string) error {
 	list, err := c.api.list(ctx, LabelComposeProject+"="+c.cfg.Project)
 	if err != nil {
 		return fmt.Errorf("save logs: %w", err)
@@ -878,4 +878,4 @@ var _ interface {
 	Cluster
 	Versioned
 	ZooKeeperFaults
-} = (*DockerCluster)(nil)
+} = (*Compose)(nil)

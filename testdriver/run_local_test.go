@@ -21,6 +21,7 @@ import (
 	"zkv/bus"
 	"zkv/internal/testenv"
 	"zkv/testdriver"
+	"zkv/testdriver/cluster"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.RunMain(m)) }
@@ -61,7 +62,7 @@ func TestRunLocalPasses(t *testing.T) {
 	root := t.TempDir()
 	var out bytes.Buffer
 	sum, err := testdriver.RunLocal(testCtx(t, 3*time.Minute), testdriver.LocalRun{
-		Local:   testdriver.LocalOptions{KVServer: bin, SessionTimeout: sessionTimeout},
+		Local:   cluster.LocalOptions{KVServer: bin, SessionTimeout: sessionTimeout},
 		LogRoot: root,
 	}, &out)
 	t.Logf("output:\n%s", out.String())
@@ -162,7 +163,7 @@ func TestRunLocalWithoutKVServer(t *testing.T) {
 	root := t.TempDir()
 	var out bytes.Buffer
 	sum, err := testdriver.RunLocal(testCtx(t, time.Minute), testdriver.LocalRun{
-		Local:   testdriver.LocalOptions{KVServer: filepath.Join(root, "no-such-kvserver")},
+		Local:   cluster.LocalOptions{KVServer: filepath.Join(root, "no-such-kvserver")},
 		LogRoot: root,
 	}, &out)
 	if err == nil || sum.Passed() || sum.Error == "" {
@@ -179,7 +180,7 @@ func TestRunLocalWithoutKVServer(t *testing.T) {
 // extraNode is a Cluster that reports one more node than the real one
 // has: a stand-in the test serves itself over NATS.
 type extraNode struct {
-	testdriver.Cluster
+	cluster.Cluster
 	id string
 }
 
@@ -249,7 +250,7 @@ func fakeNode(t *testing.T, natsURL, id, realNode string, readValue *string) {
 func TestChecksFail(t *testing.T) {
 	bin := testenv.Binaries(t).KVServer
 	ctx := testCtx(t, 3*time.Minute)
-	cluster, err := testdriver.StartLocal(ctx, testdriver.LocalOptions{
+	cluster, err := cluster.StartLocal(ctx, cluster.LocalOptions{
 		KVServer:       bin,
 		Servers:        2,
 		SessionTimeout: sessionTimeout,
@@ -349,7 +350,7 @@ func TestUpCommandsWork(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- testdriver.Up(ctx, testdriver.UpConfig{
-			Local:   testdriver.LocalOptions{KVServer: bins.KVServer, SessionTimeout: sessionTimeout},
+			Local:   cluster.LocalOptions{KVServer: bins.KVServer, SessionTimeout: sessionTimeout},
 			KVCtl:   bins.KVCtl,
 			LogRoot: t.TempDir(),
 			Ready:   func(i testdriver.UpInfo) { ready <- i },
@@ -444,7 +445,7 @@ func TestZooKeeperLossEnsemble(t *testing.T) {
 	var out bytes.Buffer
 	sum, err := testdriver.RunLocal(testCtx(t, 3*time.Minute), testdriver.LocalRun{
 		Config:  testdriver.Config{Scenarios: []string{testdriver.ScenarioZooKeeperLoss}},
-		Local:   testdriver.LocalOptions{KVServer: bin, SessionTimeout: sessionTimeout, ZooKeeperEnsemble: true},
+		Local:   cluster.LocalOptions{KVServer: bin, SessionTimeout: sessionTimeout, ZooKeeperEnsemble: true},
 		LogRoot: t.TempDir(),
 	}, &out)
 	t.Logf("output:\n%s", out.String())
@@ -456,7 +457,7 @@ func TestZooKeeperLossEnsemble(t *testing.T) {
 		t.Fatalf("zookeeper-loss: %+v", sc)
 	}
 	fo := sc.Failover
-	if fo == nil || fo.Stop != testdriver.StopKill || fo.Write <= 0 || fo.NewLeader == fo.OldLeader || fo.NewEpoch <= fo.OldEpoch {
+	if fo == nil || fo.Stop != cluster.StopKill || fo.Write <= 0 || fo.NewLeader == fo.OldLeader || fo.NewEpoch <= fo.OldEpoch {
 		t.Fatalf("failover %+v: want a SIGKILL, a new leader, a higher epoch and the times", fo)
 	}
 	var actions []string
@@ -498,7 +499,7 @@ func TestZooKeeperLossEnsemble(t *testing.T) {
 // in the test: zoo3 leads until it is killed, then zoo2 (unless
 // neverServes); killErr fails the kill.
 type testEnsemble struct {
-	testdriver.Cluster
+	cluster.Cluster
 	killErr     error
 	neverServes bool
 
@@ -549,7 +550,7 @@ func (s *testEnsemble) StartZooKeeper(_ context.Context, m string) error {
 func TestZooKeeperLossChecks(t *testing.T) {
 	bin := testenv.Binaries(t).KVServer
 	ctx := testCtx(t, 3*time.Minute)
-	cluster, err := testdriver.StartLocal(ctx, testdriver.LocalOptions{
+	cluster, err := cluster.StartLocal(ctx, cluster.LocalOptions{
 		KVServer:       bin,
 		Servers:        2,
 		SessionTimeout: sessionTimeout,
