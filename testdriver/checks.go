@@ -18,31 +18,21 @@ import (
 // described, without printing it: leader-election runs two of them at
 // once and records them afterwards, in order.
 
-// agreement is one leader that every running node reported.
-type agreement struct {
-	leader string
-	epoch  uint64
-}
-
-// leaderWant says which leader waitAgreement waits for.
+// leaderWant says which leader waitAgreement waits for and how the step
+// is told.
 type leaderWant struct {
-	// not, if set, is a leader that does not count (the one stopped).
-	not string
-	// above, if set, is an epoch the leader's must exceed.
-	above uint64
+	cluster.LeaderWant
 	// since, if set, is when the step's clock started (the stop);
 	// otherwise it starts with the step.
 	since time.Time
 	// what ends the step line, e.g. "after the stop".
 	what string
-	// connected also wants every node's ZooKeeper session connected.
-	connected bool
 }
 
 // waitAgreement polls the status of every running node until exactly one
 // reports itself leader, every other reports that leader and its epoch,
 // and the leader is what want asks for; or until timeout.
-func (r *runner) waitAgreement(ctx context.Context, timeout time.Duration, want leaderWant) (agreement, Step, error) {
+func (r *runner) waitAgreement(ctx context.Context, timeout time.Duration, want leaderWant) (cluster.Agreement, Step, error) {
 	begin := time.Now()
 	if !want.since.IsZero() {
 		begin = want.since
@@ -51,17 +41,12 @@ func (r *runner) waitAgreement(ctx context.Context, timeout time.Duration, want 
 	defer cancel()
 	nodes := r.running()
 	st := Step{Action: "STATUS", OK: true}
-	var (
-		got   agreement
-		view  string
-		polls int
-	)
-	err := poll(ctx, func() error {
-		polls++
-		var err error
-		got, view, err = r.agreeOnce(ctx, nodes, want)
-		return err
-	})
+	want.RequestTimeout = r.cfg.RequestTimeout
+	got, polls, err := cluster.WaitLeader(ctx, r.client, nodes, want.LeaderWant)
+	var view string
+	if nl := (*cluster.NoLeaderError)(nil); errors.As(err, &nl) {
+		view = nl.View
+	}
 	st.Duration, st.Polls = time.Since(begin), polls
 	timing := FormatDuration(st.Duration)
 	if want.what != "" {
@@ -73,126 +58,34 @@ func (r *runner) waitAgreement(ctx context.Context, timeout time.Duration, want 
 	asked := "STATUS of " + strings.Join(nodes, ", ")
 	if err != nil {
 		st.Text = fmt.Sprintf("%s -> no agreed leader (%s)", asked, timing)
-		expected := "one leader reported by " + joinIDs(nodes)
-		if want.not != "" {
-			expected += ", other than " + want.not
+		expected := "one leader reported by " + cluster.JoinIDs(nodes)
+		if want.Not != "" {
+			expected += ", other than " + want.Not
 		}
-		if want.above > 0 {
-			expected += fmt.Sprintf(", with an epoch above %d", want.above)
+		if want.Above > 0 {
+			expected += fmt.Sprintf(", with an epoch above %d", want.Above)
 		}
 		if errors.Is(err, context.Canceled) {
 			return got, st, failed(&st, expected, view, "interrupted while waiting for the servers to agree on a leader: %s", view)
 		}
 		return got, st, failed(&st, expected, view, "the servers did not agree on a leader within %s: %s", FormatDuration(timeout), view)
 	}
-	st.Node, st.Epoch = got.leader, got.epoch
+	st.Node, st.Epoch = got.Leader, got.Epoch
 	all := "both"
 	if len(nodes) == 1 {
 		all = "the only running server"
 	} else if len(nodes) > 2 {
 		all = "all " + strconv.Itoa(len(nodes))
 	}
-	st.Text = fmt.Sprintf("%s -> leader %s epoch %d, reported by %s (%s)", asked, got.leader, got.epoch, all, timing)
+	st.Text = fmt.Sprintf("%s -> leader %s epoch %d, reported by %s (%s)", asked, got.Leader, got.Epoch, all, timing)
 	return got, st, nil
-}
-
-// agreeOnce asks each node in nodes for its status once. It returns the
-// agreed leader, or an error saying what is missing; view describes every
-// answer.
-func (r *runner) agreeOnce(ctx context.Context, nodes []string, want leaderWant) (agreement, string, error) {
-	var (
-		leaders []string
-		parts   []string
-		answers = map[string]bus.Status{}
-		missing []string
-	)
-	for _, id := range nodes {
-		sctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
-		s, err := r.client.Status(sctx, id)
-		cancel()
-		if err != nil {
-			missing = append(missing, id)
-			parts = append(parts, id+": "+r.describeErr(r.client.Subjects().NodeStatus(id), err))
-			continue
-		}
-		answers[id] = s
-		parts = append(parts, describeStatus(id, s))
-		if s.Role == bus.RoleLeader {
-			leaders = append(leaders, id)
-		}
-	}
-	view := strings.Join(parts, "; ")
-	switch {
-	case len(missing) > 0:
-		return agreement{}, view, fmt.Errorf("no status from %s", joinIDs(missing))
-	case len(leaders) == 0:
-		return agreement{}, view, errors.New("no server reports itself leader")
-	case len(leaders) > 1:
-		return agreement{}, view, fmt.Errorf("%s all report themselves leader", joinIDs(leaders))
-	}
-	l := answers[leaders[0]]
-	got := agreement{leader: leaders[0], epoch: l.Epoch}
-	if got.leader == want.not {
-		return agreement{}, view, fmt.Errorf("%s still leads", got.leader)
-	}
-	if got.epoch <= want.above {
-		return agreement{}, view, fmt.Errorf("leader %s has epoch %d, not above %d", got.leader, got.epoch, want.above)
-	}
-	for id, s := range answers {
-		if s.Node != id {
-			return agreement{}, view, fmt.Errorf("the status sent to %s was answered by %q", id, s.Node)
-		}
-		if s.Leader != got.leader || s.Epoch != got.epoch {
-			return agreement{}, view, fmt.Errorf("%s reports leader %q epoch %d", id, s.Leader, s.Epoch)
-		}
-		if want.connected && s.ZooKeeper != sessionConnected {
-			return agreement{}, view, fmt.Errorf("%s's ZooKeeper session is %s", id, s.ZooKeeper)
-		}
-	}
-	return got, view, nil
-}
-
-// sessionConnected is a status's ZooKeeper field when the node's session
-// is established.
-const sessionConnected = "connected"
-
-// describeStatus describes a node's status in a few words, with its
-// ZooKeeper session when that is not connected.
-func describeStatus(id string, s bus.Status) string {
-	if s.Node != "" && s.Node != id {
-		id += fmt.Sprintf(" (answering as %s)", s.Node)
-	}
-	var d string
-	switch {
-	case s.Role == bus.RoleLeader:
-		d = fmt.Sprintf("%s: leader, epoch %d", id, s.Epoch)
-	case s.Leader != "":
-		d = fmt.Sprintf("%s: %s of %s, epoch %d", id, s.Role, s.Leader, s.Epoch)
-	default:
-		d = fmt.Sprintf("%s: %s, no leader known", id, s.Role)
-	}
-	if s.ZooKeeper != "" && s.ZooKeeper != sessionConnected {
-		d += ", ZooKeeper " + s.ZooKeeper
-	}
-	return d
 }
 
 // describeErr describes a failed request on subject in a few words; "no
 // responders" is named as such. The full error goes to the debug log.
 func (r *runner) describeErr(subject string, err error) string {
 	r.log.Debug("request failed", "subject", subject, "err", err)
-	var e *bus.Error
-	switch {
-	case errors.Is(err, nats.ErrNoResponders):
-		return "no answer: no responders (nobody is subscribed to " + subject + ")"
-	case errors.As(err, &e):
-		return "error reply: " + e.Error()
-	case errors.Is(err, bus.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-		return "no answer on " + subject + " before the deadline"
-	case errors.Is(err, context.Canceled):
-		return "cancelled"
-	}
-	return "error: " + err.Error()
+	return cluster.DescribeErr(subject, err)
 }
 
 // writeWant says which leader must acknowledge a write.
@@ -381,7 +274,7 @@ func (r *runner) waitFollower(ctx context.Context, node, leader string) (bus.Sta
 			view = r.describeErr(r.client.Subjects().NodeStatus(node), err)
 			return err
 		}
-		view = describeStatus(node, s)
+		view = cluster.DescribeStatus(node, s)
 		if s.Node != node || s.Role != bus.RoleFollower || s.Leader != leader {
 			return errors.New(view)
 		}

@@ -271,18 +271,6 @@ func formatValue(found bool, value string) string {
 	return strconv.Quote(value)
 }
 
-// joinIDs joins node IDs for a sentence: "n1", "n1 and n2", "n1, n2 and
-// n3".
-func joinIDs(ids []string) string {
-	switch len(ids) {
-	case 0:
-		return "none"
-	case 1:
-		return ids[0]
-	}
-	return strings.Join(ids[:len(ids)-1], ", ") + " and " + ids[len(ids)-1]
-}
-
 // plural returns "1 server" or "3 servers".
 func plural(n int, word string) string {
 	if n == 1 {

@@ -2,12 +2,10 @@ package testdriver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -111,31 +109,4 @@ func logFiles(dir string) []string {
 		}
 	}
 	return names
-}
-
-// LocateBinary returns the path of a zkv program: explicit when set (it
-// must exist), else name in the directory of the running executable (where
-// `make build` puts every program).
-func LocateBinary(name, explicit string) (string, error) {
-	if explicit != "" {
-		if _, err := os.Stat(explicit); err != nil {
-			return "", fmt.Errorf("%s binary: %w", name, err)
-		}
-		return explicit, nil
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return "", fmt.Errorf("%s binary: locate this program: %w", name, err)
-	}
-	if resolved, err := filepath.EvalSymlinks(self); err == nil {
-		self = resolved
-	}
-	path := filepath.Join(filepath.Dir(self), name)
-	if _, err := os.Stat(path); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("%s binary: %s does not exist (run `make build`, or give its path)", name, path)
-		}
-		return "", fmt.Errorf("%s binary: %w", name, err)
-	}
-	return path, nil
 }

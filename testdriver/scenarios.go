@@ -93,10 +93,10 @@ func addRead(ctx context.Context, r *runner) (outcome, error) {
 	if err != nil {
 		return outcome{}, err
 	}
-	r.leader, r.epoch = ag.leader, ag.epoch
+	r.leader, r.epoch = ag.Leader, ag.Epoch
 
 	const value = "blue"
-	w, st, err := r.put(ctx, r.cfg.Timeout, keyColor, value, writeWant{leader: ag.leader, epoch: ag.epoch})
+	w, st, err := r.put(ctx, r.cfg.Timeout, keyColor, value, writeWant{leader: ag.Leader, epoch: ag.Epoch})
 	r.record(st)
 	if err != nil {
 		return outcome{}, err
@@ -110,8 +110,8 @@ func addRead(ctx context.Context, r *runner) (outcome, error) {
 	}
 	return outcome{
 		reason: fmt.Sprintf("%s was elected leader (epoch %d) and acknowledged the write (revision %d); then %s returned %q from %s own copy (the slowest read took %s).",
-			ag.leader, ag.epoch, w.Revision, eachOf(nodes), value, possessive(len(nodes)), FormatDuration(slowest)),
-		note: fmt.Sprintf("leader %s (epoch %d); %d/%d servers returned %q", ag.leader, ag.epoch, len(nodes), len(nodes), value),
+			ag.Leader, ag.Epoch, w.Revision, eachOf(nodes), value, possessive(len(nodes)), FormatDuration(slowest)),
+		note: fmt.Sprintf("leader %s (epoch %d); %d/%d servers returned %q", ag.Leader, ag.Epoch, len(nodes), len(nodes), value),
 	}, nil
 }
 
@@ -124,16 +124,16 @@ func leaderElection(ctx context.Context, r *runner) (outcome, error) {
 	if err != nil {
 		return outcome{}, err
 	}
-	r.leader, r.epoch = old.leader, old.epoch
+	r.leader, r.epoch = old.Leader, old.Epoch
 
 	stopAt := time.Now()
-	st, err = r.stop(ctx, old.leader, r.cfg.Kill, "the leader", "")
+	st, err = r.stop(ctx, old.Leader, r.cfg.Kill, "the leader", "")
 	r.record(st)
 	if err != nil {
 		return outcome{}, err
 	}
-	r.stopped = old.leader
-	fo := &Failover{Stop: r.cfg.Kill, OldLeader: old.leader, OldEpoch: old.epoch}
+	r.stopped = old.Leader
+	fo := &Failover{Stop: r.cfg.Kill, OldLeader: old.Leader, OldEpoch: old.Epoch}
 	r.sc.Failover = fo
 
 	const first = "green"
@@ -141,11 +141,11 @@ func leaderElection(ctx context.Context, r *runner) (outcome, error) {
 	if err != nil {
 		return outcome{}, err
 	}
-	r.leader, r.epoch = ag.leader, ag.epoch
+	r.leader, r.epoch = ag.Leader, ag.Epoch
 	r.values[keyColor] = first
 
 	const later = "circle"
-	w2, st, err := r.put(ctx, r.cfg.Timeout, keyShape, later, writeWant{leader: ag.leader, epoch: ag.epoch})
+	w2, st, err := r.put(ctx, r.cfg.Timeout, keyShape, later, writeWant{leader: ag.Leader, epoch: ag.Epoch})
 	r.record(st)
 	if err != nil {
 		return outcome{}, err
@@ -167,9 +167,9 @@ func leaderElection(ctx context.Context, r *runner) (outcome, error) {
 	}
 	return outcome{
 		reason: fmt.Sprintf("after %s of the leader %s, %s agreed on %s as the new leader in %s, and %s acknowledged the first write %s after the stop%s. Epoch %d -> %d: later writes went to %s, and %s returned the new value.",
-			r.cfg.Kill.Signal(), old.leader, joinIDs(nodes), ag.leader, FormatDuration(fo.Leader), ag.leader, FormatDuration(fo.Write), session,
-			old.epoch, ag.epoch, w2.Leader, eachOf(nodes)),
-		note: fmt.Sprintf("%s %s -> %s, epoch %d -> %d; all agreed after %s", r.cfg.Kill.Signal(), old.leader, ag.leader, old.epoch, ag.epoch, FormatDuration(fo.Leader)),
+			r.cfg.Kill.Signal(), old.Leader, cluster.JoinIDs(nodes), ag.Leader, FormatDuration(fo.Leader), ag.Leader, FormatDuration(fo.Write), session,
+			old.Epoch, ag.Epoch, w2.Leader, eachOf(nodes)),
+		note: fmt.Sprintf("%s %s -> %s, epoch %d -> %d; all agreed after %s", r.cfg.Kill.Signal(), old.Leader, ag.Leader, old.Epoch, ag.Epoch, FormatDuration(fo.Leader)),
 	}, nil
 }
 
@@ -179,14 +179,14 @@ func leaderElection(ctx context.Context, r *runner) (outcome, error) {
 // are timed from the stop, bounded by FailoverTimeout; both steps are
 // recorded afterwards, in that order, and what they measured is filled
 // into fo.
-func (r *runner) failover(ctx context.Context, old agreement, stopAt time.Time, key, value string, fo *Failover) (agreement, bus.WriteReply, error) {
+func (r *runner) failover(ctx context.Context, old cluster.Agreement, stopAt time.Time, key, value string, fo *Failover) (cluster.Agreement, bus.WriteReply, error) {
 	fctx, cancel := context.WithDeadline(ctx, stopAt.Add(r.cfg.FailoverTimeout))
 	defer cancel()
 	var (
 		wg            sync.WaitGroup
 		once          sync.Once
 		firstFailed   string // "agreement" or "write": the one that failed first
-		ag            agreement
+		ag            cluster.Agreement
 		agStep, wStep Step
 		agErr, wErr   error
 		w             bus.WriteReply
@@ -198,21 +198,21 @@ func (r *runner) failover(ctx context.Context, old agreement, stopAt time.Time, 
 	}
 	wg.Go(func() {
 		ag, agStep, agErr = r.waitAgreement(fctx, remaining,
-			leaderWant{not: old.leader, above: old.epoch, since: stopAt, what: "after the stop"})
+			leaderWant{LeaderWant: cluster.LeaderWant{Not: old.Leader, Above: old.Epoch}, since: stopAt, what: "after the stop"})
 		if agErr != nil {
 			failFirst("agreement")
 		}
 	})
 	wg.Go(func() {
 		w, wStep, wErr = r.put(fctx, remaining, key, value,
-			writeWant{not: old.leader, above: old.epoch, since: stopAt, what: "after the stop; the first write the new leader acknowledged"})
+			writeWant{not: old.Leader, above: old.Epoch, since: stopAt, what: "after the stop; the first write the new leader acknowledged"})
 		if wErr != nil {
 			failFirst("write")
 		}
 	})
 	wg.Wait()
 	if agErr == nil {
-		fo.NewLeader, fo.NewEpoch, fo.Leader = ag.leader, ag.epoch, agStep.Duration
+		fo.NewLeader, fo.NewEpoch, fo.Leader = ag.Leader, ag.Epoch, agStep.Duration
 	}
 	if wErr == nil {
 		fo.Write = wStep.Duration
@@ -233,9 +233,9 @@ func (r *runner) failover(ctx context.Context, old agreement, stopAt time.Time, 
 	if agErr != nil {
 		return ag, w, agErr
 	}
-	if w.Leader != ag.leader || w.Epoch != ag.epoch {
+	if w.Leader != ag.Leader || w.Epoch != ag.Epoch {
 		return ag, w, fmt.Errorf("the first write after the stop was acknowledged by %s epoch %d, but the servers agreed on %s epoch %d",
-			w.Leader, w.Epoch, ag.leader, ag.epoch)
+			w.Leader, w.Epoch, ag.Leader, ag.Epoch)
 	}
 	return ag, w, nil
 }
@@ -299,7 +299,7 @@ func staleRead(ctx context.Context, r *runner) (outcome, error) {
 	}
 	return outcome{
 		reason: fmt.Sprintf("the restarted %s followed %s%s, but its copy was empty: it answered found:false for %s while %s still returned %q (zkv does not copy missed writes to a restarted server). Once %s was written again, %s returned %q.",
-			target, r.leader, stale, keyColor, joinIDs(others), old, keyColor, target, value),
+			target, r.leader, stale, keyColor, cluster.JoinIDs(others), old, keyColor, target, value),
 		note: fmt.Sprintf("restarted %s: found:false, then %q after the rewrite", target, value),
 	}, nil
 }
@@ -313,10 +313,10 @@ func stopLeaderForStaleRead(ctx context.Context, r *runner) error {
 	if err != nil {
 		return err
 	}
-	r.leader, r.epoch = ag.leader, ag.epoch
+	r.leader, r.epoch = ag.Leader, ag.Epoch
 	if _, ok := r.values[keyColor]; !ok {
 		const value = "blue"
-		_, st, err := r.put(ctx, r.cfg.Timeout, keyColor, value, writeWant{leader: ag.leader, epoch: ag.epoch})
+		_, st, err := r.put(ctx, r.cfg.Timeout, keyColor, value, writeWant{leader: ag.Leader, epoch: ag.Epoch})
 		r.record(st)
 		if err != nil {
 			return err
@@ -327,19 +327,19 @@ func stopLeaderForStaleRead(ctx context.Context, r *runner) error {
 		r.values[keyColor] = value
 	}
 	stopAt := time.Now()
-	st, err = r.stop(ctx, ag.leader, r.cfg.Kill, "the leader", "to start it again later")
+	st, err = r.stop(ctx, ag.Leader, r.cfg.Kill, "the leader", "to start it again later")
 	r.record(st)
 	if err != nil {
 		return err
 	}
-	r.stopped = ag.leader
+	r.stopped = ag.Leader
 	next, st, err := r.waitAgreement(ctx, time.Until(stopAt.Add(r.cfg.FailoverTimeout)),
-		leaderWant{not: ag.leader, above: ag.epoch, since: stopAt, what: "after the stop"})
+		leaderWant{LeaderWant: cluster.LeaderWant{Not: ag.Leader, Above: ag.Epoch}, since: stopAt, what: "after the stop"})
 	r.record(st)
 	if err != nil {
 		return err
 	}
-	r.leader, r.epoch = next.leader, next.epoch
+	r.leader, r.epoch = next.Leader, next.Epoch
 	return nil
 }
 
@@ -352,9 +352,9 @@ func eachOf(ids []string) string {
 	case 1:
 		return ids[0]
 	case 2:
-		return "both " + joinIDs(ids)
+		return "both " + cluster.JoinIDs(ids)
 	}
-	return "each of " + joinIDs(ids)
+	return "each of " + cluster.JoinIDs(ids)
 }
 
 // possessive is "its" for one server, "their" for more.

@@ -87,26 +87,26 @@ func zooKeeperLoss(ctx context.Context, r *runner) (outcome, error) {
 	served := st.Duration
 
 	old, st, err := r.waitAgreement(ctx, r.cfg.FailoverTimeout,
-		leaderWant{connected: true, what: "with ZooKeeper " + victim + " down"})
+		leaderWant{LeaderWant: cluster.LeaderWant{Connected: true}, what: "with ZooKeeper " + victim + " down"})
 	r.record(st)
 	if err != nil {
 		return outcome{}, err
 	}
-	r.leader, r.epoch = old.leader, old.epoch
+	r.leader, r.epoch = old.Leader, old.Epoch
 
 	stopAt := time.Now()
-	st, err = r.stop(ctx, old.leader, cluster.StopKill, "the leader", "with ZooKeeper "+victim+" down")
+	st, err = r.stop(ctx, old.Leader, cluster.StopKill, "the leader", "with ZooKeeper "+victim+" down")
 	r.record(st)
 	if err != nil {
 		return outcome{}, err
 	}
-	fo := &Failover{Stop: cluster.StopKill, OldLeader: old.leader, OldEpoch: old.epoch}
+	fo := &Failover{Stop: cluster.StopKill, OldLeader: old.Leader, OldEpoch: old.Epoch}
 	r.sc.Failover = fo
 	ag, _, err := r.failover(ctx, old, stopAt, keyEnsemble, valueEnsemble, fo)
 	if err != nil {
 		return outcome{}, err
 	}
-	r.leader, r.epoch = ag.leader, ag.epoch
+	r.leader, r.epoch = ag.Leader, ag.Epoch
 	r.values[keyEnsemble] = valueEnsemble
 	nodes := r.running()
 	if _, err := r.readAll(ctx, nodes, keyEnsemble, valueEnsemble); err != nil {
@@ -120,7 +120,7 @@ func zooKeeperLoss(ctx context.Context, r *runner) (outcome, error) {
 		return outcome{}, err
 	}
 	zkDown = false
-	st, err = r.start(ctx, old.leader)
+	st, err = r.start(ctx, old.Leader)
 	r.record(st)
 	if err != nil {
 		return outcome{}, err
@@ -128,7 +128,7 @@ func zooKeeperLoss(ctx context.Context, r *runner) (outcome, error) {
 	// The restarted server's copy is empty: no key is known to every
 	// running server any more.
 	clear(r.values)
-	_, st, err = r.waitFollower(ctx, old.leader, ag.leader)
+	_, st, err = r.waitFollower(ctx, old.Leader, ag.Leader)
 	r.record(st)
 	if err != nil {
 		return outcome{}, err
@@ -136,10 +136,10 @@ func zooKeeperLoss(ctx context.Context, r *runner) (outcome, error) {
 
 	return outcome{
 		reason: fmt.Sprintf("with ZooKeeper %s (the ensemble's %s) killed, %s served again after %s (%s). Then SIGKILL of the leader %s: %s agreed on %s as the new leader in %s (ZooKeeper expired %s's session on the remaining quorum), and %s acknowledged the first write %s after the stop. Epoch %d -> %d; %s returned the value. %s came back as %s, and %s as a follower of %s.",
-			victim, modes[victim], joinIDs(rest), FormatDuration(served), describeModes(rest, restModes),
-			old.leader, joinIDs(nodes), ag.leader, FormatDuration(fo.Leader), old.leader, ag.leader, FormatDuration(fo.Write),
-			old.epoch, ag.epoch, eachOf(nodes), victim, mode, old.leader, ag.leader),
-		note: fmt.Sprintf("ZooKeeper %s down; SIGKILL %s -> %s, epoch %d -> %d; all agreed after %s", victim, old.leader, ag.leader, old.epoch, ag.epoch, FormatDuration(fo.Leader)),
+			victim, modes[victim], cluster.JoinIDs(rest), FormatDuration(served), describeModes(rest, restModes),
+			old.Leader, cluster.JoinIDs(nodes), ag.Leader, FormatDuration(fo.Leader), old.Leader, ag.Leader, FormatDuration(fo.Write),
+			old.Epoch, ag.Epoch, eachOf(nodes), victim, mode, old.Leader, ag.Leader),
+		note: fmt.Sprintf("ZooKeeper %s down; SIGKILL %s -> %s, epoch %d -> %d; all agreed after %s", victim, old.Leader, ag.Leader, old.Epoch, ag.Epoch, FormatDuration(fo.Leader)),
 	}, nil
 }
 
@@ -177,7 +177,7 @@ func (r *runner) zkServing(ctx context.Context, zf cluster.ZooKeeperFaults, memb
 		r.log.Debug("ZooKeeper not serving", "members", members, "err", err)
 		st.Text = fmt.Sprintf("%s -> not serving (%s)", asked, timing)
 		return modes, st, failed(&st, "every member serving as leader or follower, one of them leader", view,
-			"ZooKeeper %s did not serve within %s: %s", joinIDs(members), FormatDuration(r.cfg.Timeout), view)
+			"ZooKeeper %s did not serve within %s: %s", cluster.JoinIDs(members), FormatDuration(r.cfg.Timeout), view)
 	}
 	for _, m := range members {
 		if modes[m] == modeLeader {

@@ -192,7 +192,7 @@ func localOptions(c *cli.Context) (cluster.LocalOptions, error) {
 	default:
 		return cluster.LocalOptions{}, usage("--server-log-level %q: want debug, info, warn or error", l)
 	}
-	bin, err := testdriver.LocateBinary("kvserver", c.String("kvserver"))
+	bin, _, err := cluster.Binary(c.Context, "kvserver", c.String("kvserver"), false)
 	if err != nil {
 		return cluster.LocalOptions{}, cli.Exit(err.Error(), ExitSetup)
 	}
@@ -361,7 +361,7 @@ func upAction(c *cli.Context) error {
 	local.NATSPort = port
 	local.NATSPortFallback = !c.IsSet("nats-port")
 	local.HTTPBasePort = base
-	kvctl, err := testdriver.LocateBinary("kvctl", c.String("kvctl"))
+	kvctl, _, err := cluster.Binary(c.Context, "kvctl", c.String("kvctl"), false)
 	if err != nil {
 		if c.IsSet("kvctl") {
 			return cli.Exit(err.Error(), ExitSetup)

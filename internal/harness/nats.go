@@ -1,13 +1,18 @@
 package harness
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 )
 
@@ -22,6 +27,18 @@ type NATSOptions struct {
 	// Log, when not nil, receives the server's log (notices, warnings and
 	// errors). nil means no log.
 	Log io.Writer
+	// Name is the server's name; "" lets the server pick one.
+	Name string
+	// JetStream enables JetStream, storing in StoreDir (required then).
+	JetStream bool
+	StoreDir  string
+	// Tags are the server's placement tags (e.g. "node:s1").
+	Tags []string
+	// ClusterName, ClusterPort and Routes join a NATS cluster: the route
+	// listener on 127.0.0.1:ClusterPort and the other servers' route URLs.
+	ClusterName string
+	ClusterPort int
+	Routes      []string
 }
 
 // NATS is an embedded NATS server (github.com/nats-io/nats-server/v2)
@@ -29,6 +46,7 @@ type NATSOptions struct {
 type NATS struct {
 	port int
 	log  io.Writer
+	opts NATSOptions
 
 	mu  sync.Mutex
 	srv *server.Server
@@ -38,7 +56,7 @@ type NATS struct {
 // connections (at most 10 s; the server runs in this process, so there is
 // nothing else to wait for). It does not install signal handlers.
 func StartNATS(opts NATSOptions) (*NATS, error) {
-	n := &NATS{port: opts.Port, log: opts.Log}
+	n := &NATS{port: opts.Port, log: opts.Log, opts: opts}
 	if n.port == 0 {
 		n.port = -1 // let the server pick a random port
 	}
@@ -54,10 +72,18 @@ func StartNATS(opts NATSOptions) (*NATS, error) {
 // start creates and starts a server on n.port and waits for readiness.
 func (n *NATS) start() (*server.Server, error) {
 	sopts := &server.Options{
-		Host:   "127.0.0.1",
-		Port:   n.port,
-		NoSigs: true,
-		NoLog:  n.log == nil,
+		ServerName: n.opts.Name,
+		Host:       "127.0.0.1",
+		Port:       n.port,
+		NoSigs:     true,
+		NoLog:      n.log == nil,
+		JetStream:  n.opts.JetStream,
+		StoreDir:   n.opts.StoreDir,
+		Tags:       jwt.TagList(n.opts.Tags),
+	}
+	if n.opts.ClusterPort != 0 {
+		sopts.Cluster = server.ClusterOpts{Name: n.opts.ClusterName, Host: "127.0.0.1", Port: n.opts.ClusterPort}
+		sopts.Routes = server.RoutesFromStr(strings.Join(n.opts.Routes, ","))
 	}
 	srv, err := server.NewServer(sopts)
 	if err != nil {
@@ -156,3 +182,60 @@ func (l *natsLogger) Debugf(format string, v ...any) { l.logf("DBG", format, v) 
 func (l *natsLogger) Tracef(format string, v ...any) { l.logf("TRC", format, v) }
 
 var _ server.Logger = (*natsLogger)(nil)
+
+// StartNATSCluster starts n embedded servers named s1..sn, tagged
+// "node:s1"..., clustered on loopback when n > 1, each with JetStream
+// storing under dir, and waits until JetStream is current everywhere
+// (and, clustered, has a meta leader). On error every server started is
+// shut down.
+func StartNATSCluster(ctx context.Context, n int, dir string, log io.Writer) (_ []*NATS, err error) {
+	if n < 1 {
+		return nil, fmt.Errorf("nats cluster of %d servers: need at least one", n)
+	}
+	var servers []*NATS
+	defer func() {
+		if err != nil {
+			for _, s := range servers {
+				s.Shutdown()
+			}
+		}
+	}()
+	ports, err := FreePorts(n)
+	if err != nil {
+		return nil, err
+	}
+	var routes []string
+	for _, p := range ports {
+		routes = append(routes, "nats-route://127.0.0.1:"+strconv.Itoa(p))
+	}
+	for i := range n {
+		name := "s" + strconv.Itoa(i+1)
+		o := NATSOptions{Name: name, Log: log, JetStream: true, StoreDir: filepath.Join(dir, name), Tags: []string{"node:" + name}}
+		if n > 1 {
+			o.ClusterName, o.ClusterPort, o.Routes = "zkv", ports[i], routes
+		}
+		s, err := StartNATS(o)
+		if err != nil {
+			return nil, fmt.Errorf("nats %s: %w", name, err)
+		}
+		servers = append(servers, s)
+	}
+	err = WaitFor(ctx, 50*time.Millisecond, func() error {
+		leader := false
+		for _, s := range servers {
+			srv := s.Server()
+			if !srv.JetStreamIsCurrent() {
+				return fmt.Errorf("%s: JetStream not current", srv.Name())
+			}
+			leader = leader || srv.JetStreamIsLeader()
+		}
+		if n > 1 && !leader {
+			return errors.New("no JetStream meta leader yet")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nats cluster: %w", err)
+	}
+	return servers, nil
+}

@@ -5,28 +5,14 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
-
-	"github.com/nats-io/nats-server/v2/server"
+	"zkv/testdriver/cluster"
 )
-
-// Machine describes where a benchmark ran.
-type Machine struct {
-	Cores     int    `json:"cores"`
-	CPU       string `json:"cpu"`
-	OS        string `json:"os"`
-	Kernel    string `json:"kernel"`
-	Go        string `json:"go"`
-	NATS      string `json:"nats_server"`
-	ZooKeeper string `json:"zookeeper"`
-	Java      string `json:"java,omitempty"`
-}
 
 // Meta is stored next to the raw CSV: how the data was made.
 type Meta struct {
-	Commands []string `json:"commands"`
-	Machine  Machine  `json:"machine"`
+	Commands []string        `json:"commands"`
+	Machine  cluster.Machine `json:"machine"`
 	// Commit is the git commit of the tree the kvserver was built from,
 	// with "+dirty" when node/, election/, bus/, store/ or cmd/kvserver had
 	// uncommitted changes.
@@ -36,27 +22,11 @@ type Meta struct {
 	Notes    []string `json:"notes,omitempty"`
 }
 
-// ThisMachine describes the running machine; zkVersion is filled in by
-// the caller (it needs a server).
-func ThisMachine(zkVersion string) Machine {
-	m := Machine{
-		Cores:     runtime.NumCPU(),
-		OS:        runtime.GOOS + "/" + runtime.GOARCH,
-		Go:        runtime.Version(),
-		NATS:      server.VERSION,
-		ZooKeeper: zkVersion,
-	}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for line := range strings.SplitSeq(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "model name"); ok {
-				m.CPU = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
-				break
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.Kernel = strings.TrimSpace(string(b))
-	}
+// thisMachine describes the running machine with zkVersion, the
+// version the ZooKeeper server reported.
+func thisMachine(ctx context.Context, zkVersion string) cluster.Machine {
+	m := cluster.DescribeMachine(ctx)
+	m.ZooKeeper = zkVersion
 	return m
 }
 

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -260,7 +261,7 @@ func TestElectionReportAndCharts(t *testing.T) {
 	if err := writeElectionFile(filepath.Join(dir, electionCSV), sampleRuns()); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeMeta(filepath.Join(dir, electionMeta), Meta{Commands: []string{"testdriver bench election --runs 10"}, Machine: ThisMachine("3.8.0")}); err != nil {
+	if err := writeMeta(filepath.Join(dir, electionMeta), Meta{Commands: []string{"testdriver bench election --runs 10"}, Machine: thisMachine(context.Background(), "3.8.0")}); err != nil {
 		t.Fatal(err)
 	}
 	if err := RenderElection(dir); err != nil {

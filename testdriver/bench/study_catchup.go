@@ -99,7 +99,7 @@ func CatchUpStudy(ctx context.Context, cfg CatchUpConfig, out, label string, app
 		return err
 	}
 	meta.Finished = time.Now().UTC().Format(time.RFC3339)
-	meta.Machine = ThisMachine(zkv)
+	meta.Machine = thisMachine(ctx, zkv)
 	rows := []catchUpRow{{Label: label, Command: command, Result: r}}
 	if appendRun {
 		old, err := readCatchUpCSV(filepath.Join(out, catchUpCSV))

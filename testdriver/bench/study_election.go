@@ -5,9 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -41,9 +39,6 @@ func ElectionStudy(ctx context.Context, cfg ElectionConfig, out string, appendRu
 	if meta.Started == "" || !appendRuns {
 		meta.Started = time.Now().UTC().Format(time.RFC3339)
 	}
-	if meta.Machine.Java == "" {
-		meta.Machine.Java = javaVersion(ctx)
-	}
 	total := cfg.Runs * len(cfg.ZK) * len(cfg.Stops) * len(cfg.SessionTimeouts)
 	pr := NewProgress("election", total, quiet)
 	cfg.Log = pr.Log()
@@ -66,8 +61,7 @@ func ElectionStudy(ctx context.Context, cfg ElectionConfig, out string, appendRu
 	if werr := writeElectionFile(csvPath, all); werr != nil {
 		return werr
 	}
-	meta.Machine = ThisMachine(zkVersion)
-	meta.Machine.Java = javaVersion(ctx)
+	meta.Machine = thisMachine(ctx, zkVersion)
 	meta.Finished = time.Now().UTC().Format(time.RFC3339)
 	if werr := writeMeta(metaPath, meta); werr != nil {
 		return werr
@@ -123,16 +117,4 @@ func RenderElection(out string) error {
 		return err
 	}
 	return f.Close()
-}
-
-// javaVersion is the first line of `java -version`, or "".
-func javaVersion(ctx context.Context) string {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	b, err := exec.CommandContext(ctx, "java", "-version").CombinedOutput()
-	if err != nil {
-		return ""
-	}
-	line, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
-	return strings.TrimSpace(line)
 }

@@ -92,8 +92,7 @@ func KVStudy(ctx context.Context, cfg KVConfig, out string, quiet bool, command 
 		return err
 	}
 	meta.Finished = time.Now().UTC().Format(time.RFC3339)
-	meta.Machine = ThisMachine(zkv)
-	meta.Machine.Java = javaVersion(ctx)
+	meta.Machine = thisMachine(ctx, zkv)
 	meta.Notes = []string{kvConfigText(cfg)}
 	var b bytes.Buffer
 	if err := WriteKVCSV(&b, rs); err != nil {

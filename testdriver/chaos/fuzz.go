@@ -5,12 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"zkv/testdriver/cluster"
 )
 
 // FuzzPackage is the package whose fuzz targets the suite runs.
@@ -85,7 +85,7 @@ func RunFuzz(ctx context.Context, root string, d time.Duration, log io.Writer) (
 		if log != nil {
 			fmt.Fprintf(log, "== fuzz %s for %s\n", t, d)
 		}
-		load := loadAverage()
+		load := cluster.LoadAverage()
 		start := time.Now()
 		cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-fuzz", "^"+t+"$", "-fuzztime", d.String(), FuzzPackage)
 		cmd.Dir = root
@@ -106,15 +106,6 @@ func RunFuzz(ctx context.Context, root string, d time.Duration, log io.Writer) (
 		}
 	}
 	return out, nil
-}
-
-// loadAverage is the 1, 5 and 15 minute load average, or "unknown".
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
-		return strings.Join(f[:3], " ")
-	}
-	return "unknown"
 }
 
 func lastLines(s string, n int) string {

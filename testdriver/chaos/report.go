@@ -134,7 +134,7 @@ func Report(res *Results) []byte {
 	w("| took | %s |\n", res.Elapsed.Round(time.Second))
 	m := res.Machine
 	w("| machine | %s, %d cores, %d GiB; load average at start %s (shared with other builds) |\n", m.CPU, m.Cores, m.MemoryGiB, m.Load)
-	w("| software | %s, %s, %s, %s |\n", m.OS, m.Go, m.Java, m.ZooKeeper)
+	w("| software | %s, %s, %s, %s |\n", m.OS+" "+m.Kernel, m.Go, m.Java, m.ZooKeeper)
 	w("| settings | runs: %d per case and variant; %d clients, %d keys, %s between a client's operations, session timeout %s (%s where noted), write timeout %s, margin %s |\n\n",
 		cfg.Runs, cfg.Clients, cfg.Keys, cfg.OpInterval, cfg.SessionTimeout, max(2*cfg.SessionTimeout, 4*time.Second), cfg.WriteTimeout, cfg.Margin)
 

@@ -14,6 +14,7 @@ import (
 
 	"zkv/bus"
 	"zkv/internal/harness"
+	"zkv/testdriver/cluster"
 )
 
 // Config configures a Suite run.
@@ -150,13 +151,13 @@ func (r *RunResult) fact(name, format string, args ...any) {
 
 // Results are the outcome of a Suite run.
 type Results struct {
-	Config   Config        `json:"config"`
-	Started  time.Time     `json:"started"`
-	Elapsed  time.Duration `json:"elapsed"`
-	Machine  Machine       `json:"machine"`
-	Runs     []*RunResult  `json:"runs"`
-	Fuzz     []FuzzResult  `json:"fuzz,omitempty"`
-	FuzzTime time.Duration `json:"fuzz_time,omitempty"`
+	Config   Config          `json:"config"`
+	Started  time.Time       `json:"started"`
+	Elapsed  time.Duration   `json:"elapsed"`
+	Machine  cluster.Machine `json:"machine"`
+	Runs     []*RunResult    `json:"runs"`
+	Fuzz     []FuzzResult    `json:"fuzz,omitempty"`
+	FuzzTime time.Duration   `json:"fuzz_time,omitempty"`
 	// Command is the command line that produced the results, for the
 	// report.
 	Command string `json:"command"`
@@ -239,7 +240,7 @@ func Suite(ctx context.Context, cfg Config) (*Results, error) {
 			_ = s.zk.Stop()
 		}
 	}()
-	res := &Results{Config: cfg, Started: time.Now(), Machine: DescribeMachine(ctx)}
+	res := &Results{Config: cfg, Started: time.Now(), Machine: cluster.DescribeMachine(ctx)}
 	s.logf("chaos: %d case(s), %d run(s) each; logs in %s", len(sel), cfg.Runs, cfg.LogDir)
 	for _, c := range sel {
 		variants := c.variants

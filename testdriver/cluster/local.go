@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -52,9 +54,37 @@ type LocalOptions struct {
 	// members instead of a standalone ZooKeeper; the cluster then
 	// implements ZooKeeperFaults for them. It excludes ZooKeeper.
 	ZooKeeperEnsemble bool
+	// ZooKeeperTick is the tickTime of the ZooKeeper servers started; 0
+	// means harness.DefaultTickTime.
+	ZooKeeperTick time.Duration
+	// ZooKeeperLatency and ZooKeeperJitter, when ZooKeeperLatency is
+	// positive, put one Proxy in front of ZooKeeper that delays each
+	// direction by ZooKeeperLatency ± ZooKeeperJitter: a remote ZooKeeper.
+	// The servers and ZooKeeper() go through it.
+	ZooKeeperLatency, ZooKeeperJitter time.Duration
+	// ProxyZooKeeper gives every server its own Proxy to ZooKeeper, which
+	// Cut and Heal act on.
+	ProxyZooKeeper bool
 	// NATSURL is the URL of a running NATS server; "" starts an embedded
 	// one.
 	NATSURL string
+	// NATSServers is the number of embedded NATS servers, clustered on
+	// loopback with JetStream (for baselines); 0 or 1 starts one, without
+	// JetStream unless JetStream is set. The servers connect to the first.
+	NATSServers int
+	// JetStream enables JetStream on a single embedded NATS server.
+	JetStream bool
+	// ProxyNATS gives every server its own Proxy to NATS, which Cut and
+	// Heal act on.
+	ProxyNATS bool
+	// SubjectPrefix, ElectionPath and LeaderPath are the servers'
+	// --subject-prefix, --election-path and --leader-path; "" keeps the
+	// kvserver defaults. Several clusters can share one ZooKeeper and one
+	// NATS with paths and prefixes of their own.
+	SubjectPrefix, ElectionPath, LeaderPath string
+	// Parallel starts every server at once instead of each after the one
+	// before is ready (which makes n1 the usual first leader).
+	Parallel bool
 	// NATSPort is the port of the embedded NATS server; 0 means a free
 	// one.
 	NATSPort int
@@ -70,6 +100,9 @@ type LocalOptions struct {
 	LogDir string
 	// ServerLogLevel is the kvservers' --log-level; "" means debug.
 	ServerLogLevel string
+	// ServerLog, if set, receives every server's log lines prefixed with
+	// "<id>: ", in addition to LogDir.
+	ServerLog io.Writer
 	// NodeArgs are extra kvserver flags of every node (e.g. HTTP TLS).
 	NodeArgs []string
 	// NodeTLS is the client TLS config of the nodes' HTTP API when
@@ -94,8 +127,11 @@ type Local struct {
 	zk       *harness.ZooKeeper // nil when external or an ensemble
 	ensemble *harness.Ensemble  // nil unless ZooKeeperEnsemble
 	zkAddr   string
-	nats     *harness.NATS // nil when external
+	zkDirect []string        // the ZooKeeper servers' own addresses
+	nats     []*harness.NATS // nil when external
 	natsURL  string
+	proxies  map[string]*Proxy // "<id>/zookeeper", "<id>/nats"
+	logMux   *harness.LogMux
 	nodes    []*harness.Node
 
 	mu       sync.Mutex
@@ -148,7 +184,7 @@ func StartLocal(ctx context.Context, opts LocalOptions) (_ *Local, err error) {
 			return nil, fmt.Errorf("local cluster: log dir: %w", err)
 		}
 	}
-	c := &Local{opts: opts, log: opts.Logger}
+	c := &Local{opts: opts, log: opts.Logger, proxies: map[string]*Proxy{}}
 	defer func() {
 		if err != nil {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), TeardownTimeout)
@@ -161,15 +197,40 @@ func StartLocal(ctx context.Context, opts LocalOptions) (_ *Local, err error) {
 	if err := c.startZooKeeper(ctx); err != nil {
 		return nil, err
 	}
-	if err := c.startNATS(); err != nil {
+	if err := c.startNATS(ctx); err != nil {
 		return nil, err
 	}
-	for i := 1; i <= opts.Servers; i++ {
-		if err := c.startNode(ctx, i); err != nil {
-			return nil, err
-		}
+	if opts.ServerLog != nil {
+		c.logMux = harness.NewLogMux(opts.ServerLog)
 	}
+	if !opts.Parallel {
+		for i := 1; i <= opts.Servers; i++ {
+			if err := c.startNode(ctx, i); err != nil {
+				return nil, err
+			}
+		}
+		return c, nil
+	}
+	errs := make([]error, opts.Servers)
+	var wg sync.WaitGroup
+	for i := 1; i <= opts.Servers; i++ {
+		wg.Go(func() { errs[i-1] = c.startNode(ctx, i) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	c.sortNodes()
 	return c, nil
+}
+
+// sortNodes puts the nodes in ID order after a parallel start.
+func (c *Local) sortNodes() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	slices.SortFunc(c.nodes, func(a, b *harness.Node) int {
+		return cmp.Compare(len(a.ID()), len(b.ID()))*2 + cmp.Compare(a.ID(), b.ID())
+	})
 }
 
 // TeardownTimeout bounds stopping what a failed start had started.
@@ -206,14 +267,15 @@ func (c *Local) logFile(name string) (*os.File, error) {
 func (c *Local) startZooKeeper(ctx context.Context) error {
 	if c.opts.ZooKeeper != "" {
 		c.zkAddr = c.opts.ZooKeeper
+		c.zkDirect = strings.Split(c.zkAddr, ",")
 		fmt.Fprintf(c.opts.Progress, "using ZooKeeper at %s\n", c.zkAddr)
-		return nil
+		return c.startLatencyProxy()
 	}
 	f, err := c.logFile("zookeeper.log")
 	if err != nil {
 		return err
 	}
-	zopts := harness.ZooKeeperOptions{}
+	zopts := harness.ZooKeeperOptions{TickTime: c.opts.ZooKeeperTick}
 	if f != nil {
 		zopts.Log = f
 	}
@@ -223,7 +285,7 @@ func (c *Local) startZooKeeper(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("local cluster: start a ZooKeeper ensemble: %w", err)
 		}
-		c.ensemble, c.zkAddr = e, e.Connect()
+		c.ensemble, c.zkAddr, c.zkDirect = e, e.Connect(), e.Addrs()
 		c.push("stop the ZooKeeper ensemble", func(context.Context) error { return e.Stop() })
 		var members []string
 		for _, z := range e.Members() {
@@ -231,23 +293,69 @@ func (c *Local) startZooKeeper(ctx context.Context) error {
 		}
 		fmt.Fprintf(c.opts.Progress, "started a ZooKeeper ensemble in %s: %s\n", time.Since(begin).Round(time.Millisecond), strings.Join(members, ", "))
 		c.log.Debug("zookeeper ensemble started", "connect", e.Connect(), "dir", e.Dir())
-		return nil
+		return c.startLatencyProxy()
 	}
 	zk, err := harness.StartZooKeeper(ctx, zopts)
 	if err != nil {
 		return fmt.Errorf("local cluster: start ZooKeeper: %w", err)
 	}
-	c.zk, c.zkAddr = zk, zk.Addr()
+	c.zk, c.zkAddr, c.zkDirect = zk, zk.Addr(), []string{zk.Addr()}
 	c.push("stop ZooKeeper", func(context.Context) error { return zk.Stop() })
 	fmt.Fprintf(c.opts.Progress, "started ZooKeeper on %s (pid %d) in %s\n", zk.Addr(), zk.PID(), time.Since(begin).Round(time.Millisecond))
 	c.log.Debug("zookeeper started", "addr", zk.Addr(), "pid", zk.PID(), "dir", zk.Dir())
+	return c.startLatencyProxy()
+}
+
+// startLatencyProxy puts one delaying Proxy in front of ZooKeeper when
+// the options ask for a remote ZooKeeper.
+func (c *Local) startLatencyProxy() error {
+	if c.opts.ZooKeeperLatency <= 0 {
+		return nil
+	}
+	if strings.Contains(c.zkAddr, ",") {
+		return errors.New("local cluster: a latency proxy goes in front of one ZooKeeper server, not an ensemble")
+	}
+	p, err := NewProxy("zookeeper", c.zkAddr, c.opts.ZooKeeperLatency, c.opts.ZooKeeperJitter)
+	if err != nil {
+		return fmt.Errorf("local cluster: %w", err)
+	}
+	c.push("stop the ZooKeeper latency proxy", func(context.Context) error { p.Close(); return nil })
+	fmt.Fprintf(c.opts.Progress, "ZooKeeper is reached through %s, %v ± %v each way\n", p.Addr(), c.opts.ZooKeeperLatency, c.opts.ZooKeeperJitter)
+	c.zkAddr = p.Addr()
 	return nil
 }
 
-func (c *Local) startNATS() error {
+// ZooKeeperDirect returns the ZooKeeper servers' own addresses (not
+// through any proxy), for four-letter commands and record reads.
+func (c *Local) ZooKeeperDirect() []string { return slices.Clone(c.zkDirect) }
+
+func (c *Local) startNATS(ctx context.Context) error {
 	if c.opts.NATSURL != "" {
 		c.natsURL = c.opts.NATSURL
 		fmt.Fprintf(c.opts.Progress, "using NATS at %s\n", c.natsURL)
+		return nil
+	}
+	f, err := c.logFile("nats.log")
+	if err != nil {
+		return err
+	}
+	var log io.Writer
+	if f != nil {
+		log = f
+	}
+	if c.opts.NATSServers > 1 {
+		dir, err := os.MkdirTemp("", "zkv-nats-*")
+		if err != nil {
+			return fmt.Errorf("local cluster: %w", err)
+		}
+		c.push("remove the NATS store", func(context.Context) error { return os.RemoveAll(dir) })
+		servers, err := harness.StartNATSCluster(ctx, c.opts.NATSServers, dir, log)
+		if err != nil {
+			return fmt.Errorf("local cluster: start NATS: %w", err)
+		}
+		c.nats, c.natsURL = servers, servers[0].URL()
+		c.push("stop NATS", func(context.Context) error { c.shutdownNATS(); return nil })
+		fmt.Fprintf(c.opts.Progress, "started %d clustered NATS %s servers with JetStream (in this process)\n", len(servers), server.VERSION)
 		return nil
 	}
 	port := c.opts.NATSPort
@@ -258,23 +366,35 @@ func (c *Local) startNATS() error {
 		fmt.Fprintf(c.opts.Progress, "port %d is in use; NATS takes a free port instead\n", port)
 		port = 0
 	}
-	f, err := c.logFile("nats.log")
-	if err != nil {
-		return err
-	}
-	nopts := harness.NATSOptions{Port: port}
-	if f != nil {
-		nopts.Log = f
+	nopts := harness.NATSOptions{Port: port, Log: log}
+	if c.opts.JetStream {
+		dir, err := os.MkdirTemp("", "zkv-nats-*")
+		if err != nil {
+			return fmt.Errorf("local cluster: %w", err)
+		}
+		c.push("remove the NATS store", func(context.Context) error { return os.RemoveAll(dir) })
+		nopts.JetStream, nopts.StoreDir = true, dir
 	}
 	ns, err := harness.StartNATS(nopts)
 	if err != nil {
 		return fmt.Errorf("local cluster: start NATS: %w", err)
 	}
-	c.nats, c.natsURL = ns, ns.URL()
-	c.push("stop NATS", func(context.Context) error { ns.Shutdown(); return nil })
+	c.nats, c.natsURL = []*harness.NATS{ns}, ns.URL()
+	c.push("stop NATS", func(context.Context) error { c.shutdownNATS(); return nil })
 	fmt.Fprintf(c.opts.Progress, "started NATS %s on %s (in this process)\n", server.VERSION, ns.URL())
 	return nil
 }
+
+// shutdownNATS stops the embedded NATS servers.
+func (c *Local) shutdownNATS() {
+	for _, n := range c.nats {
+		n.Shutdown()
+	}
+}
+
+// NATS returns the embedded NATS servers (none when an external one is
+// used); the servers connect to the first.
+func (c *Local) NATS() []*harness.NATS { return slices.Clone(c.nats) }
 
 // portFree reports whether 127.0.0.1:port can be bound now. The embedded
 // NATS server does not fail on a busy port; it only logs it and never
@@ -295,17 +415,31 @@ func (c *Local) startNode(ctx context.Context, i int) error {
 		port = c.opts.HTTPBasePort + i - 1
 	}
 	begin := time.Now()
-	n, err := harness.StartNode(ctx, c.opts.KVServer, harness.NodeOptions{
+	zk, nats, err := c.nodeProxies(id)
+	if err != nil {
+		return err
+	}
+	args := slices.Clone(c.opts.NodeArgs)
+	if c.opts.LeaderPath != "" {
+		args = append([]string{"--leader-path", c.opts.LeaderPath}, args...)
+	}
+	opts := harness.NodeOptions{
 		ID:             id,
-		ZooKeeper:      c.zkAddr,
-		NATSURL:        c.natsURL,
+		ZooKeeper:      zk,
+		NATSURL:        nats,
 		SessionTimeout: c.opts.SessionTimeout,
+		ElectionPath:   c.opts.ElectionPath,
+		SubjectPrefix:  c.opts.SubjectPrefix,
 		Port:           port,
 		LogLevel:       c.opts.ServerLogLevel,
 		LogDir:         c.opts.LogDir,
-		Args:           c.opts.NodeArgs,
+		Args:           args,
 		TLS:            c.opts.NodeTLS,
-	})
+	}
+	if c.logMux != nil {
+		opts.Log = c.logMux.Writer(id + ": ")
+	}
+	n, err := harness.StartNode(ctx, c.opts.KVServer, opts)
 	if err != nil {
 		return fmt.Errorf("local cluster: %w", err)
 	}
@@ -321,6 +455,83 @@ func (c *Local) startNode(ctx context.Context, i int) error {
 	fmt.Fprintf(c.opts.Progress, "started kvserver %s on %s (pid %d) in %s\n", id, n.URL(), n.PID(), time.Since(begin).Round(time.Millisecond))
 	c.log.Debug("kvserver started", "id", id, "http", n.HTTPAddr(), "pid", n.PID(), "log", n.LogPath())
 	return nil
+}
+
+// nodeProxies returns the ZooKeeper connect string and NATS URL of node
+// id, starting its own proxies when the options ask for them.
+func (c *Local) nodeProxies(id string) (zk, nats string, err error) {
+	zk, nats = c.zkAddr, c.natsURL
+	add := func(part, upstream string) (string, error) {
+		p, err := NewProxy(id+"-"+part, upstream, 0, 0)
+		if err != nil {
+			return "", fmt.Errorf("local cluster: %w", err)
+		}
+		c.mu.Lock()
+		c.proxies[id+"/"+part] = p
+		c.mu.Unlock()
+		c.push("stop "+id+"'s "+part+" proxy", func(context.Context) error { p.Close(); return nil })
+		return p.Addr(), nil
+	}
+	if c.opts.ProxyZooKeeper {
+		if strings.Contains(zk, ",") {
+			return "", "", errors.New("local cluster: a server's ZooKeeper proxy goes in front of one ZooKeeper server, not an ensemble")
+		}
+		if zk, err = add(PartZooKeeper, zk); err != nil {
+			return "", "", err
+		}
+	}
+	if c.opts.ProxyNATS {
+		u, err := url.Parse(nats)
+		if err != nil {
+			return "", "", fmt.Errorf("local cluster: NATS URL %q: %w", nats, err)
+		}
+		addr, err := add(PartNATS, u.Host)
+		if err != nil {
+			return "", "", err
+		}
+		u.Host = addr
+		nats = u.String()
+	}
+	return zk, nats, nil
+}
+
+// The parts a server can be cut off from.
+const (
+	PartZooKeeper = "zookeeper"
+	PartNATS      = "nats"
+)
+
+// Cut cuts node id off from part (PartZooKeeper or PartNATS): its proxy
+// closes every connection and refuses new ones until Heal. The cluster
+// must have been started with ProxyZooKeeper or ProxyNATS.
+func (c *Local) Cut(id, part string) error {
+	p, err := c.proxy(id, part)
+	if err != nil {
+		return err
+	}
+	p.Cut()
+	c.log.Debug("cut", "id", id, "part", part)
+	return nil
+}
+
+// Heal reconnects node id to part after Cut.
+func (c *Local) Heal(id, part string) error {
+	p, err := c.proxy(id, part)
+	if err != nil {
+		return err
+	}
+	c.log.Debug("heal", "id", id, "part", part)
+	return p.Heal()
+}
+
+func (c *Local) proxy(id, part string) (*Proxy, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.proxies[id+"/"+part]
+	if p == nil {
+		return nil, fmt.Errorf("node %s has no %s proxy (start the cluster with Proxy%s)", id, part, map[string]string{PartZooKeeper: "ZooKeeper", PartNATS: "NATS"}[part])
+	}
+	return p, nil
 }
 
 // stopNode stops a node that still runs with SIGTERM (SIGKILL when ctx
@@ -465,6 +676,48 @@ func (c *Local) Node(id string) (LocalNode, bool) {
 	return LocalNode{ID: n.ID(), PID: n.PID(), HTTPAddr: n.HTTPAddr(), LogPath: n.LogPath(), Running: n.Running()}, true
 }
 
+// Process returns the kvserver process of node id, for what the Cluster
+// interface does not offer (pause, resume, signals, its options), or nil
+// for an unknown node.
+func (c *Local) Process(id string) *harness.Node {
+	n, err := c.node(id)
+	if err != nil {
+		return nil
+	}
+	return n
+}
+
+// Replace stops node id with SIGTERM (SIGKILL when ctx ends) and starts a
+// new process in its place with its options and extra arguments added
+// (e.g. an operator's --force-lead), waiting until it answers /healthz.
+// An unclean exit of the old process is returned with the new one
+// running.
+func (c *Local) Replace(ctx context.Context, id string, extra ...string) (unclean error, err error) {
+	old, err := c.node(id)
+	if err != nil {
+		return nil, err
+	}
+	if old.Running() {
+		unclean = old.Stop(ctx)
+		_ = old.Kill()
+	}
+	opts := old.Options()
+	opts.Args = append(slices.Clone(opts.Args), extra...)
+	n, err := harness.StartNode(ctx, c.opts.KVServer, opts)
+	if err != nil {
+		return unclean, fmt.Errorf("start %s with %v: %w", id, extra, err)
+	}
+	c.mu.Lock()
+	for i, m := range c.nodes {
+		if m == old {
+			c.nodes[i] = n
+		}
+	}
+	c.mu.Unlock()
+	c.pushNode(n)
+	return unclean, nil
+}
+
 // Exited returns a channel that is closed when node id's current process
 // exits, or nil for an unknown node.
 func (c *Local) Exited(id string) <-chan struct{} {
@@ -529,7 +782,7 @@ func (c *Local) Describe(id string) string {
 // embedded NATS server, its version.
 func (c *Local) Versions(ctx context.Context) map[string]string {
 	v := map[string]string{}
-	if c.nats != nil {
+	if len(c.nats) > 0 {
 		v["nats-server"] = server.VERSION
 	}
 	addr, _, _ := strings.Cut(c.zkAddr, ",")

@@ -1,10 +1,9 @@
-package chaos
+package cluster
 
 import (
 	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
@@ -12,24 +11,33 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 )
 
-// Machine describes where the suite ran, for the report.
+// Machine describes where a run (the scenarios, the fault suite, a
+// benchmark) ran, for its report.
 type Machine struct {
 	CPU       string `json:"cpu"`
 	Cores     int    `json:"cores"`
 	MemoryGiB int    `json:"memory_gib,omitempty"`
-	OS        string `json:"os"`
-	Go        string `json:"go"`
-	Java      string `json:"java"`
+	// OS is "linux/amd64"; Kernel the kernel release.
+	OS     string `json:"os"`
+	Kernel string `json:"kernel,omitempty"`
+	Go     string `json:"go"`
+	Java   string `json:"java,omitempty"`
+	// NATS is the version of the nats-server module built in.
+	NATS string `json:"nats_server,omitempty"`
+	// ZooKeeper is the installed package's version, or the server's own
+	// when the caller asked it.
 	ZooKeeper string `json:"zookeeper"`
-	// Load is the load average when the suite started.
-	Load string `json:"load"`
+	// Load is the load average when the run started.
+	Load string `json:"load,omitempty"`
 }
 
 // DescribeMachine gathers what it can; unknown parts say "unknown".
 func DescribeMachine(ctx context.Context) Machine {
-	m := Machine{CPU: "unknown", Cores: runtime.NumCPU(), OS: runtime.GOOS + "/" + runtime.GOARCH, Go: runtime.Version(), Java: "unknown", ZooKeeper: "unknown", Load: "unknown"}
+	m := Machine{CPU: "unknown", Cores: runtime.NumCPU(), OS: runtime.GOOS + "/" + runtime.GOARCH, Go: runtime.Version(), NATS: server.VERSION, Java: "unknown", ZooKeeper: "unknown", Load: "unknown"}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		sc := bufio.NewScanner(bytes.NewReader(b))
 		for sc.Scan() {
@@ -46,9 +54,9 @@ func DescribeMachine(ctx context.Context) Machine {
 		}
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.OS = fmt.Sprintf("%s %s/%s", runtime.GOOS, strings.TrimSpace(string(b)), runtime.GOARCH)
+		m.Kernel = strings.TrimSpace(string(b))
 	}
-	m.Load = loadAverage()
+	m.Load = LoadAverage()
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if out, err := exec.CommandContext(cctx, "java", "-version").CombinedOutput(); err == nil {
@@ -60,4 +68,13 @@ func DescribeMachine(ctx context.Context) Machine {
 		m.ZooKeeper = "Debian zookeeper " + strings.TrimSpace(string(out))
 	}
 	return m
+}
+
+// LoadAverage is the 1, 5 and 15 minute load average, or "unknown".
+func LoadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
