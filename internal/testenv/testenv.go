@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"zkv/internal/harness"
+	"zkv/testdriver/cluster"
 )
 
 // Timeouts of this package's functions. Each is further bounded by the
@@ -241,28 +243,83 @@ func stopNode(t testing.TB, n *harness.Node) {
 	}
 }
 
-// StartCluster starts n kvserver nodes with IDs n1..nN, each as StartNode
-// does with base's options, its own ID and a free port (base.ID and
-// base.Port are ignored). When base.Log is set, every node's lines go to it
-// prefixed with "<id>: ". It returns once every node answers /healthz.
+// StartLocal starts a cluster.Local with opts for a test: the kvserver
+// built by Binaries (unless opts.KVServer is set), GORACE=halt_on_error=1
+// in every server's environment, and, unless opts.LogDir is set, the
+// servers' logs in t.TempDir(). It fails the test if the cluster cannot
+// start.
+//
+// Cleanup: the cluster is closed; a server still running gets SIGTERM
+// and must exit with status 0 within StopTimeout (a clean signal must
+// give a clean exit), otherwise the test gets an error. When the test
+// failed, the tail of each server's log is logged.
+func StartLocal(t testing.TB, opts cluster.LocalOptions) *cluster.Local {
+	t.Helper()
+	if opts.KVServer == "" {
+		opts.KVServer = Binaries(t).KVServer
+	}
+	if opts.KVServer == "" {
+		t.Fatal("start cluster: cmd/kvserver was not built (it has no Go files)")
+	}
+	opts.NodeEnv = append(slices.Clone(opts.NodeEnv), "GORACE=halt_on_error=1")
+	if opts.LogDir == "" {
+		opts.LogDir = t.TempDir()
+	}
+	ctx, cancel := timeoutContext(t, StartTimeout)
+	defer cancel()
+	lc, err := cluster.StartLocal(ctx, opts)
+	if err != nil {
+		t.Fatalf("start cluster: %v", err)
+	}
+	for _, id := range lc.Nodes() {
+		n := lc.Process(id)
+		t.Logf("node %s on %s (pid %d, log %s)", id, n.HTTPAddr(), n.PID(), n.LogPath())
+	}
+	t.Cleanup(func() {
+		ids := lc.Nodes()
+		ctx, cancel := context.WithTimeout(context.Background(), StopTimeout)
+		defer cancel()
+		if err := lc.Close(ctx); err != nil {
+			t.Errorf("stop cluster: %v", err)
+		}
+		if t.Failed() {
+			for _, id := range ids {
+				n := lc.Process(id)
+				t.Logf("node %s (%s) log tail:\n%s", id, n.HTTPAddr(), n.LogTail(tailLines))
+			}
+		}
+	})
+	return lc
+}
+
+// StartCluster starts n kvserver nodes with IDs n1..nN on base's
+// ZooKeeper and NATS, with base's session timeout, paths, log level, log
+// writer (every node's lines prefixed with "<id>: "), TLS, environment
+// and extra arguments, through StartLocal. It returns the nodes in ID
+// order once every node answers /healthz.
 func StartCluster(t testing.TB, n int, base harness.NodeOptions) []*harness.Node {
 	t.Helper()
 	if n < 1 {
 		t.Fatalf("start cluster of %d nodes: need at least one", n)
 	}
-	var mux *harness.LogMux
-	if base.Log != nil {
-		mux = harness.NewLogMux(base.Log)
-	}
+	lc := StartLocal(t, cluster.LocalOptions{
+		Servers:        n,
+		ZooKeeper:      base.ZooKeeper,
+		NATSURL:        base.NATSURL,
+		SessionTimeout: base.SessionTimeout,
+		ElectionPath:   base.ElectionPath,
+		SubjectPrefix:  base.SubjectPrefix,
+		ServerLogLevel: base.LogLevel,
+		ServerLog:      base.Log,
+		LogDir:         base.LogDir,
+		NodeArgs:       base.Args,
+		NodeTLS:        base.TLS,
+		NodeEnv:        base.Env,
+		HealthyOnly:    true,
+	})
 	nodes := make([]*harness.Node, 0, n)
-	for i := 1; i <= n; i++ {
-		opts := base
-		opts.ID = "n" + strconv.Itoa(i)
-		opts.Port = 0
-		if mux != nil {
-			opts.Log = mux.Writer(opts.ID + ": ")
-		}
-		nodes = append(nodes, StartNode(t, opts))
+	for _, id := range lc.Nodes() {
+		nodes = append(nodes, lc.Process(id))
 	}
 	return nodes
 }

@@ -1,6 +1,9 @@
 package cluster
 
-import "testing"
+import (
+	"testing"
+	"zkv/node"
+)
 
 func TestParseStop(t *testing.T) {
 	tests := []struct {
@@ -34,5 +37,11 @@ func TestZooKeeperVersion(t *testing.T) {
 		if got := zooKeeperVersion(tt.srvr); got != tt.want {
 			t.Errorf("zooKeeperVersion(%q) = %q, want %q", tt.srvr, got, tt.want)
 		}
+	}
+}
+
+func TestKVServerSessionTimeout(t *testing.T) {
+	if got, want := KVServerSessionTimeout, node.DefaultConfig().SessionTimeout; got != want {
+		t.Errorf("KVServerSessionTimeout = %v, kvserver's default is %v", got, want)
 	}
 }

@@ -17,8 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"zkv/node"
 )
 
 // Defaults of a ComposeConfig.
@@ -346,8 +344,13 @@ func (c *Compose) SessionTimeout() time.Duration {
 	if len(c.nodes) > 0 && c.nodes[0].session > 0 {
 		return c.nodes[0].session
 	}
-	return node.DefaultConfig().SessionTimeout
+	return KVServerSessionTimeout
 }
+
+// KVServerSessionTimeout is kvserver's default --session-timeout. The
+// cluster package does not import the server's packages (their tests
+// start clusters with it); a test keeps the two equal.
+const KVServerSessionTimeout = 4 * time.Second
 
 // NATSURL is the URL the driver's NATS client uses.
 func (c *Compose) NATSURL() string { return c.natsURL }

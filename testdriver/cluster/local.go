@@ -105,6 +105,13 @@ type LocalOptions struct {
 	ServerLog io.Writer
 	// NodeArgs are extra kvserver flags of every node (e.g. HTTP TLS).
 	NodeArgs []string
+	// NodeEnv are extra environment variables (KEY=value) of every
+	// server process.
+	NodeEnv []string
+	// HealthyOnly returns from StartLocal once every server answers
+	// /healthz, without waiting for /readyz (for servers that are not
+	// meant to become ready).
+	HealthyOnly bool
 	// NodeTLS is the client TLS config of the nodes' HTTP API when
 	// NodeArgs turn TLS on; nil for plain HTTP.
 	NodeTLS *tls.Config
@@ -435,6 +442,7 @@ func (c *Local) startNode(ctx context.Context, i int) error {
 		LogDir:         c.opts.LogDir,
 		Args:           args,
 		TLS:            c.opts.NodeTLS,
+		Env:            c.opts.NodeEnv,
 	}
 	if c.logMux != nil {
 		opts.Log = c.logMux.Writer(id + ": ")
@@ -449,8 +457,10 @@ func (c *Local) startNode(ctx context.Context, i int) error {
 	c.pushNode(n)
 	// Ready means connected to ZooKeeper; waiting for it before starting
 	// the next server makes n1 the usual first leader.
-	if err := n.WaitReady(ctx); err != nil {
-		return fmt.Errorf("local cluster: %w", err)
+	if !c.opts.HealthyOnly {
+		if err := n.WaitReady(ctx); err != nil {
+			return fmt.Errorf("local cluster: %w", err)
+		}
 	}
 	fmt.Fprintf(c.opts.Progress, "started kvserver %s on %s (pid %d) in %s\n", id, n.URL(), n.PID(), time.Since(begin).Round(time.Millisecond))
 	c.log.Debug("kvserver started", "id", id, "http", n.HTTPAddr(), "pid", n.PID(), "log", n.LogPath())
