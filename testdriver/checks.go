@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"zkv/internal/harness"
 	"zkv/testdriver/cluster"
 
 	"github.com/nats-io/nats.go"
@@ -264,7 +265,7 @@ func (r *runner) waitFollower(ctx context.Context, node, leader string) (bus.Sta
 		view  string
 		polls int
 	)
-	err := poll(ctx, func() error {
+	err := harness.WaitFor(ctx, pollInterval, func() error {
 		polls++
 		sctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
 		defer cancel()

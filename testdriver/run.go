@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"zkv/internal/harness"
 	"zkv/testdriver/cluster"
 
 	"github.com/nats-io/nats.go"
@@ -179,7 +180,7 @@ func connectNATS(ctx context.Context, url string, timeout time.Duration) (*nats.
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var nc *nats.Conn
-	err := poll(ctx, func() error {
+	err := harness.WaitFor(ctx, pollInterval, func() error {
 		var err error
 		nc, err = nats.Connect(url, nats.Name("zkv testdriver"), nats.Timeout(time.Second), nats.MaxReconnects(-1))
 		return err
@@ -188,27 +189,6 @@ func connectNATS(ctx context.Context, url string, timeout time.Duration) (*nats.
 		return nil, fmt.Errorf("connect to NATS %s: %w", url, err)
 	}
 	return nc, nil
-}
-
-// poll calls f until it returns nil or ctx ends, pausing pollInterval
-// between calls; the error wraps ctx's and f's last. f is never called
-// once ctx has ended, so its last result is one it got in time.
-func poll(ctx context.Context, f func() error) error {
-	t := time.NewTicker(pollInterval)
-	defer t.Stop()
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("%w (last: %w)", ctx.Err(), err)
-		}
-	}
 }
 
 // printHeader prints what zkv is and what the run is about to exercise.

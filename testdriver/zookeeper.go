@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"zkv/internal/harness"
 	"zkv/testdriver/cluster"
 )
 
@@ -158,7 +159,7 @@ func (r *runner) zkServing(ctx context.Context, zf cluster.ZooKeeperFaults, memb
 		view  string
 		polls int
 	)
-	err := poll(ctx, func() error {
+	err := harness.WaitFor(ctx, pollInterval, func() error {
 		polls++
 		var err error
 		modes, view, err = zkModesOnce(ctx, zf, members, r.cfg.RequestTimeout)
