@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"zkv/internal/dockerapi"
+	"zkv/internal/harness"
 	"zkv/node"
 )
 
@@ -555,41 +556,17 @@ func (c *Compose) zooKeeperMode(ctx context.Context, m *dockerMember) (string, e
 	if err != nil {
 		return "", err
 	}
-	out, err := fourLetterWord(ctx, addr, "srvr")
+	ctx, cancel := context.WithTimeout(ctx, srvrTimeout)
+	defer cancel()
+	mode, _, err := harness.ZooKeeperStat(ctx, addr)
 	if err != nil {
 		return "", fmt.Errorf("ZooKeeper %s: %w", m.service, err)
 	}
-	for line := range strings.Lines(out) {
-		if mode, ok := strings.CutPrefix(strings.TrimSpace(line), "Mode: "); ok {
-			return mode, nil
-		}
-	}
-	return "", fmt.Errorf("ZooKeeper %s on %s is not serving: %q", m.service, addr, strings.TrimSpace(out))
+	return mode, nil
 }
 
-// fourLetterWord sends ZooKeeper's four-letter command cmd to addr and
-// returns the answer.
-func fourLetterWord(ctx context.Context, addr, cmd string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	if _, err := io.WriteString(conn, cmd); err != nil {
-		return "", fmt.Errorf("%s to %s: %w", cmd, addr, err)
-	}
-	b, err := io.ReadAll(io.LimitReader(conn, 64<<10))
-	if err != nil {
-		return "", fmt.Errorf("%s to %s: %w", cmd, addr, err)
-	}
-	return string(b), nil
-}
+// srvrTimeout bounds one srvr exchange with a ZooKeeper container.
+const srvrTimeout = 2 * time.Second
 
 // Versions reports the ZooKeeper version (from srvr of the first member
 // that answers) and the image of the kvservers.
@@ -600,14 +577,11 @@ func (c *Compose) Versions(ctx context.Context) map[string]string {
 		if err != nil {
 			continue
 		}
-		out, err := fourLetterWord(ctx, addr, "srvr")
-		if err != nil {
-			continue
-		}
-		line, _, _ := strings.Cut(out, "\n")
-		if s, ok := strings.CutPrefix(line, "Zookeeper version: "); ok {
-			s, _, _ = strings.Cut(s, ",")
-			v["zookeeper"] = strings.TrimSpace(s)
+		sctx, cancel := context.WithTimeout(ctx, srvrTimeout)
+		_, version, _ := harness.ZooKeeperStat(sctx, addr)
+		cancel()
+		if version != "" {
+			v["zookeeper"] = version
 			break
 		}
 	}
