@@ -141,6 +141,16 @@ func (e *Engine) find(ref string) *Container {
 	return nil
 }
 
+// container returns the container the request's path names, or answers
+// 404 and returns nil; e.mu is held.
+func (e *Engine) container(w http.ResponseWriter, r *http.Request) *Container {
+	c := e.find(r.PathValue("id"))
+	if c == nil {
+		apiError(w, http.StatusNotFound, "No such container: "+r.PathValue("id"))
+	}
+	return c
+}
+
 func apiError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -178,9 +188,8 @@ func (e *Engine) list(w http.ResponseWriter, r *http.Request) {
 func (e *Engine) inspect(w http.ResponseWriter, r *http.Request) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	c := e.find(r.PathValue("id"))
+	c := e.container(w, r)
 	if c == nil {
-		apiError(w, http.StatusNotFound, "No such container: "+r.PathValue("id"))
 		return
 	}
 	ct := dockerapi.Container{
@@ -209,10 +218,9 @@ func (c *Container) stopLocked(code int) {
 func (e *Engine) kill(w http.ResponseWriter, r *http.Request) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	c := e.find(r.PathValue("id"))
+	c := e.container(w, r)
 	switch {
 	case c == nil:
-		apiError(w, http.StatusNotFound, "No such container")
 		return
 	case !c.Running:
 		apiError(w, http.StatusConflict, "Container "+c.ID+" is not running")
@@ -235,10 +243,9 @@ func (e *Engine) kill(w http.ResponseWriter, r *http.Request) {
 func (e *Engine) start(w http.ResponseWriter, r *http.Request) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	c := e.find(r.PathValue("id"))
+	c := e.container(w, r)
 	switch {
 	case c == nil:
-		apiError(w, http.StatusNotFound, "No such container")
 		return
 	case c.Running:
 		w.WriteHeader(http.StatusNotModified)
@@ -257,10 +264,9 @@ func (e *Engine) wait(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.mu.Lock()
-	c := e.find(r.PathValue("id"))
+	c := e.container(w, r)
 	if c == nil {
 		e.mu.Unlock()
-		apiError(w, http.StatusNotFound, "No such container")
 		return
 	}
 	stopped := c.stopped
@@ -280,14 +286,13 @@ func (e *Engine) wait(w http.ResponseWriter, r *http.Request) {
 // (stdout and stderr alternating line by line).
 func (e *Engine) logs(w http.ResponseWriter, r *http.Request) {
 	e.mu.Lock()
-	c := e.find(r.PathValue("id"))
+	c := e.container(w, r)
 	var text string
 	if c != nil {
 		text = c.Logs
 	}
 	e.mu.Unlock()
 	if c == nil {
-		apiError(w, http.StatusNotFound, "No such container")
 		return
 	}
 	lines := strings.SplitAfter(text, "\n")
