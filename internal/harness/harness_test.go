@@ -159,15 +159,14 @@ func TestZooKeeperStandalone(t *testing.T) {
 	if z.Host() != "127.0.0.1" || z.Addr() != "127.0.0.1:"+strconv.Itoa(z.Port()) {
 		t.Errorf("Host/Port/Addr = %s/%d/%s", z.Host(), z.Port(), z.Addr())
 	}
-	out, err := FourLetter(ctx, z.Addr(), "srvr")
-	if err != nil || !strings.Contains(out, "Mode: standalone") {
-		t.Fatalf("srvr = %q, %v; want Mode: standalone", out, err)
+	if mode, version, err := ZooKeeperStat(ctx, z.Addr()); err != nil || mode != "standalone" || version == "" {
+		t.Fatalf("ZooKeeperStat = %q, %q, %v; want standalone and a version", mode, version, err)
 	}
 	if mode, err := z.Mode(ctx); err != nil || mode != "standalone" {
 		t.Fatalf("Mode = %q, %v", mode, err)
 	}
-	if out, err := FourLetter(ctx, z.Addr(), "ruok"); err != nil || out != "imok" {
-		t.Fatalf("ruok = %q, %v", out, err)
+	if ok := zk.FLWRuok([]string{z.Addr()}, 5*time.Second); !ok[0] {
+		t.Fatalf("ruok = %v, want imok", ok)
 	}
 
 	conn := zkConnect(t, ctx, z.Addr())

@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -367,22 +366,8 @@ func (z *ZooKeeper) current() *proc {
 // Mode asks the server for srvr and returns its Mode line: "standalone",
 // "leader", "follower" or "observer".
 func (z *ZooKeeper) Mode(ctx context.Context) (string, error) {
-	out, err := FourLetter(ctx, z.Addr(), "srvr")
-	if err != nil {
-		return "", err
-	}
-	return parseMode(out)
-}
-
-// parseMode extracts the value of the "Mode:" line of a srvr answer.
-func parseMode(srvr string) (string, error) {
-	sc := bufio.NewScanner(strings.NewReader(srvr))
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "Mode:"); ok {
-			return strings.TrimSpace(v), nil
-		}
-	}
-	return "", fmt.Errorf("srvr answer has no Mode: %q", strings.TrimSpace(srvr))
+	mode, _, err := ZooKeeperStat(ctx, z.Addr())
+	return mode, err
 }
 
 // WaitReady polls srvr until the server reports "standalone" (or, for an
@@ -469,11 +454,55 @@ func (z *ZooKeeper) Restart(ctx context.Context) error {
 	return z.start(ctx)
 }
 
-// FourLetter sends one of ZooKeeper's four-letter commands (such as srvr,
-// ruok or mntr; they must be whitelisted in zoo.cfg) to addr and returns
-// the whole answer. Without a deadline on ctx the exchange is bounded by
-// five seconds.
-func FourLetter(ctx context.Context, addr, cmd string) (string, error) {
+// ZooKeeperStat asks the ZooKeeper server at addr (host:port) with the
+// srvr command for its mode ("standalone", "leader", "follower" or
+// "observer") and its version ("3.8.4-9316c2a…"; Debian's build, which
+// prints "3.8.0-${mvngit.commit.id}", gives "3.8.0"). A server that answers
+// without a mode (it is not serving, such as a member without quorum) is an
+// error, but the version is returned when it told one. ctx's deadline is
+// the timeout; without one it is 5 s.
+//
+// go-zookeeper's zk.FLWSrvr would do this, but its pattern for the answer
+// wants the "built on 02/20/2014 09:09 GMT" dates of ZooKeeper 3.4: it
+// fails on every answer of the ZooKeeper 3.8 that Debian and the official
+// image ship ("built on 2024-12-29 17:54 UTC"), so the answer is read here.
+func ZooKeeperStat(ctx context.Context, addr string) (mode, version string, err error) {
+	out, err := fourLetter(ctx, addr, "srvr")
+	if err != nil {
+		return "", "", err
+	}
+	mode, version, err = parseSrvr(out)
+	if err != nil {
+		return "", version, fmt.Errorf("srvr %s: %w", addr, err)
+	}
+	return mode, version, nil
+}
+
+// parseSrvr extracts the mode and the version from a srvr answer.
+func parseSrvr(srvr string) (mode, version string, err error) {
+	found := false
+	for line := range strings.Lines(srvr) {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "Zookeeper version:"); ok {
+			v, _, _ = strings.Cut(strings.TrimSpace(v), ",")
+			// Debian's build leaves the git placeholder in: "3.8.0-${mvngit.commit.id}".
+			v, _, _ = strings.Cut(v, "-${")
+			version = strings.TrimSpace(v)
+		}
+		if v, ok := strings.CutPrefix(line, "Mode:"); ok {
+			mode, found = strings.TrimSpace(v), true
+		}
+	}
+	if !found {
+		return "", version, fmt.Errorf("answer has no Mode (not serving?): %q", strings.TrimSpace(srvr))
+	}
+	return mode, version, nil
+}
+
+// fourLetter sends one of ZooKeeper's four-letter commands to addr and
+// returns the whole answer. ctx's deadline is the timeout; without one it
+// is 5 s.
+func fourLetter(ctx context.Context, addr, cmd string) (string, error) {
 	if len(cmd) != 4 {
 		return "", fmt.Errorf("four-letter command %q: must be four letters", cmd)
 	}

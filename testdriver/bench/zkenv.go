@@ -113,17 +113,8 @@ func (e *ZKEnv) Stop() { e.stop() }
 // Version asks the first reachable server for its version with srvr.
 func (e *ZKEnv) Version(ctx context.Context) string {
 	for _, a := range e.Direct {
-		out, err := harness.FourLetter(ctx, a, "srvr")
-		if err != nil {
-			continue
-		}
-		for line := range strings.SplitSeq(out, "\n") {
-			if v, ok := strings.CutPrefix(line, "Zookeeper version: "); ok {
-				v, _, _ = strings.Cut(v, ",")
-				// Debian's build leaves an unexpanded "-${mvngit.commit.id}".
-				v, _, _ = strings.Cut(v, "-${")
-				return strings.TrimSpace(v)
-			}
+		if _, v, _ := harness.ZooKeeperStat(ctx, a); v != "" {
+			return v
 		}
 	}
 	return "unknown"

@@ -1,22 +1,21 @@
 package cluster
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"zkv/internal/dockerapi"
+	"zkv/internal/harness"
 )
 
 // Defaults of a ComposeConfig.
@@ -48,10 +47,14 @@ func DefaultComposeZooKeeper() []string { return []string{"zoo1", "zoo2", "zoo3"
 
 // The labels docker compose (v1 and v2) puts on the containers it creates.
 const (
-	LabelComposeProject = "com.docker.compose.project"
-	LabelComposeService = "com.docker.compose.service"
-	LabelComposeOneOff  = "com.docker.compose.oneoff"
+	LabelComposeProject = dockerapi.LabelComposeProject
+	LabelComposeService = dockerapi.LabelComposeService
+	LabelComposeOneOff  = dockerapi.LabelComposeOneOff
 )
+
+// DockerAPIError is a Docker Engine API answer other than 2xx; errors of a
+// Compose wrap it when the engine refused a call.
+type DockerAPIError = dockerapi.APIError
 
 // Errors of a Compose; the errors it returns wrap them.
 var (
@@ -131,17 +134,18 @@ func (c ComposeConfig) withDefaults() ComposeConfig {
 	return c
 }
 
-// Compose is a zkv deployment of docker compose: it implements
-// Cluster (and Versioned) by killing and starting the project's containers
-// through the Docker Engine API on its unix socket, so it needs no docker
-// CLI and works from inside a container that has the socket mounted. It
-// starts nothing itself: the project must be up.
+// Compose is a zkv deployment of docker compose: it implements Cluster,
+// Versioned and ZooKeeperFaults by killing and starting the project's
+// containers through the Docker Engine API on its unix socket (package
+// dockerapi), so it needs no docker CLI and works from inside a container
+// that has the socket mounted. It starts nothing itself: the project must
+// be up.
 //
 // Its methods are safe for concurrent use, but Stop and Start of one node
 // are meant to come from one goroutine at a time.
 type Compose struct {
 	cfg     ComposeConfig
-	api     *dockerAPI
+	api     *dockerapi.Client
 	health  *http.Client
 	natsURL string
 	nodes   []*dockerMember // in cfg.Nodes order
@@ -168,7 +172,7 @@ func NewCompose(ctx context.Context, cfg ComposeConfig) (*Compose, error) {
 	cfg = cfg.withDefaults()
 	c := &Compose{
 		cfg:    cfg,
-		api:    newDockerAPI(cfg.Socket, cfg.APIVersion),
+		api:    dockerapi.New(cfg.Socket, cfg.APIVersion),
 		health: &http.Client{Timeout: 2 * time.Second},
 	}
 	if cfg.Project == "" {
@@ -224,13 +228,13 @@ func (c *Compose) ownProject(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("hostname: %w", err)
 	}
-	ct, err := c.api.inspect(ctx, host)
+	ct, err := c.api.Inspect(ctx, host)
 	if err != nil {
 		return "", fmt.Errorf("this process does not run in a container of this engine (hostname %s): %w", host, err)
 	}
 	p := ct.Config.Labels[LabelComposeProject]
 	if p == "" {
-		return "", fmt.Errorf("container %s has no label %s", ct.name(), LabelComposeProject)
+		return "", fmt.Errorf("container %s has no label %s", ct.DisplayName(), LabelComposeProject)
 	}
 	return p, nil
 }
@@ -238,22 +242,22 @@ func (c *Compose) ownProject(ctx context.Context) (string, error) {
 // member finds the one container of service svc (one-off containers of
 // `docker-compose run` left out).
 func (c *Compose) member(ctx context.Context, svc string) (*dockerMember, error) {
-	list, err := c.api.list(ctx, LabelComposeProject+"="+c.cfg.Project, LabelComposeService+"="+svc)
+	list, err := c.api.List(ctx, LabelComposeProject+"="+c.cfg.Project, LabelComposeService+"="+svc)
 	if err != nil {
 		return nil, err
 	}
-	list = slices.DeleteFunc(list, func(s containerSummary) bool {
+	list = slices.DeleteFunc(list, func(s dockerapi.Summary) bool {
 		return strings.EqualFold(s.Labels[LabelComposeOneOff], "true")
 	})
 	if len(list) != 1 {
 		return nil, fmt.Errorf("%w: project %s, service %s has %d containers (is the project up?)", ErrNoContainer, c.cfg.Project, svc, len(list))
 	}
-	ct, err := c.api.inspect(ctx, list[0].ID)
+	ct, err := c.api.Inspect(ctx, list[0].ID)
 	if err != nil {
 		return nil, err
 	}
-	m := &dockerMember{service: svc, id: svc, container: ct.ID, name: ct.name(), port: DefaultKVServerPort}
-	env := ct.env()
+	m := &dockerMember{service: svc, id: svc, container: ct.ID, name: ct.DisplayName(), port: DefaultKVServerPort}
+	env := ct.Env()
 	if id := env["ZKV_ID"]; id != "" {
 		m.id = id
 	}
@@ -295,7 +299,7 @@ func (c *Compose) addr(ctx context.Context, m *dockerMember) (string, error) {
 	if c.cfg.InNetwork {
 		return net.JoinHostPort(m.service, port), nil
 	}
-	ct, err := c.api.inspect(ctx, m.container)
+	ct, err := c.api.Inspect(ctx, m.container)
 	if err != nil {
 		return "", err
 	}
@@ -392,17 +396,17 @@ func (c *Compose) Stop(ctx context.Context, id string, how Stop) error {
 func (c *Compose) stop(ctx context.Context, m *dockerMember, how Stop) error {
 	switch how {
 	case StopKill:
-		if err := c.api.kill(ctx, m.container, "SIGKILL"); err != nil {
+		if err := c.api.Kill(ctx, m.container, "SIGKILL"); err != nil {
 			return err
 		}
-		_, err := c.api.wait(ctx, m.container)
+		_, err := c.api.Wait(ctx, m.container)
 		return err
 	case StopTerm:
-		if err := c.api.kill(ctx, m.container, "SIGTERM"); err != nil {
+		if err := c.api.Kill(ctx, m.container, "SIGTERM"); err != nil {
 			return err
 		}
 		wctx, cancel := context.WithTimeout(ctx, c.cfg.StopTimeout)
-		code, err := c.api.wait(wctx, m.container)
+		code, err := c.api.Wait(wctx, m.container)
 		cancel()
 		if err == nil {
 			if code != 0 {
@@ -413,10 +417,10 @@ func (c *Compose) stop(ctx context.Context, m *dockerMember, how Stop) error {
 		if ctx.Err() != nil {
 			return err
 		}
-		if kerr := c.api.kill(ctx, m.container, "SIGKILL"); kerr != nil {
+		if kerr := c.api.Kill(ctx, m.container, "SIGKILL"); kerr != nil {
 			return errors.Join(err, kerr)
 		}
-		if _, werr := c.api.wait(ctx, m.container); werr != nil {
+		if _, werr := c.api.Wait(ctx, m.container); werr != nil {
 			return errors.Join(err, werr)
 		}
 		return fmt.Errorf("did not exit within %v, killed: %w", c.cfg.StopTimeout, err)
@@ -432,7 +436,7 @@ func (c *Compose) Start(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.api.start(ctx, m.container); err != nil {
+	if err := c.api.Start(ctx, m.container); err != nil {
 		return fmt.Errorf("start %s (container %s): %w", id, m.name, err)
 	}
 	err = c.waitUp(ctx, m, func(ctx context.Context) error {
@@ -476,9 +480,9 @@ func (c *Compose) waitUp(ctx context.Context, m *dockerMember, ready func(contex
 		if err == nil {
 			return nil
 		}
-		ct, ierr := c.api.inspect(ctx, m.container)
+		ct, ierr := c.api.Inspect(ctx, m.container)
 		if ierr == nil && !ct.State.Running {
-			tail, _ := c.api.logs(ctx, m.container, ct.Config.Tty, 20)
+			tail, _ := c.api.Logs(ctx, m.container, ct.Config.Tty, 20)
 			return fmt.Errorf("%w with status %d; last lines:\n%s", ErrContainerExited, ct.State.ExitCode, tail)
 		}
 		select {
@@ -493,7 +497,7 @@ func (c *Compose) waitUp(ctx context.Context, m *dockerMember, ready func(contex
 // compose project outlives the Compose.
 func (c *Compose) Close(context.Context) error {
 	c.health.CloseIdleConnections()
-	c.api.hc.CloseIdleConnections()
+	c.api.Close()
 	return nil
 }
 
@@ -527,7 +531,7 @@ func (c *Compose) StartZooKeeper(ctx context.Context, member string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.api.start(ctx, m.container); err != nil {
+	if err := c.api.Start(ctx, m.container); err != nil {
 		return fmt.Errorf("start ZooKeeper %s (container %s): %w", member, m.name, err)
 	}
 	err = c.waitUp(ctx, m, func(ctx context.Context) error {
@@ -556,41 +560,17 @@ func (c *Compose) zooKeeperMode(ctx context.Context, m *dockerMember) (string, e
 	if err != nil {
 		return "", err
 	}
-	out, err := fourLetterWord(ctx, addr, "srvr")
+	ctx, cancel := context.WithTimeout(ctx, srvrTimeout)
+	defer cancel()
+	mode, _, err := harness.ZooKeeperStat(ctx, addr)
 	if err != nil {
 		return "", fmt.Errorf("ZooKeeper %s: %w", m.service, err)
 	}
-	for line := range strings.Lines(out) {
-		if mode, ok := strings.CutPrefix(strings.TrimSpace(line), "Mode: "); ok {
-			return mode, nil
-		}
-	}
-	return "", fmt.Errorf("ZooKeeper %s on %s is not serving: %q", m.service, addr, strings.TrimSpace(out))
+	return mode, nil
 }
 
-// fourLetterWord sends ZooKeeper's four-letter command cmd to addr and
-// returns the answer.
-func fourLetterWord(ctx context.Context, addr, cmd string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	if _, err := io.WriteString(conn, cmd); err != nil {
-		return "", fmt.Errorf("%s to %s: %w", cmd, addr, err)
-	}
-	b, err := io.ReadAll(io.LimitReader(conn, 64<<10))
-	if err != nil {
-		return "", fmt.Errorf("%s to %s: %w", cmd, addr, err)
-	}
-	return string(b), nil
-}
+// srvrTimeout bounds one srvr exchange with a ZooKeeper container.
+const srvrTimeout = 2 * time.Second
 
 // Versions reports the ZooKeeper version (from srvr of the first member
 // that answers) and the image of the kvservers.
@@ -601,19 +581,16 @@ func (c *Compose) Versions(ctx context.Context) map[string]string {
 		if err != nil {
 			continue
 		}
-		out, err := fourLetterWord(ctx, addr, "srvr")
-		if err != nil {
-			continue
-		}
-		line, _, _ := strings.Cut(out, "\n")
-		if s, ok := strings.CutPrefix(line, "Zookeeper version: "); ok {
-			s, _, _ = strings.Cut(s, ",")
-			v["zookeeper"] = strings.TrimSpace(s)
+		sctx, cancel := context.WithTimeout(ctx, srvrTimeout)
+		_, version, _ := harness.ZooKeeperStat(sctx, addr)
+		cancel()
+		if version != "" {
+			v["zookeeper"] = version
 			break
 		}
 	}
 	if len(c.nodes) > 0 {
-		if ct, err := c.api.inspect(ctx, c.nodes[0].container); err == nil {
+		if ct, err := c.api.Inspect(ctx, c.nodes[0].container); err == nil {
 			v["kvserver image"] = ct.Config.Image
 		}
 	}
@@ -624,7 +601,7 @@ func (c *Compose) Versions(ctx context.Context) map[string]string {
 // included, to dir/<service>.log (stdout and stderr, with docker's
 // timestamps). It goes on after a failure and returns the joined errors.
 func (c *Compose) SaveLogs(ctx context.Context, dir string) error {
-	list, err := c.api.list(ctx, LabelComposeProject+"="+c.cfg.Project)
+	list, err := c.api.List(ctx, LabelComposeProject+"="+c.cfg.Project)
 	if err != nil {
 		return fmt.Errorf("save logs: %w", err)
 	}
@@ -635,16 +612,16 @@ func (c *Compose) SaveLogs(ctx context.Context, dir string) error {
 	for _, s := range list {
 		name := s.Labels[LabelComposeService]
 		if name == "" || strings.EqualFold(s.Labels[LabelComposeOneOff], "true") {
-			name = strings.TrimPrefix(s.name(), "/")
+			name = strings.TrimPrefix(s.DisplayName(), "/")
 		}
-		ct, err := c.api.inspect(ctx, s.ID)
+		ct, err := c.api.Inspect(ctx, s.ID)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		text, err := c.api.logs(ctx, s.ID, ct.Config.Tty, -1)
+		text, err := c.api.Logs(ctx, s.ID, ct.Config.Tty, -1)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("logs of %s: %w", ct.name(), err))
+			errs = append(errs, fmt.Errorf("logs of %s: %w", ct.DisplayName(), err))
 			continue
 		}
 		if err := os.WriteFile(filepath.Join(dir, name+".log"), []byte(text), 0o644); err != nil {
@@ -652,229 +629,6 @@ func (c *Compose) SaveLogs(ctx context.Context, dir string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// dockerAPI is a small client of the Docker Engine API over a unix socket.
-type dockerAPI struct {
-	hc     *http.Client
-	socket string
-	prefix string // "" or "/v1.41"
-}
-
-// DockerAPIError is a Docker Engine API answer other than 2xx.
-type DockerAPIError struct {
-	Method, Path string
-	StatusCode   int
-	Message      string
-}
-
-func (e *DockerAPIError) Error() string {
-	return fmt.Sprintf("docker engine: %s %s: %d %s", e.Method, e.Path, e.StatusCode, e.Message)
-}
-
-func newDockerAPI(socket, version string) *dockerAPI {
-	prefix := ""
-	if version != "" {
-		prefix = "/v" + strings.TrimPrefix(version, "v")
-	}
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		},
-		MaxIdleConns:    4,
-		IdleConnTimeout: 30 * time.Second,
-	}
-	return &dockerAPI{hc: &http.Client{Transport: tr}, socket: socket, prefix: prefix}
-}
-
-// do sends one request and decodes a JSON answer into out (when not nil).
-// Answers 304 (nothing to do) count as success.
-func (d *dockerAPI) do(ctx context.Context, method, path string, query url.Values, out any) error {
-	u := "http://docker" + d.prefix + path
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, nil)
-	if err != nil {
-		return fmt.Errorf("docker engine: %w", err)
-	}
-	resp, err := d.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("docker engine on %s: %w", d.socket, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotModified {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		var m struct {
-			Message string `json:"message"`
-		}
-		msg := strings.TrimSpace(string(body))
-		if json.Unmarshal(body, &m) == nil && m.Message != "" {
-			msg = m.Message
-		}
-		return &DockerAPIError{Method: method, Path: path, StatusCode: resp.StatusCode, Message: msg}
-	}
-	if out == nil {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return nil
-	}
-	if w, ok := out.(io.Writer); ok {
-		if _, err := io.Copy(w, resp.Body); err != nil {
-			return fmt.Errorf("docker engine: %s %s: %w", method, path, err)
-		}
-		return nil
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("docker engine: %s %s: decode: %w", method, path, err)
-	}
-	return nil
-}
-
-// containerSummary is one entry of GET /containers/json.
-type containerSummary struct {
-	ID     string            `json:"Id"`
-	Names  []string          `json:"Names"`
-	Labels map[string]string `json:"Labels"`
-	State  string            `json:"State"`
-}
-
-func (s containerSummary) name() string {
-	if len(s.Names) > 0 {
-		return strings.TrimPrefix(s.Names[0], "/")
-	}
-	return s.ID
-}
-
-// containerJSON is the part of GET /containers/{id}/json the driver uses.
-type containerJSON struct {
-	ID    string `json:"Id"`
-	Name  string `json:"Name"`
-	State struct {
-		Running  bool `json:"Running"`
-		ExitCode int  `json:"ExitCode"`
-	} `json:"State"`
-	Config struct {
-		Image  string            `json:"Image"`
-		Env    []string          `json:"Env"`
-		Labels map[string]string `json:"Labels"`
-		Tty    bool              `json:"Tty"`
-	} `json:"Config"`
-	NetworkSettings struct {
-		Ports map[string][]struct {
-			HostIP   string `json:"HostIp"`
-			HostPort string `json:"HostPort"`
-		} `json:"Ports"`
-		Networks map[string]struct {
-			IPAddress string `json:"IPAddress"`
-		} `json:"Networks"`
-	} `json:"NetworkSettings"`
-}
-
-func (c containerJSON) name() string { return strings.TrimPrefix(c.Name, "/") }
-
-// env maps the container's environment variables.
-func (c containerJSON) env() map[string]string {
-	m := make(map[string]string, len(c.Config.Env))
-	for _, kv := range c.Config.Env {
-		k, v, _ := strings.Cut(kv, "=")
-		m[k] = v
-	}
-	return m
-}
-
-// list returns every container (running or not) that has all the labels
-// ("key=value").
-func (d *dockerAPI) list(ctx context.Context, labels ...string) ([]containerSummary, error) {
-	filters, err := json.Marshal(map[string][]string{"label": labels})
-	if err != nil {
-		return nil, fmt.Errorf("docker engine: %w", err)
-	}
-	var out []containerSummary
-	q := url.Values{"all": {"1"}, "filters": {string(filters)}}
-	if err := d.do(ctx, http.MethodGet, "/containers/json", q, &out); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (d *dockerAPI) inspect(ctx context.Context, id string) (containerJSON, error) {
-	var out containerJSON
-	err := d.do(ctx, http.MethodGet, "/containers/"+url.PathEscape(id)+"/json", nil, &out)
-	return out, err
-}
-
-// kill sends signal to the container; one that does not run is not an
-// error.
-func (d *dockerAPI) kill(ctx context.Context, id, signal string) error {
-	err := d.do(ctx, http.MethodPost, "/containers/"+url.PathEscape(id)+"/kill", url.Values{"signal": {signal}}, nil)
-	var apiErr *DockerAPIError
-	if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusConflict {
-		return nil // "is not running"
-	}
-	return err
-}
-
-// start starts the container; one that runs already is not an error.
-func (d *dockerAPI) start(ctx context.Context, id string) error {
-	return d.do(ctx, http.MethodPost, "/containers/"+url.PathEscape(id)+"/start", nil, nil)
-}
-
-// wait blocks until the container does not run and returns its exit code.
-func (d *dockerAPI) wait(ctx context.Context, id string) (int, error) {
-	var out struct {
-		StatusCode int `json:"StatusCode"`
-		Error      *struct {
-			Message string `json:"Message"`
-		} `json:"Error"`
-	}
-	err := d.do(ctx, http.MethodPost, "/containers/"+url.PathEscape(id)+"/wait", url.Values{"condition": {"not-running"}}, &out)
-	if err != nil {
-		return 0, err
-	}
-	if out.Error != nil && out.Error.Message != "" {
-		return out.StatusCode, fmt.Errorf("docker engine: wait %s: %s", id, out.Error.Message)
-	}
-	return out.StatusCode, nil
-}
-
-// logs returns the container's stdout and stderr, the last tail lines
-// (all when tail < 0). Without a TTY the engine multiplexes both streams
-// in frames, which are taken apart here.
-func (d *dockerAPI) logs(ctx context.Context, id string, tty bool, tail int) (string, error) {
-	q := url.Values{"stdout": {"1"}, "stderr": {"1"}, "timestamps": {"1"}, "tail": {"all"}}
-	if tail >= 0 {
-		q.Set("tail", strconv.Itoa(tail))
-	}
-	var raw strings.Builder
-	if err := d.do(ctx, http.MethodGet, "/containers/"+url.PathEscape(id)+"/logs", q, &raw); err != nil {
-		return "", err
-	}
-	if tty {
-		return raw.String(), nil
-	}
-	return demuxLogs(raw.String())
-}
-
-// demuxLogs joins the payloads of the engine's stream frames: an 8-byte
-// header (stream, three zero bytes, big-endian payload size), then the
-// payload.
-func demuxLogs(s string) (string, error) {
-	var out strings.Builder
-	r := bufio.NewReader(strings.NewReader(s))
-	hdr := make([]byte, 8)
-	for {
-		if _, err := io.ReadFull(r, hdr); err != nil {
-			if errors.Is(err, io.EOF) {
-				return out.String(), nil
-			}
-			return out.String(), fmt.Errorf("log stream: %w", err)
-		}
-		n := int64(binary.BigEndian.Uint32(hdr[4:]))
-		if _, err := io.CopyN(&out, r, n); err != nil {
-			return out.String(), fmt.Errorf("log stream: %w", err)
-		}
-	}
 }
 
 var _ interface {

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -796,27 +795,10 @@ func (c *Local) Versions(ctx context.Context) map[string]string {
 		v["nats-server"] = server.VERSION
 	}
 	addr, _, _ := strings.Cut(c.zkAddr, ",")
-	if out, err := harness.FourLetter(ctx, addr, "srvr"); err == nil {
-		if s := zooKeeperVersion(out); s != "" {
-			v["zookeeper"] = s
-		}
+	if _, s, _ := harness.ZooKeeperStat(ctx, addr); s != "" {
+		v["zookeeper"] = s
 	}
 	return v
-}
-
-// zooKeeperVersion extracts the version from a srvr answer's "Zookeeper
-// version: 3.8.4-..., built on ..." line.
-func zooKeeperVersion(srvr string) string {
-	sc := bufio.NewScanner(strings.NewReader(srvr))
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "Zookeeper version:"); ok {
-			v, _, _ = strings.Cut(strings.TrimSpace(v), ",")
-			// Debian's build leaves the git placeholder in: "3.8.0-${mvngit.commit.id}".
-			v, _, _ = strings.Cut(v, "-${")
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }
 
 // Close stops everything the cluster started, newest first: the kvservers

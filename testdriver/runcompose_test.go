@@ -1,6 +1,4 @@
-//go:build composewiring
-
-package testdriver
+package testdriver_test
 
 import (
 	"encoding/json"
@@ -11,7 +9,9 @@ import (
 	"testing"
 	"time"
 	"zkv/internal/harness"
+	"zkv/testdriver"
 	"zkv/testdriver/cluster"
+	"zkv/testdriver/cluster/composetest"
 )
 
 // TestRunComposeWiring runs RunCompose against a fake compose project
@@ -24,16 +24,16 @@ func TestRunComposeWiring(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(ns.Shutdown)
-	p := newComposeProject(t, 0)
-	p.engine.with(func() {
-		p.nodes["n1"].env = append(p.nodes["n1"].env, "ZKV_SESSION_TIMEOUT=3s")
-		p.nodes["n1"].logs = "n1 started\n"
+	p := composetest.NewProject(t, 0)
+	p.Engine.With(func() {
+		p.Nodes["n1"].Env = append(p.Nodes["n1"].Env, "ZKV_SESSION_TIMEOUT=3s")
+		p.Nodes["n1"].Logs = "n1 started\n"
 	})
 	root := t.TempDir()
 	var out strings.Builder
-	sum, err := RunCompose(testContext(t), ComposeRun{
-		Config:   Config{Scenarios: []string{ScenarioAddRead}, Timeout: 500 * time.Millisecond},
-		Docker:   cluster.ComposeConfig{Project: "p", Socket: p.engine.socket, NATSURL: ns.URL()},
+	sum, err := testdriver.RunCompose(testCtx(t, 10*time.Second), testdriver.ComposeRun{
+		Config:   testdriver.Config{Scenarios: []string{testdriver.ScenarioAddRead}, Timeout: 500 * time.Millisecond},
+		Docker:   cluster.ComposeConfig{Project: "p", Socket: p.Engine.Socket(), NATSURL: ns.URL()},
 		LogRoot:  root,
 		SaveLogs: true,
 	}, &out)
@@ -41,10 +41,10 @@ func TestRunComposeWiring(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RunCompose: %v", err)
 	}
-	if sum.Passed() || sum.Scenario(ScenarioAddRead).Result != Fail {
-		t.Fatalf("add-read %s, want FAIL (nobody answers)", sum.Scenario(ScenarioAddRead).Result)
+	if sum.Passed() || sum.Scenario(testdriver.ScenarioAddRead).Result != testdriver.Fail {
+		t.Fatalf("add-read %s, want FAIL (nobody answers)", sum.Scenario(testdriver.ScenarioAddRead).Result)
 	}
-	if filepath.Base(sum.LogDir) != ComposeLogSubdir || filepath.Dir(filepath.Dir(sum.LogDir)) != root {
+	if filepath.Base(sum.LogDir) != testdriver.ComposeLogSubdir || filepath.Dir(filepath.Dir(sum.LogDir)) != root {
 		t.Errorf("log dir %s, want %s/<timestamp>/compose", sum.LogDir, root)
 	}
 	if sum.SessionTimeout != 3*time.Second {
@@ -62,25 +62,25 @@ func TestRunComposeWiring(t *testing.T) {
 		Result string `json:"result"`
 		LogDir string `json:"log_dir"`
 	}
-	raw, err := os.ReadFile(filepath.Join(sum.LogDir, SummaryName))
+	raw, err := os.ReadFile(filepath.Join(sum.LogDir, testdriver.SummaryName))
 	if err != nil || json.Unmarshal(raw, &js) != nil || js.Result != "FAIL" || js.LogDir != sum.LogDir {
 		t.Errorf("summary.json = %s, %v", raw, err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(sum.LogDir, DriverLogName)); !strings.Contains(string(b), "compose run") {
+	if b, _ := os.ReadFile(filepath.Join(sum.LogDir, testdriver.DriverLogName)); !strings.Contains(string(b), "compose run") {
 		t.Errorf("driver.log lacks the debug lines")
 	}
 
 	// A project that is not up: the error, and summary.json all the same,
 	// in the directory given.
 	exact := filepath.Join(t.TempDir(), "here")
-	sum, err = RunCompose(testContext(t), ComposeRun{
-		Docker: cluster.ComposeConfig{Project: "nope", Socket: p.engine.socket},
+	sum, err = testdriver.RunCompose(testCtx(t, 10*time.Second), testdriver.ComposeRun{
+		Docker: cluster.ComposeConfig{Project: "nope", Socket: p.Engine.Socket()},
 		LogDir: exact,
 	}, &out)
-	if !errors.Is(err, ErrNoContainer) || sum.LogDir != exact {
+	if !errors.Is(err, cluster.ErrNoContainer) || sum.LogDir != exact {
 		t.Fatalf("RunCompose of a missing project = %v (log dir %s), want ErrNoContainer in %s", err, sum.LogDir, exact)
 	}
-	if _, err := os.Stat(filepath.Join(exact, SummaryName)); err != nil {
+	if _, err := os.Stat(filepath.Join(exact, testdriver.SummaryName)); err != nil {
 		t.Errorf("summary.json: %v", err)
 	}
 }
