@@ -7,12 +7,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"zkv/internal/harness"
-	"zkv/testdriver/cluster"
 
 	"github.com/nats-io/nats.go"
 
 	"zkv/bus"
+	"zkv/internal/harness"
+	"zkv/testdriver/cluster"
 )
 
 // The functions below each perform one step and return it, fully

@@ -6,9 +6,9 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"zkv/testdriver/cluster"
 
 	"zkv/bus"
+	"zkv/testdriver/cluster"
 )
 
 // The scenarios, in the order Run runs them.

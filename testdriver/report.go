@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
 	"zkv/testdriver/cluster"
 )
 

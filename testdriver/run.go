@@ -12,13 +12,13 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"zkv/internal/harness"
-	"zkv/testdriver/cluster"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"zkv/bus"
+	"zkv/internal/harness"
+	"zkv/testdriver/cluster"
 )
 
 // Retry pauses of the driver's bus.Client: short, so that the first write

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"time"
+
 	"zkv/testdriver/cluster"
 )
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+
 	"zkv/internal/harness"
 	"zkv/testdriver"
 	"zkv/testdriver/cluster"

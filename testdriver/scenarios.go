@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"sync"
 	"time"
-	"zkv/testdriver/cluster"
 
 	"zkv/bus"
+	"zkv/testdriver/cluster"
 )
 
 // The keys and values the scenarios write.

@@ -14,9 +14,9 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
-	"zkv/testdriver/cluster"
 
 	"zkv/bus"
+	"zkv/testdriver/cluster"
 )
 
 // DefaultNATSPort is the NATS port Up prefers, so that kvctl and the nats

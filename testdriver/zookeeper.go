@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+
 	"zkv/internal/harness"
 	"zkv/testdriver/cluster"
 )

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+
 	"zkv/testdriver/cluster"
 	"zkv/testdriver/cluster/composetest"
 )
