@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"zkv/internal/harness"
+	"zkv/testdriver/cluster"
 )
 
 // TestElectionEndToEnd runs the election study against a real ZooKeeper,
@@ -81,7 +82,7 @@ func endToEnd(t *testing.T) (context.Context, string) {
 		t.Fatal(err)
 	}
 	probe.Stop()
-	bin, cleanup, err := kvserverBinary(ctx, "")
+	bin, cleanup, err := cluster.Binary(ctx, "kvserver", "", true)
 	if err != nil {
 		t.Fatal(err)
 	}

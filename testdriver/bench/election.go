@@ -17,26 +17,28 @@ import (
 
 	"zkv/bus"
 	"zkv/internal/harness"
+	"zkv/testdriver/cluster"
 )
 
-// Ways the election benchmark stops the leader.
+// Ways the election benchmark stops the leader: package cluster's two,
+// and pause.
 const (
-	StopKill  = "sigkill" // crash: the session must expire
-	StopTerm  = "sigterm" // clean resignation
-	StopPause = "pause"   // SIGSTOP past the session timeout, then SIGCONT
+	StopKill  = string(cluster.StopKill) // crash: the session must expire
+	StopTerm  = string(cluster.StopTerm) // clean resignation
+	StopPause = "pause"                  // SIGSTOP past the session timeout, then SIGCONT
 )
 
-// ParseStop checks a --stop value.
+// ParseStop checks a --stop value: pause, or a stop cluster.ParseStop
+// accepts.
 func ParseStop(s string) (string, error) {
-	switch m := strings.ToLower(strings.TrimSpace(s)); m {
-	case StopKill, StopTerm, StopPause:
-		return m, nil
-	case "kill":
-		return StopKill, nil
-	case "term":
-		return StopTerm, nil
+	if strings.EqualFold(strings.TrimSpace(s), StopPause) {
+		return StopPause, nil
 	}
-	return "", fmt.Errorf("stop %q: want sigkill, sigterm or pause", s)
+	st, err := cluster.ParseStop(s)
+	if err != nil {
+		return "", fmt.Errorf("%w, or pause", err)
+	}
+	return string(st), nil
 }
 
 // Paths kvserver uses by default.
