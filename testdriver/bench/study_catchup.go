@@ -95,7 +95,7 @@ func CatchUpStudy(ctx context.Context, cfg CatchUpConfig, out, label string, app
 		cfg.Log = os.Stderr
 	}
 	zkv := "unknown"
-	cfg.OnZK = func(env *ZKEnv) { zkv = env.Version(ctx) }
+	cfg.OnCluster = func(c *cluster.Local) { zkv = zooKeeperVersion(ctx, c) }
 	r, err := RunCatchUp(ctx, cfg)
 	if err != nil {
 		return err

@@ -87,8 +87,8 @@ func KVStudy(ctx context.Context, cfg KVConfig, out string, quiet bool, command 
 	cfg.Log = pr.Log()
 	cfg.OnStep = pr.Step
 	zkv := "unknown"
-	cfg.OnZK = func(env *ZKEnv) { zkv = env.Version(ctx) }
-	rs, _, err := RunKV(ctx, cfg)
+	cfg.OnCluster = func(c *cluster.Local) { zkv = zooKeeperVersion(ctx, c) }
+	rs, err := RunKV(ctx, cfg)
 	pr.Done()
 	if err != nil {
 		return err
