@@ -15,6 +15,7 @@ import (
 
 	"zkv/bus"
 	"zkv/internal/harness"
+	"zkv/testdriver/cluster"
 )
 
 // CatchUpConfig configures RunCatchUp.
@@ -38,8 +39,8 @@ type CatchUpConfig struct {
 	Timeout  time.Duration
 	KVServer string
 	Log      io.Writer
-	// OnZK is called once ZooKeeper is up.
-	OnZK func(*ZKEnv)
+	// OnCluster is called once the cluster is up.
+	OnCluster func(*cluster.Local)
 }
 
 // CatchUpResult is what one run measured.
@@ -98,36 +99,20 @@ func RunCatchUp(ctx context.Context, cfg CatchUpConfig) (CatchUpResult, error) {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
-	ns, err := StartNATSCluster(ctx, 1)
-	if err != nil {
-		return res, err
-	}
-	defer ns.Shutdown()
-	env, err := StartZK(ctx, ZKStandalone, ZKOptions{})
-	if err != nil {
-		return res, err
-	}
-	defer env.Stop()
-	if cfg.OnZK != nil {
-		cfg.OnZK(env)
-	}
-	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	cluster, err := harness.StartCluster(cctx, cfg.KVServer, 3, harness.NodeOptions{
-		ZooKeeper: env.Connect,
-		NATSURL:   ns.URL(),
-		LogLevel:  "info", // transitions only: the follower's "caught up" line is reported
-		Args:      []string{"--catch-up"},
+	local, err := startLocal(ctx, cluster.LocalOptions{
+		KVServer:       cfg.KVServer,
+		JetStream:      true,   // as in every run so far, though nothing here uses it
+		ServerLogLevel: "info", // transitions only: the follower's "caught up" line is reported
+		NodeArgs:       []string{"--catch-up"},
 	})
-	cancel()
 	if err != nil {
 		return res, err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = cluster.StopAll(sctx)
-	}()
-	nc, err := ns.Connect()
+	defer closeLocal(ctx, local)
+	if cfg.OnCluster != nil {
+		cfg.OnCluster(local)
+	}
+	nc, err := dial(local)
 	if err != nil {
 		return res, err
 	}
@@ -136,45 +121,39 @@ func RunCatchUp(ctx context.Context, cfg CatchUpConfig) (CatchUpResult, error) {
 	if err != nil {
 		return res, err
 	}
-	res.Leader, err = waitLeader(ctx, client, cluster)
+	leader, followers, err := firstLeader(ctx, client, local)
 	if err != nil {
 		return res, err
 	}
-	for _, n := range cluster.Nodes() {
-		if n.ID() != res.Leader {
-			res.Follower = n.ID()
-		}
-	}
+	res.Leader, res.Follower = leader, followers[len(followers)-1]
 	fmt.Fprintf(cfg.Log, "leader %s; loading %d keys of %d bytes\n", res.Leader, cfg.Keys, cfg.ValueSize)
 
 	start := time.Now()
-	if res.LoadErrors, err = load(ctx, ns, cfg); err != nil {
+	if res.LoadErrors, err = load(ctx, local, cfg); err != nil {
 		return res, err
 	}
 	res.Load = time.Since(start)
 	fmt.Fprintf(cfg.Log, "loaded in %s (%.0f writes/s); waiting for every copy\n", res.Load.Round(time.Millisecond), float64(cfg.Keys)/res.Load.Seconds())
-	for _, n := range cluster.Nodes() {
-		if err := waitCaughtUp(ctx, client, n.ID(), cfg.Keys, 2*time.Minute); err != nil {
+	for _, id := range local.Nodes() {
+		if err := waitCaughtUp(ctx, client, id, cfg.Keys, 2*time.Minute); err != nil {
 			return res, err
 		}
 	}
 
-	w, err := startLoadWriter(ctx, ns, cfg.Writers, cfg.ValueSize)
+	w, err := startLoadWriter(ctx, local, cfg.Writers, cfg.ValueSize)
 	if err != nil {
 		return res, err
 	}
 	defer w.stop()
 	n0, t0 := w.count()
-	select {
-	case <-ctx.Done():
+	if !pause(ctx, cfg.Baseline) {
 		return res, ctx.Err()
-	case <-time.After(cfg.Baseline):
 	}
 	n1, t1 := w.count()
 	res.Baseline = float64(n1-n0) / t1.Sub(t0).Seconds()
 	fmt.Fprintf(cfg.Log, "writer before the catch-up: %.0f writes/s\n", res.Baseline)
 	if cfg.Pagers > 0 {
-		if err := measurePagers(ctx, ns, cfg, w, &res); err != nil {
+		if err := measurePagers(ctx, local, cfg, w, &res); err != nil {
 			return res, err
 		}
 		fmt.Fprintf(cfg.Log, "writer with %d one-entry pagers: %.0f writes/s (%.2f× before; %d pages, %d refused)\n", cfg.Pagers, res.WithPagers, res.PagerRatio(), res.Pages, res.Refused)
@@ -183,7 +162,7 @@ func RunCatchUp(ctx context.Context, cfg CatchUpConfig) (CatchUpResult, error) {
 
 	rstart := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	err = cluster.Node(res.Follower).Restart(rctx)
+	err = local.Start(rctx, res.Follower)
 	cancel()
 	if err != nil {
 		return res, fmt.Errorf("restart %s: %w", res.Follower, err)
@@ -197,7 +176,7 @@ func RunCatchUp(ctx context.Context, cfg CatchUpConfig) (CatchUpResult, error) {
 	res.CatchUp = t3.Sub(t2)
 	res.During = float64(n3-n2) / t3.Sub(t2).Seconds()
 	res.WriterErrors = w.errors.Load()
-	for line := range strings.SplitSeq(cluster.Node(res.Follower).LogTail(200), "\n") {
+	for line := range strings.SplitSeq(local.Process(res.Follower).LogTail(200), "\n") {
 		if strings.Contains(line, "caught up") || strings.Contains(line, "catch-up failed") {
 			res.FollowerLog = append(res.FollowerLog, line)
 		}
@@ -211,7 +190,7 @@ func RunCatchUp(ctx context.Context, cfg CatchUpConfig) (CatchUpResult, error) {
 
 // measurePagers runs cfg.Pagers clients that page the leader's snapshot
 // one entry at a time for cfg.Baseline, measuring the writer meanwhile.
-func measurePagers(ctx context.Context, ns *NATSCluster, cfg CatchUpConfig, w *loadWriter, res *CatchUpResult) error {
+func measurePagers(ctx context.Context, local *cluster.Local, cfg CatchUpConfig, w *loadWriter, res *CatchUpResult) error {
 	pctx, stop := context.WithCancel(ctx)
 	var pages, refused atomic.Int64
 	var wg sync.WaitGroup
@@ -221,7 +200,7 @@ func measurePagers(ctx context.Context, ns *NATSCluster, cfg CatchUpConfig, w *l
 	}()
 	subj := bus.Subjects{Prefix: bus.DefaultPrefix}.LeaderSnapshot()
 	for range cfg.Pagers {
-		nc, err := ns.Connect()
+		nc, err := dial(local)
 		if err != nil {
 			return err
 		}
@@ -249,43 +228,13 @@ func measurePagers(ctx context.Context, ns *NATSCluster, cfg CatchUpConfig, w *l
 		})
 	}
 	n0, t0 := w.count()
-	select {
-	case <-ctx.Done():
+	if !pause(ctx, cfg.Baseline) {
 		return ctx.Err()
-	case <-time.After(cfg.Baseline):
 	}
 	n1, t1 := w.count()
 	res.WithPagers = float64(n1-n0) / t1.Sub(t0).Seconds()
 	res.Pages, res.Refused = pages.Load(), refused.Load()
 	return nil
-}
-
-// waitLeader returns the leader once every node follows it.
-func waitLeader(ctx context.Context, c *bus.Client, cluster *harness.Cluster) (string, error) {
-	hctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	var leader string
-	err := harness.WaitFor(hctx, 50*time.Millisecond, func() error {
-		leader = ""
-		for _, n := range cluster.Nodes() {
-			st, err := c.Status(hctx, n.ID())
-			if err != nil {
-				return err
-			}
-			switch st.Role {
-			case bus.RoleLeader:
-				leader = st.Node
-			case bus.RoleFollower:
-			default:
-				return fmt.Errorf("%s is %s", st.Node, st.Role)
-			}
-		}
-		if leader == "" {
-			return errors.New("no leader yet")
-		}
-		return nil
-	})
-	return leader, err
 }
 
 // waitCaughtUp polls id's status until it holds at least keys keys and
@@ -314,8 +263,8 @@ func waitCaughtUp(ctx context.Context, c *bus.Client, id string, keys int, timeo
 // load writes keys key-0000000... through the leader subject with up to
 // cfg.InFlight writes outstanding, sending a write again if it failed. It
 // returns how many writes failed.
-func load(ctx context.Context, ns *NATSCluster, cfg CatchUpConfig) (int64, error) {
-	nc, err := ns.Connect()
+func load(ctx context.Context, local *cluster.Local, cfg CatchUpConfig) (int64, error) {
+	nc, err := dial(local)
 	if err != nil {
 		return 0, err
 	}
@@ -390,12 +339,12 @@ type loadWriter struct {
 	conns      []*nats.Conn
 }
 
-func startLoadWriter(ctx context.Context, ns *NATSCluster, n, valueSize int) (*loadWriter, error) {
+func startLoadWriter(ctx context.Context, local *cluster.Local, n, valueSize int) (*loadWriter, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	w := &loadWriter{cancel: cancel}
 	value := strings.Repeat("w", valueSize)
 	for i := range n {
-		nc, err := ns.Connect()
+		nc, err := dial(local)
 		if err != nil {
 			w.stop()
 			return nil, err

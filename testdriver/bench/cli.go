@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"zkv/internal/harness"
+	"zkv/testdriver/cluster"
 )
 
 // DefaultOut is where the reports go, relative to the module root.
@@ -38,7 +38,7 @@ func commonFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "quick", EnvVars: []string{"ZKV_BENCH_QUICK"}, Usage: "a smoke run of under a minute (few runs, short durations); writes to a temporary directory unless --out is given"},
 		&cli.StringFlag{Name: "out", EnvVars: []string{"ZKV_BENCH_OUT"}, Value: DefaultOut, Usage: "directory of the report; CSV goes to <out>/data"},
-		&cli.StringFlag{Name: "kvserver", EnvVars: []string{"ZKV_BENCH_KVSERVER"}, Usage: "kvserver binary (default: build ./cmd/kvserver into a temporary directory)"},
+		&cli.StringFlag{Name: "kvserver", EnvVars: []string{"ZKV_BENCH_KVSERVER"}, Usage: "kvserver binary (default: the one beside this program, else ./cmd/kvserver built into a temporary directory)"},
 		&cli.BoolFlag{Name: "quiet", EnvVars: []string{"ZKV_BENCH_QUIET"}, Usage: "no progress output"},
 	}
 }
@@ -73,7 +73,7 @@ func electionCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			bin, cleanup, err := kvserverBinary(ctx, c.String("kvserver"))
+			bin, cleanup, err := cluster.Binary(ctx, "kvserver", c.String("kvserver"), true)
 			if err != nil {
 				return err
 			}
@@ -184,32 +184,6 @@ func sanitizeArgs(in []string) string {
 		args = append(args, a)
 	}
 	return strings.Join(args, " ")
-}
-
-// kvserverBinary returns bin, or builds cmd/kvserver of the current
-// module into a temporary directory that cleanup removes.
-func kvserverBinary(ctx context.Context, bin string) (string, func(), error) {
-	if bin != "" {
-		abs, err := filepath.Abs(bin)
-		return abs, func() {}, err
-	}
-	root, err := harness.ModuleRoot(ctx)
-	if err != nil {
-		return "", nil, err
-	}
-	dir, err := os.MkdirTemp("", "zkv-bench-bin-*")
-	if err != nil {
-		return "", nil, err
-	}
-	cleanup := func() { _ = os.RemoveAll(dir) }
-	out := filepath.Join(dir, "kvserver")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/kvserver")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		cleanup()
-		return "", nil, fmt.Errorf("go build ./cmd/kvserver: %w\n%s", err, b)
-	}
-	return out, cleanup, nil
 }
 
 // echoCommand is the hidden responder process of the kv benchmark.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"zkv/internal/harness"
+	"zkv/testdriver/cluster"
 )
 
 // TestElectionEndToEnd runs the election study against a real ZooKeeper,
@@ -73,18 +74,20 @@ func endToEnd(t *testing.T) (context.Context, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	probe, err := StartZK(ctx, ZKStandalone, ZKOptions{})
+	bin, cleanup, err := cluster.Binary(ctx, "kvserver", "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cleanup)
+	probe, err := cluster.StartLocal(ctx, cluster.LocalOptions{KVServer: bin, NoServers: true})
 	if errors.Is(err, harness.ErrZooKeeperMissing) {
 		t.Skip(err)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	probe.Stop()
-	bin, cleanup, err := kvserverBinary(ctx, "")
-	if err != nil {
+	if err := probe.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(cleanup)
 	return ctx, bin
 }

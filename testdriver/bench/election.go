@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,26 +18,28 @@ import (
 
 	"zkv/bus"
 	"zkv/internal/harness"
+	"zkv/testdriver/cluster"
 )
 
-// Ways the election benchmark stops the leader.
+// Ways the election benchmark stops the leader: package cluster's two,
+// and pause.
 const (
-	StopKill  = "sigkill" // crash: the session must expire
-	StopTerm  = "sigterm" // clean resignation
-	StopPause = "pause"   // SIGSTOP past the session timeout, then SIGCONT
+	StopKill  = string(cluster.StopKill) // crash: the session must expire
+	StopTerm  = string(cluster.StopTerm) // clean resignation
+	StopPause = "pause"                  // SIGSTOP past the session timeout, then SIGCONT
 )
 
-// ParseStop checks a --stop value.
+// ParseStop checks a --stop value: pause, or a stop cluster.ParseStop
+// accepts.
 func ParseStop(s string) (string, error) {
-	switch m := strings.ToLower(strings.TrimSpace(s)); m {
-	case StopKill, StopTerm, StopPause:
-		return m, nil
-	case "kill":
-		return StopKill, nil
-	case "term":
-		return StopTerm, nil
+	if strings.EqualFold(strings.TrimSpace(s), StopPause) {
+		return StopPause, nil
 	}
-	return "", fmt.Errorf("stop %q: want sigkill, sigterm or pause", s)
+	st, err := cluster.ParseStop(s)
+	if err != nil {
+		return "", fmt.Errorf("%w, or pause", err)
+	}
+	return string(st), nil
 }
 
 // Paths kvserver uses by default.
@@ -69,8 +72,9 @@ type ElectionConfig struct {
 	OnRun func(ElectionRun)
 	// OnSetting is called before the first run of each setting.
 	OnSetting func(zkMode, stop string, timeout time.Duration)
-	// OnZK is called once each ZooKeeper deployment is up.
-	OnZK func(*ZKEnv)
+	// OnZK is called once each ZooKeeper deployment is up (with NATS, and
+	// no kvservers yet).
+	OnZK func(*cluster.Local)
 }
 
 // ElectionRun is one measured failover. Durations are from the moment the
@@ -125,6 +129,9 @@ func RunElection(ctx context.Context, cfg ElectionConfig) ([]ElectionRun, error)
 	if cfg.Runs < 1 {
 		return nil, errors.New("election: need at least one run")
 	}
+	if slices.Contains(cfg.ZK, ZKRemote) && cfg.ExternalZK == "" && cfg.Latency <= 0 {
+		return nil, errors.New("election: a remote ZooKeeper needs a positive latency")
+	}
 	var out []ElectionRun
 	for _, mode := range cfg.ZK {
 		runs, err := runZKMode(ctx, cfg, mode)
@@ -138,22 +145,18 @@ func RunElection(ctx context.Context, cfg ElectionConfig) ([]ElectionRun, error)
 
 func runZKMode(ctx context.Context, cfg ElectionConfig, mode string) ([]ElectionRun, error) {
 	fmt.Fprintf(cfg.Log, "starting ZooKeeper (%s)\n", mode)
-	env, err := StartZK(ctx, mode, ZKOptions{TickTime: cfg.TickTime, Latency: cfg.Latency, Jitter: cfg.Jitter, External: cfg.ExternalZK})
+	opts, tick := deployment(cfg, mode)
+	env, err := startLocal(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("election %s: %w", mode, err)
 	}
-	defer env.Stop()
+	defer closeLocal(ctx, env)
 	if cfg.OnZK != nil {
 		cfg.OnZK(env)
 	}
-	ns, err := harness.StartNATS(harness.NATSOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("election %s: %w", mode, err)
-	}
-	defer ns.Shutdown()
 	var out []ElectionRun
 	for _, st := range cfg.SessionTimeouts {
-		runs, err := runCluster(ctx, cfg, env, ns, st)
+		runs, err := runCluster(ctx, cfg, env, ElectionRun{ZK: mode, SessionTimeout: st, TickTime: tick})
 		out = append(out, runs...)
 		if err != nil {
 			return out, err
@@ -162,28 +165,50 @@ func runZKMode(ctx context.Context, cfg ElectionConfig, mode string) ([]Election
 	return out, nil
 }
 
-// election is the state of one cluster under test.
-type election struct {
-	cfg     ElectionConfig
-	env     *ZKEnv
-	st      time.Duration
-	cluster *harness.Cluster
-	zc      *zk.Conn
-	client  *bus.Client
-	writer  *writer
-	base    ElectionRun
+// deployment returns the options of the ZooKeeper deployment mode names,
+// with a NATS server and without kvservers (each setting starts its own
+// cluster against them), and the ZooKeeper servers' tick (0 when unknown:
+// an external ZooKeeper).
+func deployment(cfg ElectionConfig, mode string) (cluster.LocalOptions, time.Duration) {
+	opts := cluster.LocalOptions{KVServer: cfg.KVServer, NoServers: true, ZooKeeperTick: cfg.TickTime}
+	tick := cfg.TickTime
+	if tick <= 0 {
+		tick = harness.DefaultTickTime
+	}
+	switch {
+	case cfg.ExternalZK != "":
+		opts.ZooKeeper, tick = cfg.ExternalZK, 0
+	case mode == ZKEnsemble:
+		opts.ZooKeeperEnsemble = true
+	case mode == ZKRemote:
+		opts.ZooKeeperLatency, opts.ZooKeeperJitter = cfg.Latency, cfg.Jitter
+	}
+	return opts, tick
 }
 
-func runCluster(ctx context.Context, cfg ElectionConfig, env *ZKEnv, ns *harness.NATS, st time.Duration) ([]ElectionRun, error) {
-	base := ElectionRun{ZK: env.Mode, SessionTimeout: st, TickTime: env.TickTime}
-	neg, err := NegotiatedTimeout(ctx, env.Connect, st)
+// election is the state of one cluster under test.
+type election struct {
+	cfg    ElectionConfig
+	st     time.Duration
+	local  *cluster.Local
+	zc     *zk.Conn
+	client *bus.Client
+	writer *writer
+	base   ElectionRun
+}
+
+// runCluster starts three kvservers with the setting's session timeout
+// against env's ZooKeeper and NATS and measures every stop of cfg on them.
+func runCluster(ctx context.Context, cfg ElectionConfig, env *cluster.Local, base ElectionRun) ([]ElectionRun, error) {
+	st := base.SessionTimeout
+	neg, err := NegotiatedTimeout(ctx, env.ZooKeeper(), st)
 	if err != nil {
 		return nil, err
 	}
 	base.Negotiated = neg
 	// ZooKeeper keeps ephemeral znodes of a previous cluster until its
 	// sessions expire: wait until the election is empty.
-	zc, _, err := DialZK(ctx, env.Connect, 10*time.Second)
+	zc, _, err := DialZK(ctx, env.ZooKeeper(), 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +231,7 @@ func runCluster(ctx context.Context, cfg ElectionConfig, env *ZKEnv, ns *harness
 	if base.ZKWriteRTT, err = ZKWriteRoundTrip(zc, 20); err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(ns.URL(), nats.MaxReconnects(-1))
+	nc, err := dial(env)
 	if err != nil {
 		return nil, fmt.Errorf("election: nats: %w", err)
 	}
@@ -214,36 +239,31 @@ func runCluster(ctx context.Context, cfg ElectionConfig, env *ZKEnv, ns *harness
 	if base.NATSRTT, err = NATSRoundTrip(ctx, nc, 20); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(cfg.Log, "cluster: zk=%s session=%v negotiated=%v zk_rtt=%v zk_write_rtt=%v nats_rtt=%v\n", env.Mode, st, neg, base.ZKRTT, base.ZKWriteRTT, base.NATSRTT)
+	fmt.Fprintf(cfg.Log, "cluster: zk=%s session=%v negotiated=%v zk_rtt=%v zk_write_rtt=%v nats_rtt=%v\n", base.ZK, st, neg, base.ZKRTT, base.ZKWriteRTT, base.NATSRTT)
 
-	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	cluster, err := harness.StartCluster(cctx, cfg.KVServer, 3, harness.NodeOptions{
-		ZooKeeper:      env.Connect,
-		NATSURL:        ns.URL(),
+	local, err := startLocal(ctx, cluster.LocalOptions{
+		KVServer:       cfg.KVServer,
+		ZooKeeper:      env.ZooKeeper(),
+		NATSURL:        env.NATSURL(),
 		SessionTimeout: st,
-		LogLevel:       "warn",
+		ServerLogLevel: "warn",
 	})
-	cancel()
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = cluster.StopAll(sctx)
-	}()
+	defer closeLocal(ctx, local)
 	client, err := bus.NewClient(nc, bus.WithRequestTimeout(250*time.Millisecond), bus.WithRetryBackoff(time.Millisecond, 5*time.Millisecond))
 	if err != nil {
 		return nil, err
 	}
-	e := &election{cfg: cfg, env: env, st: st, cluster: cluster, zc: zc, client: client, base: base}
+	e := &election{cfg: cfg, st: st, local: local, zc: zc, client: client, base: base}
 	e.writer = startWriter(ctx, client, cfg.WriteInterval)
 	defer e.writer.stop()
 
 	var out []ElectionRun
 	for _, stop := range cfg.Stops {
 		if cfg.OnSetting != nil {
-			cfg.OnSetting(env.Mode, stop, st)
+			cfg.OnSetting(base.ZK, stop, st)
 		}
 		for i := 1; i <= cfg.Runs; i++ {
 			if err := ctx.Err(); err != nil {
@@ -251,7 +271,7 @@ func runCluster(ctx context.Context, cfg ElectionConfig, env *ZKEnv, ns *harness
 			}
 			r := e.run(ctx, stop, i)
 			if r.Err != "" {
-				fmt.Fprintf(cfg.Log, "run %s/%s/%v #%d: %s\n", env.Mode, stop, st, i, r.Err)
+				fmt.Fprintf(cfg.Log, "run %s/%s/%v #%d: %s\n", base.ZK, stop, st, i, r.Err)
 			}
 			out = append(out, r)
 			if cfg.OnRun != nil {
@@ -332,10 +352,7 @@ func startWriter(ctx context.Context, c *bus.Client, every time.Duration) *write
 				}
 				w.mu.Unlock()
 			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(every):
-			}
+			pause(ctx, every)
 		}
 	}()
 	return w
@@ -384,23 +401,12 @@ func (e *election) healthy(ctx context.Context) (leaderZnode, error) {
 		if err := json.Unmarshal(data, &lz); err != nil {
 			return fmt.Errorf("decode %s: %w", leaderPath, err)
 		}
-		for _, n := range e.cluster.Nodes() {
-			if !n.Running() {
-				return fmt.Errorf("%s is not running", n.ID())
-			}
-			sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-			st, err := e.client.Status(sctx, n.ID())
-			cancel()
-			if err != nil {
-				return fmt.Errorf("status %s: %w", n.ID(), err)
-			}
-			want := bus.RoleFollower
-			if n.ID() == lz.ID {
-				want = bus.RoleLeader
-			}
-			if st.Role != want || st.Epoch != lz.Epoch || st.ZooKeeper != "connected" {
-				return fmt.Errorf("%s: role %s epoch %d zk %s; want %s of epoch %d", n.ID(), st.Role, st.Epoch, st.ZooKeeper, want, lz.Epoch)
-			}
+		got, view, err := cluster.AgreeOnce(ctx, e.client, e.local.Nodes(), cluster.LeaderWant{Connected: true, RequestTimeout: 500 * time.Millisecond})
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, view)
+		}
+		if got.Leader != lz.ID || got.Epoch != lz.Epoch {
+			return fmt.Errorf("the servers follow %s of epoch %d, %s names %s of epoch %d", got.Leader, got.Epoch, leaderPath, lz.ID, lz.Epoch)
 		}
 		if a := e.writer.lastAck(); a.epoch != lz.Epoch || time.Since(a.at) > time.Second {
 			return fmt.Errorf("no recent write acknowledged in epoch %d", lz.Epoch)
@@ -426,7 +432,7 @@ func (e *election) run(ctx context.Context, stop string, i int) ElectionRun {
 		return fail("cluster not healthy: %v", err)
 	}
 	r.OldLeader, r.OldEpoch = old.ID, old.Epoch
-	node := e.cluster.Node(old.ID)
+	node := e.local.Process(old.ID)
 	if node == nil {
 		return fail("leader %q is not one of ours", old.ID)
 	}
@@ -491,33 +497,31 @@ func (e *election) run(ctx context.Context, stop string, i int) ElectionRun {
 		}
 	}
 recover:
-	if err := e.recover(ctx, node, stop, t0); err != nil && r.Err == "" {
+	if err := e.recover(ctx, old.ID, stop, t0); err != nil && r.Err == "" {
 		r.Err = err.Error()
 	}
 	return r
 }
 
-// recover brings the stopped node back as a follower.
-func (e *election) recover(ctx context.Context, node *harness.Node, stop string, t0 time.Time) error {
+// recover brings the stopped node id back as a follower.
+func (e *election) recover(ctx context.Context, id, stop string, t0 time.Time) error {
+	node := e.local.Process(id)
 	if stop == StopPause {
 		// Past the session timeout, so the paused leader finds its
 		// session expired and its lease stale when it resumes.
-		if d := time.Until(t0.Add(e.st + e.st/2)); d > 0 {
-			select {
-			case <-time.After(d):
-			case <-ctx.Done():
-			}
-		}
+		pause(ctx, time.Until(t0.Add(e.st+e.st/2)))
 		return node.Resume()
 	}
 	select {
 	case <-node.Exited():
 	case <-time.After(10 * time.Second):
-		_ = node.Kill()
+		_ = e.local.Stop(ctx, id, cluster.StopKill)
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return node.Restart(rctx)
+	return e.local.Start(rctx, id)
 }
 
 // watchLeader reports on armed once its first watch is set, then sends
@@ -540,7 +544,7 @@ func (e *election) watchLeader(ctx context.Context, old uint64, armed chan<- err
 				armed <- err
 				return
 			}
-			time.Sleep(time.Millisecond)
+			pause(ctx, time.Millisecond)
 			continue
 		}
 		if data != nil {

@@ -20,6 +20,7 @@ import (
 
 	"zkv/bus"
 	"zkv/internal/harness"
+	"zkv/testdriver/cluster"
 )
 
 // Operations the kv benchmark measures.
@@ -68,8 +69,8 @@ type KVConfig struct {
 	R3       bool
 	KVServer string
 	Log      io.Writer
-	// OnZK is called once ZooKeeper is up.
-	OnZK func(*ZKEnv)
+	// OnCluster is called once the cluster is up.
+	OnCluster func(*cluster.Local)
 	// OnStep is called after each measurement.
 	OnStep func(label string)
 }
@@ -89,9 +90,10 @@ type KVResult struct {
 // KVSteps is the number of OnStep calls RunKV makes.
 func (c KVConfig) KVSteps() int { return c.Rounds*len(KVOps)*len(c.Clients) + 1 }
 
-// RunKV sets up ZooKeeper, a NATS cluster with JetStream and three
-// kvservers, and measures every operation.
-func RunKV(ctx context.Context, cfg KVConfig) ([]KVResult, *ZKEnv, error) {
+// RunKV starts a cluster of ZooKeeper, NATS with JetStream (three
+// clustered servers with R3, else one) and three kvservers, and measures
+// every operation.
+func RunKV(ctx context.Context, cfg KVConfig) ([]KVResult, error) {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
@@ -108,44 +110,28 @@ func RunKV(ctx context.Context, cfg KVConfig) ([]KVResult, *ZKEnv, error) {
 	if cfg.R3 {
 		nservers = 3
 	}
-	fmt.Fprintf(cfg.Log, "starting %d NATS server(s) with JetStream\n", nservers)
-	nc3, err := StartNATSCluster(ctx, nservers)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer nc3.Shutdown()
-	fmt.Fprintln(cfg.Log, "starting ZooKeeper")
-	env, err := StartZK(ctx, ZKStandalone, ZKOptions{})
-	if err != nil {
-		return nil, nil, err
-	}
-	defer env.Stop()
-	if cfg.OnZK != nil {
-		cfg.OnZK(env)
-	}
-	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	cluster, err := harness.StartCluster(cctx, cfg.KVServer, 3, harness.NodeOptions{
-		ZooKeeper: env.Connect,
-		NATSURL:   nc3.URL(),
-		LogLevel:  "warn",
+	fmt.Fprintf(cfg.Log, "starting ZooKeeper, %d NATS server(s) with JetStream and three kvservers\n", nservers)
+	local, err := startLocal(ctx, cluster.LocalOptions{
+		KVServer:       cfg.KVServer,
+		NATSServers:    nservers,
+		JetStream:      true,
+		ServerLogLevel: "warn",
 	})
-	cancel()
 	if err != nil {
-		return nil, env, err
+		return nil, err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = cluster.StopAll(sctx)
-	}()
+	defer closeLocal(ctx, local)
+	if cfg.OnCluster != nil {
+		cfg.OnCluster(local)
+	}
 
 	maxClients := 0
 	for _, c := range cfg.Clients {
 		maxClients = max(maxClients, c)
 	}
-	w, err := newKVWorld(ctx, cfg, nc3, cluster, max(maxClients, 3))
+	w, err := newKVWorld(ctx, cfg, local, max(maxClients, 3))
 	if err != nil {
-		return nil, env, err
+		return nil, err
 	}
 	defer w.close()
 	fmt.Fprintf(cfg.Log, "leader %s, reading from and writing through %s\n", w.leader, w.follower)
@@ -161,7 +147,7 @@ func RunKV(ctx context.Context, cfg KVConfig) ([]KVResult, *ZKEnv, error) {
 		for _, op := range KVOps {
 			for _, c := range cfg.Clients {
 				if err := ctx.Err(); err != nil {
-					return nil, env, err
+					return nil, err
 				}
 				h, n, el := w.measure(ctx, op, c, cfg.Duration)
 				k := key{op, c}
@@ -194,13 +180,14 @@ func RunKV(ctx context.Context, cfg KVConfig) ([]KVResult, *ZKEnv, error) {
 		cfg.OnStep("replication lag")
 	}
 	if err != nil {
-		return out, env, err
+		return out, err
 	}
-	return append(out, lag...), env, nil
+	return append(out, lag...), nil
 }
 
-// kvWorld holds the connections and handles of the measurements: one
-// connection per client slot, so concurrent clients never share a socket.
+// kvWorld holds the connections and handles of the measurements on a
+// running cluster: one connection per client slot, so concurrent clients
+// never share a socket.
 type kvWorld struct {
 	cfg      KVConfig
 	conns    []*nats.Conn
@@ -216,11 +203,11 @@ type kvWorld struct {
 	body     []byte
 }
 
-func newKVWorld(ctx context.Context, cfg KVConfig, ns *NATSCluster, cluster *harness.Cluster, n int) (*kvWorld, error) {
+func newKVWorld(ctx context.Context, cfg KVConfig, local *cluster.Local, n int) (*kvWorld, error) {
 	w := &kvWorld{cfg: cfg, value: strings.Repeat("v", cfg.ValueSize)}
 	w.body = bus.Encode(bus.WriteRequest{Key: "bench-0", Value: w.value})
 	var err error
-	if w.echo, err = ns.Connect(); err != nil {
+	if w.echo, err = dial(local); err != nil {
 		return nil, err
 	}
 	w.echoSubj = "bench.echo"
@@ -232,11 +219,11 @@ func newKVWorld(ctx context.Context, cfg KVConfig, ns *NATSCluster, cluster *har
 		w.close()
 		return nil, err
 	}
-	if w.echoProc, err = startEchoProcess(ctx, ns.URL(), echoProcSubject); err != nil {
+	if w.echoProc, err = startEchoProcess(ctx, local.NATSURL(), echoProcSubject); err != nil {
 		fmt.Fprintf(cfg.Log, "no echo responder process (%v): R is measured in-process only\n", err)
 	}
 	for range n {
-		nc, err := ns.Connect()
+		nc, err := dial(local)
 		if err != nil {
 			w.close()
 			return nil, err
@@ -249,36 +236,14 @@ func newKVWorld(ctx context.Context, cfg KVConfig, ns *NATSCluster, cluster *har
 		}
 		w.clients = append(w.clients, c)
 	}
-	// The leader, once every node follows it.
-	hctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	err = harness.WaitFor(hctx, 50*time.Millisecond, func() error {
-		var leader string
-		var followers []string
-		for _, node := range cluster.Nodes() {
-			st, err := w.clients[0].Status(hctx, node.ID())
-			if err != nil {
-				return err
-			}
-			switch st.Role {
-			case bus.RoleLeader:
-				leader = st.Node
-			case bus.RoleFollower:
-				followers = append(followers, st.Node)
-			default:
-				return fmt.Errorf("%s is %s", st.Node, st.Role)
-			}
-		}
-		if leader == "" || len(followers) != len(cluster.Nodes())-1 {
-			return errors.New("no leader yet")
-		}
-		w.leader, w.follower, w.replicas = leader, followers[0], followers
-		return nil
-	})
+	w.leader, w.replicas, err = firstLeader(ctx, w.clients[0], local)
 	if err != nil {
 		w.close()
 		return nil, fmt.Errorf("kv: cluster not ready: %w", err)
 	}
+	w.follower = w.replicas[0]
+	hctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
 	if _, err := w.clients[0].Put(hctx, "bench-read", w.value); err != nil {
 		w.close()
 		return nil, fmt.Errorf("kv: first write: %w", err)
@@ -528,7 +493,7 @@ func (w *kvWorld) replicationLag(ctx context.Context, n int) ([]KVResult, error)
 					}
 					break
 				}
-				time.Sleep(200 * time.Microsecond)
+				pause(pctx, 200*time.Microsecond)
 			}
 		}
 		cancel()

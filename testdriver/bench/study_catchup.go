@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"zkv/testdriver/cluster"
 )
 
 // Files of the catch-up study, relative to the output directory.
@@ -69,7 +71,7 @@ func catchUpCommand() *cli.Command {
 			if cfg.Keys < 1 || cfg.ValueSize < 1 || cfg.InFlight < 1 || cfg.Writers < 1 || cfg.Baseline <= 0 {
 				return errors.New("catchup: --keys, --value-size, --in-flight, --writers and --baseline must be positive")
 			}
-			bin, cleanup, err := kvserverBinary(ctx, c.String("kvserver"))
+			bin, cleanup, err := cluster.Binary(ctx, "kvserver", c.String("kvserver"), true)
 			if err != nil {
 				return err
 			}
@@ -93,7 +95,7 @@ func CatchUpStudy(ctx context.Context, cfg CatchUpConfig, out, label string, app
 		cfg.Log = os.Stderr
 	}
 	zkv := "unknown"
-	cfg.OnZK = func(env *ZKEnv) { zkv = env.Version(ctx) }
+	cfg.OnCluster = func(c *cluster.Local) { zkv = zooKeeperVersion(ctx, c) }
 	r, err := RunCatchUp(ctx, cfg)
 	if err != nil {
 		return err

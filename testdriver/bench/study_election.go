@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"zkv/testdriver/cluster"
 )
 
 // Files of the election study, relative to the output directory.
@@ -44,8 +46,8 @@ func ElectionStudy(ctx context.Context, cfg ElectionConfig, out string, appendRu
 	cfg.Log = pr.Log()
 	var runs []ElectionRun
 	zkVersion := meta.Machine.ZooKeeper
-	cfg.OnZK = func(env *ZKEnv) {
-		if v := env.Version(ctx); v != "unknown" {
+	cfg.OnZK = func(env *cluster.Local) {
+		if v := zooKeeperVersion(ctx, env); v != "unknown" {
 			zkVersion = v
 		}
 	}

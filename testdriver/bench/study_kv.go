@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"zkv/testdriver/cluster"
 )
 
 // Files of the kv study, relative to the output directory.
@@ -67,7 +69,7 @@ func kvCommand() *cli.Command {
 			if cfg.JSStorage != "file" && cfg.JSStorage != "memory" {
 				return fmt.Errorf("--js-storage %q: want file or memory", cfg.JSStorage)
 			}
-			bin, cleanup, err := kvserverBinary(ctx, c.String("kvserver"))
+			bin, cleanup, err := cluster.Binary(ctx, "kvserver", c.String("kvserver"), true)
 			if err != nil {
 				return err
 			}
@@ -85,8 +87,8 @@ func KVStudy(ctx context.Context, cfg KVConfig, out string, quiet bool, command 
 	cfg.Log = pr.Log()
 	cfg.OnStep = pr.Step
 	zkv := "unknown"
-	cfg.OnZK = func(env *ZKEnv) { zkv = env.Version(ctx) }
-	rs, _, err := RunKV(ctx, cfg)
+	cfg.OnCluster = func(c *cluster.Local) { zkv = zooKeeperVersion(ctx, c) }
+	rs, err := RunKV(ctx, cfg)
 	pr.Done()
 	if err != nil {
 		return err

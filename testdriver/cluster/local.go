@@ -42,6 +42,10 @@ type LocalOptions struct {
 	// Servers is the number of kvservers, with IDs n1..nN; 0 means
 	// DefaultServers.
 	Servers int
+	// NoServers starts no kvserver, only ZooKeeper and NATS: for a driver
+	// that starts and stops clusters of its own against them many times,
+	// each a Local given ZooKeeper() and NATSURL().
+	NoServers bool
 	// SessionTimeout is the servers' ZooKeeper session timeout; 0 means
 	// DefaultSessionTimeout.
 	SessionTimeout time.Duration
@@ -164,10 +168,12 @@ func StartLocal(ctx context.Context, opts LocalOptions) (_ *Local, err error) {
 	if _, err := os.Stat(opts.KVServer); err != nil {
 		return nil, fmt.Errorf("local cluster: kvserver binary: %w", err)
 	}
-	if opts.Servers == 0 {
+	switch {
+	case opts.NoServers:
+		opts.Servers = 0
+	case opts.Servers == 0:
 		opts.Servers = DefaultServers
-	}
-	if opts.Servers < 1 {
+	case opts.Servers < 1:
 		return nil, fmt.Errorf("local cluster: %d servers: need at least one", opts.Servers)
 	}
 	if opts.ZooKeeperEnsemble && opts.ZooKeeper != "" {
