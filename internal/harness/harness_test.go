@@ -552,33 +552,6 @@ func TestNodeFailures(t *testing.T) {
 	}
 }
 
-func TestCluster(t *testing.T) {
-	t.Parallel()
-	ctx := testContext(t, 30*time.Second)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var log safeBuffer
-	c, err := StartCluster(ctx, exe, 3, NodeOptions{Log: &log, Env: []string{envFakeKVServer + "=1"}})
-	if err != nil {
-		t.Fatalf("StartCluster: %v", err)
-	}
-	t.Cleanup(c.KillAll)
-	nodes := c.Nodes()
-	if len(nodes) != 3 || c.Node("n2") != nodes[1] || c.Node("n4") != nil {
-		t.Fatalf("nodes %v", nodes)
-	}
-	if err := c.StopAll(ctx); err != nil {
-		t.Fatalf("StopAll: %v", err)
-	}
-	for _, id := range []string{"n1: ", "n2: ", "n3: "} {
-		if !strings.Contains(log.String(), id+"fake kvserver") {
-			t.Errorf("shared log lacks lines prefixed %q:\n%s", id, log.String())
-		}
-	}
-}
-
 func TestBuildBinaries(t *testing.T) {
 	ctx := testContext(t, 5*time.Minute)
 	root, err := ModuleRoot(ctx)
