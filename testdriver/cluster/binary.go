@@ -6,15 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"zkv/internal/harness"
 )
 
 // Binary returns the path of the zkv program name ("kvserver", "kvctl"):
 // explicit when set (it must exist); else name next to the running
-// executable, where `make build` puts every program (a test binary does
-// not count); else, when build is set, the module's commands built into a
+// executable, where `make build` puts every program; else, when build is set, the module's commands built into a
 // temporary directory that cleanup removes. cleanup is never nil.
 func Binary(ctx context.Context, name, explicit string, build bool) (path string, cleanup func(), err error) {
 	cleanup = func() {}
@@ -46,7 +44,7 @@ func Binary(ctx context.Context, name, explicit string, build bool) (path string
 }
 
 // besideExecutable returns name in the directory of the running
-// executable, which must not be a test binary.
+// executable.
 func besideExecutable(name string) (string, error) {
 	self, err := os.Executable()
 	if err != nil {
@@ -54,9 +52,6 @@ func besideExecutable(name string) (string, error) {
 	}
 	if resolved, err := filepath.EvalSymlinks(self); err == nil {
 		self = resolved
-	}
-	if strings.HasSuffix(filepath.Base(self), ".test") {
-		return "", fmt.Errorf("%s binary: a test binary has no programs beside it", name)
 	}
 	path := filepath.Join(filepath.Dir(self), name)
 	if _, err := os.Stat(path); err != nil {
