@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"zkv/internal/retry"
+
 	"github.com/go-zookeeper/zk"
 )
 
@@ -196,22 +198,14 @@ func (e *Elector) addAuth(ctx context.Context, conn *zk.Conn) error {
 	if e.cfg.Auth == "" {
 		return nil
 	}
-	retry := newBackoff()
-	for {
-		err := conn.AddAuth("digest", []byte(e.cfg.Auth))
-		if err == nil {
-			return nil
-		}
-		d := retry.NextBackOff()
+	// ctx ends when Resign closes e.stop (see session); a stop is not an
+	// error.
+	_ = retry.Do(ctx, retry.ZooKeeper, func() error {
+		return conn.AddAuth("digest", []byte(e.cfg.Auth))
+	}, func(err error, d time.Duration) {
 		e.log.Warn("ZooKeeper auth failed, retrying", "err", err, "retry_in", d)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-e.stop:
-			return nil
-		case <-time.After(d):
-		}
-	}
+	})
+	return nil
 }
 
 // onEvent runs on go-zookeeper's goroutine for every event; it must not block.

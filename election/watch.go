@@ -6,14 +6,19 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
+	"zkv/internal/retry"
+
 	"github.com/go-zookeeper/zk"
 )
 
 // campaign is the election loop: register, find our place, lead or watch
 // the predecessor, and start again whenever something changes.
+//
+// It pauses itself with the ZooKeeper retry policy instead of calling
+// retry.Do: a failed step waits for the pause, a session event or the
+// watch, whichever comes first, and a step never "succeeds" for good.
 func (e *Elector) campaign(ctx context.Context, conn *zk.Conn) error {
-	retry := newBackoff()
+	pause := retry.ZooKeeper.Backoff()
 	for {
 		if err := e.waitConnected(ctx); err != nil {
 			return err
@@ -29,14 +34,14 @@ func (e *Elector) campaign(ctx context.Context, conn *zk.Conn) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			d := retry.NextBackOff()
+			d := pause.NextBackOff()
 			e.log.Warn("election step failed, retrying", "err", err, "retry_in", d)
 			delay = time.After(d)
 		case again:
-			retry.Reset()
+			pause.Reset()
 			continue
 		default:
-			retry.Reset()
+			pause.Reset()
 		}
 		select {
 		case <-ctx.Done():
@@ -118,8 +123,10 @@ func (e *Elector) step(conn *zk.Conn) (watch <-chan zk.Event, again bool, err er
 // watchLoop runs arm, which reads something and sets a one-shot watch on
 // it, again each time the watch fires, for the life of the connection;
 // while the session is down it waits, and after an error it backs off.
+// Like campaign it pauses itself (it waits on the watch as well), with the
+// ZooKeeper retry policy.
 func (e *Elector) watchLoop(ctx context.Context, arm func() (<-chan zk.Event, error)) {
-	retry := newBackoff()
+	pause := retry.ZooKeeper.Backoff()
 	for {
 		if e.waitConnected(ctx) != nil {
 			return
@@ -128,9 +135,9 @@ func (e *Elector) watchLoop(ctx context.Context, arm func() (<-chan zk.Event, er
 		wait := ch
 		var delay <-chan time.Time
 		if err != nil {
-			wait, delay = nil, time.After(retry.NextBackOff())
+			wait, delay = nil, time.After(pause.NextBackOff())
 		} else {
-			retry.Reset()
+			pause.Reset()
 		}
 		select {
 		case <-ctx.Done():
@@ -139,15 +146,4 @@ func (e *Elector) watchLoop(ctx context.Context, arm func() (<-chan zk.Event, er
 		case <-delay:
 		}
 	}
-}
-
-// newBackoff returns the retry policy of the election loops: exponential
-// from 50ms to 1s with jitter, never giving up.
-func newBackoff() *backoff.ExponentialBackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 50 * time.Millisecond
-	b.MaxInterval = time.Second
-	b.MaxElapsedTime = 0
-	b.Reset()
-	return b
 }

@@ -12,12 +12,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"zkv/bus"
 	"zkv/election"
+	"zkv/internal/retry"
 	"zkv/store"
 )
 
@@ -525,27 +525,21 @@ func (s *Server) takeOver(t election.Term) {
 // announce publishes the leader znode, retrying with backoff while this
 // server still leads data.Epoch; it steps down if a newer leader exists.
 func (s *Server) announce(data election.LeaderData) {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 50*time.Millisecond, time.Second, 0
-	b.Reset()
-	for s.leaderEpoch.Load() == data.Epoch {
+	err := retry.Do(s.runCtx, retry.ZooKeeper, func() error {
+		if s.leaderEpoch.Load() != data.Epoch {
+			return nil // no longer leading this epoch
+		}
 		err := s.elect.Announce(s.runCtx, data)
-		switch {
-		case err == nil:
-			return
-		case errors.Is(err, election.ErrDeposed):
-			s.stepDown("deposed: " + err.Error())
-			return
-		case errors.Is(err, election.ErrNotLeader):
-			return // the election moved on; the next term says what to do
+		if errors.Is(err, election.ErrDeposed) || errors.Is(err, election.ErrNotLeader) {
+			// ErrNotLeader: the election moved on; the next term says what to do.
+			return retry.Permanent(err)
 		}
-		d := b.NextBackOff()
+		return err
+	}, func(err error, d time.Duration) {
 		s.log.Warn("announce leadership failed, retrying", "epoch", data.Epoch, "err", err, "retry_in", d)
-		select {
-		case <-s.runCtx.Done():
-			return
-		case <-time.After(d):
-		}
+	})
+	if errors.Is(err, election.ErrDeposed) {
+		s.stepDown("deposed: " + err.Error())
 	}
 }
 

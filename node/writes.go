@@ -5,11 +5,11 @@ import (
 	"errors"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"zkv/bus"
+	"zkv/internal/retry"
 )
 
 // handleLeaderWrite serves the leader subject. It may run after the
@@ -257,35 +257,34 @@ func (s *Server) notLeader(epoch uint64) error {
 // wait WriteTimeout more for the leader's answer (replicas' confirmations).
 func (s *Server) forward(ctx context.Context, data []byte) []byte {
 	giveUp := time.Now().Add(s.cfg.ForwardTimeout)
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 20*time.Millisecond, 500*time.Millisecond, 0
-	b.Reset()
+	var reply []byte
 	var last error
-	for {
+	fatal := false
+	err := retry.Do(ctx, retry.Leader.Until(giveUp), func() error {
 		actx, cancel := context.WithTimeout(ctx, time.Until(giveUp)+s.cfg.WriteTimeout)
 		msg, err := s.verifiedReply(actx, s.subj.Write(), data, "write reply")
 		cancel()
-		if err == nil {
-			var reply bus.WriteReply
-			rerr := bus.DecodeReply(msg.Data, &reply)
-			if !errors.Is(rerr, bus.ErrNotLeader) {
-				return msg.Data
-			}
-			last = rerr
-		} else {
+		if err != nil {
 			last = err
 			if !errors.Is(err, nats.ErrNoResponders) && !isUnverified(err) {
-				return bus.EncodeError(bus.Errorf(bus.CodeUnavailable, "forward to %s: %v", s.subj.Write(), err))
+				fatal = true
+				return retry.Permanent(err)
 			}
+			return err
 		}
-		d := b.NextBackOff()
-		if time.Now().Add(d).After(giveUp) {
-			return bus.EncodeError(bus.Errorf(bus.CodeNoLeader, "no leader answered on %s within %s (last: %v)", s.subj.Write(), s.cfg.ForwardTimeout, last))
+		var wr bus.WriteReply
+		if rerr := bus.DecodeReply(msg.Data, &wr); errors.Is(rerr, bus.ErrNotLeader) {
+			last = rerr
+			return rerr
 		}
-		select {
-		case <-ctx.Done():
-			return bus.EncodeError(bus.Errorf(bus.CodeUnavailable, "forward to %s: %v", s.subj.Write(), ctx.Err()))
-		case <-time.After(d):
-		}
+		reply = msg.Data
+		return nil
+	}, nil)
+	switch {
+	case err == nil:
+		return reply
+	case fatal, ctx.Err() != nil:
+		return bus.EncodeError(bus.Errorf(bus.CodeUnavailable, "forward to %s: %v", s.subj.Write(), err))
 	}
+	return bus.EncodeError(bus.Errorf(bus.CodeNoLeader, "no leader answered on %s within %s (last: %v)", s.subj.Write(), s.cfg.ForwardTimeout, last))
 }
