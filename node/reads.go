@@ -114,11 +114,11 @@ func (s *Server) read(key string) bus.ReadReply {
 // the answer reflects every write acknowledged before it.
 func (s *Server) leaderRead(key string) (bus.ReadReply, error) {
 	epoch := s.leaderEpoch.Load()
-	if epoch == 0 || !s.serving.Load() || !s.elect.LeaseValid() {
+	if epoch == 0 || !s.serving.Load() || !s.lease.LeaseValid() {
 		return bus.ReadReply{}, s.notLeader(epoch)
 	}
 	r := s.read(key)
-	if !s.elect.LeaseValid() || s.leaderEpoch.Load() != epoch {
+	if !s.lease.LeaseValid() || s.leaderEpoch.Load() != epoch {
 		return bus.ReadReply{}, s.notLeader(epoch)
 	}
 	return r, nil

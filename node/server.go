@@ -24,40 +24,31 @@ import (
 // Version is reported by the NATS micro services.
 const Version = "0.1.0"
 
-// Elector is what a Server needs from the leader election; *election.Elector
-// implements it.
+// Elector is everything a Server needs from the leader election: the
+// small interfaces below, each declared by the part of the server that
+// consumes it. *election.Elector implements it.
 type Elector interface {
+	Campaign
+	Lease
+	SessionStatus
+	ClusterRecord
+}
+
+// Campaign is the election itself, as the server's main loop drives it:
+// Run and follow take part, takeOver announces, shutdown resigns, and a
+// copy unfit to lead goes to the back of the line.
+type Campaign interface {
 	// Run takes part in the election until ctx ends or Resign is called.
 	Run(ctx context.Context) error
 	// Leadership delivers the latest Term (1-buffered, newest wins).
 	Leadership() <-chan election.Term
-	// LeaseValid reports whether this server may acknowledge a write now.
-	LeaseValid() bool
 	// Announce publishes the leader znode.
 	Announce(ctx context.Context, d election.LeaderData) error
 	// Resign deletes this server's znodes and closes the session.
 	Resign(ctx context.Context) error
-	// SessionState describes the ZooKeeper session for status output.
-	SessionState() string
-	// Connected reports whether the ZooKeeper session is usable.
-	Connected() bool
-	// Members are the IDs of the servers registered in the election now.
-	Members() []string
 	// Requeue gives up this server's place in the line and registers again
 	// at the back.
 	Requeue(ctx context.Context) error
-
-	// Record returns the cluster record once it has been read or created.
-	Record(ctx context.Context) (election.Record, error)
-	// LastRecord is the newest copy of the record known, if any.
-	LastRecord() (election.Record, bool)
-	// ReadRecord reads the record from ZooKeeper now.
-	ReadRecord(ctx context.Context) (election.Record, error)
-	// RaiseRecord raises the record's epoch, reserved and acknowledged
-	// revisions, never lowering them, and returns the record as written.
-	RaiseRecord(ctx context.Context, epoch, reserved, acked uint64) (election.Record, error)
-	// RecordProblem says what is wrong with the record ("" if nothing).
-	RecordProblem() string
 }
 
 // Server is one zkv server. Create it with New, run it with Run.
@@ -66,7 +57,13 @@ type Server struct {
 	log   *slog.Logger
 	subj  bus.Subjects
 	store *store.Store
-	elect Elector
+
+	// The election, seen through the part each piece of the server uses
+	// (one *election.Elector in production).
+	elect   Campaign
+	lease   Lease
+	zk      SessionStatus
+	records ClusterRecord
 
 	nc       *nats.Conn
 	ncReady  atomic.Pointer[nats.Conn] // nc, for readers outside Run's goroutines
@@ -170,6 +167,9 @@ func New(cfg Config) (*Server, error) {
 		subj:      bus.Subjects{Prefix: cfg.SubjectPrefix},
 		store:     st,
 		elect:     el,
+		lease:     el,
+		zk:        el,
+		records:   el,
 		listener:  ln,
 		web:       web,
 		budgets:   newBudgets(cfg),
@@ -516,7 +516,7 @@ func (s *Server) takeOver(t election.Term) {
 	s.goFunc(func() {
 		ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.SessionTimeout)
 		defer cancel()
-		if _, err := s.elect.RaiseRecord(ctx, t.Epoch, 0, 0); err != nil {
+		if _, err := s.records.RaiseRecord(ctx, t.Epoch, 0, 0); err != nil {
 			s.log.Warn("cannot record the new epoch", "epoch", t.Epoch, "err", err)
 		}
 	})
@@ -634,7 +634,7 @@ func (s *Server) Status() bus.Status {
 		DroppedOldEpoch: s.droppedOld.Load(),
 		LastApplied:     s.lastApply.Load(),
 		CatchingUp:      s.catchRunning.Load(),
-		ZooKeeper:       s.elect.SessionState(),
+		ZooKeeper:       s.zk.SessionState(),
 		NATS:            s.natsState(),
 		HTTP:            s.advertisedAddr(),
 		HTTPWarning:     s.httpWarning(),
@@ -645,7 +645,7 @@ func (s *Server) Status() bus.Status {
 		RecordReserved:   s.recordReserved(),
 		BehindRecord:     behind,
 		LostRevisions:    s.lost.Load(),
-		RecordProblem:    s.elect.RecordProblem(),
+		RecordProblem:    s.records.RecordProblem(),
 		RejectedUnsigned: s.trust.unsigned.Load(),
 		RejectedForged:   s.trust.forged.Load(),
 		ForeignMessages:  s.trust.foreign.Load(),

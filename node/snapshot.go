@@ -28,7 +28,7 @@ func (s *Server) handleLeaderSnapshot(req micro.Request) {
 
 func (s *Server) serveSnapshotPage(req micro.Request, r bus.SnapshotRequest) {
 	epoch := s.leaderEpoch.Load()
-	if epoch == 0 || !s.elect.LeaseValid() {
+	if epoch == 0 || !s.lease.LeaseValid() {
 		s.respondError(req, s.notLeader(epoch))
 		return
 	}

@@ -12,6 +12,16 @@ import (
 	"zkv/internal/retry"
 )
 
+// Lease is what the write and read paths ask the election before they
+// take or acknowledge a write: whether this leader's lease holds, and
+// which servers are registered (the ones that must confirm a write).
+type Lease interface {
+	// LeaseValid reports whether this server may acknowledge a write now.
+	LeaseValid() bool
+	// Members are the IDs of the servers registered in the election now.
+	Members() []string
+}
+
 // handleLeaderWrite serves the leader subject. It may run after the
 // service was stopped (micro drains queued requests), so the write path
 // checks the lease and epoch itself.
@@ -150,7 +160,7 @@ func (s *Server) applyWrite(w bus.WriteRequest) (bus.WriteReply, *ackWait, error
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	epoch := s.leaderEpoch.Load()
-	if epoch == 0 || !s.elect.LeaseValid() {
+	if epoch == 0 || !s.lease.LeaseValid() {
 		return bus.WriteReply{}, nil, s.notLeader(epoch)
 	}
 	// The revision this write creates must be reserved in the cluster
@@ -181,7 +191,7 @@ func (s *Server) applyWrite(w bus.WriteRequest) (bus.WriteReply, *ackWait, error
 	}
 	var wait *ackWait
 	if level != bus.AcksLeader {
-		wait = s.acks.register(ackKey{u.Epoch, u.Seq}, level, s.cfg.ID, s.elect.Members())
+		wait = s.acks.register(ackKey{u.Epoch, u.Seq}, level, s.cfg.ID, s.lease.Members())
 	}
 	msg := bus.Update{Kind: bus.KindPut, Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, Leader: s.cfg.ID,
 		Time: time.Now().UnixNano(), RequestID: u.RequestID, Ack: wait != nil}
@@ -189,7 +199,7 @@ func (s *Server) applyWrite(w bus.WriteRequest) (bus.WriteReply, *ackWait, error
 		s.log.Error("write applied but not replicated", "epoch", epoch, "seq", u.Seq, "key", u.Key, "err", err)
 		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "applied on the leader at revision %d but not replicated: %v", u.Seq, err)
 	}
-	if !s.elect.LeaseValid() {
+	if !s.lease.LeaseValid() {
 		s.log.Warn("lease lost while writing: not acknowledging", "epoch", epoch, "seq", u.Seq, "key", u.Key)
 		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeNotLeader, "node %s lost its ZooKeeper lease during the write (revision %d may or may not survive)", s.cfg.ID, u.Seq)
 	}
@@ -215,7 +225,7 @@ wait:
 			break wait
 		case <-tick.C:
 			if w.level == bus.AcksAll {
-				s.acks.prune(w, s.elect.Members())
+				s.acks.prune(w, s.lease.Members())
 			}
 		case <-timeout.C:
 			break wait
@@ -230,7 +240,7 @@ wait:
 		return bus.WriteReply{}, bus.Errorf(bus.CodeTimeout, "write applied on the leader at revision %d, but only %d of %d servers confirmed it within %s (acks=%s)",
 			reply.Revision, reply.Confirmed, reply.Members, s.cfg.WriteTimeout, w.level)
 	}
-	if !s.elect.LeaseValid() {
+	if !s.lease.LeaseValid() {
 		return bus.WriteReply{}, bus.Errorf(bus.CodeNotLeader, "node %s lost its ZooKeeper lease while revision %d was being confirmed", s.cfg.ID, reply.Revision)
 	}
 	s.noteAcked(reply.Revision)
