@@ -51,7 +51,11 @@ type Campaign interface {
 	Requeue(ctx context.Context) error
 }
 
-// Server is one zkv server. Create it with New, run it with Run.
+// ErrClosed is returned by Run when Close was called before it.
+var ErrClosed = errors.New("server closed")
+
+// Server is one zkv server. Create it with New, run it with Run, stop it
+// by cancelling Run's ctx or with Close.
 type Server struct {
 	cfg   Config
 	log   *slog.Logger
@@ -124,6 +128,18 @@ type Server struct {
 	// leader's (its status, a heartbeat, or by leading): until then a
 	// restarted --catch-up server cannot know it is current.
 	compared atomic.Bool
+
+	// Stopping (see Close): closeCtx ends when Close is called and stops
+	// Run; runMu guards started and closed; done is closed when Run
+	// returns, and runErr is what it returned.
+	closeCtx  context.Context
+	closeRun  context.CancelFunc
+	closeOnce sync.Once
+	runMu     sync.Mutex
+	started   bool
+	closed    bool
+	done      chan struct{}
+	runErr    error
 }
 
 // New validates cfg and returns a Server that has not started. If
@@ -175,7 +191,9 @@ func New(cfg Config) (*Server, error) {
 		budgets:   newBudgets(cfg),
 		acks:      newAckTracker(store.DefaultRequestWindow),
 		appliedCh: make(chan struct{}),
+		done:      make(chan struct{}),
 	}
+	s.closeCtx, s.closeRun = context.WithCancel(context.Background())
 	return s, nil
 }
 
@@ -190,10 +208,31 @@ func (s *Server) HTTPAddr() string {
 	return s.listener.Addr().String()
 }
 
-// Run connects to NATS and ZooKeeper and serves until ctx ends, then stops
-// cleanly (resigning leadership) and returns. It returns an error if a
-// part fails to start or the election fails.
+// Run connects to NATS and ZooKeeper and serves until ctx ends or Close
+// is called, then stops cleanly (resigning leadership) and returns. It
+// returns an error if a part fails to start or the election fails, and
+// ErrClosed at once if Close was called first. Run may be called once.
 func (s *Server) Run(ctx context.Context) (err error) {
+	s.runMu.Lock()
+	switch {
+	case s.closed:
+		s.runMu.Unlock()
+		return ErrClosed
+	case s.started:
+		s.runMu.Unlock()
+		return errors.New("node: Run called twice")
+	}
+	s.started = true
+	s.runMu.Unlock()
+	defer func() {
+		s.runErr = err
+		close(s.done)
+	}()
+	// Close stops Run as cancelling ctx does.
+	ctx, cancelCtx := context.WithCancel(ctx)
+	defer cancelCtx()
+	defer context.AfterFunc(s.closeCtx, cancelCtx)()
+
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s.runCtx = runCtx
@@ -251,6 +290,34 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	s.goMu.Unlock()
 	s.wg.Wait()
 	return err
+}
+
+// Close stops the server as cancelling Run's ctx does (it steps down,
+// resigns and stops every service), waits for Run to return and returns
+// what Run returned. Called before Run, it releases the HTTP listener New
+// bound and returns nil; Run then returns ErrClosed. Close is idempotent
+// and safe for concurrent use: every call waits for the same stop and
+// returns the same result. After Run's ctx was cancelled, Close only
+// waits for Run and reports.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.runMu.Lock()
+		s.closed = true
+		started := s.started
+		s.runMu.Unlock()
+		s.closeRun()
+		if !started && s.listener != nil {
+			s.listener.Close()
+		}
+	})
+	s.runMu.Lock()
+	started := s.started
+	s.runMu.Unlock()
+	if !started {
+		return nil
+	}
+	<-s.done
+	return s.runErr
 }
 
 // follow reacts to the election until it fails or ctx ends.
