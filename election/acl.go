@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"zkv/internal/retry"
-
 	"github.com/go-zookeeper/zk"
+
+	"zkv/internal/retry"
 )
 
 // ErrOpenACL means, with Config.Auth set, that a znode the election relies

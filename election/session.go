@@ -11,9 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"zkv/internal/retry"
-
 	"github.com/go-zookeeper/zk"
+
+	"zkv/internal/retry"
 )
 
 // ZooKeeper clamps the session timeout a client asks for to [2, 20] ×

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"zkv/internal/retry"
-
 	"github.com/go-zookeeper/zk"
+
+	"zkv/internal/retry"
 )
 
 // campaign is the election loop: register, find our place, lead or watch
