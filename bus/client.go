@@ -13,9 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+
+	"zkv/internal/retry"
 )
 
 // Defaults of a Client.
@@ -468,41 +469,38 @@ func (c *Client) Watch(ctx context.Context, key string) (<-chan Update, error) {
 // request sends body to subject and hands each reply to decode, retrying
 // as the package documents on Put until ctx is done.
 func (c *Client) request(ctx context.Context, kind opKind, subject string, body []byte, decode func([]byte) error) error {
-	bo := backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(c.opts.retryInitial),
-		backoff.WithMaxInterval(c.opts.retryMax),
-		backoff.WithMultiplier(2),
-		backoff.WithRandomizationFactor(0.5),
-		backoff.WithMaxElapsedTime(0),
-	)
-	var last error
+	var last, fatal error
 	attempt := 0
-	for ctx.Err() == nil {
-		attempt++
-		err := c.attempt(ctx, subject, body, decode)
-		if c.opts.onAttempt != nil {
-			c.opts.onAttempt(subject, attempt, err)
-		}
-		if err == nil {
+	if ctx.Err() == nil {
+		err := retry.Do(ctx, retry.Policy{Initial: c.opts.retryInitial, Max: c.opts.retryMax, Multiplier: 2}, func() error {
+			if ctx.Err() != nil {
+				return retry.Permanent(ctx.Err()) // ended during the pause: no attempt
+			}
+			attempt++
+			err := c.attempt(ctx, subject, body, decode)
+			if c.opts.onAttempt != nil {
+				c.opts.onAttempt(subject, attempt, err)
+			}
+			if err == nil {
+				return nil
+			}
+			// An attempt cut short by ctx says less than the one before it.
+			byCtx := ctx.Err() != nil && err == ctx.Err()
+			if !byCtx && !retryable(err) {
+				fatal = fmt.Errorf("%s: %w", subject, err)
+				return retry.Permanent(fatal)
+			}
+			if !byCtx || last == nil {
+				last = err
+			}
+			return err
+		}, nil)
+		switch {
+		case err == nil:
 			return nil
+		case fatal != nil:
+			return fatal
 		}
-		// An attempt cut short by ctx says less than the one before it.
-		byCtx := ctx.Err() != nil && err == ctx.Err()
-		if !byCtx && !retryable(err) {
-			return fmt.Errorf("%s: %w", subject, err)
-		}
-		if !byCtx || last == nil {
-			last = err
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		t := time.NewTimer(min(bo.NextBackOff(), c.opts.retryMax))
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
 	}
 	return giveUp(ctx, kind, subject, attempt, last)
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"zkv/internal/retry"
 )
 
 // ErrOpenACL means, with Config.Auth set, that a znode the election relies
@@ -40,22 +42,21 @@ func (e *Elector) protect(ctx context.Context, conn *zk.Conn) error {
 	if e.cfg.Auth == "" {
 		return nil
 	}
-	retry := newBackoff()
-	for {
+	fatal := false
+	err := retry.Do(ctx, retry.ZooKeeper, func() error {
 		err := e.protectOnce(conn)
-		if err == nil || errors.Is(err, ErrOpenACL) || errors.Is(err, zk.ErrNoAuth) {
-			return err
+		if errors.Is(err, ErrOpenACL) || errors.Is(err, zk.ErrNoAuth) {
+			fatal = true
+			return retry.Permanent(err)
 		}
-		d := retry.NextBackOff()
+		return err
+	}, func(err error, d time.Duration) {
 		e.log.Warn("checking the election ACLs failed, retrying", "err", err, "retry_in", d)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-e.stop:
-			return nil
-		case <-time.After(d):
-		}
+	})
+	if !fatal {
+		return nil // checked, or stopped (ctx ends when Resign closes e.stop)
 	}
+	return err
 }
 
 func (e *Elector) protectOnce(conn *zk.Conn) error {

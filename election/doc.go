@@ -52,4 +52,14 @@
 // it. Call Resign for a clean stop: it deletes the znodes and closes the
 // session, so a successor takes over within a few ZooKeeper round trips
 // instead of a session timeout.
+//
+// # Files
+//
+// elector.go holds the API (Elector, New, Run, Term and the accessors);
+// each loop lives apart: session.go (the connection, its events and the
+// negotiated timeout), lease.go (the round trips that keep the lease),
+// register.go (the election znode, with lost-reply recovery), watch.go
+// (the position watch and the campaign loop), leader.go (the leader znode:
+// Announce, Resign, Requeue), members.go (who is registered), record.go
+// (the cluster record) and acl.go (the ACL check).
 package election

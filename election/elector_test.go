@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -15,8 +14,6 @@ import (
 
 	"zkv/internal/testenv"
 )
-
-func TestMain(m *testing.M) { os.Exit(testenv.RunMain(m)) }
 
 // testLogger sends an elector's logs to t.Log.
 type testWriter struct{ t testing.TB }

@@ -1,9 +1,19 @@
 package election
 
 import (
+	"context"
 	"encoding/binary"
+	"fmt"
+	"log/slog"
 	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"zkv/internal/retry"
 )
 
 // ZooKeeper clamps the session timeout a client asks for to [2, 20] ×
@@ -81,4 +91,197 @@ func (e *Elector) leaseInterval() time.Duration {
 		return e.cfg.LeaseInterval
 	}
 	return time.Duration(float64(e.cfg.LeaseInterval) * float64(st) / float64(e.cfg.SessionTimeout))
+}
+
+// stuckAfter is how long the session may be unusable before session gives
+// up the connection for a new one: twice the session timeout, by when
+// ZooKeeper has expired the session anyway.
+func (e *Elector) stuckAfter() time.Duration { return max(2*e.cfg.SessionTimeout, 2*time.Second) }
+
+// session takes part in the election over one ZooKeeper connection until
+// ctx ends, Resign is called, or the connection stays unusable for
+// stuckAfter, in which case it returns fresh=true so Run dials again with
+// no memory of the old server's transactions.
+func (e *Elector) session(ctx context.Context) (fresh bool, err error) {
+	gen := e.gen.Add(1)
+	conn, events, err := zk.Connect(e.cfg.Servers, e.cfg.SessionTimeout,
+		zk.WithLogger(zkLogger{e.log}), zk.WithLogInfo(false),
+		zk.WithEventCallback(func(ev zk.Event) { e.onEvent(gen, ev) }), zk.WithDialer(e.dial))
+	if err != nil {
+		return false, fmt.Errorf("connect to ZooKeeper %s: %w", strings.Join(e.cfg.Servers, ","), err)
+	}
+	e.mu.Lock()
+	e.conn = conn
+	e.unusableSince = time.Now()
+	e.mu.Unlock()
+
+	var wg sync.WaitGroup
+	goFunc := func(f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+	}
+	loopCtx, cancel := context.WithCancel(ctx)
+	// go-zookeeper drops session events when its small channel is full: drain
+	// it for the whole life of the connection. The callback has already
+	// acted on each event; the channel closes when the connection does.
+	goFunc(func() {
+		for range events {
+		}
+	})
+	goFunc(func() {
+		select {
+		case <-loopCtx.Done():
+		case <-e.stop:
+			cancel()
+		}
+	})
+	var stuck atomic.Bool
+	goFunc(func() {
+		if e.waitStuck(loopCtx) {
+			stuck.Store(true)
+			cancel()
+			conn.Close() // ends calls waiting for a connection
+		}
+	})
+	err = e.addAuth(loopCtx, conn)
+	if err == nil {
+		err = e.protect(loopCtx, conn)
+	}
+	if err == nil && loopCtx.Err() == nil {
+		goFunc(func() { e.leaseLoop(loopCtx, conn) })
+		goFunc(func() { e.watchLeader(loopCtx, conn) })
+		goFunc(func() { e.watchMembers(loopCtx, conn) })
+		err = e.campaign(loopCtx, conn)
+	}
+	failed := err != nil && loopCtx.Err() == nil // not just stopped
+	cancel()
+	conn.Close()
+	wg.Wait()
+	e.mu.Lock()
+	e.leading, e.connected, e.znode, e.znodeSession, e.settled = false, false, "", 0, false
+	e.emitLocked()
+	resigning := e.resigning
+	e.mu.Unlock()
+	if stuck.Load() && ctx.Err() == nil && !resigning {
+		return true, nil
+	}
+	if failed {
+		return false, err
+	}
+	return false, nil
+}
+
+// waitStuck reports true once the session has been unusable for
+// stuckAfter, or false when ctx ends.
+func (e *Elector) waitStuck(ctx context.Context) bool {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+		e.mu.Lock()
+		stuck := !e.connected && time.Since(e.unusableSince) > e.stuckAfter()
+		e.mu.Unlock()
+		if stuck {
+			return true
+		}
+	}
+}
+
+// addAuth adds the digest credentials before anything is created, retrying
+// while ZooKeeper is unreachable. go-zookeeper sends them again after every
+// reconnect.
+func (e *Elector) addAuth(ctx context.Context, conn *zk.Conn) error {
+	if e.cfg.Auth == "" {
+		return nil
+	}
+	// ctx ends when Resign closes e.stop (see session); a stop is not an
+	// error.
+	_ = retry.Do(ctx, retry.ZooKeeper, func() error {
+		return conn.AddAuth("digest", []byte(e.cfg.Auth))
+	}, func(err error, d time.Duration) {
+		e.log.Warn("ZooKeeper auth failed, retrying", "err", err, "retry_in", d)
+	})
+	return nil
+}
+
+// onEvent runs on go-zookeeper's goroutine for every event; it must not block.
+// Events of a connection given up (gen is not the newest) are ignored.
+func (e *Elector) onEvent(gen uint64, ev zk.Event) {
+	if ev.Type != zk.EventSession || gen != e.gen.Load() {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.holdEvents {
+		return
+	}
+	prev := e.state
+	e.state = ev.State
+	wasConnected := e.connected
+	e.connected = ev.State == zk.StateHasSession
+	if wasConnected && !e.connected {
+		e.unusableSince = time.Now()
+	}
+	switch ev.State {
+	case zk.StateHasSession:
+		// The session may be the old one (our znode lives) or a new one after
+		// an expiry: the loop must look before we lead again.
+		e.settled = false
+		if !wasConnected {
+			e.log.Info("session connected", "server", ev.Server)
+		}
+	case zk.StateDisconnected:
+		if wasConnected {
+			if e.leading {
+				e.log.Warn("session disconnected: stepped down", "epoch", e.epochOfLocked(e.seq))
+			} else {
+				e.log.Warn("session disconnected", "server", ev.Server)
+			}
+		}
+	case zk.StateExpired:
+		if e.znode != "" {
+			e.log.Warn("session expired: znode is gone, registering again", "znode", e.znode)
+		}
+		e.znode, e.znodeSession, e.leading, e.settled = "", 0, false, false
+	}
+	if prev != ev.State {
+		close(e.changed)
+		e.changed = make(chan struct{})
+	}
+	e.emitLocked()
+}
+
+// sessionChanged returns a channel closed at the next session event.
+func (e *Elector) sessionChanged() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.changed
+}
+
+// waitConnected blocks until the session is usable or ctx ends.
+func (e *Elector) waitConnected(ctx context.Context) error {
+	for {
+		e.mu.Lock()
+		ok, ch := e.connected, e.changed
+		e.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// zkLogger sends go-zookeeper's own messages to slog at debug level.
+type zkLogger struct{ log *slog.Logger }
+
+func (l zkLogger) Printf(format string, args ...any) {
+	l.log.Debug("zookeeper client: " + fmt.Sprintf(format, args...))
 }

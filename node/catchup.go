@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
-
 	"zkv/bus"
 	"zkv/election"
+	"zkv/internal/retry"
 	"zkv/store"
 )
 
@@ -42,23 +41,18 @@ func (s *Server) startCatchUp(reason string) {
 	}
 	started := s.goFunc(func() {
 		defer s.catchRunning.Store(false)
-		b := backoff.NewExponentialBackOff()
-		b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 2*time.Second, 0
-		b.Reset()
 		s.log.Info("catching up from the leader", "reason", reason, "missed", s.store.Missed())
-		for first := true; (first || s.store.Missed() > 0) && s.leaderEpoch.Load() == 0; first = false {
-			err := s.catchUp(s.runCtx)
-			if err == nil {
-				return
+		first := true
+		_ = retry.Do(s.runCtx, retry.CatchUp, func() error {
+			// Each retry first checks it is still needed.
+			if (!first && s.store.Missed() == 0) || s.leaderEpoch.Load() != 0 {
+				return nil
 			}
-			d := b.NextBackOff()
+			first = false
+			return s.catchUp(s.runCtx)
+		}, func(err error, d time.Duration) {
 			s.log.Warn("catch-up failed, retrying", "err", err, "retry_in", d)
-			select {
-			case <-s.runCtx.Done():
-				return
-			case <-time.After(d):
-			}
-		}
+		})
 	})
 	if !started {
 		s.catchRunning.Store(false)
@@ -243,27 +237,19 @@ func (s *Server) replayBuffered() {
 // write, and, with --catch-up, catches up at once.
 func (s *Server) probeLeader(leader string, epoch uint64) {
 	s.goFunc(func() {
-		b := backoff.NewExponentialBackOff()
-		b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 2*time.Second, 0
-		b.Reset()
-		for {
-			err := s.probeOnce(leader, epoch)
-			if err == nil {
-				return
-			}
-			s.log.Warn("cannot ask the leader how far it is", "leader", leader, "err", err)
-			select {
-			case <-s.runCtx.Done():
-				return
-			case <-time.After(b.NextBackOff()):
-			}
+		first := true
+		_ = retry.Do(s.runCtx, retry.CatchUp, func() error {
 			s.mu.Lock()
 			current := s.term.Leader.ID == leader && s.term.Epoch == epoch
 			s.mu.Unlock()
-			if !current {
-				return // the next leader gets its own probe
+			if !first && !current {
+				return nil // the next leader gets its own probe
 			}
-		}
+			first = false
+			return s.probeOnce(leader, epoch)
+		}, func(err error, _ time.Duration) {
+			s.log.Warn("cannot ask the leader how far it is", "leader", leader, "err", err)
+		})
 	})
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -451,8 +450,6 @@ func TestLeaderThatLosesZooKeeperStopsAcknowledging(t *testing.T) {
 		}
 	}
 }
-
-func TestMain(m *testing.M) { os.Exit(testenv.RunMain(m)) }
 
 // pauseFollowerOnceAllConfirm waits until acks=all writes are confirmed by
 // all three servers (the leader learns the membership from a ZooKeeper

@@ -15,6 +15,15 @@ import (
 	"zkv/bus"
 )
 
+// SessionStatus is the ZooKeeper session as status and readiness report
+// it.
+type SessionStatus interface {
+	// SessionState describes the ZooKeeper session for status output.
+	SessionState() string
+	// Connected reports whether the ZooKeeper session is usable.
+	Connected() bool
+}
+
 // HTTP limits: a slow or huge client cannot hold a server.
 const (
 	httpReadHeaderTimeout = 5 * time.Second
@@ -196,7 +205,7 @@ func (s *Server) httpReady(w http.ResponseWriter, _ *http.Request) {
 	if !ready {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, map[string]any{"ready": ready, "zookeeper": s.elect.Connected(), "nats": s.natsState() == "connected", "not_ready": why})
+	writeJSON(w, status, map[string]any{"ready": ready, "zookeeper": s.zk.Connected(), "nats": s.natsState() == "connected", "not_ready": why})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

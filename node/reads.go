@@ -5,11 +5,11 @@ import (
 	"errors"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"zkv/bus"
+	"zkv/internal/retry"
 )
 
 // handleRead answers a read: from the local copy (even if stale), from
@@ -114,11 +114,11 @@ func (s *Server) read(key string) bus.ReadReply {
 // the answer reflects every write acknowledged before it.
 func (s *Server) leaderRead(key string) (bus.ReadReply, error) {
 	epoch := s.leaderEpoch.Load()
-	if epoch == 0 || !s.serving.Load() || !s.elect.LeaseValid() {
+	if epoch == 0 || !s.serving.Load() || !s.lease.LeaseValid() {
 		return bus.ReadReply{}, s.notLeader(epoch)
 	}
 	r := s.read(key)
-	if !s.elect.LeaseValid() || s.leaderEpoch.Load() != epoch {
+	if !s.lease.LeaseValid() || s.leaderEpoch.Load() != epoch {
 		return bus.ReadReply{}, s.notLeader(epoch)
 	}
 	return r, nil
@@ -164,21 +164,25 @@ func (s *Server) readAtLeast(ctx context.Context, r bus.ReadRequest) (bus.ReadRe
 func (s *Server) forwardRead(ctx context.Context, data []byte) []byte {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ForwardTimeout)
 	defer cancel()
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 20*time.Millisecond, 500*time.Millisecond, 0
-	b.Reset()
-	for {
+	var reply []byte
+	fatal := false
+	err := retry.Do(ctx, retry.Leader, func() error {
 		msg, err := s.verifiedReply(ctx, s.subj.LeaderRead(), data, "leader read reply")
 		if err == nil {
-			return msg.Data
+			reply = msg.Data
+			return nil
 		}
 		if !errors.Is(err, nats.ErrNoResponders) && !isUnverified(err) {
-			return bus.EncodeError(bus.Errorf(bus.CodeNoLeader, "leader read on %s: %v", s.subj.LeaderRead(), err))
+			fatal = true
+			return retry.Permanent(err)
 		}
-		select {
-		case <-ctx.Done():
-			return bus.EncodeError(bus.Errorf(bus.CodeNoLeader, "no leader answered on %s within %s", s.subj.LeaderRead(), s.cfg.ForwardTimeout))
-		case <-time.After(b.NextBackOff()):
-		}
+		return err
+	}, nil)
+	switch {
+	case err == nil:
+		return reply
+	case fatal:
+		return bus.EncodeError(bus.Errorf(bus.CodeNoLeader, "leader read on %s: %v", s.subj.LeaderRead(), err))
 	}
+	return bus.EncodeError(bus.Errorf(bus.CodeNoLeader, "no leader answered on %s within %s", s.subj.LeaderRead(), s.cfg.ForwardTimeout))
 }

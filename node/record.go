@@ -9,10 +9,26 @@ import (
 	"zkv/election"
 )
 
+// ClusterRecord is the cluster record kept in ZooKeeper, as joining the
+// cluster, the leader's reservations and status use it.
+type ClusterRecord interface {
+	// Record returns the cluster record once it has been read or created.
+	Record(ctx context.Context) (election.Record, error)
+	// LastRecord is the newest copy of the record known, if any.
+	LastRecord() (election.Record, bool)
+	// ReadRecord reads the record from ZooKeeper now.
+	ReadRecord(ctx context.Context) (election.Record, error)
+	// RaiseRecord raises the record's epoch, reserved and acknowledged
+	// revisions, never lowering them, and returns the record as written.
+	RaiseRecord(ctx context.Context, epoch, reserved, acked uint64) (election.Record, error)
+	// RecordProblem says what is wrong with the record ("" if nothing).
+	RecordProblem() string
+}
+
 // joinCluster waits for the cluster record and makes this server's signer
 // from it.
 func (s *Server) joinCluster(ctx context.Context) error {
-	rec, err := s.elect.Record(ctx)
+	rec, err := s.records.Record(ctx)
 	if err != nil {
 		return err
 	}
@@ -52,14 +68,14 @@ func (s *Server) recordLoop() {
 		ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.RecordInterval)
 		if epoch := s.leaderEpoch.Load(); epoch != 0 {
 			if acked := s.ackedRev.Load(); acked > recorded {
-				if _, err := s.elect.RaiseRecord(ctx, epoch, 0, acked); err != nil {
+				if _, err := s.records.RaiseRecord(ctx, epoch, 0, acked); err != nil {
 					s.log.Warn("cannot raise the cluster record", "revision", acked, "err", err)
 				} else {
 					recorded = acked
 				}
 			}
-		} else if reads++; reads%5 == 0 && s.elect.Connected() {
-			if _, err := s.elect.ReadRecord(ctx); err != nil {
+		} else if reads++; reads%5 == 0 && s.zk.Connected() {
+			if _, err := s.records.ReadRecord(ctx); err != nil {
 				s.log.Debug("cannot read the cluster record", "err", err)
 			}
 		}
@@ -72,10 +88,10 @@ func (s *Server) recordLoop() {
 func (s *Server) freshRecord() election.Record {
 	ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.SessionTimeout/4)
 	defer cancel()
-	rec, err := s.elect.ReadRecord(ctx)
+	rec, err := s.records.ReadRecord(ctx)
 	if err != nil {
 		s.log.Warn("cannot read the cluster record: using the last copy", "err", err)
-		rec, _ = s.elect.LastRecord()
+		rec, _ = s.records.LastRecord()
 	}
 	return rec
 }
@@ -110,7 +126,7 @@ func (s *Server) reserve(ctx context.Context, epoch, rev uint64) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.SessionTimeout/2)
 	defer cancel()
-	rec, err := s.elect.RaiseRecord(ctx, epoch, rev+reserveAhead, 0)
+	rec, err := s.records.RaiseRecord(ctx, epoch, rev+reserveAhead, 0)
 	if err != nil {
 		return fmt.Errorf("reserve revisions up to %d in the cluster record: %w", rev+reserveAhead, err)
 	}

@@ -12,61 +12,62 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"zkv/bus"
 	"zkv/election"
+	"zkv/internal/retry"
 	"zkv/store"
 )
 
 // Version is reported by the NATS micro services.
 const Version = "0.1.0"
 
-// Elector is what a Server needs from the leader election; *election.Elector
-// implements it.
+// Elector is everything a Server needs from the leader election: the
+// small interfaces below, each declared by the part of the server that
+// consumes it. *election.Elector implements it.
 type Elector interface {
+	Campaign
+	Lease
+	SessionStatus
+	ClusterRecord
+}
+
+// Campaign is the election itself, as the server's main loop drives it:
+// Run and follow take part, takeOver announces, shutdown resigns, and a
+// copy unfit to lead goes to the back of the line.
+type Campaign interface {
 	// Run takes part in the election until ctx ends or Resign is called.
 	Run(ctx context.Context) error
 	// Leadership delivers the latest Term (1-buffered, newest wins).
 	Leadership() <-chan election.Term
-	// LeaseValid reports whether this server may acknowledge a write now.
-	LeaseValid() bool
 	// Announce publishes the leader znode.
 	Announce(ctx context.Context, d election.LeaderData) error
 	// Resign deletes this server's znodes and closes the session.
 	Resign(ctx context.Context) error
-	// SessionState describes the ZooKeeper session for status output.
-	SessionState() string
-	// Connected reports whether the ZooKeeper session is usable.
-	Connected() bool
-	// Members are the IDs of the servers registered in the election now.
-	Members() []string
 	// Requeue gives up this server's place in the line and registers again
 	// at the back.
 	Requeue(ctx context.Context) error
-
-	// Record returns the cluster record once it has been read or created.
-	Record(ctx context.Context) (election.Record, error)
-	// LastRecord is the newest copy of the record known, if any.
-	LastRecord() (election.Record, bool)
-	// ReadRecord reads the record from ZooKeeper now.
-	ReadRecord(ctx context.Context) (election.Record, error)
-	// RaiseRecord raises the record's epoch, reserved and acknowledged
-	// revisions, never lowering them, and returns the record as written.
-	RaiseRecord(ctx context.Context, epoch, reserved, acked uint64) (election.Record, error)
-	// RecordProblem says what is wrong with the record ("" if nothing).
-	RecordProblem() string
 }
 
-// Server is one zkv server. Create it with New, run it with Run.
+// ErrClosed is returned by Run when Close was called before it.
+var ErrClosed = errors.New("server closed")
+
+// Server is one zkv server. Create it with New, run it with Run, stop it
+// by cancelling Run's ctx or with Close.
 type Server struct {
 	cfg   Config
 	log   *slog.Logger
 	subj  bus.Subjects
 	store *store.Store
-	elect Elector
+
+	// The election, seen through the part each piece of the server uses
+	// (one *election.Elector in production).
+	elect   Campaign
+	lease   Lease
+	zk      SessionStatus
+	records ClusterRecord
 
 	nc       *nats.Conn
 	ncReady  atomic.Pointer[nats.Conn] // nc, for readers outside Run's goroutines
@@ -127,6 +128,18 @@ type Server struct {
 	// leader's (its status, a heartbeat, or by leading): until then a
 	// restarted --catch-up server cannot know it is current.
 	compared atomic.Bool
+
+	// Stopping (see Close): closeCtx ends when Close is called and stops
+	// Run; runMu guards started and closed; done is closed when Run
+	// returns, and runErr is what it returned.
+	closeCtx  context.Context
+	closeRun  context.CancelFunc
+	closeOnce sync.Once
+	runMu     sync.Mutex
+	started   bool
+	closed    bool
+	done      chan struct{}
+	runErr    error
 }
 
 // New validates cfg and returns a Server that has not started. If
@@ -170,12 +183,17 @@ func New(cfg Config) (*Server, error) {
 		subj:      bus.Subjects{Prefix: cfg.SubjectPrefix},
 		store:     st,
 		elect:     el,
+		lease:     el,
+		zk:        el,
+		records:   el,
 		listener:  ln,
 		web:       web,
 		budgets:   newBudgets(cfg),
 		acks:      newAckTracker(store.DefaultRequestWindow),
 		appliedCh: make(chan struct{}),
+		done:      make(chan struct{}),
 	}
+	s.closeCtx, s.closeRun = context.WithCancel(context.Background())
 	return s, nil
 }
 
@@ -190,10 +208,31 @@ func (s *Server) HTTPAddr() string {
 	return s.listener.Addr().String()
 }
 
-// Run connects to NATS and ZooKeeper and serves until ctx ends, then stops
-// cleanly (resigning leadership) and returns. It returns an error if a
-// part fails to start or the election fails.
+// Run connects to NATS and ZooKeeper and serves until ctx ends or Close
+// is called, then stops cleanly (resigning leadership) and returns. It
+// returns an error if a part fails to start or the election fails, and
+// ErrClosed at once if Close was called first. Run may be called once.
 func (s *Server) Run(ctx context.Context) (err error) {
+	s.runMu.Lock()
+	switch {
+	case s.closed:
+		s.runMu.Unlock()
+		return ErrClosed
+	case s.started:
+		s.runMu.Unlock()
+		return errors.New("node: Run called twice")
+	}
+	s.started = true
+	s.runMu.Unlock()
+	defer func() {
+		s.runErr = err
+		close(s.done)
+	}()
+	// Close stops Run as cancelling ctx does.
+	ctx, cancelCtx := context.WithCancel(ctx)
+	defer cancelCtx()
+	defer context.AfterFunc(s.closeCtx, cancelCtx)()
+
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s.runCtx = runCtx
@@ -251,6 +290,34 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	s.goMu.Unlock()
 	s.wg.Wait()
 	return err
+}
+
+// Close stops the server as cancelling Run's ctx does (it steps down,
+// resigns and stops every service), waits for Run to return and returns
+// what Run returned. Called before Run, it releases the HTTP listener New
+// bound and returns nil; Run then returns ErrClosed. Close is idempotent
+// and safe for concurrent use: every call waits for the same stop and
+// returns the same result. After Run's ctx was cancelled, Close only
+// waits for Run and reports.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.runMu.Lock()
+		s.closed = true
+		started := s.started
+		s.runMu.Unlock()
+		s.closeRun()
+		if !started && s.listener != nil {
+			s.listener.Close()
+		}
+	})
+	s.runMu.Lock()
+	started := s.started
+	s.runMu.Unlock()
+	if !started {
+		return nil
+	}
+	<-s.done
+	return s.runErr
 }
 
 // follow reacts to the election until it fails or ctx ends.
@@ -516,7 +583,7 @@ func (s *Server) takeOver(t election.Term) {
 	s.goFunc(func() {
 		ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.SessionTimeout)
 		defer cancel()
-		if _, err := s.elect.RaiseRecord(ctx, t.Epoch, 0, 0); err != nil {
+		if _, err := s.records.RaiseRecord(ctx, t.Epoch, 0, 0); err != nil {
 			s.log.Warn("cannot record the new epoch", "epoch", t.Epoch, "err", err)
 		}
 	})
@@ -525,27 +592,21 @@ func (s *Server) takeOver(t election.Term) {
 // announce publishes the leader znode, retrying with backoff while this
 // server still leads data.Epoch; it steps down if a newer leader exists.
 func (s *Server) announce(data election.LeaderData) {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 50*time.Millisecond, time.Second, 0
-	b.Reset()
-	for s.leaderEpoch.Load() == data.Epoch {
+	err := retry.Do(s.runCtx, retry.ZooKeeper, func() error {
+		if s.leaderEpoch.Load() != data.Epoch {
+			return nil // no longer leading this epoch
+		}
 		err := s.elect.Announce(s.runCtx, data)
-		switch {
-		case err == nil:
-			return
-		case errors.Is(err, election.ErrDeposed):
-			s.stepDown("deposed: " + err.Error())
-			return
-		case errors.Is(err, election.ErrNotLeader):
-			return // the election moved on; the next term says what to do
+		if errors.Is(err, election.ErrDeposed) || errors.Is(err, election.ErrNotLeader) {
+			// ErrNotLeader: the election moved on; the next term says what to do.
+			return retry.Permanent(err)
 		}
-		d := b.NextBackOff()
+		return err
+	}, func(err error, d time.Duration) {
 		s.log.Warn("announce leadership failed, retrying", "epoch", data.Epoch, "err", err, "retry_in", d)
-		select {
-		case <-s.runCtx.Done():
-			return
-		case <-time.After(d):
-		}
+	})
+	if errors.Is(err, election.ErrDeposed) {
+		s.stepDown("deposed: " + err.Error())
 	}
 }
 
@@ -640,7 +701,7 @@ func (s *Server) Status() bus.Status {
 		DroppedOldEpoch: s.droppedOld.Load(),
 		LastApplied:     s.lastApply.Load(),
 		CatchingUp:      s.catchRunning.Load(),
-		ZooKeeper:       s.elect.SessionState(),
+		ZooKeeper:       s.zk.SessionState(),
 		NATS:            s.natsState(),
 		HTTP:            s.advertisedAddr(),
 		HTTPWarning:     s.httpWarning(),
@@ -651,7 +712,7 @@ func (s *Server) Status() bus.Status {
 		RecordReserved:   s.recordReserved(),
 		BehindRecord:     behind,
 		LostRevisions:    s.lost.Load(),
-		RecordProblem:    s.elect.RecordProblem(),
+		RecordProblem:    s.records.RecordProblem(),
 		RejectedUnsigned: s.trust.unsigned.Load(),
 		RejectedForged:   s.trust.forged.Load(),
 		ForeignMessages:  s.trust.foreign.Load(),

@@ -33,6 +33,9 @@ type fakeElector struct {
 	rec       election.Record // epoch and revision raised so far
 }
 
+// The fake stands in for every part of the election the server uses.
+var _ Elector = (*fakeElector)(nil)
+
 func newFakeElector() *fakeElector {
 	return &fakeElector{terms: make(chan election.Term, 1), announced: make(chan election.LeaderData, 8)}
 }

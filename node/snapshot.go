@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/micro"
 
 	"zkv/bus"
+	"zkv/internal/retry"
 )
 
 // handleLeaderSnapshot serves one page of the leader's store on its own
@@ -28,7 +28,7 @@ func (s *Server) handleLeaderSnapshot(req micro.Request) {
 
 func (s *Server) serveSnapshotPage(req micro.Request, r bus.SnapshotRequest) {
 	epoch := s.leaderEpoch.Load()
-	if epoch == 0 || !s.elect.LeaseValid() {
+	if epoch == 0 || !s.lease.LeaseValid() {
 		s.respondError(req, s.notLeader(epoch))
 		return
 	}
@@ -116,30 +116,24 @@ func (s *Server) fetchPages(ctx context.Context, out chan<- fetchedPage) {
 
 // fetchPage asks for one page, again while the leader says it is busy.
 func (s *Server) fetchPage(ctx context.Context, after string) (bus.SnapshotReply, error) {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 10*time.Millisecond, 200*time.Millisecond, 0
-	b.Reset()
 	giveUp := time.Now().Add(s.cfg.ForwardTimeout)
 	body := bus.Encode(bus.SnapshotRequest{After: after})
-	for {
+	var page bus.SnapshotReply
+	err := retry.Do(ctx, retry.BusyLeader.Until(giveUp), func() error {
 		actx, cancel := context.WithTimeout(ctx, s.cfg.ForwardTimeout)
 		msg, err := s.verifiedReply(actx, s.subj.LeaderSnapshot(), body, "snapshot page")
 		cancel()
 		if err != nil {
-			return bus.SnapshotReply{}, fmt.Errorf("snapshot page after %q: %w", after, err)
+			return retry.Permanent(err)
 		}
-		page, err := decodePage(msg.Data)
-		if err == nil {
-			return page, nil
+		page, err = decodePage(msg.Data)
+		if err != nil && !errors.Is(err, bus.ErrUnavailable) {
+			return retry.Permanent(err)
 		}
-		d := b.NextBackOff()
-		if !errors.Is(err, bus.ErrUnavailable) || time.Now().Add(d).After(giveUp) {
-			return bus.SnapshotReply{}, fmt.Errorf("snapshot page after %q: %w", after, err)
-		}
-		select {
-		case <-ctx.Done():
-			return bus.SnapshotReply{}, fmt.Errorf("snapshot page after %q: %w", after, ctx.Err())
-		case <-time.After(d):
-		}
+		return err
+	}, nil)
+	if err != nil {
+		return bus.SnapshotReply{}, fmt.Errorf("snapshot page after %q: %w", after, err)
 	}
+	return page, nil
 }

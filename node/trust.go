@@ -207,7 +207,7 @@ func (s *Server) verifiedReply(ctx context.Context, subject string, data []byte,
 // readiness reports whether this server is fit to serve, and why not.
 func (s *Server) readiness() (bool, []string) {
 	var why []string
-	if !s.elect.Connected() {
+	if !s.zk.Connected() {
 		why = append(why, "zookeeper disconnected")
 	}
 	if s.natsState() != "connected" {
@@ -216,7 +216,7 @@ func (s *Server) readiness() (bool, []string) {
 	if s.trust.signer.Load() == nil {
 		why = append(why, "cluster record not read yet")
 	}
-	if p := s.elect.RecordProblem(); p != "" {
+	if p := s.records.RecordProblem(); p != "" {
 		why = append(why, "cluster record: "+p)
 	}
 	if id := s.foreignCluster(); id != "" {
@@ -241,13 +241,13 @@ func (s *Server) readiness() (bool, []string) {
 // recordRevision is the cluster record's lower bound on acknowledged
 // revisions, as last read.
 func (s *Server) recordRevision() uint64 {
-	r, _ := s.elect.LastRecord()
+	r, _ := s.records.LastRecord()
 	return r.Acked
 }
 
 // recordReserved is the cluster record's reserved revision, as last read.
 func (s *Server) recordReserved() uint64 {
-	r, _ := s.elect.LastRecord()
+	r, _ := s.records.LastRecord()
 	return r.Revision
 }
 
@@ -255,7 +255,7 @@ func (s *Server) recordReserved() uint64 {
 // cluster record says were acknowledged (0 if none); a copy that never
 // compared itself with a leader counts up to the reserved revision.
 func (s *Server) behindRecord() uint64 {
-	r, _ := s.elect.LastRecord()
+	r, _ := s.records.LastRecord()
 	rec, rev := r.Acked, s.store.Revision()
 	if !s.compared.Load() {
 		rec = max(rec, r.Revision)

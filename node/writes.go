@@ -5,12 +5,22 @@ import (
 	"errors"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"zkv/bus"
+	"zkv/internal/retry"
 )
+
+// Lease is what the write and read paths ask the election before they
+// take or acknowledge a write: whether this leader's lease holds, and
+// which servers are registered (the ones that must confirm a write).
+type Lease interface {
+	// LeaseValid reports whether this server may acknowledge a write now.
+	LeaseValid() bool
+	// Members are the IDs of the servers registered in the election now.
+	Members() []string
+}
 
 // handleLeaderWrite serves the leader subject. It may run after the
 // service was stopped (micro drains queued requests), so the write path
@@ -150,7 +160,7 @@ func (s *Server) applyWrite(w bus.WriteRequest) (bus.WriteReply, *ackWait, error
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	epoch := s.leaderEpoch.Load()
-	if epoch == 0 || !s.elect.LeaseValid() {
+	if epoch == 0 || !s.lease.LeaseValid() {
 		return bus.WriteReply{}, nil, s.notLeader(epoch)
 	}
 	// The revision this write creates must be reserved in the cluster
@@ -181,7 +191,7 @@ func (s *Server) applyWrite(w bus.WriteRequest) (bus.WriteReply, *ackWait, error
 	}
 	var wait *ackWait
 	if level != bus.AcksLeader {
-		wait = s.acks.register(ackKey{u.Epoch, u.Seq}, level, s.cfg.ID, s.elect.Members())
+		wait = s.acks.register(ackKey{u.Epoch, u.Seq}, level, s.cfg.ID, s.lease.Members())
 	}
 	msg := bus.Update{Kind: bus.KindPut, Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, Leader: s.cfg.ID,
 		Time: time.Now().UnixNano(), RequestID: u.RequestID, Ack: wait != nil}
@@ -189,7 +199,7 @@ func (s *Server) applyWrite(w bus.WriteRequest) (bus.WriteReply, *ackWait, error
 		s.log.Error("write applied but not replicated", "epoch", epoch, "seq", u.Seq, "key", u.Key, "err", err)
 		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "applied on the leader at revision %d but not replicated: %v", u.Seq, err)
 	}
-	if !s.elect.LeaseValid() {
+	if !s.lease.LeaseValid() {
 		s.log.Warn("lease lost while writing: not acknowledging", "epoch", epoch, "seq", u.Seq, "key", u.Key)
 		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeNotLeader, "node %s lost its ZooKeeper lease during the write (revision %d may or may not survive)", s.cfg.ID, u.Seq)
 	}
@@ -215,7 +225,7 @@ wait:
 			break wait
 		case <-tick.C:
 			if w.level == bus.AcksAll {
-				s.acks.prune(w, s.elect.Members())
+				s.acks.prune(w, s.lease.Members())
 			}
 		case <-timeout.C:
 			break wait
@@ -230,7 +240,7 @@ wait:
 		return bus.WriteReply{}, bus.Errorf(bus.CodeTimeout, "write applied on the leader at revision %d, but only %d of %d servers confirmed it within %s (acks=%s)",
 			reply.Revision, reply.Confirmed, reply.Members, s.cfg.WriteTimeout, w.level)
 	}
-	if !s.elect.LeaseValid() {
+	if !s.lease.LeaseValid() {
 		return bus.WriteReply{}, bus.Errorf(bus.CodeNotLeader, "node %s lost its ZooKeeper lease while revision %d was being confirmed", s.cfg.ID, reply.Revision)
 	}
 	s.noteAcked(reply.Revision)
@@ -257,35 +267,34 @@ func (s *Server) notLeader(epoch uint64) error {
 // wait WriteTimeout more for the leader's answer (replicas' confirmations).
 func (s *Server) forward(ctx context.Context, data []byte) []byte {
 	giveUp := time.Now().Add(s.cfg.ForwardTimeout)
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 20*time.Millisecond, 500*time.Millisecond, 0
-	b.Reset()
+	var reply []byte
 	var last error
-	for {
+	fatal := false
+	err := retry.Do(ctx, retry.Leader.Until(giveUp), func() error {
 		actx, cancel := context.WithTimeout(ctx, time.Until(giveUp)+s.cfg.WriteTimeout)
 		msg, err := s.verifiedReply(actx, s.subj.Write(), data, "write reply")
 		cancel()
-		if err == nil {
-			var reply bus.WriteReply
-			rerr := bus.DecodeReply(msg.Data, &reply)
-			if !errors.Is(rerr, bus.ErrNotLeader) {
-				return msg.Data
-			}
-			last = rerr
-		} else {
+		if err != nil {
 			last = err
 			if !errors.Is(err, nats.ErrNoResponders) && !isUnverified(err) {
-				return bus.EncodeError(bus.Errorf(bus.CodeUnavailable, "forward to %s: %v", s.subj.Write(), err))
+				fatal = true
+				return retry.Permanent(err)
 			}
+			return err
 		}
-		d := b.NextBackOff()
-		if time.Now().Add(d).After(giveUp) {
-			return bus.EncodeError(bus.Errorf(bus.CodeNoLeader, "no leader answered on %s within %s (last: %v)", s.subj.Write(), s.cfg.ForwardTimeout, last))
+		var wr bus.WriteReply
+		if rerr := bus.DecodeReply(msg.Data, &wr); errors.Is(rerr, bus.ErrNotLeader) {
+			last = rerr
+			return rerr
 		}
-		select {
-		case <-ctx.Done():
-			return bus.EncodeError(bus.Errorf(bus.CodeUnavailable, "forward to %s: %v", s.subj.Write(), ctx.Err()))
-		case <-time.After(d):
-		}
+		reply = msg.Data
+		return nil
+	}, nil)
+	switch {
+	case err == nil:
+		return reply
+	case fatal, ctx.Err() != nil:
+		return bus.EncodeError(bus.Errorf(bus.CodeUnavailable, "forward to %s: %v", s.subj.Write(), err))
 	}
+	return bus.EncodeError(bus.Errorf(bus.CodeNoLeader, "no leader answered on %s within %s (last: %v)", s.subj.Write(), s.cfg.ForwardTimeout, last))
 }

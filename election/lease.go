@@ -1,0 +1,47 @@
+package election
+
+import (
+	"context"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// track runs one ZooKeeper round trip and, if it succeeded on the session
+// this server's znode lives in, records its send time for the lease.
+func (e *Elector) track(conn *zk.Conn, f func() error) error {
+	sent := time.Now()
+	sid := conn.SessionID()
+	err := f()
+	if err == nil && sid != 0 && conn.SessionID() == sid {
+		e.mu.Lock()
+		if sid == e.znodeSession && sent.After(e.lastOK) {
+			e.lastOK = sent
+		}
+		e.mu.Unlock()
+	}
+	return err
+}
+
+// leaseLoop makes a light round trip every lease interval (LeaseInterval,
+// scaled to the negotiated session timeout) to keep the lease fresh
+// (go-zookeeper's own pings are invisible to us).
+func (e *Elector) leaseLoop(ctx context.Context, conn *zk.Conn) {
+	t := time.NewTimer(e.leaseInterval())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		t.Reset(e.leaseInterval())
+		if !e.Connected() {
+			continue
+		}
+		_ = e.track(conn, func() error {
+			_, _, err := conn.Exists(e.cfg.Path)
+			return err
+		})
+	}
+}

@@ -1,0 +1,11 @@
+package election
+
+import (
+	"testing"
+
+	"zkv/internal/leakcheck"
+)
+
+// TestMain fails the package if a goroutine the electors start outlives
+// the tests.
+func TestMain(m *testing.M) { leakcheck.Main(m) }

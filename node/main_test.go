@@ -1,0 +1,11 @@
+package node
+
+import (
+	"testing"
+
+	"zkv/internal/leakcheck"
+)
+
+// TestMain fails the package if a goroutine the servers start outlives
+// the tests.
+func TestMain(m *testing.M) { leakcheck.Main(m) }
