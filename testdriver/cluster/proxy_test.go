@@ -1,4 +1,4 @@
-package chaos
+package cluster
 
 import (
 	"bufio"
@@ -36,50 +36,55 @@ func roundTrip(c net.Conn, msg string) (string, error) {
 	if _, err := io.WriteString(c, msg+"\n"); err != nil {
 		return "", err
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return line, err
+	return bufio.NewReader(c).ReadString('\n')
 }
 
-func TestForwarderCutAndRestore(t *testing.T) {
-	f, err := NewForwarder(echoServer(t))
+// TestProxyCutAndHeal: Cut closes the connections through the proxy and
+// refuses new ones; Heal lets connections through again on the same
+// address.
+func TestProxyCutAndHeal(t *testing.T) {
+	p, err := NewProxy("echo", echoServer(t), 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer p.Close()
+	addr := p.Addr()
 
-	c, err := net.Dial("tcp", f.Addr())
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	if got, err := roundTrip(c, "hello"); err != nil || got != "hello\n" {
-		t.Fatalf("through the forwarder: %q, %v", got, err)
+		t.Fatalf("through the proxy: %q, %v", got, err)
 	}
 
-	f.Cut()
+	p.Cut()
 	// The open connection is closed...
-	if _, err := roundTrip(c, "again"); err == nil {
-		t.Fatal("a connection survived the cut")
+	if got, err := roundTrip(c, "again"); err == nil {
+		t.Fatalf("a connection survived the cut: %q", got)
 	}
-	// ...and a new one is refused: accepted, then closed at once.
-	c2, err := net.Dial("tcp", f.Addr())
-	if err == nil {
-		if got, err := roundTrip(c2, "x"); err == nil {
+	// ...and a new one is not let through.
+	if c2, err := net.Dial("tcp", addr); err == nil {
+		got, err := roundTrip(c2, "x")
+		c2.Close()
+		if err == nil {
 			t.Fatalf("a new connection was forwarded while cut: %q", got)
 		}
-		c2.Close()
-	}
-	if _, refused := f.Counts(); refused == 0 {
-		t.Fatal("no connection counted as refused")
 	}
 
-	f.Restore()
-	c3, err := net.Dial("tcp", f.Addr())
+	if err := p.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	if p.Addr() != addr {
+		t.Fatalf("healed on %s, want the same address %s", p.Addr(), addr)
+	}
+	c3, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c3.Close()
 	if got, err := roundTrip(c3, "back"); err != nil || got != "back\n" {
-		t.Fatalf("after restore: %q, %v", got, err)
+		t.Fatalf("after heal: %q, %v", got, err)
 	}
 }
