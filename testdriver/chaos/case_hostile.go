@@ -22,7 +22,7 @@ func runHostileClient(ctx context.Context, s *suite, r *RunResult) error {
 	// outlasts the stop by far.
 	stop := s.cfg.WriteTimeout + 1500*time.Millisecond
 	session := max(s.longSession(), 2*stop)
-	e, leader, epoch, err := s.startLoaded(ctx, r, clusterOptions{session: session, args: []string{"--acks", bus.AcksAll}})
+	e, leader, epoch, err := s.startLoaded(ctx, r, clusterOptions{session: session, acks: bus.AcksAll})
 	if err != nil {
 		return err
 	}

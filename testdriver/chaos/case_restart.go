@@ -8,6 +8,7 @@ import (
 
 	"zkv/bus"
 	"zkv/internal/harness"
+	"zkv/testdriver/cluster"
 )
 
 // ----------------------------------------------------------------------------
@@ -15,11 +16,7 @@ import (
 
 func runFullRestart(ctx context.Context, s *suite, r *RunResult) error {
 	catchUp := r.Variant == "catch-up"
-	args := []string{"--acks", bus.AcksAll}
-	if catchUp {
-		args = append(args, "--catch-up")
-	}
-	e, leader, epoch, err := s.startLoaded(ctx, r, clusterOptions{session: s.cfg.SessionTimeout, args: args})
+	e, leader, epoch, err := s.startLoaded(ctx, r, clusterOptions{session: s.cfg.SessionTimeout, acks: bus.AcksAll, catchUp: catchUp})
 	if err != nil {
 		return err
 	}
@@ -70,7 +67,8 @@ func runFullRestart(ctx context.Context, s *suite, r *RunResult) error {
 		e.note("operator: restarted %s with --force-lead at %s", forced, fmtDur(tForce))
 		tLeadFrom = tForce
 	}
-	newLeader, newEpoch, tLed, err := e.waitLeader(ctx, nodeIDs, "", epoch, s.leaderTimeout(e.opts.session))
+	ag, tLed, err := e.waitLeader(ctx, nodeIDs, cluster.LeaderWant{Above: epoch}, s.leaderTimeout(e.opts.session))
+	newLeader, newEpoch := ag.Leader, ag.Epoch
 	if err != nil {
 		e.violate(Violation{Check: CheckAvailability, Detail: "no leader after the restart: " + err.Error()})
 	} else {

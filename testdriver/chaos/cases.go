@@ -12,6 +12,7 @@ import (
 
 	"zkv/bus"
 	"zkv/internal/harness"
+	"zkv/testdriver/cluster"
 )
 
 // caseDef is one fault case.
@@ -112,13 +113,15 @@ func (s *suite) startLoaded(ctx context.Context, r *RunResult, opts clusterOptio
 			e.close()
 		}
 	}()
-	if leader, epoch, _, err = e.waitLeader(ctx, nodeIDs, "", 0, 60*time.Second); err != nil {
+	ag, _, err := e.waitLeader(ctx, nodeIDs, cluster.LeaderWant{}, 60*time.Second)
+	if err != nil {
 		return nil, "", 0, err
 	}
+	leader, epoch = ag.Leader, ag.Epoch
 	if err = e.waitMembers(ctx, 3, 30*time.Second); err != nil {
 		return nil, "", 0, err
 	}
-	if _, err = e.startLoad(s.loadOptions("")); err != nil {
+	if _, err = e.startLoad(ctx, s.loadOptions("")); err != nil {
 		return nil, "", 0, err
 	}
 	if err = sleep(ctx, s.warmup()); err != nil {
@@ -132,7 +135,7 @@ func (s *suite) startLoaded(ctx context.Context, r *RunResult, opts clusterOptio
 
 func runKillLeader(ctx context.Context, s *suite, r *RunResult) error {
 	acks := strings.TrimPrefix(r.Variant, "acks-")
-	e, leader, epoch, err := s.startLoaded(ctx, r, clusterOptions{session: s.cfg.SessionTimeout, args: []string{"--acks", acks}})
+	e, leader, epoch, err := s.startLoaded(ctx, r, clusterOptions{session: s.cfg.SessionTimeout, acks: acks})
 	if err != nil {
 		return err
 	}
@@ -142,7 +145,8 @@ func runKillLeader(ctx context.Context, s *suite, r *RunResult) error {
 		return err
 	}
 	e.note("SIGKILL %s, the leader of epoch %d", leader, epoch)
-	newLeader, newEpoch, _, err := e.waitLeader(ctx, others(leader), leader, epoch, s.leaderTimeout(e.opts.session))
+	ag, _, err := e.waitLeader(ctx, others(leader), cluster.LeaderWant{Not: leader, Above: epoch}, s.leaderTimeout(e.opts.session))
+	newLeader, newEpoch := ag.Leader, ag.Epoch
 	if err != nil {
 		e.violate(Violation{Check: CheckAvailability, Detail: "no new leader: " + err.Error()})
 	} else {
@@ -162,7 +166,7 @@ func runKillLeader(ctx context.Context, s *suite, r *RunResult) error {
 // 2. SIGSTOP of the leader past its session timeout, then SIGCONT
 
 func runPauseLeader(ctx context.Context, s *suite, r *RunResult) error {
-	e, leader, epoch, err := s.startLoaded(ctx, r, clusterOptions{session: s.cfg.SessionTimeout, args: []string{"--acks", bus.AcksAll}})
+	e, leader, epoch, err := s.startLoaded(ctx, r, clusterOptions{session: s.cfg.SessionTimeout, acks: bus.AcksAll})
 	if err != nil {
 		return err
 	}
@@ -184,7 +188,8 @@ func runPauseLeader(ctx context.Context, s *suite, r *RunResult) error {
 		}
 	}
 	defer resume()
-	newLeader, newEpoch, _, err := e.waitLeader(ctx, others(leader), leader, epoch, s.leaderTimeout(e.opts.session))
+	ag, _, err := e.waitLeader(ctx, others(leader), cluster.LeaderWant{Not: leader, Above: epoch}, s.leaderTimeout(e.opts.session))
+	newLeader, newEpoch := ag.Leader, ag.Epoch
 	if err != nil {
 		e.violate(Violation{Check: CheckAvailability, Detail: "no new leader while the old one is stopped: " + err.Error()})
 	} else {
@@ -265,15 +270,18 @@ func runPauseLeader(ctx context.Context, s *suite, r *RunResult) error {
 // 3. The leader cut off from ZooKeeper only
 
 func runZKPartition(ctx context.Context, s *suite, r *RunResult) error {
-	e, leader, epoch, err := s.startLoaded(ctx, r, clusterOptions{proxied: true, session: s.cfg.SessionTimeout, args: []string{"--acks", bus.AcksAll}})
+	e, leader, epoch, err := s.startLoaded(ctx, r, clusterOptions{proxied: true, session: s.cfg.SessionTimeout, acks: bus.AcksAll})
 	if err != nil {
 		return err
 	}
 	defer e.close()
 	tCut := e.now()
-	e.proxies[leader].Cut()
+	if err := e.cl.Cut(leader, cluster.PartZooKeeper); err != nil {
+		return err
+	}
 	e.note("cut %s (leader of epoch %d) off from ZooKeeper; NATS stays up", leader, epoch)
-	newLeader, newEpoch, _, err := e.waitLeader(ctx, others(leader), leader, epoch, s.leaderTimeout(e.opts.session))
+	ag, _, err := e.waitLeader(ctx, others(leader), cluster.LeaderWant{Not: leader, Above: epoch}, s.leaderTimeout(e.opts.session))
+	newLeader, newEpoch := ag.Leader, ag.Epoch
 	if err != nil {
 		e.violate(Violation{Check: CheckAvailability, Detail: "no new leader after the partition: " + err.Error()})
 	} else {
@@ -283,7 +291,9 @@ func runZKPartition(ctx context.Context, s *suite, r *RunResult) error {
 		return err
 	}
 	tRestore := e.now()
-	e.proxies[leader].Restore()
+	if err := e.cl.Heal(leader, cluster.PartZooKeeper); err != nil {
+		return err
+	}
 	e.note("restored %s's ZooKeeper connection", leader)
 	if newEpoch != 0 {
 		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -329,20 +339,17 @@ func runNATSRestart(ctx context.Context, s *suite, r *RunResult) error {
 		return err
 	}
 	catchUp := r.Variant == "catch-up"
-	var args []string
-	if catchUp {
-		args = append(args, "--catch-up")
-	}
-	e, err := s.newRun(ctx, r, clusterOptions{zk: zk.Addr(), session: s.longSession(), args: args})
+	e, err := s.newRun(ctx, r, clusterOptions{zk: zk.Addr(), session: s.longSession(), catchUp: catchUp})
 	if err != nil {
 		return err
 	}
 	defer e.close()
-	leader, _, _, err := e.waitLeader(ctx, nodeIDs, "", 0, 60*time.Second)
+	ag, _, err := e.waitLeader(ctx, nodeIDs, cluster.LeaderWant{}, 60*time.Second)
 	if err != nil {
 		return err
 	}
-	if _, err := e.startLoad(s.loadOptions("")); err != nil {
+	leader := ag.Leader
+	if _, err := e.startLoad(ctx, s.loadOptions("")); err != nil {
 		return err
 	}
 	if err := sleep(ctx, s.warmup()); err != nil {
@@ -364,7 +371,7 @@ func runNATSRestart(ctx context.Context, s *suite, r *RunResult) error {
 	}
 	defer resume()
 	tRestart := e.now()
-	if err := e.nats.Restart(); err != nil {
+	if err := e.cl.NATS()[0].Restart(); err != nil {
 		return err
 	}
 	e.note("restarted NATS on the same port in %s, with %s stopped (it reconnects last)", fmtDur(e.now()-tRestart), lagger)
@@ -467,10 +474,11 @@ func runNATSRestart(ctx context.Context, s *suite, r *RunResult) error {
 		_ = sleep(ctx, time.Second)
 	}
 	// Compare every copy with the leader.
-	leaderNow, _, _, err := e.waitLeader(ctx, nodeIDs, "", 0, 30*time.Second)
+	agNow, _, err := e.waitLeader(ctx, nodeIDs, cluster.LeaderWant{}, 30*time.Second)
 	if err != nil {
 		return err
 	}
+	leaderNow := agNow.Leader
 	if leaderNow != leader {
 		e.note("the leader changed from %s to %s", leader, leaderNow)
 	}
@@ -594,19 +602,20 @@ func runZKEnsemble(ctx context.Context, s *suite, r *RunResult) error {
 		return err
 	}
 	defer ens.Stop()
-	e, err := s.newRun(ctx, r, clusterOptions{zk: ens.Connect(), session: s.longSession(), args: []string{"--acks", bus.AcksAll}})
+	e, err := s.newRun(ctx, r, clusterOptions{zk: ens.Connect(), session: s.longSession(), acks: bus.AcksAll})
 	if err != nil {
 		return err
 	}
 	defer e.close()
-	leader, epoch, _, err := e.waitLeader(ctx, nodeIDs, "", 0, 60*time.Second)
+	ag, _, err := e.waitLeader(ctx, nodeIDs, cluster.LeaderWant{}, 60*time.Second)
 	if err != nil {
 		return err
 	}
+	leader, epoch := ag.Leader, ag.Epoch
 	if err := e.waitMembers(ctx, 3, 30*time.Second); err != nil {
 		return err
 	}
-	if _, err := e.startLoad(s.loadOptions("")); err != nil {
+	if _, err := e.startLoad(ctx, s.loadOptions("")); err != nil {
 		return err
 	}
 	if err := sleep(ctx, s.warmup()); err != nil {
@@ -746,19 +755,16 @@ func runEmptySurvivor(ctx context.Context, s *suite, r *RunResult) error {
 	}
 	catchUp := r.Variant != "no-catch-up"
 	handover := r.Variant != "catch-up-first-epoch"
-	args := []string{"--acks", bus.AcksAll}
-	if catchUp {
-		args = append(args, "--catch-up")
-	}
-	e, err := s.newRun(ctx, r, clusterOptions{zk: zk.Addr(), session: s.longSession(), args: args})
+	e, err := s.newRun(ctx, r, clusterOptions{zk: zk.Addr(), session: s.longSession(), acks: bus.AcksAll, catchUp: catchUp})
 	if err != nil {
 		return err
 	}
 	defer e.close()
-	leader, epoch, _, err := e.waitLeader(ctx, nodeIDs, "", 0, 60*time.Second)
+	ag, _, err := e.waitLeader(ctx, nodeIDs, cluster.LeaderWant{}, 60*time.Second)
 	if err != nil {
 		return err
 	}
+	leader, epoch := ag.Leader, ag.Epoch
 	if err := e.waitMembers(ctx, 3, 30*time.Second); err != nil {
 		return err
 	}
@@ -782,7 +788,8 @@ func runEmptySurvivor(ctx context.Context, s *suite, r *RunResult) error {
 		if err := e.node(leader).Stop(ctx); err != nil {
 			return fmt.Errorf("SIGTERM %s: %w", leader, err)
 		}
-		next, nextEpoch, _, err := e.waitLeader(ctx, others(leader), leader, epoch, 30*time.Second)
+		ag, _, err := e.waitLeader(ctx, others(leader), cluster.LeaderWant{Not: leader, Above: epoch}, 30*time.Second)
+		next, nextEpoch := ag.Leader, ag.Epoch
 		if err != nil {
 			return err
 		}
@@ -790,7 +797,7 @@ func runEmptySurvivor(ctx context.Context, s *suite, r *RunResult) error {
 		if err := e.node(leader).Restart(ctx); err != nil {
 			return err
 		}
-		if _, _, _, err := e.waitLeader(ctx, nodeIDs, "", nextEpoch-1, 30*time.Second); err != nil {
+		if _, _, err := e.waitLeader(ctx, nodeIDs, cluster.LeaderWant{Above: nextEpoch - 1}, 30*time.Second); err != nil {
 			return err
 		}
 		if err := e.waitMembers(ctx, 3, 30*time.Second); err != nil {
