@@ -16,7 +16,7 @@ import (
 
 func killLeader(_ context.Context, f *fault) error {
 	f.at = f.now()
-	if err := f.node(f.leader).Kill(); err != nil {
+	if err := f.cl.Process(f.leader).Kill(); err != nil {
 		return err
 	}
 	f.note("SIGKILL %s, the leader of epoch %d", f.leader, f.epoch)

@@ -141,7 +141,7 @@ func expectNATSRestart(ctx context.Context, f *fault) error {
 	for _, id := range others(leaderNow) {
 		st := sts[id]
 		d := diffs[id]
-		gaps, caught := logFacts(f.node(id).LogPath())
+		gaps, caught := logFacts(f.cl.Process(id).LogPath())
 		if gaps > 0 || d > 0 {
 			missedCopies++
 		}

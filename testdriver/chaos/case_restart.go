@@ -35,7 +35,7 @@ func killAllAfterWrites(ctx context.Context, f *fault) error {
 		// A clean handover first, so the leader znode records a non-zero
 		// takeover revision: what lets a restarted server know it is behind.
 		leader, epoch := f.leader, f.epoch
-		if err := f.node(leader).Stop(ctx); err != nil {
+		if err := f.cl.Process(leader).Stop(ctx); err != nil {
 			return fmt.Errorf("SIGTERM %s: %w", leader, err)
 		}
 		ag, _, err := f.waitLeader(ctx, others(leader), cluster.LeaderWant{Not: leader, Above: epoch}, 30*time.Second)
@@ -43,7 +43,7 @@ func killAllAfterWrites(ctx context.Context, f *fault) error {
 			return err
 		}
 		f.note("SIGTERM %s: %s took over epoch %d", leader, ag.Leader, ag.Epoch)
-		if err := f.node(leader).Restart(ctx); err != nil {
+		if err := f.cl.Process(leader).Restart(ctx); err != nil {
 			return err
 		}
 		if _, _, err := f.waitLeader(ctx, nodeIDs, cluster.LeaderWant{Above: ag.Epoch - 1}, 30*time.Second); err != nil {
@@ -66,7 +66,7 @@ func killAllAfterWrites(ctx context.Context, f *fault) error {
 }
 
 func restartLone(ctx context.Context, f *fault) error {
-	if err := f.node(f.victim).Restart(ctx); err != nil {
+	if err := f.cl.Process(f.victim).Restart(ctx); err != nil {
 		return err
 	}
 	f.healed = f.now()
@@ -195,7 +195,7 @@ func restartAll(ctx context.Context, f *fault) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(nodeIDs))
 	for i, id := range nodeIDs {
-		wg.Go(func() { errs[i] = f.node(id).Restart(ctx) })
+		wg.Go(func() { errs[i] = f.cl.Process(id).Restart(ctx) })
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -224,7 +224,11 @@ func restartAll(ctx context.Context, f *fault) error {
 			}
 		}
 		f.victim = nodeIDs[0]
-		if err := f.replaceNode(ctx, f.victim, "--force-lead"); err != nil {
+		unclean, err := f.cl.Replace(ctx, f.victim, "--force-lead")
+		if unclean != nil {
+			f.note("%s exited uncleanly on SIGTERM: %v", f.victim, unclean)
+		}
+		if err != nil {
 			return err
 		}
 		r.time(TimeForceLead, tForce-f.at)

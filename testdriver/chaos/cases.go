@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"zkv/bus"
@@ -64,30 +63,25 @@ const (
 	idle
 )
 
-// cases are run in this order.
+// cases are run in this order. Each row is a name, its variants (and the
+// slow ones quick mode skips); the cluster (session timeout, options,
+// their variant, the start state); the steps (inject, the failover the
+// skeleton awaits, heal, expect).
 var cases = []caseDef{
 	{
 		name: CaseKillLeader, variants: []string{"acks-all", "acks-majority", "acks-leader"}, slow: []string{"acks-majority", "acks-leader"},
-		variant:  func(v string, o *clusterOptions) { o.acks = strings.TrimPrefix(v, "acks-") },
-		inject:   killLeader,
-		failover: "no new leader",
-		expect:   expectKillLeader,
+		variant: acksVariant,
+		inject:  killLeader, failover: "no new leader", expect: expectKillLeader,
 	},
 	{
-		name:     CasePauseLeader,
-		cluster:  clusterOptions{acks: bus.AcksAll},
-		inject:   pauseLeader,
-		failover: "no new leader while the old one is stopped",
-		heal:     resumeLeader,
-		expect:   expectPauseLeader,
+		name:    CasePauseLeader,
+		cluster: clusterOptions{acks: bus.AcksAll},
+		inject:  pauseLeader, failover: "no new leader while the old one is stopped", heal: resumeLeader, expect: expectPauseLeader,
 	},
 	{
-		name:     CaseZKPartition,
-		cluster:  clusterOptions{acks: bus.AcksAll, proxied: true},
-		inject:   cutLeader,
-		failover: "no new leader after the partition",
-		heal:     healLeader,
-		expect:   expectZKPartition,
+		name:    CaseZKPartition,
+		cluster: clusterOptions{acks: bus.AcksAll, proxied: true},
+		inject:  cutLeader, failover: "no new leader after the partition", heal: healLeader, expect: expectZKPartition,
 	},
 	{
 		name: CaseNATSRestart, variants: []string{"no-catch-up", "catch-up"},
@@ -115,6 +109,9 @@ var cases = []caseDef{
 		inject: killAll, heal: restartAll, expect: expectFullRestart,
 	},
 }
+
+// acksVariant sets --acks from the variants named acks-<level>.
+func acksVariant(v string, o *clusterOptions) { o.acks = strings.TrimPrefix(v, "acks-") }
 
 // catchUpVariant turns --catch-up on in the variants named catch-up*.
 func catchUpVariant(v string, o *clusterOptions) { o.catchUp = strings.HasPrefix(v, "catch-up") }
@@ -273,7 +270,7 @@ func (f *fault) end() {
 // pause stops server id with SIGSTOP; it is resumed when the run ends at
 // the latest.
 func (f *fault) pause(id string) error {
-	if err := f.node(id).Pause(); err != nil {
+	if err := f.cl.Process(id).Pause(); err != nil {
 		return err
 	}
 	f.paused = append(f.paused, id)
@@ -287,7 +284,7 @@ func (f *fault) resume(id string) error {
 		return nil
 	}
 	f.paused = slices.Delete(f.paused, i, i+1)
-	return f.node(id).Resume()
+	return f.cl.Process(id).Resume()
 }
 
 // awaitFailover waits for the servers other than the old leader to agree
@@ -347,16 +344,6 @@ func (f *fault) awaitAckAfter(ctx context.Context, t, within time.Duration, sinc
 	case resume:
 		f.res.time(TimeResume, firstAckAfter(f.acks(), t)-t)
 	}
-}
-
-// killAll sends SIGKILL to every server at once and waits until they are
-// gone.
-func (e *runEnv) killAll() {
-	var wg sync.WaitGroup
-	for _, id := range nodeIDs {
-		wg.Go(func() { _ = e.node(id).Kill() })
-	}
-	wg.Wait()
 }
 
 // measureFailover records the times around the fault that deposed the

@@ -182,24 +182,21 @@ func (e *runEnv) violate(v Violation) {
 	e.s.logf("    %s VIOLATION %s", fmtDur(e.now()), v)
 }
 
-// node returns the process of server id.
-func (e *runEnv) node(id string) *harness.Node { return e.cl.Process(id) }
-
-// replaceNode stops server id with SIGTERM and starts it again with its
-// options and extra arguments added, e.g. an operator's --force-lead.
-func (e *runEnv) replaceNode(ctx context.Context, id string, extra ...string) error {
-	unclean, err := e.cl.Replace(ctx, id, extra...)
-	if unclean != nil {
-		e.note("%s exited uncleanly on SIGTERM: %v", id, unclean)
+// killAll sends SIGKILL to every server at once and waits until they are
+// gone.
+func (e *runEnv) killAll() {
+	var wg sync.WaitGroup
+	for _, id := range nodeIDs {
+		wg.Go(func() { _ = e.cl.Process(id).Kill() })
 	}
-	return err
+	wg.Wait()
 }
 
 // running returns the ids of the servers whose process runs.
 func (e *runEnv) running() []string {
 	var ids []string
 	for _, id := range nodeIDs {
-		if n := e.node(id); n != nil && n.Running() {
+		if n := e.cl.Process(id); n != nil && n.Running() {
 			ids = append(ids, id)
 		}
 	}
@@ -264,11 +261,7 @@ func (e *runEnv) close() {
 	}
 	if e.cl != nil {
 		// SIGKILL first: the servers need not resign at the end of a run.
-		var wg sync.WaitGroup
-		for _, id := range e.cl.Nodes() {
-			wg.Go(func() { _ = e.node(id).Kill() })
-		}
-		wg.Wait()
+		e.killAll()
 	}
 	if e.wire != nil {
 		e.wire.Stop()

@@ -31,6 +31,20 @@ func echoServer(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// echoThrough opens a connection to addr and checks that msg comes back.
+func echoThrough(t *testing.T, addr, msg string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if got, err := roundTrip(c, msg); err != nil || got != msg+"\n" {
+		t.Fatalf("%s through the proxy: %q, %v", msg, got, err)
+	}
+	return c
+}
+
 func roundTrip(c net.Conn, msg string) (string, error) {
 	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
 	if _, err := io.WriteString(c, msg+"\n"); err != nil {
@@ -50,14 +64,7 @@ func TestProxyCutAndHeal(t *testing.T) {
 	defer p.Close()
 	addr := p.Addr()
 
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if got, err := roundTrip(c, "hello"); err != nil || got != "hello\n" {
-		t.Fatalf("through the proxy: %q, %v", got, err)
-	}
+	c := echoThrough(t, addr, "hello")
 
 	p.Cut()
 	// The open connection is closed...
@@ -79,12 +86,5 @@ func TestProxyCutAndHeal(t *testing.T) {
 	if p.Addr() != addr {
 		t.Fatalf("healed on %s, want the same address %s", p.Addr(), addr)
 	}
-	c3, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c3.Close()
-	if got, err := roundTrip(c3, "back"); err != nil || got != "back\n" {
-		t.Fatalf("after heal: %q, %v", got, err)
-	}
+	echoThrough(t, addr, "back")
 }
