@@ -42,7 +42,7 @@ type attacker struct {
 // message of the cluster (at most 10 s), and starts publishing about rate
 // forgeries a second besides the forged acks of every put.
 func (e *runEnv) startAttack(ctx context.Context, rate int) (*attacker, error) {
-	nc, err := nats.Connect(e.nats.URL(), nats.Name("chaos attacker"))
+	nc, err := nats.Connect(e.cl.NATSURL(), nats.Name("chaos attacker"))
 	if err != nil {
 		return nil, fmt.Errorf("attacker: %w", err)
 	}
@@ -69,7 +69,7 @@ func (e *runEnv) startAttack(ctx context.Context, rate int) (*attacker, error) {
 		nc.Close()
 		return nil, fmt.Errorf("attacker: %w", err)
 	}
-	a.wg.Go(func() { a.flood(rate) })
+	a.wg.Go(func() { a.flood(ctx, rate) })
 	return a, nil
 }
 
@@ -126,13 +126,16 @@ func (a *attacker) publish(m *nats.Msg) {
 	}
 }
 
-// flood publishes one round of forgeries every 1/rate s until Stop.
-func (a *attacker) flood(rate int) {
+// flood publishes one round of forgeries every 1/rate s until Stop or
+// until ctx ends.
+func (a *attacker) flood(ctx context.Context, rate int) {
 	t := time.NewTicker(time.Second / time.Duration(max(rate, 1)))
 	defer t.Stop()
 	for round := 0; ; round++ {
 		select {
 		case <-a.stop:
+			return
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}

@@ -13,77 +13,79 @@ import (
 // sends, besides six forged acks of every put.
 const attackRate = 300
 
-// ----------------------------------------------------------------------------
-// 7. A hostile NATS client without the cluster key, under acks=all load
+// The steps of hostile-client: a NATS client without the cluster key
+// floods the server subjects under acks=all load.
 
-func runHostileClient(ctx context.Context, s *suite, r *RunResult) error {
-	// The stopped replica must keep its ZooKeeper session, so that acks=all
-	// still waits for it: the stop outlasts the write timeout, the session
-	// outlasts the stop by far.
-	stop := s.cfg.WriteTimeout + 1500*time.Millisecond
-	session := max(s.longSession(), 2*stop)
-	e, leader, epoch, err := s.startLoaded(ctx, r, clusterOptions{session: session, args: []string{"--acks", bus.AcksAll}})
+// replicaStop is how long the pause-replica variant stops a replica: it
+// outlasts the write timeout, so acks=all writes must wait for it.
+func (s *suite) replicaStop() time.Duration { return s.cfg.WriteTimeout + 1500*time.Millisecond }
+
+// hostileSession is hostile-client's session timeout: the stopped replica
+// must keep its ZooKeeper session, so that acks=all still waits for it;
+// the session outlasts the stop by far.
+func (s *suite) hostileSession() time.Duration { return max(s.longSession(), 2*s.replicaStop()) }
+
+func attack(ctx context.Context, f *fault) error {
+	f.before = f.statuses(nodeIDs)
+	f.at = f.now()
+	a, err := f.startAttack(ctx, attackRate)
 	if err != nil {
 		return err
 	}
-	defer e.close()
-	before := e.statuses(nodeIDs)
-	tAttack := e.now()
-	a, err := e.startAttack(ctx, attackRate)
+	f.attacker = a
+	f.cleanups = append(f.cleanups, a.Stop)
+	f.note("an attacker without the key floods the server subjects (%d forgeries/s and 6 forged acks of every put) while %s leads epoch %d", attackRate, f.leader, f.epoch)
+	if err := sleep(ctx, f.s.warmup()); err != nil {
+		return err
+	}
+	if f.res.Variant != "pause-replica" {
+		return nil
+	}
+	f.victim = others(f.leader)[0]
+	if err := f.pause(f.victim); err != nil {
+		return err
+	}
+	f.from = f.now()
+	err = sleep(ctx, f.s.replicaStop())
+	f.to = f.now()
+	if rerr := f.resume(f.victim); rerr != nil {
+		return rerr
+	}
 	if err != nil {
 		return err
 	}
-	defer a.Stop()
-	e.note("an attacker without the key floods the server subjects (%d forgeries/s and 6 forged acks of every put) while %s leads epoch %d", attackRate, leader, epoch)
-	if err := sleep(ctx, s.warmup()); err != nil {
-		return err
-	}
-	var from, to time.Duration
-	if r.Variant == "pause-replica" {
-		replica := others(leader)[0]
-		if err := e.node(replica).Pause(); err != nil {
-			return err
-		}
-		from = e.now()
-		err := sleep(ctx, stop)
-		to = e.now()
-		if rerr := e.node(replica).Resume(); rerr != nil {
-			return rerr
-		}
-		if err != nil {
-			return err
-		}
-		r.time(TimePause, to-from)
-		e.note("SIGSTOP %s for %s during the attack; the attacker acks every put in its name", replica, fmtDur(to-from))
-	}
-	if err := sleep(ctx, s.settle()); err != nil {
-		return err
-	}
+	f.res.time(TimePause, f.to-f.from)
+	f.note("SIGSTOP %s for %s during the attack; the attacker acks every put in its name", f.victim, fmtDur(f.to-f.from))
+	return nil
+}
+
+func expectHostileClient(ctx context.Context, f *fault) error {
+	r, a := f.res, f.attacker
 	a.Stop()
-	r.time(TimeAttack, e.now()-tAttack)
-	r.fact("attacker messages", "%d (%.0f/s)", a.Sent(), float64(a.Sent())/(e.now()-tAttack).Seconds())
-	e.finish(ctx, finishOptions{survivors: nodeIDs, lin: true})
-	ops := e.hist.Ops()
-	for _, v := range CheckAcksAllReplies(ops, len(nodeIDs), from, to) {
-		e.violate(v)
+	r.time(TimeAttack, f.now()-f.at)
+	r.fact("attacker messages", "%d (%.0f/s)", a.Sent(), float64(a.Sent())/(f.now()-f.at).Seconds())
+	f.finish(ctx, finishOptions{survivors: nodeIDs, lin: true})
+	ops := f.hist.Ops()
+	for _, v := range CheckAcksAllReplies(ops, len(nodeIDs), f.from, f.to) {
+		f.violate(v)
 	}
-	if to > from {
+	if f.to > f.from {
 		sent, acked := 0, 0
 		for _, op := range ops {
-			if op.Kind == OpPut && op.Invoke > from && op.Invoke < to {
+			if op.Kind == OpPut && op.Invoke > f.from && op.Invoke < f.to {
 				sent++
-				if op.Acked() && op.Return < to {
+				if op.Acked() && op.Return < f.to {
 					acked++
 				}
 			}
 		}
 		r.fact("writes sent while the replica was stopped", "%d, %d of them acknowledged before SIGCONT", sent, acked)
 	}
-	for _, v := range CheckSteadyLeader(e.mon.Events(), tAttack, leader, epoch) {
-		e.violate(v)
+	for _, v := range CheckSteadyLeader(f.mon.Events(), f.at, f.leader, f.epoch) {
+		f.violate(v)
 	}
-	e.checkRejected(ctx, before)
-	r.fact("wire messages the watcher dropped (not signed by the cluster)", "%d", e.wire.Rejected())
+	f.checkRejected(ctx, f.before)
+	r.fact("wire messages the watcher dropped (not signed by the cluster)", "%d", f.wire.Rejected())
 	return nil
 }
 

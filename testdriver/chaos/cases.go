@@ -2,38 +2,119 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
-	"regexp"
-	"strconv"
+	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"zkv/bus"
 	"zkv/internal/harness"
+	"zkv/testdriver/cluster"
 )
 
-// caseDef is one fault case.
+// caseDef is one fault case, a row of the table cases. Every run of a
+// case goes through the same skeleton (run): start a cluster with the
+// row's options and bring it to the row's start state; inject the fault;
+// if the row expects a failover, wait for the other servers to agree on a
+// new leader; heal; let the load settle; check what the row expects.
 type caseDef struct {
 	name     string
 	variants []string
 	// slow lists the variants quick mode skips.
 	slow []string
-	run  func(ctx context.Context, s *suite, r *RunResult) error
+	// session is the servers' ZooKeeper session timeout; nil means the
+	// configured one.
+	session func(*suite) time.Duration
+	// cluster are the row's cluster options (acks, proxies, an ensemble);
+	// variant, if set, adjusts them for a variant.
+	cluster clusterOptions
+	variant func(v string, o *clusterOptions)
+	// start is how far the cluster is brought before the fault.
+	start startState
+	// inject injects the fault and sets f.at.
+	inject func(ctx context.Context, f *fault) error
+	// failover, if set, says that the fault deposes the leader: the
+	// skeleton waits for the other servers to agree on a new one, and a
+	// missing one is an availability violation with this detail.
+	failover string
+	// heal undoes the fault; nil when there is nothing to undo.
+	heal func(ctx context.Context, f *fault) error
+	// noSettle skips the settle phase between heal and expect.
+	noSettle bool
+	// expect runs the checks; nil runs the shared final checks with every
+	// server a survivor.
+	expect func(ctx context.Context, f *fault) error
 }
 
-// cases are run in this order.
+// startState is how far the skeleton brings a run's cluster before the
+// fault.
+type startState int
+
+const (
+	// loaded: a leader, acks=all writes waiting for all three servers,
+	// and the load running and warmed up.
+	loaded startState = iota
+	// loadedUnprobed: a leader and the load running and warmed up,
+	// without the acks=all probe writes.
+	loadedUnprobed
+	// idle: a leader and acks=all writes waiting for all three servers;
+	// no load.
+	idle
+)
+
+// cases are run in this order. Each row is a name, its variants (and the
+// slow ones quick mode skips); the cluster (session timeout, options,
+// their variant, the start state); the steps (inject, the failover the
+// skeleton awaits, heal, expect).
 var cases = []caseDef{
-	{name: CaseKillLeader, variants: []string{"acks-all", "acks-majority", "acks-leader"}, slow: []string{"acks-majority", "acks-leader"}, run: runKillLeader},
-	{name: CasePauseLeader, run: runPauseLeader},
-	{name: CaseZKPartition, run: runZKPartition},
-	{name: CaseNATSRestart, variants: []string{"no-catch-up", "catch-up"}, run: runNATSRestart},
-	{name: CaseZKEnsemble, run: runZKEnsemble},
-	{name: CaseEmptySurvivor, variants: []string{"no-catch-up", "catch-up", "catch-up-first-epoch"}, slow: []string{"catch-up-first-epoch"}, run: runEmptySurvivor},
-	{name: CaseHostileClient, variants: []string{"steady", "pause-replica"}, slow: []string{"steady"}, run: runHostileClient},
-	{name: CaseFullRestart, variants: []string{"no-catch-up", "catch-up"}, slow: []string{"no-catch-up"}, run: runFullRestart},
+	{
+		name: CaseKillLeader, variants: []string{"acks-all", "acks-majority", "acks-leader"}, slow: []string{"acks-majority", "acks-leader"},
+		variant: acksVariant,
+		inject:  killLeader, failover: "no new leader", expect: expectKillLeader,
+	},
+	{
+		name:    CasePauseLeader,
+		cluster: clusterOptions{acks: bus.AcksAll},
+		inject:  pauseLeader, failover: "no new leader while the old one is stopped", heal: resumeLeader, expect: expectPauseLeader,
+	},
+	{
+		name:    CaseZKPartition,
+		cluster: clusterOptions{acks: bus.AcksAll, proxied: true},
+		inject:  cutLeader, failover: "no new leader after the partition", heal: healLeader, expect: expectZKPartition,
+	},
+	{
+		name: CaseNATSRestart, variants: []string{"no-catch-up", "catch-up"},
+		session: (*suite).longSession, variant: catchUpVariant, start: loadedUnprobed,
+		inject: restartNATS, heal: resumeLagger, expect: expectNATSRestart,
+	},
+	{
+		name:    CaseZKEnsemble,
+		session: (*suite).longSession, cluster: clusterOptions{acks: bus.AcksAll, ensemble: true},
+		inject: killZooKeepers, heal: restartZooKeepers,
+	},
+	{
+		name: CaseEmptySurvivor, variants: []string{"no-catch-up", "catch-up", "catch-up-first-epoch"}, slow: []string{"catch-up-first-epoch"},
+		session: (*suite).longSession, cluster: clusterOptions{acks: bus.AcksAll}, variant: catchUpVariant, start: idle,
+		inject: killAllAfterWrites, heal: restartLone, noSettle: true, expect: expectEmptySurvivor,
+	},
+	{
+		name: CaseHostileClient, variants: []string{"steady", "pause-replica"}, slow: []string{"steady"},
+		session: (*suite).hostileSession, cluster: clusterOptions{acks: bus.AcksAll},
+		inject: attack, expect: expectHostileClient,
+	},
+	{
+		name: CaseFullRestart, variants: []string{"no-catch-up", "catch-up"}, slow: []string{"no-catch-up"},
+		cluster: clusterOptions{acks: bus.AcksAll}, variant: catchUpVariant,
+		inject: killAll, heal: restartAll, expect: expectFullRestart,
+	},
 }
+
+// acksVariant sets --acks from the variants named acks-<level>.
+func acksVariant(v string, o *clusterOptions) { o.acks = strings.TrimPrefix(v, "acks-") }
+
+// catchUpVariant turns --catch-up on in the variants named catch-up*.
+func catchUpVariant(v string, o *clusterOptions) { o.catchUp = strings.HasPrefix(v, "catch-up") }
 
 // Names of the measurements in RunResult.Times.
 const (
@@ -62,496 +143,238 @@ func (s *suite) leaderTimeout(session time.Duration) time.Duration {
 	return session + s.cfg.LeaderBound
 }
 
-// measureFailover records the times around a fault at tFault that
-// deposed leader of epoch, and checks the generous bound on the election.
-func (e *runEnv) measureFailover(tFault time.Duration, leader string, epoch uint64) {
-	acks := e.acks()
-	var lastOld, firstNew time.Duration = -1, -1
-	for _, a := range acks {
-		if a.Leader == leader && a.Epoch == epoch {
-			lastOld = max(lastOld, a.Return)
-		}
-		if a.Epoch > epoch && firstNew < 0 {
-			firstNew = a.Return
-		}
-	}
-	if lastOld >= 0 {
-		e.res.time(TimeStopAck, max(0, lastOld-tFault))
-	}
-	if firstNew >= 0 {
-		e.res.time(TimeFirstAck, firstNew-tFault)
-		e.res.time(TimeUnavailable, ackGap(acks, tFault, firstNew))
-	}
-	if ev, ok := e.mon.firstLeader(tFault, leader, epoch); ok {
-		e.res.time(TimeNewLeader, ev.At-tFault)
-		e.res.fact("new leader", "%s epoch %d", ev.Node, ev.St.Epoch)
-		if bound := e.s.leaderTimeout(e.opts.session); ev.At-tFault > bound {
-			e.violate(Violation{Check: CheckBound, Node: ev.Node,
-				Detail: fmt.Sprintf("the new leader took %s, over the bound of %s", fmtDur(ev.At-tFault), bound)})
-		}
-	}
+// fault is one run of a case as its steps see it: the run, the leader
+// before the fault, and what the steps found so far.
+type fault struct {
+	*runEnv
+	// leader and epoch are the leader before the fault.
+	leader string
+	epoch  uint64
+	// at is when the fault was injected, healed when it was undone.
+	at, healed time.Duration
+	// newLeader and newEpoch are the leader the failover wait saw (epoch
+	// 0: none).
+	newLeader string
+	newEpoch  uint64
+	// victim is the server a case singles out besides the leader: the
+	// follower stopped across a NATS restart, the replica stopped during
+	// an attack, the lone survivor, the server started with --force-lead.
+	victim string
+	// from and to are when a server was stopped with SIGSTOP and resumed.
+	from, to time.Duration
+	// before are the statuses of every server before the fault.
+	before map[string]bus.Status
+	// paused are the servers stopped with SIGSTOP and not yet resumed;
+	// cleanups run when the run ends (resuming them first).
+	paused   []string
+	cleanups []func()
+
+	// Found by one case each: the write the stopped follower misses
+	// (nats-restart); the first and second ZooKeeper member killed and
+	// when the quorum was lost (zk-ensemble); the setup writes
+	// (empty-survivor); the attacker (hostile-client); when every server
+	// was gone and the highest revision acknowledged before
+	// (full-restart).
+	missed     Op
+	zk1, zk2   string
+	quorumLost time.Duration
+	written    []Op
+	attacker   *attacker
+	down       time.Duration
+	highest    uint64
 }
 
-// startLoaded starts a run's cluster with opts on the suite's standalone
-// ZooKeeper (it fills in opts.zk), waits for a leader and until acks=all
-// writes wait for all three servers, then starts the concurrent clients
-// and lets them warm up. It returns the run, its leader and epoch; on error
-// it closes the run.
-func (s *suite) startLoaded(ctx context.Context, r *RunResult, opts clusterOptions) (_ *runEnv, leader string, epoch uint64, err error) {
-	zk, err := s.standalone(ctx)
-	if err != nil {
-		return nil, "", 0, err
+// run is the skeleton every case shares.
+func (c caseDef) run(ctx context.Context, s *suite, r *RunResult) error {
+	opts := c.cluster
+	opts.session = s.cfg.SessionTimeout
+	if c.session != nil {
+		opts.session = c.session(s)
 	}
-	opts.zk = zk.Addr()
+	if c.variant != nil {
+		c.variant(r.Variant, &opts)
+	}
+	if !opts.ensemble {
+		zk, err := s.standalone(ctx)
+		if err != nil {
+			return err
+		}
+		opts.zk = zk.Addr()
+	}
 	e, err := s.newRun(ctx, r, opts)
 	if err != nil {
-		return nil, "", 0, err
-	}
-	defer func() {
-		if err != nil {
-			e.close()
-		}
-	}()
-	if leader, epoch, _, err = e.waitLeader(ctx, nodeIDs, "", 0, 60*time.Second); err != nil {
-		return nil, "", 0, err
-	}
-	if err = e.waitMembers(ctx, 3, 30*time.Second); err != nil {
-		return nil, "", 0, err
-	}
-	if _, err = e.startLoad(s.loadOptions("")); err != nil {
-		return nil, "", 0, err
-	}
-	if err = sleep(ctx, s.warmup()); err != nil {
-		return nil, "", 0, err
-	}
-	return e, leader, epoch, nil
-}
-
-// ----------------------------------------------------------------------------
-// 1. SIGKILL of the leader under acks=all load
-
-func runKillLeader(ctx context.Context, s *suite, r *RunResult) error {
-	acks := strings.TrimPrefix(r.Variant, "acks-")
-	e, leader, epoch, err := s.startLoaded(ctx, r, clusterOptions{session: s.cfg.SessionTimeout, args: []string{"--acks", acks}})
-	if err != nil {
 		return err
 	}
 	defer e.close()
-	tKill := e.now()
-	if err := e.node(leader).Kill(); err != nil {
+	f := &fault{runEnv: e}
+	defer f.end()
+	if err := f.start(ctx, c.start); err != nil {
 		return err
 	}
-	e.note("SIGKILL %s, the leader of epoch %d", leader, epoch)
-	newLeader, newEpoch, _, err := e.waitLeader(ctx, others(leader), leader, epoch, s.leaderTimeout(e.opts.session))
+	if err := c.inject(ctx, f); err != nil {
+		return err
+	}
+	if c.failover != "" {
+		f.awaitFailover(ctx, c.failover)
+	}
+	if c.heal != nil {
+		if err := c.heal(ctx, f); err != nil {
+			return err
+		}
+	}
+	if !c.noSettle {
+		if err := sleep(ctx, s.settle()); err != nil {
+			return err
+		}
+	}
+	if c.expect == nil {
+		f.finish(ctx, finishOptions{survivors: nodeIDs, lin: true})
+		return nil
+	}
+	return c.expect(ctx, f)
+}
+
+// start waits for a leader and, as st says, until acks=all writes wait
+// for all three servers, then starts the concurrent clients and lets them
+// warm up.
+func (f *fault) start(ctx context.Context, st startState) error {
+	ag, _, err := f.waitLeader(ctx, nodeIDs, cluster.LeaderWant{}, 60*time.Second)
 	if err != nil {
-		e.violate(Violation{Check: CheckAvailability, Detail: "no new leader: " + err.Error()})
-	} else {
-		e.note("%s leads epoch %d", newLeader, newEpoch)
-	}
-	if err := sleep(ctx, s.settle()); err != nil {
 		return err
 	}
-	// Only acks=all promises that an acknowledged write outlives the
-	// leader; with the weaker levels a loss is the documented risk.
-	e.finish(ctx, finishOptions{survivors: others(leader), lin: true, lossAllowed: acks != bus.AcksAll})
-	e.measureFailover(tKill, leader, epoch)
+	f.leader, f.epoch = ag.Leader, ag.Epoch
+	if st != loadedUnprobed {
+		if err := f.waitMembers(ctx, 3, 30*time.Second); err != nil {
+			return err
+		}
+	}
+	if st == idle {
+		return nil
+	}
+	if _, err := f.startLoad(ctx, f.s.loadOptions("")); err != nil {
+		return err
+	}
+	return sleep(ctx, f.s.warmup())
+}
+
+// end resumes the servers still stopped and runs the cleanups.
+func (f *fault) end() {
+	for _, id := range slices.Clone(f.paused) {
+		_ = f.resume(id)
+	}
+	for _, c := range f.cleanups {
+		c()
+	}
+}
+
+// pause stops server id with SIGSTOP; it is resumed when the run ends at
+// the latest.
+func (f *fault) pause(id string) error {
+	if err := f.cl.Process(id).Pause(); err != nil {
+		return err
+	}
+	f.paused = append(f.paused, id)
 	return nil
 }
 
-// ----------------------------------------------------------------------------
-// 2. SIGSTOP of the leader past its session timeout, then SIGCONT
-
-func runPauseLeader(ctx context.Context, s *suite, r *RunResult) error {
-	e, leader, epoch, err := s.startLoaded(ctx, r, clusterOptions{session: s.cfg.SessionTimeout, args: []string{"--acks", bus.AcksAll}})
-	if err != nil {
-		return err
+// resume sends SIGCONT to server id, which pause stopped.
+func (f *fault) resume(id string) error {
+	i := slices.Index(f.paused, id)
+	if i < 0 {
+		return nil
 	}
-	defer e.close()
-	before := e.statuses(nodeIDs)
-	tPause := e.now()
-	if err := e.node(leader).Pause(); err != nil {
-		return err
-	}
-	// Until Pause returns the process may still answer: the fencing check
-	// counts from when it is known to be stopped.
-	tStopped := e.now()
-	e.note("SIGSTOP %s, the leader of epoch %d", leader, epoch)
-	resumed := false
-	resume := func() {
-		if !resumed {
-			resumed = true
-			_ = e.node(leader).Resume()
-		}
-	}
-	defer resume()
-	newLeader, newEpoch, _, err := e.waitLeader(ctx, others(leader), leader, epoch, s.leaderTimeout(e.opts.session))
-	if err != nil {
-		e.violate(Violation{Check: CheckAvailability, Detail: "no new leader while the old one is stopped: " + err.Error()})
-	} else {
-		e.note("%s leads epoch %d", newLeader, newEpoch)
-		// Writes to the new leader while the old one is still stopped, and
-		// at least twice the session timeout of pause.
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		_ = harness.WaitFor(wctx, 50*time.Millisecond, func() error {
-			n := 0
-			for _, a := range e.acks() {
-				if a.Epoch == newEpoch {
-					n++
-				}
-			}
-			if n < 5 || e.now()-tPause < 2*e.opts.session {
-				return fmt.Errorf("%d acks in epoch %d", n, newEpoch)
-			}
-			return nil
-		})
-		cancel()
-	}
-	tResume := e.now()
-	resume()
-	r.time(TimePause, tResume-tPause)
-	e.note("SIGCONT %s after %s", leader, fmtDur(tResume-tPause))
-	if newEpoch != 0 {
-		// The old leader comes back as a follower of the new epoch.
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := harness.WaitFor(wctx, 50*time.Millisecond, func() error {
-			st, err := e.status(leader, time.Second)
-			if err != nil {
-				return err
-			}
-			if st.Role == bus.RoleLeader || st.Epoch < newEpoch {
-				return fmt.Errorf("%s is %s of epoch %d", leader, st.Role, st.Epoch)
-			}
-			return nil
-		})
-		cancel()
-		if err != nil {
-			e.violate(Violation{Check: CheckAvailability, Node: leader, Detail: "the resumed leader did not follow the new epoch: " + err.Error()})
-		} else {
-			r.time(TimeRejoin, e.now()-tResume)
-		}
-	}
-	if err := sleep(ctx, s.settle()); err != nil {
-		return err
-	}
-	e.finish(ctx, finishOptions{survivors: nodeIDs, lin: true})
-	for _, v := range CheckDeposedAcks(e.hist.Ops(), leader, epoch, tStopped, tResume) {
-		e.violate(v)
-	}
-	var sentAfter, byOld int
-	for _, a := range e.acks() {
-		if a.Invoke > tPause {
-			sentAfter++
-			if a.Leader == leader {
-				byOld++
-			}
-		}
-	}
-	r.fact("acknowledged writes sent after the pause", "%d, %d of them by %s (the old leader)", sentAfter, byOld, leader)
-	after := e.statuses(nodeIDs)
-	var dropped uint64
-	for _, id := range nodeIDs {
-		if b, ok := before[id]; ok {
-			if a, ok := after[id]; ok && a.DroppedOldEpoch >= b.DroppedOldEpoch {
-				dropped += a.DroppedOldEpoch - b.DroppedOldEpoch
-			}
-		}
-	}
-	r.fact("dropped_old_epoch", "%d", dropped)
-	e.measureFailover(tPause, leader, epoch)
-	return nil
+	f.paused = slices.Delete(f.paused, i, i+1)
+	return f.cl.Process(id).Resume()
 }
 
-// ----------------------------------------------------------------------------
-// 3. The leader cut off from ZooKeeper only
-
-func runZKPartition(ctx context.Context, s *suite, r *RunResult) error {
-	e, leader, epoch, err := s.startLoaded(ctx, r, clusterOptions{proxied: true, session: s.cfg.SessionTimeout, args: []string{"--acks", bus.AcksAll}})
+// awaitFailover waits for the servers other than the old leader to agree
+// on a new leader of a newer epoch.
+func (f *fault) awaitFailover(ctx context.Context, detail string) {
+	ag, _, err := f.waitLeader(ctx, others(f.leader), cluster.LeaderWant{Not: f.leader, Above: f.epoch}, f.s.leaderTimeout(f.opts.session))
 	if err != nil {
-		return err
+		f.violate(Violation{Check: CheckAvailability, Detail: detail + ": " + err.Error()})
+		return
 	}
-	defer e.close()
-	tCut := e.now()
-	e.proxies[leader].Cut()
-	e.note("cut %s (leader of epoch %d) off from ZooKeeper; NATS stays up", leader, epoch)
-	newLeader, newEpoch, _, err := e.waitLeader(ctx, others(leader), leader, epoch, s.leaderTimeout(e.opts.session))
-	if err != nil {
-		e.violate(Violation{Check: CheckAvailability, Detail: "no new leader after the partition: " + err.Error()})
-	} else {
-		e.note("%s leads epoch %d", newLeader, newEpoch)
-	}
-	if err := sleep(ctx, max(s.settle(), tCut+e.opts.session+s.cfg.Margin-e.now())); err != nil {
-		return err
-	}
-	tRestore := e.now()
-	e.proxies[leader].Restore()
-	e.note("restored %s's ZooKeeper connection", leader)
-	if newEpoch != 0 {
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := harness.WaitFor(wctx, 50*time.Millisecond, func() error {
-			st, err := e.status(leader, time.Second)
-			if err != nil {
-				return err
-			}
-			if st.Role != bus.RoleFollower || st.Epoch < newEpoch {
-				return fmt.Errorf("%s is %s of epoch %d", leader, st.Role, st.Epoch)
-			}
-			return nil
-		})
-		cancel()
-		if err != nil {
-			e.violate(Violation{Check: CheckAvailability, Node: leader, Detail: "the old leader did not follow after the partition healed: " + err.Error()})
-		} else {
-			r.time(TimeRejoin, e.now()-tRestore)
-		}
-	}
-	if err := sleep(ctx, s.settle()); err != nil {
-		return err
-	}
-	e.finish(ctx, finishOptions{survivors: nodeIDs, lin: true})
-	e.measureFailover(tCut, leader, epoch)
-	bound := e.opts.session + s.cfg.Margin
-	if d, ok := r.Times[TimeStopAck]; ok && d > bound {
-		e.violate(Violation{Check: CheckBound, Node: leader,
-			Detail: fmt.Sprintf("the partitioned leader acknowledged writes for %s after the cut, over the bound of %s", fmtDur(d), bound)})
-	}
-	for _, v := range CheckDeposedAcks(e.hist.Ops(), leader, epoch, tCut+bound, tCut+bound) {
-		e.violate(v)
-	}
-	return nil
+	f.newLeader, f.newEpoch = ag.Leader, ag.Epoch
+	f.note("%s leads epoch %d", f.newLeader, f.newEpoch)
 }
 
-// ----------------------------------------------------------------------------
-// 4. The NATS server restarted
-
-func runNATSRestart(ctx context.Context, s *suite, r *RunResult) error {
-	zk, err := s.standalone(ctx)
-	if err != nil {
-		return err
+// awaitRejoin waits, once a new leader was seen, until the old leader
+// follows its epoch (as a follower when follower is set, else in any
+// role but leader), and records the time since f.healed.
+func (f *fault) awaitRejoin(ctx context.Context, follower bool, detail string) {
+	if f.newEpoch == 0 {
+		return
 	}
-	catchUp := r.Variant == "catch-up"
-	var args []string
-	if catchUp {
-		args = append(args, "--catch-up")
-	}
-	e, err := s.newRun(ctx, r, clusterOptions{zk: zk.Addr(), session: s.longSession(), args: args})
-	if err != nil {
-		return err
-	}
-	defer e.close()
-	leader, _, _, err := e.waitLeader(ctx, nodeIDs, "", 0, 60*time.Second)
-	if err != nil {
-		return err
-	}
-	if _, err := e.startLoad(s.loadOptions("")); err != nil {
-		return err
-	}
-	if err := sleep(ctx, s.warmup()); err != nil {
-		return err
-	}
-	// One follower is stopped across the restart, so that it reconnects
-	// last and surely misses updates; the others reconnect on their own.
-	lagger := others(leader)[1]
-	tPause := e.now()
-	if err := e.node(lagger).Pause(); err != nil {
-		return err
-	}
-	resumed := false
-	resume := func() {
-		if !resumed {
-			resumed = true
-			_ = e.node(lagger).Resume()
-		}
-	}
-	defer resume()
-	tRestart := e.now()
-	if err := e.nats.Restart(); err != nil {
-		return err
-	}
-	e.note("restarted NATS on the same port in %s, with %s stopped (it reconnects last)", fmtDur(e.now()-tRestart), lagger)
-	// Writes resume once the leader and a client are back.
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = harness.WaitFor(wctx, 20*time.Millisecond, func() error {
-		if firstAckAfter(e.acks(), tRestart) < 0 {
-			return fmt.Errorf("no write acknowledged since the restart")
+	err := harness.WaitFor(wctx, 50*time.Millisecond, func() error {
+		st, err := f.status(f.leader, time.Second)
+		if err != nil {
+			return err
+		}
+		if st.Role == bus.RoleLeader || (follower && st.Role != bus.RoleFollower) || st.Epoch < f.newEpoch {
+			return fmt.Errorf("%s is %s of epoch %d", f.leader, st.Role, st.Epoch)
 		}
 		return nil
 	})
 	cancel()
 	if err != nil {
-		e.violate(Violation{Check: CheckAvailability, Detail: "writes did not resume after the NATS restart: " + err.Error()})
+		f.violate(Violation{Check: CheckAvailability, Node: f.leader, Detail: detail + ": " + err.Error()})
+		return
 	}
-	// A key written only now, which the stopped follower cannot receive.
-	missed := e.own.put("missed", e.own.nextValue(), "")
-	if missed.Outcome != OK {
-		e.note("the write %s should miss was not acknowledged: %s %s", lagger, missed.Code, missed.Err)
-	}
-	// Keep the lagger stopped a little longer, below its session timeout.
-	_ = sleep(ctx, min(300*time.Millisecond, max(0, e.opts.session/2-(e.now()-tPause))))
-	tResume := e.now()
-	resume()
-	r.time(TimePause, tResume-tPause)
-	// Every server reconnects.
-	var reconnected time.Duration
-	for _, id := range nodeIDs {
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := harness.WaitFor(wctx, 20*time.Millisecond, func() error {
-			st, err := e.status(id, 500*time.Millisecond)
-			if err == nil && st.NATS != "connected" {
-				err = fmt.Errorf("nats %s", st.NATS)
-			}
-			return err
-		})
-		cancel()
-		if err != nil {
-			e.violate(Violation{Check: CheckAvailability, Node: id, Detail: "did not reconnect to NATS: " + err.Error()})
-			continue
-		}
-		reconnected = e.now() - tRestart
-	}
-	r.time(TimeReconnect, reconnected)
-	// The lagger learns it missed updates from the next one it receives:
-	// with --catch-up it then fetches the leader's copy (the missed key
-	// appears), without it it says stale.
-	if missed.Outcome == OK {
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := harness.WaitFor(wctx, 20*time.Millisecond, func() error {
-			if catchUp {
-				if op := e.own.localGet(lagger, "missed"); op.Outcome != OK || op.Value != missed.Value {
-					return fmt.Errorf("%s does not have the missed write", lagger)
-				}
-				if st, err := e.status(lagger, time.Second); err != nil || st.Stale || st.CatchingUp {
-					return fmt.Errorf("%s: stale=%v catching_up=%v %v", lagger, st.Stale, st.CatchingUp, err)
-				}
-				return nil
-			}
-			if st, err := e.status(lagger, time.Second); err != nil || !st.Stale {
-				return fmt.Errorf("%s does not report stale yet", lagger)
-			}
-			return nil
-		})
-		cancel()
-		switch {
-		case err != nil && catchUp:
-			e.violate(Violation{Check: CheckCatchUp, Node: lagger, Detail: "did not catch up: " + err.Error()})
-		case err != nil:
-			e.violate(Violation{Check: CheckStaleReport, Node: lagger, Detail: "missed an acknowledged write but does not report stale: " + err.Error()})
-		case catchUp:
-			r.time(TimeCatchUp, e.now()-tResume)
-		default:
-			r.time(TimeStaleSeen, e.now()-tResume)
-		}
-	}
-	if err := sleep(ctx, s.settle()); err != nil {
-		return err
-	}
-	for _, l := range e.loads {
-		l.Stop()
-	}
-	r.time(TimeResume, firstAckAfter(e.acks(), tRestart)-tRestart)
-	r.time(TimeUnavailable, ackGap(e.acks(), tRestart, e.now()))
-	if catchUp {
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := harness.WaitFor(wctx, 100*time.Millisecond, func() error {
-			for id, st := range e.statuses(nodeIDs) {
-				if st.Stale || st.CatchingUp {
-					return fmt.Errorf("%s stale=%v catching_up=%v", id, st.Stale, st.CatchingUp)
-				}
-			}
-			return nil
-		})
-		cancel()
-		if err != nil {
-			e.violate(Violation{Check: CheckCatchUp, Detail: "copies still stale: " + err.Error()})
-		}
-	} else {
-		_ = sleep(ctx, time.Second)
-	}
-	// Compare every copy with the leader.
-	leaderNow, _, _, err := e.waitLeader(ctx, nodeIDs, "", 0, 30*time.Second)
-	if err != nil {
-		return err
-	}
-	if leaderNow != leader {
-		e.note("the leader changed from %s to %s", leader, leaderNow)
-	}
-	diffs := e.compareCopies(leaderNow)
-	sts := e.statuses(nodeIDs)
-	missedCopies := 0
-	for _, id := range others(leaderNow) {
-		st := sts[id]
-		d := diffs[id]
-		gaps, caught := logFacts(e.node(id).LogPath())
-		if gaps > 0 || d > 0 {
-			missedCopies++
-		}
-		r.fact("copy "+id, "stale=%v keys differing=%d; its log: %d update(s) missed, %s", st.Stale, d, gaps, caught)
-		switch {
-		case catchUp && d > 0:
-			e.violate(Violation{Check: CheckCatchUp, Node: id, Detail: fmt.Sprintf("%d key(s) differ from the leader after the catch-up", d)})
-		case !catchUp && d > 0 && !st.Stale:
-			e.violate(Violation{Check: CheckStaleReport, Node: id, Detail: fmt.Sprintf("%d key(s) differ from the leader, yet it reports stale=false", d)})
-		}
-	}
-	r.fact("copies that missed updates", "%d", missedCopies)
-	// Read-your-writes on the copy that missed the write: a min_revision
-	// read at its revision must find it, or answer stale.
-	if missed.Outcome == OK {
-		op := e.own.minRevGet(lagger, "missed", missed.Revision)
-		r.fact("min_revision read of the missed write on "+lagger, "%s found=%v revision=%d (wanted %d)%s", op.Outcome, op.Found, op.Revision, missed.Revision, errSuffix(op))
-	}
-	survivors := nodeIDs
-	if !catchUp {
-		survivors = []string{leaderNow}
-		for _, id := range others(leaderNow) {
-			if !sts[id].Stale {
-				survivors = append(survivors, id)
-			}
-		}
-	}
-	e.finish(ctx, finishOptions{survivors: survivors, lin: true, converge: 3 * time.Second})
-	return nil
+	f.res.time(TimeRejoin, f.now()-f.healed)
 }
 
-func errSuffix(op Op) string {
-	if op.Code == "" {
-		return ""
+// awaitAckAfter waits up to within for a write sent after t to be
+// acknowledged ("since" names t in the error); a timeout is an
+// availability violation with detail, else, when resume is set, the time
+// from t to that acknowledgement is recorded.
+func (f *fault) awaitAckAfter(ctx context.Context, t, within time.Duration, since string, resume bool, detail string) {
+	wctx, cancel := context.WithTimeout(ctx, within)
+	err := harness.WaitFor(wctx, 20*time.Millisecond, func() error {
+		if firstAckAfter(f.acks(), t) < 0 {
+			return errors.New("no write acknowledged since " + since)
+		}
+		return nil
+	})
+	cancel()
+	switch {
+	case err != nil:
+		f.violate(Violation{Check: CheckAvailability, Detail: detail + ": " + err.Error()})
+	case resume:
+		f.res.time(TimeResume, firstAckAfter(f.acks(), t)-t)
 	}
-	return " " + op.Code
 }
 
-// logFacts reads a server's log for what it says about missed updates and
-// catch-ups: the updates it reported missed, and the catch-ups it
-// finished with their durations.
-func logFacts(path string) (int, string) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, "log unreadable"
-	}
-	missed := 0
-	var took []string
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.Contains(line, `msg="replication gap`) {
-			if m := missedRe.FindStringSubmatch(line); m != nil {
-				n, _ := strconv.Atoi(m[1])
-				missed += n
-			}
+// measureFailover records the times around the fault that deposed the
+// leader, and checks the generous bound on the election.
+func (f *fault) measureFailover() {
+	acks := f.acks()
+	var lastOld, firstNew time.Duration = -1, -1
+	for _, a := range acks {
+		if a.Leader == f.leader && a.Epoch == f.epoch {
+			lastOld = max(lastOld, a.Return)
 		}
-		if strings.Contains(line, `msg="caught up"`) {
-			if m := tookRe.FindStringSubmatch(line); m != nil {
-				took = append(took, m[1])
-			}
+		if a.Epoch > f.epoch && firstNew < 0 {
+			firstNew = a.Return
 		}
 	}
-	if len(took) == 0 {
-		return missed, "no catch-up"
+	if lastOld >= 0 {
+		f.res.time(TimeStopAck, max(0, lastOld-f.at))
 	}
-	return missed, fmt.Sprintf("caught up %d time(s), in %s", len(took), strings.Join(took, ", "))
+	if firstNew >= 0 {
+		f.res.time(TimeFirstAck, firstNew-f.at)
+		f.res.time(TimeUnavailable, ackGap(acks, f.at, firstNew))
+	}
+	if ev, ok := f.mon.firstLeader(f.at, f.leader, f.epoch); ok {
+		f.res.time(TimeNewLeader, ev.At-f.at)
+		f.res.fact("new leader", "%s epoch %d", ev.Node, ev.St.Epoch)
+		if bound := f.s.leaderTimeout(f.opts.session); ev.At-f.at > bound {
+			f.violate(Violation{Check: CheckBound, Node: ev.Node,
+				Detail: fmt.Sprintf("the new leader took %s, over the bound of %s", fmtDur(ev.At-f.at), bound)})
+		}
+	}
 }
-
-var (
-	missedRe = regexp.MustCompile(` missed=(\d+)`)
-	tookRe   = regexp.MustCompile(` took=(\S+)`)
-)
 
 // firstAckAfter returns the return time of the first acknowledgement of a
 // write sent after t, or -1.
@@ -563,358 +386,4 @@ func firstAckAfter(acks []Op, t time.Duration) time.Duration {
 		}
 	}
 	return first
-}
-
-// compareCopies reads every key from the leader and from every other node
-// and returns, per node, how many keys differ.
-func (e *runEnv) compareCopies(leader string) map[string]int {
-	out := map[string]int{}
-	keys := e.allKeys()
-	want := map[string]Op{}
-	for _, k := range keys {
-		want[k] = e.own.localGet(leader, k)
-	}
-	for _, id := range others(leader) {
-		for _, k := range keys {
-			op := e.own.localGet(id, k)
-			if op.Outcome != OK || op.Found != want[k].Found || op.Value != want[k].Value {
-				out[id]++
-			}
-		}
-	}
-	return out
-}
-
-// ----------------------------------------------------------------------------
-// 5. A ZooKeeper ensemble loses one member, then two
-
-func runZKEnsemble(ctx context.Context, s *suite, r *RunResult) error {
-	ens, err := harness.StartEnsemble(ctx, 3, harness.ZooKeeperOptions{Dir: runSubdir(s, r, "zookeeper")})
-	if err != nil {
-		return err
-	}
-	defer ens.Stop()
-	e, err := s.newRun(ctx, r, clusterOptions{zk: ens.Connect(), session: s.longSession(), args: []string{"--acks", bus.AcksAll}})
-	if err != nil {
-		return err
-	}
-	defer e.close()
-	leader, epoch, _, err := e.waitLeader(ctx, nodeIDs, "", 0, 60*time.Second)
-	if err != nil {
-		return err
-	}
-	if err := e.waitMembers(ctx, 3, 30*time.Second); err != nil {
-		return err
-	}
-	if _, err := e.startLoad(s.loadOptions("")); err != nil {
-		return err
-	}
-	if err := sleep(ctx, s.warmup()); err != nil {
-		return err
-	}
-	// One of three: the ZooKeeper leader, the most disruptive one.
-	first, err := ens.Leader(ctx)
-	if err != nil {
-		return err
-	}
-	t1 := e.now()
-	if err := first.Kill(); err != nil {
-		return err
-	}
-	e.note("killed ZooKeeper %s (its leader); 2 of 3 remain", first.Name())
-	wctx, cancel := context.WithTimeout(ctx, e.opts.session+s.cfg.LeaderBound)
-	err = harness.WaitFor(wctx, 20*time.Millisecond, func() error {
-		n := 0
-		for _, a := range e.acks() {
-			if a.Invoke > t1 {
-				n++
-			}
-		}
-		if n < 5 {
-			return fmt.Errorf("%d writes acknowledged since", n)
-		}
-		return nil
-	})
-	cancel()
-	if err != nil {
-		e.violate(Violation{Check: CheckAvailability, Detail: "writes did not go on with 2 of 3 ZooKeeper members: " + err.Error()})
-	}
-	if err := sleep(ctx, s.warmup()); err != nil {
-		return err
-	}
-	t2 := e.now()
-	acks1 := e.acks()
-	r.time("1 lost: "+TimeUnavailable, ackGap(acks1, t1, t2))
-	var second *harness.ZooKeeper
-	for _, z := range ens.Members() {
-		if z.Running() {
-			second = z
-			break
-		}
-	}
-	if err := second.Kill(); err != nil {
-		return err
-	}
-	e.note("killed ZooKeeper %s; 1 of 3 remains, no quorum", second.Name())
-	bound := e.opts.session + s.cfg.Margin
-	// Watch past the bound for a whole session timeout more.
-	if err := sleep(ctx, bound+e.opts.session); err != nil {
-		return err
-	}
-	// Local reads are still served, by every server, and hold every
-	// acknowledged write (acks=all: each of them confirmed it).
-	var reads []Op
-	failed := 0
-	for _, id := range nodeIDs {
-		for _, k := range e.allKeys() {
-			op := e.own.localGet(id, k)
-			if op.Outcome != OK {
-				failed++
-				continue
-			}
-			reads = append(reads, op)
-		}
-	}
-	r.fact("local reads without quorum", "%d answered, %d not", len(reads), failed)
-	if failed > 0 {
-		e.violate(Violation{Check: CheckAvailability, Detail: fmt.Sprintf("%d local read(s) not answered without a ZooKeeper quorum", failed)})
-	}
-	n, lost := CheckFresh(e.hist.Ops(), reads)
-	r.Fresh += n
-	r.Lost += len(lost)
-	for _, v := range lost {
-		e.violate(v)
-	}
-	tRestore := e.now()
-	var lastAck time.Duration = -1
-	for _, a := range e.acks() {
-		if a.Return > t2 && a.Return < tRestore {
-			lastAck = max(lastAck, a.Return)
-		}
-		if a.Return > t2+bound && a.Return < tRestore {
-			e.violate(Violation{Check: CheckBound, Key: a.Key, Ops: []int{a.ID},
-				Detail: fmt.Sprintf("op %d acknowledged at %s by %s without a ZooKeeper quorum (since %s)", a.ID, fmtDur(a.Return), a.Leader, fmtDur(t2))})
-		}
-	}
-	r.time("2 lost: "+TimeStopAck, max(0, lastAck-t2))
-	// Bring both back; writes resume.
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, z := range []*harness.ZooKeeper{first, second} {
-		wg.Go(func() { errs[i] = z.Restart(ctx) })
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	e.note("restarted %s and %s", first.Name(), second.Name())
-	wctx, cancel = context.WithTimeout(ctx, e.opts.session+s.cfg.LeaderBound)
-	err = harness.WaitFor(wctx, 20*time.Millisecond, func() error {
-		if firstAckAfter(e.acks(), tRestore) < 0 {
-			return fmt.Errorf("no write acknowledged since the restore")
-		}
-		return nil
-	})
-	cancel()
-	if err != nil {
-		e.violate(Violation{Check: CheckAvailability, Detail: "writes did not resume with the quorum back: " + err.Error()})
-	} else {
-		r.time(TimeResume, firstAckAfter(e.acks(), tRestore)-tRestore)
-	}
-	if err := sleep(ctx, s.settle()); err != nil {
-		return err
-	}
-	e.finish(ctx, finishOptions{survivors: nodeIDs, lin: true})
-	_, _ = leader, epoch
-	return nil
-}
-
-// runSubdir returns a directory for a run's own ZooKeeper.
-func runSubdir(s *suite, r *RunResult, name string) string {
-	return s.logDir + "/" + r.Case + "/" + r.runName() + "/" + name
-}
-
-// ----------------------------------------------------------------------------
-// 6. The only survivor is an empty, just-restarted server
-
-func runEmptySurvivor(ctx context.Context, s *suite, r *RunResult) error {
-	zk, err := s.standalone(ctx)
-	if err != nil {
-		return err
-	}
-	catchUp := r.Variant != "no-catch-up"
-	handover := r.Variant != "catch-up-first-epoch"
-	args := []string{"--acks", bus.AcksAll}
-	if catchUp {
-		args = append(args, "--catch-up")
-	}
-	e, err := s.newRun(ctx, r, clusterOptions{zk: zk.Addr(), session: s.longSession(), args: args})
-	if err != nil {
-		return err
-	}
-	defer e.close()
-	leader, epoch, _, err := e.waitLeader(ctx, nodeIDs, "", 0, 60*time.Second)
-	if err != nil {
-		return err
-	}
-	if err := e.waitMembers(ctx, 3, 30*time.Second); err != nil {
-		return err
-	}
-	var written []Op
-	writeKeys := func(prefix string, n int) error {
-		for i := range n {
-			op := e.own.put(fmt.Sprintf("%s%02d", prefix, i), e.own.nextValue(), "")
-			if op.Outcome != OK {
-				return fmt.Errorf("setup write %s: %s %s", op.Key, op.Code, op.Err)
-			}
-			written = append(written, op)
-		}
-		return nil
-	}
-	if err := writeKeys("a", 10); err != nil {
-		return err
-	}
-	if handover {
-		// A clean handover first, so the leader znode records a non-zero
-		// takeover revision: what lets a restarted server know it is behind.
-		if err := e.node(leader).Stop(ctx); err != nil {
-			return fmt.Errorf("SIGTERM %s: %w", leader, err)
-		}
-		next, nextEpoch, _, err := e.waitLeader(ctx, others(leader), leader, epoch, 30*time.Second)
-		if err != nil {
-			return err
-		}
-		e.note("SIGTERM %s: %s took over epoch %d", leader, next, nextEpoch)
-		if err := e.node(leader).Restart(ctx); err != nil {
-			return err
-		}
-		if _, _, _, err := e.waitLeader(ctx, nodeIDs, "", nextEpoch-1, 30*time.Second); err != nil {
-			return err
-		}
-		if err := e.waitMembers(ctx, 3, 30*time.Second); err != nil {
-			return err
-		}
-		leader, epoch = next, nextEpoch
-		if err := writeKeys("b", 10); err != nil {
-			return err
-		}
-	}
-	lone := others(leader)[1]
-	// Everything down at once; then the lone server comes back, empty,
-	// while the others' sessions have not expired yet.
-	tKill := e.now()
-	var wg sync.WaitGroup
-	for _, id := range nodeIDs {
-		wg.Go(func() { _ = e.node(id).Kill() })
-	}
-	wg.Wait()
-	if err := e.node(lone).Restart(ctx); err != nil {
-		return err
-	}
-	r.time(TimeRestartGap, e.now()-tKill)
-	e.note("SIGKILL all three (leader %s, epoch %d); restarted %s alone, empty, %s later", leader, epoch, lone, fmtDur(e.now()-tKill))
-	var first bus.Status
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	_ = harness.WaitFor(wctx, 20*time.Millisecond, func() error {
-		st, err := e.status(lone, time.Second)
-		if err == nil && st.Epoch == 0 {
-			err = fmt.Errorf("no epoch learned yet")
-		}
-		first = st
-		return err
-	})
-	cancel()
-	r.fact("lone server after restart", "role=%s epoch=%d stale=%v gaps=%d", first.Role, first.Epoch, first.Stale, first.Gaps)
-	// Watch until well after the dead servers' sessions expired, probing
-	// with writes.
-	end := tKill + e.opts.session + s.cfg.Margin + 3*e.opts.session
-	var acked []Op
-	probes := 0
-	for e.now() < end && ctx.Err() == nil {
-		probes++
-		op := e.own.putWithin(fmt.Sprintf("probe%03d", probes), e.own.nextValue(), "", 1500*time.Millisecond)
-		if op.Outcome == OK {
-			acked = append(acked, op)
-		}
-		_ = sleep(ctx, 200*time.Millisecond)
-	}
-	led, ledAt := false, time.Duration(0)
-	for _, ev := range e.mon.leaders(tKill) {
-		if ev.Node == lone {
-			led, ledAt = true, ev.At
-			break
-		}
-	}
-	st, _ := e.status(lone, 2*time.Second)
-	r.fact("lone server at the end", "role=%s epoch=%d stale=%v gaps=%d keys=%d", st.Role, st.Epoch, st.Stale, st.Gaps, st.Keys)
-	r.fact("probe writes acknowledged", "%d of %d", len(acked), probes)
-	if led {
-		r.time(TimeLeadAlone, ledAt-tKill)
-	}
-	// What the old keys read now, from the lone server's own copy and as
-	// leader reads.
-	empty := 0
-	for _, w := range written {
-		loc := e.own.localGet(lone, w.Key)
-		if loc.Outcome == OK && !loc.Found {
-			empty++
-		}
-		if led {
-			e.own.leaderGet(w.Key)
-		}
-	}
-	r.fact("acknowledged keys reading empty", "%d of %d", empty, len(written))
-	switch {
-	case !catchUp:
-		// The specification's behaviour: it leads with an empty store.
-		r.ExpectedLost = empty
-		if st.Role == bus.RoleLeader && st.Gaps > 0 && !st.Stale {
-			e.note("LIMITATION: a leader never reports stale: the lone server leads with an empty copy and says stale=false although it counts %d missed update(s)", st.Gaps)
-		}
-		if !led || len(acked) == 0 {
-			e.violate(Violation{Check: CheckExpectedLoss, Node: lone, Detail: fmt.Sprintf("without --catch-up the lone server should lead with its empty store (led=%v, probe writes acknowledged %d)", led, len(acked))})
-		}
-		if empty != len(written) {
-			e.violate(Violation{Check: CheckExpectedLoss, Node: lone, Detail: fmt.Sprintf("%d of %d acknowledged keys read empty on the restarted server; all were expected to", empty, len(written))})
-		}
-	case handover:
-		// --catch-up with a leader znode that shows the copy is behind: it
-		// must not take writes.
-		if !first.Stale && !st.Stale {
-			e.violate(Violation{Check: CheckLeadStale, Node: lone, Detail: "the restarted server did not report stale although the leader znode showed a non-zero revision"})
-		}
-		if led || len(acked) > 0 {
-			e.violate(Violation{Check: CheckLeadStale, Node: lone, Detail: fmt.Sprintf("with --catch-up the stale lone server led (%v) and acknowledged %d write(s)", led, len(acked))})
-		}
-		if empty != len(written) {
-			e.note("%d of %d old keys read empty on the lone server", empty, len(written))
-		}
-	default:
-		// --catch-up, first epoch: the leader znode's revision is 0, so the
-		// restarted server cannot tell it is behind. Record what happens.
-		r.ExpectedLost = empty
-		if led {
-			e.note("LIMITATION: with --catch-up, a server restarted after a first-epoch leader (takeover revision 0) died does not know it is behind: it led with an empty store and %d acknowledged key(s) read empty", empty)
-		} else {
-			e.note("with --catch-up and a first-epoch leader the lone server did not lead (stale=%v)", st.Stale)
-		}
-	}
-	// Only the catch-up variant with a handover keeps the history
-	// linearizable; the others lose acknowledged writes by design.
-	e.checkLin(!(catchUp && handover))
-	ops := e.hist.Ops()
-	r.Counts = Count(ops)
-	r.Unconfirmable = unconfirmable(ops)
-	for _, v := range CheckReadValues(ops) {
-		e.violate(v)
-	}
-	st2, ev := CheckEpochs(ops, e.wire.Updates())
-	r.Epochs, r.StaleEpoch = st2, len(ev)
-	for _, v := range ev {
-		e.violate(v)
-	}
-	r.Notes = append(r.Notes, e.notes...)
-	return nil
 }

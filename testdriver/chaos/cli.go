@@ -1,12 +1,10 @@
 package chaos
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"zkv/internal/harness"
+	"zkv/testdriver/cluster"
 )
 
 // Exit codes of the chaos command.
@@ -49,7 +48,7 @@ func Command() *cli.Command {
 			&cli.DurationFlag{Name: "write-timeout", Value: d.WriteTimeout, EnvVars: []string{"ZKV_CHAOS_WRITE_TIMEOUT"}, Usage: "the servers' --write-timeout"},
 			&cli.DurationFlag{Name: "margin", Value: d.Margin, EnvVars: []string{"ZKV_CHAOS_MARGIN"}, Usage: "added to the session timeout in the bounds of stopping acknowledgements"},
 			&cli.DurationFlag{Name: "fuzz-time", Value: time.Minute, EnvVars: []string{"ZKV_CHAOS_FUZZ_TIME"}, Usage: "after the cases, run every fuzz target of ./bus this long (0: none; --quick: 0 unless given)"},
-			&cli.StringFlag{Name: "kvserver", EnvVars: []string{"ZKV_CHAOS_KVSERVER"}, Usage: "kvserver binary `PATH` (default: kvserver next to this program, else ./cmd/kvserver built into a temporary directory)"},
+			&cli.StringFlag{Name: "kvserver", EnvVars: []string{"ZKV_CHAOS_KVSERVER"}, Usage: "kvserver binary `PATH` (default: kvserver next to this program, else the module's commands built into a temporary directory)"},
 			&cli.StringFlag{Name: "log-dir", EnvVars: []string{"ZKV_CHAOS_LOG_DIR"}, Usage: "`DIR` for server logs, histories and results (default logs/chaos/<timestamp>)"},
 			&cli.StringFlag{Name: "out", Value: DefaultReport, EnvVars: []string{"ZKV_CHAOS_OUT"}, Usage: "the Markdown report `FILE`"},
 			&cli.BoolFlag{Name: "quiet", EnvVars: []string{"ZKV_CHAOS_QUIET"}, Usage: "no progress output"},
@@ -102,7 +101,7 @@ func action(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("chaos: %v", err), ExitSetup)
 	}
-	bin, cleanup, err := kvserverBinary(ctx, root, c.String("kvserver"))
+	bin, cleanup, err := cluster.Binary(ctx, "kvserver", c.String("kvserver"), true)
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("chaos: %v", err), ExitSetup)
 	}
@@ -212,32 +211,3 @@ func renderCommand(c *cli.Context, cfg Config, fuzzTime time.Duration) string {
 // EntryPointName is the program the suite runs under (cmd/testdriver), as
 // the reports print it.
 const EntryPointName = "testdriver"
-
-// kvserverBinary returns bin; else a kvserver next to the running
-// program (where `make build` puts testdriver and kvserver); else it builds
-// ./cmd/kvserver into a temporary directory that cleanup removes.
-func kvserverBinary(ctx context.Context, root, bin string) (string, func(), error) {
-	if bin != "" {
-		abs, err := filepath.Abs(bin)
-		return abs, func() {}, err
-	}
-	if exe, err := os.Executable(); err == nil {
-		next := filepath.Join(filepath.Dir(exe), "kvserver")
-		if st, err := os.Stat(next); err == nil && st.Mode().IsRegular() && filepath.Base(exe) != "chaos.test" {
-			return next, func() {}, nil
-		}
-	}
-	dir, err := os.MkdirTemp("", "zkv-chaos-bin-*")
-	if err != nil {
-		return "", nil, err
-	}
-	cleanup := func() { _ = os.RemoveAll(dir) }
-	out := filepath.Join(dir, "kvserver")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/kvserver")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		cleanup()
-		return "", nil, fmt.Errorf("go build ./cmd/kvserver: %w\n%s", err, b)
-	}
-	return out, cleanup, nil
-}

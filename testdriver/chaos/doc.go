@@ -24,6 +24,16 @@
 // The watcher of the replication subject keeps only the messages signed
 // with the cluster key, read from the cluster record in ZooKeeper.
 //
+// Every run starts its own cluster with cluster.StartLocal: three
+// kvservers and an embedded NATS server on the suite's shared ZooKeeper
+// (under paths and a subject prefix of the run's own), or on an ensemble
+// of its own, and with a toxiproxy proxy per server to ZooKeeper where a
+// case cuts one off. Each case is a row of one table (cases.go): its
+// name and variants, its cluster options (session timeout, --acks,
+// --catch-up, proxies, an ensemble), how far the cluster is brought
+// before the fault, and the steps that differ between cases (inject,
+// heal, expect); one skeleton runs every row. A new fault is a new row.
+//
 // Suite runs every case a number of times and returns the results; Report
 // renders them as docs/reliability.md. Command is the `chaos` command for
 // a urfave/cli application.

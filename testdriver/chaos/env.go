@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 
 	"zkv/bus"
 	"zkv/internal/harness"
+	"zkv/testdriver/cluster"
 )
 
 // nodeIDs are the servers of every run's cluster.
@@ -25,32 +25,48 @@ var nodeIDs = []string{"n1", "n2", "n3"}
 
 // clusterOptions configures one run's cluster.
 type clusterOptions struct {
-	// zk is the ZooKeeper connect string.
-	zk string
-	// proxied gives every server its own Forwarder to zk.
+	// zk is the connect string of the suite's shared ZooKeeper; ensemble
+	// starts the run's own ensemble instead.
+	zk       string
+	ensemble bool
+	// proxied gives every server its own proxy to ZooKeeper, which
+	// cluster.Local.Cut cuts.
 	proxied bool
 	// session is the servers' ZooKeeper session timeout.
 	session time.Duration
-	// args are extra kvserver flags, e.g. --acks all, --catch-up.
-	args []string
+	// acks is the servers' --acks ("": the kvserver default); catchUp adds
+	// --catch-up.
+	acks    string
+	catchUp bool
+}
+
+// args are the kvserver flags the options add.
+func (o clusterOptions) args() []string {
+	var args []string
+	if o.acks != "" {
+		args = append(args, "--acks", o.acks)
+	}
+	if o.catchUp {
+		args = append(args, "--catch-up")
+	}
+	return args
 }
 
 // runEnv is one run of one case: its cluster, its clients and what they
 // recorded.
 type runEnv struct {
-	s       *suite
+	s *suite
+	// ctx is the run's: the load, the monitor, the attacker and every
+	// request of the suite's clients stop when it ends.
+	ctx     context.Context
 	res     *RunResult
 	dir     string // artifacts of the run
 	tag     string // random, unique per run
 	opts    clusterOptions
 	hist    *History
-	nats    *harness.NATS
-	natsLog *os.File
+	cl      *cluster.Local
 	prefix  string
-	paths   [2]string    // election path, leader path
-	nodesMu sync.RWMutex // guards nodes: the load reads it while a case replaces a server
-	nodes   map[string]*harness.Node
-	proxies map[string]*Forwarder
+	paths   [2]string // election path, leader path
 	ctlNC   *nats.Conn
 	ctl     *bus.Client
 	own     *client     // the suite's own operations (client -1)
@@ -62,18 +78,17 @@ type runEnv struct {
 	notes   []string
 }
 
-// newRun starts NATS, the three servers (and their proxies), the control
-// client, the replication watcher and the status monitor. On error
-// everything started is stopped.
+// newRun starts the run's cluster (NATS, the three servers and their
+// proxies, and its own ZooKeeper ensemble if asked), the control client,
+// the replication watcher and the status monitor. On error everything
+// started is stopped.
 func (s *suite) newRun(ctx context.Context, res *RunResult, opts clusterOptions) (_ *runEnv, err error) {
 	var tb [6]byte
 	_, _ = rand.Read(tb[:])
 	e := &runEnv{
-		s: s, res: res, opts: opts, tag: hex.EncodeToString(tb[:]),
-		dir:     filepath.Join(s.logDir, res.Case, res.runName()),
-		hist:    NewHistory(time.Now()),
-		nodes:   map[string]*harness.Node{},
-		proxies: map[string]*Forwarder{},
+		s: s, ctx: ctx, res: res, opts: opts, tag: hex.EncodeToString(tb[:]),
+		dir:  filepath.Join(s.logDir, res.Case, res.runName()),
+		hist: NewHistory(time.Now()),
 	}
 	res.Dir = e.dir
 	defer func() {
@@ -81,62 +96,25 @@ func (s *suite) newRun(ctx context.Context, res *RunResult, opts clusterOptions)
 			e.close()
 		}
 	}()
-	if err := os.MkdirAll(e.dir, 0o755); err != nil {
-		return nil, err
-	}
 	safe := fileSafe(res.Case + "-" + res.Variant + "-" + fmt.Sprint(res.Run) + "-" + e.tag)
 	e.prefix = "c" + e.tag
 	e.paths = [2]string{"/chaos/" + safe + "/election", "/chaos/" + safe + "/leader"}
-
-	e.natsLog, err = os.Create(filepath.Join(e.dir, "nats.log"))
+	e.cl, err = cluster.StartLocal(ctx, cluster.LocalOptions{
+		KVServer:          s.kvserver,
+		ZooKeeper:         opts.zk,
+		ZooKeeperEnsemble: opts.ensemble,
+		ProxyZooKeeper:    opts.proxied,
+		SessionTimeout:    opts.session,
+		SubjectPrefix:     e.prefix,
+		ElectionPath:      e.paths[0],
+		LeaderPath:        e.paths[1],
+		NodeArgs:          append([]string{"--write-timeout", s.cfg.WriteTimeout.String()}, opts.args()...),
+		ServerLogLevel:    "info",
+		LogDir:            e.dir,
+		Parallel:          true,
+	})
 	if err != nil {
 		return nil, err
-	}
-	e.nats, err = harness.StartNATS(harness.NATSOptions{Log: e.natsLog})
-	if err != nil {
-		return nil, err
-	}
-	args := append([]string{"--leader-path", e.paths[1], "--write-timeout", s.cfg.WriteTimeout.String()}, opts.args...)
-	type started struct {
-		node *harness.Node
-		err  error
-	}
-	results := make([]started, len(nodeIDs))
-	var wg sync.WaitGroup
-	for i, id := range nodeIDs {
-		zk := opts.zk
-		if opts.proxied {
-			f, err := NewForwarder(opts.zk)
-			if err != nil {
-				return nil, err
-			}
-			e.proxies[id] = f
-			zk = f.Addr()
-		}
-		wg.Go(func() {
-			n, err := harness.StartNode(ctx, s.kvserver, harness.NodeOptions{
-				ID: id, ZooKeeper: zk, NATSURL: e.nats.URL(), SessionTimeout: opts.session,
-				ElectionPath: e.paths[0], SubjectPrefix: e.prefix, LogLevel: "info", LogDir: e.dir, Args: args,
-			})
-			results[i] = started{n, err}
-		})
-	}
-	wg.Wait()
-	var errs []error
-	for i, r := range results {
-		if r.err != nil {
-			errs = append(errs, r.err)
-			continue
-		}
-		e.nodes[nodeIDs[i]] = r.node
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	for _, id := range nodeIDs {
-		if err := e.nodes[id].WaitReady(ctx); err != nil {
-			return nil, err
-		}
 	}
 	e.ctlNC, err = e.connect("control")
 	if err != nil {
@@ -158,7 +136,7 @@ func (s *suite) newRun(ctx context.Context, res *RunResult, opts clusterOptions)
 	if err != nil {
 		return nil, err
 	}
-	e.mon = e.startMonitor()
+	e.mon = e.startMonitor(ctx)
 	return e, nil
 }
 
@@ -167,7 +145,7 @@ func (s *suite) newRun(ctx context.Context, res *RunResult, opts clusterOptions)
 func (e *runEnv) clusterSigner(ctx context.Context) (*bus.Signer, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	rec, err := harness.ReadClusterRecord(ctx, e.opts.zk, harness.RecordPath(e.paths[0]), "")
+	rec, err := harness.ReadClusterRecord(ctx, strings.Join(e.cl.ZooKeeperDirect(), ","), harness.RecordPath(e.paths[0]), "")
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +158,7 @@ func (e *runEnv) clusterSigner(ctx context.Context) (*bus.Signer, error) {
 
 // connect opens a NATS connection that reconnects for ever.
 func (e *runEnv) connect(name string) (*nats.Conn, error) {
-	return nats.Connect(e.nats.URL(),
+	return nats.Connect(e.cl.NATSURL(),
 		nats.Name("chaos "+name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(100*time.Millisecond),
@@ -204,37 +182,21 @@ func (e *runEnv) violate(v Violation) {
 	e.s.logf("    %s VIOLATION %s", fmtDur(e.now()), v)
 }
 
-// node returns the server id.
-func (e *runEnv) node(id string) *harness.Node {
-	e.nodesMu.RLock()
-	defer e.nodesMu.RUnlock()
-	return e.nodes[id]
-}
-
-// replaceNode stops server id with SIGTERM and starts it again with its
-// options and extra arguments added, e.g. an operator's --force-lead.
-func (e *runEnv) replaceNode(ctx context.Context, id string, extra ...string) error {
-	old := e.node(id)
-	if err := old.Stop(ctx); err != nil {
-		e.note("%s exited uncleanly on SIGTERM: %v", id, err)
+// killAll sends SIGKILL to every server at once and waits until they are
+// gone.
+func (e *runEnv) killAll() {
+	var wg sync.WaitGroup
+	for _, id := range nodeIDs {
+		wg.Go(func() { _ = e.cl.Process(id).Kill() })
 	}
-	opts := old.Options()
-	opts.Args = append(slices.Clone(opts.Args), extra...)
-	n, err := harness.StartNode(ctx, e.s.kvserver, opts)
-	if err != nil {
-		return fmt.Errorf("start %s with %v: %w", id, extra, err)
-	}
-	e.nodesMu.Lock()
-	e.nodes[id] = n
-	e.nodesMu.Unlock()
-	return nil
+	wg.Wait()
 }
 
 // running returns the ids of the servers whose process runs.
 func (e *runEnv) running() []string {
 	var ids []string
 	for _, id := range nodeIDs {
-		if n := e.node(id); n != nil && n.Running() {
+		if n := e.cl.Process(id); n != nil && n.Running() {
 			ids = append(ids, id)
 		}
 	}
@@ -254,60 +216,22 @@ func others(ex ...string) []string {
 
 // status asks one node for its status, once, within d.
 func (e *runEnv) status(id string, d time.Duration) (bus.Status, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+	ctx, cancel := context.WithTimeout(e.ctx, d)
 	defer cancel()
 	return e.ctl.Status(ctx, id)
 }
 
-// waitLeader polls the nodes ids until one of them leads at an epoch above
-// minEpoch, is not "not", and every other node of ids names it at that
-// epoch; it returns the leader, its epoch and the offset when agreement
-// was seen.
-func (e *runEnv) waitLeader(ctx context.Context, ids []string, not string, minEpoch uint64, timeout time.Duration) (string, uint64, time.Duration, error) {
+// waitLeader waits up to timeout until the nodes ids agree on a leader
+// that want accepts (cluster.WaitLeader); it returns the leader and the
+// offset of the run when the agreement was seen.
+func (e *runEnv) waitLeader(ctx context.Context, ids []string, want cluster.LeaderWant, timeout time.Duration) (cluster.Agreement, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var leader string
-	var epoch uint64
-	err := harness.WaitFor(ctx, 50*time.Millisecond, func() error {
-		leader, epoch = "", 0
-		sts := map[string]bus.Status{}
-		for _, id := range ids {
-			st, err := e.status(id, time.Second)
-			if err != nil {
-				return fmt.Errorf("%s: %w", id, err)
-			}
-			sts[id] = st
-			if st.Role == bus.RoleLeader {
-				if leader != "" {
-					return fmt.Errorf("two leaders: %s and %s", leader, id)
-				}
-				leader, epoch = id, st.Epoch
-			}
-		}
-		if leader == "" || leader == not || epoch <= minEpoch {
-			return fmt.Errorf("no new leader yet (not %q, epoch above %d): %s", not, minEpoch, describe(sts))
-		}
-		for id, st := range sts {
-			if st.Leader != leader || st.Epoch != epoch {
-				return fmt.Errorf("%s sees leader %q epoch %d, want %s epoch %d", id, st.Leader, st.Epoch, leader, epoch)
-			}
-		}
-		return nil
-	})
+	got, _, err := cluster.WaitLeader(ctx, e.ctl, ids, want)
 	if err != nil {
-		return "", 0, 0, fmt.Errorf("waiting %v for a leader among %v: %w", timeout, ids, err)
+		return cluster.Agreement{}, 0, fmt.Errorf("waiting %v for a leader among %v: %w", timeout, ids, err)
 	}
-	return leader, epoch, e.now(), nil
-}
-
-func describe(sts map[string]bus.Status) string {
-	var parts []string
-	for _, id := range nodeIDs {
-		if st, ok := sts[id]; ok {
-			parts = append(parts, fmt.Sprintf("%s=%s/e%d/l%s", id, st.Role, st.Epoch, st.Leader))
-		}
-	}
-	return strings.Join(parts, " ")
+	return got, e.now(), nil
 }
 
 // waitMembers writes with acks=all until the leader counts want servers
@@ -335,11 +259,10 @@ func (e *runEnv) close() {
 	if e.mon != nil {
 		e.mon.Stop()
 	}
-	var wg sync.WaitGroup
-	for _, n := range e.nodes {
-		wg.Go(func() { _ = n.Kill() })
+	if e.cl != nil {
+		// SIGKILL first: the servers need not resign at the end of a run.
+		e.killAll()
 	}
-	wg.Wait()
 	if e.wire != nil {
 		e.wire.Stop()
 	}
@@ -349,14 +272,12 @@ func (e *runEnv) close() {
 	if e.ctlNC != nil {
 		e.ctlNC.Close()
 	}
-	if e.nats != nil {
-		e.nats.Shutdown()
-	}
-	if e.natsLog != nil {
-		e.natsLog.Close()
-	}
-	for _, f := range e.proxies {
-		f.Close()
+	if e.cl != nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), cluster.TeardownTimeout)
+		if err := e.cl.Close(ctx); err != nil {
+			e.note("stopping the cluster: %v", err)
+		}
+		cancel()
 	}
 	e.writeArtifacts()
 }
@@ -503,7 +424,8 @@ func statusKey(ev statusEvent) string {
 	return fmt.Sprintf("%v|%s|%d|%s|%v|%v|%s|%s|%d", ev.Err != "", s.Role, s.Epoch, s.Leader, s.Stale, s.CatchingUp, s.ZooKeeper, s.NATS, s.DroppedOldEpoch)
 }
 
-func (e *runEnv) startMonitor() *monitor {
+// startMonitor polls until Stop or until ctx ends.
+func (e *runEnv) startMonitor(ctx context.Context) *monitor {
 	m := &monitor{e: e, stop: make(chan struct{}), last: map[string]statusEvent{}}
 	for _, id := range nodeIDs {
 		m.wg.Go(func() {
@@ -524,6 +446,8 @@ func (e *runEnv) startMonitor() *monitor {
 				m.mu.Unlock()
 				select {
 				case <-m.stop:
+					return
+				case <-ctx.Done():
 					return
 				case <-t.C:
 				}

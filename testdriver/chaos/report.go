@@ -42,12 +42,12 @@ server other than its sender returns the value of an update that appeared on
 the replication subject after a newer epoch began (the epoch of every value
 comes from a watcher of the replication subject and from the write replies).
 ` + "`dropped_old_epoch`" + ` counts the old-epoch messages the servers refused.`},
-	CaseZKPartition: {"The leader cut off from ZooKeeper only", `Every server reaches the one ZooKeeper through its own TCP forwarder in
-the suite's process; NATS is untouched. The leader's forwarder is cut: its
-connections are closed and new ones are accepted and closed at once. Session
+	CaseZKPartition: {"The leader cut off from ZooKeeper only", `Every server reaches the one ZooKeeper through its own proxy (toxiproxy,
+in the suite's process); NATS is untouched. The leader's proxy is cut: its
+connections are closed and new ones are refused. Session
 timeout %[1]s, ` + "`--acks all`" + `. Measured: how long after the cut the old
 leader still acknowledged writes (bound: session timeout + %[3]s) and how long
-until a new leader reported itself. The forwarder is restored after at least
+until a new leader reported itself. The proxy is healed after at least
 the session timeout plus the margin, and the old leader must come back as a
 follower of the new epoch. The kill-leader checks apply.`},
 	CaseNATSRestart: {"The NATS server restarted", `The embedded NATS server is shut down and started again on the same port

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"zkv/internal/harness"
+	"zkv/testdriver/cluster"
 )
 
 // TestChaos runs the fault suite in quick mode against real ZooKeeper,
@@ -32,7 +33,7 @@ func TestChaos(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin, cleanup, err := kvserverBinary(ctx, root, os.Getenv("ZKV_CHAOS_KVSERVER"))
+	bin, cleanup, err := cluster.Binary(ctx, "kvserver", os.Getenv("ZKV_CHAOS_KVSERVER"), true)
 	if err != nil {
 		t.Fatal(err)
 	}

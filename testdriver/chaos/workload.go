@@ -85,7 +85,7 @@ func (c *client) putWithin(key, value, acks string, within time.Duration) Op {
 	pause := 20 * time.Millisecond
 	for {
 		op.Attempts++
-		ctx, cancel := context.WithTimeout(context.Background(), min(c.e.writeAttemptTimeout(), max(time.Until(deadline), 100*time.Millisecond)))
+		ctx, cancel := context.WithTimeout(c.e.ctx, min(c.e.writeAttemptTimeout(), max(time.Until(deadline), 100*time.Millisecond)))
 		msg, err := c.nc.RequestWithContext(ctx, c.subj.Write(), body)
 		cancel()
 		retry := true
@@ -118,10 +118,9 @@ func (c *client) putWithin(key, value, acks string, within time.Duration) Op {
 			// No answer: the request may have been delivered and applied.
 			op.Code, op.Err, unknown = "no_reply", err.Error(), true
 		}
-		if !retry || time.Now().Add(pause).After(deadline) {
+		if !retry || time.Now().Add(pause).After(deadline) || sleep(c.e.ctx, pause) != nil {
 			break
 		}
-		time.Sleep(pause)
 		pause = min(2*pause, 250*time.Millisecond)
 	}
 	op.Return, op.Outcome = h.Now(), Failed
@@ -175,7 +174,7 @@ func errCode(err error) string {
 func (c *client) leaderGet(key string) Op {
 	h := c.e.hist
 	op := Op{Client: c.id, Kind: OpGet, Key: key, Invoke: h.Now()}
-	ctx, cancel := context.WithTimeout(context.Background(), leaderReadDeadline)
+	ctx, cancel := context.WithTimeout(c.e.ctx, leaderReadDeadline)
 	r, err := c.bc.Get(ctx, "", key, bus.WithLeaderRead())
 	cancel()
 	op.Return = h.Now()
@@ -196,7 +195,7 @@ func (c *client) ownGet(node, key string) (Op, bool) {
 func (c *client) minRevGet(node, key string, rev uint64) Op {
 	h := c.e.hist
 	op := Op{Client: c.id, Kind: OpLocalGet, Key: key, Node: node, Invoke: h.Now(), MinRevision: rev}
-	ctx, cancel := context.WithTimeout(context.Background(), localReadDeadline)
+	ctx, cancel := context.WithTimeout(c.e.ctx, localReadDeadline)
 	r, err := c.bc.Get(ctx, node, key, bus.WithMinRevision(rev, minRevisionWait))
 	cancel()
 	op.Return = h.Now()
@@ -207,7 +206,7 @@ func (c *client) minRevGet(node, key string, rev uint64) Op {
 func (c *client) localGet(node, key string) Op {
 	h := c.e.hist
 	op := Op{Client: c.id, Kind: OpLocalGet, Key: key, Node: node, Invoke: h.Now()}
-	ctx, cancel := context.WithTimeout(context.Background(), localReadDeadline)
+	ctx, cancel := context.WithTimeout(c.e.ctx, localReadDeadline)
 	r, err := c.bc.Get(ctx, node, key)
 	cancel()
 	op.Return = h.Now()
@@ -252,8 +251,9 @@ type load struct {
 	once    sync.Once
 }
 
-// startLoad starts opts.clients clients.
-func (e *runEnv) startLoad(opts loadOptions) (*load, error) {
+// startLoad starts opts.clients clients, which run until Stop or until
+// ctx ends.
+func (e *runEnv) startLoad(ctx context.Context, opts loadOptions) (*load, error) {
 	l := &load{stop: make(chan struct{})}
 	for range opts.clients {
 		c, err := e.newClient(e.clients)
@@ -270,6 +270,8 @@ func (e *runEnv) startLoad(opts loadOptions) (*load, error) {
 			for {
 				select {
 				case <-l.stop:
+					return
+				case <-ctx.Done():
 					return
 				default:
 				}
@@ -295,6 +297,8 @@ func (e *runEnv) startLoad(opts loadOptions) (*load, error) {
 				if opts.interval > 0 {
 					select {
 					case <-l.stop:
+						return
+					case <-ctx.Done():
 						return
 					case <-time.After(time.Duration(float64(opts.interval) * (0.5 + rng.Float64()))):
 					}
