@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"zkv/bus"
 	"zkv/internal/harness"
 	"zkv/internal/testenv"
+	clusterenv "zkv/testdriver/cluster"
 )
 
 // ZooKeeper session timeouts of the test clusters: short where a test
@@ -73,43 +75,20 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 // than not (and that leader says so), and returns its ID and epoch.
 func (c *cluster) waitLeader(not string, timeout time.Duration) (string, uint64) {
 	c.t.Helper()
-	var leader string
-	var epoch uint64
-	testenv.WaitFor(c.t, timeout, "one leader agreed by all nodes", func() error {
-		leader, epoch = "", 0
-		for id, n := range c.nodes {
-			if !n.Running() {
-				continue
-			}
-			st, err := c.client.Status(ctxFor(c.t, time.Second), id)
-			if err != nil {
-				return err
-			}
-			if st.Role == bus.RoleLeader {
-				if leader != "" && leader != id {
-					return fmt.Errorf("two leaders: %s and %s", leader, id)
-				}
-				leader, epoch = id, st.Epoch
-			}
+	var running []string
+	for id, n := range c.nodes {
+		if n.Running() {
+			running = append(running, id)
 		}
-		if leader == "" || leader == not {
-			return fmt.Errorf("no new leader yet (not %q)", not)
-		}
-		for id, n := range c.nodes {
-			if !n.Running() {
-				continue
-			}
-			st, err := c.client.Status(ctxFor(c.t, time.Second), id)
-			if err != nil {
-				return err
-			}
-			if st.Leader != leader || st.Epoch != epoch {
-				return fmt.Errorf("%s sees leader %q epoch %d, want %s epoch %d", id, st.Leader, st.Epoch, leader, epoch)
-			}
-		}
-		return nil
-	})
-	return leader, epoch
+	}
+	slices.Sort(running)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	ag, _, err := clusterenv.WaitLeader(ctx, c.client, running, clusterenv.LeaderWant{Not: not})
+	if err != nil {
+		c.t.Fatalf("timed out after %v waiting for one leader agreed by all nodes: %v", timeout, err)
+	}
+	return ag.Leader, ag.Epoch
 }
 
 // waitValue polls node's local copy until key has want.
