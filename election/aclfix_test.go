@@ -1,38 +1,19 @@
 package election
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 
+	"zkv/internal/harness"
 	"zkv/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // connectZK opens a plain client, with digest credentials if auth is set.
 func connectZK(t *testing.T, addr, auth string) *zk.Conn {
@@ -73,7 +54,7 @@ func TestAuthFixesOpenACL(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var logs syncBuffer
+	var logs harness.SyncBuffer
 	cfg := authConfig(z.Addr(), &logs, t)
 	e, err := New(cfg)
 	if err != nil {
@@ -144,7 +125,7 @@ func TestAuthRefusesOpenACLItCannotFix(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var logs syncBuffer
+	var logs harness.SyncBuffer
 	e, err := New(authConfig(z.Addr(), &logs, t))
 	if err != nil {
 		t.Fatal(err)

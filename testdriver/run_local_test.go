@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"zkv/bus"
+	"zkv/internal/harness"
 	"zkv/internal/testenv"
 	"zkv/testdriver"
 	"zkv/testdriver/cluster"
@@ -34,24 +35,6 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestRunLocalPasses runs the three scenarios on a local cluster, as
@@ -345,7 +328,7 @@ func TestUpCommandsWork(t *testing.T) {
 	bins := testenv.Binaries(t)
 	ctx, cancel := context.WithCancel(testCtx(t, 3*time.Minute))
 	defer cancel()
-	var out syncBuffer
+	var out harness.SyncBuffer
 	ready := make(chan testdriver.UpInfo, 1)
 	done := make(chan error, 1)
 	go func() {

@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -216,7 +214,7 @@ func TestZooKeeperLogWriterAndDir(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t, 60*time.Second)
 	dir := t.TempDir()
-	var log safeBuffer
+	var log SyncBuffer
 	z, err := StartZooKeeper(ctx, ZooKeeperOptions{Dir: dir, TickTime: 100 * time.Millisecond, Log: &log})
 	if err != nil {
 		t.Fatalf("StartZooKeeper: %v", err)
@@ -354,7 +352,7 @@ func TestEnsemble(t *testing.T) {
 
 func TestNATSRestart(t *testing.T) {
 	t.Parallel()
-	var log safeBuffer
+	var log SyncBuffer
 	n, err := StartNATS(NATSOptions{Log: &log})
 	if err != nil {
 		t.Fatalf("StartNATS: %v", err)
@@ -521,7 +519,7 @@ func TestNodeFailures(t *testing.T) {
 	}
 
 	// A non-zero exit on SIGTERM is Stop's error.
-	var log safeBuffer
+	var log SyncBuffer
 	n, err := fakeNode(t, ctx, NodeOptions{ID: "n7", Log: &log, Args: []string{"--exit-code", "4"}})
 	if err != nil {
 		t.Fatal(err)
@@ -575,22 +573,4 @@ func TestBuildBinaries(t *testing.T) {
 			t.Errorf("%s: not an executable (%v)", p, err)
 		}
 	}
-}
-
-// safeBuffer is a bytes.Buffer safe for concurrent use.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

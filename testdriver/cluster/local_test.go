@@ -1,38 +1,19 @@
 package cluster_test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"zkv/internal/harness"
 	"zkv/internal/testenv"
 	"zkv/testdriver/cluster"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.RunMain(m)) }
-
-// syncBuffer is a bytes.Buffer safe for the servers' concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestLocalParallelStartAndReplace starts three servers at once on a
 // given ZooKeeper and NATS: the nodes come back in ID order, every
@@ -41,7 +22,7 @@ func (s *syncBuffer) String() string {
 func TestLocalParallelStartAndReplace(t *testing.T) {
 	zk := testenv.StartZooKeeper(t)
 	ns := testenv.StartNATS(t)
-	var log syncBuffer
+	var log harness.SyncBuffer
 	lc := testenv.StartLocal(t, cluster.LocalOptions{
 		ZooKeeper:      zk.Addr(),
 		NATSURL:        ns.URL(),
