@@ -59,28 +59,16 @@ func electionCommand() *cli.Command {
 			&cli.BoolFlag{Name: "append", EnvVars: []string{"ZKV_BENCH_APPEND"}, Usage: "add the runs to the existing CSV instead of replacing it; the report covers all of them"},
 			&cli.BoolFlag{Name: "report-only", Usage: "only render the report and charts from the existing CSV"},
 		),
-		Action: func(c *cli.Context) error {
-			ctx, stop := signalContext(c.Context)
-			defer stop()
-			out, err := outDir(c)
-			if err != nil {
-				return err
-			}
-			if c.Bool("report-only") {
-				return RenderElection(out)
-			}
+		Action: studyAction(RenderElection, func(ctx context.Context, c *cli.Context, out string) error {
 			cfg, err := electionConfig(c)
 			if err != nil {
 				return err
 			}
-			bin, cleanup, err := cluster.Binary(ctx, "kvserver", c.String("kvserver"), true)
-			if err != nil {
-				return err
-			}
-			defer cleanup()
-			cfg.KVServer = bin
-			return ElectionStudy(ctx, cfg, out, c.Bool("append"), c.Bool("quiet"), commandLine())
-		},
+			return withKVServer(ctx, c, func(bin string) error {
+				cfg.KVServer = bin
+				return ElectionStudy(ctx, cfg, out, c.Bool("append"), c.Bool("quiet"), commandLine())
+			})
+		}),
 	}
 }
 
@@ -142,6 +130,35 @@ func splitList(in []string) []string {
 		}
 	}
 	return out
+}
+
+// studyAction is the Action of a study command: run gets a context that
+// Ctrl-C ends and the report directory; with --report-only, render
+// (when the study has one) renders the existing CSV instead.
+func studyAction(render func(out string) error, run func(ctx context.Context, c *cli.Context, out string) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		ctx, stop := signalContext(c.Context)
+		defer stop()
+		out, err := outDir(c)
+		if err != nil {
+			return err
+		}
+		if render != nil && c.Bool("report-only") {
+			return render(out)
+		}
+		return run(ctx, c, out)
+	}
+}
+
+// withKVServer runs f with the kvserver binary of --kvserver, the one
+// beside this program, or one built for the run and removed after it.
+func withKVServer(ctx context.Context, c *cli.Context, f func(bin string) error) error {
+	bin, cleanup, err := cluster.Binary(ctx, "kvserver", c.String("kvserver"), true)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	return f(bin)
 }
 
 func outDir(c *cli.Context) (string, error) {

@@ -338,46 +338,12 @@ func plural(n int) string {
 // KVChart draws p50 latency (left) per operation as grouped bars, one
 // group per concurrency, and saves it as PNG.
 func KVChart(rs []KVResult, file string) error {
-	ix := IndexKV(rs)
-	var clients []int
-	seen := map[int]bool{}
-	for _, r := range rs {
-		if r.Op == OpEcho && !seen[r.Clients] {
-			seen[r.Clients] = true
-			clients = append(clients, r.Clients)
-		}
+	p, ops, clients, ix, err := kvBars(rs, "p50 latency per operation (µs)", "µs", func(r KVResult) float64 {
+		return float64(r.Latency.P50) / float64(time.Microsecond)
+	})
+	if err != nil {
+		return err
 	}
-	var ops []string
-	for _, op := range KVOps {
-		if _, ok := ix.Get(op, clients[0]); ok {
-			ops = append(ops, op)
-		}
-	}
-	p := plot.New()
-	p.Title.Text = "p50 latency per operation (µs)"
-	p.Y.Label.Text = "µs"
-	p.Legend.Top = true
-	w := vg.Points(14)
-	for ci, c := range clients {
-		vals := make(plotter.Values, len(ops))
-		for i, op := range ops {
-			r, _ := ix.Get(op, c)
-			vals[i] = float64(r.Latency.P50) / float64(time.Microsecond)
-		}
-		bars, err := plotter.NewBarChart(vals, w)
-		if err != nil {
-			return err
-		}
-		bars.LineStyle.Width = vg.Length(0)
-		bars.Color = plotutil.Color(ci)
-		bars.Offset = w * vg.Length(float64(ci)-float64(len(clients)-1)/2)
-		p.Add(bars)
-		p.Legend.Add(fmt.Sprintf("%d client%s", c, plural(c)), bars)
-	}
-	p.NominalX(ops...)
-	p.X.Tick.Label.Rotation = 0.5
-	p.X.Tick.Label.XAlign = -0.9
-	p.Add(plotter.NewGrid())
 	if echo, ok := ix.Get(OpEcho, clients[0]); ok {
 		line, err := plotter.NewLine(plotter.XYs{{X: -0.5, Y: echo.Latency.P50.Seconds() * 1e6}, {X: float64(len(ops)) - 0.5, Y: echo.Latency.P50.Seconds() * 1e6}})
 		if err == nil {
@@ -393,6 +359,17 @@ func KVChart(rs []KVResult, file string) error {
 // KVThroughputChart draws throughput per operation, grouped by
 // concurrency.
 func KVThroughputChart(rs []KVResult, file string) error {
+	p, _, _, _, err := kvBars(rs, "throughput per operation (ops/s, all clients)", "ops/s", func(r KVResult) float64 { return r.Throughput })
+	if err != nil {
+		return err
+	}
+	return p.Save(8*vg.Inch, 5*vg.Inch, file)
+}
+
+// kvBars plots value of every operation as grouped bars, one group per
+// concurrency measured, and returns the plot with the operations and
+// concurrencies it shows.
+func kvBars(rs []KVResult, title, unit string, value func(KVResult) float64) (*plot.Plot, []string, []int, KVIndex, error) {
 	ix := IndexKV(rs)
 	var clients []int
 	seen := map[int]bool{}
@@ -402,6 +379,9 @@ func KVThroughputChart(rs []KVResult, file string) error {
 			clients = append(clients, r.Clients)
 		}
 	}
+	if len(clients) == 0 {
+		return nil, nil, nil, ix, fmt.Errorf("chart %q: no %s rows", title, OpEcho)
+	}
 	var ops []string
 	for _, op := range KVOps {
 		if _, ok := ix.Get(op, clients[0]); ok {
@@ -409,19 +389,19 @@ func KVThroughputChart(rs []KVResult, file string) error {
 		}
 	}
 	p := plot.New()
-	p.Title.Text = "throughput per operation (ops/s, all clients)"
-	p.Y.Label.Text = "ops/s"
+	p.Title.Text = title
+	p.Y.Label.Text = unit
 	p.Legend.Top = true
 	w := vg.Points(14)
 	for ci, c := range clients {
 		vals := make(plotter.Values, len(ops))
 		for i, op := range ops {
 			r, _ := ix.Get(op, c)
-			vals[i] = r.Throughput
+			vals[i] = value(r)
 		}
 		bars, err := plotter.NewBarChart(vals, w)
 		if err != nil {
-			return err
+			return nil, nil, nil, ix, err
 		}
 		bars.LineStyle.Width = vg.Length(0)
 		bars.Color = plotutil.Color(ci)
@@ -433,7 +413,7 @@ func KVThroughputChart(rs []KVResult, file string) error {
 	p.X.Tick.Label.Rotation = 0.5
 	p.X.Tick.Label.XAlign = -0.9
 	p.Add(plotter.NewGrid())
-	return p.Save(8*vg.Inch, 5*vg.Inch, file)
+	return p, ops, clients, ix, nil
 }
 
 func readKVFile(path string) ([]KVResult, error) {

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -49,13 +48,7 @@ func catchUpCommand() *cli.Command {
 			&cli.StringFlag{Name: "label", EnvVars: []string{"ZKV_BENCH_LABEL"}, Value: "this tree", Usage: "name of this run in the report (e.g. the kvserver's commit)"},
 			&cli.BoolFlag{Name: "append", EnvVars: []string{"ZKV_BENCH_APPEND"}, Usage: "add the run to the existing CSV instead of replacing it"},
 		),
-		Action: func(c *cli.Context) error {
-			ctx, stop := signalContext(c.Context)
-			defer stop()
-			out, err := outDir(c)
-			if err != nil {
-				return err
-			}
+		Action: studyAction(nil, func(ctx context.Context, c *cli.Context, out string) error {
 			cfg := CatchUpConfig{
 				Keys: c.Int("keys"), ValueSize: c.Int("value-size"), InFlight: c.Int("in-flight"),
 				Writers: c.Int("writers"), Baseline: c.Duration("baseline"), Timeout: c.Duration("timeout"), Pagers: c.Int("pagers"),
@@ -71,14 +64,11 @@ func catchUpCommand() *cli.Command {
 			if cfg.Keys < 1 || cfg.ValueSize < 1 || cfg.InFlight < 1 || cfg.Writers < 1 || cfg.Baseline <= 0 {
 				return errors.New("catchup: --keys, --value-size, --in-flight, --writers and --baseline must be positive")
 			}
-			bin, cleanup, err := cluster.Binary(ctx, "kvserver", c.String("kvserver"), true)
-			if err != nil {
-				return err
-			}
-			defer cleanup()
-			cfg.KVServer = bin
-			return CatchUpStudy(ctx, cfg, out, c.String("label"), c.Bool("append"), c.Bool("quiet"), commandLine())
-		},
+			return withKVServer(ctx, c, func(bin string) error {
+				cfg.KVServer = bin
+				return CatchUpStudy(ctx, cfg, out, c.String("label"), c.Bool("append"), c.Bool("quiet"), commandLine())
+			})
+		}),
 	}
 }
 
@@ -110,11 +100,7 @@ func CatchUpStudy(ctx context.Context, cfg CatchUpConfig, out, label string, app
 		}
 		rows = append(old, rows...)
 	}
-	var b bytes.Buffer
-	if err := writeCatchUpCSV(&b, rows); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(out, catchUpCSV), b.Bytes(), 0o644); err != nil {
+	if err := writeFile(filepath.Join(out, catchUpCSV), func(w io.Writer) error { return writeCatchUpCSV(w, rows) }); err != nil {
 		return err
 	}
 	if err := writeMeta(filepath.Join(out, catchUpMeta), meta); err != nil {
@@ -127,9 +113,7 @@ func CatchUpStudy(ctx context.Context, cfg CatchUpConfig, out, label string, app
 			notes = tail
 		}
 	}
-	b.Reset()
-	writeCatchUpReport(&b, rows, meta, notes)
-	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+	if err := writeFile(path, func(w io.Writer) error { writeCatchUpReport(w, rows, meta, notes); return nil }); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s\n", path)

@@ -1,9 +1,9 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -76,12 +76,8 @@ func ElectionStudy(ctx context.Context, cfg ElectionConfig, out string, appendRu
 }
 
 func writeElectionFile(path string, runs []ElectionRun) error {
-	var b bytes.Buffer
-	if err := WriteElectionCSV(&b, runs); err != nil {
-		return err
-	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
+	if err := writeFile(tmp, func(w io.Writer) error { return WriteElectionCSV(w, runs) }); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)
@@ -110,13 +106,5 @@ func RenderElection(out string) error {
 	if ok {
 		rep.Charts = append(rep.Charts, electionTimePNG)
 	}
-	f, err := os.Create(filepath.Join(out, electionMD))
-	if err != nil {
-		return err
-	}
-	if err := WriteElectionReport(f, rep); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return writeFile(filepath.Join(out, electionMD), func(w io.Writer) error { return WriteElectionReport(w, rep) })
 }

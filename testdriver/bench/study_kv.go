@@ -1,9 +1,9 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -36,16 +36,7 @@ func kvCommand() *cli.Command {
 			&cli.BoolFlag{Name: "r3", EnvVars: []string{"ZKV_BENCH_R3"}, Value: true, Usage: "also run a 3-server NATS cluster and a JetStream KV R3 bucket"},
 			&cli.BoolFlag{Name: "report-only", Usage: "only render the report and charts from the existing CSV"},
 		),
-		Action: func(c *cli.Context) error {
-			ctx, stop := signalContext(c.Context)
-			defer stop()
-			out, err := outDir(c)
-			if err != nil {
-				return err
-			}
-			if c.Bool("report-only") {
-				return RenderKV(out)
-			}
+		Action: studyAction(RenderKV, func(ctx context.Context, c *cli.Context, out string) error {
 			cfg := KVConfig{
 				Duration:   c.Duration("duration"),
 				Rounds:     c.Int("rounds"),
@@ -69,14 +60,11 @@ func kvCommand() *cli.Command {
 			if cfg.JSStorage != "file" && cfg.JSStorage != "memory" {
 				return fmt.Errorf("--js-storage %q: want file or memory", cfg.JSStorage)
 			}
-			bin, cleanup, err := cluster.Binary(ctx, "kvserver", c.String("kvserver"), true)
-			if err != nil {
-				return err
-			}
-			defer cleanup()
-			cfg.KVServer = bin
-			return KVStudy(ctx, cfg, out, c.Bool("quiet"), commandLine())
-		},
+			return withKVServer(ctx, c, func(bin string) error {
+				cfg.KVServer = bin
+				return KVStudy(ctx, cfg, out, c.Bool("quiet"), commandLine())
+			})
+		}),
 	}
 }
 
@@ -96,11 +84,7 @@ func KVStudy(ctx context.Context, cfg KVConfig, out string, quiet bool, command 
 	meta.Finished = time.Now().UTC().Format(time.RFC3339)
 	meta.Machine = thisMachine(ctx, zkv)
 	meta.Notes = []string{kvConfigText(cfg)}
-	var b bytes.Buffer
-	if err := WriteKVCSV(&b, rs); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(out, kvCSV), b.Bytes(), 0o644); err != nil {
+	if err := writeFile(filepath.Join(out, kvCSV), func(w io.Writer) error { return WriteKVCSV(w, rs) }); err != nil {
 		return err
 	}
 	if err := writeMeta(filepath.Join(out, kvMeta), meta); err != nil {
@@ -141,13 +125,5 @@ func RenderKV(out string) error {
 		return err
 	}
 	rep.Charts = []string{kvLatencyPNG, kvTputPNG}
-	f, err := os.Create(filepath.Join(out, kvMD))
-	if err != nil {
-		return err
-	}
-	if err := WriteKVReport(f, rep); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return writeFile(filepath.Join(out, kvMD), func(w io.Writer) error { return WriteKVReport(w, rep) })
 }
