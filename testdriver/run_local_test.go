@@ -231,24 +231,8 @@ func fakeNode(t *testing.T, natsURL, id, realNode string, readValue *string) {
 // stand-in node that misbehaves, and checks that the scenario fails with
 // a message naming the node, what was expected and what came.
 func TestChecksFail(t *testing.T) {
-	bin := testenv.Binaries(t).KVServer
 	ctx := testCtx(t, 3*time.Minute)
-	cluster, err := cluster.StartLocal(ctx, cluster.LocalOptions{
-		KVServer:       bin,
-		Servers:        2,
-		SessionTimeout: sessionTimeout,
-		LogDir:         t.TempDir(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := cluster.Close(cctx); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
+	lc := testenv.StartLocal(t, cluster.LocalOptions{Servers: 2, SessionTimeout: sessionTimeout})
 	cfg := testdriver.Config{
 		Scenarios:      []string{testdriver.ScenarioAddRead},
 		SessionTimeout: sessionTimeout,
@@ -296,12 +280,12 @@ func TestChecksFail(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if !tt.noStatus {
-				fakeNode(t, cluster.NATSURL(), tt.node, "n1", tt.readValue)
+				fakeNode(t, lc.NATSURL(), tt.node, "n1", tt.readValue)
 			}
 			c := cfg
 			c.Timeout = tt.timeout
 			var out bytes.Buffer
-			sum, err := testdriver.Run(ctx, c, extraNode{Cluster: cluster, id: tt.node}, &out)
+			sum, err := testdriver.Run(ctx, c, extraNode{Cluster: lc, id: tt.node}, &out)
 			t.Logf("output:\n%s", out.String())
 			if err != nil {
 				t.Fatalf("Run: %v", err)
@@ -531,24 +515,8 @@ func (s *testEnsemble) StartZooKeeper(_ context.Context, m string) error {
 // not serve again fail the scenario with what was expected (and the
 // member is started again); a stub that behaves lets it pass.
 func TestZooKeeperLossChecks(t *testing.T) {
-	bin := testenv.Binaries(t).KVServer
 	ctx := testCtx(t, 3*time.Minute)
-	cluster, err := cluster.StartLocal(ctx, cluster.LocalOptions{
-		KVServer:       bin,
-		Servers:        2,
-		SessionTimeout: sessionTimeout,
-		LogDir:         t.TempDir(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := cluster.Close(cctx); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
+	lc := testenv.StartLocal(t, cluster.LocalOptions{Servers: 2, SessionTimeout: sessionTimeout})
 	tests := []struct {
 		name        string
 		killErr     error
@@ -588,7 +556,7 @@ func TestZooKeeperLossChecks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			zk := &testEnsemble{Cluster: cluster, killErr: tt.killErr, neverServes: tt.neverServes, down: map[string]bool{}}
+			zk := &testEnsemble{Cluster: lc, killErr: tt.killErr, neverServes: tt.neverServes, down: map[string]bool{}}
 			var out bytes.Buffer
 			sum, err := testdriver.Run(ctx, testdriver.Config{
 				Scenarios:      []string{testdriver.ScenarioZooKeeperLoss},
