@@ -144,23 +144,9 @@ func action(c *cli.Context) error {
 func summarize(w io.Writer, res *Results, out, logDir string) {
 	fmt.Fprintf(w, "\n%-36s %5s %8s %6s %5s %5s %s\n", "case", "runs", "ops", "acked", "lost", "viol", "linearizable")
 	for _, g := range groupRuns(res.Runs) {
-		var ops, acked, lost, viol int
-		verdicts := map[string]int{}
-		for _, r := range g.runs {
-			ops += r.Counts.Total
-			acked += r.Counts.PutsOK
-			lost += r.Lost
-			viol += len(r.Violations)
-			if r.Err != "" {
-				viol++
-			}
-			v := r.Lin.Verdict
-			if v == VerdictIllegal && r.LinExpected {
-				v = "illegal(expected)"
-			}
-			verdicts[v]++
-		}
-		fmt.Fprintf(w, "%-36s %5d %8d %6d %5d %5d %s\n", g.label, len(g.runs), ops, acked, lost, viol, verdictSummary(verdicts))
+		t := totalsOf(g.runs)
+		linearizable := strings.ReplaceAll(verdictSummary(t.verdicts), "illegal (expected)", "illegal(expected)")
+		fmt.Fprintf(w, "%-36s %5d %8d %6d %5d %5d %s\n", g.label, len(g.runs), t.ops, t.acked, t.lost, t.viol, linearizable)
 	}
 	for _, f := range res.Fuzz {
 		fmt.Fprintf(w, "fuzz %-31s %s execs%s\n", f.Target, thousands(f.Execs), map[bool]string{true: " FAILED", false: ""}[f.Err != ""])

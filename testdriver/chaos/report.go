@@ -144,30 +144,13 @@ func Report(res *Results) []byte {
 	w("|---|---:|---:|---:|---:|---|---:|---:|\n")
 	totalViol := 0
 	for _, group := range groupRuns(res.Runs) {
-		var ops, acked, lost, expLost, stale, viol int
-		verdicts := map[string]int{}
-		for _, r := range group.runs {
-			ops += r.Counts.Total
-			acked += r.Counts.PutsOK
-			lost += r.Lost
-			expLost += r.ExpectedLost
-			stale += r.StaleEpoch
-			viol += len(r.Violations)
-			if r.Err != "" {
-				viol++
-			}
-			v := r.Lin.Verdict
-			if v == VerdictIllegal && r.LinExpected {
-				v = "illegal (expected)"
-			}
-			verdicts[v]++
+		t := totalsOf(group.runs)
+		totalViol += t.viol
+		lostCell := fmt.Sprint(t.lost)
+		if t.expLost > 0 {
+			lostCell = fmt.Sprintf("%d (+%d by design)", t.lost, t.expLost)
 		}
-		totalViol += viol
-		lostCell := fmt.Sprint(lost)
-		if expLost > 0 {
-			lostCell = fmt.Sprintf("%d (+%d by design)", lost, expLost)
-		}
-		w("| %s | %d | %d | %d | %s | %s | %d | %d |\n", group.label, len(group.runs), ops, acked, lostCell, verdictSummary(verdicts), stale, viol)
+		w("| %s | %d | %d | %d | %s | %s | %d | %d |\n", group.label, len(group.runs), t.ops, t.acked, lostCell, verdictSummary(t.verdicts), t.stale, t.viol)
 	}
 	w("\n")
 	if totalViol == 0 && !res.Failed() {
@@ -273,6 +256,36 @@ func groupRuns(runs []*RunResult) []runGroup {
 		out[len(out)-1].runs = append(out[len(out)-1].runs, r)
 	}
 	return out
+}
+
+// totals are the figures of a group of runs, as the report and the
+// console summary show them.
+type totals struct {
+	ops, acked, lost, expLost, stale, viol int
+	// verdicts counts the linearizability verdicts; an illegal history
+	// that the case expects counts as "illegal (expected)".
+	verdicts map[string]int
+}
+
+func totalsOf(runs []*RunResult) totals {
+	t := totals{verdicts: map[string]int{}}
+	for _, r := range runs {
+		t.ops += r.Counts.Total
+		t.acked += r.Counts.PutsOK
+		t.lost += r.Lost
+		t.expLost += r.ExpectedLost
+		t.stale += r.StaleEpoch
+		t.viol += len(r.Violations)
+		if r.Err != "" {
+			t.viol++
+		}
+		v := r.Lin.Verdict
+		if v == VerdictIllegal && r.LinExpected {
+			v = "illegal (expected)"
+		}
+		t.verdicts[v]++
+	}
+	return t
 }
 
 func verdictSummary(v map[string]int) string {
