@@ -41,3 +41,16 @@ func containsAny(s string, subs ...string) bool {
 	}
 	return false
 }
+
+// Sleep waits for d, or until ctx ends; it returns ctx's error in that
+// case. It is the pause of every loop that Ctrl-C must stop.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -277,7 +278,9 @@ func StartLocal(t testing.TB, opts cluster.LocalOptions) *cluster.Local {
 	}
 	t.Cleanup(func() {
 		ids := lc.Nodes()
-		ctx, cancel := context.WithTimeout(context.Background(), StopTimeout)
+		// The servers stop at once; each may take up to StopTimeout, and a
+		// loaded machine slows them all together.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*StopTimeout)
 		defer cancel()
 		if err := lc.Close(ctx); err != nil {
 			t.Errorf("stop cluster: %v", err)
@@ -309,7 +312,7 @@ func StartCluster(t testing.TB, n int, base harness.NodeOptions) []*harness.Node
 		SessionTimeout: base.SessionTimeout,
 		ElectionPath:   base.ElectionPath,
 		SubjectPrefix:  base.SubjectPrefix,
-		ServerLogLevel: base.LogLevel,
+		ServerLogLevel: cmp.Or(base.LogLevel, "info"), // kvserver's default
 		ServerLog:      base.Log,
 		LogDir:         base.LogDir,
 		NodeArgs:       base.Args,

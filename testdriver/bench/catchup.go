@@ -146,7 +146,7 @@ func RunCatchUp(ctx context.Context, cfg CatchUpConfig) (CatchUpResult, error) {
 	}
 	defer w.stop()
 	n0, t0 := w.count()
-	if !pause(ctx, cfg.Baseline) {
+	if harness.Sleep(ctx, cfg.Baseline) != nil {
 		return res, ctx.Err()
 	}
 	n1, t1 := w.count()
@@ -228,7 +228,7 @@ func measurePagers(ctx context.Context, local *cluster.Local, cfg CatchUpConfig,
 		})
 	}
 	n0, t0 := w.count()
-	if !pause(ctx, cfg.Baseline) {
+	if harness.Sleep(ctx, cfg.Baseline) != nil {
 		return ctx.Err()
 	}
 	n1, t1 := w.count()

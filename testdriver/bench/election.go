@@ -352,7 +352,7 @@ func startWriter(ctx context.Context, c *bus.Client, every time.Duration) *write
 				}
 				w.mu.Unlock()
 			}
-			pause(ctx, every)
+			_ = harness.Sleep(ctx, every)
 		}
 	}()
 	return w
@@ -509,7 +509,7 @@ func (e *election) recover(ctx context.Context, id, stop string, t0 time.Time) e
 	if stop == StopPause {
 		// Past the session timeout, so the paused leader finds its
 		// session expired and its lease stale when it resumes.
-		pause(ctx, time.Until(t0.Add(e.st+e.st/2)))
+		_ = harness.Sleep(ctx, time.Until(t0.Add(e.st+e.st/2)))
 		return node.Resume()
 	}
 	select {
@@ -544,7 +544,7 @@ func (e *election) watchLeader(ctx context.Context, old uint64, armed chan<- err
 				armed <- err
 				return
 			}
-			pause(ctx, time.Millisecond)
+			_ = harness.Sleep(ctx, time.Millisecond)
 			continue
 		}
 		if data != nil {

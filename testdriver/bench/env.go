@@ -66,15 +66,3 @@ func zooKeeperVersion(ctx context.Context, c *cluster.Local) string {
 	}
 	return "unknown"
 }
-
-// pause waits for d, or until ctx ends; it reports whether d passed.
-func pause(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}

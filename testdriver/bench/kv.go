@@ -493,7 +493,7 @@ func (w *kvWorld) replicationLag(ctx context.Context, n int) ([]KVResult, error)
 					}
 					break
 				}
-				pause(pctx, 200*time.Microsecond)
+				_ = harness.Sleep(pctx, 200*time.Microsecond)
 			}
 		}
 		cancel()

@@ -112,7 +112,7 @@ func cutLeader(_ context.Context, f *fault) error {
 }
 
 func healLeader(ctx context.Context, f *fault) error {
-	if err := sleep(ctx, max(f.s.settle(), f.at+f.opts.session+f.s.cfg.Margin-f.now())); err != nil {
+	if err := harness.Sleep(ctx, max(f.s.settle(), f.at+f.opts.session+f.s.cfg.Margin-f.now())); err != nil {
 		return err
 	}
 	f.healed = f.now()

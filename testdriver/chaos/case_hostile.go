@@ -35,7 +35,7 @@ func attack(ctx context.Context, f *fault) error {
 	f.attacker = a
 	f.cleanups = append(f.cleanups, a.Stop)
 	f.note("an attacker without the key floods the server subjects (%d forgeries/s and 6 forged acks of every put) while %s leads epoch %d", attackRate, f.leader, f.epoch)
-	if err := sleep(ctx, f.s.warmup()); err != nil {
+	if err := harness.Sleep(ctx, f.s.warmup()); err != nil {
 		return err
 	}
 	if f.res.Variant != "pause-replica" {
@@ -46,7 +46,7 @@ func attack(ctx context.Context, f *fault) error {
 		return err
 	}
 	f.from = f.now()
-	err = sleep(ctx, f.s.replicaStop())
+	err = harness.Sleep(ctx, f.s.replicaStop())
 	f.to = f.now()
 	if rerr := f.resume(f.victim); rerr != nil {
 		return rerr

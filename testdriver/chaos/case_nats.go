@@ -42,7 +42,7 @@ func restartNATS(ctx context.Context, f *fault) error {
 func resumeLagger(ctx context.Context, f *fault) error {
 	lagger, missed, catchUp := f.victim, f.missed, f.opts.catchUp
 	// Keep the lagger stopped a little longer, below its session timeout.
-	_ = sleep(ctx, min(300*time.Millisecond, max(0, f.opts.session/2-(f.now()-f.from))))
+	_ = harness.Sleep(ctx, min(300*time.Millisecond, max(0, f.opts.session/2-(f.now()-f.from))))
 	f.healed = f.now()
 	f.to = f.healed
 	_ = f.resume(lagger)
@@ -124,7 +124,7 @@ func expectNATSRestart(ctx context.Context, f *fault) error {
 			f.violate(Violation{Check: CheckCatchUp, Detail: "copies still stale: " + err.Error()})
 		}
 	} else {
-		_ = sleep(ctx, time.Second)
+		_ = harness.Sleep(ctx, time.Second)
 	}
 	// Compare every copy with the leader.
 	ag, _, err := f.waitLeader(ctx, nodeIDs, cluster.LeaderWant{}, 30*time.Second)

@@ -101,7 +101,7 @@ func expectEmptySurvivor(ctx context.Context, f *fault) error {
 		if op.Outcome == OK {
 			acked = append(acked, op)
 		}
-		_ = sleep(ctx, 200*time.Millisecond)
+		_ = harness.Sleep(ctx, 200*time.Millisecond)
 	}
 	led, ledAt := false, time.Duration(0)
 	for _, ev := range f.mon.leaders(tKill) {
@@ -210,7 +210,7 @@ func restartAll(ctx context.Context, f *fault) error {
 	if catchUp {
 		// Past the old sessions' expiry nobody may lead, and every server
 		// must say it is behind; then the operator accepts the loss.
-		if err := sleep(ctx, f.opts.session+s.cfg.Margin+s.warmup()); err != nil {
+		if err := harness.Sleep(ctx, f.opts.session+s.cfg.Margin+s.warmup()); err != nil {
 			return err
 		}
 		tForce := f.now()

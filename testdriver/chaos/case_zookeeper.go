@@ -42,7 +42,7 @@ func killZooKeepers(ctx context.Context, f *fault) error {
 	if err != nil {
 		f.violate(Violation{Check: CheckAvailability, Detail: "writes did not go on with 2 of 3 ZooKeeper members: " + err.Error()})
 	}
-	if err := sleep(ctx, f.s.warmup()); err != nil {
+	if err := harness.Sleep(ctx, f.s.warmup()); err != nil {
 		return err
 	}
 	f.quorumLost = f.now()
@@ -58,7 +58,7 @@ func killZooKeepers(ctx context.Context, f *fault) error {
 	}
 	f.note("killed ZooKeeper %s; 1 of 3 remains, no quorum", f.zk2)
 	// Watch past the bound for a whole session timeout more.
-	if err := sleep(ctx, f.quorumBound()+f.opts.session); err != nil {
+	if err := harness.Sleep(ctx, f.quorumBound()+f.opts.session); err != nil {
 		return err
 	}
 	// Local reads are still served, by every server, and hold every

@@ -223,7 +223,7 @@ func (c caseDef) run(ctx context.Context, s *suite, r *RunResult) error {
 		}
 	}
 	if !c.noSettle {
-		if err := sleep(ctx, s.settle()); err != nil {
+		if err := harness.Sleep(ctx, s.settle()); err != nil {
 			return err
 		}
 	}
@@ -254,7 +254,7 @@ func (f *fault) start(ctx context.Context, st startState) error {
 	if _, err := f.startLoad(ctx, f.s.loadOptions("")); err != nil {
 		return err
 	}
-	return sleep(ctx, f.s.warmup())
+	return harness.Sleep(ctx, f.s.warmup())
 }
 
 // end resumes the servers still stopped and runs the cleanups.

@@ -44,7 +44,7 @@ comes from a watcher of the replication subject and from the write replies).
 ` + "`dropped_old_epoch`" + ` counts the old-epoch messages the servers refused.`},
 	CaseZKPartition: {"The leader cut off from ZooKeeper only", `Every server reaches the one ZooKeeper through its own proxy (toxiproxy,
 in the suite's process); NATS is untouched. The leader's proxy is cut: its
-connections are closed and new ones are refused. Session
+connections are closed and new ones are reset at their first byte. Session
 timeout %[1]s, ` + "`--acks all`" + `. Measured: how long after the cut the old
 leader still acknowledged writes (bound: session timeout + %[3]s) and how long
 until a new leader reported itself. The proxy is healed after at least

@@ -334,18 +334,6 @@ func (s *suite) loadOptions(acks string) loadOptions {
 	return loadOptions{clients: s.cfg.Clients, keys: s.keys(), acks: acks, interval: s.cfg.OpInterval, writes: 0.45, leaderReads: 0.3, ownReads: 0.1}
 }
 
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // ----------------------------------------------------------------------------
 // The final checks every run shares.
 
@@ -415,7 +403,7 @@ func (e *runEnv) finish(ctx context.Context, o finishOptions) {
 				}
 				break
 			}
-			if sleep(ctx, 200*time.Millisecond) != nil {
+			if harness.Sleep(ctx, 200*time.Millisecond) != nil {
 				break
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"zkv/bus"
+	"zkv/internal/harness"
 )
 
 // client is one recording client: its own NATS connection and bus.Client.
@@ -118,7 +119,7 @@ func (c *client) putWithin(key, value, acks string, within time.Duration) Op {
 			// No answer: the request may have been delivered and applied.
 			op.Code, op.Err, unknown = "no_reply", err.Error(), true
 		}
-		if !retry || time.Now().Add(pause).After(deadline) || sleep(c.e.ctx, pause) != nil {
+		if !retry || time.Now().Add(pause).After(deadline) || harness.Sleep(c.e.ctx, pause) != nil {
 			break
 		}
 		pause = min(2*pause, 250*time.Millisecond)

@@ -20,7 +20,7 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
-func TestDockerClusterDiscovery(t *testing.T) {
+func TestComposeDiscovery(t *testing.T) {
 	p := composetest.NewProject(t, 0)
 	c := p.Cluster(t, cluster.ComposeConfig{})
 	if got, want := c.Nodes(), []string{"n1", "n2", "n3"}; !slices.Equal(got, want) {
@@ -46,7 +46,7 @@ func TestDockerClusterDiscovery(t *testing.T) {
 	}
 }
 
-func TestDockerClusterInNetwork(t *testing.T) {
+func TestComposeInNetwork(t *testing.T) {
 	p := composetest.NewProject(t, 0)
 	c := p.Cluster(t, cluster.ComposeConfig{InNetwork: true, HTTP: map[string]string{"n3": "http://10.0.0.3:9000/"}})
 	if got, want := c.NATSURL(), "nats://nats:4222"; got != want {
@@ -60,7 +60,7 @@ func TestDockerClusterInNetwork(t *testing.T) {
 	}
 }
 
-func TestDockerClusterKillAndStart(t *testing.T) {
+func TestComposeKillAndStart(t *testing.T) {
 	p := composetest.NewProject(t, 3)
 	c := p.Cluster(t, cluster.ComposeConfig{APIVersion: "1.41"})
 	ctx := testContext(t)
@@ -97,7 +97,7 @@ func TestDockerClusterKillAndStart(t *testing.T) {
 	}
 }
 
-func TestDockerClusterStopTerm(t *testing.T) {
+func TestComposeStopTerm(t *testing.T) {
 	p := composetest.NewProject(t, 0)
 	c := p.Cluster(t, cluster.ComposeConfig{StopTimeout: 200 * time.Millisecond})
 	ctx := testContext(t)
@@ -122,7 +122,7 @@ func TestDockerClusterStopTerm(t *testing.T) {
 	}
 }
 
-func TestDockerClusterStartExits(t *testing.T) {
+func TestComposeStartExits(t *testing.T) {
 	p := composetest.NewProject(t, 1<<30)
 	c := p.Cluster(t, cluster.ComposeConfig{})
 	ctx := testContext(t)
@@ -142,7 +142,7 @@ func TestDockerClusterStartExits(t *testing.T) {
 	}
 }
 
-func TestDockerClusterZooKeeper(t *testing.T) {
+func TestComposeZooKeeper(t *testing.T) {
 	p := composetest.NewProject(t, 0)
 	c := p.Cluster(t, cluster.ComposeConfig{})
 	ctx := testContext(t)
@@ -166,7 +166,7 @@ func TestDockerClusterZooKeeper(t *testing.T) {
 	}
 }
 
-func TestDockerClusterErrors(t *testing.T) {
+func TestComposeErrors(t *testing.T) {
 	p := composetest.NewProject(t, 0)
 	ctx := testContext(t)
 
@@ -195,7 +195,7 @@ func TestDockerClusterErrors(t *testing.T) {
 	}
 }
 
-func TestDockerClusterOwnProject(t *testing.T) {
+func TestComposeOwnProject(t *testing.T) {
 	p := composetest.NewProject(t, 0)
 	host, err := os.Hostname()
 	if err != nil {
@@ -213,7 +213,7 @@ func TestDockerClusterOwnProject(t *testing.T) {
 	}
 }
 
-func TestDockerClusterSaveLogs(t *testing.T) {
+func TestComposeSaveLogs(t *testing.T) {
 	p := composetest.NewProject(t, 0)
 	p.Engine.With(func() { p.Nodes["n1"].Logs = "started\nleader\n" })
 	c := p.Cluster(t, cluster.ComposeConfig{})

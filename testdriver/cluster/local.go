@@ -255,12 +255,29 @@ func (c *Local) push(what string, f func(ctx context.Context) error) {
 	c.cleanups = append(c.cleanups, cleanup{what: what, f: f})
 }
 
-// pushNode adds the cleanup of a kvserver to the stack.
+// pushNode adds the cleanup of a kvserver to the stack; a node started
+// while Close runs is stopped at once.
 func (c *Local) pushNode(n *harness.Node) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.cleanups = append(c.cleanups, cleanup{what: "stop " + n.ID(), node: true, f: func(ctx context.Context) error { return stopNode(ctx, n) }})
+	closed := c.closed
+	if !closed {
+		c.cleanups = append(c.cleanups, cleanup{what: "stop " + n.ID(), node: true, f: func(ctx context.Context) error { return stopNode(ctx, n) }})
+	}
+	c.mu.Unlock()
+	if closed {
+		_ = n.Kill()
+	}
 }
+
+// isClosed reports whether Close has begun.
+func (c *Local) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// ErrClosed is returned by what cannot be done once Close has begun.
+var ErrClosed = errors.New("local cluster closed")
 
 // logFile opens name in the log dir, or returns nil when there is none.
 // The file is closed by the cleanup stack.
@@ -517,16 +534,15 @@ const (
 )
 
 // Cut cuts node id off from part (PartZooKeeper or PartNATS): its proxy
-// closes every connection and refuses new ones until Heal. The cluster
+// closes every connection and resets new ones until Heal. The cluster
 // must have been started with ProxyZooKeeper or ProxyNATS.
 func (c *Local) Cut(id, part string) error {
 	p, err := c.proxy(id, part)
 	if err != nil {
 		return err
 	}
-	p.Cut()
 	c.log.Debug("cut", "id", id, "part", part)
-	return nil
+	return p.Cut()
 }
 
 // Heal reconnects node id to part after Cut.
@@ -718,6 +734,9 @@ func (c *Local) Replace(ctx context.Context, id string, extra ...string) (unclea
 	}
 	opts := old.Options()
 	opts.Args = append(slices.Clone(opts.Args), extra...)
+	if c.isClosed() {
+		return unclean, fmt.Errorf("replace %s: %w", id, ErrClosed)
+	}
 	n, err := harness.StartNode(ctx, c.opts.KVServer, opts)
 	if err != nil {
 		return unclean, fmt.Errorf("start %s with %v: %w", id, extra, err)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -19,8 +20,9 @@ import (
 type Proxy struct {
 	p *toxiproxy.Proxy
 
-	mu  sync.Mutex
-	cut bool
+	mu     sync.Mutex
+	cut    bool
+	closed bool
 }
 
 // NewProxy listens on a free loopback port and forwards to upstream,
@@ -48,26 +50,42 @@ func NewProxy(name, upstream string, latency, jitter time.Duration) (*Proxy, err
 // same across Cut and Heal.
 func (x *Proxy) Addr() string { return x.p.Listen }
 
-// Cut closes every connection through the proxy and refuses new ones
-// until Heal.
-func (x *Proxy) Cut() {
+// Cut closes every connection through the proxy and lets no new one
+// through until Heal: a new connection is accepted and reset as soon as
+// either side sends a byte. The proxy keeps its port all along (it is
+// listening again before Cut returns), so no other socket can take it
+// while the cut lasts and Heal cannot fail to listen.
+func (x *Proxy) Cut() error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if !x.cut {
-		x.cut = true
-		x.p.Stop()
+	if x.cut {
+		return nil
 	}
+	x.p.Stop() // closes every open connection
+	if err := x.p.Start(); err != nil {
+		return fmt.Errorf("proxy %s: listen again on %s: %w", x.p.Name, x.p.Listen, err)
+	}
+	for _, dir := range []string{"upstream", "downstream"} {
+		spec := fmt.Sprintf(`{"name":"cut_%s","type":"reset_peer","stream":%q,"toxicity":1,"attributes":{"timeout":0}}`, dir, dir)
+		if _, err := x.p.Toxics.AddToxicJson(strings.NewReader(spec)); err != nil {
+			return fmt.Errorf("proxy %s: cut %s: %w", x.p.Name, dir, err)
+		}
+	}
+	x.cut = true
+	return nil
 }
 
-// Heal lets connections through again, on the same address.
+// Heal lets connections through again.
 func (x *Proxy) Heal() error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if !x.cut {
 		return nil
 	}
-	if err := x.p.Start(); err != nil {
-		return fmt.Errorf("proxy %s: listen again on %s: %w", x.p.Name, x.p.Listen, err)
+	for _, dir := range []string{"upstream", "downstream"} {
+		if err := x.p.Toxics.RemoveToxic(context.Background(), "cut_"+dir); err != nil {
+			return fmt.Errorf("proxy %s: heal %s: %w", x.p.Name, dir, err)
+		}
 	}
 	x.cut = false
 	return nil
@@ -77,8 +95,8 @@ func (x *Proxy) Heal() error {
 func (x *Proxy) Close() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if !x.cut {
-		x.cut = true
+	if !x.closed {
+		x.closed = true
 		x.p.Stop()
 	}
 }

@@ -66,7 +66,9 @@ func TestProxyCutAndHeal(t *testing.T) {
 
 	c := echoThrough(t, addr, "hello")
 
-	p.Cut()
+	if err := p.Cut(); err != nil {
+		t.Fatal(err)
+	}
 	// The open connection is closed...
 	if got, err := roundTrip(c, "again"); err == nil {
 		t.Fatalf("a connection survived the cut: %q", got)
