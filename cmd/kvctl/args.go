@@ -10,9 +10,10 @@ import (
 // the first argument: flags given after the arguments move in front of
 // them, global flags before the command and the command's flags after it.
 // Everything after "--" stays an argument. Unknown flags stay with the
-// command, for cli to report.
+// command, for cli to report. A completion request (last argument
+// --generate-bash-completion) stays as it is: cli ignores one after "--".
 func hoistFlags(app *cli.App, args []string) []string {
-	if len(args) < 2 {
+	if len(args) < 2 || args[len(args)-1] == completionFlag {
 		return args
 	}
 	global := flagArity(app.Flags)
@@ -73,6 +74,9 @@ func hoistFlags(app *cli.App, args []string) []string {
 	}
 	return out
 }
+
+// completionFlag asks cli for the words that may follow the others.
+const completionFlag = "--generate-bash-completion"
 
 // flagArity maps every name of flags to whether it takes a value.
 func flagArity(flags []cli.Flag) map[string]bool {

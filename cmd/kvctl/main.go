@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -22,15 +23,21 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args, os.Stdout, os.Stderr)
+	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
 // run runs kvctl with args (args[0] is the program name) and returns the
 // exit code.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if n := len(args); n > 1 && args[n-1] == completionFlag && slices.Contains(args[:n-1], "--") {
+		// cli would run this request as a command, with the flag as an
+		// argument; after "--" there is nothing to complete.
+		return ExitOK
+	}
 	app := newApp(stdout, stderr)
+	app.Reader = stdin
 	err := app.RunContext(ctx, hoistFlags(app, args))
 	return exitCode(err, stderr)
 }
@@ -58,9 +65,15 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		{
 			Name:      "put",
 			Usage:     "write KEY=VALUE through the leader",
-			ArgsUsage: "KEY VALUE",
+			ArgsUsage: "KEY VALUE | KEY - | KEY --file PATH",
+			Description: `VALUE "-" reads the value from standard input, --file from a file:
+all of it, byte for byte (a trailing newline is kept), as etcdctl put
+and nats kv put do. The value must be UTF-8 of at most 65536 bytes.
+A literal value "-" comes from standard input too (printf %s - | kvctl put KEY -);
+put "--" before a value that begins with "-": kvctl put KEY -- -x.`,
 			Flags: []cli.Flag{nodeFlag, &cli.StringFlag{Name: "acks", Usage: "hold the write to `LEVEL`: leader, majority or all (default: the server's --acks)",
-				EnvVars: []string{"ZKV_ACKS"}}},
+				EnvVars: []string{"ZKV_ACKS"}},
+				&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "read the value from `PATH` instead of an argument", TakesFile: true}},
 			Action: putAction,
 		},
 		{
@@ -85,6 +98,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			Action:    watchAction,
 		},
 		authCommand(),
+		completionCommand(),
 	}
 	for _, c := range commands {
 		c.OnUsageError = onUsageError
@@ -95,7 +109,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Description: description,
 		Writer:      stdout,
 		ErrWriter:   stderr,
-		HideVersion: true,
+		Version:     cliflags.Version(),
+		// Shells complete commands and flags through
+		// --generate-bash-completion; see the completion command.
+		EnableBashCompletion: true,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{
 				Name:    "nats",
@@ -259,11 +276,15 @@ func (s *session) deadline(c *cli.Context) (context.Context, context.CancelFunc)
 }
 
 func putAction(c *cli.Context) error {
-	if c.NArg() != 2 {
-		return usageError(c, "want KEY and VALUE, got %d arguments", c.NArg())
-	}
-	key, value := c.Args().Get(0), c.Args().Get(1)
 	node, err := nodeFlag(c)
+	if err != nil {
+		return err
+	}
+	acks := c.String("acks")
+	if err := bus.ValidAcks(acks); err != nil {
+		return usageError(c, "--acks: %v", err)
+	}
+	key, value, err := putArgs(c)
 	if err != nil {
 		return err
 	}
@@ -276,10 +297,6 @@ func putAction(c *cli.Context) error {
 	defer cancel()
 	client := g.client
 
-	acks := c.String("acks")
-	if err := bus.ValidAcks(acks); err != nil {
-		return usageError(c, "--acks: %v", err)
-	}
 	var reply bus.WriteReply
 	switch {
 	case g.web != nil:

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,7 +19,10 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"zkv/bus"
+	"zkv/internal/cliflags"
+	"zkv/internal/harness"
 	"zkv/internal/httpauth"
+	"zkv/internal/testenv"
 )
 
 func TestFormatPut(t *testing.T) {
@@ -213,12 +219,17 @@ func TestUsageErrors(t *testing.T) {
 		{"bad prefix", []string{"--subject-prefix", "kv.>", "get", "a"}},
 		{"bad timeout", []string{"--timeout", "soon", "get", "a"}},
 		{"zero timeout", []string{"--timeout", "0s", "get", "a"}},
+		{"put with value and file", []string{"put", "a", "1", "--file", "go.mod"}},
+		{"put with file and no key", []string{"put", "-f", "go.mod"}},
+		{"put with a missing file", []string{"put", "a", "--file", "no-such-file"}},
+		{"completion without shell", []string{"completion"}},
+		{"completion of an unknown shell", []string{"completion", "fish"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			args := append([]string{"kvctl", "--nats", "nats://127.0.0.1:1"}, tt.args...)
-			if got := run(t.Context(), args, &stdout, &stderr); got != ExitUsage {
+			if got := run(t.Context(), args, strings.NewReader(""), &stdout, &stderr); got != ExitUsage {
 				t.Errorf("exit code %d, want %d; stderr %q", got, ExitUsage, stderr.String())
 			}
 			if stderr.Len() == 0 && stdout.Len() == 0 {
@@ -307,7 +318,7 @@ func TestCommands(t *testing.T) {
 			args := append([]string{"kvctl", "--nats", s.ClientURL(), "--timeout", "3s"}, tt.args...)
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
-			if got := run(ctx, args, &stdout, &stderr); got != tt.wantCode {
+			if got := run(ctx, args, strings.NewReader(""), &stdout, &stderr); got != tt.wantCode {
 				t.Errorf("exit code %d, want %d; stderr %q", got, tt.wantCode, stderr.String())
 			}
 			if stdout.String() != tt.wantStdout {
@@ -339,9 +350,7 @@ func TestAuthHash(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			app := newApp(&stdout, &stderr)
-			app.Reader = strings.NewReader(tt.stdin)
-			code := exitCode(app.RunContext(t.Context(), hoistFlags(app, append([]string{"kvctl"}, tt.args...))), &stderr)
+			code := run(t.Context(), append([]string{"kvctl"}, tt.args...), strings.NewReader(tt.stdin), &stdout, &stderr)
 			if code != tt.wantCode {
 				t.Fatalf("exit %d, want %d; stderr %q", code, tt.wantCode, stderr.String())
 			}
@@ -377,3 +386,116 @@ func TestHTTPOptionsChecked(t *testing.T) {
 		t.Errorf("a good URL: %v", err)
 	}
 }
+
+// TestPutValueTooLarge: a value over bus.MaxValueBytes on standard input
+// or in --file is refused with the server's code before any connection,
+// reading no more than the limit.
+func TestPutValueTooLarge(t *testing.T) {
+	big := strings.Repeat("x", 2<<20)
+	file := filepath.Join(t.TempDir(), "big")
+	if err := os.WriteFile(file, []byte(big), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"put", "a", "-"}, {"put", "a", "--file", file}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(t.Context(), append([]string{"kvctl", "--nats", "nats://127.0.0.1:1"}, args...), strings.NewReader(big), &stdout, &stderr)
+			if code != ExitError || !strings.Contains(stderr.String(), "error: value_too_large: ") {
+				t.Errorf("exit code %d, stderr %q; want %d and value_too_large", code, stderr.String(), ExitError)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(t.Context(), []string{"kvctl", "--version"}, nil, &stdout, &stderr); code != ExitOK {
+		t.Fatalf("exit code %d; stderr %q", code, stderr.String())
+	}
+	if want := "kvctl version " + cliflags.Version() + "\n"; stdout.String() != want {
+		t.Errorf("stdout %q, want %q", stdout.String(), want)
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	tests := []struct {
+		args []string
+		want []string // lines of stdout, or substrings of the script
+	}{
+		{[]string{"completion", "bash"}, []string{"complete -o bashdefault -o default -F _kvctl_complete kvctl", "--generate-bash-completion"}},
+		{[]string{"completion", "zsh"}, []string{"#compdef kvctl", "compdef _kvctl_complete kvctl", "--generate-bash-completion"}},
+		{[]string{"completion", "--generate-bash-completion"}, []string{"bash\nzsh\n"}},
+		{[]string{"--generate-bash-completion"}, []string{"put\n", "get\n", "status\n", "watch\n", "auth\n", "completion\n"}},
+		{[]string{"put", "a", "--f", "--generate-bash-completion"}, []string{"--file\n"}},
+		{[]string{"get", "--c", "--generate-bash-completion"}, []string{"--consistency\n"}},
+		{[]string{"--nats", "nats://127.0.0.1:1", "put", "a", "--", "--generate-bash-completion"}, nil}, // not run as a put
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			args := append([]string{"kvctl"}, tt.args...)
+			// cli's completion reads the word before the request from
+			// os.Args, not from the arguments given to Run.
+			defer func(saved []string) { os.Args = saved }(os.Args)
+			os.Args = args
+			var stdout, stderr bytes.Buffer
+			if code := run(t.Context(), args, nil, &stdout, &stderr); code != ExitOK {
+				t.Fatalf("exit code %d; stderr %q", code, stderr.String())
+			}
+			if tt.want == nil && stdout.Len() > 0 {
+				t.Errorf("stdout %q, want nothing", stdout.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("stdout lacks %q:\n%s", w, stdout.String())
+				}
+			}
+		})
+	}
+}
+
+// TestPutValueRoundTrip writes values from standard input, from --file
+// and after "--" to a real one-server cluster and reads them back
+// unchanged.
+func TestPutValueRoundTrip(t *testing.T) {
+	zk := testenv.StartZooKeeper(t)
+	ns := testenv.StartNATS(t)
+	testenv.StartCluster(t, 1, harness.NodeOptions{ZooKeeper: zk.Addr(), NATSURL: ns.URL()})
+	kvctl := func(stdin string, args ...string) string {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		args = append([]string{"kvctl", "--nats", ns.URL(), "--timeout", "30s"}, args...)
+		if code := run(t.Context(), args, strings.NewReader(stdin), &stdout, &stderr); code != ExitOK {
+			t.Fatalf("%q: exit code %d; stderr %q", args, code, stderr.String())
+		}
+		return stdout.String()
+	}
+	file := filepath.Join(t.TempDir(), "value")
+	fromFile := strings.Repeat("0123456789abcdef", bus.MaxValueBytes/16-1) + "end\n"
+	if err := os.WriteFile(file, []byte(fromFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, stdin, want string
+		put               []string
+	}{
+		{"stdin", "two\nlines\n\n", "two\nlines\n\n", []string{"put", "stdin", "-"}},
+		{"file", "", fromFile, []string{"put", "file", "-f", file}},
+		{"dash", "", "-x", []string{"put", "dash", "--", "-x"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if out := kvctl(tt.stdin, tt.put...); !strings.HasPrefix(out, "OK "+tt.name+" ") {
+				t.Errorf("put: %q", out)
+			}
+			var reply bus.ReadReply
+			if err := json.Unmarshal([]byte(kvctl("", "get", "--json", "--consistency", "leader", tt.name)), &reply); err != nil {
+				t.Fatal(err)
+			}
+			if reply.Value != tt.want {
+				t.Errorf("got %d bytes %.40q, want %d bytes %.40q", len(reply.Value), reply.Value, len(tt.want), tt.want)
+			}
+		})
+	}
+}
+
+func TestMain(m *testing.M) { os.Exit(testenv.RunMain(m)) }

@@ -44,8 +44,9 @@ func main() {
 func app(hup <-chan os.Signal) *cli.App {
 	d := node.DefaultConfig()
 	return &cli.App{
-		Name:  "kvserver",
-		Usage: "run one zkv server (ZooKeeper-elected leader, NATS replication, local reads)",
+		Name:    "kvserver",
+		Usage:   "run one zkv server (ZooKeeper-elected leader, NATS replication, local reads)",
+		Version: cliflags.Version(),
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "id", Usage: "node ID, unique in the cluster (letters, digits, - and _)", EnvVars: []string{"ZKV_ID"}, Required: true},
 			&cli.StringFlag{Name: "host", Value: "127.0.0.1", Usage: "HTTP API host", EnvVars: []string{"ZKV_HOST"}},

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"slices"
 	"testing"
+
+	"zkv/internal/cliflags"
 )
 
 func TestZookeeperServers(t *testing.T) {
@@ -36,5 +39,18 @@ func TestNewLogger(t *testing.T) {
 		if (err == nil) != tt.ok {
 			t.Errorf("newLogger(%q, %q) error = %v, want ok=%v", tt.level, tt.format, err, tt.ok)
 		}
+	}
+}
+
+// TestVersion: --version answers without the required --id.
+func TestVersion(t *testing.T) {
+	var stdout bytes.Buffer
+	a := app(nil)
+	a.Writer = &stdout
+	if err := a.Run([]string{"kvserver", "--version"}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "kvserver version " + cliflags.Version() + "\n"; stdout.String() != want {
+		t.Errorf("stdout %q, want %q", stdout.String(), want)
 	}
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"zkv/internal/cliflags"
 	"zkv/testdriver"
 	"zkv/testdriver/bench"
 	"zkv/testdriver/chaos"
@@ -90,7 +91,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Description: description,
 		Writer:      stdout,
 		ErrWriter:   stderr,
-		HideVersion: true,
+		Version:     cliflags.Version(),
 		Commands: []*cli.Command{
 			bench.Command(),
 			chaos.Command(),

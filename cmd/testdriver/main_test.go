@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"zkv/internal/cliflags"
 )
 
 // TestCommandLine checks flag handling and exit codes of everything that
@@ -22,6 +24,7 @@ func TestCommandLine(t *testing.T) {
 		stderr string
 	}{
 		{name: "help", args: []string{"--help"}, code: ExitOK, stdout: "run zkv's end-to-end scenarios"},
+		{name: "version", args: []string{"--version"}, code: ExitOK, stdout: "testdriver version " + cliflags.Version() + "\n"},
 		{name: "run help", args: []string{"run", "--help"}, code: ExitOK, stdout: "--scenario"},
 		{name: "up help", args: []string{"up", "--help"}, code: ExitOK, stdout: "--nats-port"},
 		{name: "unknown flag", args: []string{"run", "--nope"}, code: ExitUsage, stderr: "nope"},

@@ -1,6 +1,6 @@
 // Package cliflags holds the command-line flags that several zkv commands
 // share, so each is named, documented and read from the environment the
-// same way everywhere.
+// same way everywhere, and the version string that --version prints.
 package cliflags
 
 import (
