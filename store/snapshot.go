@@ -38,6 +38,14 @@ func (s *Store) insertLocked(key string, e Entry) {
 	s.keys.ReplaceOrInsert(indexItem{key: key, entry: p})
 }
 
+// removeLocked removes key from the map and the index, if held.
+func (s *Store) removeLocked(key string) {
+	if _, ok := s.data[key]; ok {
+		delete(s.data, key)
+		s.keys.Delete(indexItem{key: key})
+	}
+}
+
 // KeyEntry is one key of a snapshot.
 type KeyEntry struct {
 	Key string
@@ -144,8 +152,7 @@ func (s *Store) InstallPage(after string, entries []KeyEntry, last bool) (remove
 		return true
 	})
 	for _, k := range drop {
-		delete(s.data, k)
-		s.keys.Delete(indexItem{key: k})
+		s.removeLocked(k)
 	}
 	return len(drop)
 }
@@ -167,7 +174,8 @@ func (s *Store) Reserve(n int) {
 	s.data = m
 }
 
-// ApplyNewer applies u only if it is newer than the key's entry, without
+// ApplyNewer applies u (a put or a tombstone) only if it is newer than the
+// key's entry, without
 // sequence checks: for updates buffered during a catch-up, whose order
 // relative to the snapshot pages is unknown. It refuses old epochs.
 func (s *Store) ApplyNewer(u Update) error {
@@ -177,7 +185,7 @@ func (s *Store) ApplyNewer(u Update) error {
 		return fmt.Errorf("%w: update epoch %d seq %d, epoch %d is known", ErrOldEpoch, u.Epoch, u.Seq, s.epoch)
 	}
 	if p, ok := s.data[u.Key]; !ok || u.Seq > p.Revision {
-		s.setLocked(u.Key, Entry{Value: u.Value, Revision: u.Seq})
+		s.writeLocked(u)
 	}
 	s.rememberLocked(u)
 	return nil

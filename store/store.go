@@ -29,7 +29,35 @@ var (
 	ErrDiverged = errors.New("store is ahead of the new leader")
 	// ErrBadUpdate means the update cannot be applied as given (seq 0).
 	ErrBadUpdate = errors.New("malformed update")
+	// ErrConflict means a conditional write's IfRevision is not the key's
+	// revision; nothing was applied. The error is a *ConditionError.
+	ErrConflict = errors.New("revision conflict")
+	// ErrExists means a create found the key already there; nothing was
+	// applied. The error is a *ConditionError.
+	ErrExists = errors.New("key exists")
 )
+
+// ConditionError is a failed condition of a Write: the key and its
+// revision now (0 when it does not exist). It matches ErrExists for a
+// create and ErrConflict otherwise.
+type ConditionError struct {
+	Key      string
+	Revision uint64
+	Create   bool
+	Want     uint64 // the IfRevision asked for (not for a create)
+}
+
+func (e *ConditionError) Error() string {
+	if e.Create {
+		return fmt.Sprintf("key %q exists at revision %d", e.Key, e.Revision)
+	}
+	return fmt.Sprintf("key %q is at revision %d, not %d", e.Key, e.Revision, e.Want)
+}
+
+// Is makes errors.Is match ErrExists (a create) or ErrConflict.
+func (e *ConditionError) Is(target error) bool {
+	return target == ErrExists && e.Create || target == ErrConflict && !e.Create
+}
 
 // GapError describes missed updates: sequence numbers From to To inclusive,
 // in Epoch. It matches ErrGap with errors.Is.
@@ -53,13 +81,27 @@ type Entry struct {
 
 // Update is one replicated write: the leader's epoch, the sequence number
 // (the revision the write created on the leader), the key and the value,
-// and the client's request ID if it gave one.
+// and the client's request ID if it gave one. A Delete update is a
+// tombstone: it removes the key at revision Seq (Value is empty).
 type Update struct {
 	Epoch     uint64
 	Seq       uint64
 	Key       string
 	Value     string
 	RequestID string
+	Delete    bool
+}
+
+// Write is a leader's write of one key: a put of Value, or a delete. It
+// may carry a condition: Create (the key must not exist) or IfRevision
+// (the key's revision must equal *IfRevision; 0 means it must not exist).
+type Write struct {
+	Key        string
+	Value      string
+	Delete     bool
+	Create     bool
+	IfRevision *uint64
+	RequestID  string
 }
 
 // DefaultRequestWindow is how many recent request IDs a store remembers.
@@ -72,7 +114,8 @@ type Store struct {
 	// data holds every key's entry: Get is one map access. The entry is
 	// boxed so keys, the ordered index of the same boxes, reads it without
 	// a map lookup; a write to a held key updates its box in place (under
-	// mu), so only a new key touches the index. Keys are never removed.
+	// mu), so only a new key or a delete touches the index. A deleted key
+	// is removed from both: no tombstone is kept.
 	data  map[string]*Entry
 	keys  *btree.BTreeG[indexItem]
 	rev   uint64 // the last sequence number applied (or skipped past)
@@ -120,7 +163,11 @@ func NewWithWindow(window int) *Store {
 func (s *Store) digest(u Update) uint64 {
 	var h maphash.Hash
 	h.SetSeed(s.seed)
-	for _, part := range []string{u.Key, u.Value, u.RequestID} {
+	kind := "p"
+	if u.Delete {
+		kind = "d"
+	}
+	for _, part := range []string{kind, u.Key, u.Value, u.RequestID} {
 		var n [8]byte
 		l := uint64(len(part))
 		for i := range n {
@@ -143,8 +190,8 @@ func (s *Store) noteLocked(u Update) {
 	s.recent[p] = s.digest(u)
 }
 
-// Holds reports whether this store applied exactly u (same key, value and
-// request ID) at u's epoch and seq, among its recent updates. A replica
+// Holds reports whether this store applied exactly u (same kind, key,
+// value and request ID) at u's epoch and seq, among its recent updates. A replica
 // confirms a write only if it holds it.
 func (s *Store) Holds(u Update) bool {
 	s.mu.RLock()
@@ -217,21 +264,61 @@ func (s *Store) Put(epoch uint64, key, value string) (Update, error) {
 // applies nothing and returns the Update that id produced, with dup true.
 // An empty id is never a duplicate.
 func (s *Store) PutOnce(epoch uint64, key, value, id string) (u Update, dup bool, err error) {
+	u, dup, _, err = s.Write(epoch, Write{Key: key, Value: value, RequestID: id})
+	return u, dup, err
+}
+
+// Write is the leader's write under epoch, checked and applied atomically:
+// if the store remembers w's request ID it applies nothing and returns the
+// Update that ID produced (dup true), whatever the condition says now, so
+// a retry gets the first outcome. Otherwise a failed condition returns a
+// *ConditionError and applies nothing; a delete of a key that does not
+// exist applies nothing either (applied false, u.Seq the store's revision,
+// and the request ID is not remembered). Anything else is applied at the
+// next revision and returned as the Update to replicate. Like Put it fails
+// with ErrOldEpoch under an old epoch.
+func (s *Store) Write(epoch uint64, w Write) (u Update, dup, applied bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if epoch < s.epoch {
-		return Update{}, false, fmt.Errorf("%w: put under epoch %d, epoch %d is known", ErrOldEpoch, epoch, s.epoch)
+		return Update{}, false, false, fmt.Errorf("%w: write under epoch %d, epoch %d is known", ErrOldEpoch, epoch, s.epoch)
 	}
-	if prev, ok := s.requests[id]; ok && id != "" {
-		return prev, true, nil
+	if prev, ok := s.requests[w.RequestID]; ok && w.RequestID != "" {
+		return prev, true, true, nil
+	}
+	var cur uint64
+	p, exists := s.data[w.Key]
+	if exists {
+		cur = p.Revision
+	}
+	switch {
+	case w.Create && exists:
+		return Update{}, false, false, &ConditionError{Key: w.Key, Revision: cur, Create: true}
+	case w.IfRevision != nil && *w.IfRevision != cur:
+		return Update{}, false, false, &ConditionError{Key: w.Key, Revision: cur, Want: *w.IfRevision}
+	case w.Delete && !exists:
+		return Update{Epoch: epoch, Seq: s.rev, Key: w.Key, Delete: true}, false, false, nil
 	}
 	s.epoch, s.stream = epoch, epoch
 	s.rev++
-	s.setLocked(key, Entry{Value: value, Revision: s.rev})
-	u = Update{Epoch: epoch, Seq: s.rev, Key: key, Value: value, RequestID: id}
+	u = Update{Epoch: epoch, Seq: s.rev, Key: w.Key, Value: w.Value, RequestID: w.RequestID, Delete: w.Delete}
+	if w.Delete {
+		u.Value = ""
+	}
+	s.writeLocked(u)
 	s.rememberLocked(u)
 	s.noteLocked(u)
-	return u, false, nil
+	return u, false, true, nil
+}
+
+// writeLocked stores u's value at its revision, or removes its key for a
+// tombstone.
+func (s *Store) writeLocked(u Update) {
+	if u.Delete {
+		s.removeLocked(u.Key)
+		return
+	}
+	s.setLocked(u.Key, Entry{Value: u.Value, Revision: u.Seq})
 }
 
 // Apply is a replica's write: it applies the leader's update as it is.
@@ -266,7 +353,7 @@ func (s *Store) Apply(u Update) error {
 	}
 	s.epoch, s.stream = u.Epoch, u.Epoch
 	s.rev = u.Seq
-	s.setLocked(u.Key, Entry{Value: u.Value, Revision: u.Seq})
+	s.writeLocked(u)
 	s.rememberLocked(u)
 	s.noteLocked(u)
 	return err
