@@ -167,7 +167,7 @@ const (
 // retries with backoff, until ctx is done, when no leader answers, a request
 // times out, or the reply is not_leader, no_leader or unavailable; any
 // other error reply (bad_request, invalid_key, value_too_large, timeout,
-// internal) is returned at once, as an error matching its sentinel. When
+// internal, and conflict or exists for a conditional write) is returned at once, as an error matching its sentinel. When
 // ctx ends, the last error is returned wrapped; if nobody answered, the
 // error matches ErrNoLeader, and ErrTimeout if replies timed out.
 //
@@ -175,7 +175,7 @@ const (
 // (a timeout) is applied once: the leader, or a new leader after a
 // failover, answers it with the first reply (WriteReply.Duplicate set).
 func (c *Client) Put(ctx context.Context, key, value string, opts ...PutOption) (WriteReply, error) {
-	return c.put(ctx, opWrite, c.subjects.Write(), key, value, opts)
+	return c.write(ctx, opWrite, c.subjects.Write(), WriteRequest{Key: key, Value: value}, opts)
 }
 
 // GetOption changes one read.
@@ -202,6 +202,25 @@ type PutOption func(*WriteRequest)
 // AcksMajority or AcksAll) instead of the server's default.
 func WithAcks(level string) PutOption { return func(w *WriteRequest) { w.Acks = level } }
 
+// WithIfRevision makes a Put or Delete conditional: the key's revision
+// must be rev (0: the key must not exist), or the error matches
+// ErrConflict and carries the key's revision (Error.CurrentRevision).
+func WithIfRevision(rev uint64) PutOption { return func(w *WriteRequest) { w.IfRevision = &rev } }
+
+// Delete removes key through Subjects.Write, retrying like Put. Deleting a
+// key that does not exist succeeds with WriteReply.Deleted false.
+func (c *Client) Delete(ctx context.Context, key string, opts ...PutOption) (WriteReply, error) {
+	return c.write(ctx, opWrite, c.subjects.Write(), WriteRequest{Op: OpDelete, Key: key}, opts)
+}
+
+// Create writes value under key only if the key does not exist; otherwise
+// the error matches ErrExists and carries the key's revision. It retries
+// like Put: a retry of a create that was applied gets its first reply, not
+// ErrExists.
+func (c *Client) Create(ctx context.Context, key, value string, opts ...PutOption) (WriteReply, error) {
+	return c.write(ctx, opWrite, c.subjects.Write(), WriteRequest{Op: OpCreate, Key: key, Value: value}, opts)
+}
+
 // PutVia writes value under key through node's Subjects.NodeWrite; the node
 // forwards the write to the leader. It retries like Put. When the node does
 // not answer until ctx is done, the error matches ErrUnavailable (not
@@ -211,12 +230,13 @@ func (c *Client) PutVia(ctx context.Context, node, key, value string, opts ...Pu
 	if err := validNode(node); err != nil {
 		return WriteReply{}, err
 	}
-	return c.put(ctx, opRead, c.subjects.NodeWrite(node), key, value, opts)
+	return c.write(ctx, opRead, c.subjects.NodeWrite(node), WriteRequest{Key: key, Value: value}, opts)
 }
 
-// put writes through subject; kind says what nobody answering means.
-func (c *Client) put(ctx context.Context, kind opKind, subject, key, value string, opts []PutOption) (WriteReply, error) {
-	req := WriteRequest{Key: key, Value: value, RequestID: NewRequestID()}
+// write sends req through subject with a fresh request ID; kind says what
+// nobody answering means.
+func (c *Client) write(ctx context.Context, kind opKind, subject string, req WriteRequest, opts []PutOption) (WriteReply, error) {
+	req.RequestID = NewRequestID()
 	for _, o := range opts {
 		o(&req)
 	}
@@ -413,7 +433,7 @@ func (c *Client) Watch(ctx context.Context, key string) (<-chan Update, error) {
 		if err := Decode(m.Data, &u); err != nil {
 			return
 		}
-		if key != "" && u.Kind == KindPut && u.Key != key {
+		if key != "" && (u.Kind == KindPut || u.Kind == KindDelete) && u.Key != key {
 			return
 		}
 		mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -735,5 +736,62 @@ func TestClientConcurrent(t *testing.T) {
 		if err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestClientConditionalWrites checks what Delete, Create and
+// WithIfRevision send, and that a conflict's revision reaches the caller.
+func TestClientConditionalWrites(t *testing.T) {
+	s := runServer(t)
+	bodies := make(chan WriteRequest, 8)
+	serve(t, connect(t, s), "kv.write", func(_ int64, body []byte) []byte {
+		var w WriteRequest
+		if err := Decode(body, &w); err != nil {
+			return EncodeError(err)
+		}
+		bodies <- w
+		if w.IfRevision != nil && *w.IfRevision == 1 {
+			return EncodeError(ConditionFailed(CodeConflict, w.Key, 7, "key %q is at revision 7", w.Key))
+		}
+		return okWrite
+	})
+	c := newTestClient(t, connect(t, s))
+	ctx, cancel := testCtx(t)
+	defer cancel()
+	tests := []struct {
+		name string
+		call func() (WriteReply, error)
+		want WriteRequest
+	}{
+		{"delete", func() (WriteReply, error) { return c.Delete(ctx, "a") }, WriteRequest{Op: OpDelete, Key: "a"}},
+		{"create", func() (WriteReply, error) { return c.Create(ctx, "a", "") }, WriteRequest{Op: OpCreate, Key: "a"}},
+		{"cas put", func() (WriteReply, error) { return c.Put(ctx, "a", "v", WithIfRevision(0)) }, WriteRequest{Key: "a", Value: "v", IfRevision: new(uint64)}},
+		{"cas delete", func() (WriteReply, error) { return c.Delete(ctx, "a", WithIfRevision(0)) }, WriteRequest{Op: OpDelete, Key: "a", IfRevision: new(uint64)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := tt.call(); err != nil {
+				t.Fatal(err)
+			}
+			got := <-bodies
+			if got.RequestID == "" {
+				t.Error("no request ID")
+			}
+			got.RequestID = ""
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("sent %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+	_, err := c.Put(ctx, "a", "v", WithIfRevision(1))
+	var e *Error
+	if !errors.Is(err, ErrConflict) || !errors.As(err, &e) {
+		t.Fatalf("stale CAS = %v, want conflict", err)
+	}
+	if rev, ok := e.CurrentRevision(); !ok || rev != 7 {
+		t.Errorf("conflict carries revision %d, %v, want 7", rev, ok)
+	}
+	if _, err := c.Create(ctx, "a", "v", WithIfRevision(1)); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("create with if_revision = %v, want bad_request", err)
 	}
 }

@@ -25,6 +25,8 @@ const (
 	CodeInternal      Code = "internal"        // a bug or unexpected failure
 	CodeUnauthorized  Code = "unauthorized"    // HTTP: no valid credentials (with an auth file)
 	CodeForbidden     Code = "forbidden"       // HTTP: the user's role does not allow the request
+	CodeConflict      Code = "conflict"        // a write's if_revision is not the key's revision (Error.Revision has it)
+	CodeExists        Code = "exists"          // a create found the key (Error.Revision has its revision)
 )
 
 // Sentinel errors, one per code. A decoded *Error matches its sentinel with
@@ -42,6 +44,8 @@ var (
 	ErrInternal      = errors.New("internal error")
 	ErrUnauthorized  = errors.New("unauthorized")
 	ErrForbidden     = errors.New("forbidden")
+	ErrConflict      = errors.New("revision conflict")
+	ErrExists        = errors.New("key exists")
 )
 
 // codes is the one table that maps wire codes to sentinels and HTTP statuses.
@@ -60,13 +64,15 @@ var codes = map[Code]struct {
 	CodeInternal:      {ErrInternal, http.StatusInternalServerError},
 	CodeUnauthorized:  {ErrUnauthorized, http.StatusUnauthorized},
 	CodeForbidden:     {ErrForbidden, http.StatusForbidden},
+	CodeConflict:      {ErrConflict, http.StatusPreconditionFailed},
+	CodeExists:        {ErrExists, http.StatusPreconditionFailed},
 }
 
 // Codes returns every defined code, for documentation and tests.
 func Codes() []Code {
 	return []Code{CodeBadRequest, CodeInvalidKey, CodeValueTooLarge, CodeNotLeader,
 		CodeNoLeader, CodeUnavailable, CodeTimeout, CodeStale, CodeInternal,
-		CodeUnauthorized, CodeForbidden}
+		CodeUnauthorized, CodeForbidden, CodeConflict, CodeExists}
 }
 
 // Error is the error body of the wire protocol. It implements error, and
@@ -74,6 +80,26 @@ func Codes() []Code {
 type Error struct {
 	Code    Code   `json:"code"`
 	Message string `json:"message"`
+	// Revision is the key's revision now (0: it does not exist), carried
+	// by conflict and exists errors.
+	Revision *uint64 `json:"revision,omitempty"`
+}
+
+// ConditionFailed returns a conflict or exists error for key, carrying its
+// revision now.
+func ConditionFailed(code Code, key string, revision uint64, format string, args ...any) *Error {
+	e := Errorf(code, format, args...)
+	e.Revision = &revision
+	return e
+}
+
+// CurrentRevision is the key's revision a conflict or exists error
+// carries, and whether it carries one.
+func (e *Error) CurrentRevision() (uint64, bool) {
+	if e.Revision == nil {
+		return 0, false
+	}
+	return *e.Revision, true
 }
 
 // Errorf returns an *Error with code and a formatted message.

@@ -23,6 +23,8 @@ var sentinels = map[Code]error{
 	CodeInternal:      ErrInternal,
 	CodeUnauthorized:  ErrUnauthorized,
 	CodeForbidden:     ErrForbidden,
+	CodeConflict:      ErrConflict,
+	CodeExists:        ErrExists,
 }
 
 func TestCodesCoverSentinels(t *testing.T) {
@@ -182,6 +184,8 @@ func TestHTTPStatus(t *testing.T) {
 		{CodeInternal, http.StatusInternalServerError},
 		{CodeUnauthorized, http.StatusUnauthorized},
 		{CodeForbidden, http.StatusForbidden},
+		{CodeConflict, http.StatusPreconditionFailed},
+		{CodeExists, http.StatusPreconditionFailed},
 		{Code("no_such_code"), http.StatusInternalServerError},
 		{Code(""), http.StatusInternalServerError},
 	}

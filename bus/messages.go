@@ -30,10 +30,19 @@ const (
 )
 
 // WriteRequest is the body of a request on Subjects.Write or
-// Subjects.NodeWrite: {"key":"a","value":"1"}.
+// Subjects.NodeWrite: {"key":"a","value":"1"}, {"op":"delete","key":"a"},
+// {"op":"create","key":"a","value":"1"}, {"key":"a","value":"2","if_revision":7}.
 type WriteRequest struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
+	// Op is OpPut (the default, ""), OpDelete or OpCreate.
+	Op  string `json:"op,omitempty"`
+	Key string `json:"key"`
+	// Value is required for a put or create and absent for a delete
+	// (checked by Decode; Encode writes it accordingly).
+	Value string `json:"value,omitempty"`
+	// IfRevision, if set, makes a put or delete conditional: the key's
+	// revision must equal it (0: the key must not exist), or the write
+	// fails with CodeConflict and applies nothing.
+	IfRevision *uint64 `json:"if_revision,omitempty"`
 	// RequestID, if set, makes the write idempotent: the leader applies a
 	// request ID once and answers a retry with the first reply (marked
 	// duplicate), within a window of recent IDs that every replica also
@@ -43,6 +52,42 @@ type WriteRequest struct {
 	// Acks overrides the server's --acks for this write: AcksLeader,
 	// AcksMajority or AcksAll ("" means the server's default).
 	Acks string `json:"acks,omitempty"`
+}
+
+// Operations of a write.
+const (
+	// OpPut stores the value at the next revision (the default).
+	OpPut = "put"
+	// OpDelete removes the key with a tombstone at the next revision; a
+	// key that does not exist is left alone (the reply says deleted false).
+	OpDelete = "delete"
+	// OpCreate is a put that fails with CodeExists if the key exists.
+	OpCreate = "create"
+)
+
+// MarshalJSON writes "value" for a put or create, even empty, and leaves
+// it out of a delete, so everything Encode writes decodes again.
+func (r WriteRequest) MarshalJSON() ([]byte, error) {
+	type plain WriteRequest
+	if r.Op == OpDelete {
+		return json.Marshal(plain(r))
+	}
+	return json.Marshal(struct {
+		plain
+		Value string `json:"value"`
+	}{plain(r), r.Value})
+}
+
+// checkPresent is the one field rule the tags cannot say: a put or create
+// needs "value", a delete must not have one.
+func (r *WriteRequest) checkPresent(has func(name string) bool) error {
+	switch {
+	case r.Op == OpDelete && has("value"):
+		return Errorf(CodeBadRequest, "field \"value\": a delete has no value")
+	case r.Op != OpDelete && !has("value"):
+		return Errorf(CodeBadRequest, "missing required field \"value\"")
+	}
+	return nil
 }
 
 // Acknowledgement levels of a write.
@@ -69,8 +114,24 @@ func ValidAcks(a string) error {
 // MaxRequestIDBytes is the longest request ID accepted.
 const MaxRequestIDBytes = 128
 
-// Validate checks the key and value limits.
+// Validate checks the operation, its condition and the key and value
+// limits.
 func (r WriteRequest) Validate() error {
+	switch r.Op {
+	case "", OpPut, OpDelete:
+	case OpCreate:
+		if r.IfRevision != nil {
+			return Errorf(CodeBadRequest, "if_revision does not apply to a create (a create already needs the key absent)")
+		}
+	default:
+		return Errorf(CodeBadRequest, "op %q: want put, delete or create", r.Op)
+	}
+	if r.IfRevision != nil && *r.IfRevision > MaxSeq {
+		return Errorf(CodeBadRequest, "if_revision %d past %d", *r.IfRevision, uint64(MaxSeq))
+	}
+	if r.Op == OpDelete && r.Value != "" {
+		return Errorf(CodeBadRequest, "a delete has no value")
+	}
 	if err := ValidateKey(r.Key); err != nil {
 		return err
 	}
@@ -102,10 +163,17 @@ func validateRequestID(id string) error {
 }
 
 // WriteReply is the success reply to a write:
-// {"ok":true,"key":"a","revision":12,"epoch":3,"leader":"n1"}.
+// {"ok":true,"key":"a","revision":12,"epoch":3,"leader":"n1"}, and for a
+// delete {"ok":true,"op":"delete","key":"a","deleted":true,"revision":13,...}.
 type WriteReply struct {
-	OK       bool   `json:"ok"`
-	Key      string `json:"key"`
+	OK bool `json:"ok"`
+	// Op is set for a delete or create (a put leaves it out).
+	Op  string `json:"op,omitempty"`
+	Key string `json:"key"`
+	// Deleted says a delete removed the key (at Revision). A delete of a
+	// key that does not exist applies nothing: Deleted is false and
+	// Revision is the leader's revision when it found the key absent.
+	Deleted  bool   `json:"deleted,omitempty"`
 	Revision uint64 `json:"revision"`
 	Epoch    uint64 `json:"epoch"`
 	Leader   string `json:"leader"`
@@ -277,6 +345,9 @@ type Status struct {
 const (
 	// KindPut is an applied write.
 	KindPut = "put"
+	// KindDelete is an applied delete: a tombstone that removes Key at
+	// revision Seq (no value). It counts in the stream like a put.
+	KindDelete = "delete"
 	// KindEpoch marks the start of a leader's epoch; Seq is the leader's
 	// revision when it took over, so the next put has Seq+1.
 	KindEpoch = "epoch"
@@ -294,7 +365,7 @@ const (
 const MaxSeq = 1 << 53
 
 // Update is one message on Subjects.Replication. Within an epoch, puts
-// carry contiguous Seq numbers; Seq equals the store revision the write
+// and deletes carry contiguous Seq numbers; Seq equals the store revision the write
 // created on the leader.
 type Update struct {
 	Kind   string `json:"kind"`
@@ -314,12 +385,15 @@ type Update struct {
 // Validate checks the fields a replica relies on.
 func (u Update) Validate() error {
 	switch u.Kind {
-	case KindPut:
+	case KindPut, KindDelete:
 		if err := ValidateKey(u.Key); err != nil {
 			return err
 		}
 		if u.Seq == 0 {
-			return Errorf(CodeBadRequest, "put without seq")
+			return Errorf(CodeBadRequest, "%s without seq", u.Kind)
+		}
+		if u.Kind == KindDelete && u.Value != "" {
+			return Errorf(CodeBadRequest, "delete with a value")
 		}
 	case KindEpoch, KindHeartbeat:
 	default:
@@ -384,8 +458,14 @@ func Decode(data []byte, v any) error {
 		return Errorf(CodeBadRequest, "body has data after the JSON object")
 	}
 	if fs := fieldsOf(v); fs != nil {
-		if err := checkFields(data, fs); err != nil {
+		seen, err := checkFields(data, fs)
+		if err != nil {
 			return err
+		}
+		if p, ok := v.(interface{ checkPresent(func(string) bool) error }); ok {
+			if err := p.checkPresent(func(name string) bool { return seen&(1<<fs.index[name]) != 0 }); err != nil {
+				return err
+			}
 		}
 	}
 	if val, ok := v.(interface{ Validate() error }); ok {
@@ -481,4 +561,6 @@ type RequestEntry struct {
 	Revision uint64 `json:"revision"`
 	Key      string `json:"key"`
 	Value    string `json:"value"`
+	// Delete marks the write as a delete.
+	Delete bool `json:"delete,omitempty"`
 }

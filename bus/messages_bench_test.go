@@ -102,7 +102,7 @@ func BenchmarkCheckFields(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
-				if err := checkFields(body, fs); err != nil {
+				if _, err := checkFields(body, fs); err != nil {
 					b.Fatal(err)
 				}
 			}

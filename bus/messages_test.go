@@ -90,7 +90,11 @@ func TestUpdateValidate(t *testing.T) {
 		{"marker with too long key", Update{Kind: KindEpoch, Epoch: 1, Key: strings.Repeat("k", MaxKeyBytes+1)}, ErrInvalidKey},
 		{"marker with too large value", Update{Kind: KindEpoch, Epoch: 1, Value: strings.Repeat("v", MaxValueBytes+1)}, ErrValueTooLarge},
 		{"bad leader id", Update{Kind: KindEpoch, Epoch: 1, Leader: "n.1"}, ErrBadRequest},
-		{"unknown kind", Update{Kind: "delete", Epoch: 1, Seq: 1, Key: "a"}, ErrBadRequest},
+		{"unknown kind", Update{Kind: "remove", Epoch: 1, Seq: 1, Key: "a"}, ErrBadRequest},
+		{"delete", Update{Kind: KindDelete, Epoch: 1, Seq: 1, Key: "a"}, nil},
+		{"delete without key", Update{Kind: KindDelete, Epoch: 1, Seq: 1}, ErrInvalidKey},
+		{"delete without seq", Update{Kind: KindDelete, Epoch: 1, Key: "a"}, ErrBadRequest},
+		{"delete with a value", Update{Kind: KindDelete, Epoch: 1, Seq: 1, Key: "a", Value: "x"}, ErrBadRequest},
 		{"no kind", Update{Epoch: 1, Seq: 1, Key: "a"}, ErrBadRequest},
 	}
 	for _, tt := range tests {

@@ -91,14 +91,15 @@ func hasOption(opts, want string) bool {
 }
 
 // checkFields applies the strict rules to data, a body that encoding/json
-// already decoded as one JSON value followed by nothing but whitespace.
-func checkFields(data []byte, fs *fieldSet) error {
+// already decoded as one JSON value followed by nothing but whitespace. It
+// returns the fields present, bit i for names[i].
+func checkFields(data []byte, fs *fieldSet) (uint64, error) {
 	if len(fs.names) > maxStrictFields {
-		return Errorf(CodeInternal, "message type %s has %d fields, strict decoding handles %d", fs.typeName, len(fs.names), maxStrictFields)
+		return 0, Errorf(CodeInternal, "message type %s has %d fields, strict decoding handles %d", fs.typeName, len(fs.names), maxStrictFields)
 	}
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
-		return Errorf(CodeBadRequest, "body is not a JSON object")
+		return 0, Errorf(CodeBadRequest, "body is not a JSON object")
 	}
 	i++
 	var seen uint64
@@ -108,14 +109,14 @@ func checkFields(data []byte, fs *fieldSet) error {
 			i = skipSpace(data, i+1)
 		}
 		if i >= len(data) {
-			return Errorf(CodeBadRequest, "body is not a valid JSON object")
+			return 0, Errorf(CodeBadRequest, "body is not a valid JSON object")
 		}
 		if data[i] == '}' {
 			break
 		}
 		end := stringEnd(data, i)
 		if data[i] != '"' || end < 0 {
-			return Errorf(CodeBadRequest, "body is not a valid JSON object")
+			return 0, Errorf(CodeBadRequest, "body is not a valid JSON object")
 		}
 		raw := data[i+1 : end-1]
 		n, ok := fs.index[string(raw)]
@@ -127,32 +128,32 @@ func checkFields(data []byte, fs *fieldSet) error {
 			}
 		}
 		if !ok {
-			return unknownField(fs, string(raw))
+			return 0, unknownField(fs, string(raw))
 		}
 		if seen&(1<<n) != 0 {
-			return Errorf(CodeBadRequest, "duplicate field %q", fs.names[n])
+			return 0, Errorf(CodeBadRequest, "duplicate field %q", fs.names[n])
 		}
 		seen |= 1 << n
 		i = skipSpace(data, end)
 		if i >= len(data) || data[i] != ':' {
-			return Errorf(CodeBadRequest, "body is not a valid JSON object")
+			return 0, Errorf(CodeBadRequest, "body is not a valid JSON object")
 		}
 		i = skipSpace(data, i+1)
 		if i < len(data) && data[i] == 'n' {
-			return Errorf(CodeBadRequest, "field %q is null; omit it or give a value", fs.names[n])
+			return 0, Errorf(CodeBadRequest, "field %q is null; omit it or give a value", fs.names[n])
 		}
 		if i = skipValue(data, i); i < 0 {
-			return Errorf(CodeBadRequest, "body is not a valid JSON object")
+			return 0, Errorf(CodeBadRequest, "body is not a valid JSON object")
 		}
 	}
 	if missing := fs.required &^ seen; missing != 0 {
 		for n, name := range fs.names {
 			if missing&(1<<n) != 0 {
-				return Errorf(CodeBadRequest, "missing required field %q", name)
+				return 0, Errorf(CodeBadRequest, "missing required field %q", name)
 			}
 		}
 	}
-	return nil
+	return seen, nil
 }
 
 // unknownField names a key that is no field of fs, and the field it

@@ -27,10 +27,13 @@ var strictTypes = []struct {
 	required []string
 }{
 	{
-		name:     "WriteRequest",
-		into:     func() any { return new(WriteRequest) },
-		full:     []field{{"key", `"a"`}, {"value", `"1"`}, {"request_id", `"r1"`}, {"acks", `"all"`}},
-		required: []string{"key", "value"},
+		name: "WriteRequest",
+		into: func() any { return new(WriteRequest) },
+		full: []field{{"op", `"put"`}, {"key", `"a"`}, {"value", `"1"`}, {"if_revision", `3`},
+			{"request_id", `"r1"`}, {"acks", `"all"`}},
+		// "value" is required by checkPresent for a put or create, not by
+		// its tag: a delete has none (TestDecodeStrictExamples).
+		required: []string{"key"},
 	},
 	{
 		name:     "ReadRequest",
@@ -80,7 +83,7 @@ func TestDecodeStrictFields(t *testing.T) {
 			// type's own Validate (an update without a key).
 			ok := func(name, body string) {
 				t.Run(name, func(t *testing.T) {
-					if err := checkFields([]byte(body), fieldsOf(typ.into())); err != nil {
+					if _, err := checkFields([]byte(body), fieldsOf(typ.into())); err != nil {
 						t.Errorf("checkFields(%s) = %v", body, err)
 					}
 				})
@@ -163,6 +166,15 @@ func TestDecodeStrictExamples(t *testing.T) {
 		{name: "duplicate key", body: `{"key":"a","key":"b"}`, into: func() any { return new(ReadRequest) }, msg: `duplicate field "key"`},
 		{name: "duplicate through an escape", body: `{"key":"a","value":"1","k\u0065y":"b"}`, into: func() any { return new(WriteRequest) }, msg: `duplicate field "key"`},
 		{name: "null body", body: `null`, into: func() any { return new(SnapshotRequest) }, msg: `not a JSON object`},
+		{name: "delete without value", body: `{"op":"delete","key":"a"}`, into: func() any { return new(WriteRequest) }, want: &WriteRequest{Op: OpDelete, Key: "a"}},
+		{name: "conditional delete", body: `{"op":"delete","key":"a","if_revision":0}`, into: func() any { return new(WriteRequest) }, want: &WriteRequest{Op: OpDelete, Key: "a", IfRevision: new(uint64)}},
+		{name: "delete with a value", body: `{"op":"delete","key":"a","value":""}`, into: func() any { return new(WriteRequest) }, msg: `a delete has no value`},
+		{name: "create without value", body: `{"op":"create","key":"a"}`, into: func() any { return new(WriteRequest) }, msg: `missing required field "value"`},
+		{name: "unknown op", body: `{"op":"remove","key":"a","value":"1"}`, into: func() any { return new(WriteRequest) }, msg: `op "remove"`},
+		{name: "if_revision on create", body: `{"op":"create","key":"a","value":"1","if_revision":2}`, into: func() any { return new(WriteRequest) }, msg: `if_revision does not apply`},
+		{name: "negative if_revision", body: `{"key":"a","value":"1","if_revision":-1}`, into: func() any { return new(WriteRequest) }, msg: `if_revision`},
+		{name: "if_revision as a string", body: `{"key":"a","value":"1","if_revision":"7"}`, into: func() any { return new(WriteRequest) }, msg: `if_revision`},
+		{name: "if_revision too large", body: `{"key":"a","value":"1","if_revision":9007199254740993}`, into: func() any { return new(WriteRequest) }, msg: `if_revision`},
 		{name: "update without leader", body: `{"kind":"put","epoch":3,"seq":12,"key":"a","time":1}`, into: func() any { return new(Update) }, msg: `missing required field "leader"`},
 	}
 	for _, tt := range tests {
