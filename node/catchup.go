@@ -151,8 +151,8 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 	buffered := len(s.catchBuf)
 	for _, u := range s.catchBuf {
 		switch u.Kind {
-		case bus.KindPut:
-			if err := s.store.ApplyNewer(store.Update{Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, RequestID: u.RequestID}); err != nil {
+		case bus.KindPut, bus.KindDelete:
+			if err := s.store.ApplyNewer(storeUpdate(u)); err != nil {
 				s.logApplyErr(err, u.Leader, u.Epoch, u.Seq)
 				continue
 			}
@@ -325,7 +325,7 @@ func (s *Server) fetchRequests(ctx context.Context, epoch uint64) (int, error) {
 		}
 		us := make([]store.Update, len(page.Requests))
 		for i, r := range page.Requests {
-			us[i] = store.Update{Epoch: r.Epoch, Seq: r.Revision, Key: r.Key, Value: r.Value, RequestID: r.ID}
+			us[i] = store.Update{Epoch: r.Epoch, Seq: r.Revision, Key: r.Key, Value: r.Value, RequestID: r.ID, Delete: r.Delete}
 		}
 		s.store.RememberRequests(us)
 		n += len(us)

@@ -271,6 +271,10 @@ func TestBadInputGetsCodesAndLeaderKeepsLeading(t *testing.T) {
 		{"read garbage", subj.NodeRead(follower), []byte("nope"), bus.CodeBadRequest},
 		{"read unknown field", subj.NodeRead(leader), []byte(`{"key":"a","x":1}`), bus.CodeBadRequest},
 		{"read empty key", subj.Read(), []byte(`{"key":""}`), bus.CodeInvalidKey},
+		{"unknown op", subj.Write(), []byte(`{"op":"remove","key":"a","value":"1"}`), bus.CodeBadRequest},
+		{"if_revision on create", subj.NodeWrite(follower), []byte(`{"op":"create","key":"a","value":"1","if_revision":1}`), bus.CodeBadRequest},
+		{"negative if_revision", subj.Write(), []byte(`{"key":"a","value":"1","if_revision":-1}`), bus.CodeBadRequest},
+		{"delete with a value", subj.Write(), []byte(`{"op":"delete","key":"a","value":"1"}`), bus.CodeBadRequest},
 	}
 	for _, tt := range tests {
 		var msg *nats.Msg
@@ -292,6 +296,10 @@ func TestBadInputGetsCodesAndLeaderKeepsLeading(t *testing.T) {
 	addr := "http://" + c.nodes[follower].HTTPAddr()
 	httpDo(t, "PUT", addr+"/v1/kv/a", big, 413)
 	httpDo(t, "GET", addr+"/v1/kv/"+long, "", 400)
+	httpDo(t, "PUT", addr+"/v1/kv/a?if_revision=-1", "1", 400)
+	httpDo(t, "DELETE", addr+"/v1/kv/a?if_revision=abc", "", 400)
+	httpDo(t, "PUT", addr+"/v1/kv/a?create=maybe", "1", 400)
+	httpDo(t, "PUT", addr+"/v1/kv/a?create=true&if_revision=1", "1", 400)
 
 	// Every server is still up, the leader still leads the same epoch, and
 	// writes still work.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"time"
 
 	"zkv/bus"
@@ -48,7 +49,9 @@ func (c Config) httpBudget() time.Duration {
 // configured:
 //
 //	GET /v1/kv/{key}  local read: 200 with the value, 404 with found:false
-//	PUT /v1/kv/{key}  write (the raw body is the value), routed to the leader
+//	PUT /v1/kv/{key}  write (the raw body is the value), routed to the leader;
+//	                  ?create=true creates, ?if_revision=R is a compare-and-set
+//	DELETE /v1/kv/{key} delete, routed to the leader; ?if_revision=R
 //	GET /v1/status    the node's status
 //	GET /healthz      200 while the process serves
 //	GET /readyz       200 only while connected to ZooKeeper and NATS, with
@@ -62,6 +65,7 @@ func (s *Server) startHTTP() {
 	v1 := http.NewServeMux()
 	v1.HandleFunc("GET /v1/kv/{key...}", s.httpGet)
 	v1.HandleFunc("PUT /v1/kv/{key...}", s.httpPut)
+	v1.HandleFunc("DELETE /v1/kv/{key...}", s.httpDelete)
 	v1.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Status())
 	})
@@ -164,12 +168,40 @@ func (s *Server) httpPut(w http.ResponseWriter, r *http.Request) {
 		writeError(w, bus.Errorf(bus.CodeBadRequest, "read body: %v", err))
 		return
 	}
-	wr := bus.WriteRequest{Key: r.PathValue("key"), Value: string(body), Acks: r.URL.Query().Get("acks")}
+	wr := bus.WriteRequest{Key: r.PathValue("key"), Value: string(body)}
+	switch c := r.URL.Query().Get("create"); c {
+	case "", "false":
+	case "true":
+		wr.Op = bus.OpCreate
+	default:
+		writeError(w, bus.Errorf(bus.CodeBadRequest, "create %q: want true or false", c))
+		return
+	}
+	s.httpWrite(w, r, wr)
+}
+
+func (s *Server) httpDelete(w http.ResponseWriter, r *http.Request) {
+	s.httpWrite(w, r, bus.WriteRequest{Op: bus.OpDelete, Key: r.PathValue("key")})
+}
+
+// httpWrite adds the query's acks and if_revision to wr and sends it to
+// the leader.
+func (s *Server) httpWrite(w http.ResponseWriter, r *http.Request, wr bus.WriteRequest) {
+	q := r.URL.Query()
+	wr.Acks = q.Get("acks")
 	if wr.Acks != "" {
 		if err := bus.ValidAcks(wr.Acks); err != nil {
 			writeError(w, bus.Errorf(bus.CodeBadRequest, "acks: %v", err))
 			return
 		}
+	}
+	if q.Has("if_revision") {
+		rev, err := strconv.ParseUint(q.Get("if_revision"), 10, 64)
+		if err != nil {
+			writeError(w, bus.Errorf(bus.CodeBadRequest, "if_revision %q: want a revision, 0 or more", q.Get("if_revision")))
+			return
+		}
+		wr.IfRevision = &rev
 	}
 	reply, err := s.Write(r.Context(), wr)
 	if err != nil {

@@ -242,7 +242,10 @@ func TestHTTPSecured(t *testing.T) {
 		h.must("GET", "/v1/kv/a", bob, "", http.StatusOK)
 		h.must("GET", "/v1/kv/a", ci, "", http.StatusOK)
 		h.must("GET", "/debug/pprof/cmdline", alice, "", http.StatusOK)
-		h.must("DELETE", "/v1/kv/a", alice, "", http.StatusMethodNotAllowed)
+		h.must("DELETE", "/v1/kv/a", alice, "", http.StatusOK)
+		h.must("GET", "/v1/kv/a", bob, "", http.StatusNotFound)
+		h.must("POST", "/v1/kv/a", alice, "", http.StatusMethodNotAllowed)
+		h.must("PUT", "/v1/kv/a", alice, "1", http.StatusOK) // the later subtests read it
 	})
 
 	t.Run("bad-credential burst", func(t *testing.T) {

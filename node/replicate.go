@@ -102,8 +102,8 @@ func (s *Server) apply(u bus.Update) {
 		if err == nil {
 			s.compared.Store(true)
 		}
-	case bus.KindPut:
-		su := store.Update{Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, RequestID: u.RequestID}
+	case bus.KindPut, bus.KindDelete:
+		su := storeUpdate(u)
 		err = s.store.Apply(su)
 		if err == nil || !isDrop(err) {
 			s.lastApply.Store(time.Now().UnixNano())
@@ -122,6 +122,11 @@ func (s *Server) apply(u bus.Update) {
 	if errors.Is(err, store.ErrGap) || errors.Is(err, store.ErrDiverged) {
 		s.startCatchUp("replication gap")
 	}
+}
+
+// storeUpdate is the store's form of a put or delete from the bus.
+func storeUpdate(u bus.Update) store.Update {
+	return store.Update{Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, RequestID: u.RequestID, Delete: u.Kind == bus.KindDelete}
 }
 
 // isDrop reports whether err means the update was not applied.

@@ -52,7 +52,7 @@ func (s *Server) requestsPage(epoch uint64, r bus.SnapshotRequest) bus.SnapshotR
 	page := bus.SnapshotReply{Epoch: epoch, Revision: s.store.Revision(), More: more, Leader: s.cfg.ID, Entries: []bus.SnapshotEntry{},
 		Requests: make([]bus.RequestEntry, len(reqs))}
 	for i, u := range reqs {
-		page.Requests[i] = bus.RequestEntry{ID: u.RequestID, Epoch: u.Epoch, Revision: u.Seq, Key: u.Key, Value: u.Value}
+		page.Requests[i] = bus.RequestEntry{ID: u.RequestID, Epoch: u.Epoch, Revision: u.Seq, Key: u.Key, Value: u.Value, Delete: u.Delete}
 	}
 	return page
 }

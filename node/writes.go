@@ -10,6 +10,7 @@ import (
 
 	"zkv/bus"
 	"zkv/internal/retry"
+	"zkv/store"
 )
 
 // Lease is what the write and read paths ask the election before they
@@ -169,14 +170,26 @@ func (s *Server) applyWrite(w bus.WriteRequest) (bus.WriteReply, *ackWait, error
 		s.log.Warn("write refused: cannot reserve its revision", "err", err)
 		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "node %s cannot reserve revisions in ZooKeeper; nothing was applied: %v", s.cfg.ID, err)
 	}
-	u, dup, err := s.store.PutOnce(epoch, w.Key, w.Value, w.RequestID)
-	if err != nil {
+	u, dup, applied, err := s.store.Write(epoch, store.Write{Key: w.Key, Value: w.Value, Delete: w.Op == bus.OpDelete,
+		Create: w.Op == bus.OpCreate, IfRevision: w.IfRevision, RequestID: w.RequestID})
+	var cond *store.ConditionError
+	switch {
+	case errors.As(err, &cond):
+		return bus.WriteReply{}, nil, conditionFailed(cond)
+	case err != nil:
 		// A higher epoch is known: we are a deposed leader.
 		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeNotLeader, "node %s was leader of epoch %d, a newer epoch %d exists", s.cfg.ID, epoch, s.store.Epoch())
 	}
-	reply := bus.WriteReply{OK: true, Key: u.Key, Revision: u.Seq, Epoch: u.Epoch, Leader: s.cfg.ID}
+	reply := bus.WriteReply{OK: true, Key: u.Key, Revision: u.Seq, Epoch: u.Epoch, Leader: s.cfg.ID, Deleted: u.Delete && applied}
+	if w.Op != bus.OpPut {
+		reply.Op = w.Op
+	}
+	if !applied {
+		// A delete of a key that does not exist: nothing to replicate.
+		return reply, nil, nil
+	}
 	if dup {
-		if u.Key != w.Key || u.Value != w.Value {
+		if u.Key != w.Key || u.Value != w.Value || u.Delete != (w.Op == bus.OpDelete) {
 			return bus.WriteReply{}, nil, bus.Errorf(bus.CodeBadRequest, "request_id %q was used for another write (key %q at revision %d)", w.RequestID, u.Key, u.Seq)
 		}
 		reply.Duplicate = true
@@ -193,7 +206,7 @@ func (s *Server) applyWrite(w bus.WriteRequest) (bus.WriteReply, *ackWait, error
 	if level != bus.AcksLeader {
 		wait = s.acks.register(ackKey{u.Epoch, u.Seq}, level, s.cfg.ID, s.lease.Members())
 	}
-	msg := bus.Update{Kind: bus.KindPut, Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, Leader: s.cfg.ID,
+	msg := bus.Update{Kind: updateKind(u), Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, Leader: s.cfg.ID,
 		Time: time.Now().UnixNano(), RequestID: u.RequestID, Ack: wait != nil}
 	if err := s.publish(s.subj.Replication(), bus.Encode(msg)); err != nil {
 		s.log.Error("write applied but not replicated", "epoch", epoch, "seq", u.Seq, "key", u.Key, "err", err)
@@ -207,6 +220,22 @@ func (s *Server) applyWrite(w bus.WriteRequest) (bus.WriteReply, *ackWait, error
 		s.noteAcked(u.Seq)
 	}
 	return reply, wait, nil
+}
+
+// conditionFailed is the wire error of a failed create or if_revision.
+func conditionFailed(c *store.ConditionError) error {
+	if c.Create {
+		return bus.ConditionFailed(bus.CodeExists, c.Key, c.Revision, "key %q exists at revision %d; nothing was applied", c.Key, c.Revision)
+	}
+	return bus.ConditionFailed(bus.CodeConflict, c.Key, c.Revision, "key %q is at revision %d, not %d; nothing was applied", c.Key, c.Revision, c.Want)
+}
+
+// updateKind is the replication kind of a store update.
+func updateKind(u store.Update) string {
+	if u.Delete {
+		return bus.KindDelete
+	}
+	return bus.KindPut
 }
 
 // awaitAcks waits until the replicas confirmed the write as its level asks,
