@@ -227,10 +227,16 @@ func (c *Client) Create(ctx context.Context, key, value string, opts ...PutOptio
 // ErrNoLeader: the node, not the leader, is missing; a node that cannot
 // reach the leader answers no_leader itself).
 func (c *Client) PutVia(ctx context.Context, node, key, value string, opts ...PutOption) (WriteReply, error) {
+	return c.WriteVia(ctx, node, WriteRequest{Key: key, Value: value}, opts...)
+}
+
+// WriteVia sends req (a put, delete or create; its request ID is replaced
+// by a fresh one) through node's Subjects.NodeWrite, retrying like PutVia.
+func (c *Client) WriteVia(ctx context.Context, node string, req WriteRequest, opts ...PutOption) (WriteReply, error) {
 	if err := validNode(node); err != nil {
 		return WriteReply{}, err
 	}
-	return c.write(ctx, opRead, c.subjects.NodeWrite(node), WriteRequest{Key: key, Value: value}, opts)
+	return c.write(ctx, opRead, c.subjects.NodeWrite(node), req, opts)
 }
 
 // write sends req through subject with a fresh request ID; kind says what

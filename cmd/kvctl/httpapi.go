@@ -118,13 +118,25 @@ func (a *httpAPI) do(ctx context.Context, method, path string, query url.Values,
 // keyPath is the path of key.
 func keyPath(key string) string { return "/v1/kv/" + url.PathEscape(key) }
 
-func (a *httpAPI) put(ctx context.Context, key, value, acks string) (bus.WriteReply, error) {
+// write sends w as PUT (create: ?create=true) or DELETE, with its acks
+// and if_revision in the query.
+func (a *httpAPI) write(ctx context.Context, w bus.WriteRequest) (bus.WriteReply, error) {
 	q := url.Values{}
-	if acks != "" {
-		q.Set("acks", acks)
+	if w.Acks != "" {
+		q.Set("acks", w.Acks)
+	}
+	if w.IfRevision != nil {
+		q.Set("if_revision", strconv.FormatUint(*w.IfRevision, 10))
+	}
+	method := http.MethodPut
+	switch w.Op {
+	case bus.OpDelete:
+		method = http.MethodDelete
+	case bus.OpCreate:
+		q.Set("create", "true")
 	}
 	var reply bus.WriteReply
-	_, err := a.do(ctx, http.MethodPut, keyPath(key), q, value, &reply)
+	_, err := a.do(ctx, method, keyPath(w.Key), q, w.Value, &reply)
 	return reply, err
 }
 

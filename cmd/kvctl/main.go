@@ -61,6 +61,10 @@ Exit codes:
 
 func newApp(stdout, stderr io.Writer) *cli.App {
 	nodeFlag := &cli.StringFlag{Name: "node", Usage: "send the request to node `ID` instead of any node"}
+	acksFlag := &cli.StringFlag{Name: "acks", Usage: "hold the write to `LEVEL`: leader, majority or all (default: the server's --acks)",
+		EnvVars: []string{"ZKV_ACKS"}}
+	ifRevisionFlag := &cli.Uint64Flag{Name: "if-revision", Usage: "write only if the key is at `REVISION` (0: the key must not exist); otherwise fail with conflict"}
+	fileFlag := &cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "read the value from `PATH` instead of an argument", TakesFile: true}
 	commands := []*cli.Command{
 		{
 			Name:      "put",
@@ -71,10 +75,28 @@ all of it, byte for byte (a trailing newline is kept), as etcdctl put
 and nats kv put do. The value must be UTF-8 of at most 65536 bytes.
 A literal value "-" comes from standard input too (printf %s - | kvctl put KEY -);
 put "--" before a value that begins with "-": kvctl put KEY -- -x.`,
-			Flags: []cli.Flag{nodeFlag, &cli.StringFlag{Name: "acks", Usage: "hold the write to `LEVEL`: leader, majority or all (default: the server's --acks)",
-				EnvVars: []string{"ZKV_ACKS"}},
-				&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "read the value from `PATH` instead of an argument", TakesFile: true}},
-			Action: putAction,
+			Flags:  []cli.Flag{nodeFlag, acksFlag, ifRevisionFlag, fileFlag},
+			Action: writeAction(bus.OpPut),
+		},
+		{
+			Name:      "create",
+			Usage:     "write KEY=VALUE through the leader only if KEY does not exist",
+			ArgsUsage: "KEY VALUE | KEY - | KEY --file PATH",
+			Description: `The value is given as for put. If KEY exists the write fails with
+"exists" and the key's revision, and kvctl exits 1.`,
+			Flags:  []cli.Flag{nodeFlag, acksFlag, fileFlag},
+			Action: writeAction(bus.OpCreate),
+		},
+		{
+			Name:      "del",
+			Aliases:   []string{"delete"},
+			Usage:     "delete KEY through the leader",
+			ArgsUsage: "KEY",
+			Description: `Deleting a key that does not exist succeeds and says nothing was deleted.
+With --if-revision the key must be at that revision (0: absent), or the
+delete fails with "conflict" and the key's revision, and kvctl exits 1.`,
+			Flags:  []cli.Flag{nodeFlag, acksFlag, ifRevisionFlag},
+			Action: writeAction(bus.OpDelete),
 		},
 		{
 			Name:      "get",
@@ -275,45 +297,68 @@ func (s *session) deadline(c *cli.Context) (context.Context, context.CancelFunc)
 	return context.WithTimeout(c.Context, s.timeout)
 }
 
-func putAction(c *cli.Context) error {
-	node, err := nodeFlag(c)
-	if err != nil {
-		return err
-	}
-	acks := c.String("acks")
-	if err := bus.ValidAcks(acks); err != nil {
-		return usageError(c, "--acks: %v", err)
-	}
-	key, value, err := putArgs(c)
-	if err != nil {
-		return err
-	}
-	g, err := open(c)
-	if err != nil {
-		return err
-	}
-	defer g.close()
-	ctx, cancel := g.deadline(c)
-	defer cancel()
-	client := g.client
+// writeAction is put, create or del: op's write through the leader.
+func writeAction(op string) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		node, err := nodeFlag(c)
+		if err != nil {
+			return err
+		}
+		w := bus.WriteRequest{Op: op, Acks: c.String("acks")}
+		if err := bus.ValidAcks(w.Acks); err != nil {
+			return usageError(c, "--acks: %v", err)
+		}
+		if c.IsSet("if-revision") {
+			rev := c.Uint64("if-revision")
+			w.IfRevision = &rev
+		}
+		if op == bus.OpDelete {
+			if c.NArg() != 1 {
+				return usageError(c, "want KEY, got %d arguments", c.NArg())
+			}
+			w.Key = c.Args().First()
+		} else if w.Key, w.Value, err = putArgs(c); err != nil {
+			return err
+		}
+		g, err := open(c)
+		if err != nil {
+			return err
+		}
+		defer g.close()
+		ctx, cancel := g.deadline(c)
+		defer cancel()
 
-	var reply bus.WriteReply
-	switch {
-	case g.web != nil:
-		reply, err = g.web.put(ctx, key, value, acks)
-	case node == "":
-		reply, err = client.Put(ctx, key, value, bus.WithAcks(acks))
-	default:
-		reply, err = client.PutVia(ctx, node, key, value, bus.WithAcks(acks))
+		var reply bus.WriteReply
+		switch {
+		case g.web != nil:
+			reply, err = g.web.write(ctx, w)
+		case node == "" && op == bus.OpDelete:
+			reply, err = g.client.Delete(ctx, w.Key, writeOptions(w)...)
+		case node == "" && op == bus.OpCreate:
+			reply, err = g.client.Create(ctx, w.Key, w.Value, writeOptions(w)...)
+		case node == "":
+			reply, err = g.client.Put(ctx, w.Key, w.Value, writeOptions(w)...)
+		default:
+			reply, err = g.client.WriteVia(ctx, node, w, writeOptions(w)...)
+		}
+		if err != nil {
+			return failure(err)
+		}
+		if g.json {
+			return printJSON(c.App.Writer, reply)
+		}
+		_, err = fmt.Fprintln(c.App.Writer, formatPut(reply))
+		return err
 	}
-	if err != nil {
-		return failure(err)
+}
+
+// writeOptions are the client options that carry w's acks and condition.
+func writeOptions(w bus.WriteRequest) []bus.PutOption {
+	opts := []bus.PutOption{bus.WithAcks(w.Acks)}
+	if w.IfRevision != nil {
+		opts = append(opts, bus.WithIfRevision(*w.IfRevision))
 	}
-	if g.json {
-		return printJSON(c.App.Writer, reply)
-	}
-	_, err = fmt.Fprintln(c.App.Writer, formatPut(reply))
-	return err
+	return opts
 }
 
 func getAction(c *cli.Context) error {

@@ -32,6 +32,9 @@ func TestFormatPut(t *testing.T) {
 	}{
 		{bus.WriteReply{OK: true, Key: "a", Revision: 12, Epoch: 3, Leader: "n1"}, "OK a revision=12 epoch=3 leader=n1"},
 		{bus.WriteReply{OK: true, Key: "a b", Revision: 1, Epoch: 1}, `OK "a b" revision=1 epoch=1 leader=-`},
+		{bus.WriteReply{OK: true, Op: bus.OpDelete, Deleted: true, Key: "a", Revision: 13, Epoch: 3, Leader: "n1"}, "OK a revision=13 epoch=3 leader=n1 deleted"},
+		{bus.WriteReply{OK: true, Op: bus.OpDelete, Key: "a", Revision: 13, Epoch: 3, Leader: "n1"}, "OK a revision=13 epoch=3 leader=n1 (not found: nothing deleted)"},
+		{bus.WriteReply{OK: true, Op: bus.OpCreate, Key: "a", Revision: 14, Epoch: 3, Leader: "n1"}, "OK a revision=14 epoch=3 leader=n1 created"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
@@ -52,6 +55,7 @@ func TestFormatUpdate(t *testing.T) {
 		{bus.Update{Kind: bus.KindPut, Epoch: 3, Seq: 14, Key: "k=v", Value: "two words"}, `epoch=3 seq=14 "k=v"="two words"`},
 		{bus.Update{Kind: bus.KindPut, Epoch: 3, Seq: 15, Key: "clé", Value: "line\nbreak"}, `epoch=3 seq=15 clé="line\nbreak"`},
 		{bus.Update{Kind: bus.KindEpoch, Epoch: 4, Seq: 15, Leader: "n2"}, "epoch=4 seq=15 leader=n2 (new epoch)"},
+		{bus.Update{Kind: bus.KindDelete, Epoch: 4, Seq: 16, Key: "a"}, "epoch=4 seq=16 a (deleted)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
@@ -499,3 +503,55 @@ func TestPutValueRoundTrip(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { os.Exit(testenv.RunMain(m)) }
+
+// TestDeleteCreateAndCAS runs create, del and put --if-revision against a
+// real one-server cluster, over NATS and over HTTP: a failed condition is
+// an error exit that prints the key's revision.
+func TestDeleteCreateAndCAS(t *testing.T) {
+	zk := testenv.StartZooKeeper(t)
+	ns := testenv.StartNATS(t)
+	nodes := testenv.StartCluster(t, 1, harness.NodeOptions{ZooKeeper: zk.Addr(), NATSURL: ns.URL()})
+	for face, flags := range map[string][]string{
+		"nats": {"--nats", ns.URL()},
+		"http": {"--http", "http://" + nodes[0].HTTPAddr()},
+	} {
+		t.Run(face, func(t *testing.T) {
+			kvctl := func(want int, args ...string) (string, string) {
+				t.Helper()
+				var stdout, stderr bytes.Buffer
+				args = append(append([]string{"kvctl", "--timeout", "30s"}, flags...), args...)
+				if code := run(t.Context(), args, strings.NewReader(""), &stdout, &stderr); code != want {
+					t.Fatalf("%q: exit code %d, want %d; stdout %q stderr %q", args, code, want, stdout.String(), stderr.String())
+				}
+				return stdout.String(), stderr.String()
+			}
+			key := "k-" + face
+			if out, _ := kvctl(ExitOK, "create", key, "1"); !strings.HasSuffix(out, " created\n") {
+				t.Errorf("create: %q", out)
+			}
+			if _, errOut := kvctl(ExitError, "create", key, "2"); !strings.Contains(errOut, "exists") || !strings.Contains(errOut, "revision") {
+				t.Errorf("second create: %q", errOut)
+			}
+			var reply bus.ReadReply
+			out, _ := kvctl(ExitOK, "get", "--json", "--consistency", "leader", key)
+			if err := json.Unmarshal([]byte(out), &reply); err != nil {
+				t.Fatal(err)
+			}
+			rev := fmt.Sprint(reply.Revision)
+			if _, errOut := kvctl(ExitError, "put", key, "x", "--if-revision", "999999"); !strings.Contains(errOut, "conflict") || !strings.Contains(errOut, "revision "+rev) {
+				t.Errorf("stale put --if-revision: %q", errOut)
+			}
+			kvctl(ExitOK, "put", key, "2", "--if-revision", rev)
+			if _, errOut := kvctl(ExitError, "del", key, "--if-revision", rev); !strings.Contains(errOut, "conflict") {
+				t.Errorf("stale del --if-revision: %q", errOut)
+			}
+			if out, _ := kvctl(ExitOK, "del", key); !strings.HasSuffix(out, " deleted\n") {
+				t.Errorf("del: %q", out)
+			}
+			kvctl(ExitNotFound, "get", "--consistency", "leader", key)
+			if out, _ := kvctl(ExitOK, "delete", key); !strings.Contains(out, "nothing deleted") {
+				t.Errorf("del of a missing key: %q", out)
+			}
+		})
+	}
+}

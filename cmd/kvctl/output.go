@@ -18,6 +18,14 @@ func formatPut(r bus.WriteReply) string {
 	if r.Acks != "" {
 		line += fmt.Sprintf(" acks=%s confirmed=%d/%d", r.Acks, r.Confirmed, r.Members)
 	}
+	switch {
+	case r.Deleted:
+		line += " deleted"
+	case r.Op == bus.OpDelete:
+		line += " (not found: nothing deleted)"
+	case r.Op == bus.OpCreate:
+		line += " created"
+	}
 	if r.Duplicate {
 		line += " (duplicate)"
 	}
@@ -29,6 +37,9 @@ func formatPut(r bus.WriteReply) string {
 func formatUpdate(u bus.Update) string {
 	if u.Kind == bus.KindEpoch {
 		return fmt.Sprintf("epoch=%d seq=%d leader=%s (new epoch)", u.Epoch, u.Seq, orDash(u.Leader))
+	}
+	if u.Kind == bus.KindDelete {
+		return fmt.Sprintf("epoch=%d seq=%d %s (deleted)", u.Epoch, u.Seq, quote(u.Key))
 	}
 	return fmt.Sprintf("epoch=%d seq=%d %s=%s", u.Epoch, u.Seq, quote(u.Key), quote(u.Value))
 }
