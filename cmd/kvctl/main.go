@@ -44,8 +44,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 const description = `kvctl talks to the nodes of a zkv cluster over NATS. Writes go to the
 leader (or, with --node, through one node); reads are answered from one
-node's copy, which may be stale. With --http URL, put, get and status go to
-that node's HTTP API instead (TLS and credentials: the --http-* flags).
+node's copy, which may be stale. With --http URL, put, create, del, get and
+status go to that node's HTTP API instead (TLS and credentials: the --http-* flags).
 "kvctl auth hash" prints lines of kvserver's --http-auth-file.
 
 Flags may come before or after the arguments; put "--" before an argument
@@ -313,11 +313,11 @@ func writeAction(op string) cli.ActionFunc {
 			w.IfRevision = &rev
 		}
 		if op == bus.OpDelete {
-			if c.NArg() != 1 {
-				return usageError(c, "want KEY, got %d arguments", c.NArg())
-			}
-			w.Key = c.Args().First()
-		} else if w.Key, w.Value, err = putArgs(c); err != nil {
+			w.Key, err = keyArg(c)
+		} else {
+			w.Key, w.Value, err = putArgs(c)
+		}
+		if err != nil {
 			return err
 		}
 		g, err := open(c)
@@ -361,11 +361,19 @@ func writeOptions(w bus.WriteRequest) []bus.PutOption {
 	return opts
 }
 
-func getAction(c *cli.Context) error {
+// keyArg is the one argument, KEY, of get and del.
+func keyArg(c *cli.Context) (string, error) {
 	if c.NArg() != 1 {
-		return usageError(c, "want KEY, got %d arguments", c.NArg())
+		return "", usageError(c, "want KEY, got %d arguments", c.NArg())
 	}
-	key := c.Args().First()
+	return c.Args().First(), nil
+}
+
+func getAction(c *cli.Context) error {
+	key, err := keyArg(c)
+	if err != nil {
+		return err
+	}
 	node, err := nodeFlag(c)
 	if err != nil {
 		return err
