@@ -300,6 +300,19 @@ func TestBadInputGetsCodesAndLeaderKeepsLeading(t *testing.T) {
 	httpDo(t, "DELETE", addr+"/v1/kv/a?if_revision=abc", "", 400)
 	httpDo(t, "PUT", addr+"/v1/kv/a?create=maybe", "1", 400)
 	httpDo(t, "PUT", addr+"/v1/kv/a?create=true&if_revision=1", "1", 400)
+	// A misspelt or repeated condition is refused, not dropped, and a
+	// delete takes no body.
+	httpDo(t, "PUT", addr+"/v1/kv/a?if-revision=1", "1", 400)
+	httpDo(t, "PUT", addr+"/v1/kv/a?if_revision=1&if_revision=2", "1", 400)
+	httpDo(t, "DELETE", addr+"/v1/kv/a?create=true", "", 400)
+	httpDo(t, "DELETE", addr+"/v1/kv/a", "x", 400)
+	httpDo(t, "PUT", addr+"/v1/kv/a?request_id=%01", "1", 400)
+	// A request ID makes an HTTP retry return the first reply.
+	first := httpDo(t, "PUT", addr+"/v1/kv/rid?request_id=r-1", "1", 200)
+	again := httpDo(t, "PUT", addr+"/v1/kv/rid?request_id=r-1", "1", 200)
+	if strings.Contains(first, `"duplicate"`) || !strings.Contains(again, `"duplicate":true`) {
+		t.Errorf("HTTP retry with a request_id: first %s, again %s", first, again)
+	}
 
 	// Every server is still up, the leader still leads the same epoch, and
 	// writes still work.

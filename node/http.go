@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"zkv/bus"
@@ -181,13 +183,44 @@ func (s *Server) httpPut(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) httpDelete(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1))
+	if err != nil || len(body) > 0 {
+		writeError(w, bus.Errorf(bus.CodeBadRequest, "a delete takes no body"))
+		return
+	}
 	s.httpWrite(w, r, bus.WriteRequest{Op: bus.OpDelete, Key: r.PathValue("key")})
 }
 
-// httpWrite adds the query's acks and if_revision to wr and sends it to
-// the leader.
+// writeParams are the query parameters a write takes, by method.
+var writeParams = map[string][]string{
+	http.MethodPut:    {"acks", "if_revision", "create", "request_id"},
+	http.MethodDelete: {"acks", "if_revision", "request_id"},
+}
+
+// checkParams refuses a query parameter the write does not take, or one
+// given twice: a misspelt if_revision must not turn a conditional write
+// into an unconditional one.
+func checkParams(r *http.Request) error {
+	for name, vals := range r.URL.Query() {
+		if !slices.Contains(writeParams[r.Method], name) {
+			return bus.Errorf(bus.CodeBadRequest, "query parameter %q: a %s takes %s", name, r.Method, strings.Join(writeParams[r.Method], ", "))
+		}
+		if len(vals) > 1 {
+			return bus.Errorf(bus.CodeBadRequest, "query parameter %q given %d times", name, len(vals))
+		}
+	}
+	return nil
+}
+
+// httpWrite adds the query's acks, if_revision and request_id to wr and
+// sends it to the leader.
 func (s *Server) httpWrite(w http.ResponseWriter, r *http.Request, wr bus.WriteRequest) {
+	if err := checkParams(r); err != nil {
+		writeError(w, err)
+		return
+	}
 	q := r.URL.Query()
+	wr.RequestID = q.Get("request_id")
 	wr.Acks = q.Get("acks")
 	if wr.Acks != "" {
 		if err := bus.ValidAcks(wr.Acks); err != nil {

@@ -120,6 +120,10 @@ type Server struct {
 	// lost is how many revisions the cluster record says were acknowledged
 	// that this server did not hold when it took over as leader.
 	lost atomic.Uint64
+	// lossyEpoch is the epoch this server leads while its copy may lack
+	// revisions the cluster acknowledged (lost > 0 at its takeover): it
+	// refuses create and if_revision there, as it cannot check them.
+	lossyEpoch atomic.Uint64
 	// reserved is the cluster record's reserved revision as this leader
 	// last wrote or read it: it acknowledges no revision above it.
 	reserved  atomic.Uint64
@@ -516,6 +520,7 @@ func (s *Server) takeOver(t election.Term) {
 		s.log.Error("leading without revisions the cluster may have acknowledged: those writes are lost",
 			"revision", rev, "missed", missed, "record_acked", rec.Acked, "record_reserved", rec.Revision, "lost", lost, "epoch", t.Epoch)
 		s.lost.Store(lost)
+		s.lossyEpoch.Store(t.Epoch)
 	}
 	s.reserved.Store(rec.Revision)
 	if err := s.store.BeginEpoch(t.Epoch, start); errors.Is(err, store.ErrOldEpoch) {

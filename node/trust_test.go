@@ -292,6 +292,17 @@ func TestFullRestartIsReported(t *testing.T) {
 	if st.LostRevisions < last.Revision || st.RecordRevision < last.Revision {
 		t.Fatalf("leader after a full restart: lost_revisions=%d record_revision=%d, want both >= %d", st.LostRevisions, st.RecordRevision, last.Revision)
 	}
+	// Its copy may lack acknowledged writes, so it cannot check a
+	// condition: create and if_revision are refused, nothing is applied.
+	if _, err := c.client.Create(ctxFor(t, 5*time.Second), "new", "1"); !errors.Is(err, bus.ErrUnavailable) {
+		t.Errorf("create on a leader that lost revisions: %v, want unavailable", err)
+	}
+	if _, err := c.client.Put(ctxFor(t, 5*time.Second), "after", "2", bus.WithIfRevision(w.Revision)); !errors.Is(err, bus.ErrUnavailable) {
+		t.Errorf("if_revision on a leader that lost revisions: %v, want unavailable", err)
+	}
+	if r, err := c.client.Get(ctxFor(t, time.Second), leader, "new"); err != nil || r.Found {
+		t.Errorf("the refused create was applied: %+v, %v", r, err)
+	}
 }
 
 // TestCatchUpClusterRestartNeedsForce restarts every server of a

@@ -170,6 +170,12 @@ func (s *Server) applyWrite(w bus.WriteRequest) (bus.WriteReply, *ackWait, error
 		s.log.Warn("write refused: cannot reserve its revision", "err", err)
 		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "node %s cannot reserve revisions in ZooKeeper; nothing was applied: %v", s.cfg.ID, err)
 	}
+	if (w.Op == bus.OpCreate || w.IfRevision != nil) && s.lossyEpoch.Load() == epoch {
+		// The condition would be checked against a copy that may lack
+		// acknowledged writes: a create could overwrite a key the
+		// cluster holds, an if_revision could win twice.
+		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "node %s leads epoch %d without %d revisions the cluster may have acknowledged, so it cannot check create or if_revision; nothing was applied (plain puts and deletes are taken)", s.cfg.ID, epoch, s.lost.Load())
+	}
 	u, dup, applied, err := s.store.Write(epoch, store.Write{Key: w.Key, Value: w.Value, Delete: w.Op == bus.OpDelete,
 		Create: w.Op == bus.OpCreate, IfRevision: w.IfRevision, RequestID: w.RequestID})
 	var cond *store.ConditionError

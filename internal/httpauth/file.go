@@ -18,7 +18,8 @@ type Role string
 const (
 	// RoleRead may read keys and status (GET).
 	RoleRead Role = "read"
-	// RoleReadWrite may also write (PUT) and, with --http-pprof, profile.
+	// RoleReadWrite may also write (PUT, DELETE) and, with --http-pprof,
+	// profile.
 	RoleReadWrite Role = "readwrite"
 )
 
