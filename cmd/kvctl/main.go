@@ -297,6 +297,17 @@ func (s *session) deadline(c *cli.Context) (context.Context, context.CancelFunc)
 	return context.WithTimeout(c.Context, s.timeout)
 }
 
+// openWithDeadline opens the session and the command's deadline (its
+// --timeout); done releases both.
+func openWithDeadline(c *cli.Context) (*session, context.Context, func(), error) {
+	g, err := open(c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := g.deadline(c)
+	return g, ctx, func() { cancel(); g.close() }, nil
+}
+
 // writeAction is put, create or del: op's write through the leader.
 func writeAction(op string) cli.ActionFunc {
 	return func(c *cli.Context) error {
@@ -320,13 +331,11 @@ func writeAction(op string) cli.ActionFunc {
 		if err != nil {
 			return err
 		}
-		g, err := open(c)
+		g, ctx, done, err := openWithDeadline(c)
 		if err != nil {
 			return err
 		}
-		defer g.close()
-		ctx, cancel := g.deadline(c)
-		defer cancel()
+		defer done()
 
 		var reply bus.WriteReply
 		switch {
@@ -378,13 +387,11 @@ func getAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	g, err := open(c)
+	g, ctx, done, err := openWithDeadline(c)
 	if err != nil {
 		return err
 	}
-	defer g.close()
-	ctx, cancel := g.deadline(c)
-	defer cancel()
+	defer done()
 	client := g.client
 
 	var opts []bus.GetOption
@@ -428,13 +435,11 @@ func statusAction(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return usageError(c, "takes no arguments")
 	}
-	g, err := open(c)
+	g, ctx, done, err := openWithDeadline(c)
 	if err != nil {
 		return err
 	}
-	defer g.close()
-	ctx, cancel := g.deadline(c)
-	defer cancel()
+	defer done()
 	client := g.client
 
 	var statuses []bus.Status
