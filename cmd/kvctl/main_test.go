@@ -511,6 +511,12 @@ func TestDeleteCreateAndCAS(t *testing.T) {
 	zk := testenv.StartZooKeeper(t)
 	ns := testenv.StartNATS(t)
 	nodes := testenv.StartCluster(t, 1, harness.NodeOptions{ZooKeeper: zk.Addr(), NATSURL: ns.URL()})
+	// A write over NATS retries until the server leads; one over HTTP is
+	// tried once, so the faces start once there is a leader.
+	var out, errOut bytes.Buffer
+	if code := run(t.Context(), []string{"kvctl", "--nats", ns.URL(), "--timeout", "30s", "put", "warm", "1"}, strings.NewReader(""), &out, &errOut); code != ExitOK {
+		t.Fatalf("first write: exit code %d: %s%s", code, out.String(), errOut.String())
+	}
 	for face, flags := range map[string][]string{
 		"nats": {"--nats", ns.URL()},
 		"http": {"--http", "http://" + nodes[0].HTTPAddr()},
