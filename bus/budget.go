@@ -8,6 +8,7 @@ const (
 	BudgetLeaderReads     = "leader_reads"     // consistency=leader reads a follower forwards
 	BudgetAckWaits        = "ack_waits"        // acks=majority|all writes waiting for confirmations
 	BudgetSnapshotPages   = "snapshot_pages"   // snapshot pages the leader is serving
+	BudgetLists           = "lists"            // list pages a node is building and encoding
 )
 
 // Budgets are a node's bounded request budgets, one per kind of request
@@ -19,6 +20,7 @@ type Budgets struct {
 	LeaderReads     BudgetStatus `json:"leader_reads"`
 	AckWaits        BudgetStatus `json:"ack_waits"`
 	SnapshotPages   BudgetStatus `json:"snapshot_pages"`
+	Lists           BudgetStatus `json:"lists"`
 }
 
 // BudgetStatus is one request budget: Limit slots, InUse taken now, and

@@ -120,6 +120,7 @@ func testCtx(t testing.TB) (context.Context, context.CancelFunc) {
 var (
 	okWrite  = Encode(WriteReply{OK: true, Key: "a", Revision: 12, Epoch: 3, Leader: "n1"})
 	okRead   = Encode(ReadReply{Found: true, Key: "a", Value: "1", Revision: 12, Node: "n2", Role: RoleFollower, Epoch: 3})
+	okList   = Encode(ListReply{Node: "n2", Role: RoleFollower, Epoch: 3, Revision: 12, Entries: []ListEntry{{Key: "a", Value: "1", Revision: 12}}})
 	okStatus = Encode(Status{Node: "n2", Role: RoleFollower, Epoch: 3, Leader: "n1", AppliedSeq: 12, Keys: 1})
 )
 
@@ -141,6 +142,7 @@ func ops() []op {
 		{"get any", s.Read(), okRead, false, func(ctx context.Context, c *Client) (any, error) { return c.Get(ctx, "", "a") }},
 		{"get node", s.NodeRead("n2"), okRead, false, func(ctx context.Context, c *Client) (any, error) { return c.Get(ctx, "n2", "a") }},
 		{"status", s.NodeStatus("n2"), okStatus, false, func(ctx context.Context, c *Client) (any, error) { return c.Status(ctx, "n2") }},
+		{"list", s.NodeList("n2"), okList, false, func(ctx context.Context, c *Client) (any, error) { return c.List(ctx, "n2", "a") }},
 	}
 }
 
@@ -195,6 +197,7 @@ func TestClientSuccess(t *testing.T) {
 		{ops()[2], ReadReply{Found: true, Key: "a", Value: "1", Revision: 12, Node: "n2", Role: RoleFollower, Epoch: 3}},
 		{ops()[3], ReadReply{Found: true, Key: "a", Value: "1", Revision: 12, Node: "n2", Role: RoleFollower, Epoch: 3}},
 		{ops()[4], Status{Node: "n2", Role: RoleFollower, Epoch: 3, Leader: "n1", AppliedSeq: 12, Keys: 1}},
+		{ops()[5], ListReply{Node: "n2", Role: RoleFollower, Epoch: 3, Revision: 12, Entries: []ListEntry{{Key: "a", Value: "1", Revision: 12}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.op.name, func(t *testing.T) {
@@ -210,12 +213,12 @@ func TestClientSuccess(t *testing.T) {
 			if err != nil {
 				t.Fatalf("call: %v", err)
 			}
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 			wantBody := map[string]string{
 				"put": `{"key":"a","value":"1"}`, "put via": `{"key":"a","value":"1"}`,
-				"get any": `{"key":"a"}`, "get node": `{"key":"a"}`, "status": ``,
+				"get any": `{"key":"a"}`, "get node": `{"key":"a"}`, "status": ``, "list": `{"prefix":"a"}`,
 			}[tt.op.name]
 			b, _ := gotBody.Load().(string)
 			if strings.HasPrefix(tt.op.name, "put") {

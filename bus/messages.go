@@ -420,17 +420,27 @@ func (u Update) Validate() error {
 // ValidateKey checks that key is 1 to MaxKeyBytes bytes of valid UTF-8
 // without control characters.
 func ValidateKey(key string) error {
-	switch {
-	case key == "":
+	if key == "" {
 		return Errorf(CodeInvalidKey, "key is empty")
-	case len(key) > MaxKeyBytes:
-		return Errorf(CodeInvalidKey, "key is %d bytes, the limit is %d", len(key), MaxKeyBytes)
-	case !utf8.ValidString(key):
-		return Errorf(CodeInvalidKey, "key is not valid UTF-8")
 	}
-	for _, r := range key {
+	return validateKeyText("key", key)
+}
+
+// ValidatePrefix checks that prefix could begin a key: at most
+// MaxKeyBytes bytes of valid UTF-8 without control characters ("" is
+// allowed and matches every key).
+func ValidatePrefix(prefix string) error { return validateKeyText("prefix", prefix) }
+
+func validateKeyText(what, s string) error {
+	switch {
+	case len(s) > MaxKeyBytes:
+		return Errorf(CodeInvalidKey, "%s is %d bytes, the limit is %d", what, len(s), MaxKeyBytes)
+	case !utf8.ValidString(s):
+		return Errorf(CodeInvalidKey, "%s is not valid UTF-8", what)
+	}
+	for _, r := range s {
 		if unicode.IsControl(r) {
-			return Errorf(CodeInvalidKey, "key has a control character %U", r)
+			return Errorf(CodeInvalidKey, "%s has a control character %U", what, r)
 		}
 	}
 	return nil

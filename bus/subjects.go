@@ -79,6 +79,10 @@ func (s Subjects) LeaderSnapshot() string { return s.p() + ".leader.snapshot" }
 // "kv.node.<id>.read".
 func (s Subjects) NodeRead(id string) string { return s.p() + ".node." + id + ".read" }
 
+// NodeList is the subject on which node id lists the keys of its own
+// copy that begin with a prefix, a page at a time: "kv.node.<id>.list".
+func (s Subjects) NodeList(id string) string { return s.p() + ".node." + id + ".list" }
+
 // NodeWrite is the subject on which node id accepts writes and routes them
 // to the leader: "kv.node.<id>.write".
 func (s Subjects) NodeWrite(id string) string { return s.p() + ".node." + id + ".write" }

@@ -52,6 +52,7 @@ type budgets struct {
 	leaderReads     *budget // consistency=leader reads a follower forwards
 	ackWaits        *budget // writes waiting for replicas' confirmations
 	snapshotPages   *budget // snapshot pages served by the leader
+	lists           *budget // list pages served from the local copy
 }
 
 func newBudgets(cfg Config) budgets {
@@ -61,6 +62,7 @@ func newBudgets(cfg Config) budgets {
 		leaderReads:     newBudget(bus.BudgetLeaderReads, cfg.MaxLeaderReads),
 		ackWaits:        newBudget(bus.BudgetAckWaits, cfg.MaxAckWaits),
 		snapshotPages:   newBudget(bus.BudgetSnapshotPages, cfg.MaxSnapshotPages),
+		lists:           newBudget(bus.BudgetLists, cfg.MaxLists),
 	}
 }
 
@@ -71,6 +73,7 @@ func (bs budgets) status() bus.Budgets {
 		LeaderReads:     bs.leaderReads.status(),
 		AckWaits:        bs.ackWaits.status(),
 		SnapshotPages:   bs.snapshotPages.status(),
+		Lists:           bs.lists.status(),
 	}
 }
 

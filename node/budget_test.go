@@ -231,3 +231,30 @@ func TestWaitingReadsDoNotStarveAckWaits(t *testing.T) {
 		}
 	}
 }
+
+// A full lists budget refuses lists, over NATS and in process, naming it;
+// a freed slot serves again.
+func TestListsBudget(t *testing.T) {
+	ts := startTestServer(t, "n2", func(c *Config) { c.MaxLists = 1 })
+	ts.el.terms <- election.Term{Role: election.RoleFollower, Epoch: 2, Leader: election.LeaderData{ID: "n1", Epoch: 2}}
+	ts.waitRole(t, bus.RoleFollower)
+	release, err := ts.srv.take(ts.srv.budgets.lists)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := ts.nc.Request(ts.client.Subjects().NodeList("n2"), []byte(`{"prefix":"a/"}`), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantUnavailable(t, msg.Data, bus.BudgetLists)
+	if _, err := ts.srv.List(bus.ListRequest{}); !errors.Is(err, bus.ErrUnavailable) || !strings.Contains(err.Error(), bus.BudgetLists) {
+		t.Fatalf("in-process list with a full budget: %v", err)
+	}
+	release()
+	if page, err := ts.client.List(t.Context(), "n2", "a/"); err != nil || page.Node != "n2" || len(page.Entries) != 0 {
+		t.Fatalf("list after the slot was freed: %+v, %v", page, err)
+	}
+	if b := ts.srv.Status().Budgets.Lists; b.Limit != 1 || b.InUse != 0 || b.Rejected != 2 {
+		t.Fatalf("lists budget %+v, want limit 1, none in use, 2 rejected", b)
+	}
+}

@@ -106,6 +106,11 @@ type Config struct {
 	// "unavailable" and a catch-up asks again. Default 4. A page holds
 	// the store's read lock for one pass over its ordered index.
 	MaxSnapshotPages int
+	// MaxLists bounds the list pages a node builds and encodes at once
+	// (budget lists); more are refused "unavailable". Default 64. A page
+	// holds the store's read lock for one pass over at most MaxListPage
+	// keys of its ordered index.
+	MaxLists int
 	// ShutdownTimeout bounds a clean stop. Default 5s.
 	ShutdownTimeout time.Duration
 	// ForceLead lets a --catch-up server lead although it holds fewer
@@ -145,6 +150,7 @@ func DefaultConfig() Config {
 		MaxLeaderReads:   256,
 		MaxAckWaits:      4096,
 		MaxSnapshotPages: 4,
+		MaxLists:         64,
 		ShutdownTimeout:  5 * time.Second,
 
 		HeartbeatInterval: time.Second,
@@ -196,6 +202,9 @@ func (c *Config) setDefaults() {
 	if c.MaxSnapshotPages == 0 {
 		c.MaxSnapshotPages = d.MaxSnapshotPages
 	}
+	if c.MaxLists == 0 {
+		c.MaxLists = d.MaxLists
+	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = d.ShutdownTimeout
 	}
@@ -241,7 +250,8 @@ func (c Config) Validate() error {
 		name string
 		n    int
 	}{{"max forwards", c.MaxForwards}, {"max waiting reads", c.MaxWaitingReads}, {"max leader reads", c.MaxLeaderReads},
-		{"max ack waits", c.MaxAckWaits}, {"max snapshot pages", c.MaxSnapshotPages}} {
+		{"max ack waits", c.MaxAckWaits}, {"max snapshot pages", c.MaxSnapshotPages},
+		{"max lists", c.MaxLists}} {
 		if b.n < 1 {
 			errs = append(errs, fmt.Errorf("%s %d must be at least 1", b.name, b.n))
 		}

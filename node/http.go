@@ -50,6 +50,8 @@ func (c Config) httpBudget() time.Duration {
 // startHTTP serves the HTTP API on the bound listener, over TLS when
 // configured:
 //
+//	GET /v1/kv?prefix=P&after=K&limit=N&keys_only=true
+//	                  one page of the local copy's keys with prefix P
 //	GET /v1/kv/{key}  local read: 200 with the value, 404 with found:false
 //	PUT /v1/kv/{key}  write (the raw body is the value), routed to the leader;
 //	                  ?create=true creates, ?if_revision=R is a compare-and-set
@@ -65,6 +67,7 @@ func (c Config) httpBudget() time.Duration {
 // /healthz and /readyz never do.
 func (s *Server) startHTTP() {
 	v1 := http.NewServeMux()
+	v1.HandleFunc("GET /v1/kv", s.httpList)
 	v1.HandleFunc("GET /v1/kv/{key...}", s.httpGet)
 	v1.HandleFunc("PUT /v1/kv/{key...}", s.httpPut)
 	v1.HandleFunc("DELETE /v1/kv/{key...}", s.httpDelete)
@@ -197,13 +200,17 @@ var writeParams = map[string][]string{
 	http.MethodDelete: {"acks", "if_revision", "request_id"},
 }
 
-// checkParams refuses a query parameter the write does not take, or one
+// listParams are the query parameters a list takes.
+var listParams = []string{"prefix", "after", "limit", "keys_only"}
+
+// checkParams refuses a query parameter the request does not take, or one
 // given twice: a misspelt if_revision must not turn a conditional write
-// into an unconditional one.
-func checkParams(r *http.Request) error {
+// into an unconditional one, nor a misspelt prefix a list of some keys
+// into a list of all.
+func checkParams(r *http.Request, allowed []string) error {
 	for name, vals := range r.URL.Query() {
-		if !slices.Contains(writeParams[r.Method], name) {
-			return bus.Errorf(bus.CodeBadRequest, "query parameter %q: a %s takes %s", name, r.Method, strings.Join(writeParams[r.Method], ", "))
+		if !slices.Contains(allowed, name) {
+			return bus.Errorf(bus.CodeBadRequest, "query parameter %q: a %s of %s takes %s", name, r.Method, r.URL.Path, strings.Join(allowed, ", "))
 		}
 		if len(vals) > 1 {
 			return bus.Errorf(bus.CodeBadRequest, "query parameter %q given %d times", name, len(vals))
@@ -215,7 +222,7 @@ func checkParams(r *http.Request) error {
 // httpWrite adds the query's acks, if_revision and request_id to wr and
 // sends it to the leader.
 func (s *Server) httpWrite(w http.ResponseWriter, r *http.Request, wr bus.WriteRequest) {
-	if err := checkParams(r); err != nil {
+	if err := checkParams(r, writeParams[r.Method]); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -241,6 +248,38 @@ func (s *Server) httpWrite(w http.ResponseWriter, r *http.Request, wr bus.WriteR
 		if r.Context().Err() != nil {
 			err = bus.Errorf(bus.CodeTimeout, "no answer within %s: %v", s.cfg.httpBudget(), err)
 		}
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, reply)
+}
+
+// httpList answers one page of a list from the local copy.
+func (s *Server) httpList(w http.ResponseWriter, r *http.Request) {
+	if err := checkParams(r, listParams); err != nil {
+		writeError(w, err)
+		return
+	}
+	q := r.URL.Query()
+	req := bus.ListRequest{Prefix: q.Get("prefix"), After: q.Get("after")}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			writeError(w, bus.Errorf(bus.CodeBadRequest, "limit %q: want a number from 0 to %d", v, bus.MaxListPage))
+			return
+		}
+		req.Limit = n
+	}
+	switch v := q.Get("keys_only"); v {
+	case "", "false":
+	case "true":
+		req.KeysOnly = true
+	default:
+		writeError(w, bus.Errorf(bus.CodeBadRequest, "keys_only %q: want true or false", v))
+		return
+	}
+	reply, err := s.List(req)
+	if err != nil {
 		writeError(w, err)
 		return
 	}

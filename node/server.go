@@ -435,6 +435,7 @@ func (s *Server) startNodeService() error {
 	}{
 		{"read", s.subj.NodeRead(s.cfg.ID), s.handleRead, nil},
 		{"any-read", s.subj.Read(), s.handleRead, []micro.EndpointOpt{micro.WithEndpointQueueGroup(bus.ReadQueueGroup)}},
+		{"list", s.subj.NodeList(s.cfg.ID), s.handleList, nil},
 		{"write", s.subj.NodeWrite(s.cfg.ID), s.handleNodeWrite, nil},
 		{"status", s.subj.NodeStatus(s.cfg.ID), s.handleStatus, nil},
 	}

@@ -281,6 +281,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no leader reads", func(c *Config) { c.MaxLeaderReads = -1 }, false},
 		{"no ack waits", func(c *Config) { c.MaxAckWaits = -1 }, false},
 		{"no snapshot pages", func(c *Config) { c.MaxSnapshotPages = -1 }, false},
+		{"no lists", func(c *Config) { c.MaxLists = -1 }, false},
 	}
 	for _, tt := range tests {
 		c := base()

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/google/btree"
 )
@@ -59,15 +60,27 @@ type KeyEntry struct {
 // O(log n + page) and writers wait for one page at most, not for a sort
 // of the keyspace.
 func (s *Store) Snapshot(after string, limit, maxBytes int) (entries []KeyEntry, rev, epoch uint64, more bool) {
+	return s.List("", after, limit, maxBytes)
+}
+
+// List is Snapshot restricted to the keys that begin with prefix: the
+// entries with such keys after after, in key order, a page at a time.
+// The walk starts at the first key of the prefix (or after after, if
+// later) and stops at the first key past the prefix, so a page of a small
+// prefix costs O(log n + page) however many keys the store holds.
+func (s *Store) List(prefix, after string, limit, maxBytes int) (entries []KeyEntry, rev, epoch uint64, more bool) {
 	limit = max(limit, 1)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	entries = make([]KeyEntry, 0, min(limit, s.keys.Len()))
 	size := 0
-	s.keys.AscendGreaterOrEqual(indexItem{key: after}, func(it indexItem) bool {
+	s.keys.AscendGreaterOrEqual(indexItem{key: max(after, prefix)}, func(it indexItem) bool {
 		k := it.key
 		if k == after {
 			return true
+		}
+		if !strings.HasPrefix(k, prefix) {
+			return false
 		}
 		e := *it.entry
 		if len(entries) > 0 && (len(entries) >= limit || size+len(k)+len(e.Value) > maxBytes) {

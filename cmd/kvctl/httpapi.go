@@ -31,8 +31,9 @@ type httpAPI struct {
 	client *http.Client
 }
 
-// maxReplyBytes bounds a reply body: a value and its envelope.
-const maxReplyBytes = 4*bus.MaxValueBytes + 64<<10
+// maxReplyBytes bounds a reply body: a value, or a list page with every
+// byte JSON-escaped, and its envelope.
+const maxReplyBytes = 6*max(bus.MaxValueBytes, bus.ListPageBytes) + 64<<10
 
 // newHTTPAPI checks the options and builds the client.
 func newHTTPAPI(o httpOptions) (*httpAPI, error) {

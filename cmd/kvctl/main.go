@@ -44,8 +44,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 const description = `kvctl talks to the nodes of a zkv cluster over NATS. Writes go to the
 leader (or, with --node, through one node); reads are answered from one
-node's copy, which may be stale. With --http URL, put, create, del, get and
-status go to that node's HTTP API instead (TLS and credentials: the --http-* flags).
+node's copy, which may be stale, and so are lists (ls). With --http URL, put,
+create, del, get, ls and status go to that node's HTTP API instead (TLS and credentials: the --http-* flags).
 "kvctl auth hash" prints lines of kvserver's --http-auth-file.
 
 Flags may come before or after the arguments; put "--" before an argument
@@ -119,6 +119,7 @@ delete fails with "conflict" and the key's revision, and kvctl exits 1.`,
 			ArgsUsage: "[KEY]",
 			Action:    watchAction,
 		},
+		listCommand(),
 		authCommand(),
 		completionCommand(),
 	}

@@ -219,6 +219,9 @@ func TestUsageErrors(t *testing.T) {
 		{"get with two keys", []string{"get", "a", "b"}},
 		{"status with an arg", []string{"status", "x"}},
 		{"watch with two keys", []string{"watch", "a", "b"}},
+		{"ls with two prefixes", []string{"ls", "a", "b"}},
+		{"ls with a negative limit", []string{"ls", "a", "--limit", "-1"}},
+		{"ls with a control character", []string{"ls", "a\x01"}},
 		{"bad node", []string{"get", "a", "--node", "n.*"}},
 		{"bad prefix", []string{"--subject-prefix", "kv.>", "get", "a"}},
 		{"bad timeout", []string{"--timeout", "soon", "get", "a"}},
@@ -557,6 +560,74 @@ func TestDeleteCreateAndCAS(t *testing.T) {
 			kvctl(ExitNotFound, "get", "--consistency", "leader", key)
 			if out, _ := kvctl(ExitOK, "delete", key); !strings.Contains(out, "nothing deleted") {
 				t.Errorf("del of a missing key: %q", out)
+			}
+		})
+	}
+}
+
+// TestList pages through keys with kvctl ls on a real one-server cluster,
+// over NATS and over HTTP.
+func TestList(t *testing.T) {
+	zk := testenv.StartZooKeeper(t)
+	ns := testenv.StartNATS(t)
+	nodes := testenv.StartCluster(t, 1, harness.NodeOptions{ZooKeeper: zk.Addr(), NATSURL: ns.URL()})
+	nc, err := nats.Connect(ns.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	client, err := bus.NewClient(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantLines []string
+	for i := range 1100 {
+		k := fmt.Sprintf("p/k%04d", i)
+		if _, err := client.Put(t.Context(), k, "v "+k); err != nil {
+			t.Fatal(err)
+		}
+		wantLines = append(wantLines, fmt.Sprintf("%s %q", k, "v "+k))
+	}
+	if _, err := client.Put(t.Context(), "q", "1"); err != nil {
+		t.Fatal(err)
+	}
+	for face, flags := range map[string][]string{
+		"nats":          {"--nats", ns.URL(), "--", "--node", nodes[0].ID()},
+		"nats any node": {"--nats", ns.URL()},
+		"http":          {"--http", "http://" + nodes[0].HTTPAddr()},
+	} {
+		t.Run(face, func(t *testing.T) {
+			kvctl := func(want int, args ...string) string {
+				t.Helper()
+				var stdout, stderr bytes.Buffer
+				global, node := flags, []string(nil) // --node goes after the command
+				if i := slices.Index(flags, "--"); i >= 0 {
+					global, node = flags[:i], flags[i+1:]
+				}
+				args = slices.Concat([]string{"kvctl", "--timeout", "30s"}, global, args, node)
+				if code := run(t.Context(), args, strings.NewReader(""), &stdout, &stderr); code != want {
+					t.Fatalf("%q: exit code %d, want %d; stderr %q", args, code, want, stderr.String())
+				}
+				return stdout.String()
+			}
+			lines := func(out string) []string { return strings.Split(strings.TrimSuffix(out, "\n"), "\n") }
+			// Past one page of 1,000: every key once, in order.
+			if got := lines(kvctl(ExitOK, "ls", "p/")); !slices.Equal(got, wantLines) {
+				t.Fatalf("ls p/: %d lines, first %q", len(got), got[:min(2, len(got))])
+			}
+			if got := lines(kvctl(ExitOK, "ls")); len(got) != 1101 || got[1100] != "q 1" {
+				t.Fatalf("ls: %d lines, last %q", len(got), got[len(got)-1])
+			}
+			if got := lines(kvctl(ExitOK, "ls", "p/k10", "--keys-only", "--limit", "5")); !slices.Equal(got, []string{"p/k1000", "p/k1001", "p/k1002", "p/k1003", "p/k1004"}) {
+				t.Fatalf("ls --keys-only --limit 5: %q", got)
+			}
+			var e bus.ListEntry
+			got := lines(kvctl(ExitOK, "ls", "q", "--json"))
+			if len(got) != 1 || json.Unmarshal([]byte(got[0]), &e) != nil || e.Key != "q" || e.Value != "1" || e.Revision == 0 {
+				t.Fatalf("ls q --json: %q", got)
+			}
+			if out := kvctl(ExitOK, "ls", "none/"); out != "" {
+				t.Fatalf("ls of an empty prefix: %q", out)
 			}
 		})
 	}

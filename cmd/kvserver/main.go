@@ -70,6 +70,7 @@ func app(hup <-chan os.Signal) *cli.App {
 			&cli.IntFlag{Name: "max-leader-reads", Value: d.MaxLeaderReads, Usage: "budget leader_reads: consistency=leader reads a follower forwards at once", EnvVars: []string{"ZKV_MAX_LEADER_READS"}},
 			&cli.IntFlag{Name: "max-ack-waits", Value: d.MaxAckWaits, Usage: "budget ack_waits: majority or all writes waiting for confirmations at once; more are refused before they are applied", EnvVars: []string{"ZKV_MAX_ACK_WAITS"}},
 			&cli.IntFlag{Name: "max-snapshot-pages", Value: d.MaxSnapshotPages, Usage: "budget snapshot_pages: catch-up pages the leader serves at once", EnvVars: []string{"ZKV_MAX_SNAPSHOT_PAGES"}},
+			&cli.IntFlag{Name: "max-lists", Value: d.MaxLists, Usage: "budget lists: list pages a node builds at once", EnvVars: []string{"ZKV_MAX_LISTS"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"ZKV_LOG_LEVEL"}},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json", EnvVars: []string{"ZKV_LOG_FORMAT"}},
 			&cli.StringFlag{Name: "zookeeper-auth", Usage: "`USER:PASSWORD` for ZooKeeper digest auth; znodes then get an ACL: this user all, others read", EnvVars: []string{"ZKV_ZOOKEEPER_AUTH"}},
@@ -109,6 +110,7 @@ func run(c *cli.Context, hup <-chan os.Signal) error {
 	cfg.MaxLeaderReads = c.Int("max-leader-reads")
 	cfg.MaxAckWaits = c.Int("max-ack-waits")
 	cfg.MaxSnapshotPages = c.Int("max-snapshot-pages")
+	cfg.MaxLists = c.Int("max-lists")
 	cfg.ZooKeeperAuth = c.String("zookeeper-auth")
 	cfg.HTTPTLSCert = c.String("http-tls-cert")
 	cfg.HTTPTLSKey = c.String("http-tls-key")
