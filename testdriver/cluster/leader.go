@@ -113,19 +113,26 @@ const PollInterval = 50 * time.Millisecond
 // a leader that want accepts, or ctx ends; the error then carries the
 // last view. polls counts the rounds asked.
 func WaitLeader(ctx context.Context, c StatusClient, nodes []string, want LeaderWant) (got Agreement, polls int, err error) {
-	var view string
+	var (
+		view string
+		last error
+	)
 	t := time.NewTicker(PollInterval)
 	defer t.Stop()
 	for {
 		polls++
-		var aerr error
-		got, view, aerr = AgreeOnce(ctx, c, nodes, want)
+		g, v, aerr := AgreeOnce(ctx, c, nodes, want)
 		if aerr == nil {
-			return got, polls, nil
+			return g, polls, nil
+		}
+		// A poll cut short by ctx's end says only that time ran out; the
+		// last one that ran whole says what was missing.
+		if ctx.Err() == nil || last == nil {
+			view, last = v, aerr
 		}
 		select {
 		case <-ctx.Done():
-			return Agreement{}, polls, &NoLeaderError{Err: context.Cause(ctx), Last: aerr, View: view}
+			return Agreement{}, polls, &NoLeaderError{Err: context.Cause(ctx), Last: last, View: view}
 		case <-t.C:
 		}
 	}
