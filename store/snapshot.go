@@ -26,22 +26,38 @@ func newKeyIndex() *btree.BTreeG[indexItem] {
 // The caller holds mu for writing.
 func (s *Store) setLocked(key string, e Entry) {
 	if p, ok := s.data[key]; ok {
+		s.retimeLocked(key, p.Expires, e.Expires)
 		*p = e
 		return
 	}
-	s.insertLocked(key, e)
+	s.insertLocked(key, &e)
 }
 
-// insertLocked adds a key that data does not hold.
-func (s *Store) insertLocked(key string, e Entry) {
-	p := &e
+// insertLocked adds a key that data does not hold, in box p.
+func (s *Store) insertLocked(key string, p *Entry) {
 	s.data[key] = p
 	s.keys.ReplaceOrInsert(indexItem{key: key, entry: p})
+	s.retimeLocked(key, 0, p.Expires)
 }
 
-// removeLocked removes key from the map and the index, if held.
+// retimeLocked moves key in the deadline index from deadline old to new
+// (0: none).
+func (s *Store) retimeLocked(key string, old, new int64) {
+	if old == new {
+		return
+	}
+	if old != 0 {
+		s.ttl.Delete(ttlItem{old, key})
+	}
+	if new != 0 {
+		s.ttl.ReplaceOrInsert(ttlItem{new, key})
+	}
+}
+
+// removeLocked removes key from the map and the indexes, if held.
 func (s *Store) removeLocked(key string) {
-	if _, ok := s.data[key]; ok {
+	if p, ok := s.data[key]; ok {
+		s.retimeLocked(key, p.Expires, 0)
 		delete(s.data, key)
 		s.keys.Delete(indexItem{key: key})
 	}
@@ -123,10 +139,9 @@ func (s *Store) installLocked(entries []KeyEntry) {
 				boxes = make([]Entry, 0, len(entries)-i)
 			}
 			boxes = append(boxes, e.Entry)
-			p = &boxes[len(boxes)-1]
-			s.data[e.Key] = p
-			s.keys.ReplaceOrInsert(indexItem{key: e.Key, entry: p})
+			s.insertLocked(e.Key, &boxes[len(boxes)-1])
 		default:
+			s.retimeLocked(e.Key, p.Expires, e.Expires)
 			*p = e.Entry // the leader's copy wins, even over a higher revision of a deposed leader's
 		}
 	}
@@ -197,8 +212,23 @@ func (s *Store) ApplyNewer(u Update) error {
 	if u.Epoch < s.epoch {
 		return fmt.Errorf("%w: update epoch %d seq %d, epoch %d is known", ErrOldEpoch, u.Epoch, u.Seq, s.epoch)
 	}
-	if p, ok := s.data[u.Key]; !ok || u.Seq > p.Revision {
-		s.writeLocked(u)
+	switch {
+	case u.Compact > 0:
+		// The history is dropped when the catch-up ends.
+	case u.Delete && u.Prefix:
+		for _, k := range s.prefixKeysLocked(u.Key) {
+			if s.data[k].Revision < u.Seq {
+				s.removeKeyLocked(k, u)
+			}
+		}
+	default:
+		if p, ok := s.data[u.Key]; !ok || u.Seq > p.Revision {
+			if u.Delete {
+				s.removeKeyLocked(u.Key, u)
+			} else {
+				s.putLocked(u)
+			}
+		}
 	}
 	s.rememberLocked(u)
 	return nil

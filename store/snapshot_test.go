@@ -105,10 +105,10 @@ func TestInstallMergesIntoIndex(t *testing.T) {
 	}
 	got := pageAll(t, s, 1, 1<<20)
 	want := []KeyEntry{
-		{"a", Entry{"page", 3}},
-		{"b", Entry{"new", 1}},
-		{"c", Entry{"live", 9}},
-		{"d", Entry{"page", 5}},
+		{"a", Entry{Value: "page", Revision: 3}},
+		{"b", Entry{Value: "new", Revision: 1}},
+		{"c", Entry{Value: "live", Revision: 9}},
+		{"d", Entry{Value: "page", Revision: 5}},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("after install: %v, want %v", got, want)
@@ -195,10 +195,10 @@ func TestInstallPageReplacesTheRange(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	removed := s.InstallPage("", []KeyEntry{{Key: "a", Entry: Entry{"1", 3}}, {Key: "k", Entry: Entry{"new", 11}}}, false)
-	removed += s.InstallPage("k", []KeyEntry{{Key: "m", Entry: Entry{"2", 5}}}, true)
+	removed := s.InstallPage("", []KeyEntry{{Key: "a", Entry: Entry{Value: "1", Revision: 3}}, {Key: "k", Entry: Entry{Value: "new", Revision: 11}}}, false)
+	removed += s.InstallPage("k", []KeyEntry{{Key: "m", Entry: Entry{Value: "2", Revision: 5}}}, true)
 	got := pageAll(t, s, 10, 1<<20)
-	want := []KeyEntry{{"a", Entry{"1", 3}}, {"k", Entry{"new", 11}}, {"m", Entry{"2", 5}}}
+	want := []KeyEntry{{"a", Entry{Value: "1", Revision: 3}}, {"k", Entry{Value: "new", Revision: 11}}, {"m", Entry{Value: "2", Revision: 5}}}
 	if !slices.Equal(got, want) || removed != 2 {
 		t.Fatalf("after the pages: %v (removed %d), want %v (removed 2)", got, removed, want)
 	}

@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"math"
 	"sort"
+	"strconv"
 	"sync"
 
 	"github.com/google/btree"
@@ -77,12 +78,18 @@ func (e *GapError) Is(target error) bool { return target == ErrGap }
 type Entry struct {
 	Value    string
 	Revision uint64
+	// Expires is the key's expiry deadline, in Unix nanoseconds of the
+	// leader's clock (0: none).
+	Expires int64
 }
 
 // Update is one replicated write: the leader's epoch, the sequence number
 // (the revision the write created on the leader), the key and the value,
 // and the client's request ID if it gave one. A Delete update is a
-// tombstone: it removes the key at revision Seq (Value is empty).
+// tombstone: it removes the key at revision Seq (Value is empty); with
+// Prefix it removes every key that begins with Key, with Purge it also
+// drops the key's history. A Compact update (no key) drops the history
+// below revision Compact.
 type Update struct {
 	Epoch     uint64
 	Seq       uint64
@@ -90,11 +97,27 @@ type Update struct {
 	Value     string
 	RequestID string
 	Delete    bool
+	Prefix    bool
+	Purge     bool
+	// Expired marks a delete the leader made because the key's deadline
+	// passed.
+	Expired bool
+	// Expires is the deadline a put sets (Unix nanoseconds, 0: none).
+	Expires int64
+	// Time is the leader's wall clock when it wrote the update (Unix
+	// nanoseconds), for compaction by age.
+	Time    int64
+	Compact uint64
 }
 
 // Write is a leader's write of one key: a put of Value, or a delete. It
 // may carry a condition: Create (the key must not exist) or IfRevision
 // (the key's revision must equal *IfRevision; 0 means it must not exist).
+//
+// A delete may instead name a Prefix (every key beginning with Key, at
+// one revision) or Purge the key's history with it; Compact (no key)
+// drops the history below that revision. Expires sets a put's deadline;
+// Time stamps the update.
 type Write struct {
 	Key        string
 	Value      string
@@ -102,6 +125,12 @@ type Write struct {
 	Create     bool
 	IfRevision *uint64
 	RequestID  string
+	Prefix     bool
+	Purge      bool
+	Expired    bool
+	Expires    int64
+	Time       int64
+	Compact    uint64
 }
 
 // DefaultRequestWindow is how many recent request IDs a store remembers.
@@ -143,20 +172,56 @@ type Store struct {
 	recentNext int
 	seed       maphash.Seed
 	diverged   uint64
+
+	// history is how many versions of a key are kept; hist holds the
+	// past versions of the keys that have any (a deleted key's ends in
+	// its tombstone). revFloor is the lowest revision a read at a
+	// revision may ask for.
+	history  int
+	hist     map[string]*chain
+	revFloor uint64
+	// changes is a ring of the last updates applied, in revision order,
+	// changesLen of them ending before changesNext; a replay may start
+	// after changesFloor.
+	changes      []Update
+	changesNext  int
+	changesLen   int
+	changesFloor uint64
+	// ttl orders the keys that have a deadline.
+	ttl *btree.BTreeG[ttlItem]
 }
 
 // position is one place in the replication stream.
 type position struct{ epoch, seq uint64 }
 
-// New returns an empty store at revision 0, epoch 0, remembering
-// DefaultRequestWindow request IDs.
-func New() *Store { return NewWithWindow(DefaultRequestWindow) }
+// New returns an empty store at revision 0, epoch 0, with the default
+// Config.
+func New() *Store { return NewWithConfig(Config{}) }
 
 // NewWithWindow is New remembering the last window request IDs (at least 1).
-func NewWithWindow(window int) *Store {
+func NewWithWindow(window int) *Store { return NewWithConfig(Config{RequestWindow: window}) }
+
+// NewWithConfig returns an empty store sized by cfg (zero fields take
+// their defaults; out-of-range ones are clamped, Config.Validate says
+// which).
+func NewWithConfig(cfg Config) *Store {
+	window := cfg.RequestWindow
+	if window == 0 {
+		window = DefaultRequestWindow
+	}
 	window = max(window, 1)
+	history := cfg.History
+	if history == 0 {
+		history = DefaultHistory
+	}
+	history = min(max(history, 1), MaxHistory)
+	changes := cfg.Changes
+	if changes == 0 {
+		changes = DefaultChanges
+	}
 	return &Store{data: make(map[string]*Entry), keys: newKeyIndex(), requests: make(map[string]Update), order: make([]string, window), window: window,
-		recent: make(map[position]uint64, window), recentRing: make([]position, window), seed: maphash.MakeSeed()}
+		recent: make(map[position]uint64, window), recentRing: make([]position, window), seed: maphash.MakeSeed(),
+		history: history, hist: make(map[string]*chain), changes: make([]Update, max(changes, 1)), ttl: newTTLIndex()}
 }
 
 // digest hashes what an update writes, for recent.
@@ -164,8 +229,13 @@ func (s *Store) digest(u Update) uint64 {
 	var h maphash.Hash
 	h.SetSeed(s.seed)
 	kind := "p"
-	if u.Delete {
-		kind = "d"
+	switch {
+	case u.Compact > 0:
+		kind = "c" + strconv.FormatUint(u.Compact, 10)
+	case u.Delete:
+		kind = "d" + flag(u.Prefix, "p") + flag(u.Purge, "u") + flag(u.Expired, "x")
+	case u.Expires != 0:
+		kind = "p" + strconv.FormatInt(u.Expires, 10)
 	}
 	for _, part := range []string{kind, u.Key, u.Value, u.RequestID} {
 		var n [8]byte
@@ -177,6 +247,13 @@ func (s *Store) digest(u Update) uint64 {
 		h.WriteString(part)
 	}
 	return h.Sum64()
+}
+
+func flag(b bool, s string) string {
+	if b {
+		return s
+	}
+	return ""
 }
 
 // noteLocked records that u was applied at its position.
@@ -291,19 +368,29 @@ func (s *Store) Write(epoch uint64, w Write) (u Update, dup, applied bool, err e
 	if exists {
 		cur = p.Revision
 	}
+	noop := Update{Epoch: epoch, Seq: s.rev, Key: w.Key, Delete: w.Delete, Prefix: w.Prefix, Purge: w.Purge, Compact: w.Compact}
 	switch {
+	case w.Compact > s.rev:
+		return Update{}, false, false, &RevisionError{Kind: ErrFutureRevision, Revision: w.Compact, Current: s.rev}
+	case w.Compact > 0 && w.Compact <= s.revFloor:
+		return noop, false, false, nil
+	case w.Prefix:
+		if len(s.prefixKeysLocked(w.Key)) == 0 {
+			return noop, false, false, nil
+		}
 	case w.Create && exists:
 		return Update{}, false, false, &ConditionError{Key: w.Key, Revision: cur, Create: true}
 	case w.IfRevision != nil && *w.IfRevision != cur:
 		return Update{}, false, false, &ConditionError{Key: w.Key, Revision: cur, Want: *w.IfRevision}
-	case w.Delete && !exists:
-		return Update{Epoch: epoch, Seq: s.rev, Key: w.Key, Delete: true}, false, false, nil
+	case w.Purge && !exists && !s.hasChain(w.Key), w.Delete && !w.Purge && !exists:
+		return noop, false, false, nil
 	}
 	s.epoch, s.stream = epoch, epoch
 	s.rev++
-	u = Update{Epoch: epoch, Seq: s.rev, Key: w.Key, Value: w.Value, RequestID: w.RequestID, Delete: w.Delete}
+	u = Update{Epoch: epoch, Seq: s.rev, Key: w.Key, Value: w.Value, RequestID: w.RequestID, Delete: w.Delete,
+		Prefix: w.Prefix, Purge: w.Purge, Expired: w.Expired, Expires: w.Expires, Time: w.Time, Compact: w.Compact}
 	if w.Delete {
-		u.Value = ""
+		u.Value, u.Expires = "", 0
 	}
 	s.writeLocked(u)
 	s.rememberLocked(u)
@@ -311,14 +398,22 @@ func (s *Store) Write(epoch uint64, w Write) (u Update, dup, applied bool, err e
 	return u, false, true, nil
 }
 
-// writeLocked stores u's value at its revision, or removes its key for a
-// tombstone.
+// writeLocked applies u at its revision: stores its value, removes its
+// key or keys, or compacts; and keeps it for replays.
 func (s *Store) writeLocked(u Update) {
-	if u.Delete {
-		s.removeLocked(u.Key)
-		return
+	switch {
+	case u.Compact > 0:
+		s.compactLocked(u.Compact)
+	case u.Delete && u.Prefix:
+		for _, k := range s.prefixKeysLocked(u.Key) {
+			s.removeKeyLocked(k, u)
+		}
+	case u.Delete:
+		s.removeKeyLocked(u.Key, u)
+	default:
+		s.putLocked(u)
 	}
-	s.setLocked(u.Key, Entry{Value: u.Value, Revision: u.Seq})
+	s.logLocked(u)
 }
 
 // Apply is a replica's write: it applies the leader's update as it is.
@@ -331,8 +426,8 @@ func (s *Store) writeLocked(u Update) {
 func (s *Store) Apply(u Update) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if u.Seq == 0 {
-		return fmt.Errorf("%w: epoch %d key %q has seq 0", ErrBadUpdate, u.Epoch, u.Key)
+	if u.Seq == 0 || u.Compact > u.Seq {
+		return fmt.Errorf("%w: epoch %d seq %d key %q compact %d", ErrBadUpdate, u.Epoch, u.Seq, u.Key, u.Compact)
 	}
 	if u.Epoch < s.epoch {
 		return fmt.Errorf("%w: update epoch %d seq %d, epoch %d is known", ErrOldEpoch, u.Epoch, u.Seq, s.epoch)
@@ -391,6 +486,7 @@ func (s *Store) repositionLocked(epoch, seq uint64) error {
 		err = s.gapLocked(epoch, seq)
 	case seq < s.rev:
 		s.ahead++
+		s.resetHistoryLocked(seq)
 		err = fmt.Errorf("%w: epoch %d starts at seq %d, this store is at %d", ErrDiverged, epoch, seq, s.rev)
 	}
 	s.epoch, s.stream = epoch, epoch
@@ -401,6 +497,7 @@ func (s *Store) repositionLocked(epoch, seq uint64) error {
 // gapLocked records that seq s.rev+1..to were missed.
 func (s *Store) gapLocked(epoch, to uint64) error {
 	g := &GapError{Epoch: epoch, From: s.rev + 1, To: to}
+	s.resetHistoryLocked(to)
 	// Revisions up to s.noted were counted already by NoteBehind.
 	if from := max(s.rev, s.noted); to > from {
 		s.gaps = addSat(s.gaps, to-from)
@@ -476,6 +573,7 @@ func (s *Store) CaughtUp(epoch, rev uint64) {
 	s.stream = epoch
 	s.rev = rev
 	s.gaps, s.ahead, s.noted = 0, 0, 0
+	s.resetHistoryLocked(rev)
 }
 
 // Requests returns, in ID order, the remembered request IDs after after

@@ -115,35 +115,35 @@ func TestStore(t *testing.T) {
 			steps:     []step{put(1, "a", "1", 1, nil), put(1, "b", "2", 2, nil), put(1, "a", "3", 3, nil)},
 			wantRev:   3,
 			wantEpoch: 1,
-			want:      map[string]Entry{"a": {"3", 3}, "b": {"2", 2}},
+			want:      map[string]Entry{"a": {Value: "3", Revision: 3}, "b": {Value: "2", Revision: 2}},
 		},
 		{
 			name:      "put of an empty value",
 			steps:     []step{put(1, "a", "", 1, nil)},
 			wantRev:   1,
 			wantEpoch: 1,
-			want:      map[string]Entry{"a": {"", 1}},
+			want:      map[string]Entry{"a": {Value: "", Revision: 1}},
 		},
 		{
 			name:      "put under a higher epoch continues the revision",
 			steps:     []step{put(1, "a", "1", 1, nil), put(2, "a", "2", 2, nil)},
 			wantRev:   2,
 			wantEpoch: 2,
-			want:      map[string]Entry{"a": {"2", 2}},
+			want:      map[string]Entry{"a": {Value: "2", Revision: 2}},
 		},
 		{
 			name:      "put under an old epoch is refused",
 			steps:     []step{put(2, "a", "1", 1, nil), put(1, "a", "old", 0, ErrOldEpoch)},
 			wantRev:   1,
 			wantEpoch: 2,
-			want:      map[string]Entry{"a": {"1", 1}},
+			want:      map[string]Entry{"a": {Value: "1", Revision: 1}},
 		},
 		{
 			name:      "put after observing a newer epoch is refused",
 			steps:     []step{put(1, "a", "1", 1, nil), observe(2, true), put(1, "a", "fenced", 0, ErrOldEpoch)},
 			wantRev:   1,
 			wantEpoch: 2,
-			want:      map[string]Entry{"a": {"1", 1}},
+			want:      map[string]Entry{"a": {Value: "1", Revision: 1}},
 		},
 		{
 			name: "replica applies in order",
@@ -153,14 +153,14 @@ func TestStore(t *testing.T) {
 			},
 			wantRev:   3,
 			wantEpoch: 1,
-			want:      map[string]Entry{"a": {"3", 3}, "b": {"2", 2}},
+			want:      map[string]Entry{"a": {Value: "3", Revision: 3}, "b": {Value: "2", Revision: 2}},
 		},
 		{
 			name:      "first update without a marker",
 			steps:     []step{apply(1, 1, "a", "1", nil)},
 			wantRev:   1,
 			wantEpoch: 1,
-			want:      map[string]Entry{"a": {"1", 1}},
+			want:      map[string]Entry{"a": {Value: "1", Revision: 1}},
 		},
 		{
 			name:       "gap is reported and the update applied",
@@ -168,7 +168,7 @@ func TestStore(t *testing.T) {
 			wantRev:    5,
 			wantEpoch:  1,
 			wantMissed: 3,
-			want:       map[string]Entry{"a": {"1", 1}, "b": {"5", 5}},
+			want:       map[string]Entry{"a": {Value: "1", Revision: 1}, "b": {Value: "5", Revision: 5}},
 		},
 		{
 			name: "gaps add up",
@@ -180,7 +180,7 @@ func TestStore(t *testing.T) {
 			wantRev:    6,
 			wantEpoch:  1,
 			wantMissed: 3,
-			want:       map[string]Entry{"a": {"6", 6}},
+			want:       map[string]Entry{"a": {Value: "6", Revision: 6}},
 		},
 		{
 			name: "updates skipped by a gap are then duplicates",
@@ -191,7 +191,7 @@ func TestStore(t *testing.T) {
 			wantRev:    4,
 			wantEpoch:  1,
 			wantMissed: 2,
-			want:       map[string]Entry{"a": {"4", 4}},
+			want:       map[string]Entry{"a": {Value: "4", Revision: 4}},
 		},
 		{
 			name: "duplicates are dropped",
@@ -201,7 +201,7 @@ func TestStore(t *testing.T) {
 			},
 			wantRev:    2,
 			wantEpoch:  1,
-			want:       map[string]Entry{"a": {"2", 2}},
+			want:       map[string]Entry{"a": {Value: "2", Revision: 2}},
 			wantAbsent: []string{"b"},
 		},
 		{
@@ -213,7 +213,7 @@ func TestStore(t *testing.T) {
 			wantRev:    2,
 			wantEpoch:  1,
 			wantMissed: 2,
-			want:       map[string]Entry{"a": {"2", 2}},
+			want:       map[string]Entry{"a": {Value: "2", Revision: 2}},
 			wantAbsent: []string{"b"},
 		},
 		{
@@ -225,7 +225,7 @@ func TestStore(t *testing.T) {
 			wantRev:    5,
 			wantEpoch:  2,
 			wantMissed: 4,
-			want:       map[string]Entry{"a": {"new", 5}},
+			want:       map[string]Entry{"a": {Value: "new", Revision: 5}},
 			wantAbsent: []string{"b"},
 		},
 		{
@@ -236,7 +236,7 @@ func TestStore(t *testing.T) {
 			},
 			wantRev:   1,
 			wantEpoch: 2,
-			want:      map[string]Entry{"a": {"1", 1}},
+			want:      map[string]Entry{"a": {Value: "1", Revision: 1}},
 		},
 		{
 			name: "new epoch marker continuing the revision",
@@ -246,7 +246,7 @@ func TestStore(t *testing.T) {
 			},
 			wantRev:   3,
 			wantEpoch: 2,
-			want:      map[string]Entry{"a": {"3", 3}},
+			want:      map[string]Entry{"a": {Value: "3", Revision: 3}},
 		},
 		{
 			name: "new epoch marker past the revision is a gap",
@@ -257,7 +257,7 @@ func TestStore(t *testing.T) {
 			wantRev:    5,
 			wantEpoch:  2,
 			wantMissed: 3,
-			want:       map[string]Entry{"a": {"5", 5}},
+			want:       map[string]Entry{"a": {Value: "5", Revision: 5}},
 		},
 		{
 			name: "diverged: new epoch starts below the revision",
@@ -268,7 +268,7 @@ func TestStore(t *testing.T) {
 			wantRev:    3,
 			wantEpoch:  2,
 			wantMissed: 1,
-			want:       map[string]Entry{"a": {"2", 2}, "b": {"new", 3}},
+			want:       map[string]Entry{"a": {Value: "2", Revision: 2}, "b": {Value: "new", Revision: 3}},
 		},
 		{
 			name:       "old epoch marker is refused and changes nothing",
@@ -276,7 +276,7 @@ func TestStore(t *testing.T) {
 			wantRev:    7,
 			wantEpoch:  3,
 			wantMissed: 6,
-			want:       map[string]Entry{"a": {"7", 7}},
+			want:       map[string]Entry{"a": {Value: "7", Revision: 7}},
 		},
 		{
 			name: "higher-epoch put without a marker: contiguous",
@@ -286,7 +286,7 @@ func TestStore(t *testing.T) {
 			},
 			wantRev:   3,
 			wantEpoch: 2,
-			want:      map[string]Entry{"a": {"3", 3}},
+			want:      map[string]Entry{"a": {Value: "3", Revision: 3}},
 		},
 		{
 			name: "higher-epoch put without a marker: gap",
@@ -297,7 +297,7 @@ func TestStore(t *testing.T) {
 			wantRev:    5,
 			wantEpoch:  2,
 			wantMissed: 3,
-			want:       map[string]Entry{"a": {"5", 5}},
+			want:       map[string]Entry{"a": {Value: "5", Revision: 5}},
 		},
 		{
 			name: "higher-epoch put without a marker: diverged",
@@ -308,7 +308,7 @@ func TestStore(t *testing.T) {
 			wantRev:    2,
 			wantEpoch:  2,
 			wantMissed: 1,
-			want:       map[string]Entry{"a": {"3", 3}, "b": {"new", 2}},
+			want:       map[string]Entry{"a": {Value: "3", Revision: 3}, "b": {Value: "new", Revision: 2}},
 		},
 		{
 			name: "leader takes over after replicating",
@@ -318,7 +318,7 @@ func TestStore(t *testing.T) {
 			},
 			wantRev:   3,
 			wantEpoch: 2,
-			want:      map[string]Entry{"a": {"1", 1}, "b": {"2", 2}, "c": {"3", 3}},
+			want:      map[string]Entry{"a": {Value: "1", Revision: 1}, "b": {Value: "2", Revision: 2}, "c": {Value: "3", Revision: 3}},
 		},
 		{
 			name: "observe never lowers the epoch",
@@ -328,7 +328,7 @@ func TestStore(t *testing.T) {
 			},
 			wantRev:   1,
 			wantEpoch: 3,
-			want:      map[string]Entry{"a": {"1", 1}},
+			want:      map[string]Entry{"a": {Value: "1", Revision: 1}},
 		},
 	}
 	for _, tt := range tests {

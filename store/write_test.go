@@ -36,7 +36,7 @@ func TestWrite(t *testing.T) {
 		{
 			name:       "delete of a missing key applies nothing",
 			steps:      []writeStep{{w: put("b", "1"), wantSeq: 1, wantApplied: true}, {w: del("a"), wantSeq: 1}},
-			want:       map[string]Entry{"b": {"1", 1}},
+			want:       map[string]Entry{"b": {Value: "1", Revision: 1}},
 			wantAbsent: []string{"a"},
 			wantRev:    1,
 		},
@@ -45,7 +45,7 @@ func TestWrite(t *testing.T) {
 			steps: []writeStep{
 				{w: Write{Key: "a", Value: "1", Create: true}, wantSeq: 1, wantApplied: true},
 			},
-			want:    map[string]Entry{"a": {"1", 1}},
+			want:    map[string]Entry{"a": {Value: "1", Revision: 1}},
 			wantRev: 1,
 		},
 		{
@@ -54,7 +54,7 @@ func TestWrite(t *testing.T) {
 				{w: put("a", "1"), wantSeq: 1, wantApplied: true},
 				{w: Write{Key: "a", Value: "2", Create: true}, wantErr: ErrExists, wantCurrent: 1},
 			},
-			want:    map[string]Entry{"a": {"1", 1}},
+			want:    map[string]Entry{"a": {Value: "1", Revision: 1}},
 			wantRev: 1,
 		},
 		{
@@ -64,7 +64,7 @@ func TestWrite(t *testing.T) {
 				{w: del("a"), wantSeq: 2, wantApplied: true},
 				{w: Write{Key: "a", Value: "2", Create: true}, wantSeq: 3, wantApplied: true},
 			},
-			want:    map[string]Entry{"a": {"2", 3}},
+			want:    map[string]Entry{"a": {Value: "2", Revision: 3}},
 			wantRev: 3,
 		},
 		{
@@ -73,7 +73,7 @@ func TestWrite(t *testing.T) {
 				{w: put("a", "1"), wantSeq: 1, wantApplied: true},
 				{w: Write{Key: "a", Value: "2", IfRevision: rev(1)}, wantSeq: 2, wantApplied: true},
 			},
-			want:    map[string]Entry{"a": {"2", 2}},
+			want:    map[string]Entry{"a": {Value: "2", Revision: 2}},
 			wantRev: 2,
 		},
 		{
@@ -83,7 +83,7 @@ func TestWrite(t *testing.T) {
 				{w: put("a", "2"), wantSeq: 2, wantApplied: true},
 				{w: Write{Key: "a", Value: "3", IfRevision: rev(1)}, wantErr: ErrConflict, wantCurrent: 2},
 			},
-			want:    map[string]Entry{"a": {"2", 2}},
+			want:    map[string]Entry{"a": {Value: "2", Revision: 2}},
 			wantRev: 2,
 		},
 		{
@@ -92,7 +92,7 @@ func TestWrite(t *testing.T) {
 				{w: Write{Key: "a", Value: "1", IfRevision: rev(0)}, wantSeq: 1, wantApplied: true},
 				{w: Write{Key: "a", Value: "2", IfRevision: rev(0)}, wantErr: ErrConflict, wantCurrent: 1},
 			},
-			want:    map[string]Entry{"a": {"1", 1}},
+			want:    map[string]Entry{"a": {Value: "1", Revision: 1}},
 			wantRev: 1,
 		},
 		{
@@ -111,7 +111,7 @@ func TestWrite(t *testing.T) {
 				{w: Write{Key: "a", Value: "x", IfRevision: rev(1)}, wantErr: ErrConflict, wantCurrent: 3},
 				{w: Write{Key: "a", Value: "y", IfRevision: rev(3)}, wantSeq: 4, wantApplied: true},
 			},
-			want:    map[string]Entry{"a": {"y", 4}},
+			want:    map[string]Entry{"a": {Value: "y", Revision: 4}},
 			wantRev: 4,
 		},
 		{
@@ -132,7 +132,7 @@ func TestWrite(t *testing.T) {
 				{w: put("a", "2"), wantSeq: 3, wantApplied: true},
 				{w: Write{Key: "a", Delete: true, RequestID: "d"}, wantSeq: 2, wantDup: true, wantApplied: true},
 			},
-			want:    map[string]Entry{"a": {"2", 3}},
+			want:    map[string]Entry{"a": {Value: "2", Revision: 3}},
 			wantRev: 3,
 		},
 		{
@@ -141,7 +141,7 @@ func TestWrite(t *testing.T) {
 				{w: Write{Key: "a", Value: "1", Create: true, RequestID: "c"}, wantSeq: 1, wantApplied: true},
 				{w: Write{Key: "a", Value: "1", Create: true, RequestID: "c"}, wantSeq: 1, wantDup: true, wantApplied: true},
 			},
-			want:    map[string]Entry{"a": {"1", 1}},
+			want:    map[string]Entry{"a": {Value: "1", Revision: 1}},
 			wantRev: 1,
 		},
 		{
@@ -151,7 +151,7 @@ func TestWrite(t *testing.T) {
 				{w: Write{Key: "a", Value: "2", IfRevision: rev(1), RequestID: "s"}, wantSeq: 2, wantApplied: true},
 				{w: Write{Key: "a", Value: "2", IfRevision: rev(1), RequestID: "s"}, wantSeq: 2, wantDup: true, wantApplied: true},
 			},
-			want:    map[string]Entry{"a": {"2", 2}},
+			want:    map[string]Entry{"a": {Value: "2", Revision: 2}},
 			wantRev: 2,
 		},
 		{
@@ -162,7 +162,7 @@ func TestWrite(t *testing.T) {
 				{w: Write{Key: "a", Value: "3", IfRevision: rev(1), RequestID: "f"}, wantErr: ErrConflict, wantCurrent: 2},
 				{w: Write{Key: "a", Value: "3", IfRevision: rev(2), RequestID: "f"}, wantSeq: 3, wantApplied: true},
 			},
-			want:    map[string]Entry{"a": {"3", 3}},
+			want:    map[string]Entry{"a": {Value: "3", Revision: 3}},
 			wantRev: 3,
 		},
 	}
@@ -238,7 +238,7 @@ func TestApplyTombstone(t *testing.T) {
 	}
 	// During a catch-up, a buffered tombstone newer than the key removes
 	// it; an older one does not.
-	s.Install([]KeyEntry{{Key: "c", Entry: Entry{"1", 10}}, {Key: "d", Entry: Entry{"1", 10}}})
+	s.Install([]KeyEntry{{Key: "c", Entry: Entry{Value: "1", Revision: 10}}, {Key: "d", Entry: Entry{Value: "1", Revision: 10}}})
 	mustNil(t, s.ApplyNewer(Update{Epoch: 1, Seq: 11, Key: "c", Delete: true}))
 	mustNil(t, s.ApplyNewer(Update{Epoch: 1, Seq: 9, Key: "d", Delete: true}))
 	if _, ok := s.Get("c"); ok {
