@@ -9,6 +9,7 @@ const (
 	BudgetAckWaits        = "ack_waits"        // acks=majority|all writes waiting for confirmations
 	BudgetSnapshotPages   = "snapshot_pages"   // snapshot pages the leader is serving
 	BudgetLists           = "lists"            // list pages a node is building and encoding
+	BudgetWatches         = "watches"          // changes requests waiting for a new update (watchers' long polls)
 )
 
 // Budgets are a node's bounded request budgets, one per kind of request
@@ -21,6 +22,7 @@ type Budgets struct {
 	AckWaits        BudgetStatus `json:"ack_waits"`
 	SnapshotPages   BudgetStatus `json:"snapshot_pages"`
 	Lists           BudgetStatus `json:"lists"`
+	Watches         BudgetStatus `json:"watches"`
 }
 
 // BudgetStatus is one request budget: Limit slots, InUse taken now, and

@@ -27,6 +27,8 @@ const (
 	CodeForbidden     Code = "forbidden"       // HTTP: the user's role does not allow the request
 	CodeConflict      Code = "conflict"        // a write's if_revision is not the key's revision (Error.Revision has it)
 	CodeExists        Code = "exists"          // a create found the key (Error.Revision has its revision)
+	CodeCompacted     Code = "compacted"       // the revision asked for is older than the node holds (Error.Revision: the oldest it can answer)
+	CodeFuture        Code = "future_revision" // the revision asked for is past the node's revision (Error.Revision: the node's)
 )
 
 // Sentinel errors, one per code. A decoded *Error matches its sentinel with
@@ -46,6 +48,8 @@ var (
 	ErrForbidden     = errors.New("forbidden")
 	ErrConflict      = errors.New("revision conflict")
 	ErrExists        = errors.New("key exists")
+	ErrCompacted     = errors.New("revision compacted")
+	ErrFuture        = errors.New("future revision")
 )
 
 // codes is the one table that maps wire codes to sentinels and HTTP statuses.
@@ -66,13 +70,15 @@ var codes = map[Code]struct {
 	CodeForbidden:     {ErrForbidden, http.StatusForbidden},
 	CodeConflict:      {ErrConflict, http.StatusPreconditionFailed},
 	CodeExists:        {ErrExists, http.StatusPreconditionFailed},
+	CodeCompacted:     {ErrCompacted, http.StatusGone},
+	CodeFuture:        {ErrFuture, http.StatusBadRequest},
 }
 
 // Codes returns every defined code, for documentation and tests.
 func Codes() []Code {
 	return []Code{CodeBadRequest, CodeInvalidKey, CodeValueTooLarge, CodeNotLeader,
 		CodeNoLeader, CodeUnavailable, CodeTimeout, CodeStale, CodeInternal,
-		CodeUnauthorized, CodeForbidden, CodeConflict, CodeExists}
+		CodeUnauthorized, CodeForbidden, CodeConflict, CodeExists, CodeCompacted, CodeFuture}
 }
 
 // Error is the error body of the wire protocol. It implements error, and
@@ -81,13 +87,22 @@ type Error struct {
 	Code    Code   `json:"code"`
 	Message string `json:"message"`
 	// Revision is the key's revision now (0: it does not exist), carried
-	// by conflict and exists errors.
+	// by conflict and exists errors; for compacted the oldest revision
+	// the node can answer for, for future_revision the node's revision.
 	Revision *uint64 `json:"revision,omitempty"`
 }
 
 // ConditionFailed returns a conflict or exists error for key, carrying its
 // revision now.
 func ConditionFailed(code Code, key string, revision uint64, format string, args ...any) *Error {
+	e := Errorf(code, format, args...)
+	e.Revision = &revision
+	return e
+}
+
+// RevisionError returns a compacted or future_revision error carrying
+// revision.
+func RevisionError(code Code, revision uint64, format string, args ...any) *Error {
 	e := Errorf(code, format, args...)
 	e.Revision = &revision
 	return e

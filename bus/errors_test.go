@@ -25,6 +25,8 @@ var sentinels = map[Code]error{
 	CodeForbidden:     ErrForbidden,
 	CodeConflict:      ErrConflict,
 	CodeExists:        ErrExists,
+	CodeCompacted:     ErrCompacted,
+	CodeFuture:        ErrFuture,
 }
 
 func TestCodesCoverSentinels(t *testing.T) {
@@ -186,6 +188,8 @@ func TestHTTPStatus(t *testing.T) {
 		{CodeForbidden, http.StatusForbidden},
 		{CodeConflict, http.StatusPreconditionFailed},
 		{CodeExists, http.StatusPreconditionFailed},
+		{CodeCompacted, http.StatusGone},
+		{CodeFuture, http.StatusBadRequest},
 		{Code("no_such_code"), http.StatusInternalServerError},
 		{Code(""), http.StatusInternalServerError},
 	}

@@ -31,11 +31,16 @@ const (
 
 // WriteRequest is the body of a request on Subjects.Write or
 // Subjects.NodeWrite: {"key":"a","value":"1"}, {"op":"delete","key":"a"},
-// {"op":"create","key":"a","value":"1"}, {"key":"a","value":"2","if_revision":7}.
+// {"op":"create","key":"a","value":"1"}, {"key":"a","value":"2","if_revision":7},
+// {"op":"delete","key":"a/","prefix":true}, {"op":"purge","key":"a"},
+// {"op":"compact","revision":120}, {"key":"a","value":"1","ttl_ms":30000}.
 type WriteRequest struct {
-	// Op is OpPut (the default, ""), OpDelete or OpCreate.
-	Op  string `json:"op,omitempty"`
-	Key string `json:"key"`
+	// Op is OpPut (the default, ""), OpDelete, OpCreate, OpPurge or
+	// OpCompact.
+	Op string `json:"op,omitempty"`
+	// Key is the key written (for a delete by prefix, the prefix; empty
+	// for a compact).
+	Key string `json:"key,omitempty"`
 	// Value is required for a put or create and absent for a delete
 	// (checked by Decode; Encode writes it accordingly).
 	Value string `json:"value,omitempty"`
@@ -52,7 +57,21 @@ type WriteRequest struct {
 	// Acks overrides the server's --acks for this write: AcksLeader,
 	// AcksMajority or AcksAll ("" means the server's default).
 	Acks string `json:"acks,omitempty"`
+	// Prefix makes a delete remove every key that begins with Key, at
+	// one revision (Key must not be empty; no if_revision).
+	Prefix bool `json:"prefix,omitempty"`
+	// TTLMS gives a put or create a time to live in milliseconds (at most
+	// MaxTTLMS): the leader deletes the key once it passes, unless it was
+	// written again meanwhile. 0 means no expiry.
+	TTLMS int64 `json:"ttl_ms,omitempty"`
+	// Revision is what a compact keeps: history below it is dropped. A
+	// compact names Revision or AgeMS (history older than that).
+	Revision uint64 `json:"revision,omitempty"`
+	AgeMS    int64  `json:"age_ms,omitempty"`
 }
+
+// MaxTTLMS is the longest time to live a key may be given: ten years.
+const MaxTTLMS = 10 * 365 * 24 * 3600 * 1000
 
 // Operations of a write.
 const (
@@ -63,13 +82,22 @@ const (
 	OpDelete = "delete"
 	// OpCreate is a put that fails with CodeExists if the key exists.
 	OpCreate = "create"
+	// OpPurge removes the key and its history at the next revision; reads
+	// of it at older revisions fail with CodeCompacted.
+	OpPurge = "purge"
+	// OpCompact drops every key's history below a revision (or older
+	// than an age), at the next revision, on every server.
+	OpCompact = "compact"
 )
+
+// hasValue says whether op carries a value.
+func hasValue(op string) bool { return op == "" || op == OpPut || op == OpCreate }
 
 // MarshalJSON writes "value" for a put or create, even empty, and leaves
 // it out of a delete, so everything Encode writes decodes again.
 func (r WriteRequest) MarshalJSON() ([]byte, error) {
 	type plain WriteRequest
-	if r.Op == OpDelete {
+	if !hasValue(r.Op) {
 		return json.Marshal(plain(r))
 	}
 	return json.Marshal(struct {
@@ -78,13 +106,21 @@ func (r WriteRequest) MarshalJSON() ([]byte, error) {
 	}{plain(r), r.Value})
 }
 
-// checkPresent is the one field rule the tags cannot say: a put or create
-// needs "value", a delete must not have one.
+// checkPresent is the field rule the tags cannot say: every operation but
+// a compact needs "key"; a put or create needs "value", the others must
+// not have one.
 func (r *WriteRequest) checkPresent(has func(name string) bool) error {
+	switch r.Op {
+	case "", OpPut, OpCreate, OpDelete, OpPurge, OpCompact:
+	default:
+		return nil // Validate names the unknown op
+	}
 	switch {
-	case r.Op == OpDelete && has("value"):
-		return Errorf(CodeBadRequest, "field \"value\": a delete has no value")
-	case r.Op != OpDelete && !has("value"):
+	case r.Op != OpCompact && !has("key"):
+		return Errorf(CodeBadRequest, "missing required field \"key\"")
+	case !hasValue(r.Op) && has("value"):
+		return Errorf(CodeBadRequest, "field \"value\": a %s has no value", r.Op)
+	case hasValue(r.Op) && !has("value"):
 		return Errorf(CodeBadRequest, "missing required field \"value\"")
 	}
 	return nil
@@ -118,19 +154,15 @@ const MaxRequestIDBytes = 128
 // limits.
 func (r WriteRequest) Validate() error {
 	switch r.Op {
-	case "", OpPut, OpDelete:
-	case OpCreate:
-		if r.IfRevision != nil {
-			return Errorf(CodeBadRequest, "if_revision does not apply to a create (a create already needs the key absent)")
-		}
+	case "", OpPut, OpDelete, OpCreate, OpPurge, OpCompact:
 	default:
-		return Errorf(CodeBadRequest, "op %q: want put, delete or create", r.Op)
+		return Errorf(CodeBadRequest, "op %q: want put, delete, create, purge or compact", r.Op)
 	}
-	if r.IfRevision != nil && *r.IfRevision > MaxSeq {
-		return Errorf(CodeBadRequest, "if_revision %d past %d", *r.IfRevision, uint64(MaxSeq))
+	if err := r.validateFields(); err != nil {
+		return err
 	}
-	if r.Op == OpDelete && r.Value != "" {
-		return Errorf(CodeBadRequest, "a delete has no value")
+	if r.Op == OpCompact {
+		return ValidAcks(r.Acks)
 	}
 	if err := ValidateKey(r.Key); err != nil {
 		return err
@@ -145,6 +177,40 @@ func (r WriteRequest) Validate() error {
 		return err
 	}
 	return validateRequestID(r.RequestID)
+}
+
+// validateFields checks which fields the operation allows.
+func (r WriteRequest) validateFields() error {
+	bad := func(format string, args ...any) error { return Errorf(CodeBadRequest, format, args...) }
+	op := r.Op
+	if op == "" {
+		op = OpPut
+	}
+	switch {
+	case r.IfRevision != nil && op != OpPut && op != OpDelete:
+		return bad("if_revision applies to a put or delete, not a %s", op)
+	case r.IfRevision != nil && *r.IfRevision > MaxSeq:
+		return bad("if_revision %d past %d", *r.IfRevision, uint64(MaxSeq))
+	case !hasValue(op) && r.Value != "":
+		return bad("a %s has no value", op)
+	case r.Prefix && op != OpDelete:
+		return bad("prefix applies to a delete, not a %s", op)
+	case r.Prefix && r.IfRevision != nil:
+		return bad("a delete by prefix takes no if_revision")
+	case r.TTLMS != 0 && op != OpPut && op != OpCreate:
+		return bad("ttl_ms applies to a put or create, not a %s", op)
+	case r.TTLMS < 0 || r.TTLMS > MaxTTLMS:
+		return bad("ttl_ms %d: want 1 to %d", r.TTLMS, int64(MaxTTLMS))
+	case (r.Revision != 0 || r.AgeMS != 0) && op != OpCompact:
+		return bad("revision and age_ms apply to a compact, not a %s", op)
+	case op == OpCompact && r.Key != "":
+		return bad("a compact has no key")
+	case op == OpCompact && (r.Revision == 0) == (r.AgeMS == 0):
+		return bad("a compact names one of revision or age_ms")
+	case r.Revision > MaxSeq || r.AgeMS < 0:
+		return bad("revision %d or age_ms %d out of range", r.Revision, r.AgeMS)
+	}
+	return nil
 }
 
 func validateRequestID(id string) error {
@@ -173,7 +239,16 @@ type WriteReply struct {
 	// Deleted says a delete removed the key (at Revision). A delete of a
 	// key that does not exist applies nothing: Deleted is false and
 	// Revision is the leader's revision when it found the key absent.
-	Deleted  bool   `json:"deleted,omitempty"`
+	// Likewise for a purge, a delete by prefix (of no key) and a compact
+	// to a revision already compacted.
+	Deleted bool `json:"deleted,omitempty"`
+	// Count is how many keys a delete by prefix removed.
+	Count int `json:"count,omitempty"`
+	// Compacted is the revision a compact dropped history below.
+	Compacted uint64 `json:"compacted,omitempty"`
+	// Expires is the deadline a ttl_ms put set, in Unix milliseconds of
+	// the leader's clock.
+	Expires  int64  `json:"expires,omitempty"`
 	Revision uint64 `json:"revision"`
 	Epoch    uint64 `json:"epoch"`
 	Leader   string `json:"leader"`
@@ -225,6 +300,11 @@ type ReadRequest struct {
 	// DefaultReadWaitMS, at most MaxReadWaitMS); past it the answer is a
 	// "stale" error.
 	WaitMS int `json:"wait_ms,omitempty"`
+	// Revision, if set, reads the key as it was at that revision, from
+	// this node's history (with local or min_revision consistency). A
+	// node that does not hold it answers CodeCompacted, CodeFuture, or
+	// CodeStale if its copy missed updates.
+	Revision uint64 `json:"revision,omitempty"`
 }
 
 // Read consistency levels.
@@ -260,6 +340,12 @@ func (r ReadRequest) Validate() error {
 	if r.WaitMS < 0 || r.WaitMS > MaxReadWaitMS {
 		return Errorf(CodeBadRequest, "wait_ms %d: want 0 to %d", r.WaitMS, MaxReadWaitMS)
 	}
+	switch {
+	case r.Revision > MaxSeq:
+		return Errorf(CodeBadRequest, "revision %d past %d", r.Revision, uint64(MaxSeq))
+	case r.Revision != 0 && r.Consistency == ConsistencyLeader:
+		return Errorf(CodeBadRequest, "a read at a revision is answered from a node's history: use local or min_revision consistency")
+	}
 	return nil
 }
 
@@ -273,6 +359,14 @@ type ReadReply struct {
 	Node     string `json:"node"`
 	Role     string `json:"role"`
 	Epoch    uint64 `json:"epoch"`
+	// Stale says the answering copy knows it missed updates (a restarted
+	// or lagging server): its answer may be out of date.
+	Stale bool `json:"stale,omitempty"`
+	// Expires is the key's expiry deadline in Unix milliseconds of the
+	// leader's clock (0: none).
+	Expires int64 `json:"expires,omitempty"`
+	// AtRevision echoes the revision of a read at a revision.
+	AtRevision uint64 `json:"at_revision,omitempty"`
 }
 
 // Status is a node's report of itself on Subjects.NodeStatus.
@@ -346,8 +440,14 @@ const (
 	// KindPut is an applied write.
 	KindPut = "put"
 	// KindDelete is an applied delete: a tombstone that removes Key at
-	// revision Seq (no value). It counts in the stream like a put.
+	// revision Seq (no value). It counts in the stream like a put. With
+	// Prefix it removes every key beginning with Key; Expired marks the
+	// leader's delete of a key whose time to live passed.
 	KindDelete = "delete"
+	// KindPurge removes Key and its history at revision Seq.
+	KindPurge = "purge"
+	// KindCompact drops history below revision Compact, at revision Seq.
+	KindCompact = "compact"
 	// KindEpoch marks the start of a leader's epoch; Seq is the leader's
 	// revision when it took over, so the next put has Seq+1.
 	KindEpoch = "epoch"
@@ -380,20 +480,38 @@ type Update struct {
 	RequestID string `json:"request_id,omitempty"`
 	// Ack asks every replica to confirm this put on Subjects.Ack.
 	Ack bool `json:"ack,omitempty"`
+	// Prefix and Expired qualify a delete (see KindDelete).
+	Prefix  bool `json:"prefix,omitempty"`
+	Expired bool `json:"expired,omitempty"`
+	// Expires is a put's expiry deadline, in Unix nanoseconds of the
+	// leader's clock (0: none).
+	Expires int64 `json:"expires,omitempty"`
+	// Compact is a compact's revision: history below it is dropped.
+	Compact uint64 `json:"compact,omitempty"`
 }
 
 // Validate checks the fields a replica relies on.
 func (u Update) Validate() error {
 	switch u.Kind {
-	case KindPut, KindDelete:
+	case KindPut, KindDelete, KindPurge:
 		if err := ValidateKey(u.Key); err != nil {
 			return err
 		}
 		if u.Seq == 0 {
 			return Errorf(CodeBadRequest, "%s without seq", u.Kind)
 		}
-		if u.Kind == KindDelete && u.Value != "" {
-			return Errorf(CodeBadRequest, "delete with a value")
+		if u.Kind != KindPut && (u.Value != "" || u.Expires != 0) {
+			return Errorf(CodeBadRequest, "%s with a value or deadline", u.Kind)
+		}
+		if u.Kind != KindDelete && (u.Prefix || u.Expired) {
+			return Errorf(CodeBadRequest, "%s with prefix or expired", u.Kind)
+		}
+		if u.Compact != 0 || u.Expires < 0 {
+			return Errorf(CodeBadRequest, "%s with compact %d or deadline %d", u.Kind, u.Compact, u.Expires)
+		}
+	case KindCompact:
+		if u.Seq == 0 || u.Compact == 0 || u.Compact >= u.Seq || u.Key != "" || u.Value != "" {
+			return Errorf(CodeBadRequest, "compact to %d at seq %d with key %q", u.Compact, u.Seq, u.Key)
 		}
 	case KindEpoch, KindHeartbeat:
 	default:
@@ -550,6 +668,8 @@ type SnapshotEntry struct {
 	Key      string `json:"key"`
 	Value    string `json:"value"`
 	Revision uint64 `json:"revision"`
+	// Expires is the key's deadline in Unix nanoseconds (0: none).
+	Expires int64 `json:"expires,omitempty"`
 }
 
 // SnapshotReply is one page of the leader's store, with the leader's epoch

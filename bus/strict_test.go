@@ -31,9 +31,10 @@ var strictTypes = []struct {
 		into: func() any { return new(WriteRequest) },
 		full: []field{{"op", `"put"`}, {"key", `"a"`}, {"value", `"1"`}, {"if_revision", `3`},
 			{"request_id", `"r1"`}, {"acks", `"all"`}},
-		// "value" is required by checkPresent for a put or create, not by
-		// its tag: a delete has none (TestDecodeStrictExamples).
-		required: []string{"key"},
+		// "key" and "value" are required by checkPresent, not by their
+		// tags: a compact has no key, a delete no value
+		// (TestDecodeStrictExamples).
+		required: nil,
 	},
 	{
 		name:     "ReadRequest",
@@ -171,7 +172,7 @@ func TestDecodeStrictExamples(t *testing.T) {
 		{name: "delete with a value", body: `{"op":"delete","key":"a","value":""}`, into: func() any { return new(WriteRequest) }, msg: `a delete has no value`},
 		{name: "create without value", body: `{"op":"create","key":"a"}`, into: func() any { return new(WriteRequest) }, msg: `missing required field "value"`},
 		{name: "unknown op", body: `{"op":"remove","key":"a","value":"1"}`, into: func() any { return new(WriteRequest) }, msg: `op "remove"`},
-		{name: "if_revision on create", body: `{"op":"create","key":"a","value":"1","if_revision":2}`, into: func() any { return new(WriteRequest) }, msg: `if_revision does not apply`},
+		{name: "if_revision on create", body: `{"op":"create","key":"a","value":"1","if_revision":2}`, into: func() any { return new(WriteRequest) }, msg: `if_revision applies to a put or delete`},
 		{name: "negative if_revision", body: `{"key":"a","value":"1","if_revision":-1}`, into: func() any { return new(WriteRequest) }, msg: `if_revision`},
 		{name: "if_revision as a string", body: `{"key":"a","value":"1","if_revision":"7"}`, into: func() any { return new(WriteRequest) }, msg: `if_revision`},
 		{name: "if_revision too large", body: `{"key":"a","value":"1","if_revision":9007199254740993}`, into: func() any { return new(WriteRequest) }, msg: `if_revision`},

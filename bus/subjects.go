@@ -83,6 +83,14 @@ func (s Subjects) NodeRead(id string) string { return s.p() + ".node." + id + ".
 // copy that begin with a prefix, a page at a time: "kv.node.<id>.list".
 func (s Subjects) NodeList(id string) string { return s.p() + ".node." + id + ".list" }
 
+// NodeHistory is the subject on which node id answers a key's history
+// from its own copy: "kv.node.<id>.history".
+func (s Subjects) NodeHistory(id string) string { return s.p() + ".node." + id + ".history" }
+
+// NodeChanges is the subject on which node id replays its recent updates
+// from a revision, a page at a time, for watchers: "kv.node.<id>.changes".
+func (s Subjects) NodeChanges(id string) string { return s.p() + ".node." + id + ".changes" }
+
 // NodeWrite is the subject on which node id accepts writes and routes them
 // to the leader: "kv.node.<id>.write".
 func (s Subjects) NodeWrite(id string) string { return s.p() + ".node." + id + ".write" }

@@ -53,6 +53,7 @@ type budgets struct {
 	ackWaits        *budget // writes waiting for replicas' confirmations
 	snapshotPages   *budget // snapshot pages served by the leader
 	lists           *budget // list pages served from the local copy
+	watches         *budget // changes requests waiting for an update
 }
 
 func newBudgets(cfg Config) budgets {
@@ -63,6 +64,7 @@ func newBudgets(cfg Config) budgets {
 		ackWaits:        newBudget(bus.BudgetAckWaits, cfg.MaxAckWaits),
 		snapshotPages:   newBudget(bus.BudgetSnapshotPages, cfg.MaxSnapshotPages),
 		lists:           newBudget(bus.BudgetLists, cfg.MaxLists),
+		watches:         newBudget(bus.BudgetWatches, cfg.MaxWatches),
 	}
 }
 
@@ -74,6 +76,7 @@ func (bs budgets) status() bus.Budgets {
 		AckWaits:        bs.ackWaits.status(),
 		SnapshotPages:   bs.snapshotPages.status(),
 		Lists:           bs.lists.status(),
+		Watches:         bs.watches.status(),
 	}
 }
 

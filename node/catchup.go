@@ -115,7 +115,7 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 		epoch, rev = page.Epoch, max(rev, page.Revision)
 		entries := make([]store.KeyEntry, len(page.Entries))
 		for i, e := range page.Entries {
-			entries[i] = store.KeyEntry{Key: e.Key, Entry: store.Entry{Value: e.Value, Revision: e.Revision}}
+			entries[i] = store.KeyEntry{Key: e.Key, Entry: store.Entry{Value: e.Value, Revision: e.Revision, Expires: e.Expires}}
 		}
 		removed += s.store.InstallPage(after, entries, !page.More)
 		if len(entries) > 0 {
@@ -151,7 +151,7 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 	buffered := len(s.catchBuf)
 	for _, u := range s.catchBuf {
 		switch u.Kind {
-		case bus.KindPut, bus.KindDelete:
+		case bus.KindPut, bus.KindDelete, bus.KindPurge, bus.KindCompact:
 			if err := s.store.ApplyNewer(storeUpdate(u)); err != nil {
 				s.logApplyErr(err, u.Leader, u.Epoch, u.Seq)
 				continue

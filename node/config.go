@@ -12,6 +12,7 @@ import (
 
 	"zkv/bus"
 	"zkv/election"
+	"zkv/store"
 )
 
 // Config configures a Server.
@@ -111,6 +112,20 @@ type Config struct {
 	// holds the store's read lock for one pass over at most MaxListPage
 	// keys of its ordered index.
 	MaxLists int
+	// MaxWatches bounds the changes requests that wait for a new update
+	// at once (budget watches: watchers' long polls); more are refused
+	// "unavailable". Default 1024. A request that finds updates to
+	// return answers at once and takes no slot.
+	MaxWatches int
+	// History is how many versions of each key the copy keeps, the
+	// current one included (1 to bus.MaxHistory). Default 8.
+	History int
+	// Changes is how many recent updates the copy keeps in order for
+	// watchers to replay from a revision. Default 65536.
+	Changes int
+	// ExpiryInterval is how often the leader looks for keys whose time
+	// to live passed and deletes them. Default 100ms.
+	ExpiryInterval time.Duration
 	// ShutdownTimeout bounds a clean stop. Default 5s.
 	ShutdownTimeout time.Duration
 	// ForceLead lets a --catch-up server lead although it holds fewer
@@ -151,6 +166,10 @@ func DefaultConfig() Config {
 		MaxAckWaits:      4096,
 		MaxSnapshotPages: 4,
 		MaxLists:         64,
+		MaxWatches:       1024,
+		History:          store.DefaultHistory,
+		Changes:          store.DefaultChanges,
+		ExpiryInterval:   100 * time.Millisecond,
 		ShutdownTimeout:  5 * time.Second,
 
 		HeartbeatInterval: time.Second,
@@ -205,6 +224,18 @@ func (c *Config) setDefaults() {
 	if c.MaxLists == 0 {
 		c.MaxLists = d.MaxLists
 	}
+	if c.MaxWatches == 0 {
+		c.MaxWatches = d.MaxWatches
+	}
+	if c.History == 0 {
+		c.History = d.History
+	}
+	if c.Changes == 0 {
+		c.Changes = d.Changes
+	}
+	if c.ExpiryInterval == 0 {
+		c.ExpiryInterval = d.ExpiryInterval
+	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = d.ShutdownTimeout
 	}
@@ -251,10 +282,16 @@ func (c Config) Validate() error {
 		n    int
 	}{{"max forwards", c.MaxForwards}, {"max waiting reads", c.MaxWaitingReads}, {"max leader reads", c.MaxLeaderReads},
 		{"max ack waits", c.MaxAckWaits}, {"max snapshot pages", c.MaxSnapshotPages},
-		{"max lists", c.MaxLists}} {
+		{"max lists", c.MaxLists}, {"max watches", c.MaxWatches}, {"changes", c.Changes}} {
 		if b.n < 1 {
 			errs = append(errs, fmt.Errorf("%s %d must be at least 1", b.name, b.n))
 		}
+	}
+	if c.History < 1 || c.History > bus.MaxHistory {
+		errs = append(errs, fmt.Errorf("history %d: want 1 to %d", c.History, bus.MaxHistory))
+	}
+	if c.ExpiryInterval < 0 {
+		errs = append(errs, fmt.Errorf("expiry interval %s must be positive", c.ExpiryInterval))
 	}
 	if err := c.electionConfig().Validate(); err != nil {
 		errs = append(errs, err)

@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"strconv"
 	"unicode/utf8"
 
@@ -148,6 +149,13 @@ func (ps *pageParser) entries() ([]bus.SnapshotEntry, error) {
 				e.Value, err = ps.str()
 			case "revision":
 				e.Revision, err = ps.uint()
+			case "expires":
+				var u uint64
+				u, err = ps.uint()
+				if u > math.MaxInt64 {
+					err = errSlowPath
+				}
+				e.Expires = int64(u)
 			default:
 				err = errSlowPath
 			}
@@ -265,6 +273,10 @@ func encodePage(p bus.SnapshotReply) []byte {
 			b = appendJSONString(b, e.Value)
 			b = append(b, `,"revision":`...)
 			b = strconv.AppendUint(b, e.Revision, 10)
+			if e.Expires != 0 {
+				b = append(b, `,"expires":`...)
+				b = strconv.AppendInt(b, e.Expires, 10)
+			}
 			b = append(b, '}')
 		}
 		b = append(b, ']')

@@ -23,6 +23,16 @@ func (s *Server) handleRead(req micro.Request) {
 		s.respondError(req, err)
 		return
 	}
+	switch {
+	case r.Revision != 0 && r.Consistency != bus.ConsistencyMinRevision:
+		reply, err := s.readAt(r.Key, r.Revision)
+		s.answerRead(req, reply, err)
+		return
+	case r.Revision != 0 && s.hasApplied(r.MinRevision):
+		reply, err := s.readAt(r.Key, r.Revision)
+		s.answerRead(req, reply, err)
+		return
+	}
 	switch r.Consistency {
 	case bus.ConsistencyLeader:
 		if s.serving.Load() {
@@ -36,7 +46,8 @@ func (s *Server) handleRead(req micro.Request) {
 		}
 	case bus.ConsistencyMinRevision:
 		if s.hasApplied(r.MinRevision) {
-			s.respond(req, bus.Encode(s.read(r.Key)))
+			reply, err := s.readOne(r)
+			s.answerRead(req, reply, err)
 			return
 		}
 		if err := s.spawn(s.budgets.waitingReads, func() {
@@ -58,6 +69,9 @@ func (s *Server) Read(ctx context.Context, r bus.ReadRequest) (bus.ReadReply, er
 	if err := r.Validate(); err != nil {
 		return bus.ReadReply{}, err
 	}
+	if r.Revision != 0 && (r.Consistency != bus.ConsistencyMinRevision || s.hasApplied(r.MinRevision)) {
+		return s.readAt(r.Key, r.Revision)
+	}
 	switch r.Consistency {
 	case bus.ConsistencyLeader:
 		if s.serving.Load() {
@@ -73,7 +87,7 @@ func (s *Server) Read(ctx context.Context, r bus.ReadRequest) (bus.ReadReply, er
 		return reply, err
 	case bus.ConsistencyMinRevision:
 		if s.hasApplied(r.MinRevision) {
-			return s.read(r.Key), nil
+			return s.readOne(r)
 		}
 		release, err := s.take(s.budgets.waitingReads)
 		if err != nil {
@@ -107,7 +121,17 @@ func (s *Server) answerRead(req micro.Request, r bus.ReadReply, err error) {
 func (s *Server) read(key string) bus.ReadReply {
 	role, epoch, _ := s.role()
 	e, ok := s.store.Get(key)
-	return bus.ReadReply{Found: ok, Key: key, Value: e.Value, Revision: e.Revision, Node: s.cfg.ID, Role: role, Epoch: epoch}
+	return bus.ReadReply{Found: ok, Key: key, Value: e.Value, Revision: e.Revision, Node: s.cfg.ID, Role: role, Epoch: epoch,
+		Stale: s.stale(), Expires: unixMS(e.Expires)}
+}
+
+// readOne reads the local copy once it may: at r.Revision if set, else
+// the current value.
+func (s *Server) readOne(r bus.ReadRequest) (bus.ReadReply, error) {
+	if r.Revision != 0 {
+		return s.readAt(r.Key, r.Revision)
+	}
+	return s.read(r.Key), nil
 }
 
 // leaderRead answers from the leader's copy while it holds its lease, so
@@ -144,7 +168,7 @@ func (s *Server) readAtLeast(ctx context.Context, r bus.ReadRequest) (bus.ReadRe
 	for {
 		changed := s.applied()
 		if s.hasApplied(r.MinRevision) {
-			return s.read(r.Key), nil
+			return s.readOne(r)
 		}
 		select {
 		case <-changed:

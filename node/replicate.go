@@ -102,7 +102,7 @@ func (s *Server) apply(u bus.Update) {
 		if err == nil {
 			s.compared.Store(true)
 		}
-	case bus.KindPut, bus.KindDelete:
+	case bus.KindPut, bus.KindDelete, bus.KindPurge, bus.KindCompact:
 		su := storeUpdate(u)
 		err = s.store.Apply(su)
 		if err == nil || !isDrop(err) {
@@ -124,9 +124,12 @@ func (s *Server) apply(u bus.Update) {
 	}
 }
 
-// storeUpdate is the store's form of a put or delete from the bus.
+// storeUpdate is the store's form of a put, delete, purge or compact
+// from the bus.
 func storeUpdate(u bus.Update) store.Update {
-	return store.Update{Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, RequestID: u.RequestID, Delete: u.Kind == bus.KindDelete}
+	return store.Update{Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, RequestID: u.RequestID,
+		Delete: u.Kind == bus.KindDelete || u.Kind == bus.KindPurge, Purge: u.Kind == bus.KindPurge,
+		Prefix: u.Prefix, Expired: u.Expired, Expires: u.Expires, Time: u.Time, Compact: u.Compact}
 }
 
 // isDrop reports whether err means the update was not applied.

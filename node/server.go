@@ -171,7 +171,7 @@ func New(cfg Config) (*Server, error) {
 	if newElector == nil {
 		newElector = func(c election.Config) (Elector, error) { return election.New(c) }
 	}
-	st := store.New()
+	st := store.NewWithConfig(store.Config{History: cfg.History, Changes: cfg.Changes})
 	ec := cfg.electionConfig()
 	ec.Known = func() (uint64, uint64) { return st.Epoch(), st.Revision() }
 	el, err := newElector(ec)
@@ -277,6 +277,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	switch {
 	case err == nil:
 		s.goFunc(s.heartbeatLoop)
+		s.goFunc(s.expiryLoop)
 		s.goFunc(s.recordLoop)
 		err = s.follow(ctx, electErr)
 	case errors.Is(err, election.ErrClosed):
@@ -436,6 +437,8 @@ func (s *Server) startNodeService() error {
 		{"read", s.subj.NodeRead(s.cfg.ID), s.handleRead, nil},
 		{"any-read", s.subj.Read(), s.handleRead, []micro.EndpointOpt{micro.WithEndpointQueueGroup(bus.ReadQueueGroup)}},
 		{"list", s.subj.NodeList(s.cfg.ID), s.handleList, nil},
+		{"history", s.subj.NodeHistory(s.cfg.ID), s.handleHistory, nil},
+		{"changes", s.subj.NodeChanges(s.cfg.ID), s.handleChanges, nil},
 		{"write", s.subj.NodeWrite(s.cfg.ID), s.handleNodeWrite, nil},
 		{"status", s.subj.NodeStatus(s.cfg.ID), s.handleStatus, nil},
 	}

@@ -70,7 +70,7 @@ func (s *Server) snapshotPage(r bus.SnapshotRequest) bus.SnapshotReply {
 	entries, rev, _, more := s.store.Snapshot(r.After, limit, bus.SnapshotPageBytes)
 	page := bus.SnapshotReply{Revision: rev, More: more, Entries: make([]bus.SnapshotEntry, len(entries))}
 	for i, e := range entries {
-		page.Entries[i] = bus.SnapshotEntry{Key: e.Key, Value: e.Value, Revision: e.Revision}
+		page.Entries[i] = bus.SnapshotEntry{Key: e.Key, Value: e.Value, Revision: e.Revision, Expires: e.Expires}
 	}
 	return page
 }

@@ -157,6 +157,31 @@ func forwardBody(w bus.WriteRequest) []byte {
 // round trip happens under the lock. For acks=majority or all it returns
 // the wait to pass to awaitAcks before replying.
 func (s *Server) applyWrite(w bus.WriteRequest) (bus.WriteReply, *ackWait, error) {
+	return s.applyStoreWrite(w, false)
+}
+
+// storeWrite is the store's form of a client's write, at the leader's
+// clock now: a time to live becomes a deadline, a compaction by age the
+// newest revision at least that old.
+func (s *Server) storeWrite(w bus.WriteRequest, now time.Time) store.Write {
+	sw := store.Write{Key: w.Key, Value: w.Value, Delete: w.Op == bus.OpDelete || w.Op == bus.OpPurge,
+		Create: w.Op == bus.OpCreate, IfRevision: w.IfRevision, RequestID: w.RequestID,
+		Prefix: w.Prefix, Purge: w.Op == bus.OpPurge, Time: now.UnixNano()}
+	if w.TTLMS > 0 {
+		sw.Expires = now.Add(time.Duration(w.TTLMS) * time.Millisecond).UnixNano()
+	}
+	if w.Op == bus.OpCompact {
+		sw.Compact = w.Revision
+		if w.AgeMS > 0 {
+			sw.Compact = s.store.RevisionBefore(now.Add(-time.Duration(w.AgeMS) * time.Millisecond).UnixNano())
+		}
+	}
+	return sw
+}
+
+// applyStoreWrite is applyWrite; expired marks the leader's own delete of
+// a key whose time to live passed.
+func (s *Server) applyStoreWrite(w bus.WriteRequest, expired bool) (bus.WriteReply, *ackWait, error) {
 	level := s.ackLevel(w)
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -176,26 +201,43 @@ func (s *Server) applyWrite(w bus.WriteRequest) (bus.WriteReply, *ackWait, error
 		// cluster holds, an if_revision could win twice.
 		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "node %s leads epoch %d without %d revisions the cluster may have acknowledged, so it cannot check create or if_revision; nothing was applied (plain puts and deletes are taken)", s.cfg.ID, epoch, s.lost.Load())
 	}
-	u, dup, applied, err := s.store.Write(epoch, store.Write{Key: w.Key, Value: w.Value, Delete: w.Op == bus.OpDelete,
-		Create: w.Op == bus.OpCreate, IfRevision: w.IfRevision, RequestID: w.RequestID})
-	var cond *store.ConditionError
+	sw := s.storeWrite(w, time.Now())
+	sw.Expired = expired
+	if w.Op == bus.OpCompact && sw.Compact == 0 {
+		// Nothing held is as old as asked: nothing to drop.
+		return bus.WriteReply{OK: true, Op: w.Op, Revision: s.store.Revision(), Epoch: epoch, Leader: s.cfg.ID}, nil, nil
+	}
+	u, dup, applied, err := s.store.Write(epoch, sw)
+	var (
+		cond *store.ConditionError
+		rerr *store.RevisionError
+	)
 	switch {
 	case errors.As(err, &cond):
 		return bus.WriteReply{}, nil, conditionFailed(cond)
+	case errors.As(err, &rerr):
+		return bus.WriteReply{}, nil, bus.RevisionError(bus.CodeFuture, rerr.Current, "cannot compact to revision %d: the leader is at revision %d", rerr.Revision, rerr.Current)
 	case err != nil:
 		// A higher epoch is known: we are a deposed leader.
 		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeNotLeader, "node %s was leader of epoch %d, a newer epoch %d exists", s.cfg.ID, epoch, s.store.Epoch())
 	}
-	reply := bus.WriteReply{OK: true, Key: u.Key, Revision: u.Seq, Epoch: u.Epoch, Leader: s.cfg.ID, Deleted: u.Delete && applied}
+	reply := bus.WriteReply{OK: true, Key: u.Key, Revision: u.Seq, Epoch: u.Epoch, Leader: s.cfg.ID, Deleted: u.Delete && applied, Count: u.Count}
 	if w.Op != bus.OpPut {
 		reply.Op = w.Op
 	}
+	if u.Compact > 0 && applied {
+		reply.Compacted = u.Compact
+	}
+	if u.Expires != 0 {
+		reply.Expires = u.Expires / int64(time.Millisecond)
+	}
 	if !applied {
-		// A delete of a key that does not exist: nothing to replicate.
+		// A delete of a key that does not exist (or the like): nothing
+		// to replicate.
 		return reply, nil, nil
 	}
 	if dup {
-		if u.Key != w.Key || u.Value != w.Value || u.Delete != (w.Op == bus.OpDelete) {
+		if u.Key != w.Key || u.Value != w.Value || updateKind(u) != updateKind(storeUpdateOf(sw)) || u.Prefix != w.Prefix {
 			return bus.WriteReply{}, nil, bus.Errorf(bus.CodeBadRequest, "request_id %q was used for another write (key %q at revision %d)", w.RequestID, u.Key, u.Seq)
 		}
 		reply.Duplicate = true
@@ -212,8 +254,8 @@ func (s *Server) applyWrite(w bus.WriteRequest) (bus.WriteReply, *ackWait, error
 	if level != bus.AcksLeader {
 		wait = s.acks.register(ackKey{u.Epoch, u.Seq}, level, s.cfg.ID, s.lease.Members())
 	}
-	msg := bus.Update{Kind: updateKind(u), Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, Leader: s.cfg.ID,
-		Time: time.Now().UnixNano(), RequestID: u.RequestID, Ack: wait != nil}
+	msg := busUpdate(u, s.cfg.ID)
+	msg.Ack = wait != nil
 	if err := s.publish(s.subj.Replication(), bus.Encode(msg)); err != nil {
 		s.log.Error("write applied but not replicated", "epoch", epoch, "seq", u.Seq, "key", u.Key, "err", err)
 		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "applied on the leader at revision %d but not replicated: %v", u.Seq, err)
@@ -238,10 +280,28 @@ func conditionFailed(c *store.ConditionError) error {
 
 // updateKind is the replication kind of a store update.
 func updateKind(u store.Update) string {
-	if u.Delete {
+	switch {
+	case u.Compact > 0:
+		return bus.KindCompact
+	case u.Purge:
+		return bus.KindPurge
+	case u.Delete:
 		return bus.KindDelete
 	}
 	return bus.KindPut
+}
+
+// storeUpdateOf is the kind of update a store write makes, for comparing
+// kinds.
+func storeUpdateOf(w store.Write) store.Update {
+	return store.Update{Delete: w.Delete, Purge: w.Purge, Compact: w.Compact}
+}
+
+// busUpdate is the replication message of a store update written by
+// leader.
+func busUpdate(u store.Update, leader string) bus.Update {
+	return bus.Update{Kind: updateKind(u), Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, Leader: leader,
+		Time: u.Time, RequestID: u.RequestID, Prefix: u.Prefix, Expired: u.Expired, Expires: u.Expires, Compact: u.Compact}
 }
 
 // awaitAcks waits until the replicas confirmed the write as its level asks,

@@ -420,3 +420,20 @@ func (s *Store) HistoryHeld() Held {
 	defer s.mu.RUnlock()
 	return Held{Floor: s.revFloor, ChangesFrom: s.changesFloor + 1, Keys: len(s.hist), Expiring: s.ttl.Len()}
 }
+
+// RevisionBefore returns the newest revision among the held updates
+// written at or before t (Unix nanoseconds of the leader's clock), for a
+// compaction by age; 0 if every held update is newer.
+func (s *Store) RevisionBefore(t int64) uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := s.changesLen
+	at := func(i int) Update {
+		return s.changes[(s.changesNext-n+i+2*len(s.changes))%len(s.changes)]
+	}
+	i := sort.Search(n, func(i int) bool { return at(i).Time > t })
+	if i == 0 {
+		return 0
+	}
+	return at(i - 1).Seq
+}

@@ -108,6 +108,9 @@ type Update struct {
 	// nanoseconds), for compaction by age.
 	Time    int64
 	Compact uint64
+	// Count is how many keys a delete by prefix removed on the store
+	// that applied it (not replicated).
+	Count int
 }
 
 // Write is a leader's write of one key: a put of Value, or a delete. It
@@ -392,7 +395,7 @@ func (s *Store) Write(epoch uint64, w Write) (u Update, dup, applied bool, err e
 	if w.Delete {
 		u.Value, u.Expires = "", 0
 	}
-	s.writeLocked(u)
+	s.writeLocked(&u)
 	s.rememberLocked(u)
 	s.noteLocked(u)
 	return u, false, true, nil
@@ -400,20 +403,22 @@ func (s *Store) Write(epoch uint64, w Write) (u Update, dup, applied bool, err e
 
 // writeLocked applies u at its revision: stores its value, removes its
 // key or keys, or compacts; and keeps it for replays.
-func (s *Store) writeLocked(u Update) {
+func (s *Store) writeLocked(u *Update) {
 	switch {
 	case u.Compact > 0:
 		s.compactLocked(u.Compact)
 	case u.Delete && u.Prefix:
-		for _, k := range s.prefixKeysLocked(u.Key) {
-			s.removeKeyLocked(k, u)
+		keys := s.prefixKeysLocked(u.Key)
+		for _, k := range keys {
+			s.removeKeyLocked(k, *u)
 		}
+		u.Count = len(keys)
 	case u.Delete:
-		s.removeKeyLocked(u.Key, u)
+		s.removeKeyLocked(u.Key, *u)
 	default:
-		s.putLocked(u)
+		s.putLocked(*u)
 	}
-	s.logLocked(u)
+	s.logLocked(*u)
 }
 
 // Apply is a replica's write: it applies the leader's update as it is.
@@ -448,7 +453,7 @@ func (s *Store) Apply(u Update) error {
 	}
 	s.epoch, s.stream = u.Epoch, u.Epoch
 	s.rev = u.Seq
-	s.writeLocked(u)
+	s.writeLocked(&u)
 	s.rememberLocked(u)
 	s.noteLocked(u)
 	return err

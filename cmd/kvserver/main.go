@@ -71,6 +71,9 @@ func app(hup <-chan os.Signal) *cli.App {
 			&cli.IntFlag{Name: "max-ack-waits", Value: d.MaxAckWaits, Usage: "budget ack_waits: majority or all writes waiting for confirmations at once; more are refused before they are applied", EnvVars: []string{"ZKV_MAX_ACK_WAITS"}},
 			&cli.IntFlag{Name: "max-snapshot-pages", Value: d.MaxSnapshotPages, Usage: "budget snapshot_pages: catch-up pages the leader serves at once", EnvVars: []string{"ZKV_MAX_SNAPSHOT_PAGES"}},
 			&cli.IntFlag{Name: "max-lists", Value: d.MaxLists, Usage: "budget lists: list pages a node builds at once", EnvVars: []string{"ZKV_MAX_LISTS"}},
+			&cli.IntFlag{Name: "max-watches", Value: d.MaxWatches, Usage: "budget watches: changes requests waiting for an update at once", EnvVars: []string{"ZKV_MAX_WATCHES"}},
+			&cli.IntFlag{Name: "history", Value: d.History, Usage: "versions of each key kept, the current one included (1-64)", EnvVars: []string{"ZKV_HISTORY"}},
+			&cli.IntFlag{Name: "watch-window", Value: d.Changes, Usage: "recent updates kept in order for watchers to replay from a revision", EnvVars: []string{"ZKV_WATCH_WINDOW"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"ZKV_LOG_LEVEL"}},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json", EnvVars: []string{"ZKV_LOG_FORMAT"}},
 			&cli.StringFlag{Name: "zookeeper-auth", Usage: "`USER:PASSWORD` for ZooKeeper digest auth; znodes then get an ACL: this user all, others read", EnvVars: []string{"ZKV_ZOOKEEPER_AUTH"}},
@@ -111,6 +114,9 @@ func run(c *cli.Context, hup <-chan os.Signal) error {
 	cfg.MaxAckWaits = c.Int("max-ack-waits")
 	cfg.MaxSnapshotPages = c.Int("max-snapshot-pages")
 	cfg.MaxLists = c.Int("max-lists")
+	cfg.MaxWatches = c.Int("max-watches")
+	cfg.History = c.Int("history")
+	cfg.Changes = c.Int("watch-window")
 	cfg.ZooKeeperAuth = c.String("zookeeper-auth")
 	cfg.HTTPTLSCert = c.String("http-tls-cert")
 	cfg.HTTPTLSKey = c.String("http-tls-key")

@@ -1,0 +1,193 @@
+package node_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"zkv/bus"
+	"zkv/internal/testenv"
+)
+
+// TestHistoryRevisionsAndWatch checks history, reads at a revision,
+// deletes by prefix, purges and compaction on every copy of a real
+// cluster, and a watch from a revision that replays, then follows live,
+// each update once and in order.
+func TestHistoryRevisionsAndWatch(t *testing.T) {
+	c := startCluster(t, 3, stableTimeout, "--history", "4")
+	c.waitLeader("", 10*time.Second)
+	ctx := ctxFor(t, 2*time.Minute)
+	var ids []string
+	for id := range c.nodes {
+		ids = append(ids, id)
+	}
+
+	r1 := c.put("h", "1")
+	r2 := c.put("h", "2")
+	d, err := c.client.Delete(ctx, "h")
+	if err != nil || !d.Deleted {
+		t.Fatalf("delete: %+v, %v", d, err)
+	}
+	r4 := c.put("h", "4")
+	for _, id := range ids {
+		c.waitValue(id, "h", "4")
+		h, err := c.client.History(ctx, id, "h", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []bus.Version{{Revision: r1.Revision, Value: "1"}, {Revision: r2.Revision, Value: "2"}, {Revision: d.Revision, Deleted: true}, {Revision: r4.Revision, Value: "4"}}
+		if fmt.Sprint(h.Versions) != fmt.Sprint(want) || h.Trimmed {
+			t.Fatalf("%s history %+v, want %+v", id, h, want)
+		}
+		for rev, want := range map[uint64]string{r1.Revision: "1", r2.Revision: "2", d.Revision: "", r4.Revision: "4"} {
+			got, err := c.client.Get(ctx, id, "h", bus.WithRevision(rev))
+			if err != nil || got.Found != (want != "") || got.Value != want {
+				t.Fatalf("%s get h at %d: %+v, %v; want %q", id, rev, got, err, want)
+			}
+		}
+		if _, err := c.client.Get(ctx, id, "h", bus.WithRevision(bus.MaxSeq)); !errors.Is(err, bus.ErrFuture) {
+			t.Fatalf("%s get at a future revision: %v", id, err)
+		}
+	}
+	// A fifth version trims the first (history 4).
+	r5 := c.put("h", "5")
+	leader, _ := c.waitLeader("", 10*time.Second)
+	c.waitValue(leader, "h", "5")
+	if _, err := c.client.Get(ctx, leader, "h", bus.WithRevision(r1.Revision)); !errors.Is(err, bus.ErrCompacted) {
+		t.Fatalf("get at a trimmed revision: %v, want compacted", err)
+	}
+
+	// A watch from r2 replays what followed, then goes on live.
+	w, err := c.client.WatchFrom(ctx, bus.WatchOptions{Prefix: "", From: r2.Revision})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	c.put("p/a", "1")
+	c.put("p/b", "1")
+	c.put("q", "1")
+	dp, err := c.client.DeletePrefix(ctx, "p/")
+	if err != nil || dp.Count != 2 {
+		t.Fatalf("delete by prefix: %+v, %v", dp, err)
+	}
+	pu, err := c.client.Purge(ctx, "h")
+	if err != nil || !pu.Deleted {
+		t.Fatalf("purge: %+v, %v", pu, err)
+	}
+	var got []string
+	for len(got) < 9 {
+		select {
+		case u, ok := <-w.Updates():
+			if !ok {
+				t.Fatalf("watch ended: %v after %v", w.Err(), got)
+			}
+			got = append(got, fmt.Sprintf("%d:%s:%s", u.Seq, u.Kind, u.Key))
+		case <-ctx.Done():
+			t.Fatalf("watch saw %v", got)
+		}
+	}
+	want := []string{
+		fmt.Sprintf("%d:put:h", r2.Revision), fmt.Sprintf("%d:delete:h", d.Revision), fmt.Sprintf("%d:put:h", r4.Revision),
+		fmt.Sprintf("%d:put:h", r5.Revision), fmt.Sprintf("%d:put:p/a", r5.Revision+1), fmt.Sprintf("%d:put:p/b", r5.Revision+2),
+		fmt.Sprintf("%d:put:q", r5.Revision+3), fmt.Sprintf("%d:delete:p/", dp.Revision), fmt.Sprintf("%d:purge:h", pu.Revision),
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("watch saw\n%v\nwant\n%v", got, want)
+	}
+	for _, id := range ids {
+		c.waitAbsent(id, "p/a")
+		c.waitAbsent(id, "h")
+		testenv.WaitFor(t, 5*time.Second, id+" to forget h's history", func() error {
+			if _, err := c.client.Get(ctx, id, "h", bus.WithRevision(r5.Revision)); !errors.Is(err, bus.ErrCompacted) {
+				return fmt.Errorf("get at a purged revision: %v", err)
+			}
+			return nil
+		})
+	}
+
+	// Compaction: every copy refuses reads and replays below it.
+	cp, err := c.client.Compact(ctx, dp.Revision)
+	if err != nil || cp.Compacted != dp.Revision {
+		t.Fatalf("compact: %+v, %v", cp, err)
+	}
+	for _, id := range ids {
+		testenv.WaitFor(t, 5*time.Second, id+" to compact", func() error {
+			_, err := c.client.Changes(ctx, id, bus.ChangesRequest{After: r2.Revision})
+			if !errors.Is(err, bus.ErrCompacted) {
+				return fmt.Errorf("replay below the compaction: %v", err)
+			}
+			return nil
+		})
+		q, err := c.client.Get(ctx, id, "q", bus.WithRevision(dp.Revision))
+		if err != nil || q.Value != "1" {
+			t.Fatalf("%s get q at the compaction revision: %+v, %v", id, q, err)
+		}
+	}
+	if _, err := c.client.WatchFrom(ctx, bus.WatchOptions{From: 1}); err != nil {
+		t.Fatal(err)
+	}
+	old, err := c.client.WatchFrom(ctx, bus.WatchOptions{From: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range old.Updates() {
+	}
+	if err := old.Err(); !errors.Is(err, bus.ErrCompacted) {
+		t.Fatalf("watch from a compacted revision ended with %v, want compacted", err)
+	}
+}
+
+// TestTTLExpiresOnEveryCopyAndSurvivesFailover checks that the leader
+// deletes a key whose time to live passed, that every copy and a watcher
+// see the expiry, and that a new leader expires keys the old one set.
+func TestTTLExpiresOnEveryCopyAndSurvivesFailover(t *testing.T) {
+	c := startCluster(t, 3, sessionTimeout)
+	leader, _ := c.waitLeader("", 10*time.Second)
+	ctx := ctxFor(t, time.Minute)
+	var ids []string
+	for id := range c.nodes {
+		ids = append(ids, id)
+	}
+	w, err := c.client.WatchFrom(ctx, bus.WatchOptions{Prefix: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	short, err := c.client.Put(ctx, "t1", "v", bus.WithTTL(500*time.Millisecond))
+	if err != nil || short.Expires == 0 {
+		t.Fatalf("put with ttl: %+v, %v", short, err)
+	}
+	if _, err := c.client.Put(ctx, "t2", "v", bus.WithTTL(3*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		c.waitValue(id, "t2", "v")
+		c.waitAbsent(id, "t1")
+	}
+	expired := false
+	for !expired {
+		select {
+		case u := <-w.Updates():
+			expired = u.Kind == bus.KindDelete && u.Key == "t1" && u.Expired
+		case <-ctx.Done():
+			t.Fatal("the watcher saw no expiry of t1")
+		}
+	}
+	// The leader dies before t2 expires: the next one expires it.
+	if err := c.nodes[leader].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	c.waitLeader(leader, 20*time.Second)
+	for _, id := range ids {
+		if id != leader {
+			testenv.WaitFor(t, 10*time.Second, id+" to expire t2", func() error {
+				r, err := c.client.Get(ctx, id, "t2")
+				if err != nil || r.Found {
+					return fmt.Errorf("read %+v, %v", r, err)
+				}
+				return nil
+			})
+		}
+	}
+}
