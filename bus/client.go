@@ -412,7 +412,8 @@ func (c *Client) Statuses(ctx context.Context) ([]Status, error) {
 
 // Watch subscribes to Subjects.Replication and delivers the updates: puts of
 // key (every put if key is "") and every epoch marker. Messages that do not
-// decode as a valid Update are skipped. When Watch returns, the
+// decode as an Update are skipped; fields unknown to this client are
+// ignored, so a client reads a newer server's stream. When Watch returns, the
 // subscription is registered with the server.
 //
 // The channel is closed when ctx is done or the subscription ends (the
@@ -436,7 +437,7 @@ func (c *Client) Watch(ctx context.Context, key string) (<-chan Update, error) {
 	)
 	handle := func(m *nats.Msg) {
 		var u Update
-		if err := Decode(m.Data, &u); err != nil {
+		if !decodeStreamUpdate(m.Data, &u) {
 			return
 		}
 		if key != "" && (u.Kind == KindPut || u.Kind == KindDelete) && u.Key != key {

@@ -30,7 +30,7 @@ var strictTypes = []struct {
 		name: "WriteRequest",
 		into: func() any { return new(WriteRequest) },
 		full: []field{{"op", `"put"`}, {"key", `"a"`}, {"value", `"1"`}, {"if_revision", `3`},
-			{"request_id", `"r1"`}, {"acks", `"all"`}},
+			{"request_id", `"r1"`}, {"acks", `"all"`}, {"prefix", `false`}, {"ttl_ms", `5`}, {"revision", `0`}, {"age_ms", `0`}},
 		// "key" and "value" are required by checkPresent, not by their
 		// tags: a compact has no key, a delete no value
 		// (TestDecodeStrictExamples).
@@ -39,15 +39,28 @@ var strictTypes = []struct {
 	{
 		name:     "ReadRequest",
 		into:     func() any { return new(ReadRequest) },
-		full:     []field{{"key", `"a"`}, {"consistency", `"min_revision"`}, {"min_revision", `3`}, {"wait_ms", `10`}},
+		full:     []field{{"key", `"a"`}, {"consistency", `"min_revision"`}, {"min_revision", `3`}, {"wait_ms", `10`}, {"revision", `2`}},
 		required: []string{"key"},
 	},
 	{
 		name: "Update",
 		into: func() any { return new(Update) },
 		full: []field{{"kind", `"put"`}, {"epoch", `3`}, {"seq", `12`}, {"key", `"a"`}, {"value", `"1"`},
-			{"leader", `"n1"`}, {"time", `1`}, {"request_id", `"r1"`}, {"ack", `true`}},
+			{"leader", `"n1"`}, {"time", `1`}, {"request_id", `"r1"`}, {"ack", `true`}, {"prefix", `false`}, {"expired", `false`},
+			{"expires", `7`}, {"compact", `0`}},
 		required: []string{"kind", "epoch", "seq", "leader", "time"},
+	},
+	{
+		name:     "HistoryRequest",
+		into:     func() any { return new(HistoryRequest) },
+		full:     []field{{"key", `"a"`}, {"limit", `3`}},
+		required: []string{"key"},
+	},
+	{
+		name:     "ChangesRequest",
+		into:     func() any { return new(ChangesRequest) },
+		full:     []field{{"after", `3`}, {"prefix", `"a"`}, {"limit", `3`}, {"wait_ms", `10`}},
+		required: []string{"after"},
 	},
 	{
 		name:     "Ack",
@@ -176,6 +189,25 @@ func TestDecodeStrictExamples(t *testing.T) {
 		{name: "negative if_revision", body: `{"key":"a","value":"1","if_revision":-1}`, into: func() any { return new(WriteRequest) }, msg: `if_revision`},
 		{name: "if_revision as a string", body: `{"key":"a","value":"1","if_revision":"7"}`, into: func() any { return new(WriteRequest) }, msg: `if_revision`},
 		{name: "if_revision too large", body: `{"key":"a","value":"1","if_revision":9007199254740993}`, into: func() any { return new(WriteRequest) }, msg: `if_revision`},
+		{name: "delete by prefix", body: `{"op":"delete","key":"a/","prefix":true}`, into: func() any { return new(WriteRequest) }, want: &WriteRequest{Op: OpDelete, Key: "a/", Prefix: true}},
+		{name: "prefix on a put", body: `{"key":"a/","value":"1","prefix":true}`, into: func() any { return new(WriteRequest) }, msg: `prefix applies to a delete`},
+		{name: "conditional delete by prefix", body: `{"op":"delete","key":"a/","prefix":true,"if_revision":3}`, into: func() any { return new(WriteRequest) }, msg: `no if_revision`},
+		{name: "purge", body: `{"op":"purge","key":"a"}`, into: func() any { return new(WriteRequest) }, want: &WriteRequest{Op: OpPurge, Key: "a"}},
+		{name: "compact to a revision", body: `{"op":"compact","revision":9}`, into: func() any { return new(WriteRequest) }, want: &WriteRequest{Op: OpCompact, Revision: 9}},
+		{name: "compact by age", body: `{"op":"compact","age_ms":60000}`, into: func() any { return new(WriteRequest) }, want: &WriteRequest{Op: OpCompact, AgeMS: 60000}},
+		{name: "compact with neither", body: `{"op":"compact"}`, into: func() any { return new(WriteRequest) }, msg: `one of revision or age_ms`},
+		{name: "compact with both", body: `{"op":"compact","revision":9,"age_ms":1}`, into: func() any { return new(WriteRequest) }, msg: `one of revision or age_ms`},
+		{name: "compact with a key", body: `{"op":"compact","key":"a","revision":9}`, into: func() any { return new(WriteRequest) }, msg: `a compact has no key`},
+		{name: "revision on a put", body: `{"key":"a","value":"1","revision":9}`, into: func() any { return new(WriteRequest) }, msg: `apply to a compact`},
+		{name: "ttl", body: `{"key":"a","value":"1","ttl_ms":30000}`, into: func() any { return new(WriteRequest) }, want: &WriteRequest{Key: "a", Value: "1", TTLMS: 30000}},
+		{name: "negative ttl", body: `{"key":"a","value":"1","ttl_ms":-5}`, into: func() any { return new(WriteRequest) }, msg: `ttl_ms -5`},
+		{name: "ttl past ten years", body: `{"key":"a","value":"1","ttl_ms":315360000001}`, into: func() any { return new(WriteRequest) }, msg: `ttl_ms`},
+		{name: "ttl on a delete", body: `{"op":"delete","key":"a","ttl_ms":5}`, into: func() any { return new(WriteRequest) }, msg: `ttl_ms applies to a put or create`},
+		{name: "read at a revision", body: `{"key":"a","revision":4}`, into: func() any { return new(ReadRequest) }, want: &ReadRequest{Key: "a", Revision: 4}},
+		{name: "leader read at a revision", body: `{"key":"a","consistency":"leader","revision":4}`, into: func() any { return new(ReadRequest) }, msg: `local or min_revision`},
+		{name: "history limit", body: `{"key":"a","limit":65}`, into: func() any { return new(HistoryRequest) }, msg: `limit 65`},
+		{name: "changes wait too long", body: `{"after":1,"wait_ms":30001}`, into: func() any { return new(ChangesRequest) }, msg: `wait_ms 30001`},
+		{name: "changes after a negative revision", body: `{"after":-1}`, into: func() any { return new(ChangesRequest) }, msg: `after`},
 		{name: "update without leader", body: `{"kind":"put","epoch":3,"seq":12,"key":"a","time":1}`, into: func() any { return new(Update) }, msg: `missing required field "leader"`},
 	}
 	for _, tt := range tests {

@@ -164,7 +164,7 @@ func (c *Client) WatchFrom(ctx context.Context, o WatchOptions) (*Watcher, error
 	closed := false
 	sub, err := c.nc.Subscribe(c.subjects.Replication(), func(m *nats.Msg) {
 		var u Update
-		if Decode(m.Data, &u) != nil {
+		if !decodeStreamUpdate(m.Data, &u) {
 			return
 		}
 		mu.Lock()
@@ -315,4 +315,20 @@ func touchesPrefix(u Update, prefix string) bool {
 		return strings.HasPrefix(u.Key, prefix) || strings.HasPrefix(prefix, u.Key)
 	}
 	return strings.HasPrefix(u.Key, prefix)
+}
+
+// decodeStreamUpdate decodes an update of the replication subject for a
+// client: like a reply, it ignores fields this client does not know (a
+// newer server's), checks the kinds it knows and passes on a kind it does
+// not. Servers decode the same messages strictly.
+func decodeStreamUpdate(data []byte, u *Update) bool {
+	if DecodeReply(data, u) != nil {
+		return false
+	}
+	switch u.Kind {
+	case KindPut, KindDelete, KindPurge, KindCompact, KindEpoch, KindHeartbeat:
+		return u.Validate() == nil
+	}
+	// A kind a newer server added: passed on if it names its place.
+	return u.Kind != "" && u.Epoch != 0 && u.Epoch <= MaxSeq && u.Seq <= MaxSeq
 }
