@@ -165,6 +165,19 @@ func TestTTLExpiresOnEveryCopyAndSurvivesFailover(t *testing.T) {
 		c.waitValue(id, "t2", "v")
 		c.waitAbsent(id, "t1")
 	}
+	// Every copy holds the same expiry: a tombstone at one revision.
+	var tomb string
+	for _, id := range ids {
+		h, err := c.client.History(ctx, id, "t1", 0)
+		if err != nil || len(h.Versions) != 2 || !h.Versions[1].Deleted {
+			t.Fatalf("%s history of t1: %+v, %v", id, h, err)
+		}
+		if got := fmt.Sprint(h.Versions); tomb != "" && got != tomb {
+			t.Fatalf("%s history of t1 %s, another copy has %s", id, got, tomb)
+		} else {
+			tomb = got
+		}
+	}
 	expired := false
 	for !expired {
 		select {
@@ -188,6 +201,70 @@ func TestTTLExpiresOnEveryCopyAndSurvivesFailover(t *testing.T) {
 				}
 				return nil
 			})
+		}
+	}
+}
+
+// TestWatchAcrossLeaderFailover watches from a revision while writers
+// keep writing and the leader is killed: the watcher sees every
+// acknowledged write once, in revision order, with nothing else between.
+func TestWatchAcrossLeaderFailover(t *testing.T) {
+	c := startCluster(t, 3, sessionTimeout)
+	leader, _ := c.waitLeader("", 10*time.Second)
+	ctx := ctxFor(t, 2*time.Minute)
+	first := c.put("w/0", "0")
+	var watchNode string
+	for id := range c.nodes {
+		if id != leader {
+			watchNode = id
+			break
+		}
+	}
+	w, err := c.client.WatchFrom(ctx, bus.WatchOptions{Prefix: "w/", From: first.Revision, Node: watchNode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	acked := map[uint64]string{first.Revision: "w/0"}
+	for i := 1; i <= 40; i++ {
+		if i == 20 {
+			if err := c.nodes[leader].Kill(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		key := fmt.Sprintf("w/%d", i)
+		r, err := c.client.Put(ctx, key, fmt.Sprint(i), bus.WithAcks(bus.AcksMajority))
+		if err != nil {
+			t.Fatalf("put %s: %v", key, err)
+		}
+		acked[r.Revision] = key
+	}
+	var last uint64
+	seen := map[string]bool{}
+	for len(seen) < len(acked) {
+		select {
+		case u, ok := <-w.Updates():
+			if !ok {
+				t.Fatalf("watch ended: %v", w.Err())
+			}
+			if u.Seq <= last {
+				t.Fatalf("revision %d after %d: out of order or repeated", u.Seq, last)
+			}
+			last = u.Seq
+			if key, ok := acked[u.Seq]; ok && key != u.Key {
+				t.Fatalf("revision %d is %s in the watch, %s was acknowledged", u.Seq, u.Key, key)
+			}
+			if seen[u.Key] {
+				t.Fatalf("%s seen twice", u.Key)
+			}
+			seen[u.Key] = true
+		case <-ctx.Done():
+			t.Fatalf("watch saw %d of %d acknowledged writes", len(seen), len(acked))
+		}
+	}
+	for _, key := range acked {
+		if !seen[key] {
+			t.Errorf("acknowledged %s never seen", key)
 		}
 	}
 }
