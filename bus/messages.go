@@ -430,6 +430,15 @@ type Status struct {
 	Ready    bool   `json:"ready"`
 	NotReady string `json:"not_ready,omitempty"`
 
+	// HistoryFrom is the oldest revision this copy answers a read at a
+	// revision for; ReplayFrom the oldest a watch may start from.
+	// HistoryKeys counts the keys with versions kept beyond the current
+	// one (deleted keys included), ExpiringKeys those with a time to live.
+	HistoryFrom  uint64 `json:"history_from"`
+	ReplayFrom   uint64 `json:"replay_from"`
+	HistoryKeys  int    `json:"history_keys"`
+	ExpiringKeys int    `json:"expiring_keys"`
+
 	// Budgets are the node's bounded request budgets, each with its slots
 	// in use and its rejections.
 	Budgets Budgets `json:"budgets,omitzero"`

@@ -697,6 +697,7 @@ func (s *Server) Status() bus.Status {
 	if role != bus.RoleLeader {
 		behind = s.behindRecord()
 	}
+	held := s.store.HistoryHeld()
 	return bus.Status{
 		Node:       s.cfg.ID,
 		Role:       role,
@@ -729,6 +730,10 @@ func (s *Server) Status() bus.Status {
 		Diverged:         s.store.Diverged(),
 		Ready:            ready,
 		NotReady:         strings.Join(why, "; "),
+		HistoryFrom:      held.Floor,
+		ReplayFrom:       held.ChangesFrom,
+		HistoryKeys:      held.Keys,
+		ExpiringKeys:     held.Expiring,
 		Budgets:          s.budgets.status(),
 	}
 }
