@@ -275,6 +275,19 @@ func TestBadInputGetsCodesAndLeaderKeepsLeading(t *testing.T) {
 		{"if_revision on create", subj.NodeWrite(follower), []byte(`{"op":"create","key":"a","value":"1","if_revision":1}`), bus.CodeBadRequest},
 		{"negative if_revision", subj.Write(), []byte(`{"key":"a","value":"1","if_revision":-1}`), bus.CodeBadRequest},
 		{"delete with a value", subj.Write(), []byte(`{"op":"delete","key":"a","value":"1"}`), bus.CodeBadRequest},
+		{"negative ttl", subj.Write(), []byte(`{"key":"a","value":"1","ttl_ms":-1}`), bus.CodeBadRequest},
+		{"ttl as a string", subj.NodeWrite(follower), []byte(`{"key":"a","value":"1","ttl_ms":"30s"}`), bus.CodeBadRequest},
+		{"empty prefix", subj.Write(), []byte(`{"op":"delete","key":"","prefix":true}`), bus.CodeInvalidKey},
+		{"prefix delete without key", subj.Write(), []byte(`{"op":"delete","prefix":true}`), bus.CodeBadRequest},
+		{"compact in the future", subj.Write(), []byte(`{"op":"compact","revision":9007199254740000}`), bus.CodeFuture},
+		{"compact without revision", subj.Write(), []byte(`{"op":"compact"}`), bus.CodeBadRequest},
+		{"read in the future", subj.NodeRead(follower), []byte(`{"key":"a","revision":9007199254740000}`), bus.CodeFuture},
+		{"read at a negative revision", subj.NodeRead(follower), []byte(`{"key":"a","revision":-3}`), bus.CodeBadRequest},
+		{"history limit too large", subj.NodeHistory(follower), []byte(`{"key":"a","limit":100}`), bus.CodeBadRequest},
+		{"history of no key", subj.NodeHistory(leader), []byte(`{"key":""}`), bus.CodeInvalidKey},
+		{"changes forged cursor", subj.NodeChanges(follower), []byte(`{"after":9007199254740993}`), bus.CodeBadRequest},
+		{"changes garbage", subj.NodeChanges(leader), []byte(`{"after":"x"}`), bus.CodeBadRequest},
+		{"changes long wait", subj.NodeChanges(leader), []byte(`{"after":0,"wait_ms":999999}`), bus.CodeBadRequest},
 	}
 	for _, tt := range tests {
 		var msg *nats.Msg
