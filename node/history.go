@@ -175,24 +175,17 @@ func (s *Server) readAt(key string, rev uint64) (bus.ReadReply, error) {
 // agrees and watchers see them, and a new leader finds the deadlines in
 // its own copy.
 func (s *Server) expiryLoop() {
-	t := time.NewTicker(s.cfg.ExpiryInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.runCtx.Done():
-			return
-		case <-t.C:
-		}
+	s.every(s.cfg.ExpiryInterval, func() {
 		if s.leaderEpoch.Load() == 0 || !s.serving.Load() {
-			continue
+			return
 		}
 		for _, e := range s.store.Due(time.Now().UnixNano(), 256) {
 			rev := e.Revision
 			w := bus.WriteRequest{Op: bus.OpDelete, Key: e.Key, IfRevision: &rev, Acks: bus.AcksLeader}
 			if _, _, err := s.applyStoreWrite(w, true); err != nil && !errors.Is(err, bus.ErrConflict) {
 				s.log.Debug("expiry not applied", "key", e.Key, "err", err)
-				break
+				return
 			}
 		}
-	}
+	})
 }

@@ -143,21 +143,28 @@ func (s *Server) reserve(ctx context.Context, epoch, rev uint64) error {
 // quiet stream finds out, and a second cluster on these subjects is
 // noticed without writes.
 func (s *Server) heartbeatLoop() {
-	t := time.NewTicker(s.cfg.HeartbeatInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.runCtx.Done():
-			return
-		case <-t.C:
-		}
+	s.every(s.cfg.HeartbeatInterval, func() {
 		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
 		if epoch := s.leaderEpoch.Load(); epoch != 0 && s.serving.Load() {
 			hb := bus.Update{Kind: bus.KindHeartbeat, Epoch: epoch, Seq: s.store.Revision(), Leader: s.cfg.ID, Time: time.Now().UnixNano()}
 			if err := s.publish(s.subj.Replication(), bus.Encode(hb)); err != nil {
 				s.log.Debug("heartbeat not sent", "err", err)
 			}
 		}
-		s.writeMu.Unlock()
+	})
+}
+
+// every calls f every d until the server stops.
+func (s *Server) every(d time.Duration, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.runCtx.Done():
+			return
+		case <-t.C:
+			f()
+		}
 	}
 }
