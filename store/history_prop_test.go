@@ -1,0 +1,263 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"math/rand"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// refVersion is what the reference model knows of a key at a revision.
+type refVersion struct {
+	rev     uint64
+	value   string
+	deleted bool
+}
+
+// refModel records every revision of every key, and the updates in order.
+type refModel struct {
+	keys    map[string][]refVersion
+	purged  map[string]uint64 // key: its latest purge revision
+	compact uint64            // highest compaction revision
+	updates []Update
+}
+
+func newRefModel() *refModel {
+	return &refModel{keys: map[string][]refVersion{}, purged: map[string]uint64{}}
+}
+
+// live reports the keys held now, in no order.
+func (m *refModel) live() []string {
+	var out []string
+	for k, vs := range m.keys {
+		if len(vs) > 0 && !vs[len(vs)-1].deleted {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func (m *refModel) record(u Update) {
+	m.updates = append(m.updates, u)
+	switch {
+	case u.Compact > 0:
+		m.compact = max(m.compact, u.Compact)
+	case u.Delete && u.Prefix:
+		for _, k := range m.live() {
+			if strings.HasPrefix(k, u.Key) {
+				m.keys[k] = append(m.keys[k], refVersion{rev: u.Seq, deleted: true})
+				if u.Purge {
+					m.purged[k] = u.Seq
+				}
+			}
+		}
+	case u.Delete:
+		m.keys[u.Key] = append(m.keys[u.Key], refVersion{rev: u.Seq, deleted: true})
+		if u.Purge {
+			m.purged[u.Key] = u.Seq
+		}
+	default:
+		m.keys[u.Key] = append(m.keys[u.Key], refVersion{rev: u.Seq, value: u.Value})
+	}
+}
+
+// at is the key's value at rev: found false if it did not exist.
+func (m *refModel) at(key string, rev uint64) (refVersion, bool) {
+	var v refVersion
+	ok := false
+	for _, x := range m.keys[key] {
+		if x.rev > rev {
+			break
+		}
+		v, ok = x, true
+	}
+	return v, ok && !v.deleted
+}
+
+// checkStores compares the leader and a replica that applied every
+// update, with each other and with the model.
+func checkStores(t *testing.T, cfg Config, m *refModel, leader, replica *Store, keys []string) {
+	t.Helper()
+	cur := leader.Revision()
+	if replica.Revision() != cur {
+		t.Fatalf("replica at %d, leader at %d", replica.Revision(), cur)
+	}
+	if lh, rh := leader.HistoryHeld(), replica.HistoryHeld(); lh != rh {
+		t.Fatalf("held: leader %+v, replica %+v", lh, rh)
+	}
+	floor := leader.HistoryHeld().Floor
+	if floor < m.compact {
+		t.Fatalf("floor %d below compaction %d", floor, m.compact)
+	}
+	for _, k := range keys {
+		lv, lt := leader.History(k)
+		rv, rt := replica.History(k)
+		if !reflect.DeepEqual(lv, rv) || lt != rt {
+			t.Fatalf("history of %q: leader %+v %v, replica %+v %v", k, lv, lt, rv, rt)
+		}
+		if len(lv) > cfg.History {
+			t.Fatalf("history of %q holds %d versions, limit %d", k, len(lv), cfg.History)
+		}
+		for r := uint64(0); r <= cur+1; r++ {
+			v, found, err := leader.GetAt(k, r)
+			v2, found2, err2 := replica.GetAt(k, r)
+			if v != v2 || found != found2 || fmt.Sprint(err) != fmt.Sprint(err2) {
+				t.Fatalf("GetAt(%q, %d): leader %+v %v %v, replica %+v %v %v", k, r, v, found, err, v2, found2, err2)
+			}
+			want, wantFound := m.at(k, r)
+			if err != nil {
+				var re *RevisionError
+				if !errors.As(err, &re) {
+					t.Fatalf("GetAt(%q, %d): %v is not a *RevisionError", k, r, err)
+				}
+				switch {
+				case r > cur:
+					if !errors.Is(err, ErrFutureRevision) {
+						t.Fatalf("GetAt(%q, %d) past %d: %v", k, r, cur, err)
+					}
+				case !errors.Is(err, ErrCompacted):
+					t.Fatalf("GetAt(%q, %d): %v, want ErrCompacted", k, r, err)
+				case r == cur && cfg.History > 1:
+					t.Fatalf("GetAt(%q, %d) at the current revision: %v", k, r, err)
+				case r == cur && wantFound:
+					t.Fatalf("GetAt(%q, %d) of a live key at the current revision: %v", k, r, err)
+				}
+				continue
+			}
+			if r > cur {
+				t.Fatalf("GetAt(%q, %d) past %d answered", k, r, cur)
+			}
+			if r < m.compact {
+				t.Fatalf("GetAt(%q, %d) below compaction %d answered", k, r, m.compact)
+			}
+			if p, ok := m.purged[k]; ok && r < p {
+				t.Fatalf("GetAt(%q, %d) below its purge at %d answered", k, r, p)
+			}
+			if found != wantFound || found && (v.Revision != want.rev || v.Value != want.value) {
+				t.Fatalf("GetAt(%q, %d) = %+v found %v, model says %+v found %v", k, r, v, found, want, wantFound)
+			}
+			if !found && v.Deleted && v.Revision != want.rev {
+				t.Fatalf("GetAt(%q, %d) tombstone %+v, model says deleted at %d", k, r, v, want.rev)
+			}
+		}
+	}
+	// Replays: from every start the store accepts, the pages joined are
+	// the model's updates after it, filtered by prefix, without compactions.
+	for _, prefix := range []string{"", "a", "a/", "b"} {
+		for after := uint64(0); after <= cur; after++ {
+			for _, page := range []struct{ limit, bytes int }{{1, 1 << 20}, {3, 1 << 20}, {1 << 20, 4}} {
+				got, err := replayAll(leader, after, prefix, page.limit, page.bytes)
+				got2, err2 := replayAll(replica, after, prefix, page.limit, page.bytes)
+				if !reflect.DeepEqual(got, got2) || fmt.Sprint(err) != fmt.Sprint(err2) {
+					t.Fatalf("Changes(%d, %q): leader %v %v, replica %v %v", after, prefix, got, err, got2, err2)
+				}
+				if err != nil {
+					if !errors.Is(err, ErrCompacted) {
+						t.Fatalf("Changes(%d, %q): %v", after, prefix, err)
+					}
+					if after == cur {
+						t.Fatalf("Changes after the current revision %d: %v", cur, err)
+					}
+					continue
+				}
+				var want []Update
+				for _, u := range m.updates {
+					if u.Seq > after && u.Compact == 0 && touches(u, prefix) {
+						want = append(want, u)
+					}
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("Changes(%d, %q, %d, %d) = %v, want %v", after, prefix, page.limit, page.bytes, got, want)
+				}
+			}
+		}
+	}
+}
+
+// replayAll pages through Changes until more is false.
+func replayAll(s *Store, after uint64, prefix string, limit, maxBytes int) ([]Update, error) {
+	var all []Update
+	for i := 0; ; i++ {
+		out, next, more, err := s.Changes(after, prefix, limit, maxBytes)
+		if err != nil {
+			return all, err
+		}
+		all = append(all, out...)
+		if !more {
+			if next != s.Revision() && next < s.Revision() {
+				return all, fmt.Errorf("last page ends at %d, store at %d", next, s.Revision())
+			}
+			return all, nil
+		}
+		if next <= after && len(out) == 0 {
+			return all, fmt.Errorf("no progress after %d", after)
+		}
+		after = next
+		if i > 10000 {
+			return all, errors.New("too many pages")
+		}
+	}
+}
+
+// randomWrite picks a write among puts, deletes, deletes by prefix,
+// purges and compactions of a few keys.
+func randomWrite(rng *rand.Rand, rev uint64) Write {
+	keys := []string{"a/1", "a/2", "a/3", "b", "b/1", "c"}
+	k := keys[rng.Intn(len(keys))]
+	switch n := rng.Intn(20); {
+	case n < 9:
+		w := Write{Key: k, Value: fmt.Sprintf("v%d", rng.Intn(100))}
+		if rng.Intn(4) == 0 {
+			w.Expires = int64(1 + rng.Intn(50))
+		}
+		return w
+	case n < 13:
+		return Write{Key: k, Delete: true}
+	case n < 15:
+		return Write{Key: []string{"a/", "b", "a/1", "z"}[rng.Intn(4)], Delete: true, Prefix: true}
+	case n < 17:
+		return Write{Key: k, Delete: true, Purge: true}
+	default:
+		if rev == 0 {
+			return Write{Key: k, Value: "x"}
+		}
+		return Write{Compact: 1 + uint64(rng.Int63n(int64(rev)))}
+	}
+}
+
+func TestHistoryLeaderAndReplicaAgreeWithModel(t *testing.T) {
+	keys := []string{"a/1", "a/2", "a/3", "b", "b/1", "c", "never"}
+	for _, cfg := range []Config{
+		{History: 1, Changes: 1000},
+		{History: 2, Changes: 1000},
+		{History: 3, Changes: 5},
+		{History: 8, Changes: 1000},
+		{History: 4, Changes: 12},
+		{History: 1, Changes: 3},
+	} {
+		for seed := int64(1); seed <= 25; seed++ {
+			t.Run(fmt.Sprintf("history%d_changes%d_seed%d", cfg.History, cfg.Changes, seed), func(t *testing.T) {
+				rng := rand.New(rand.NewSource(seed))
+				leader, replica := NewWithConfig(cfg), NewWithConfig(cfg)
+				m := newRefModel()
+				for i := 0; i < 60; i++ {
+					w := randomWrite(rng, leader.Revision())
+					u, _, applied, err := leader.Write(1, w)
+					if err != nil {
+						t.Fatalf("write %+v: %v", w, err)
+					}
+					if !applied {
+						continue
+					}
+					if err := replica.Apply(u); err != nil {
+						t.Fatalf("apply %+v: %v", u, err)
+					}
+					m.record(u)
+					checkStores(t, cfg, m, leader, replica, keys)
+				}
+			})
+		}
+	}
+}
