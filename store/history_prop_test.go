@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -14,6 +15,7 @@ type refVersion struct {
 	rev     uint64
 	value   string
 	deleted bool
+	expires int64
 }
 
 // refModel records every revision of every key, and the updates in order.
@@ -59,7 +61,7 @@ func (m *refModel) record(u Update) {
 			m.purged[u.Key] = u.Seq
 		}
 	default:
-		m.keys[u.Key] = append(m.keys[u.Key], refVersion{rev: u.Seq, value: u.Value})
+		m.keys[u.Key] = append(m.keys[u.Key], refVersion{rev: u.Seq, value: u.Value, expires: u.Expires})
 	}
 }
 
@@ -88,6 +90,22 @@ func checkStores(t *testing.T, cfg Config, m *refModel, leader, replica *Store, 
 		t.Fatalf("held: leader %+v, replica %+v", lh, rh)
 	}
 	floor := leader.HistoryHeld().Floor
+	// Deadlines: the live keys whose current version set one.
+	var due []Expiry
+	for _, k := range keys {
+		if v, ok := m.at(k, cur); ok && v.expires != 0 {
+			due = append(due, Expiry{Key: k, Revision: v.rev, Deadline: v.expires})
+		}
+	}
+	sort.Slice(due, func(i, j int) bool {
+		if due[i].Deadline != due[j].Deadline {
+			return due[i].Deadline < due[j].Deadline
+		}
+		return due[i].Key < due[j].Key
+	})
+	if got, got2 := leader.Due(1<<62, 100), replica.Due(1<<62, 100); !reflect.DeepEqual(got, due) || !reflect.DeepEqual(got2, due) {
+		t.Fatalf("Due: leader %v, replica %v, want %v", got, got2, due)
+	}
 	if floor < m.compact {
 		t.Fatalf("floor %d below compaction %d", floor, m.compact)
 	}
@@ -216,7 +234,7 @@ func randomWrite(rng *rand.Rand, rev uint64) Write {
 	case n < 13:
 		return Write{Key: k, Delete: true}
 	case n < 15:
-		return Write{Key: []string{"a/", "b", "a/1", "z"}[rng.Intn(4)], Delete: true, Prefix: true}
+		return Write{Key: []string{"a/", "b", "a/1", "z"}[rng.Intn(4)], Delete: true, Prefix: true, Purge: rng.Intn(3) == 0}
 	case n < 17:
 		return Write{Key: k, Delete: true, Purge: true}
 	default:
@@ -256,6 +274,93 @@ func TestHistoryLeaderAndReplicaAgreeWithModel(t *testing.T) {
 					}
 					m.record(u)
 					checkStores(t, cfg, m, leader, replica, keys)
+				}
+			})
+		}
+	}
+}
+
+// checkModel checks one store against the model alone: every read at a
+// revision is the model's answer or a *RevisionError (ErrIncomplete only
+// while the store knows it missed updates), and every replay it accepts
+// is the model's.
+func checkModel(t *testing.T, m *refModel, s *Store, keys []string) {
+	t.Helper()
+	cur := s.Revision()
+	missed := s.Missed() > 0
+	for _, k := range keys {
+		for r := uint64(0); r <= cur; r++ {
+			v, found, err := s.GetAt(k, r)
+			if err != nil {
+				var re *RevisionError
+				if !errors.As(err, &re) || errors.Is(err, ErrIncomplete) && !missed || errors.Is(err, ErrFutureRevision) {
+					t.Fatalf("GetAt(%q, %d) at %d (missed %v): %v", k, r, cur, missed, err)
+				}
+				continue
+			}
+			if missed {
+				t.Fatalf("GetAt(%q, %d) answered by a copy that missed updates", k, r)
+			}
+			want, wantFound := m.at(k, r)
+			if found != wantFound || found && (v.Revision != want.rev || v.Value != want.value) {
+				t.Fatalf("GetAt(%q, %d) = %+v found %v, model says %+v found %v", k, r, v, found, want, wantFound)
+			}
+		}
+	}
+	for after := uint64(0); after <= cur; after++ {
+		got, err := replayAll(s, after, "", 2, 1<<20)
+		if err != nil {
+			if !errors.Is(err, ErrCompacted) {
+				t.Fatalf("Changes(%d): %v", after, err)
+			}
+			continue
+		}
+		var want []Update
+		for _, u := range m.updates {
+			if u.Seq > after && u.Seq <= cur && u.Compact == 0 {
+				want = append(want, u)
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("Changes(%d) = %v, want %v", after, got, want)
+		}
+	}
+}
+
+// TestHistoryLossyReplicaAgreesWithModel: a replica that loses updates
+// (a gap) and later catches up from the leader's keys never answers a
+// read at a revision or a replay differently from the model.
+func TestHistoryLossyReplicaAgreesWithModel(t *testing.T) {
+	keys := []string{"a/1", "a/2", "a/3", "b", "b/1", "c"}
+	for _, cfg := range []Config{{History: 1, Changes: 100}, {History: 3, Changes: 100}, {History: 4, Changes: 7}} {
+		for seed := int64(1); seed <= 30; seed++ {
+			t.Run(fmt.Sprintf("history%d_changes%d_seed%d", cfg.History, cfg.Changes, seed), func(t *testing.T) {
+				rng := rand.New(rand.NewSource(seed))
+				leader, replica := NewWithConfig(cfg), NewWithConfig(cfg)
+				m := newRefModel()
+				for i := 0; i < 60; i++ {
+					w := randomWrite(rng, leader.Revision())
+					u, _, applied, err := leader.Write(1, w)
+					if err != nil {
+						t.Fatalf("write %+v: %v", w, err)
+					}
+					if !applied {
+						continue
+					}
+					m.record(u)
+					switch n := rng.Intn(10); {
+					case n == 0: // lost
+					case n == 1 && replica.Missed() > 0:
+						// Catch up: the leader's keys, at its revision.
+						entries, rev, epoch, _ := leader.Snapshot("", 1000, 1<<30)
+						replica.InstallPage("", entries, true)
+						replica.CaughtUp(epoch, rev)
+					default:
+						if err := replica.Apply(u); err != nil && !errors.Is(err, ErrGap) {
+							t.Fatalf("apply %+v: %v", u, err)
+						}
+					}
+					checkModel(t, m, replica, keys)
 				}
 			})
 		}

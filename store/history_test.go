@@ -589,3 +589,15 @@ func TestDivergedUpdateResetsHistory(t *testing.T) {
 		t.Fatalf("held: %+v", h)
 	}
 }
+
+// TestChangesLimitBelowOne: a limit below one still returns one update
+// per call (as maxBytes does), so a caller paging with it makes progress.
+func TestChangesLimitBelowOne(t *testing.T) {
+	s := New()
+	mustWrite(t, s, hput("a", "1"))
+	mustWrite(t, s, hput("b", "1"))
+	for _, limit := range []int{0, -1} {
+		checkChanges(t, "store", s, hchanges{after: 0, limit: limit, bytes: 1 << 20, seqs: []uint64{1}, next: 1, more: true})
+		checkChanges(t, "store", s, hchanges{after: 1, limit: limit, bytes: 1 << 20, seqs: []uint64{2}, next: 2})
+	}
+}
