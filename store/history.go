@@ -306,7 +306,12 @@ func (s *Store) GetAt(key string, rev uint64) (v Version, found bool, err error)
 	// unless older versions were dropped (keeping one version, they are
 	// never kept, so nothing can be said).
 	if s.history <= 1 || c != nil && c.trimmed > 0 {
-		return Version{}, false, rerr(ErrCompacted)
+		err := rerr(ErrCompacted)
+		if len(versions) > 0 {
+			// This key is answered from its oldest held version on.
+			err.(*RevisionError).Held = max(s.revFloor, versions[0].Revision)
+		}
+		return Version{}, false, err
 	}
 	return Version{}, false, nil
 }

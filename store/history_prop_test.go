@@ -141,6 +141,15 @@ func checkStores(t *testing.T, cfg Config, m *refModel, leader, replica *Store, 
 					t.Fatalf("GetAt(%q, %d) at the current revision: %v", k, r, err)
 				case r == cur && wantFound:
 					t.Fatalf("GetAt(%q, %d) of a live key at the current revision: %v", k, r, err)
+				case r < floor:
+				case len(lv) > 0 && re.Held <= r:
+					// Above the floor, a key with versions held says from
+					// where it answers.
+					t.Fatalf("GetAt(%q, %d): %v, held from %d", k, r, err, re.Held)
+				case len(lv) > 0 && re.Held <= cur:
+					if _, _, err := leader.GetAt(k, re.Held); err != nil {
+						t.Fatalf("GetAt(%q, %d) refused, held from %d, but: %v", k, r, re.Held, err)
+					}
 				}
 				continue
 			}

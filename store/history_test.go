@@ -601,3 +601,33 @@ func TestChangesLimitBelowOne(t *testing.T) {
 		checkChanges(t, "store", s, hchanges{after: 1, limit: limit, bytes: 1 << 20, seqs: []uint64{2}, next: 2})
 	}
 }
+
+// TestCompactedReadSaysWhereTheKeyIsHeldFrom: a read refused because
+// the key's older versions were trimmed or purged names the key's
+// oldest held revision, not a floor below the revision asked for.
+func TestCompactedReadSaysWhereTheKeyIsHeldFrom(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		cfg    Config
+		writes []Write
+		key    string
+		rev    uint64
+		held   uint64
+	}{
+		{"trimmed by the limit", Config{History: 2}, []Write{hput("a", "1"), hput("a", "2"), hput("a", "3")}, "a", 1, 2},
+		{"purged", Config{History: 4}, []Write{hput("a", "1"), hput("b", "1"), {Key: "a", Delete: true, Purge: true}}, "a", 2, 3},
+		{"history 1", Config{History: 1}, []Write{hput("a", "1"), hput("a", "2")}, "a", 1, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewWithConfig(tt.cfg)
+			for _, w := range tt.writes {
+				mustWrite(t, s, w)
+			}
+			_, _, err := s.GetAt(tt.key, tt.rev)
+			var re *RevisionError
+			if !errors.Is(err, ErrCompacted) || !errors.As(err, &re) || re.Held != tt.held {
+				t.Fatalf("GetAt(%q, %d) = %v (%+v), want ErrCompacted held from %d", tt.key, tt.rev, err, re, tt.held)
+			}
+		})
+	}
+}
