@@ -362,6 +362,15 @@ func TestHistoryLossyReplicaAgreesWithModel(t *testing.T) {
 					m.record(u)
 					switch n := rng.Intn(10); {
 					case n == 0: // lost
+					case n == 2 && replica.Revision()+1 == u.Seq && replica.Missed() == 0:
+						// A deposed leader's write took u's place here.
+						bogus := Update{Epoch: u.Epoch, Seq: u.Seq, Key: "c", Value: "bogus"}
+						if err := replica.Apply(bogus); err != nil {
+							t.Fatal(err)
+						}
+						if err := replica.Apply(u); !errors.Is(err, ErrDiverged) {
+							t.Fatalf("apply %+v over another update: %v", u, err)
+						}
 					case n == 1 && replica.Missed() > 0:
 						// Catch up: the leader's keys, at its revision.
 						entries, rev, epoch, _ := leader.Snapshot("", 1000, 1<<30)
