@@ -387,3 +387,32 @@ func TestHistoryLossyReplicaAgreesWithModel(t *testing.T) {
 		}
 	}
 }
+
+// FuzzHistory drives a leader and a replica with writes chosen by the
+// input and checks them against each other and the model.
+func FuzzHistory(f *testing.F) {
+	f.Add(int64(1), uint8(2), uint8(5), uint8(30))
+	f.Add(int64(7), uint8(1), uint8(3), uint8(40))
+	f.Add(int64(42), uint8(8), uint8(200), uint8(50))
+	keys := []string{"a/1", "a/2", "a/3", "b", "b/1", "c", "never"}
+	f.Fuzz(func(t *testing.T, seed int64, history, changes, steps uint8) {
+		cfg := Config{History: 1 + int(history)%MaxHistory, Changes: 1 + int(changes)}
+		rng := rand.New(rand.NewSource(seed))
+		leader, replica := NewWithConfig(cfg), NewWithConfig(cfg)
+		m := newRefModel()
+		for i := 0; i < int(steps)%64; i++ {
+			u, _, applied, err := leader.Write(1, randomWrite(rng, leader.Revision()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !applied {
+				continue
+			}
+			if err := replica.Apply(u); err != nil {
+				t.Fatal(err)
+			}
+			m.record(u)
+		}
+		checkStores(t, cfg, m, leader, replica, keys)
+	})
+}

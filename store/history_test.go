@@ -631,3 +631,53 @@ func TestCompactedReadSaysWhereTheKeyIsHeldFrom(t *testing.T) {
 		})
 	}
 }
+
+// TestCatchUpWithBufferedUpdates: pages of the leader's keys, then the
+// updates buffered meanwhile applied if newer, then CaughtUp: the copy
+// holds the leader's keys and deadlines, and its history starts there.
+func TestCatchUpWithBufferedUpdates(t *testing.T) {
+	cfg := Config{History: 4}
+	leader, replica := NewWithConfig(cfg), NewWithConfig(cfg)
+	for _, w := range []Write{hput("a/1", "1"), hput("a/2", "1"), {Key: "b", Value: "1", Expires: 10}, hput("c", "1"), hput("d", "1")} {
+		mustWrite(t, leader, w)
+	}
+	if err := replica.BeginEpoch(1, 3); !errors.Is(err, ErrGap) {
+		t.Fatal(err)
+	}
+	entries, _, _, _ := leader.Snapshot("", 100, 1<<20)
+	var buffered []Update
+	for _, w := range []Write{{Key: "a/", Delete: true, Prefix: true}, {Key: "c", Delete: true, Purge: true}, {Key: "d", Value: "2", Expires: 20}, hput("b", "2"), hdel("d"), hput("e", "1"), {Compact: 6}} {
+		buffered = append(buffered, mustWrite(t, leader, w))
+	}
+	replica.InstallPage("", entries, true)
+	// The buffered updates arrive in any order relative to the pages;
+	// applied twice or out of order, only newer ones take.
+	for _, us := range [][]Update{buffered, buffered[3:]} {
+		for _, u := range us {
+			if err := replica.ApplyNewer(u); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	replica.CaughtUp(1, leader.Revision())
+	want, _, _, _ := leader.Snapshot("", 100, 1<<20)
+	got, _, _, _ := replica.Snapshot("", 100, 1<<20)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("replica keys %+v, leader's %+v", got, want)
+	}
+	if g, w := dueKeys(replica, 100), dueKeys(leader, 100); g != w {
+		t.Fatalf("Due: replica %q, leader %q", g, w)
+	}
+	cur := leader.Revision()
+	if h := replica.HistoryHeld(); h.Floor != cur || h.ChangesFrom != cur+1 || h.Keys != 0 || replica.Missed() != 0 {
+		t.Fatalf("held %+v missed %d", h, replica.Missed())
+	}
+	for _, k := range []string{"a/1", "a/2", "b", "c", "d", "e"} {
+		lv, lf, lerr := leader.GetAt(k, cur)
+		rv, rf, rerr := replica.GetAt(k, cur)
+		if lerr != nil || rerr != nil || lf != rf || lf && lv != rv {
+			t.Errorf("GetAt(%q, %d): leader %+v %v %v, replica %+v %v %v", k, cur, lv, lf, lerr, rv, rf, rerr)
+		}
+		checkRead(t, "replica", replica, hread{key: k, rev: cur - 1, err: ErrCompacted})
+	}
+}
