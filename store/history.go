@@ -306,7 +306,12 @@ func (s *Store) GetAt(key string, rev uint64) (v Version, found bool, err error)
 	// unless older versions were dropped (keeping one version, they are
 	// never kept, so nothing can be said).
 	if s.history <= 1 || c != nil && c.trimmed > 0 {
-		return Version{}, false, rerr(ErrCompacted)
+		err := rerr(ErrCompacted)
+		if len(versions) > 0 {
+			// This key is answered from its oldest held version on.
+			err.(*RevisionError).Held = max(s.revFloor, versions[0].Revision)
+		}
+		return Version{}, false, err
 	}
 	return Version{}, false, nil
 }
@@ -336,12 +341,14 @@ func (s *Store) History(key string) (versions []Version, trimmed bool) {
 // Changes returns, in revision order, the held updates after revision
 // after that touch keys beginning with prefix (a delete by prefix that
 // overlaps it counts; compactions are left out), up to limit of them or
-// about maxBytes of keys and values (at least one). next is the revision
-// through which the copy's updates were examined: the copy's revision
+// about maxBytes of keys and values (at least one, even for a limit
+// below one). next is the revision through which the copy's updates
+// were examined: the copy's revision
 // when more is false, else where the next call should start after. It
 // fails with a *RevisionError (ErrCompacted) if the updates after after
 // are no longer all held.
 func (s *Store) Changes(after uint64, prefix string, limit, maxBytes int) (out []Update, next uint64, more bool, err error) {
+	limit = max(limit, 1)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if after < s.changesFloor {

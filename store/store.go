@@ -445,6 +445,9 @@ func (s *Store) Apply(u Update) error {
 		if d, ok := s.recent[position{u.Epoch, u.Seq}]; ok && d != s.digest(u) {
 			s.diverged++
 			s.ahead++
+			// Its past is not the leader's: replays and reads at a
+			// revision start again at its revision.
+			s.resetHistoryLocked(s.rev)
 			return fmt.Errorf("%w: two different updates claim epoch %d seq %d (key %q)", ErrDiverged, u.Epoch, u.Seq, u.Key)
 		}
 		return fmt.Errorf("%w: epoch %d seq %d, applied up to %d", ErrDuplicate, u.Epoch, u.Seq, s.rev)
