@@ -42,7 +42,9 @@ func (m *refModel) live() []string {
 }
 
 func (m *refModel) record(u Update) {
-	m.updates = append(m.updates, u)
+	logged := u
+	logged.Count = 0 // the leader's own count is not replayed
+	m.updates = append(m.updates, logged)
 	switch {
 	case u.Compact > 0:
 		m.compact = max(m.compact, u.Compact)

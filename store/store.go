@@ -418,7 +418,9 @@ func (s *Store) writeLocked(u *Update) {
 	default:
 		s.putLocked(*u)
 	}
-	s.logLocked(*u)
+	logged := *u
+	logged.Count = 0 // this store's count, not part of the update
+	s.logLocked(logged)
 }
 
 // Apply is a replica's write: it applies the leader's update as it is.
