@@ -72,7 +72,7 @@ func expectHostileClient(ctx context.Context, f *fault) error {
 	if f.to > f.from {
 		sent, acked := 0, 0
 		for _, op := range ops {
-			if op.Kind == OpPut && op.Invoke > f.from && op.Invoke < f.to {
+			if op.isWriteKind() && op.Invoke > f.from && op.Invoke < f.to {
 				sent++
 				if op.Acked() && op.Return < f.to {
 					acked++

@@ -331,7 +331,8 @@ func (s *suite) keys() []string {
 }
 
 func (s *suite) loadOptions(acks string) loadOptions {
-	return loadOptions{clients: s.cfg.Clients, keys: s.keys(), acks: acks, interval: s.cfg.OpInterval, writes: 0.45, leaderReads: 0.3, ownReads: 0.1}
+	return loadOptions{clients: s.cfg.Clients, keys: s.keys(), acks: acks, interval: s.cfg.OpInterval, writes: 0.45, leaderReads: 0.3, ownReads: 0.1,
+		deletes: 0.1, creates: 0.1, cas: 0.15, via: 0.3}
 }
 
 // ----------------------------------------------------------------------------
@@ -488,7 +489,7 @@ func (e *runEnv) checkLin(expected bool) {
 func unconfirmable(ops []Op) int {
 	n := 0
 	for _, op := range ops {
-		if op.Kind == OpPut && op.Outcome == Ambiguous && strings.Contains(op.Err, "no longer known") {
+		if op.isWriteKind() && op.Outcome == Ambiguous && strings.Contains(op.Err, "no longer known") {
 			n++
 		}
 	}
@@ -499,7 +500,7 @@ func unconfirmable(ops []Op) int {
 func duplicateWrite(ops []Op) string {
 	seen := map[string]bool{}
 	for _, op := range ops {
-		if op.Kind != OpPut {
+		if !op.writesValue() {
 			continue
 		}
 		k := op.Key + "=" + op.Value
@@ -516,7 +517,7 @@ func (e *runEnv) allKeys() []string {
 	seen := map[string]bool{}
 	var keys []string
 	for _, op := range e.hist.Ops() {
-		if op.Kind == OpPut && !seen[op.Key] {
+		if op.isWriteKind() && !seen[op.Key] {
 			seen[op.Key] = true
 			keys = append(keys, op.Key)
 		}
