@@ -37,7 +37,7 @@ func attack(ctx context.Context, f *fault) error {
 	}
 	f.attacker = a
 	f.cleanups = append(f.cleanups, a.Stop)
-	f.note("an attacker without the key floods the server subjects (%d forgeries/s and 6 forged acks of every put) while %s leads epoch %d", attackRate, f.leader, f.epoch)
+	f.note("an attacker without the key floods the server subjects (%d forgeries/s and 6 forged acks of every put and delete) while %s leads epoch %d", attackRate, f.leader, f.epoch)
 	if err := harness.Sleep(ctx, f.s.warmup()); err != nil {
 		return err
 	}
