@@ -3,6 +3,9 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"zkv/bus"
@@ -34,7 +37,7 @@ func attack(ctx context.Context, f *fault) error {
 	}
 	f.attacker = a
 	f.cleanups = append(f.cleanups, a.Stop)
-	f.note("an attacker without the key floods the server subjects (%d forgeries/s and 6 forged acks of every put) while %s leads epoch %d", attackRate, f.leader, f.epoch)
+	f.note("an attacker without the key floods the server subjects (%d forgeries/s and 6 forged acks of every put and delete) while %s leads epoch %d", attackRate, f.leader, f.epoch)
 	if err := harness.Sleep(ctx, f.s.warmup()); err != nil {
 		return err
 	}
@@ -64,6 +67,11 @@ func expectHostileClient(ctx context.Context, f *fault) error {
 	a.Stop()
 	r.time(TimeAttack, f.now()-f.at)
 	r.fact("attacker messages", "%d (%.0f/s)", a.Sent(), float64(a.Sent())/(f.now()-f.at).Seconds())
+	answers, accepted := a.WriteAnswers()
+	r.fact("answers to writes with a malformed condition", "%s", fmtCounts(answers))
+	for _, body := range accepted {
+		f.violate(Violation{Check: CheckForgedAccepted, Detail: "a write with a malformed condition was accepted: " + body})
+	}
 	f.finish(ctx, finishOptions{survivors: nodeIDs, lin: true})
 	ops := f.hist.Ops()
 	for _, v := range CheckAcksAllReplies(ops, len(nodeIDs), f.from, f.to) {
@@ -72,7 +80,7 @@ func expectHostileClient(ctx context.Context, f *fault) error {
 	if f.to > f.from {
 		sent, acked := 0, 0
 		for _, op := range ops {
-			if op.Kind == OpPut && op.Invoke > f.from && op.Invoke < f.to {
+			if op.isWriteKind() && op.Invoke > f.from && op.Invoke < f.to {
 				sent++
 				if op.Acked() && op.Return < f.to {
 					acked++
@@ -87,6 +95,19 @@ func expectHostileClient(ctx context.Context, f *fault) error {
 	f.checkRejected(ctx, f.before)
 	r.fact("wire messages the watcher dropped (not signed by the cluster)", "%d", f.wire.Rejected())
 	return nil
+}
+
+// fmtCounts prints counts by name, names sorted: "a=1 b=2" ("none" if
+// empty).
+func fmtCounts(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
 }
 
 // checkRejected checks that every server counted the attacker's messages

@@ -66,51 +66,181 @@ const (
 // ----------------------------------------------------------------------------
 // Linearizability
 
-// kvInput is the input of a porcupine operation on one key.
+// kvInput is the input of a porcupine operation on one key: a read
+// (Kind OpGet) or a write of any kind, with its condition.
 type kvInput struct {
-	Put   bool
+	Kind  OpKind
 	Value string
+	// Cond says IfRev is the write's if_revision (0: must be absent).
+	Cond  bool
+	IfRev uint64
 }
 
-// kvOutput is the output of a read.
+// kvOutput is the output of an operation. For a read: Found, Value and
+// the key's Rev (0: not given). For a write: Ambiguous (it may or may not
+// have applied), Refused (conflict or exists; Rev is the key's revision
+// the error carried), or acknowledged at Rev (0: not given), with Deleted
+// for a delete that removed the key.
 type kvOutput struct {
-	Found bool
-	Value string
+	Found     bool
+	Value     string
+	Rev       uint64
+	Ambiguous bool
+	Refused   bool
+	Deleted   bool
 }
 
-// kvModel is a register per key: the state is the value, "" when the key
-// is absent (the workload never writes an empty value).
-var kvModel = porcupine.Model{
-	Init: func() any { return "" },
-	Step: func(state, input, output any) (bool, any) {
-		st := state.(string)
-		in := input.(kvInput)
-		if in.Put {
-			return true, in.Value
-		}
-		out := output.(kvOutput)
+// kvState is one key: absent, or Value at revision Rev. RevKnown is false
+// after a write whose revision nobody reported (an ambiguous one): the
+// next report of the key's revision is taken as it. An absent key's
+// revision is 0, what if_revision 0 asks for.
+type kvState struct {
+	Present  bool
+	Value    string
+	Rev      uint64
+	RevKnown bool
+}
+
+var absentKey = kvState{RevKnown: true}
+
+// condition tells whether in's condition holds in st: yes, no, or maybe
+// (st's revision is unknown).
+func (st kvState) condition(in kvInput) (holds, maybe bool) {
+	switch {
+	case in.Kind == OpCreate || (in.Cond && in.IfRev == 0):
+		return !st.Present, false
+	case !in.Cond:
+		return true, false
+	case !st.Present:
+		return false, false
+	case !st.RevKnown:
+		return false, true
+	}
+	return st.Rev == in.IfRev, false
+}
+
+// apply is st after in applied at rev (0: unknown).
+func (st kvState) apply(in kvInput, rev uint64) kvState {
+	if in.Kind == OpDelete {
+		return absentKey
+	}
+	return kvState{Present: true, Value: in.Value, Rev: rev, RevKnown: rev != 0}
+}
+
+// sees reports whether a revision rev reported for the present key st is
+// consistent with it, and st with what it taught.
+func (st kvState) sees(rev uint64) (bool, kvState) {
+	switch {
+	case rev == 0:
+		return true, st
+	case !st.RevKnown:
+		st.Rev, st.RevKnown = rev, true
+		return true, st
+	}
+	return st.Rev == rev, st
+}
+
+// kvStep is the model of one key. Revisions are store-wide, so the model
+// cannot predict them: an acknowledged write's revision becomes the key's,
+// and every later report of it (a read, a conflict, an exists) must agree.
+//
+//   - A read finds the key iff it is present, with its value and revision.
+//   - An acknowledged put, create or delete needs its condition to hold
+//     (create and if_revision 0: absent; if_revision R: at revision R); a
+//     delete that removed the key needs it present, one that removed
+//     nothing needs it absent.
+//   - A refused write (conflict, exists) needs its condition not to hold,
+//     and the revision it carries to be the key's (0 when absent).
+//   - An ambiguous write applies if its condition holds (or may); it
+//     returns after every other operation, so not applying at all is the
+//     linearization that puts it last.
+func kvStep(state, input, output any) (bool, any) {
+	st := state.(kvState)
+	in := input.(kvInput)
+	out, _ := output.(kvOutput)
+	if in.Kind == OpGet {
 		if !out.Found {
-			return st == "", st
+			return !st.Present, st
 		}
-		return out.Value != "" && out.Value == st, st
-	},
-	Equal: func(a, b any) bool { return a.(string) == b.(string) },
+		if !st.Present || st.Value != out.Value {
+			return false, st
+		}
+		return st.sees(out.Rev)
+	}
+	holds, maybe := st.condition(in)
+	switch {
+	case out.Ambiguous:
+		if holds || maybe {
+			if in.Kind == OpDelete && !st.Present {
+				return true, st
+			}
+			return true, st.apply(in, 0)
+		}
+		return true, st
+	case out.Refused:
+		if holds {
+			return false, st
+		}
+		if !st.Present {
+			return out.Rev == 0, st
+		}
+		if out.Rev == 0 || (maybe && out.Rev == in.IfRev) {
+			return false, st
+		}
+		return st.sees(out.Rev)
+	case in.Kind == OpDelete && !out.Deleted:
+		return !st.Present && (holds || maybe), st
+	case in.Kind == OpDelete && !st.Present:
+		return false, st
+	}
+	return holds || maybe, st.apply(in, out.Rev)
+}
+
+var kvModel = porcupine.Model{
+	Init:  func() any { return absentKey },
+	Step:  kvStep,
+	Equal: func(a, b any) bool { return a.(kvState) == b.(kvState) },
 	DescribeOperation: func(input, output any) string {
 		in := input.(kvInput)
-		if in.Put {
-			return fmt.Sprintf("put(%q)", in.Value)
-		}
 		out, _ := output.(kvOutput)
-		if !out.Found {
-			return "get() -> (absent)"
+		if in.Kind == OpGet {
+			if !out.Found {
+				return "get() -> (absent)"
+			}
+			return fmt.Sprintf("get() -> %q@%d", out.Value, out.Rev)
 		}
-		return fmt.Sprintf("get() -> %q", out.Value)
+		var b strings.Builder
+		b.WriteString(string(in.Kind))
+		if in.Kind == OpDelete {
+			b.WriteString("(")
+		} else {
+			fmt.Fprintf(&b, "(%q", in.Value)
+		}
+		if in.Cond {
+			fmt.Fprintf(&b, " if_revision=%d", in.IfRev)
+		}
+		b.WriteString(") -> ")
+		switch {
+		case out.Ambiguous:
+			b.WriteString("?")
+		case out.Refused:
+			fmt.Fprintf(&b, "refused, key at %d", out.Rev)
+		case in.Kind == OpDelete && !out.Deleted:
+			b.WriteString("ok, nothing deleted")
+		default:
+			fmt.Fprintf(&b, "ok@%d", out.Rev)
+		}
+		return b.String()
 	},
 	DescribeState: func(state any) string {
-		if s := state.(string); s != "" {
-			return fmt.Sprintf("%q", s)
+		st := state.(kvState)
+		switch {
+		case !st.Present:
+			return "(absent)"
+		case !st.RevKnown:
+			return fmt.Sprintf("%q@?", st.Value)
 		}
-		return "(absent)"
+		return fmt.Sprintf("%q@%d", st.Value, st.Rev)
 	},
 }
 
@@ -134,9 +264,9 @@ type LinResult struct {
 	infos map[string]porcupine.LinearizationInfo
 }
 
-// linOps turns the puts (ok and ambiguous) and answered leader reads of
-// one key into porcupine operations. An ambiguous put returns after every
-// other operation.
+// linOps turns the writes of one key (ok, ambiguous, and refused with
+// conflict or exists) and its answered leader reads into porcupine
+// operations. An ambiguous write returns after every other operation.
 func linOps(ops []Op) []porcupine.Operation {
 	var end time.Duration
 	for _, op := range ops {
@@ -145,17 +275,22 @@ func linOps(ops []Op) []porcupine.Operation {
 	var out []porcupine.Operation
 	for _, op := range ops {
 		var in kvInput
-		var o any
+		var o kvOutput
 		switch {
-		case op.IsWrite():
-			in = kvInput{Put: true, Value: op.Value}
+		case op.IsWrite() || op.condFailed():
+			in = kvInput{Kind: op.Kind, Value: op.Value}
+			if op.IfRevision != nil {
+				in.Cond, in.IfRev = true, *op.IfRevision
+			}
+			o = kvOutput{Rev: op.Revision, Deleted: op.Deleted, Ambiguous: op.Outcome == Ambiguous, Refused: op.condFailed()}
 		case op.Kind == OpGet && op.Outcome == OK:
-			o = kvOutput{Found: op.Found, Value: op.Value}
+			in = kvInput{Kind: OpGet}
+			o = kvOutput{Found: op.Found, Value: op.Value, Rev: op.Revision}
 		default:
 			continue
 		}
 		ret := op.Return
-		if op.Kind == OpPut && op.Outcome == Ambiguous {
+		if op.IsWrite() && op.Outcome == Ambiguous {
 			ret = end + 1
 		}
 		out = append(out, porcupine.Operation{
@@ -248,14 +383,14 @@ func fileSafe(s string) string {
 // ----------------------------------------------------------------------------
 // Values read
 
-// writeIndex finds the put that wrote each value (values are unique per
-// run).
+// writeIndex finds the put or create that wrote each value (values are
+// unique per run).
 type writeIndex map[string]Op
 
 func indexWrites(ops []Op) writeIndex {
 	idx := make(writeIndex)
 	for _, op := range ops {
-		if op.Kind == OpPut {
+		if op.writesValue() {
 			idx[op.Key+"\x00"+op.Value] = op
 		}
 	}
@@ -268,8 +403,9 @@ func (w writeIndex) get(key, value string) (Op, bool) {
 }
 
 // CheckReadValues checks that every answered read that found a value
-// returned one that a put of the same key sent before the read returned,
-// and that the put was not classified failed. A value with ForgedPrefix
+// returned one that a put or create of the same key sent before the read
+// returned, and that the write was not classified failed (a refused
+// compare-and-set or create included). A value with ForgedPrefix
 // is reported as read from an attacker.
 func CheckReadValues(ops []Op) []Violation {
 	idx := indexWrites(ops)
@@ -297,14 +433,16 @@ func CheckReadValues(ops []Op) []Violation {
 	return out
 }
 
-// CheckFresh checks reads against the acknowledged writes before them: a
-// read (of any kind) invoked after an acknowledged put of its key returned
-// must find a value, and that value must come from a put that no
-// acknowledged put started after (an ambiguous put may take effect at any
-// time after it was sent). It is the rule for the final reads of the
-// survivors, and for copies that confirmed every acknowledged write
-// (acks=all). It returns how many reads it checked. Reads of unknown values
-// are left to CheckReadValues.
+// CheckFresh checks reads against the acknowledged writes before them. A
+// read (of any kind) invoked after an acknowledged put or create of its
+// key returned must find a value, unless a delete that was not refused
+// may have taken effect after that write and before the read returned;
+// and the value found must come from a write that no acknowledged write
+// (a delete included) started after (an ambiguous write may take effect
+// at any time after it was sent). It is the rule for the final reads of
+// the survivors, and for copies that confirmed every acknowledged write
+// (acks=all). It returns how many reads it checked. Reads of unknown
+// values are left to CheckReadValues.
 func CheckFresh(ops []Op, reads []Op) (int, []Violation) {
 	idx := indexWrites(ops)
 	_, m := byKey(ops)
@@ -324,15 +462,16 @@ func CheckFresh(ops []Op, reads []Op) (int, []Violation) {
 		if len(acked) == 0 {
 			continue
 		}
-		last := slices.MaxFunc(acked, func(a, b Op) int { return cmp.Compare(a.Invoke, b.Invoke) })
 		if !r.Found {
-			out = append(out, Violation{Check: CheckLostAck, Key: r.Key, Node: r.Node, Ops: []int{last.ID, r.ID},
-				Detail: fmt.Sprintf("op %d (%s read of %s at %s) found nothing; op %d had acknowledged %q at %s (epoch %d, leader %s)",
-					r.ID, r.Kind, nodeOr(r.Node), fmtDur(r.Invoke), last.ID, last.Value, fmtDur(last.Return), last.Epoch, last.Leader)})
+			if last, ok := undeletedWrite(m[r.Key], acked, r); ok {
+				out = append(out, Violation{Check: CheckLostAck, Key: r.Key, Node: r.Node, Ops: []int{last.ID, r.ID},
+					Detail: fmt.Sprintf("op %d (%s read of %s at %s) found nothing; op %d had acknowledged %q at %s (epoch %d, leader %s), and no delete may have followed it",
+						r.ID, r.Kind, nodeOr(r.Node), fmtDur(r.Invoke), last.ID, last.Value, fmtDur(last.Return), last.Epoch, last.Leader)})
+			}
 			continue
 		}
 		w, ok := idx.get(r.Key, r.Value)
-		if !ok || w.Kind != OpPut {
+		if !ok {
 			continue // CheckReadValues reports it
 		}
 		wRet := w.Return
@@ -341,14 +480,44 @@ func CheckFresh(ops []Op, reads []Op) (int, []Violation) {
 		}
 		for _, a := range acked {
 			if a.ID != w.ID && a.Invoke > wRet {
+				what := fmt.Sprintf("acknowledged %q", a.Value)
+				if a.Kind == OpDelete {
+					what = "acknowledged a delete"
+				}
 				out = append(out, Violation{Check: CheckLostAck, Key: r.Key, Node: r.Node, Ops: []int{w.ID, a.ID, r.ID},
-					Detail: fmt.Sprintf("op %d (%s read of %s at %s) returned %q of op %d (returned %s), but op %d, sent later at %s, had acknowledged %q at %s (epoch %d, leader %s)",
-						r.ID, r.Kind, nodeOr(r.Node), fmtDur(r.Invoke), r.Value, w.ID, fmtDur(w.Return), a.ID, fmtDur(a.Invoke), a.Value, fmtDur(a.Return), a.Epoch, a.Leader)})
+					Detail: fmt.Sprintf("op %d (%s read of %s at %s) returned %q of op %d (returned %s), but op %d, sent later at %s, had %s at %s (epoch %d, leader %s)",
+						r.ID, r.Kind, nodeOr(r.Node), fmtDur(r.Invoke), r.Value, w.ID, fmtDur(w.Return), a.ID, fmtDur(a.Invoke), what, fmtDur(a.Return), a.Epoch, a.Leader)})
 				break
 			}
 		}
 	}
 	return checked, out
+}
+
+// undeletedWrite returns the acknowledged put or create among acked (of
+// r's key, all returned before r was sent) that was sent last, if no
+// delete of the key that was not refused may have taken effect after it
+// and before r returned: a read that finds nothing misses it.
+func undeletedWrite(keyOps, acked []Op, r Op) (Op, bool) {
+	var last Op
+	found := false
+	for _, a := range acked {
+		if a.writesValue() && (!found || a.Invoke > last.Invoke) {
+			last, found = a, true
+		}
+	}
+	if !found {
+		return Op{}, false
+	}
+	for _, d := range keyOps {
+		if d.Kind != OpDelete || !d.IsWrite() || d.Invoke > r.Return {
+			continue
+		}
+		if d.Outcome == Ambiguous || d.Return > last.Invoke {
+			return Op{}, false
+		}
+	}
+	return last, true
 }
 
 func nodeOr(n string) string {
@@ -360,17 +529,25 @@ func nodeOr(n string) string {
 
 // CheckReadYourWrites checks the min_revision reads: one that was
 // answered must find the key at a revision no older than the one it waited
-// for (the client's own acknowledged write of it). It returns how many it
-// checked.
+// for (the client's own acknowledged write of it), or find it absent if a
+// delete of the key that was not refused was sent before the read
+// returned. It returns how many it checked.
 func CheckReadYourWrites(ops []Op) (int, []Violation) {
 	n := 0
 	var out []Violation
+	deletes := map[string][]Op{}
+	for _, op := range ops {
+		if op.Kind == OpDelete && op.IsWrite() {
+			deletes[op.Key] = append(deletes[op.Key], op)
+		}
+	}
 	for _, r := range ops {
 		if r.MinRevision == 0 || !r.IsRead() {
 			continue
 		}
 		n++
-		if !r.Found || r.Revision < r.MinRevision {
+		deleted := slices.ContainsFunc(deletes[r.Key], func(d Op) bool { return d.Invoke < r.Return })
+		if (!r.Found && !deleted) || (r.Found && r.Revision < r.MinRevision) {
 			out = append(out, Violation{Check: CheckOwnWrite, Key: r.Key, Node: r.Node, Ops: []int{r.ID},
 				Detail: fmt.Sprintf("op %d: %s answered a read at min_revision %d with found=%v revision %d", r.ID, r.Node, r.MinRevision, r.Found, r.Revision)})
 		}
@@ -434,7 +611,7 @@ func CheckEpochs(ops []Op, wire []WireUpdate) (EpochStats, []Violation) {
 		epochOf[k] = max(epochOf[k], e)
 	}
 	for _, op := range ops {
-		if op.Acked() && op.Epoch != 0 {
+		if op.Acked() && op.writesValue() && op.Epoch != 0 {
 			note(op.Key, op.Value, op.Epoch)
 		}
 	}

@@ -271,3 +271,223 @@ func assertChecks(t *testing.T, got []Violation, want []string) {
 		t.Fatalf("violations %v, want %v:\n%v", names, want, got)
 	}
 }
+
+// at sets the revision of a write's reply (or a refusal's) or of a read.
+func at(op Op, rev uint64) Op {
+	op.Revision = rev
+	return op
+}
+
+// cond makes a put or delete conditional on rev.
+func cond(op Op, rev uint64) Op {
+	op.IfRevision = &rev
+	return op
+}
+
+func create(client int, key, value string, inv, ret int, out Outcome) Op {
+	op := put(client, key, value, inv, ret, out)
+	op.Kind = OpCreate
+	return op
+}
+
+// del is a delete; deleted says it removed the key (when acknowledged).
+func del(client int, key string, inv, ret int, out Outcome, deleted bool) Op {
+	op := put(client, key, "", inv, ret, out)
+	op.Kind, op.Deleted = OpDelete, deleted
+	return op
+}
+
+// refused marks a write failed with code (conflict or exists), carrying
+// the key's revision rev.
+func refused(op Op, code string, rev uint64) Op {
+	op.Outcome, op.Code, op.Revision = Failed, code, rev
+	return op
+}
+
+func TestModelDeleteCreateCAS(t *testing.T) {
+	tests := []struct {
+		name string
+		ops  []Op
+		want string
+	}{
+		{"compare-and-set at the revision read", []Op{
+			at(put(0, "k", "a", 0, 10, OK), 5),
+			at(get(1, "k", "a", 20, 30), 5),
+			at(cond(put(1, "k", "b", 40, 50, OK), 5), 9),
+			at(get(2, "k", "b", 60, 70), 9),
+		}, VerdictOK},
+		{"compare-and-set won against a stale revision", []Op{
+			at(put(0, "k", "a", 0, 10, OK), 5),
+			at(put(0, "k", "b", 20, 30, OK), 7),
+			at(cond(put(1, "k", "c", 40, 50, OK), 5), 9),
+		}, VerdictIllegal},
+		{"two compare-and-sets win with the same revision", []Op{
+			at(put(0, "k", "a", 0, 10, OK), 5),
+			at(cond(put(1, "k", "b", 20, 100, OK), 5), 8),
+			at(cond(put(2, "k", "c", 20, 100, OK), 5), 9),
+		}, VerdictIllegal},
+		{"concurrent compare-and-sets: one wins, one conflicts", []Op{
+			at(put(0, "k", "a", 0, 10, OK), 5),
+			at(cond(put(1, "k", "b", 20, 100, OK), 5), 8),
+			refused(cond(put(2, "k", "c", 20, 100, OK), 5), codeConflict, 8),
+			at(get(3, "k", "b", 110, 120), 8),
+		}, VerdictOK},
+		{"conflict reported while the key was at the revision asked", []Op{
+			at(put(0, "k", "a", 0, 10, OK), 5),
+			refused(cond(put(1, "k", "b", 20, 30, OK), 5), codeConflict, 5),
+		}, VerdictIllegal},
+		{"conflict carrying a revision the key never had", []Op{
+			at(put(0, "k", "a", 0, 10, OK), 5),
+			refused(cond(put(1, "k", "b", 20, 30, OK), 4), codeConflict, 6),
+		}, VerdictIllegal},
+		{"if_revision 0 on an absent key puts", []Op{
+			at(cond(put(0, "k", "a", 0, 10, OK), 0), 3),
+			at(get(1, "k", "a", 20, 30), 3),
+		}, VerdictOK},
+		{"if_revision 0 on a present key conflicts", []Op{
+			at(put(0, "k", "a", 0, 10, OK), 3),
+			refused(cond(put(1, "k", "b", 20, 30, OK), 0), codeConflict, 3),
+		}, VerdictOK},
+		{"if_revision 0 wins on a present key", []Op{
+			at(put(0, "k", "a", 0, 10, OK), 3),
+			at(cond(put(1, "k", "b", 20, 30, OK), 0), 4),
+		}, VerdictIllegal},
+		{"read of a deleted key finds it", []Op{
+			at(put(0, "k", "a", 0, 10, OK), 3),
+			at(del(1, "k", 20, 30, OK, true), 4),
+			at(get(2, "k", "a", 40, 50), 3),
+		}, VerdictIllegal},
+		{"read of a deleted key finds nothing", []Op{
+			at(put(0, "k", "a", 0, 10, OK), 3),
+			at(del(1, "k", 20, 30, OK, true), 4),
+			get(2, "k", "", 40, 50),
+		}, VerdictOK},
+		{"delete of an absent key changes nothing", []Op{
+			at(del(1, "k", 0, 10, OK, false), 2),
+			get(2, "k", "", 20, 30),
+			at(cond(put(0, "k", "a", 40, 50, OK), 0), 3),
+		}, VerdictOK},
+		{"delete found nothing while the key was present", []Op{
+			at(put(0, "k", "a", 0, 10, OK), 3),
+			at(del(1, "k", 20, 30, OK, false), 3),
+		}, VerdictIllegal},
+		{"create of an absent key, then exists", []Op{
+			at(create(0, "k", "a", 0, 10, OK), 3),
+			refused(create(1, "k", "b", 20, 30, OK), codeExists, 3),
+			at(get(2, "k", "a", 40, 50), 3),
+		}, VerdictOK},
+		{"two creates both win", []Op{
+			at(create(0, "k", "a", 0, 100, OK), 3),
+			at(create(1, "k", "b", 0, 100, OK), 4),
+		}, VerdictIllegal},
+		{"exists reported for an absent key", []Op{
+			refused(create(1, "k", "b", 0, 10, OK), codeExists, 0),
+		}, VerdictIllegal},
+		{"create after a delete", []Op{
+			at(put(0, "k", "a", 0, 10, OK), 3),
+			at(del(0, "k", 20, 30, OK, true), 4),
+			at(create(1, "k", "b", 40, 50, OK), 5),
+			refused(cond(put(2, "k", "c", 60, 70, OK), 3), codeConflict, 5),
+		}, VerdictOK},
+		{"conditional delete at a stale revision", []Op{
+			at(put(0, "k", "a", 0, 10, OK), 3),
+			at(put(0, "k", "b", 20, 30, OK), 4),
+			at(cond(del(1, "k", 40, 50, OK, true), 3), 5),
+		}, VerdictIllegal},
+		{"read at a revision other than the last write's", []Op{
+			at(put(0, "k", "a", 0, 10, OK), 3),
+			at(get(1, "k", "a", 20, 30), 4),
+		}, VerdictIllegal},
+		{"ambiguous put: its revision is learnt from a read", []Op{
+			at(put(0, "k", "a", 0, 10, OK), 3),
+			put(1, "k", "b", 20, 30, Ambiguous),
+			at(get(2, "k", "b", 40, 50), 6),
+			at(cond(put(2, "k", "c", 60, 70, OK), 6), 7),
+		}, VerdictOK},
+		{"ambiguous put, then a compare-and-set at the revision before it", []Op{
+			at(put(0, "k", "a", 0, 10, OK), 3),
+			put(1, "k", "b", 20, 30, Ambiguous),
+			at(get(2, "k", "b", 40, 50), 6),
+			at(cond(put(2, "k", "c", 60, 70, OK), 3), 7),
+		}, VerdictIllegal},
+		{"ambiguous delete may have applied", []Op{
+			at(put(0, "k", "a", 0, 10, OK), 3),
+			del(1, "k", 20, 30, Ambiguous, false),
+			get(2, "k", "", 40, 50),
+		}, VerdictOK},
+		{"ambiguous compare-and-set whose condition failed never applies", []Op{
+			at(put(0, "k", "a", 0, 10, OK), 3),
+			at(put(0, "k", "b", 20, 30, OK), 4),
+			cond(put(1, "k", "c", 40, 50, Ambiguous), 3),
+			at(get(2, "k", "c", 60, 70), 5),
+		}, VerdictIllegal},
+		{"refused write is not applied", []Op{
+			at(put(0, "k", "a", 0, 10, OK), 3),
+			refused(create(1, "k", "b", 20, 30, OK), codeExists, 3),
+			at(get(2, "k", "b", 40, 50), 3),
+		}, VerdictIllegal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := CheckLinearizable(numbered(tt.ops...), 10*time.Second)
+			if res.Verdict != tt.want {
+				t.Fatalf("verdict %s, want %s (bad keys %v)", res.Verdict, tt.want, res.BadKeys)
+			}
+		})
+	}
+}
+
+func TestCheckFreshDeletes(t *testing.T) {
+	tests := []struct {
+		name string
+		ops  []Op
+		bad  int
+	}{
+		{"absent after an acknowledged delete", []Op{
+			put(0, "k", "a", 0, 10, OK),
+			del(1, "k", 20, 30, OK, true),
+			local("n2", "k", "", 40, 50),
+		}, 0},
+		{"absent after an ambiguous delete", []Op{
+			put(0, "k", "a", 0, 10, OK),
+			del(1, "k", 20, 30, Ambiguous, false),
+			local("n2", "k", "", 40, 50),
+		}, 0},
+		{"absent with no delete: lost", []Op{
+			put(0, "k", "a", 0, 10, OK),
+			refused(cond(del(1, "k", 20, 30, OK, false), 7), codeConflict, 3),
+			local("n2", "k", "", 40, 50),
+		}, 1},
+		{"absent though the delete came before the last put", []Op{
+			del(1, "k", 0, 10, OK, true),
+			put(0, "k", "a", 20, 30, OK),
+			local("n2", "k", "", 40, 50),
+		}, 1},
+		{"a value found after an acknowledged delete", []Op{
+			put(0, "k", "a", 0, 10, OK),
+			del(1, "k", 20, 30, OK, true),
+			local("n2", "k", "a", 40, 50),
+		}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ops := numbered(tt.ops...)
+			_, v := CheckFresh(ops, ops)
+			if len(v) != tt.bad {
+				t.Fatalf("%d violations, want %d: %v", len(v), tt.bad, v)
+			}
+		})
+	}
+}
+
+func TestCheckReadYourWritesDeletes(t *testing.T) {
+	w := at(put(0, "k", "a", 0, 10, OK), 3)
+	r := local("n2", "k", "", 40, 50)
+	r.MinRevision = 3
+	if _, v := CheckReadYourWrites(numbered(w, r)); len(v) != 1 {
+		t.Fatalf("absent own write without a delete: %v", v)
+	}
+	if _, v := CheckReadYourWrites(numbered(w, del(1, "k", 20, 30, OK, true), r)); len(v) != 0 {
+		t.Fatalf("absent own write after a delete: %v", v)
+	}
+}

@@ -21,7 +21,7 @@ const ForgedPrefix = "forged-"
 func CheckAcksAllReplies(ops []Op, servers int, from, to time.Duration) []Violation {
 	var out []Violation
 	for _, op := range ops {
-		if !op.Acked() || op.Members == 0 {
+		if !op.Acked() || op.Members == 0 || op.noOp() {
 			continue
 		}
 		switch {
@@ -40,7 +40,8 @@ func CheckAcksAllReplies(ops []Op, servers int, from, to time.Duration) []Violat
 	return out
 }
 
-// CheckRevisionsForward checks that every write acknowledged after being
+// CheckRevisionsForward checks that every write (but a delete that found
+// nothing, answered with the leader's revision) acknowledged after being
 // sent past split has a revision above every revision acknowledged before
 // split: revisions never go backwards, even across a restart of every
 // server. It returns the highest revision acknowledged before split, the
@@ -51,14 +52,14 @@ func CheckRevisionsForward(ops []Op, split time.Duration) (uint64, Op, bool, []V
 	var highest uint64
 	var top Op
 	for _, op := range ops {
-		if op.Acked() && op.Return < split && op.Revision > highest {
+		if op.Acked() && !op.noOp() && op.Return < split && op.Revision > highest {
 			highest, top = op.Revision, op
 		}
 	}
 	var first, bad Op
 	found, n := false, 0
 	for _, op := range ops {
-		if !op.Acked() || op.Invoke <= split {
+		if !op.Acked() || op.noOp() || op.Invoke <= split {
 			continue
 		}
 		if !found || op.Return < first.Return {

@@ -13,8 +13,12 @@ type OpKind string
 
 // The kinds of operations in a history.
 const (
-	// OpPut is a write (Add_Update) sent to the leader subject.
+	// OpPut is a write (Add_Update), conditional when IfRevision is set.
 	OpPut OpKind = "put"
+	// OpCreate is a put that must find the key absent.
+	OpCreate OpKind = "create"
+	// OpDelete removes the key, conditional when IfRevision is set.
+	OpDelete OpKind = "delete"
 	// OpGet is a read with consistency=leader.
 	OpGet OpKind = "get"
 	// OpLocalGet is a read of one node's own copy (consistency=local).
@@ -42,7 +46,7 @@ type Op struct {
 	Client int    `json:"client"` // -1: the suite's own checks
 	Kind   OpKind `json:"kind"`
 	Key    string `json:"key"`
-	// Value is the value written (OpPut) or read (when Found).
+	// Value is the value written (OpPut, OpCreate) or read (when Found).
 	Value string `json:"value,omitempty"`
 	Found bool   `json:"found,omitempty"`
 	// Node is the node asked (OpLocalGet) or the node that answered.
@@ -55,7 +59,9 @@ type Op struct {
 	Code string `json:"code,omitempty"`
 	Err  string `json:"err,omitempty"`
 	// Revision and Epoch come from the reply: of the write, or of the
-	// value read (the epoch of a read is the answering node's).
+	// value read (the epoch of a read is the answering node's). A write
+	// that failed with code conflict or exists has the key's revision the
+	// error carried (0: absent).
 	Revision  uint64 `json:"revision,omitempty"`
 	Epoch     uint64 `json:"epoch,omitempty"`
 	Leader    string `json:"leader,omitempty"`
@@ -68,17 +74,52 @@ type Op struct {
 	// Members and Confirmed are the acks=majority|all counts of the reply.
 	Members   int `json:"members,omitempty"`
 	Confirmed int `json:"confirmed,omitempty"`
+	// IfRevision is the condition of a put or delete (nil: none; 0: the
+	// key must be absent).
+	IfRevision *uint64 `json:"if_revision,omitempty"`
+	// Deleted says an acknowledged delete removed the key; false: the key
+	// was absent and nothing was applied.
+	Deleted bool `json:"deleted,omitempty"`
+	// Via is the node whose write subject a write was sent to ("": the
+	// leader subject).
+	Via string `json:"via,omitempty"`
 }
 
-// IsWrite reports whether op is a put that may have taken effect (ok or
-// ambiguous).
-func (op Op) IsWrite() bool { return op.Kind == OpPut && op.Outcome != Failed }
+// Codes of a write that failed on its condition and applied nothing.
+const (
+	codeConflict = "conflict"
+	codeExists   = "exists"
+)
 
-// Acked reports whether op is an acknowledged put.
-func (op Op) Acked() bool { return op.Kind == OpPut && op.Outcome == OK }
+// isWriteKind reports whether op is a write of any kind, whatever its
+// outcome.
+func (op Op) isWriteKind() bool {
+	return op.Kind == OpPut || op.Kind == OpCreate || op.Kind == OpDelete
+}
+
+// writesValue reports whether op is a put or create (it writes Value).
+func (op Op) writesValue() bool { return op.Kind == OpPut || op.Kind == OpCreate }
+
+// noOp reports whether op is an acknowledged delete that found the key
+// absent: it applied nothing, and its revision is the leader's.
+func (op Op) noOp() bool { return op.Kind == OpDelete && op.Outcome == OK && !op.Deleted }
+
+// condFailed reports whether op is a write refused on its condition
+// (conflict or exists): it applied nothing, and the revision it carries
+// is the key's.
+func (op Op) condFailed() bool {
+	return op.isWriteKind() && op.Outcome == Failed && (op.Code == codeConflict || op.Code == codeExists)
+}
+
+// IsWrite reports whether op is a write (put, create or delete) that may
+// have taken effect (ok or ambiguous).
+func (op Op) IsWrite() bool { return op.isWriteKind() && op.Outcome != Failed }
+
+// Acked reports whether op is an acknowledged write of any kind.
+func (op Op) Acked() bool { return op.isWriteKind() && op.Outcome == OK }
 
 // IsRead reports whether op is an answered read of either kind.
-func (op Op) IsRead() bool { return op.Kind != OpPut && op.Outcome == OK }
+func (op Op) IsRead() bool { return !op.isWriteKind() && op.Outcome == OK }
 
 // History collects operations from concurrent clients.
 type History struct {
@@ -124,7 +165,7 @@ func WriteJSONLines(w io.Writer, ops []Op) error {
 	return nil
 }
 
-// OpCounts summarises a history.
+// OpCounts summarises a history. Puts* count the writes of every kind.
 type OpCounts struct {
 	Total         int `json:"total"`
 	Puts          int `json:"puts"`
@@ -136,6 +177,15 @@ type OpCounts struct {
 	LocalReads    int `json:"local_reads"`
 	LocalReadsOK  int `json:"local_reads_ok"`
 	ReadsFailed   int `json:"reads_failed"`
+	// Deletes, Creates and Conditional (puts and deletes with if_revision)
+	// are among the writes; Refused counts those that failed with conflict
+	// or exists.
+	Deletes     int `json:"deletes,omitempty"`
+	Creates     int `json:"creates,omitempty"`
+	Conditional int `json:"conditional,omitempty"`
+	Refused     int `json:"refused,omitempty"`
+	// ViaNode counts the writes sent to a node's write subject.
+	ViaNode int `json:"via_node,omitempty"`
 }
 
 // Count summarises ops.
@@ -144,8 +194,23 @@ func Count(ops []Op) OpCounts {
 	for _, op := range ops {
 		c.Total++
 		switch op.Kind {
-		case OpPut:
+		case OpPut, OpCreate, OpDelete:
 			c.Puts++
+			switch {
+			case op.Kind == OpDelete:
+				c.Deletes++
+			case op.Kind == OpCreate:
+				c.Creates++
+			}
+			if op.IfRevision != nil {
+				c.Conditional++
+			}
+			if op.condFailed() {
+				c.Refused++
+			}
+			if op.Via != "" {
+				c.ViaNode++
+			}
 			switch op.Outcome {
 			case OK:
 				c.PutsOK++
@@ -165,7 +230,7 @@ func Count(ops []Op) OpCounts {
 				c.LocalReadsOK++
 			}
 		}
-		if op.Kind != OpPut && op.Outcome != OK {
+		if !op.isWriteKind() && op.Outcome != OK {
 			c.ReadsFailed++
 		}
 	}

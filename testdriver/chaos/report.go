@@ -83,15 +83,20 @@ leader znode's takeover revision is 0: it records what happens then.`},
 concurrent load. After the warm-up an attacker on a plain NATS connection,
 without the cluster key, learns the cluster id and the stream position from
 the servers' messages and publishes, about 300 times a second, forged
-replication updates (the next revision, far ahead, a huge epoch), epoch
-markers and heartbeats at sequence 2^53, real signed messages replayed onto
-other subjects or with another body, and garbage, each unsigned and signed
-with its own key under the real cluster id; and it forges an ack of every put
-in the name of every server. In ` + "`pause-replica`" + ` one replica is stopped (SIGSTOP)
+replication puts and deletes of real keys (the next revision, far ahead, a
+huge epoch), epoch markers and heartbeats at sequence 2^53, real signed
+messages (deletes among them) replayed onto their own and other subjects or
+with another body, and garbage, each unsigned and signed with its own key
+under the real cluster id; it forges an ack of every put and delete in the
+name of every server; and it sends writes with malformed conditions
+(` + "`if_revision`" + ` negative, past 2^53, a string or a fraction, on a create, a
+delete with a value, an unknown ` + "`op`" + `) to the leader's and each server's write
+subject, each of which must be refused. In ` + "`pause-replica`" + ` one replica is stopped (SIGSTOP)
 for longer than the write timeout (%[4]s) during the attack, well within its
 session, so acks=all writes must time out rather than count its forged acks.
-Checked, besides the kill-leader checks: no read returns a forged value; the
-leader and epoch do not change; every acks=all reply counts only
+Checked, besides the kill-leader checks (a forged delete that took effect
+shows as a key gone without an acknowledged delete): no read returns a forged
+value; no malformed write is accepted; the leader and epoch do not change; every acks=all reply counts only
 confirmations of members, and none sent while the replica was stopped claims
 all three; every server counted unsigned and forged messages, none diverged,
 missed an update or went stale, and every server is ready afterwards.`},
@@ -168,10 +173,13 @@ func Report(res *Results) []byte {
 	w(`Each client has its own NATS connection and ` + "`bus.Client`" + `, writes a fresh,
 unique value every time, and records for every operation its invocation and
 return time (monotonic clock), the key, the value written or read, the
-revision, epoch and leader of the reply, and the outcome. Writes are sent on
-the leader subject by the suite itself, with one request ID for all attempts
-(the leader applies a request ID once), because their outcome must be judged
-from every attempt's answer, which ` + "`bus.Client.Put`" + ` hides behind its retries.
+revision, epoch and leader of the reply, and the outcome. Of its writes
+(45%% of its operations), 10%% are deletes, 10%% creates and 15%%
+compare-and-sets (` + "`if_revision`" + ` at the revision the client last read or was
+told of the key; one in three a delete), the rest plain puts. Writes are sent
+by the suite itself, with one request ID for all attempts (the leader applies
+a request ID once), because their outcome must be judged from every attempt's
+answer, which ` + "`bus.Client.Put`" + ` hides behind its retries.
 
 The rule for a write's outcome:
 
@@ -179,21 +187,36 @@ The rule for a write's outcome:
 |---|---|---|
 | ok | some attempt was acknowledged | a write that happened between invocation and return |
 | failed | every attempt got "no responders", a validation error, or a not_leader that the leader gives **before** applying (` + "`is not the leader`" + `, ` + "`cannot confirm its ZooKeeper session`" + `, ` + "`a newer epoch ... exists`" + `) | never happened: a read of its value is a violation |
+| refused (failed with code ` + "`conflict`" + ` or ` + "`exists`" + `) | an attempt was answered so (a retry of an applied write gets its first reply, never a refusal caused by itself) | applied nothing; the key's revision it carries must be the key's then, and its condition must not hold |
 | ambiguous | any attempt had no answer (timeout, connection lost), or was answered ` + "`timeout`" + `, ` + "`unavailable`" + `, ` + "`internal`" + ` or a not_leader given **after** applying (` + "`may or may not survive`" + `, ` + "`while revision N was being confirmed`" + `) | may take effect at any time after its invocation, or never: for porcupine it returns at the end of the history |
 
-Writes sent through a follower (` + "`kv.node.<id>.write`" + `, HTTP PUT) are not used: a
-follower retries a not_leader answer itself and ends with ` + "`no_leader`" + `, which can
-then follow an attempt that was applied, so its outcome cannot be told.
+Plain puts go to the leader subject. 30%% of the deletes, creates and
+compare-and-sets go to a random running server's ` + "`kv.node.<id>.write`" + `
+instead: a server retries a not_leader answer itself and ends with
+` + "`no_leader`" + `, which can then follow an attempt that was applied, so there
+every error answer but ` + "`conflict`" + ` and ` + "`exists`" + ` counts as ambiguous.
 
 Linearizability is checked per key with porcupine (github.com/anishathalye/porcupine
 v1.3.1) on the writes (ok and ambiguous) and the reads with
-` + "`consistency=leader`" + `, against a register model (a read of a missing key sees
-"absent"). Local reads are not linearizable by design and are checked only for
-values that were written, for the fencing rule, and, at the end, for holding
-every acknowledged write. A read at ` + "`min_revision`" + ` (read-your-writes), sent by a
-client for a key it wrote, must find the key at a revision no older than its
-own acknowledged write. The checker's own tests include histories it must
-reject (` + "`go test ./testdriver/chaos`" + `).
+` + "`consistency=leader`" + `, against a model of one key: absent, or a value at a
+revision. Revisions are store-wide, so the model does not predict them: an
+acknowledged write's revision becomes the key's, and every later report of it
+(a read, the revision a refusal carries) must agree. A compare-and-set or
+conditional delete may succeed only at the key's revision (` + "`if_revision`" + ` 0:
+absent), a create only on an absent key, a delete that removed the key only
+if it was present and one that removed nothing only if it was absent; a
+refusal is legal only when the condition does not hold. An ambiguous write
+takes effect if its condition holds where it is placed, and its revision is
+unknown until a read reports it. Local reads are not linearizable by design
+and are checked only for values that were written, for the fencing rule, and,
+at the end, for holding every acknowledged write (a copy may find a key
+absent only if a delete may have followed its last acknowledged write). A
+read at ` + "`min_revision`" + ` (read-your-writes), sent by a client for a key it
+wrote, must find the key at a revision no older than its own acknowledged
+write, or absent after a delete of it was sent. The checker's own tests
+include histories it must reject, among them a compare-and-set won at a stale
+revision, two won at the same one, a deleted key read back and a conflict
+while the condition held (` + "`go test ./testdriver/chaos`" + `).
 
 `)
 

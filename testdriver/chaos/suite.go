@@ -331,7 +331,8 @@ func (s *suite) keys() []string {
 }
 
 func (s *suite) loadOptions(acks string) loadOptions {
-	return loadOptions{clients: s.cfg.Clients, keys: s.keys(), acks: acks, interval: s.cfg.OpInterval, writes: 0.45, leaderReads: 0.3, ownReads: 0.1}
+	return loadOptions{clients: s.cfg.Clients, keys: s.keys(), acks: acks, interval: s.cfg.OpInterval, writes: 0.45, leaderReads: 0.3, ownReads: 0.1,
+		deletes: 0.1, creates: 0.1, cas: 0.15, via: 0.3}
 }
 
 // ----------------------------------------------------------------------------
@@ -456,6 +457,10 @@ func (e *runEnv) finish(ctx context.Context, o finishOptions) {
 		e.violate(v)
 	}
 	e.res.Counts = Count(ops)
+	if c := e.res.Counts; c.Deletes+c.Creates+c.Conditional > 0 {
+		e.res.fact("writes besides plain puts", "%d deletes, %d creates, %d with if_revision; %d refused (conflict or exists); %d sent through a server's write subject",
+			c.Deletes, c.Creates, c.Conditional, c.Refused, c.ViaNode)
+	}
 	e.res.Unconfirmable = unconfirmable(ops)
 	if o.lin {
 		e.checkLin(o.linExpected || o.lossAllowed)
@@ -488,7 +493,7 @@ func (e *runEnv) checkLin(expected bool) {
 func unconfirmable(ops []Op) int {
 	n := 0
 	for _, op := range ops {
-		if op.Kind == OpPut && op.Outcome == Ambiguous && strings.Contains(op.Err, "no longer known") {
+		if op.isWriteKind() && op.Outcome == Ambiguous && strings.Contains(op.Err, "no longer known") {
 			n++
 		}
 	}
@@ -499,7 +504,7 @@ func unconfirmable(ops []Op) int {
 func duplicateWrite(ops []Op) string {
 	seen := map[string]bool{}
 	for _, op := range ops {
-		if op.Kind != OpPut {
+		if !op.writesValue() {
 			continue
 		}
 		k := op.Key + "=" + op.Value
@@ -516,7 +521,7 @@ func (e *runEnv) allKeys() []string {
 	seen := map[string]bool{}
 	var keys []string
 	for _, op := range e.hist.Ops() {
-		if op.Kind == OpPut && !seen[op.Key] {
+		if op.isWriteKind() && !seen[op.Key] {
 			seen[op.Key] = true
 			keys = append(keys, op.Key)
 		}

@@ -27,6 +27,9 @@ type client struct {
 	// mine is the client's last acknowledged write of each key, for
 	// read-your-writes reads.
 	mine map[string]Op
+	// seen is the revision of each key the client last read or was told
+	// (0: absent), for its compare-and-sets.
+	seen map[string]uint64
 }
 
 // Timeouts of the clients, derived from the servers' settings.
@@ -58,7 +61,7 @@ func (e *runEnv) newClient(id int) (*client, error) {
 		nc.Close()
 		return nil, err
 	}
-	return &client{e: e, id: id, nc: nc, bc: bc, subj: bc.Subjects(), mine: map[string]Op{}}, nil
+	return &client{e: e, id: id, nc: nc, bc: bc, subj: bc.Subjects(), mine: map[string]Op{}, seen: map[string]uint64{}}, nil
 }
 
 func (c *client) close() { c.nc.Close() }
@@ -77,17 +80,44 @@ func (c *client) put(key, value, acks string) Op {
 
 // putWithin is put with its own deadline for all attempts.
 func (c *client) putWithin(key, value, acks string, within time.Duration) Op {
+	return c.write(bus.WriteRequest{Key: key, Value: value, Acks: acks}, "", within)
+}
+
+// write sends req (a put, create or delete, conditional or not) on the
+// leader subject, or on via's node write subject, with one request ID for
+// every attempt, retrying until within has passed, and records it. A
+// conflict or exists answer is final: the write applied nothing (a retry
+// of an applied write gets its first reply, never a refusal caused by
+// itself). Through a node, every other error answer is ambiguous: the
+// node retries the leader itself, and its last answer does not tell
+// whether an earlier attempt applied.
+func (c *client) write(req bus.WriteRequest, via string, within time.Duration) Op {
 	h := c.e.hist
-	rid := fmt.Sprintf("%s-%d-%s", c.e.tag, c.id, value)
-	body := bus.Encode(bus.WriteRequest{Key: key, Value: value, RequestID: rid, Acks: acks})
-	op := Op{Client: c.id, Kind: OpPut, Key: key, Value: value, Invoke: h.Now()}
+	kind := OpPut
+	switch req.Op {
+	case bus.OpCreate:
+		kind = OpCreate
+	case bus.OpDelete:
+		kind = OpDelete
+	}
+	tag := req.Value
+	if kind == OpDelete {
+		tag = "del" + c.nextValue()
+	}
+	req.RequestID = fmt.Sprintf("%s-%d-%s", c.e.tag, c.id, tag)
+	body := bus.Encode(req)
+	subject := c.subj.Write()
+	if via != "" {
+		subject = c.subj.NodeWrite(via)
+	}
+	op := Op{Client: c.id, Kind: kind, Key: req.Key, Value: req.Value, IfRevision: req.IfRevision, Via: via, Invoke: h.Now()}
 	deadline := time.Now().Add(within)
 	unknown := false
 	pause := 20 * time.Millisecond
 	for {
 		op.Attempts++
 		ctx, cancel := context.WithTimeout(c.e.ctx, min(c.e.writeAttemptTimeout(), max(time.Until(deadline), 100*time.Millisecond)))
-		msg, err := c.nc.RequestWithContext(ctx, c.subj.Write(), body)
+		msg, err := c.nc.RequestWithContext(ctx, subject, body)
 		cancel()
 		retry := true
 		switch {
@@ -97,17 +127,22 @@ func (c *client) putWithin(key, value, acks string, within time.Duration) Op {
 			if derr == nil && reply.OK {
 				op.Return, op.Outcome = h.Now(), OK
 				op.Revision, op.Epoch, op.Leader, op.Duplicate = reply.Revision, reply.Epoch, reply.Leader, reply.Duplicate
-				op.Members, op.Confirmed = reply.Members, reply.Confirmed
+				op.Members, op.Confirmed, op.Deleted = reply.Members, reply.Confirmed, reply.Deleted
 				op.Code, op.Err = "", ""
 				return h.Add(op)
 			}
 			var be *bus.Error
 			if errors.As(derr, &be) {
 				op.Code, op.Err = string(be.Code), be.Message
-				if !notApplied(be) {
+				if be.Code == bus.CodeConflict || be.Code == bus.CodeExists {
+					op.Revision, _ = be.CurrentRevision()
+					op.Return, op.Outcome = h.Now(), Failed
+					return h.Add(op)
+				}
+				if via != "" || !notApplied(be) {
 					unknown = true
 				}
-				retry = retryableCode(be.Code)
+				retry = retryableCode(be.Code) && !uncheckable(be)
 			} else {
 				op.Code, op.Err, unknown = "bad_reply", fmt.Sprintf("%v: %.80q", derr, msg.Data), true
 			}
@@ -139,6 +174,8 @@ func notApplied(e *bus.Error) bool {
 	switch e.Code {
 	case bus.CodeBadRequest, bus.CodeInvalidKey, bus.CodeValueTooLarge:
 		return !strings.Contains(e.Message, "request_id")
+	case bus.CodeUnavailable:
+		return strings.Contains(e.Message, "nothing was applied")
 	case bus.CodeNotLeader:
 		m := e.Message
 		return strings.Contains(m, "is not the leader") ||
@@ -146,6 +183,13 @@ func notApplied(e *bus.Error) bool {
 			(strings.Contains(m, "a newer epoch") && strings.Contains(m, "exists"))
 	}
 	return false
+}
+
+// uncheckable reports whether e is a leader's refusal of a create or
+// if_revision for the rest of its epoch (it took over without revisions
+// the cluster may have acknowledged): retrying it is of no use.
+func uncheckable(e *bus.Error) bool {
+	return e.Code == bus.CodeUnavailable && strings.Contains(e.Message, "cannot check create or if_revision")
 }
 
 // retryableCode reports whether a write answered with code is tried again.
@@ -242,6 +286,65 @@ type loadOptions struct {
 	// own last write of the key) are the shares of those operations; the
 	// rest are local reads of a random running node.
 	writes, leaderReads, ownReads float64
+	// deletes, creates and cas are the shares of the writes that are
+	// deletes, creates and compare-and-sets (two puts with if_revision for
+	// one delete), at the revision the client last read or was told of the
+	// key; the rest are plain puts on the leader subject. via is the share
+	// of the deletes, creates and compare-and-sets sent to a random running
+	// node's write subject instead.
+	deletes, creates, cas, via float64
+}
+
+// mixedWrite runs one write of the kind opts's shares pick, and learns
+// the key's revision from its outcome.
+func (c *client) mixedWrite(rng *rand.Rand, key string, opts loadOptions) {
+	req := bus.WriteRequest{Key: key, Acks: opts.acks}
+	switch y := rng.Float64(); {
+	case y < opts.deletes:
+		req.Op = bus.OpDelete
+	case y < opts.deletes+opts.creates:
+		req.Op, req.Value = bus.OpCreate, c.nextValue()
+	case y < opts.deletes+opts.creates+opts.cas:
+		rev := c.seen[key]
+		req.IfRevision = &rev
+		if rng.IntN(3) == 0 {
+			req.Op = bus.OpDelete
+		} else {
+			req.Value = c.nextValue()
+		}
+	default:
+		req.Value = c.nextValue()
+		c.learn(c.write(req, "", c.e.writeDeadline()))
+		return
+	}
+	via := ""
+	if rng.Float64() < opts.via {
+		if ids := c.e.running(); len(ids) > 0 {
+			via = ids[rng.IntN(len(ids))]
+		}
+	}
+	c.learn(c.write(req, via, c.e.writeDeadline()))
+}
+
+// learn keeps what op tells of its key: the client's own acknowledged
+// writes (for read-your-writes reads) and the key's revision (for
+// compare-and-sets).
+func (c *client) learn(op Op) {
+	switch {
+	case op.Acked() && op.writesValue():
+		c.mine[op.Key] = op
+		c.seen[op.Key] = op.Revision
+	case op.Acked() && op.Kind == OpDelete:
+		delete(c.mine, op.Key)
+		c.seen[op.Key] = 0
+	case op.condFailed():
+		c.seen[op.Key] = op.Revision
+	case op.Kind == OpGet && op.Outcome == OK:
+		c.seen[op.Key] = 0
+		if op.Found {
+			c.seen[op.Key] = op.Revision
+		}
+	}
 }
 
 // load is a set of clients running operations until Stop.
@@ -279,15 +382,13 @@ func (e *runEnv) startLoad(ctx context.Context, opts loadOptions) (*load, error)
 				key := opts.keys[rng.IntN(len(opts.keys))]
 				switch x := rng.Float64(); {
 				case x < opts.writes:
-					if op := c.put(key, c.nextValue(), opts.acks); op.Acked() {
-						c.mine[key] = op
-					}
+					c.mixedWrite(rng, key, opts)
 				case x < opts.writes+opts.leaderReads:
-					c.leaderGet(key)
+					c.learn(c.leaderGet(key))
 				case x < opts.writes+opts.leaderReads+opts.ownReads:
 					if ids := e.running(); len(ids) > 0 {
 						if _, ok := c.ownGet(ids[rng.IntN(len(ids))], key); !ok {
-							c.leaderGet(key)
+							c.learn(c.leaderGet(key))
 						}
 					}
 				default:
