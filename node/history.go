@@ -133,7 +133,7 @@ func (s *Server) changesPage(r bus.ChangesRequest) (bus.ChangesReply, error) {
 	out := bus.ChangesReply{Node: s.cfg.ID, Role: role, Epoch: epoch, Revision: s.store.Revision(), Stale: s.stale(),
 		Updates: make([]bus.Update, len(us)), Next: next, More: more}
 	for i, u := range us {
-		out.Updates[i] = busUpdate(u, "")
+		out.Updates[i] = busUpdate(u)
 	}
 	return out, nil
 }

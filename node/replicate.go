@@ -129,7 +129,7 @@ func (s *Server) apply(u bus.Update) {
 func storeUpdate(u bus.Update) store.Update {
 	return store.Update{Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, RequestID: u.RequestID,
 		Delete: u.Kind == bus.KindDelete || u.Kind == bus.KindPurge, Purge: u.Kind == bus.KindPurge,
-		Prefix: u.Prefix, Expired: u.Expired, Expires: u.Expires, Time: u.Time, Compact: u.Compact}
+		Prefix: u.Prefix, Expired: u.Expired, Expires: u.Expires, Time: u.Time, Compact: u.Compact, Leader: u.Leader}
 }
 
 // isDrop reports whether err means the update was not applied.

@@ -166,7 +166,7 @@ func (s *Server) applyWrite(w bus.WriteRequest) (bus.WriteReply, *ackWait, error
 func (s *Server) storeWrite(w bus.WriteRequest, now time.Time) store.Write {
 	sw := store.Write{Key: w.Key, Value: w.Value, Delete: w.Op == bus.OpDelete || w.Op == bus.OpPurge,
 		Create: w.Op == bus.OpCreate, IfRevision: w.IfRevision, RequestID: w.RequestID,
-		Prefix: w.Prefix, Purge: w.Op == bus.OpPurge, Time: now.UnixNano()}
+		Prefix: w.Prefix, Purge: w.Op == bus.OpPurge, Time: now.UnixNano(), Leader: s.cfg.ID}
 	if w.TTLMS > 0 {
 		sw.Expires = now.Add(time.Duration(w.TTLMS) * time.Millisecond).UnixNano()
 	}
@@ -254,7 +254,7 @@ func (s *Server) applyStoreWrite(w bus.WriteRequest, expired bool) (bus.WriteRep
 	if level != bus.AcksLeader {
 		wait = s.acks.register(ackKey{u.Epoch, u.Seq}, level, s.cfg.ID, s.lease.Members())
 	}
-	msg := busUpdate(u, s.cfg.ID)
+	msg := busUpdate(u)
 	msg.Ack = wait != nil
 	if err := s.publish(s.subj.Replication(), bus.Encode(msg)); err != nil {
 		s.log.Error("write applied but not replicated", "epoch", epoch, "seq", u.Seq, "key", u.Key, "err", err)
@@ -297,10 +297,9 @@ func storeUpdateOf(w store.Write) store.Update {
 	return store.Update{Delete: w.Delete, Purge: w.Purge, Compact: w.Compact}
 }
 
-// busUpdate is the replication message of a store update written by
-// leader.
-func busUpdate(u store.Update, leader string) bus.Update {
-	return bus.Update{Kind: updateKind(u), Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, Leader: leader,
+// busUpdate is the replication message of a store update.
+func busUpdate(u store.Update) bus.Update {
+	return bus.Update{Kind: updateKind(u), Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, Leader: u.Leader,
 		Time: u.Time, RequestID: u.RequestID, Prefix: u.Prefix, Expired: u.Expired, Expires: u.Expires, Compact: u.Compact}
 }
 

@@ -108,6 +108,9 @@ type Update struct {
 	// nanoseconds), for compaction by age.
 	Time    int64
 	Compact uint64
+	// Leader is the server that wrote the update, for replays (not part
+	// of what a replica must hold).
+	Leader string
 	// Count is how many keys a delete by prefix removed on the store
 	// that applied it (not replicated).
 	Count int
@@ -120,7 +123,7 @@ type Update struct {
 // A delete may instead name a Prefix (every key beginning with Key, at
 // one revision) or Purge the key's history with it; Compact (no key)
 // drops the history below that revision. Expires sets a put's deadline;
-// Time stamps the update.
+// Time and Leader stamp the update.
 type Write struct {
 	Key        string
 	Value      string
@@ -134,6 +137,7 @@ type Write struct {
 	Expires    int64
 	Time       int64
 	Compact    uint64
+	Leader     string
 }
 
 // DefaultRequestWindow is how many recent request IDs a store remembers.
@@ -391,7 +395,7 @@ func (s *Store) Write(epoch uint64, w Write) (u Update, dup, applied bool, err e
 	s.epoch, s.stream = epoch, epoch
 	s.rev++
 	u = Update{Epoch: epoch, Seq: s.rev, Key: w.Key, Value: w.Value, RequestID: w.RequestID, Delete: w.Delete,
-		Prefix: w.Prefix, Purge: w.Purge, Expired: w.Expired, Expires: w.Expires, Time: w.Time, Compact: w.Compact}
+		Prefix: w.Prefix, Purge: w.Purge, Expired: w.Expired, Expires: w.Expires, Time: w.Time, Compact: w.Compact, Leader: w.Leader}
 	if w.Delete {
 		u.Value, u.Expires = "", 0
 	}
