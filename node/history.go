@@ -36,7 +36,7 @@ func (s *Server) history(r bus.HistoryRequest) bus.HistoryReply {
 		versions, trimmed = versions[len(versions)-r.Limit:], true
 	}
 	role, epoch, _ := s.role()
-	out := bus.HistoryReply{Node: s.cfg.ID, Role: role, Epoch: epoch, Revision: s.store.Revision(), Stale: s.stale(),
+	out := bus.HistoryReply{Node: s.cfg.ID, Role: role, Epoch: epoch, Revision: s.store.Revision(), Stale: s.stale(role),
 		Key: r.Key, Versions: make([]bus.Version, len(versions)), Trimmed: trimmed}
 	for i, v := range versions {
 		out.Versions[i] = bus.Version{Revision: v.Revision, Value: v.Value, Deleted: v.Deleted, Expires: unixMS(v.Expires)}
@@ -130,7 +130,7 @@ func (s *Server) changesPage(r bus.ChangesRequest) (bus.ChangesReply, error) {
 		return bus.ChangesReply{}, revisionError(s.cfg.ID, err)
 	}
 	role, epoch, _ := s.role()
-	out := bus.ChangesReply{Node: s.cfg.ID, Role: role, Epoch: epoch, Revision: s.store.Revision(), Stale: s.stale(),
+	out := bus.ChangesReply{Node: s.cfg.ID, Role: role, Epoch: epoch, Revision: s.store.Revision(), Stale: s.stale(role),
 		Updates: make([]bus.Update, len(us)), Next: next, More: more}
 	for i, u := range us {
 		out.Updates[i] = busUpdate(u)

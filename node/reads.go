@@ -122,7 +122,7 @@ func (s *Server) read(key string) bus.ReadReply {
 	role, epoch, _ := s.role()
 	e, ok := s.store.Get(key)
 	return bus.ReadReply{Found: ok, Key: key, Value: e.Value, Revision: e.Revision, Node: s.cfg.ID, Role: role, Epoch: epoch,
-		Stale: s.stale(), Expires: unixMS(e.Expires)}
+		Stale: s.stale(role), Expires: unixMS(e.Expires)}
 }
 
 // readOne reads the local copy once it may: at r.Revision if set, else

@@ -254,15 +254,11 @@ func (s *Server) recordReserved() uint64 {
 // behindRecord is how many revisions this copy holds less than the
 // cluster record says were acknowledged (0 if none); a copy that never
 // compared itself with a leader counts up to the reserved revision.
-// stale reports whether this copy knows it may be out of date: it missed
-// updates, or (not leading) holds less than the cluster record says was
-// acknowledged. Replies to reads, histories and replays carry it.
-func (s *Server) stale() bool {
-	if s.store.Missed() > 0 {
-		return true
-	}
-	role, _, _ := s.role()
-	return role != bus.RoleLeader && s.behindRecord() > 0
+// stale reports whether this copy, in role, knows it may be out of date:
+// it missed updates, or (not leading) holds less than the cluster record
+// says was acknowledged. Replies to reads, histories and replays carry it.
+func (s *Server) stale(role string) bool {
+	return s.store.Missed() > 0 || role != bus.RoleLeader && s.behindRecord() > 0
 }
 
 func (s *Server) behindRecord() uint64 {

@@ -195,10 +195,11 @@ func (s *Server) applyStoreWrite(w bus.WriteRequest, expired bool) (bus.WriteRep
 		s.log.Warn("write refused: cannot reserve its revision", "err", err)
 		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "node %s cannot reserve revisions in ZooKeeper; nothing was applied: %v", s.cfg.ID, err)
 	}
-	if (w.Op == bus.OpCreate || w.IfRevision != nil) && s.lossyEpoch.Load() == epoch {
+	if (w.Op == bus.OpCreate || w.IfRevision != nil) && !expired && s.lossyEpoch.Load() == epoch {
 		// The condition would be checked against a copy that may lack
 		// acknowledged writes: a create could overwrite a key the
-		// cluster holds, an if_revision could win twice.
+		// cluster holds, an if_revision could win twice. (An expiry is
+		// checked against the deadline this copy holds: it is taken.)
 		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "node %s leads epoch %d without %d revisions the cluster may have acknowledged, so it cannot check create or if_revision; nothing was applied (plain puts and deletes are taken)", s.cfg.ID, epoch, s.lost.Load())
 	}
 	sw := s.storeWrite(w, time.Now())
