@@ -232,16 +232,14 @@ func (s *Store) compactLocked(rev uint64) {
 // forgets the history of a key whose delete is evicted (so deleted keys
 // cost memory for a bounded time); reads below such a delete are refused.
 func (s *Store) logLocked(u Update) {
-	if len(s.changes) == 0 {
+	if len(s.changes) < s.changesMax {
+		// Growing: the oldest is at 0, and no room is taken up front.
+		s.changes = append(s.changes, u)
 		return
 	}
 	old := s.changes[s.changesNext]
 	s.changes[s.changesNext] = u
 	s.changesNext = (s.changesNext + 1) % len(s.changes)
-	if s.changesLen < len(s.changes) {
-		s.changesLen++
-		return
-	}
 	s.changesFloor = max(s.changesFloor, old.Seq)
 	if !old.Delete {
 		return
@@ -272,8 +270,8 @@ func (s *Store) logLocked(u Update) {
 // history starts again at rev.
 func (s *Store) resetHistoryLocked(rev uint64) {
 	s.hist = make(map[string]*chain)
-	s.changesLen, s.changesNext = 0, 0
 	clear(s.changes)
+	s.changes, s.changesNext = s.changes[:0], 0
 	s.revFloor, s.changesFloor = rev, rev
 }
 
@@ -354,10 +352,8 @@ func (s *Store) Changes(after uint64, prefix string, limit, maxBytes int) (out [
 	if after < s.changesFloor {
 		return nil, after, false, &RevisionError{Kind: ErrCompacted, Revision: after + 1, Held: s.changesFloor + 1, Current: s.rev}
 	}
-	n := s.changesLen
-	at := func(i int) Update {
-		return s.changes[(s.changesNext-n+i+2*len(s.changes))%len(s.changes)]
-	}
+	n := len(s.changes)
+	at := func(i int) Update { return s.changes[(s.changesNext+i)%n] }
 	next, size := after, 0
 	for i := sort.Search(n, func(i int) bool { return at(i).Seq > after }); i < n; i++ {
 		u := at(i)
@@ -434,10 +430,8 @@ func (s *Store) HistoryHeld() Held {
 func (s *Store) RevisionBefore(t int64) uint64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	n := s.changesLen
-	at := func(i int) Update {
-		return s.changes[(s.changesNext-n+i+2*len(s.changes))%len(s.changes)]
-	}
+	n := len(s.changes)
+	at := func(i int) Update { return s.changes[(s.changesNext+i)%n] }
 	i := sort.Search(n, func(i int) bool { return at(i).Time > t })
 	if i == 0 {
 		return 0

@@ -187,12 +187,12 @@ type Store struct {
 	history  int
 	hist     map[string]*chain
 	revFloor uint64
-	// changes is a ring of the last updates applied, in revision order,
-	// changesLen of them ending before changesNext; a replay may start
-	// after changesFloor.
+	// changes is a ring of the last updates applied, at most changesMax,
+	// the oldest at changesNext (it grows to changesMax first); a replay
+	// may start after changesFloor.
 	changes      []Update
 	changesNext  int
-	changesLen   int
+	changesMax   int
 	changesFloor uint64
 	// ttl orders the keys that have a deadline.
 	ttl *btree.BTreeG[ttlItem]
@@ -228,7 +228,7 @@ func NewWithConfig(cfg Config) *Store {
 	}
 	return &Store{data: make(map[string]*Entry), keys: newKeyIndex(), requests: make(map[string]Update), order: make([]string, window), window: window,
 		recent: make(map[position]uint64, window), recentRing: make([]position, window), seed: maphash.MakeSeed(),
-		history: history, hist: make(map[string]*chain), changes: make([]Update, max(changes, 1)), ttl: newTTLIndex()}
+		history: history, hist: make(map[string]*chain), changesMax: max(changes, 1), ttl: newTTLIndex()}
 }
 
 // digest hashes what an update writes, for recent.
