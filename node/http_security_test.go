@@ -206,6 +206,7 @@ func TestHTTPSecured(t *testing.T) {
 		endpoints := []struct{ method, path string }{
 			{"GET", "/v1/kv/a"}, {"HEAD", "/v1/kv/a"}, {"PUT", "/v1/kv/a"}, {"POST", "/v1/kv/a"},
 			{"DELETE", "/v1/kv/a"}, {"GET", "/v1/status"}, {"PUT", "/v1/status"}, {"GET", "/v1/nothing"},
+			{"GET", "/v1/history/a"}, {"GET", "/v1/changes"}, {"GET", "/v1/watch?after=x"}, {"POST", "/v1/compact"},
 			{"GET", "/debug/pprof/"}, {"GET", "/debug/pprof/cmdline"},
 		}
 		bad := []string{"", "alice:wrong-password", "nobody:" + alicePW, "Bearer not-a-token", "Bearer " + alicePW,

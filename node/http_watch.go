@@ -227,7 +227,9 @@ func (s *Server) httpWatch(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	if !send(": zkv watch of %q after revision %d from node %s\n\n", req.Prefix, req.After, s.cfg.ID) {
+	// An id alone moves a client's resume point without an event: here
+	// to the start, in a keepalive past the updates that did not match.
+	if !send(": zkv watch of %q from node %s\nid: %d\n\n", req.Prefix, s.cfg.ID, req.After) {
 		return
 	}
 	for {
@@ -250,7 +252,7 @@ func (s *Server) httpWatch(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		if len(page.Updates) == 0 && !send(": keepalive %d\n\n", page.Next) {
+		if len(page.Updates) == 0 && !send(": keepalive\nid: %d\n\n", page.Next) {
 			return
 		}
 		req.After = page.Next
