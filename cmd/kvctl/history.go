@@ -240,9 +240,17 @@ func (a *httpAPI) watch(ctx context.Context, timeout time.Duration, prefix strin
 	}
 	lastID := ""
 	for {
+		start := time.Now()
 		err := a.stream(ctx, timeout, q, &lastID, show)
 		if err != nil || ctx.Err() != nil {
 			return err
+		}
+		// A stream cut short at once (by a proxy, say) is not retried
+		// in a tight loop.
+		select {
+		case <-time.After(time.Second - time.Since(start)):
+		case <-ctx.Done():
+			return nil
 		}
 	}
 }
