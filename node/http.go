@@ -52,10 +52,19 @@ func (c Config) httpBudget() time.Duration {
 //
 //	GET /v1/kv?prefix=P&after=K&limit=N&keys_only=true
 //	                  one page of the local copy's keys with prefix P
-//	GET /v1/kv/{key}  local read: 200 with the value, 404 with found:false
+//	GET /v1/kv/{key}  local read: 200 with the value, 404 with found:false;
+//	                  ?revision=R reads the key as it was at R
 //	PUT /v1/kv/{key}  write (the raw body is the value), routed to the leader;
-//	                  ?create=true creates, ?if_revision=R is a compare-and-set
-//	DELETE /v1/kv/{key} delete, routed to the leader; ?if_revision=R
+//	                  ?create=true creates, ?if_revision=R is a compare-and-set,
+//	                  ?ttl=30s gives the key a time to live
+//	DELETE /v1/kv/{key} delete, routed to the leader; ?if_revision=R,
+//	                  ?prefix=true deletes every key with that prefix,
+//	                  ?purge=true removes the key and its history
+//	GET /v1/history/{key}?limit=N  the key's versions in the local copy
+//	GET /v1/changes?after=R&prefix=P&limit=N&wait_ms=W
+//	                  one page of the local copy's updates after R (long poll)
+//	GET /v1/watch?prefix=P&after=R  the updates as server-sent events
+//	POST /v1/compact?revision=R|age=1h  drop history, through the leader
 //	GET /v1/status    the node's status
 //	GET /healthz      200 while the process serves
 //	GET /readyz       200 only while connected to ZooKeeper and NATS, with
@@ -71,12 +80,18 @@ func (s *Server) startHTTP() {
 	v1.HandleFunc("GET /v1/kv/{key...}", s.httpGet)
 	v1.HandleFunc("PUT /v1/kv/{key...}", s.httpPut)
 	v1.HandleFunc("DELETE /v1/kv/{key...}", s.httpDelete)
+	v1.HandleFunc("GET /v1/history/{key...}", s.httpHistory)
+	v1.HandleFunc("GET /v1/changes", s.httpChanges)
+	v1.HandleFunc("POST /v1/compact", s.httpCompact)
 	v1.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Status())
 	})
 	budget := s.cfg.httpBudget()
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", s.requireAuth(withDeadline(budget, v1)))
+	// A stream has its own lifetime: no request deadline, a write
+	// deadline per event (httpWatch).
+	mux.Handle("GET /v1/watch", s.requireAuth(http.HandlerFunc(s.httpWatch)))
 	if s.cfg.HTTPPprof {
 		mux.Handle("/debug/pprof/", s.requireAuth(pprofMux()))
 	}
@@ -135,9 +150,13 @@ func pprofMux() http.Handler {
 }
 
 func (s *Server) httpGet(w http.ResponseWriter, r *http.Request) {
+	if err := checkParams(r, readParams); err != nil {
+		writeError(w, err)
+		return
+	}
 	q := r.URL.Query()
 	req := bus.ReadRequest{Key: r.PathValue("key"), Consistency: q.Get("consistency")}
-	for name, dst := range map[string]any{"min_revision": &req.MinRevision, "wait_ms": &req.WaitMS} {
+	for name, dst := range map[string]any{"min_revision": &req.MinRevision, "wait_ms": &req.WaitMS, "revision": &req.Revision} {
 		if v := q.Get(name); v != "" {
 			if _, err := fmt.Sscan(v, dst); err != nil {
 				writeError(w, bus.Errorf(bus.CodeBadRequest, "%s=%q: not a number", name, v))
@@ -174,12 +193,16 @@ func (s *Server) httpPut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wr := bus.WriteRequest{Key: r.PathValue("key"), Value: string(body)}
-	switch c := r.URL.Query().Get("create"); c {
-	case "", "false":
-	case "true":
+	create, err := queryBool(r, "create")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if create {
 		wr.Op = bus.OpCreate
-	default:
-		writeError(w, bus.Errorf(bus.CodeBadRequest, "create %q: want true or false", c))
+	}
+	if wr.TTLMS, err = queryDuration(r, "ttl", bus.MaxTTLMS*time.Millisecond); err != nil {
+		writeError(w, err)
 		return
 	}
 	s.httpWrite(w, r, wr)
@@ -191,14 +214,38 @@ func (s *Server) httpDelete(w http.ResponseWriter, r *http.Request) {
 		writeError(w, bus.Errorf(bus.CodeBadRequest, "a delete takes no body"))
 		return
 	}
-	s.httpWrite(w, r, bus.WriteRequest{Op: bus.OpDelete, Key: r.PathValue("key")})
+	wr := bus.WriteRequest{Op: bus.OpDelete, Key: r.PathValue("key")}
+	prefix, err := queryBool(r, "prefix")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	purge, err := queryBool(r, "purge")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	switch {
+	case prefix && purge:
+		writeError(w, bus.Errorf(bus.CodeBadRequest, "prefix=true and purge=true: give one"))
+		return
+	case prefix:
+		wr.Prefix = true
+	case purge:
+		wr.Op = bus.OpPurge
+	}
+	s.httpWrite(w, r, wr)
 }
 
 // writeParams are the query parameters a write takes, by method.
 var writeParams = map[string][]string{
-	http.MethodPut:    {"acks", "if_revision", "create", "request_id"},
-	http.MethodDelete: {"acks", "if_revision", "request_id"},
+	http.MethodPut:    {"acks", "if_revision", "create", "request_id", "ttl"},
+	http.MethodDelete: {"acks", "if_revision", "request_id", "prefix", "purge"},
+	http.MethodPost:   compactParams,
 }
+
+// readParams are the query parameters a read takes.
+var readParams = []string{"consistency", "min_revision", "wait_ms", "revision"}
 
 // listParams are the query parameters a list takes.
 var listParams = []string{"prefix", "after", "limit", "keys_only"}

@@ -261,6 +261,9 @@ func (s *Server) applyStoreWrite(w bus.WriteRequest, expired bool) (bus.WriteRep
 		s.log.Error("write applied but not replicated", "epoch", epoch, "seq", u.Seq, "key", u.Key, "err", err)
 		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "applied on the leader at revision %d but not replicated: %v", u.Seq, err)
 	}
+	// The leader's own writes do not come back through apply: wake the
+	// waits on this copy (changes long polls) here.
+	s.notifyApplied()
 	if !s.lease.LeaseValid() {
 		s.log.Warn("lease lost while writing: not acknowledging", "epoch", epoch, "seq", u.Seq, "key", u.Key)
 		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeNotLeader, "node %s lost its ZooKeeper lease during the write (revision %d may or may not survive)", s.cfg.ID, u.Seq)

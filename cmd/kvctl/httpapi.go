@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"zkv/bus"
 )
@@ -92,35 +93,48 @@ func (a *httpAPI) do(ctx context.Context, method, path string, query url.Values,
 	if err != nil {
 		return 0, err
 	}
+	a.authorize(req)
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s %s: %w", bus.ErrUnavailable, method, u.Redacted(), err)
+	}
+	defer resp.Body.Close()
+	return resp.StatusCode, a.decode(resp, method, &u, v)
+}
+
+// authorize sets the request's credentials, if any.
+func (a *httpAPI) authorize(req *http.Request) {
 	switch {
 	case a.opts.token != "":
 		req.Header.Set("Authorization", "Bearer "+a.opts.token)
 	case a.opts.user != "":
 		req.SetBasicAuth(a.opts.user, a.opts.password)
 	}
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("%w: %s %s: %w", bus.ErrUnavailable, method, u.Redacted(), err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes))
-	if err != nil {
-		return resp.StatusCode, fmt.Errorf("%w: read reply: %w", bus.ErrUnavailable, err)
-	}
-	if err := bus.DecodeReply(data, v); err != nil {
-		return resp.StatusCode, err
-	}
-	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotFound {
-		return resp.StatusCode, fmt.Errorf("%s %s: %s", method, u.Redacted(), resp.Status)
-	}
-	return resp.StatusCode, nil
 }
 
-// keyPath is the path of key.
-func keyPath(key string) string { return "/v1/kv/" + url.PathEscape(key) }
+// decode reads the reply to method u into v; an error body becomes a
+// *bus.Error, another status past 299 (but 404) an error.
+func (a *httpAPI) decode(resp *http.Response, method string, u *url.URL, v any) error {
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes))
+	if err != nil {
+		return fmt.Errorf("%w: read reply: %w", bus.ErrUnavailable, err)
+	}
+	if err := bus.DecodeReply(data, v); err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotFound {
+		return fmt.Errorf("%s %s: %s", method, u.Redacted(), resp.Status)
+	}
+	return nil
+}
 
-// write sends w as PUT (create: ?create=true) or DELETE, with its acks
-// and if_revision in the query.
+// keyPath is the path of key, unescaped: do escapes it once, keeping a
+// key's "/" as the path separators the server's {key...} takes back.
+func keyPath(key string) string { return "/v1/kv/" + key }
+
+// write sends w as PUT (create: ?create=true), DELETE (?prefix=true,
+// ?purge=true) or, for a compact, POST /v1/compact, with its acks,
+// if_revision and time to live in the query.
 func (a *httpAPI) write(ctx context.Context, w bus.WriteRequest) (bus.WriteReply, error) {
 	q := url.Values{}
 	if w.Acks != "" {
@@ -129,25 +143,44 @@ func (a *httpAPI) write(ctx context.Context, w bus.WriteRequest) (bus.WriteReply
 	if w.IfRevision != nil {
 		q.Set("if_revision", strconv.FormatUint(*w.IfRevision, 10))
 	}
-	method := http.MethodPut
+	if w.TTLMS > 0 {
+		q.Set("ttl", (time.Duration(w.TTLMS) * time.Millisecond).String())
+	}
+	method, path := http.MethodPut, keyPath(w.Key)
 	switch w.Op {
 	case bus.OpDelete:
 		method = http.MethodDelete
+		if w.Prefix {
+			q.Set("prefix", "true")
+		}
+	case bus.OpPurge:
+		method = http.MethodDelete
+		q.Set("purge", "true")
 	case bus.OpCreate:
 		q.Set("create", "true")
+	case bus.OpCompact:
+		method, path = http.MethodPost, "/v1/compact"
+		if w.Revision > 0 {
+			q.Set("revision", strconv.FormatUint(w.Revision, 10))
+		} else {
+			q.Set("age", (time.Duration(w.AgeMS) * time.Millisecond).String())
+		}
 	}
 	var reply bus.WriteReply
-	_, err := a.do(ctx, method, keyPath(w.Key), q, w.Value, &reply)
+	_, err := a.do(ctx, method, path, q, w.Value, &reply)
 	return reply, err
 }
 
-func (a *httpAPI) get(ctx context.Context, key, consistency string, minRevision uint64) (bus.ReadReply, error) {
+func (a *httpAPI) get(ctx context.Context, key, consistency string, minRevision, rev uint64) (bus.ReadReply, error) {
 	q := url.Values{}
 	if consistency != "" && consistency != bus.ConsistencyLocal {
 		q.Set("consistency", consistency)
 	}
 	if minRevision > 0 {
 		q.Set("min_revision", strconv.FormatUint(minRevision, 10))
+	}
+	if rev > 0 {
+		q.Set("revision", strconv.FormatUint(rev, 10))
 	}
 	var reply bus.ReadReply
 	_, err := a.do(ctx, http.MethodGet, keyPath(key), q, "", &reply)

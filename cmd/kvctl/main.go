@@ -44,8 +44,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 const description = `kvctl talks to the nodes of a zkv cluster over NATS. Writes go to the
 leader (or, with --node, through one node); reads are answered from one
-node's copy, which may be stale, and so are lists (ls). With --http URL, put,
-create, del, get, ls and status go to that node's HTTP API instead (TLS and credentials: the --http-* flags).
+node's copy, which may be stale, and so are lists (ls) and histories. With
+--http URL, every command but auth and completion goes to that node's HTTP
+API instead (TLS and credentials: the --http-* flags).
 "kvctl auth hash" prints lines of kvserver's --http-auth-file.
 
 Flags may come before or after the arguments; put "--" before an argument
@@ -57,7 +58,7 @@ Exit codes:
       NATS unreachable, no answer before --timeout, an unreachable node
       in status, or a watch that ended on its own
    2  usage error: unknown command or flag, wrong arguments
-   3  key not found (get)`
+   3  key not found (get), or no history of it (history)`
 
 func newApp(stdout, stderr io.Writer) *cli.App {
 	nodeFlag := &cli.StringFlag{Name: "node", Usage: "send the request to node `ID` instead of any node"}
@@ -65,6 +66,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		EnvVars: []string{"ZKV_ACKS"}}
 	ifRevisionFlag := &cli.Uint64Flag{Name: "if-revision", Usage: "write only if the key is at `REVISION` (0: the key must not exist); otherwise fail with conflict"}
 	fileFlag := &cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "read the value from `PATH` instead of an argument", TakesFile: true}
+	ttlFlag := &cli.DurationFlag{Name: "ttl", Usage: "the leader deletes the key once `DURATION` (e.g. 30s, 1h) has passed, unless it is written again"}
 	commands := []*cli.Command{
 		{
 			Name:      "put",
@@ -75,7 +77,7 @@ all of it, byte for byte (a trailing newline is kept), as etcdctl put
 and nats kv put do. The value must be UTF-8 of at most 65536 bytes.
 A literal value "-" comes from standard input too (printf %s - | kvctl put KEY -);
 put "--" before a value that begins with "-": kvctl put KEY -- -x.`,
-			Flags:  []cli.Flag{nodeFlag, acksFlag, ifRevisionFlag, fileFlag},
+			Flags:  []cli.Flag{nodeFlag, acksFlag, ifRevisionFlag, fileFlag, ttlFlag},
 			Action: writeAction(bus.OpPut),
 		},
 		{
@@ -84,20 +86,33 @@ put "--" before a value that begins with "-": kvctl put KEY -- -x.`,
 			ArgsUsage: "KEY VALUE | KEY - | KEY --file PATH",
 			Description: `The value is given as for put. If KEY exists the write fails with
 "exists" and the key's revision, and kvctl exits 1.`,
-			Flags:  []cli.Flag{nodeFlag, acksFlag, fileFlag},
+			Flags:  []cli.Flag{nodeFlag, acksFlag, fileFlag, ttlFlag},
 			Action: writeAction(bus.OpCreate),
 		},
 		{
 			Name:      "del",
 			Aliases:   []string{"delete"},
-			Usage:     "delete KEY through the leader",
-			ArgsUsage: "KEY",
+			Usage:     "delete KEY (with --prefix, every key beginning with PREFIX) through the leader",
+			ArgsUsage: "KEY | --prefix PREFIX",
 			Description: `Deleting a key that does not exist succeeds and says nothing was deleted.
 With --if-revision the key must be at that revision (0: absent), or the
-delete fails with "conflict" and the key's revision, and kvctl exits 1.`,
-			Flags:  []cli.Flag{nodeFlag, acksFlag, ifRevisionFlag},
+delete fails with "conflict" and the key's revision, and kvctl exits 1.
+With --prefix every key that begins with the argument is deleted at one
+revision, and the line says how many.`,
+			Flags: []cli.Flag{nodeFlag, acksFlag, ifRevisionFlag,
+				&cli.BoolFlag{Name: "prefix", Usage: "delete every key that begins with the argument"}},
 			Action: writeAction(bus.OpDelete),
 		},
+		{
+			Name:      "purge",
+			Usage:     "remove KEY and its history through the leader",
+			ArgsUsage: "KEY",
+			Description: `Like del, but the key's older versions go too: reads of it at older
+revisions and its history answer as if it never existed.`,
+			Flags:  []cli.Flag{nodeFlag, acksFlag},
+			Action: writeAction(bus.OpPurge),
+		},
+		compactCommand(),
 		{
 			Name:      "get",
 			Usage:     "print the value of KEY from one node's copy",
@@ -105,7 +120,12 @@ delete fails with "conflict" and the key's revision, and kvctl exits 1.`,
 			Flags: []cli.Flag{nodeFlag,
 				&cli.StringFlag{Name: "consistency", Value: bus.ConsistencyLocal, Usage: "`LEVEL`: local (the node's copy, maybe stale), leader (the leader's answer) or min_revision (the node's copy once it applied --min-revision)"},
 				&cli.Uint64Flag{Name: "min-revision", Usage: "with --consistency min_revision: the `REVISION` to wait for (e.g. from put)"},
+				&cli.Uint64Flag{Name: "rev", Usage: "read the key as it was at `REVISION`, from the node's history (error compacted if it no longer holds it)"},
 			},
+			Description: `Prints the value alone on standard output (nothing else, so scripts can
+read it), and on standard error which node answered, its role and epoch,
+and whether its copy is stale (it knows it missed updates); --json prints
+the whole reply instead.`,
 			Action: getAction,
 		},
 		{
@@ -113,12 +133,8 @@ delete fails with "conflict" and the key's revision, and kvctl exits 1.`,
 			Usage:  "print a table of every node's status",
 			Action: statusAction,
 		},
-		{
-			Name:      "watch",
-			Usage:     "print replicated updates (of KEY only, if given) until interrupted",
-			ArgsUsage: "[KEY]",
-			Action:    watchAction,
-		},
+		watchCommand(),
+		historyCommand(),
 		listCommand(),
 		authCommand(),
 		completionCommand(),
@@ -324,7 +340,15 @@ func writeAction(op string) cli.ActionFunc {
 			rev := c.Uint64("if-revision")
 			w.IfRevision = &rev
 		}
-		if op == bus.OpDelete {
+		w.Prefix = c.Bool("prefix")
+		if c.IsSet("ttl") {
+			ttl := c.Duration("ttl")
+			if ttl < time.Millisecond {
+				return usageError(c, "--ttl %v: want at least 1ms", ttl)
+			}
+			w.TTLMS = int64(ttl / time.Millisecond)
+		}
+		if op == bus.OpDelete || op == bus.OpPurge {
 			w.Key, err = keyArg(c)
 		} else {
 			w.Key, w.Value, err = putArgs(c)
@@ -342,8 +366,12 @@ func writeAction(op string) cli.ActionFunc {
 		switch {
 		case g.web != nil:
 			reply, err = g.web.write(ctx, w)
+		case node == "" && op == bus.OpDelete && w.Prefix:
+			reply, err = g.client.DeletePrefix(ctx, w.Key, writeOptions(w)...)
 		case node == "" && op == bus.OpDelete:
 			reply, err = g.client.Delete(ctx, w.Key, writeOptions(w)...)
+		case node == "" && op == bus.OpPurge:
+			reply, err = g.client.Purge(ctx, w.Key, writeOptions(w)...)
 		case node == "" && op == bus.OpCreate:
 			reply, err = g.client.Create(ctx, w.Key, w.Value, writeOptions(w)...)
 		case node == "":
@@ -368,10 +396,13 @@ func writeOptions(w bus.WriteRequest) []bus.PutOption {
 	if w.IfRevision != nil {
 		opts = append(opts, bus.WithIfRevision(*w.IfRevision))
 	}
+	if w.TTLMS > 0 {
+		opts = append(opts, bus.WithTTL(time.Duration(w.TTLMS)*time.Millisecond))
+	}
 	return opts
 }
 
-// keyArg is the one argument, KEY, of get and del.
+// keyArg is the one argument, KEY, of get, del, purge and history.
 func keyArg(c *cli.Context) (string, error) {
 	if c.NArg() != 1 {
 		return "", usageError(c, "want KEY, got %d arguments", c.NArg())
@@ -408,9 +439,13 @@ func getAction(c *cli.Context) error {
 	default:
 		return usageError(c, "--consistency %q: want local, leader or min_revision", level)
 	}
+	rev := c.Uint64("rev")
+	if rev > 0 {
+		opts = append(opts, bus.WithRevision(rev))
+	}
 	var reply bus.ReadReply
 	if g.web != nil {
-		reply, err = g.web.get(ctx, key, c.String("consistency"), c.Uint64("min-revision"))
+		reply, err = g.web.get(ctx, key, c.String("consistency"), c.Uint64("min-revision"), rev)
 	} else {
 		reply, err = client.Get(ctx, node, key, opts...)
 	}
@@ -425,6 +460,7 @@ func getAction(c *cli.Context) error {
 		if _, err := fmt.Fprintln(c.App.Writer, reply.Value); err != nil {
 			return err
 		}
+		fmt.Fprintln(c.App.ErrWriter, answeredBy(reply))
 	}
 	if !reply.Found {
 		return cli.Exit(notFound(reply), ExitNotFound)
@@ -474,43 +510,6 @@ func statusAction(c *cli.Context) error {
 		return failure(fmt.Errorf("%w: %d of %d nodes did not answer: %v", bus.ErrUnavailable, len(down), len(statuses), down))
 	}
 	return nil
-}
-
-func watchAction(c *cli.Context) error {
-	if c.NArg() > 1 {
-		return usageError(c, "want at most one KEY, got %d arguments", c.NArg())
-	}
-	if c.String("http") != "" {
-		return usageError(c, "watch needs NATS: the HTTP API has no watch")
-	}
-	g, err := open(c)
-	if err != nil {
-		return err
-	}
-	defer g.close()
-	client := g.client
-
-	updates, err := client.Watch(c.Context, c.Args().First())
-	if err != nil {
-		return failure(err)
-	}
-	for u := range updates {
-		if g.json {
-			err = printJSON(c.App.Writer, u)
-		} else {
-			_, err = fmt.Fprintln(c.App.Writer, formatUpdate(u))
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if n := client.Dropped(); n > 0 {
-		fmt.Fprintf(c.App.ErrWriter, "kvctl: %d updates dropped: output too slow\n", n)
-	}
-	if c.Context.Err() != nil {
-		return nil // interrupted: the normal end of a watch
-	}
-	return failure(fmt.Errorf("%w: the subscription to %s ended", bus.ErrUnavailable, client.Subjects().Replication()))
 }
 
 // failure is an error exit with err's one-line description.

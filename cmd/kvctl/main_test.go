@@ -35,6 +35,12 @@ func TestFormatPut(t *testing.T) {
 		{bus.WriteReply{OK: true, Op: bus.OpDelete, Deleted: true, Key: "a", Revision: 13, Epoch: 3, Leader: "n1"}, "OK a revision=13 epoch=3 leader=n1 deleted"},
 		{bus.WriteReply{OK: true, Op: bus.OpDelete, Key: "a", Revision: 13, Epoch: 3, Leader: "n1"}, "OK a revision=13 epoch=3 leader=n1 (not found: nothing deleted)"},
 		{bus.WriteReply{OK: true, Op: bus.OpCreate, Key: "a", Revision: 14, Epoch: 3, Leader: "n1"}, "OK a revision=14 epoch=3 leader=n1 created"},
+		{bus.WriteReply{OK: true, Key: "a", Revision: 15, Epoch: 3, Leader: "n1", Expires: 1764064451123}, "OK a revision=15 epoch=3 leader=n1 expires=2025-11-25T09:54:11.123Z"},
+		{bus.WriteReply{OK: true, Op: bus.OpDelete, Deleted: true, Count: 2, Key: "a/", Revision: 16, Epoch: 3, Leader: "n1"}, "OK a/ revision=16 epoch=3 leader=n1 deleted 2 keys"},
+		{bus.WriteReply{OK: true, Op: bus.OpPurge, Deleted: true, Key: "a", Revision: 17, Epoch: 3, Leader: "n1"}, "OK a revision=17 epoch=3 leader=n1 purged"},
+		{bus.WriteReply{OK: true, Op: bus.OpPurge, Key: "a", Revision: 17, Epoch: 3, Leader: "n1"}, "OK a revision=17 epoch=3 leader=n1 (not found: nothing purged)"},
+		{bus.WriteReply{OK: true, Op: bus.OpCompact, Compacted: 12, Revision: 18, Epoch: 3, Leader: "n1"}, "OK revision=18 epoch=3 leader=n1 compacted below revision 12"},
+		{bus.WriteReply{OK: true, Op: bus.OpCompact, Revision: 18, Epoch: 3, Leader: "n1"}, "OK revision=18 epoch=3 leader=n1 (nothing to compact)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
@@ -56,6 +62,10 @@ func TestFormatUpdate(t *testing.T) {
 		{bus.Update{Kind: bus.KindPut, Epoch: 3, Seq: 15, Key: "clé", Value: "line\nbreak"}, `epoch=3 seq=15 clé="line\nbreak"`},
 		{bus.Update{Kind: bus.KindEpoch, Epoch: 4, Seq: 15, Leader: "n2"}, "epoch=4 seq=15 leader=n2 (new epoch)"},
 		{bus.Update{Kind: bus.KindDelete, Epoch: 4, Seq: 16, Key: "a"}, "epoch=4 seq=16 a (deleted)"},
+		{bus.Update{Kind: bus.KindDelete, Epoch: 4, Seq: 17, Key: "a/", Prefix: true}, "epoch=4 seq=17 a/ (deleted by prefix)"},
+		{bus.Update{Kind: bus.KindDelete, Epoch: 4, Seq: 18, Key: "t", Expired: true}, "epoch=4 seq=18 t (expired)"},
+		{bus.Update{Kind: bus.KindPurge, Epoch: 4, Seq: 19, Key: "a"}, "epoch=4 seq=19 a (purged)"},
+		{bus.Update{Kind: bus.KindPut, Epoch: 4, Seq: 20, Key: "t", Value: "1", Expires: 1764064451123456789}, "epoch=4 seq=20 t=1 (expires 2025-11-25T09:54:11.123Z)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
@@ -230,6 +240,14 @@ func TestUsageErrors(t *testing.T) {
 		{"put with file and no key", []string{"put", "-f", "go.mod"}},
 		{"put with a missing file", []string{"put", "a", "--file", "no-such-file"}},
 		{"completion without shell", []string{"completion"}},
+		{"compact without a bound", []string{"compact"}},
+		{"compact with both bounds", []string{"compact", "--rev", "3", "--age", "1h"}},
+		{"compact with an argument", []string{"compact", "3"}},
+		{"history without key", []string{"history"}},
+		{"history with a big limit", []string{"history", "a", "--limit", "65"}},
+		{"purge without key", []string{"purge"}},
+		{"put with a tiny ttl", []string{"put", "a", "1", "--ttl", "1us"}},
+		{"watch with a control character", []string{"watch", "a\x01"}},
 		{"completion of an unknown shell", []string{"completion", "fish"}},
 	}
 	for _, tt := range tests {
@@ -307,7 +325,7 @@ func TestCommands(t *testing.T) {
 		{"put", []string{"put", "a", "1"}, ExitOK, "OK a revision=12 epoch=3 leader=n1\n", ""},
 		{"put json", []string{"put", "a", "1", "--json"}, ExitOK, `{"ok":true,"key":"a","revision":12,"epoch":3,"leader":"n1"}` + "\n", ""},
 		{"put via node with error", []string{"put", "a", "1", "--node", "n2"}, ExitError, "", "error: value_too_large: value is too large"},
-		{"get", []string{"get", "a"}, ExitOK, "hello world\n", ""},
+		{"get", []string{"get", "a"}, ExitOK, "hello world\n", "kvctl: n1 (leader, epoch 3, stale: no) answered: revision 12\n"},
 		{"get not found", []string{"get", "a", "--node", "n2"}, ExitNotFound, "", `key "a" not found on n2`},
 		{"get not found json", []string{"--json", "get", "--node", "n2", "a"}, ExitNotFound, `{"found":false,"key":"a","node":"n2","role":"follower","epoch":3}` + "\n", "not found"},
 		{"get invalid key", []string{"get", "--", "a\nb"}, ExitError, "", "error: invalid_key:"},
