@@ -74,7 +74,7 @@ func (c Config) Validate() error {
 	if c.ClusterListen != "" {
 		if err := validAddr(c.ClusterListen); err != nil {
 			errs = append(errs, fmt.Errorf("nats cluster listen address %q: %w", c.ClusterListen, err))
-		} else if c.ClusterListen == c.Listen {
+		} else if _, port, _ := net.SplitHostPort(c.Listen); c.ClusterListen == c.Listen && port != "0" {
 			errs = append(errs, fmt.Errorf("nats cluster listen address %q is the client listen address %q", c.ClusterListen, c.Listen))
 		}
 	}
@@ -295,6 +295,16 @@ func (s *Server) ClientURL() string {
 		}
 	}
 	return s.srv.ClientURL()
+}
+
+// ClusterURL is the route URL (nats-route://host:port) of the route
+// listener, or "" without a cluster.
+func (s *Server) ClusterURL() string {
+	a := s.srv.ClusterAddr()
+	if a == nil {
+		return ""
+	}
+	return "nats-route://" + a.String()
 }
 
 // InProcess is the server for nats.InProcessServer.
