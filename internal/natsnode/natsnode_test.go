@@ -157,3 +157,53 @@ func TestBusyPort(t *testing.T) {
 		t.Errorf("took %v to fail", el)
 	}
 }
+
+// TestConfigFile: the compose deployment's config file applies to the
+// embedded listener: its users and their permissions.
+func TestConfigFile(t *testing.T) {
+	t.Setenv("ZKV_NATS_SERVER_PASSWORD", "server-secret")
+	t.Setenv("ZKV_NATS_CLIENT_PASSWORD", "client-secret")
+	s := start(t, Config{Listen: "127.0.0.1:0", ConfigFile: "../../compose/nats/zkv.conf", Auth: bus.Auth{User: "zkv-server", Password: "server-secret"}})
+	srvConn, err := nats.Connect(s.ClientURL(), nats.UserInfo("zkv-server", "server-secret"), nats.InProcessServer(s.InProcess()))
+	if err != nil {
+		t.Fatalf("the server user in-process: %v", err)
+	}
+	defer srvConn.Close()
+	if _, err := srvConn.Subscribe("kv.write", func(m *nats.Msg) { _ = m.Respond([]byte("ok")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := srvConn.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	denied := make(chan error, 1)
+	client, err := nats.Connect(s.ClientURL(), nats.UserInfo("zkv-client", "client-secret"),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			select {
+			case denied <- err:
+			default:
+			}
+		}))
+	if err != nil {
+		t.Fatalf("the client user: %v", err)
+	}
+	defer client.Close()
+	if m, err := client.Request("kv.write", nil, 2*time.Second); err != nil || string(m.Data) != "ok" {
+		t.Fatalf("a permitted request: %v", err)
+	}
+	if err := client.Publish("kv.replication", []byte("forged")); err != nil {
+		t.Fatal(err)
+	}
+	_ = client.Flush()
+	select {
+	case err := <-denied:
+		if !errors.Is(err, nats.ErrPermissionViolation) {
+			t.Errorf("publish on kv.replication: %v, want a permissions violation", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the client user published on kv.replication unchallenged")
+	}
+	if nc, err := nats.Connect(s.ClientURL(), nats.UserInfo("zkv-client", "wrong")); err == nil {
+		nc.Close()
+		t.Error("a wrong password was accepted")
+	}
+}
