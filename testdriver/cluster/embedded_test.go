@@ -19,7 +19,8 @@ import (
 // listener writes and reads through every node; the leader is killed and
 // a client of a surviving node keeps working through the election; a
 // client that knew only the killed node's URL reconnects to another node
-// and keeps working too.
+// and keeps working too. The killed node comes back and rejoins; then a
+// clean stop of the next leader moves its clients to the others.
 func TestEmbeddedNATS(t *testing.T) {
 	lc := testenv.StartLocal(t, cluster.LocalOptions{
 		EmbeddedNATS:   true,
@@ -126,5 +127,49 @@ func TestEmbeddedNATS(t *testing.T) {
 	waitValue(victim, survivors[1], "shape", "circle")
 	if !slices.Contains(survivors, next) {
 		t.Fatalf("new leader %s is not a survivor", next)
+	}
+
+	// The killed node comes back on its ports and rejoins the NATS
+	// cluster: a client of its listener writes through it.
+	if err := lc.Start(ctxFor(30*time.Second), leader); err != nil {
+		t.Fatal(err)
+	}
+	if err := lc.Process(leader).WaitReady(ctxFor(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_, back := connect(leader)
+	if _, err := back.PutVia(ctxFor(10*time.Second), leader, "size", "large"); err != nil {
+		t.Fatalf("put through the restarted %s: %v", leader, err)
+	}
+	waitValue(back, leader, "size", "large")
+
+	// A clean stop of the new leader: a client connected to it moves to
+	// another node, and the client of the restarted node keeps writing.
+	stoppedNC, stopped := connect(next)
+	stoppedURL := stoppedNC.ConnectedUrl()
+	if err := lc.Stop(ctxFor(15*time.Second), next, cluster.StopTerm); err != nil {
+		t.Fatalf("clean stop of %s: %v", next, err)
+	}
+	if err := lc.Process(next).ExitErr(); err != nil {
+		t.Fatalf("%s exited uncleanly: %v", next, err)
+	}
+	var rest []string
+	for _, id := range nodes {
+		if id != next {
+			rest = append(rest, id)
+		}
+	}
+	third := waitLeader(back, rest, next)
+	if r, err := back.Put(ctxFor(10*time.Second), "size", "small"); err != nil || r.Leader != third {
+		t.Fatalf("put after the clean stop: %+v, %v (leader %s)", r, err, third)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the stopped node's client to reconnect elsewhere", func() error {
+		if u := stoppedNC.ConnectedUrl(); !stoppedNC.IsConnected() || u == stoppedURL {
+			return fmt.Errorf("status %v, url %q", stoppedNC.Status(), u)
+		}
+		return nil
+	})
+	for _, id := range rest {
+		waitValue(stopped, id, "size", "small")
 	}
 }
