@@ -287,14 +287,15 @@ func waitReady(srv *server.Server, lg *logger, timeout time.Duration) error {
 
 // ClientURL is the URL of the client listener, with the port it got.
 func (s *Server) ClientURL() string {
-	if a, ok := s.srv.Addr().(*net.TCPAddr); ok {
-		host := s.srv.ClientURL()
-		if u, err := url.Parse(host); err == nil {
-			u.Host = net.JoinHostPort(u.Hostname(), strconv.Itoa(a.Port))
-			return u.String()
-		}
+	// nats-server's ClientURL has the scheme (nats or tls) and the
+	// configured port, which is -1 when a free one was asked for.
+	u, err := url.Parse(s.srv.ClientURL())
+	a, ok := s.srv.Addr().(*net.TCPAddr)
+	if err != nil || !ok {
+		return s.srv.ClientURL()
 	}
-	return s.srv.ClientURL()
+	u.Host = net.JoinHostPort(u.Hostname(), strconv.Itoa(a.Port))
+	return u.String()
 }
 
 // ClusterURL is the route URL (nats-route://host:port) of the route
