@@ -12,6 +12,7 @@ import (
 
 	"zkv/bus"
 	"zkv/election"
+	"zkv/internal/natsnode"
 	"zkv/store"
 )
 
@@ -60,6 +61,33 @@ type Config struct {
 	// NATSOptions are extra nats.go options (credentials, TLS; see
 	// bus.Auth).
 	NATSOptions []nats.Option
+	// NATSListen, set (host:port; port 0 picks a free one), makes this
+	// server a NATS node (embedded mode): it runs nats-server in its own
+	// process, listening for clients there, and connects to it
+	// in-process; NATSURL is then ignored. "" (the default) connects to
+	// the NATS server at NATSURL. See package natsnode.
+	NATSListen string
+	// NATSClusterListen is the embedded server's route listener
+	// (host:port), as nats-server's --cluster: the embedded servers of
+	// every node form one NATS cluster. Needs NATSListen.
+	NATSClusterListen string
+	// NATSRoutes are the route URLs (nats-route://host:port) of the other
+	// nodes' embedded servers, as nats-server's --routes; the same list
+	// may be given to every node. Needs NATSClusterListen.
+	NATSRoutes []string
+	// NATSClusterName names the NATS cluster of the embedded servers.
+	// Default natsnode.DefaultClusterName ("zkv").
+	NATSClusterName string
+	// NATSConfigFile is a nats-server config file for the embedded server
+	// (authorization and permissions, TLS, limits); NATSListen,
+	// NATSClusterListen and NATSRoutes override its listen, cluster and
+	// routes. Without it, NATSAuth (user and password, token or NKey) is
+	// the one identity the listener accepts.
+	NATSConfigFile string
+	// NATSAuth is what this server connects with; in embedded mode without
+	// NATSConfigFile it is also what the listener requires. NATSOptions
+	// must carry the same credentials for the connection itself.
+	NATSAuth bus.Auth
 	// ZooKeeperAuth is "user:password" for ZooKeeper digest auth and ACLs
 	// on every znode zkv creates (see election.Config.Auth), or "".
 	ZooKeeperAuth string
@@ -296,6 +324,14 @@ func (c Config) Validate() error {
 	if err := c.electionConfig().Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.NATSListen != "" {
+		if err := c.natsNodeConfig().Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	} else if c.NATSClusterListen != "" || len(c.NATSRoutes) > 0 || c.NATSConfigFile != "" {
+		errs = append(errs, fmt.Errorf("nats cluster listen %q, routes %v and config file %q need a nats listen address (embedded mode)",
+			c.NATSClusterListen, c.NATSRoutes, c.NATSConfigFile))
+	}
 	return errors.Join(errs...)
 }
 
@@ -313,6 +349,24 @@ func (c Config) electionConfig() election.Config {
 		Logger:         c.Logger.With("node", c.ID),
 	}
 	return ec
+}
+
+// natsNodeConfig is the embedded NATS server's configuration.
+func (c Config) natsNodeConfig() natsnode.Config {
+	log := c.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return natsnode.Config{
+		Name:          c.ID,
+		Listen:        c.NATSListen,
+		ClusterListen: c.NATSClusterListen,
+		Routes:        c.NATSRoutes,
+		ClusterName:   c.NATSClusterName,
+		ConfigFile:    c.NATSConfigFile,
+		Auth:          c.NATSAuth,
+		Logger:        log.With("node", c.ID),
+	}
 }
 
 // advertised turns a listen address into one others can reach: an

@@ -17,6 +17,7 @@ import (
 
 	"zkv/bus"
 	"zkv/election"
+	"zkv/internal/natsnode"
 	"zkv/internal/retry"
 	"zkv/store"
 )
@@ -69,6 +70,7 @@ type Server struct {
 	zk      SessionStatus
 	records ClusterRecord
 
+	natsNode *natsnode.Server // the embedded NATS server, in embedded mode
 	nc       *nats.Conn
 	ncReady  atomic.Pointer[nats.Conn] // nc, for readers outside Run's goroutines
 	nodeSvc  micro.Service
@@ -246,6 +248,10 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		}
 	}()
 
+	if err := s.startNATSNode(); err != nil {
+		return err
+	}
+	defer s.stopNATSNode() // after the connection is closed
 	if err := s.connectNATS(); err != nil {
 		return err
 	}
@@ -408,6 +414,9 @@ func (s *Server) connectNATS() error {
 		}),
 	}
 	opts = append(opts, s.cfg.NATSOptions...)
+	if s.natsNode != nil {
+		opts = append(opts, nats.InProcessServer(s.natsNode.InProcess()))
+	}
 	nc, err := nats.Connect(s.cfg.NATSURL, opts...)
 	if err != nil {
 		return fmt.Errorf("connect to NATS %s: %w", s.cfg.NATSURL, err)

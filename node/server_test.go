@@ -282,6 +282,14 @@ func TestConfigValidate(t *testing.T) {
 		{"no ack waits", func(c *Config) { c.MaxAckWaits = -1 }, false},
 		{"no snapshot pages", func(c *Config) { c.MaxSnapshotPages = -1 }, false},
 		{"no lists", func(c *Config) { c.MaxLists = -1 }, false},
+		{"embedded nats", func(c *Config) {
+			c.NATSListen, c.NATSClusterListen, c.NATSRoutes = "127.0.0.1:4222", "127.0.0.1:6222", []string{"nats-route://127.0.0.1:6223"}
+		}, true},
+		{"bad nats listen", func(c *Config) { c.NATSListen = "4222" }, false},
+		{"bad nats route", func(c *Config) {
+			c.NATSListen, c.NATSClusterListen, c.NATSRoutes = "127.0.0.1:4222", "127.0.0.1:6222", []string{"127.0.0.1:6223"}
+		}, false},
+		{"nats routes without listen", func(c *Config) { c.NATSRoutes = []string{"nats-route://127.0.0.1:6223"} }, false},
 	}
 	for _, tt := range tests {
 		c := base()

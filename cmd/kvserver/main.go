@@ -24,6 +24,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"zkv/internal/cliflags"
+	"zkv/internal/natsnode"
 	"zkv/node"
 )
 
@@ -55,6 +56,11 @@ func app(hup <-chan os.Signal) *cli.App {
 			&cli.StringFlag{Name: "zookeeper", Value: "127.0.0.1", Usage: "ZooKeeper host, or a comma-separated list of host[:port]", EnvVars: []string{"ZKV_ZOOKEEPER"}},
 			&cli.IntFlag{Name: "zookeeper-port", Value: 2181, Usage: "ZooKeeper port for hosts given without one", EnvVars: []string{"ZKV_ZOOKEEPER_PORT"}},
 			&cli.StringFlag{Name: "nats", Value: d.NATSURL, Usage: "NATS server URL(s), comma-separated", EnvVars: []string{"ZKV_NATS", "NATS_URL"}},
+			&cli.StringFlag{Name: "nats-listen", Usage: "run a NATS server inside kvserver, listening for clients on `HOST:PORT` (embedded mode; --nats is then ignored)", EnvVars: []string{"ZKV_NATS_LISTEN"}, Category: "NATS node (embedded mode)"},
+			&cli.StringFlag{Name: "nats-cluster-listen", Usage: "route listener `HOST:PORT` of the embedded NATS server, as nats-server --cluster", EnvVars: []string{"ZKV_NATS_CLUSTER_LISTEN"}, Category: "NATS node (embedded mode)"},
+			&cli.StringFlag{Name: "nats-routes", Usage: "route `URL`s of the other nodes' embedded servers, comma-separated (nats-route://host:port), as nats-server --routes", EnvVars: []string{"ZKV_NATS_ROUTES"}, Category: "NATS node (embedded mode)"},
+			&cli.StringFlag{Name: "nats-cluster-name", Value: natsnode.DefaultClusterName, Usage: "NATS cluster name of the embedded servers", EnvVars: []string{"ZKV_NATS_CLUSTER_NAME"}, Category: "NATS node (embedded mode)"},
+			&cli.StringFlag{Name: "nats-config", Usage: "nats-server config `FILE` of the embedded server (authorization, permissions, TLS); without it the listener accepts the --nats-user/--nats-password, --nats-token or --nats-nkey identity", EnvVars: []string{"ZKV_NATS_CONFIG"}, Category: "NATS node (embedded mode)"},
 			&cli.DurationFlag{Name: "session-timeout", Value: d.SessionTimeout, Usage: "ZooKeeper session timeout: a crashed leader is replaced after about this long", EnvVars: []string{"ZKV_SESSION_TIMEOUT"}},
 			&cli.StringFlag{Name: "election-path", Value: d.ElectionPath, Usage: "parent znode of the election", EnvVars: []string{"ZKV_ELECTION_PATH"}},
 			&cli.StringFlag{Name: "leader-path", Value: d.LeaderPath, Usage: "ephemeral znode the leader publishes", EnvVars: []string{"ZKV_LEADER_PATH"}},
@@ -129,6 +135,15 @@ func run(c *cli.Context, hup <-chan os.Signal) error {
 		return cli.Exit(err.Error(), 2)
 	}
 	cfg.NATSOptions = natsOpts
+	cfg.NATSAuth = cliflags.NATSAuthFrom(c)
+	cfg.NATSListen = c.String("nats-listen")
+	cfg.NATSClusterListen = c.String("nats-cluster-listen")
+	cfg.NATSRoutes = splitList(c.String("nats-routes"))
+	cfg.NATSClusterName = c.String("nats-cluster-name")
+	cfg.NATSConfigFile = c.String("nats-config")
+	if cfg.NATSListen != "" && c.IsSet("nats") {
+		logger.Warn("--nats is ignored: --nats-listen runs the NATS server in this process", "nats", cfg.NATSURL, "nats_listen", cfg.NATSListen)
+	}
 
 	srv, err := node.New(cfg)
 	if err != nil {
@@ -159,6 +174,17 @@ func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, srv *node.Server, lo
 			_ = srv.ReloadHTTP()
 		}
 	}
+}
+
+// splitList splits a comma-separated list, dropping empty entries.
+func splitList(list string) []string {
+	var out []string
+	for _, v := range strings.Split(list, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // zookeeperServers turns "a,b:2182" into host:port entries, adding port to

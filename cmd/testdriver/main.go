@@ -128,6 +128,7 @@ func clusterFlags(run bool) []cli.Flag {
 		&cli.DurationFlag{Name: "session-timeout", Value: testdriver.DefaultSessionTimeout, Usage: session, EnvVars: []string{"ZKV_SESSION_TIMEOUT"}},
 		&cli.StringFlag{Name: "zookeeper", Usage: "use the running ZooKeeper at `HOST:PORT[,HOST:PORT...]` instead of starting one", EnvVars: []string{"ZKV_ZOOKEEPER"}},
 		&cli.StringFlag{Name: "nats", Usage: "use the running NATS server at `URL` instead of an embedded one (compose: instead of the nats service)", EnvVars: []string{"ZKV_NATS"}},
+		&cli.BoolFlag{Name: "embedded-nats", Usage: "local: run no NATS server; each kvserver is a NATS node (--nats-listen), clustered with routes, and clients connect to any of them", EnvVars: []string{"ZKV_EMBEDDED_NATS"}},
 		&cli.StringFlag{Name: "kvserver", Usage: "kvserver binary `PATH` (default: kvserver next to this program)", EnvVars: []string{"ZKV_KVSERVER"}},
 		&cli.StringFlag{Name: "server-log-level", Value: "debug", Usage: "the servers' --log-level (debug, info, warn, error)", EnvVars: []string{"ZKV_SERVER_LOG_LEVEL"}},
 		&cli.StringFlag{Name: "log-dir", Value: testdriver.DefaultLogRoot, Usage: "each invocation logs to a new `DIR`/<timestamp>", EnvVars: []string{"ZKV_LOG_DIR"}},
@@ -163,7 +164,7 @@ const (
 // localOnly and composeOnly are the flags of run that only one --cluster
 // takes.
 var (
-	localOnly   = []string{"servers", "kvserver", "server-log-level", "zookeeper", "zookeeper-ensemble"}
+	localOnly   = []string{"servers", "kvserver", "server-log-level", "zookeeper", "zookeeper-ensemble", "embedded-nats"}
 	composeOnly = []string{"compose-project", "compose-http", "compose-nodes", "compose-zookeeper", "docker-socket", "container-logs"}
 )
 
@@ -193,6 +194,9 @@ func localOptions(c *cli.Context) (cluster.LocalOptions, error) {
 	default:
 		return cluster.LocalOptions{}, usage("--server-log-level %q: want debug, info, warn or error", l)
 	}
+	if c.Bool("embedded-nats") && c.String("nats") != "" {
+		return cluster.LocalOptions{}, usage("--embedded-nats and --nats exclude each other")
+	}
 	bin, _, err := cluster.Binary(c.Context, "kvserver", c.String("kvserver"), false)
 	if err != nil {
 		return cluster.LocalOptions{}, cli.Exit(err.Error(), ExitSetup)
@@ -203,6 +207,7 @@ func localOptions(c *cli.Context) (cluster.LocalOptions, error) {
 		SessionTimeout: c.Duration("session-timeout"),
 		ZooKeeper:      c.String("zookeeper"),
 		NATSURL:        c.String("nats"),
+		EmbeddedNATS:   c.Bool("embedded-nats"),
 		ServerLogLevel: c.String("server-log-level"),
 	}, nil
 }

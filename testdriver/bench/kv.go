@@ -30,12 +30,20 @@ const (
 	OpRead          = "zkv-read"           // kv.node.<follower>.read
 	OpWriteLeader   = "zkv-write"          // kv.write, answered by the leader
 	OpWriteFollower = "zkv-write-follower" // kv.node.<follower>.write, forwarded
-	OpJSR1Put       = "js-kv-r1-put"
-	OpJSR1Get       = "js-kv-r1-get"
-	OpJSR3Put       = "js-kv-r3-put"
-	OpJSR3Get       = "js-kv-r3-get"
-	OpLagUpper      = "replication-lag-upper" // per replica: publish → first read that saw it
-	OpLagLower      = "replication-lag-lower" // per replica: publish → last read that did not
+	// The same three on a second cluster in embedded mode: each kvserver
+	// is a NATS node, and each client connects to the node it addresses
+	// (the follower for reads and forwarded writes, the leader for
+	// kv.write), so a request is one hop into the process that holds the
+	// data, as a JetStream R1 request is.
+	OpEmbRead          = "zkv-embedded-read"
+	OpEmbWriteLeader   = "zkv-embedded-write"
+	OpEmbWriteFollower = "zkv-embedded-write-follower"
+	OpJSR1Put          = "js-kv-r1-put"
+	OpJSR1Get          = "js-kv-r1-get"
+	OpJSR3Put          = "js-kv-r3-put"
+	OpJSR3Get          = "js-kv-r3-get"
+	OpLagUpper         = "replication-lag-upper" // per replica: publish → first read that saw it
+	OpLagLower         = "replication-lag-lower" // per replica: publish → last read that did not
 	// OpLagApplied is the lag from the replica's own clock: its status's
 	// last_applied − the leader's publish time (kvservers that report it).
 	OpLagApplied = "replication-lag"
@@ -46,7 +54,7 @@ const (
 )
 
 // KVOps are the measured operations in report order.
-var KVOps = []string{OpEcho, OpEchoInProc, OpRead, OpWriteLeader, OpWriteFollower, OpJSR1Put, OpJSR1Get, OpJSR3Put, OpJSR3Get}
+var KVOps = []string{OpEcho, OpEchoInProc, OpRead, OpWriteLeader, OpWriteFollower, OpEmbRead, OpEmbWriteLeader, OpEmbWriteFollower, OpJSR1Put, OpJSR1Get, OpJSR3Put, OpJSR3Get}
 
 // KVConfig configures RunKV.
 type KVConfig struct {
@@ -66,7 +74,11 @@ type KVConfig struct {
 	JSStorage string
 	// R3 enables the three-server NATS cluster and the JetStream R3
 	// bucket; without it only R1 is measured on one server.
-	R3       bool
+	R3 bool
+	// Embedded also starts a second zkv cluster in embedded mode (every
+	// kvserver a NATS node, clustered with routes) on the same ZooKeeper
+	// and measures the zkv operations on it too.
+	Embedded bool
 	KVServer string
 	Log      io.Writer
 	// OnCluster is called once the cluster is up.
@@ -135,6 +147,26 @@ func RunKV(ctx context.Context, cfg KVConfig) ([]KVResult, error) {
 	}
 	defer w.close()
 	fmt.Fprintf(cfg.Log, "leader %s, reading from and writing through %s\n", w.leader, w.follower)
+	if cfg.Embedded {
+		fmt.Fprintf(cfg.Log, "starting three kvservers in embedded mode (each a NATS node) on the same ZooKeeper\n")
+		emb, err := startLocal(ctx, cluster.LocalOptions{
+			KVServer:       cfg.KVServer,
+			ZooKeeper:      local.ZooKeeper(),
+			EmbeddedNATS:   true,
+			ElectionPath:   "/bench-embedded",
+			LeaderPath:     "/bench-embedded-leader",
+			ServerLogLevel: "warn",
+		})
+		if err != nil {
+			return nil, fmt.Errorf("kv: embedded cluster: %w", err)
+		}
+		defer closeLocal(ctx, emb)
+		if w.emb, err = newEmbWorld(ctx, emb, max(maxClients, 3), w.value); err != nil {
+			return nil, err
+		}
+		defer w.emb.close()
+		fmt.Fprintf(cfg.Log, "embedded: leader %s, reading from and writing through %s\n", w.emb.leader, w.emb.follower)
+	}
 
 	type key struct {
 		op string
@@ -201,6 +233,75 @@ type kvWorld struct {
 	replicas []string
 	value    string
 	body     []byte
+	emb      *embWorld // nil without KVConfig.Embedded
+}
+
+// embWorld holds the clients of the cluster in embedded mode: toLeader[i]
+// is connected to the leader's own NATS listener, toFollower[i] to the
+// follower's.
+type embWorld struct {
+	conns              []*nats.Conn
+	toLeader, toFollow []*bus.Client
+	leader, follower   string
+}
+
+func newEmbWorld(ctx context.Context, local *cluster.Local, n int, value string) (_ *embWorld, err error) {
+	e := &embWorld{}
+	defer func() {
+		if err != nil {
+			e.close()
+		}
+	}()
+	connect := func(url string) (*bus.Client, error) {
+		nc, err := nats.Connect(url, nats.MaxReconnects(-1))
+		if err != nil {
+			return nil, fmt.Errorf("kv: embedded cluster: %w", err)
+		}
+		e.conns = append(e.conns, nc)
+		return bus.NewClient(nc, bus.WithRequestTimeout(5*time.Second))
+	}
+	first, err := connect(local.NATSURL())
+	if err != nil {
+		return nil, err
+	}
+	leader, followers, err := firstLeader(ctx, first, local)
+	if err != nil {
+		return nil, fmt.Errorf("kv: embedded cluster not ready: %w", err)
+	}
+	e.leader, e.follower = leader, followers[0]
+	for range n {
+		l, err := connect(local.NodeNATSURL(e.leader))
+		if err != nil {
+			return nil, err
+		}
+		f, err := connect(local.NodeNATSURL(e.follower))
+		if err != nil {
+			return nil, err
+		}
+		e.toLeader, e.toFollow = append(e.toLeader, l), append(e.toFollow, f)
+	}
+	hctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if _, err := e.toLeader[0].Put(hctx, "bench-read", value); err != nil {
+		return nil, fmt.Errorf("kv: embedded cluster: first write: %w", err)
+	}
+	err = harness.WaitFor(hctx, 10*time.Millisecond, func() error {
+		r, err := e.toFollow[0].Get(hctx, e.follower, "bench-read")
+		if err == nil && !r.Found {
+			err = errors.New("bench-read not replicated yet")
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kv: embedded cluster: %w", err)
+	}
+	return e, nil
+}
+
+func (e *embWorld) close() {
+	for _, nc := range e.conns {
+		nc.Close()
+	}
 }
 
 func newKVWorld(ctx context.Context, cfg KVConfig, local *cluster.Local, n int) (*kvWorld, error) {
@@ -346,6 +447,21 @@ func (w *kvWorld) opFunc(op string, i int) func(context.Context) error {
 		return func(ctx context.Context) error { _, err := c.Put(ctx, key, w.value); return err }
 	case OpWriteFollower:
 		return func(ctx context.Context) error { _, err := c.PutVia(ctx, w.follower, key, w.value); return err }
+	case OpEmbRead:
+		c := w.emb.toFollow[i]
+		return func(ctx context.Context) error {
+			r, err := c.Get(ctx, w.emb.follower, "bench-read")
+			if err == nil && !r.Found {
+				err = errors.New("bench-read not found")
+			}
+			return err
+		}
+	case OpEmbWriteLeader:
+		c := w.emb.toLeader[i]
+		return func(ctx context.Context) error { _, err := c.Put(ctx, key, w.value); return err }
+	case OpEmbWriteFollower:
+		c := w.emb.toFollow[i]
+		return func(ctx context.Context) error { _, err := c.PutVia(ctx, w.emb.follower, key, w.value); return err }
 	case OpJSR1Put, OpJSR3Put:
 		kv := w.bucket(op, i)
 		return func(ctx context.Context) error { _, err := kv.Put(ctx, key, val); return err }
@@ -369,7 +485,8 @@ func (w *kvWorld) bucket(op string, i int) jetstream.KeyValue {
 // measure runs op with c concurrent clients for d and returns the
 // latencies of the successful calls, the errors and the elapsed time.
 func (w *kvWorld) measure(ctx context.Context, op string, c int, d time.Duration) (*Hist, int64, time.Duration) {
-	if (op == OpJSR3Put || op == OpJSR3Get) && w.r3 == nil || op == OpEcho && w.echoProc == nil {
+	embedded := op == OpEmbRead || op == OpEmbWriteLeader || op == OpEmbWriteFollower
+	if (op == OpJSR3Put || op == OpJSR3Get) && w.r3 == nil || op == OpEcho && w.echoProc == nil || embedded && w.emb == nil {
 		return NewHist(), 0, 0
 	}
 	hists := make([]*Hist, c)

@@ -111,9 +111,9 @@ func jsPeer(op string, replicas int) string {
 		get, put = OpJSR3Get, OpJSR3Put
 	}
 	switch op {
-	case OpRead:
+	case OpRead, OpEmbRead:
 		return get
-	case OpWriteLeader, OpWriteFollower:
+	case OpWriteLeader, OpWriteFollower, OpEmbWriteLeader, OpEmbWriteFollower:
 		return put
 	}
 	return ""
@@ -194,7 +194,23 @@ func KVTargets(rs []KVResult) []KVTarget {
 		tt.Measured = fmt.Sprintf("%.0f/s vs %.0f/s = %.2f×", w.Throughput, js.Throughput, w.Throughput/js.Throughput)
 		tt.Met = w.Throughput >= js.Throughput
 	}
-	return append(out, tt)
+	out = append(out, tt)
+	// Embedded mode (only when measured).
+	if _, ok := ix.Get(OpEmbRead, 1); ok {
+		ratioTarget("embedded: read p50 ≤ 0.60 × R", OpEmbRead, 0.60)
+		ratioTarget("embedded: write p50 via kv.write ≤ 0.80 × R", OpEmbWriteLeader, 0.80)
+		for _, p := range []struct{ op, peer, what string }{{OpEmbWriteLeader, OpJSR1Put, "write"}, {OpEmbRead, OpJSR1Get, "read"}} {
+			z, ok1 := ix.Get(p.op, maxC)
+			js, ok2 := ix.Get(p.peer, maxC)
+			t := KVTarget{Name: fmt.Sprintf("embedded: %s throughput at %d clients ≥ JetStream KV R1's", p.what, maxC), Limit: "1.00 × JS R1", Known: ok1 && ok2}
+			if t.Known {
+				t.Measured = fmt.Sprintf("%.0f/s vs %.0f/s = %.2f×", z.Throughput, js.Throughput, z.Throughput/js.Throughput)
+				t.Met = z.Throughput >= js.Throughput
+			}
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // KVReport is what WriteKVReport renders.
@@ -244,6 +260,9 @@ func WriteKVReport(w io.Writer, rep KVReport) error {
 	b.WriteString("- `zkv-read`: `bus.Client.Get` on `kv.node.<follower>.read` (the follower's own copy);\n")
 	b.WriteString("- `zkv-write`: `bus.Client.Put` on `kv.write`, answered by the leader;\n")
 	b.WriteString("- `zkv-write-follower`: `bus.Client.PutVia` on `kv.node.<follower>.write`, which forwards to `kv.write`;\n")
+	b.WriteString("- `zkv-embedded-read`, `zkv-embedded-write`, `zkv-embedded-write-follower`: the same three on a second\n")
+	b.WriteString("  cluster in embedded mode (each kvserver a NATS node, clustered with routes), each client connected to\n")
+	b.WriteString("  the listener of the node it addresses (the follower, or the leader for `kv.write`);\n")
 	b.WriteString("- `js-kv-r1-put/get`, `js-kv-r3-put/get`: `jetstream.KeyValue.Put` / `Get` (nats.go `jetstream`).\n\n")
 	b.WriteString("Latencies in microseconds (HdrHistogram, 3 significant digits); throughput in operations per second\n")
 	b.WriteString("over all clients. Each client has its own NATS connection and issues one request at a time.\n\n")

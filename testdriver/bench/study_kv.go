@@ -34,6 +34,7 @@ func kvCommand() *cli.Command {
 			&cli.IntFlag{Name: "value-size", EnvVars: []string{"ZKV_BENCH_VALUE_SIZE"}, Value: 100, Usage: "bytes per written value"},
 			&cli.StringFlag{Name: "js-storage", EnvVars: []string{"ZKV_BENCH_JS_STORAGE"}, Value: "file", Usage: "JetStream KV storage: file or memory"},
 			&cli.BoolFlag{Name: "r3", EnvVars: []string{"ZKV_BENCH_R3"}, Value: true, Usage: "also run a 3-server NATS cluster and a JetStream KV R3 bucket"},
+			&cli.BoolFlag{Name: "embedded", EnvVars: []string{"ZKV_BENCH_EMBEDDED"}, Value: true, Usage: "also run three kvservers in embedded mode (each a NATS node) and measure zkv on them"},
 			&cli.BoolFlag{Name: "report-only", Usage: "only render the report and charts from the existing CSV"},
 		),
 		Action: studyAction(RenderKV, func(ctx context.Context, c *cli.Context, out string) error {
@@ -45,6 +46,7 @@ func kvCommand() *cli.Command {
 				ValueSize:  c.Int("value-size"),
 				JSStorage:  c.String("js-storage"),
 				R3:         c.Bool("r3"),
+				Embedded:   c.Bool("embedded"),
 			}
 			if c.Bool("quick") {
 				if !c.IsSet("duration") {
@@ -102,8 +104,12 @@ func kvConfigText(cfg KVConfig) string {
 	if !cfg.R3 {
 		r3 = "no R3 (one NATS server)"
 	}
-	return fmt.Sprintf("Setup: %d round(s) of %v per operation and concurrency, clients %v, %d-byte values, JetStream %s storage, %s, %d replication-lag samples.",
-		cfg.Rounds, cfg.Duration, cfg.Clients, cfg.ValueSize, cfg.JSStorage, r3, cfg.LagSamples)
+	emb := "no embedded-mode cluster"
+	if cfg.Embedded {
+		emb = "a second zkv cluster in embedded mode (three kvservers, each a NATS node, clustered with routes; same ZooKeeper)"
+	}
+	return fmt.Sprintf("Setup: %d round(s) of %v per operation and concurrency, clients %v, %d-byte values, JetStream %s storage, %s, %s, %d replication-lag samples.",
+		cfg.Rounds, cfg.Duration, cfg.Clients, cfg.ValueSize, cfg.JSStorage, r3, emb, cfg.LagSamples)
 }
 
 // RenderKV renders kv.md and its charts from the CSV under out.

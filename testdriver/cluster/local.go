@@ -80,6 +80,13 @@ type LocalOptions struct {
 	// ProxyNATS gives every server its own Proxy to NATS, which Cut and
 	// Heal act on.
 	ProxyNATS bool
+	// EmbeddedNATS runs no NATS server of its own: each kvserver is a
+	// NATS node (--nats-listen) on a free loopback port, and the nodes'
+	// servers are clustered with routes between all of them
+	// (--nats-cluster-listen, --nats-routes). NATSURL() then lists every
+	// node's client URL. It excludes NATSURL, NATSServers, JetStream,
+	// ProxyNATS and NoServers.
+	EmbeddedNATS bool
 	// SubjectPrefix, ElectionPath and LeaderPath are the servers'
 	// --subject-prefix, --election-path and --leader-path; "" keeps the
 	// kvserver defaults. Several clusters can share one ZooKeeper and one
@@ -140,6 +147,10 @@ type Local struct {
 	zkDirect []string        // the ZooKeeper servers' own addresses
 	nats     []*harness.NATS // nil when external
 	natsURL  string
+	// embedded maps a node ID to its NATS listener and route listener
+	// ports when EmbeddedNATS is set; routes lists every route URL.
+	embedded map[string][2]int
+	routes   []string
 	proxies  map[string]*Proxy // "<id>/zookeeper", "<id>/nats"
 	logMux   *harness.LogMux
 	nodes    []*harness.Node
@@ -178,6 +189,9 @@ func StartLocal(ctx context.Context, opts LocalOptions) (_ *Local, err error) {
 	}
 	if opts.ZooKeeperEnsemble && opts.ZooKeeper != "" {
 		return nil, errors.New("local cluster: a ZooKeeper to use and an ensemble to start exclude each other")
+	}
+	if opts.EmbeddedNATS && (opts.NATSURL != "" || opts.NATSServers > 1 || opts.JetStream || opts.ProxyNATS || opts.NoServers) {
+		return nil, errors.New("local cluster: embedded NATS excludes a NATS URL, NATS servers, JetStream, NATS proxies and a cluster without servers")
 	}
 	if opts.SessionTimeout <= 0 {
 		opts.SessionTimeout = DefaultSessionTimeout
@@ -359,6 +373,9 @@ func (c *Local) startLatencyProxy() error {
 func (c *Local) ZooKeeperDirect() []string { return slices.Clone(c.zkDirect) }
 
 func (c *Local) startNATS(ctx context.Context) error {
+	if c.opts.EmbeddedNATS {
+		return c.planEmbeddedNATS()
+	}
 	if c.opts.NATSURL != "" {
 		c.natsURL = c.opts.NATSURL
 		fmt.Fprintf(c.opts.Progress, "using NATS at %s\n", c.natsURL)
@@ -414,6 +431,48 @@ func (c *Local) startNATS(ctx context.Context) error {
 	return nil
 }
 
+// planEmbeddedNATS picks each node's NATS client and route ports.
+func (c *Local) planEmbeddedNATS() error {
+	ports, err := harness.FreePorts(2 * c.opts.Servers)
+	if err != nil {
+		return fmt.Errorf("local cluster: %w", err)
+	}
+	c.embedded = map[string][2]int{}
+	var urls []string
+	for i := 1; i <= c.opts.Servers; i++ {
+		client, route := ports[2*i-2], ports[2*i-1]
+		c.embedded["n"+strconv.Itoa(i)] = [2]int{client, route}
+		urls = append(urls, "nats://127.0.0.1:"+strconv.Itoa(client))
+		c.routes = append(c.routes, "nats-route://127.0.0.1:"+strconv.Itoa(route))
+	}
+	c.natsURL = strings.Join(urls, ",")
+	fmt.Fprintf(c.opts.Progress, "NATS runs inside the kvservers (embedded mode), clustered: %s\n", c.natsURL)
+	return nil
+}
+
+// embeddedArgs are node id's embedded NATS flags, or none.
+func (c *Local) embeddedArgs(id string) []string {
+	p, ok := c.embedded[id]
+	if !ok {
+		return nil
+	}
+	return []string{
+		"--nats-listen", "127.0.0.1:" + strconv.Itoa(p[0]),
+		"--nats-cluster-listen", "127.0.0.1:" + strconv.Itoa(p[1]),
+		"--nats-routes", strings.Join(c.routes, ","),
+	}
+}
+
+// NodeNATSURL is the client URL of node id's own NATS server in embedded
+// mode, or "" for an unknown node or without EmbeddedNATS.
+func (c *Local) NodeNATSURL(id string) string {
+	p, ok := c.embedded[id]
+	if !ok {
+		return ""
+	}
+	return "nats://127.0.0.1:" + strconv.Itoa(p[0])
+}
+
 // shutdownNATS stops the embedded NATS servers.
 func (c *Local) shutdownNATS() {
 	for _, n := range c.nats {
@@ -449,6 +508,10 @@ func (c *Local) startNode(ctx context.Context, i int) error {
 		return err
 	}
 	args := slices.Clone(c.opts.NodeArgs)
+	if c.opts.EmbeddedNATS {
+		args = append(c.embeddedArgs(id), args...)
+		nats = ""
+	}
 	if c.opts.LeaderPath != "" {
 		args = append([]string{"--leader-path", c.opts.LeaderPath}, args...)
 	}
@@ -816,7 +879,7 @@ func (c *Local) Describe(id string) string {
 // embedded NATS server, its version.
 func (c *Local) Versions(ctx context.Context) map[string]string {
 	v := map[string]string{}
-	if len(c.nats) > 0 {
+	if len(c.nats) > 0 || c.opts.EmbeddedNATS {
 		v["nats-server"] = server.VERSION
 	}
 	addr, _, _ := strings.Cut(c.zkAddr, ",")
