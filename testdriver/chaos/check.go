@@ -803,8 +803,30 @@ func describeWrite(op Op) string {
 // write that may have applied after it (an ambiguous one), are skipped.
 // It returns how many keys it checked.
 func CheckExpired(ops []Op, reads []Op, margin time.Duration) (int, []Violation) {
+	due := dueTTL(ops)
+	checked := map[string]bool{}
+	var out []Violation
+	for _, r := range reads {
+		w, ok := due[r.Key]
+		if !ok || !r.IsRead() || r.Invoke < w.Return+w.TTL+margin {
+			continue
+		}
+		checked[r.Key] = true
+		if r.Found {
+			out = append(out, Violation{Check: CheckTTLExpiry, Key: r.Key, Node: r.Node, Ops: []int{w.ID, r.ID},
+				Detail: fmt.Sprintf("op %d (%s read of %s at %s) found %q at revision %d; op %d wrote it with a time to live of %s, acknowledged at %s",
+					r.ID, r.Kind, nodeOr(r.Node), fmtDur(r.Invoke), r.Value, r.Revision, w.ID, w.TTL, fmtDur(w.Return))})
+		}
+	}
+	return len(checked), out
+}
+
+// dueTTL returns, by key, the last write of each key whose last write is
+// an acknowledged put with a time to live and that no ambiguous write may
+// have rewritten: the key must go once that time to live passes.
+func dueTTL(ops []Op) map[string]Op {
 	_, m := byKey(ops)
-	due := map[string]Op{} // key → its last write, expired by then
+	due := map[string]Op{}
 	for key, keyOps := range m {
 		var last Op
 		found, unsure := false, false
@@ -824,19 +846,27 @@ func CheckExpired(ops []Op, reads []Op, margin time.Duration) (int, []Violation)
 			due[key] = last
 		}
 	}
-	checked := map[string]bool{}
+	return due
+}
+
+// CheckWatchExpiries checks that a watch from revision from, which ran
+// until stopped (a time of the run), delivered the expiry of every key
+// CheckExpired would check whose time to live passed more than margin
+// before stopped: a delete of the key marked expired, after the put.
+func CheckWatchExpiries(ops []Op, from uint64, ups []bus.Update, stopped, margin time.Duration) []Violation {
 	var out []Violation
-	for _, r := range reads {
-		w, ok := due[r.Key]
-		if !ok || !r.IsRead() || r.Invoke < w.Return+w.TTL+margin {
+	for key, w := range dueTTL(ops) {
+		if w.Revision < from || w.Return+w.TTL+margin > stopped {
 			continue
 		}
-		checked[r.Key] = true
-		if r.Found {
-			out = append(out, Violation{Check: CheckTTLExpiry, Key: r.Key, Node: r.Node, Ops: []int{w.ID, r.ID},
-				Detail: fmt.Sprintf("op %d (%s read of %s at %s) found %q at revision %d; op %d wrote it with a time to live of %s, acknowledged at %s",
-					r.ID, r.Kind, nodeOr(r.Node), fmtDur(r.Invoke), r.Value, r.Revision, w.ID, w.TTL, fmtDur(w.Return))})
+		if !slices.ContainsFunc(ups, func(u bus.Update) bool {
+			return u.Kind == bus.KindDelete && u.Expired && u.Key == key && u.Seq > w.Revision
+		}) {
+			out = append(out, Violation{Check: CheckWatchGap, Key: key, Ops: []int{w.ID},
+				Detail: fmt.Sprintf("the watch has no expiry of %q, which op %d wrote at revision %d with a time to live of %s, acknowledged at %s; the watch ran until %s",
+					key, w.ID, w.Revision, w.TTL, fmtDur(w.Return), fmtDur(stopped))})
 		}
 	}
-	return len(checked), out
+	slices.SortFunc(out, func(a, b Violation) int { return cmp.Compare(a.Key, b.Key) })
+	return out
 }

@@ -638,3 +638,42 @@ func TestWithoutTTLKeys(t *testing.T) {
 		t.Fatalf("got %v", got)
 	}
 }
+
+func TestCheckWatchExpiries(t *testing.T) {
+	ttlPut := func(key, value string, rev uint64) Op {
+		op := atRev(put(0, key, value, 0, 10, OK), rev)
+		op.TTL = ms(500)
+		return op
+	}
+	expiry := func(seq uint64, key string) bus.Update {
+		return bus.Update{Kind: bus.KindDelete, Epoch: 1, Seq: seq, Key: key, Expired: true, Leader: "n1"}
+	}
+	ops := numbered(ttlPut("t", "a", 5), atRev(put(1, "k", "b", 0, 10, OK), 6))
+	margin := ms(1000)
+	tests := []struct {
+		name    string
+		from    uint64
+		ups     []bus.Update
+		stopped time.Duration
+		want    int
+	}{
+		{"expiry delivered", 5, []bus.Update{upPut(5, "t", "a"), upPut(6, "k", "b"), expiry(7, "t")}, ms(3000), 0},
+		{"expiry missing", 5, []bus.Update{upPut(5, "t", "a"), upPut(6, "k", "b")}, ms(3000), 1},
+		{"a plain delete is not an expiry", 5, []bus.Update{upPut(5, "t", "a"), upPut(6, "k", "b"), upDel(7, "t")}, ms(3000), 1},
+		{"stopped within the margin", 5, []bus.Update{upPut(5, "t", "a"), upPut(6, "k", "b")}, ms(1200), 0},
+		{"written before the start", 6, []bus.Update{upPut(6, "k", "b")}, ms(3000), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := CheckWatchExpiries(ops, tt.from, tt.ups, tt.stopped, margin)
+			if len(v) != tt.want {
+				t.Fatalf("%d violations, want %d: %v", len(v), tt.want, v)
+			}
+			for _, x := range v {
+				if x.Check != CheckWatchGap || x.Key != "t" {
+					t.Fatalf("got %s on %q, want %s on t", x.Check, x.Key, CheckWatchGap)
+				}
+			}
+		})
+	}
+}

@@ -460,8 +460,8 @@ func (e *runEnv) finish(ctx context.Context, o finishOptions) {
 	}
 	e.res.Counts = Count(ops)
 	if c := e.res.Counts; c.Deletes+c.Creates+c.Conditional > 0 {
-		e.res.fact("writes besides plain puts", "%d deletes, %d creates, %d with if_revision; %d refused (conflict or exists); %d sent through a server's write subject",
-			c.Deletes, c.Creates, c.Conditional, c.Refused, c.ViaNode)
+		e.res.fact("writes besides plain puts", "%d deletes, %d creates, %d with if_revision; %d refused (conflict or exists); %d sent through a server's write subject; %d puts with a time to live",
+			c.Deletes, c.Creates, c.Conditional, c.Refused, c.ViaNode, c.TTL)
 	}
 	e.res.Unconfirmable = unconfirmable(ops)
 	if o.lin {

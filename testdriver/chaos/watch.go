@@ -212,6 +212,7 @@ func (e *runEnv) finishWatch(ctx context.Context, lossAllowed bool) {
 		_ = harness.Sleep(ctx, 20*time.Millisecond)
 	}
 	wr.stop()
+	stopped := e.now()
 	wr.mu.Lock()
 	ups := slices.Clone(wr.ups)
 	wr.mu.Unlock()
@@ -223,7 +224,9 @@ func (e *runEnv) finishWatch(ctx context.Context, lossAllowed bool) {
 	}
 	e.res.fact("watch", "from revision %d on %s%s: %d updates through revision %d (%d expiries); checked through %d",
 		wr.from, wr.first, wr.resumedOn(), len(ups), wr.last(), expiries, through)
-	for _, v := range CheckWatch(ops, wr.from, through, ups) {
+	vs := CheckWatch(ops, wr.from, through, ups)
+	vs = append(vs, CheckWatchExpiries(ops, wr.from, ups, stopped, e.opts.session+2*time.Second)...)
+	for _, v := range vs {
 		if lossAllowed && v.Check != CheckWatchOrder {
 			e.note("allowed with losses: %s", v)
 			continue
@@ -233,18 +236,25 @@ func (e *runEnv) finishWatch(ctx context.Context, lossAllowed bool) {
 }
 
 // resumeWatch handles a watch that ended with err: it reports whether it
-// was resumed. compacted is noted (the window is far larger than a run);
-// a watch whose server was killed by the fault is resumed from the last
-// revision seen on another running server; anything else is a violation.
+// was resumed. A watch whose server the fault killed is resumed on
+// another running server, as a user would: from the revision after the
+// last one seen, or, if it ended compacted (the server came back empty,
+// nothing being kept on disk), from the oldest revision the server holds,
+// which the error carries; the checks then ask for every acknowledged
+// revision in between all the same. A compacted end of a watch whose
+// server was not killed is noted (the window is far larger than a run);
+// any other end is a violation.
 func (e *runEnv) resumeWatch(ctx context.Context, wr *watchRun, err error) bool {
+	killed := slices.Contains(e.killed, wr.node) && len(wr.resumes) < 3
+	compacted := errors.Is(err, bus.ErrCompacted)
 	switch {
 	case err == nil:
 		e.violate(Violation{Check: CheckWatchEnd, Node: wr.node, Detail: fmt.Sprintf("the watch on %s ended without an error before the end of the run", wr.node)})
 		return false
-	case errors.Is(err, bus.ErrCompacted):
+	case compacted && !killed:
 		e.note("the watch on %s ended compacted at revision %d: %v", wr.node, wr.last(), err)
 		return false
-	case !slices.Contains(e.killed, wr.node) || len(wr.resumes) >= 3:
+	case !killed:
 		e.violate(Violation{Check: CheckWatchEnd, Node: wr.node, Detail: fmt.Sprintf("the watch on %s failed after revision %d: %v", wr.node, wr.last(), err)})
 		return false
 	}
@@ -260,6 +270,11 @@ func (e *runEnv) resumeWatch(ctx context.Context, wr *watchRun, err error) bool 
 	if l := wr.last(); l > 0 {
 		from = l + 1
 	}
+	var be *bus.Error
+	if compacted && errors.As(err, &be) && be.Revision != nil && *be.Revision > from {
+		e.note("revisions %d to %d are held by no server that came back", from, *be.Revision-1)
+		from = *be.Revision
+	}
 	old := wr.node
 	node := ids[rand.IntN(len(ids))]
 	if ferr := wr.follow(ctx, node, from); ferr != nil {
@@ -267,7 +282,7 @@ func (e *runEnv) resumeWatch(ctx context.Context, wr *watchRun, err error) bool 
 		return false
 	}
 	wr.resumes = append(wr.resumes, fmt.Sprintf("%s from %d", node, from))
-	e.note("the watch on %s, which the fault killed, failed (%v); resumed on %s from revision %d", old, err, node, from)
+	e.note("the watch on %s, which the fault killed, ended (%v); resumed on %s from revision %d", old, err, node, from)
 	return true
 }
 
