@@ -16,6 +16,7 @@ import (
 
 func killLeader(_ context.Context, f *fault) error {
 	f.at = f.now()
+	f.killed = append(f.killed, f.leader)
 	if err := f.cl.Process(f.leader).Kill(); err != nil {
 		return err
 	}

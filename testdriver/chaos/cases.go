@@ -45,6 +45,10 @@ type caseDef struct {
 	// expect runs the checks; nil runs the shared final checks with every
 	// server a survivor.
 	expect func(ctx context.Context, f *fault) error
+	// watchAvoid are the servers the run's watch is not started on (the
+	// ones the fault is aimed at, as far as known before it); nil: the
+	// leader.
+	watchAvoid func(f *fault) []string
 }
 
 // startState is how far the skeleton brings a run's cluster before the
@@ -87,6 +91,7 @@ var cases = []caseDef{
 		name: CaseNATSRestart, variants: []string{"no-catch-up", "catch-up"},
 		session: (*suite).longSession, variant: catchUpVariant, start: loadedUnprobed,
 		inject: restartNATS, heal: resumeLagger, expect: expectNATSRestart,
+		watchAvoid: func(f *fault) []string { return []string{f.leader, others(f.leader)[1]} },
 	},
 	{
 		name:    CaseZKEnsemble,
@@ -102,6 +107,7 @@ var cases = []caseDef{
 		name: CaseHostileClient, variants: []string{"steady", "pause-replica"}, slow: []string{"steady"},
 		session: (*suite).hostileSession, cluster: clusterOptions{acks: bus.AcksAll},
 		inject: attack, expect: expectHostileClient,
+		watchAvoid: func(f *fault) []string { return []string{f.leader, others(f.leader)[0]} },
 	},
 	{
 		name: CaseFullRestart, variants: []string{"no-catch-up", "catch-up"}, slow: []string{"no-catch-up"},
@@ -208,7 +214,11 @@ func (c caseDef) run(ctx context.Context, s *suite, r *RunResult) error {
 	defer e.close()
 	f := &fault{runEnv: e}
 	defer f.end()
-	if err := f.start(ctx, c.start); err != nil {
+	avoid := func(f *fault) []string { return []string{f.leader} }
+	if c.watchAvoid != nil {
+		avoid = c.watchAvoid
+	}
+	if err := f.start(ctx, c.start, avoid); err != nil {
 		return err
 	}
 	if err := c.inject(ctx, f); err != nil {
@@ -235,9 +245,9 @@ func (c caseDef) run(ctx context.Context, s *suite, r *RunResult) error {
 }
 
 // start waits for a leader and, as st says, until acks=all writes wait
-// for all three servers, then starts the concurrent clients and lets them
-// warm up.
-func (f *fault) start(ctx context.Context, st startState) error {
+// for all three servers, then starts the concurrent clients, the watch
+// (on a server avoid does not name) and lets them warm up.
+func (f *fault) start(ctx context.Context, st startState, avoid func(*fault) []string) error {
 	ag, _, err := f.waitLeader(ctx, nodeIDs, cluster.LeaderWant{}, 60*time.Second)
 	if err != nil {
 		return err
@@ -252,6 +262,9 @@ func (f *fault) start(ctx context.Context, st startState) error {
 		return nil
 	}
 	if _, err := f.startLoad(ctx, f.s.loadOptions("")); err != nil {
+		return err
+	}
+	if err := f.startWatch(ctx, avoid(f)); err != nil {
 		return err
 	}
 	return harness.Sleep(ctx, f.s.warmup())

@@ -61,6 +61,11 @@ const (
 	CheckLeaderChanged   = "spurious-election"   // the leader or epoch changed without a fault that deposes it
 	CheckRevisionBack    = "revision-went-back"  // a write was acknowledged at a revision not above an earlier one
 	CheckLedBehind       = "behind-record"       // a server behind the cluster record led, or said it was current
+	CheckWatchOrder      = "watch-order"         // a watch delivered a revision twice, out of order, or before its start
+	CheckWatchGap        = "watch-gap"           // a watch skipped the revision of an acknowledged write
+	CheckWatchMismatch   = "watch-mismatch"      // a watch delivered other content than the write that owns the revision
+	CheckWatchEnd        = "watch-ended"         // a watch failed, or stalled before the highest acknowledged revision
+	CheckTTLExpiry       = "ttl-not-expired"     // a server still held a key well after its time to live passed
 )
 
 // ----------------------------------------------------------------------------
@@ -695,4 +700,173 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// ----------------------------------------------------------------------------
+// Watch and time to live
+
+// CheckWatch checks the updates a watch from revision from delivered,
+// through revision through (the highest it must have reached):
+//
+//   - revisions strictly increase, none below from (watch-order);
+//   - every acknowledged put, create or delete that applied at a revision
+//     in [from, through] is there at that revision (watch-gap), with its
+//     kind, key and value (watch-mismatch);
+//   - every put delivered wrote a value some put of its key sent
+//     (watch-mismatch).
+//
+// Updates past through are checked for order and content only.
+func CheckWatch(ops []Op, from, through uint64, ups []bus.Update) []Violation {
+	var out []Violation
+	bySeq := make(map[uint64]bus.Update, len(ups))
+	for i, u := range ups {
+		switch {
+		case u.Seq < from:
+			out = append(out, Violation{Check: CheckWatchOrder, Key: u.Key,
+				Detail: fmt.Sprintf("update %d (%s of %q at revision %d) is before the watch's start %d", i, u.Kind, u.Key, u.Seq, from)})
+		case i > 0 && u.Seq == ups[i-1].Seq:
+			out = append(out, Violation{Check: CheckWatchOrder, Key: u.Key,
+				Detail: fmt.Sprintf("update %d repeats revision %d (%s of %q)", i, u.Seq, u.Kind, u.Key)})
+		case i > 0 && u.Seq < ups[i-1].Seq:
+			out = append(out, Violation{Check: CheckWatchOrder, Key: u.Key,
+				Detail: fmt.Sprintf("update %d is at revision %d (%s of %q), after revision %d", i, u.Seq, u.Kind, u.Key, ups[i-1].Seq)})
+		}
+		if _, ok := bySeq[u.Seq]; !ok {
+			bySeq[u.Seq] = u
+		}
+	}
+	for _, op := range ops {
+		if !op.Acked() || op.noOp() || op.Revision < from || op.Revision > through || op.Revision == 0 {
+			continue
+		}
+		u, ok := bySeq[op.Revision]
+		if !ok {
+			out = append(out, Violation{Check: CheckWatchGap, Key: op.Key, Ops: []int{op.ID},
+				Detail: fmt.Sprintf("revision %d of op %d (%s of %q, acknowledged at %s) is missing from the watch from %d through %d",
+					op.Revision, op.ID, op.Kind, op.Key, fmtDur(op.Return), from, through)})
+			continue
+		}
+		if !watchMatches(op, u) {
+			out = append(out, Violation{Check: CheckWatchMismatch, Key: op.Key, Ops: []int{op.ID},
+				Detail: fmt.Sprintf("revision %d: the watch delivered %s, but op %d acknowledged %s there", op.Revision, describeUpdate(u), op.ID, describeWrite(op))})
+		}
+	}
+	idx := indexWrites(ops)
+	for _, u := range ups {
+		if u.Kind != bus.KindPut {
+			continue
+		}
+		if _, ok := idx.get(u.Key, u.Value); !ok {
+			out = append(out, Violation{Check: CheckWatchMismatch, Key: u.Key,
+				Detail: fmt.Sprintf("revision %d: the watch delivered %s, a value no put of this key sent", u.Seq, describeUpdate(u))})
+		}
+	}
+	return out
+}
+
+// watchMatches reports whether u is what the acknowledged write op
+// applied.
+func watchMatches(op Op, u bus.Update) bool {
+	if u.Key != op.Key {
+		return false
+	}
+	if op.Kind == OpDelete {
+		return u.Kind == bus.KindDelete && !u.Prefix && !u.Expired
+	}
+	return u.Kind == bus.KindPut && u.Value == op.Value
+}
+
+func describeUpdate(u bus.Update) string {
+	switch {
+	case u.Kind == bus.KindPut:
+		return fmt.Sprintf("put %q=%q", u.Key, u.Value)
+	case u.Expired:
+		return fmt.Sprintf("expiry of %q", u.Key)
+	case u.Prefix:
+		return fmt.Sprintf("delete of prefix %q", u.Key)
+	}
+	return fmt.Sprintf("%s of %q", u.Kind, u.Key)
+}
+
+func describeWrite(op Op) string {
+	if op.Kind == OpDelete {
+		return fmt.Sprintf("delete of %q", op.Key)
+	}
+	return fmt.Sprintf("%s %q=%q", op.Kind, op.Key, op.Value)
+}
+
+// CheckExpired checks the final reads of the keys written with a time to
+// live: a read invoked more than margin after the time to live of the
+// key's last write had passed (counted from its acknowledgement, which is
+// after the leader set the deadline) must find the key absent. Keys whose
+// last write is not an acknowledged put with a time to live, or with a
+// write that may have applied after it (an ambiguous one), are skipped.
+// It returns how many keys it checked.
+func CheckExpired(ops []Op, reads []Op, margin time.Duration) (int, []Violation) {
+	due := dueTTL(ops)
+	checked := map[string]bool{}
+	var out []Violation
+	for _, r := range reads {
+		w, ok := due[r.Key]
+		if !ok || !r.IsRead() || r.Invoke < w.Return+w.TTL+margin {
+			continue
+		}
+		checked[r.Key] = true
+		if r.Found {
+			out = append(out, Violation{Check: CheckTTLExpiry, Key: r.Key, Node: r.Node, Ops: []int{w.ID, r.ID},
+				Detail: fmt.Sprintf("op %d (%s read of %s at %s) found %q at revision %d; op %d wrote it with a time to live of %s, acknowledged at %s",
+					r.ID, r.Kind, nodeOr(r.Node), fmtDur(r.Invoke), r.Value, r.Revision, w.ID, w.TTL, fmtDur(w.Return))})
+		}
+	}
+	return len(checked), out
+}
+
+// dueTTL returns, by key, the last write of each key whose last write is
+// an acknowledged put with a time to live and that no ambiguous write may
+// have rewritten: the key must go once that time to live passes.
+func dueTTL(ops []Op) map[string]Op {
+	_, m := byKey(ops)
+	due := map[string]Op{}
+	for key, keyOps := range m {
+		var last Op
+		found, unsure := false, false
+		for _, w := range keyOps {
+			if !w.IsWrite() {
+				continue
+			}
+			if w.Outcome == Ambiguous {
+				unsure = true
+				continue
+			}
+			if !found || w.Revision > last.Revision {
+				last, found = w, true
+			}
+		}
+		if found && !unsure && last.writesValue() && last.TTL > 0 {
+			due[key] = last
+		}
+	}
+	return due
+}
+
+// CheckWatchExpiries checks that a watch from revision from, which ran
+// until stopped (a time of the run), delivered the expiry of every key
+// CheckExpired would check whose time to live passed more than margin
+// before stopped: a delete of the key marked expired, after the put.
+func CheckWatchExpiries(ops []Op, from uint64, ups []bus.Update, stopped, margin time.Duration) []Violation {
+	var out []Violation
+	for key, w := range dueTTL(ops) {
+		if w.Revision < from || w.Return+w.TTL+margin > stopped {
+			continue
+		}
+		if !slices.ContainsFunc(ups, func(u bus.Update) bool {
+			return u.Kind == bus.KindDelete && u.Expired && u.Key == key && u.Seq > w.Revision
+		}) {
+			out = append(out, Violation{Check: CheckWatchGap, Key: key, Ops: []int{w.ID},
+				Detail: fmt.Sprintf("the watch has no expiry of %q, which op %d wrote at revision %d with a time to live of %s, acknowledged at %s; the watch ran until %s",
+					key, w.ID, w.Revision, w.TTL, fmtDur(w.Return), fmtDur(stopped))})
+		}
+	}
+	slices.SortFunc(out, func(a, b Violation) int { return cmp.Compare(a.Key, b.Key) })
+	return out
 }

@@ -3,6 +3,7 @@ package chaos
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -489,5 +490,190 @@ func TestCheckReadYourWritesDeletes(t *testing.T) {
 	}
 	if _, v := CheckReadYourWrites(numbered(w, del(1, "k", 20, 30, OK, true), r)); len(v) != 0 {
 		t.Fatalf("absent own write after a delete: %v", v)
+	}
+}
+
+// atRev is an acknowledged write at revision rev.
+func atRev(op Op, rev uint64) Op {
+	op.Revision = rev
+	if op.Kind == OpDelete {
+		op.Deleted = true
+	}
+	return op
+}
+
+func wdel(client int, key string, inv, ret int) Op {
+	return Op{Client: client, Kind: OpDelete, Key: key, Invoke: ms(inv), Return: ms(ret), Outcome: OK, Epoch: 1, Leader: "n1"}
+}
+
+func upPut(seq uint64, key, value string) bus.Update {
+	return bus.Update{Kind: bus.KindPut, Epoch: 1, Seq: seq, Key: key, Value: value, Leader: "n1"}
+}
+
+func upDel(seq uint64, key string) bus.Update {
+	return bus.Update{Kind: bus.KindDelete, Epoch: 1, Seq: seq, Key: key, Leader: "n1"}
+}
+
+func TestCheckWatch(t *testing.T) {
+	ops := numbered(
+		atRev(put(0, "a", "1", 0, 10, OK), 5),
+		atRev(put(1, "b", "2", 0, 10, OK), 6),
+		atRev(wdel(0, "a", 20, 30), 7),
+		atRev(put(0, "a", "3", 40, 50, OK), 9), // 8: an expiry, no client's write
+		put(1, "b", "4", 40, 50, Ambiguous),
+		put(1, "b", "5", 40, 50, Failed),
+	)
+	expiry := bus.Update{Kind: bus.KindDelete, Epoch: 1, Seq: 8, Key: "ttl-x", Expired: true, Leader: "n1"}
+	clean := []bus.Update{upPut(5, "a", "1"), upPut(6, "b", "2"), upDel(7, "a"), expiry, upPut(9, "a", "3")}
+	tests := []struct {
+		name     string
+		from     uint64
+		through  uint64
+		ups      []bus.Update
+		want     []string
+		wantKeys []string
+	}{
+		{"clean stream", 5, 9, clean, nil, nil},
+		{"clean stream with an ambiguous write's update after", 5, 9, append(slices.Clone(clean), upPut(10, "b", "4")), nil, nil},
+		{"started late: earlier writes are not asked for", 7, 9, clean[2:], nil, nil},
+		{"stalled: revisions past through are not asked for", 5, 7, clean[:3], nil, nil},
+		{"a gap", 5, 9, []bus.Update{upPut(5, "a", "1"), upDel(7, "a"), expiry, upPut(9, "a", "3")}, []string{CheckWatchGap}, []string{"b"}},
+		{"a duplicate", 5, 9, []bus.Update{upPut(5, "a", "1"), upPut(6, "b", "2"), upPut(6, "b", "2"), upDel(7, "a"), expiry, upPut(9, "a", "3")},
+			[]string{CheckWatchOrder}, []string{"b"}},
+		{"a reordering", 5, 9, []bus.Update{upPut(5, "a", "1"), upDel(7, "a"), upPut(6, "b", "2"), expiry, upPut(9, "a", "3")},
+			[]string{CheckWatchOrder}, []string{"b"}},
+		{"an update before the start", 6, 9, clean, []string{CheckWatchOrder}, []string{"a"}},
+		{"another value at an acknowledged revision", 5, 9, []bus.Update{upPut(5, "a", "1"), upPut(6, "b", "4"), upDel(7, "a"), expiry, upPut(9, "a", "3")},
+			[]string{CheckWatchMismatch}, []string{"b"}},
+		{"a put where a delete was acknowledged", 5, 9, []bus.Update{upPut(5, "a", "1"), upPut(6, "b", "2"), upPut(7, "a", "1"), expiry, upPut(9, "a", "3")},
+			[]string{CheckWatchMismatch}, []string{"a"}},
+		{"a value nobody wrote", 5, 9, append(slices.Clone(clean), upPut(10, "b", "forged-1")), []string{CheckWatchMismatch}, []string{"b"}},
+		{"a failed write's value", 5, 9, append(slices.Clone(clean), upPut(10, "b", "5")), nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := CheckWatch(ops, tt.from, tt.through, tt.ups)
+			var got, keys []string
+			for _, x := range v {
+				got, keys = append(got, x.Check), append(keys, x.Key)
+			}
+			if !slices.Equal(got, tt.want) || !slices.Equal(keys, tt.wantKeys) {
+				t.Fatalf("got %v on keys %v, want %v on %v: %v", got, keys, tt.want, tt.wantKeys, v)
+			}
+		})
+	}
+}
+
+func TestCheckExpired(t *testing.T) {
+	ttlPut := func(key, value string, ttl, inv, ret int, out Outcome) Op {
+		op := put(0, key, value, inv, ret, out)
+		op.TTL = ms(ttl)
+		return op
+	}
+	margin := ms(1000)
+	tests := []struct {
+		name    string
+		ops     []Op
+		checked int
+		want    int
+	}{
+		{"expired key gone everywhere", []Op{
+			atRev(ttlPut("t", "a", 500, 0, 10, OK), 3),
+			local("n1", "t", "", 2000, 2010),
+			local("n2", "t", "", 2000, 2010),
+			get(9, "t", "", 2000, 2010),
+		}, 1, 0},
+		{"expired key still present on one server", []Op{
+			atRev(ttlPut("t", "a", 500, 0, 10, OK), 3),
+			local("n1", "t", "", 2000, 2010),
+			local("n2", "t", "a", 2000, 2010),
+		}, 1, 1},
+		{"expired key still present on the leader", []Op{
+			atRev(ttlPut("t", "a", 500, 0, 10, OK), 3),
+			get(9, "t", "a", 2000, 2010),
+		}, 1, 1},
+		{"within the margin a key may still be there", []Op{
+			atRev(ttlPut("t", "a", 500, 0, 10, OK), 3),
+			local("n2", "t", "a", 1200, 1210),
+		}, 0, 0},
+		{"rewritten without a time to live", []Op{
+			atRev(ttlPut("t", "a", 500, 0, 10, OK), 3),
+			atRev(put(1, "t", "b", 20, 30, OK), 4),
+			local("n2", "t", "b", 2000, 2010),
+		}, 0, 0},
+		{"an ambiguous write may have rewritten it", []Op{
+			atRev(ttlPut("t", "a", 500, 0, 10, OK), 3),
+			put(1, "t", "b", 20, 30, Ambiguous),
+			local("n2", "t", "b", 2000, 2010),
+		}, 0, 0},
+		{"the last of two writes with a time to live counts", []Op{
+			atRev(ttlPut("t", "a", 500, 0, 10, OK), 3),
+			atRev(ttlPut("t", "b", 5000, 20, 30, OK), 4),
+			local("n2", "t", "b", 2000, 2010),
+		}, 0, 0},
+		{"a key without a time to live is not checked", []Op{
+			atRev(put(0, "k", "a", 0, 10, OK), 3),
+			local("n2", "k", "a", 9000, 9010),
+		}, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ops := numbered(tt.ops...)
+			n, v := CheckExpired(ops, ops, margin)
+			if n != tt.checked || len(v) != tt.want {
+				t.Fatalf("checked %d keys with %d violations, want %d and %d: %v", n, len(v), tt.checked, tt.want, v)
+			}
+			for _, x := range v {
+				if x.Check != CheckTTLExpiry {
+					t.Fatalf("check %s, want %s", x.Check, CheckTTLExpiry)
+				}
+			}
+		})
+	}
+}
+
+func TestWithoutTTLKeys(t *testing.T) {
+	ops := numbered(put(0, "k", "a", 0, 10, OK), put(0, ttlKeyPrefix+"c0-1", "c0-1", 0, 10, OK))
+	if got := withoutTTLKeys(ops); len(got) != 1 || got[0].Key != "k" {
+		t.Fatalf("got %v", got)
+	}
+}
+
+func TestCheckWatchExpiries(t *testing.T) {
+	ttlPut := func(key, value string, rev uint64) Op {
+		op := atRev(put(0, key, value, 0, 10, OK), rev)
+		op.TTL = ms(500)
+		return op
+	}
+	expiry := func(seq uint64, key string) bus.Update {
+		return bus.Update{Kind: bus.KindDelete, Epoch: 1, Seq: seq, Key: key, Expired: true, Leader: "n1"}
+	}
+	ops := numbered(ttlPut("t", "a", 5), atRev(put(1, "k", "b", 0, 10, OK), 6))
+	margin := ms(1000)
+	tests := []struct {
+		name    string
+		from    uint64
+		ups     []bus.Update
+		stopped time.Duration
+		want    int
+	}{
+		{"expiry delivered", 5, []bus.Update{upPut(5, "t", "a"), upPut(6, "k", "b"), expiry(7, "t")}, ms(3000), 0},
+		{"expiry missing", 5, []bus.Update{upPut(5, "t", "a"), upPut(6, "k", "b")}, ms(3000), 1},
+		{"a plain delete is not an expiry", 5, []bus.Update{upPut(5, "t", "a"), upPut(6, "k", "b"), upDel(7, "t")}, ms(3000), 1},
+		{"stopped within the margin", 5, []bus.Update{upPut(5, "t", "a"), upPut(6, "k", "b")}, ms(1200), 0},
+		{"written before the start", 6, []bus.Update{upPut(6, "k", "b")}, ms(3000), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := CheckWatchExpiries(ops, tt.from, tt.ups, tt.stopped, margin)
+			if len(v) != tt.want {
+				t.Fatalf("%d violations, want %d: %v", len(v), tt.want, v)
+			}
+			for _, x := range v {
+				if x.Check != CheckWatchGap || x.Key != "t" {
+					t.Fatalf("got %s on %q, want %s on t", x.Check, x.Key, CheckWatchGap)
+				}
+			}
+		})
 	}
 }

@@ -18,6 +18,16 @@
 //     server counts them;
 //   - revisions never go backwards, even after every server restarted
 //     empty, and the new leader reports the revisions lost;
+//   - a watch (bus.Client.WatchFrom) started with the load, on a server
+//     the fault is not aimed at, delivers revisions in strictly increasing
+//     order, every acknowledged write at its revision with its content,
+//     and the expiry of every key whose time to live passed well before it
+//     stopped; if the fault killed its server it is resumed on another
+//     from the last revision seen, and the union is checked;
+//   - a key written with a time to live (a few of the puts, each on a key
+//     of its own, left out of the linearizability check) is gone from the
+//     leader and every current copy once it has passed by the session
+//     timeout and 2 s more;
 //   - the times to stop acknowledging and to elect a new leader stay within
 //     generous bounds (they are measured and reported, not asserted tightly).
 //

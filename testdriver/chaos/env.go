@@ -76,6 +76,10 @@ type runEnv struct {
 	loads   []*load
 	clients int // load clients started, for unique client IDs
 	notes   []string
+	// watch is the run's watch (nil: none); killed are the servers a
+	// fault sent SIGKILL, which may end it.
+	watch  *watchRun
+	killed []string
 }
 
 // newRun starts the run's cluster (NATS, the three servers and their
@@ -185,6 +189,7 @@ func (e *runEnv) violate(v Violation) {
 // killAll sends SIGKILL to every server at once and waits until they are
 // gone.
 func (e *runEnv) killAll() {
+	e.killed = append(e.killed, nodeIDs...)
 	var wg sync.WaitGroup
 	for _, id := range nodeIDs {
 		wg.Go(func() { _ = e.cl.Process(id).Kill() })
@@ -255,6 +260,9 @@ func (e *runEnv) waitMembers(ctx context.Context, want int, timeout time.Duratio
 func (e *runEnv) close() {
 	for _, l := range e.loads {
 		l.Stop()
+	}
+	if e.watch != nil {
+		e.watch.stop()
 	}
 	if e.mon != nil {
 		e.mon.Stop()

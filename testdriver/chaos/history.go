@@ -83,6 +83,8 @@ type Op struct {
 	// Via is the node whose write subject a write was sent to ("": the
 	// leader subject).
 	Via string `json:"via,omitempty"`
+	// TTL is the time to live a put carried (0: none).
+	TTL time.Duration `json:"ttl,omitempty"`
 }
 
 // Codes of a write that failed on its condition and applied nothing.
@@ -186,6 +188,8 @@ type OpCounts struct {
 	Refused     int `json:"refused,omitempty"`
 	// ViaNode counts the writes sent to a node's write subject.
 	ViaNode int `json:"via_node,omitempty"`
+	// TTL counts the puts that carried a time to live.
+	TTL int `json:"ttl,omitempty"`
 }
 
 // Count summarises ops.
@@ -210,6 +214,9 @@ func Count(ops []Op) OpCounts {
 			}
 			if op.Via != "" {
 				c.ViaNode++
+			}
+			if op.TTL > 0 {
+				c.TTL++
 			}
 			switch op.Outcome {
 			case OK:

@@ -213,10 +213,41 @@ at the end, for holding every acknowledged write (a copy may find a key
 absent only if a delete may have followed its last acknowledged write). A
 read at ` + "`min_revision`" + ` (read-your-writes), sent by a client for a key it
 wrote, must find the key at a revision no older than its own acknowledged
-write, or absent after a delete of it was sent. The checker's own tests
-include histories it must reject, among them a compare-and-set won at a stale
-revision, two won at the same one, a deleted key read back and a conflict
-while the condition held (` + "`go test ./testdriver/chaos`" + `).
+write, or absent after a delete of it was sent.
+
+Of the writes, 4%% are plain puts with a time to live of 1 to 3 s, each on a
+key of its own (` + "`ttl-<value>`" + `) that nothing else writes or reads. Such a key
+can disappear without a client's delete, so these keys are left out of the
+linearizability check and of the final reads, and checked at the end
+instead: once the time to live of a key's last write (acknowledged, with no
+ambiguous write after it) has passed by the session timeout and 2 s more, the
+leader and every survivor that does not report stale must find it absent
+(` + "`ttl-not-expired`" + `; re-read for up to 3 s).
+
+Every run with load also watches every key (` + "`bus.Client.WatchFrom`" + `) on a
+random server the fault is not aimed at (not the leader, nor the follower
+stopped in nats-restart and hostile-client), from the revision of the load's
+first acknowledged write. After the settle the watch is drained until it has
+delivered the highest acknowledged revision (10 s at most, else
+` + "`watch-ended`" + `) and checked: revisions strictly increase and none is before
+the start (` + "`watch-order`" + `); every acknowledged put, create or delete at a
+revision in range is there at that revision (` + "`watch-gap`" + `) with its kind, key
+and value, and every put delivered wrote a value a client sent
+(` + "`watch-mismatch`" + `); every key whose time to live passed by the same margin
+before the watch stopped has an expiry in it (` + "`watch-gap`" + `). A watch that ends
+with an error is a violation (` + "`watch-ended`" + `), but for ` + "`compacted`" + ` (noted: the
+window of 65,536 updates is far larger than a run) and for a watch whose
+server the fault killed: that one is resumed on another running server from
+the revision after the last one seen (or, when the server came back empty
+and answers ` + "`compacted`" + `, from the oldest revision it holds), and the union is
+checked. Where the setting allows a loss (acks-leader, acks-majority,
+full-restart), a gap or mismatch is a note.
+
+The checker's own tests include histories it must reject, among them a
+compare-and-set won at a stale revision, two won at the same one, a deleted
+key read back, a conflict while the condition held, and a watch with a gap, a
+duplicate, a reordering or another value at an acknowledged revision, and a
+key still there after its time to live (` + "`go test ./testdriver/chaos`" + `).
 
 `)
 
@@ -565,6 +596,15 @@ func writeFindings(b *strings.Builder, res *Results) {
   restarted server has no evidence and leads with an empty store even with
   ` + "`--catch-up`" + ` (the catch-up-first-epoch variant records it).
 `)
+	if runs, total := forgedInWatch(res); runs > 0 {
+		w(`- **A watch delivers unsigned updates.** In %d of %d hostile-client run(s) the
+  watch delivered an attacker's put (a value only the attacker sent) at the
+  next revision, in place of the cluster's update there, which it then
+  dropped as already seen. `+"`bus.Client.WatchFrom`"+` takes the replication
+  subject's messages without checking the cluster key's signature, which
+  every server checks.
+`, runs, total)
+	}
 	if n := sum(res, func(r *RunResult) int { return r.Unconfirmable }); n > 0 {
 		w(`- **A retried acks=all write can stay ambiguous after a failover.** %d write(s)
   ended ambiguous because every retry was answered `+"`timeout`"+`: "request_id
@@ -743,4 +783,21 @@ func writeGuarantees(b *strings.Builder, res *Results) {
 	w("| read `min_revision` | the node applied every update up to that revision (else `stale` after `wait_ms`) | read-your-writes; a copy that missed updates answers `stale` until it has caught up | %d reads of the client's own write checked, **%d wrong** |\n", own, ownBad)
 	w("| `--catch-up` | a copy that knows it is behind fetches the leader's store and reports `stale` until it has | after a NATS restart every copy is current again; a stale server refuses to lead (but see the limits above) | nats-restart/catch-up, empty-survivor/catch-up |\n")
 	w("\n")
+}
+
+// forgedInWatch counts the hostile-client runs whose watch delivered a
+// value only the attacker sent, and the hostile-client runs.
+func forgedInWatch(res *Results) (runs, total int) {
+	for _, r := range res.Runs {
+		if r.Case != CaseHostileClient {
+			continue
+		}
+		total++
+		if slices.ContainsFunc(r.Violations, func(v Violation) bool {
+			return v.Check == CheckWatchMismatch && strings.Contains(v.Detail, ForgedPrefix)
+		}) {
+			runs++
+		}
+	}
+	return runs, total
 }

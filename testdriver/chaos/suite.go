@@ -332,7 +332,7 @@ func (s *suite) keys() []string {
 
 func (s *suite) loadOptions(acks string) loadOptions {
 	return loadOptions{clients: s.cfg.Clients, keys: s.keys(), acks: acks, interval: s.cfg.OpInterval, writes: 0.45, leaderReads: 0.3, ownReads: 0.1,
-		deletes: 0.1, creates: 0.1, cas: 0.15, via: 0.3}
+		deletes: 0.1, creates: 0.1, cas: 0.15, via: 0.3, ttl: 0.04, ttlMin: time.Second, ttlMax: 3 * time.Second}
 }
 
 // ----------------------------------------------------------------------------
@@ -362,6 +362,7 @@ func (e *runEnv) finish(ctx context.Context, o finishOptions) {
 	for _, l := range e.loads {
 		l.Stop()
 	}
+	e.finishWatch(ctx, o.lossAllowed)
 	keys := e.allKeys()
 	// The leader's view of every key (retried while an election runs).
 	leaderVals := map[string]Op{}
@@ -420,6 +421,7 @@ func (e *runEnv) finish(ctx context.Context, o finishOptions) {
 		}
 		finals = append(finals, last...)
 	}
+	e.finishTTL(ctx, o.survivors)
 	ops := e.hist.Ops()
 	if dup := duplicateWrite(ops); dup != "" {
 		e.res.Err = "the suite wrote a value twice, so its checks cannot tell the writes apart: " + dup
@@ -458,8 +460,8 @@ func (e *runEnv) finish(ctx context.Context, o finishOptions) {
 	}
 	e.res.Counts = Count(ops)
 	if c := e.res.Counts; c.Deletes+c.Creates+c.Conditional > 0 {
-		e.res.fact("writes besides plain puts", "%d deletes, %d creates, %d with if_revision; %d refused (conflict or exists); %d sent through a server's write subject",
-			c.Deletes, c.Creates, c.Conditional, c.Refused, c.ViaNode)
+		e.res.fact("writes besides plain puts", "%d deletes, %d creates, %d with if_revision; %d refused (conflict or exists); %d sent through a server's write subject; %d puts with a time to live",
+			c.Deletes, c.Creates, c.Conditional, c.Refused, c.ViaNode, c.TTL)
 	}
 	e.res.Unconfirmable = unconfirmable(ops)
 	if o.lin {
@@ -470,10 +472,57 @@ func (e *runEnv) finish(ctx context.Context, o finishOptions) {
 	e.res.Notes = append(e.res.Notes, e.notes...)
 }
 
+// finishTTL reads every key the load wrote with a time to live from the
+// leader and from each survivor, and checks that those whose time to live
+// passed well before (by the session timeout and 2 s more) are gone on
+// every one of them, re-reading for up to 3 s while some are not. A
+// survivor that reports stale may miss the expiry: what it still holds is
+// a note.
+func (e *runEnv) finishTTL(ctx context.Context, survivors []string) {
+	keys := e.writtenKeys(isTTLKey)
+	if len(keys) == 0 {
+		return
+	}
+	margin := e.opts.session + 2*time.Second
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		var reads, stale []Op
+		for _, k := range keys {
+			reads = append(reads, e.own.leaderGet(k))
+		}
+		for _, id := range survivors {
+			st, err := e.status(id, 2*time.Second)
+			for _, k := range keys {
+				op := e.own.localGet(id, k)
+				if err == nil && st.Stale {
+					stale = append(stale, op)
+				} else {
+					reads = append(reads, op)
+				}
+			}
+		}
+		ops := e.hist.Ops()
+		n, v := CheckExpired(ops, reads, margin)
+		if len(v) > 0 && time.Now().Before(deadline) && harness.Sleep(ctx, 300*time.Millisecond) == nil {
+			continue
+		}
+		_, sv := CheckExpired(ops, stale, margin)
+		for _, x := range sv {
+			e.note("a copy that reports stale still holds an expired key: %s", x.Detail)
+		}
+		for _, x := range v {
+			e.violate(x)
+		}
+		e.res.fact("time to live", "%d keys written with a time to live; %d of them past it by %s, read gone from the leader and %d survivor(s)",
+			len(keys), n, margin, len(survivors))
+		return
+	}
+}
+
 // checkLin runs the linearizability check of the run's history.
 func (e *runEnv) checkLin(expected bool) {
 	start := time.Now()
-	e.res.Lin = CheckLinearizable(e.hist.Ops(), e.s.cfg.LinTimeout)
+	e.res.Lin = CheckLinearizable(withoutTTLKeys(e.hist.Ops()), e.s.cfg.LinTimeout)
 	e.res.LinExpected = expected
 	e.res.fact("lin check took", "%s", time.Since(start).Round(time.Millisecond))
 	if e.res.Lin.Verdict == VerdictIllegal {
@@ -516,12 +565,19 @@ func duplicateWrite(ops []Op) string {
 	return ""
 }
 
-// allKeys returns every key a put of the run wrote (or tried to), sorted.
+// allKeys returns every key a put of the run wrote (or tried to), sorted,
+// but the keys with a time to live.
 func (e *runEnv) allKeys() []string {
+	return e.writtenKeys(func(k string) bool { return !isTTLKey(k) })
+}
+
+// writtenKeys returns the keys that a write of the run tried and keep
+// accepts, sorted.
+func (e *runEnv) writtenKeys(keep func(string) bool) []string {
 	seen := map[string]bool{}
 	var keys []string
 	for _, op := range e.hist.Ops() {
-		if op.isWriteKind() && !seen[op.Key] {
+		if op.isWriteKind() && !seen[op.Key] && keep(op.Key) {
 			seen[op.Key] = true
 			keys = append(keys, op.Key)
 		}

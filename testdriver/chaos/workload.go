@@ -110,7 +110,8 @@ func (c *client) write(req bus.WriteRequest, via string, within time.Duration) O
 	if via != "" {
 		subject = c.subj.NodeWrite(via)
 	}
-	op := Op{Client: c.id, Kind: kind, Key: req.Key, Value: req.Value, IfRevision: req.IfRevision, Via: via, Invoke: h.Now()}
+	op := Op{Client: c.id, Kind: kind, Key: req.Key, Value: req.Value, IfRevision: req.IfRevision, Via: via, Invoke: h.Now(),
+		TTL: time.Duration(req.TTLMS) * time.Millisecond}
 	deadline := time.Now().Add(within)
 	unknown := false
 	pause := 20 * time.Millisecond
@@ -293,12 +294,46 @@ type loadOptions struct {
 	// of the deletes, creates and compare-and-sets sent to a random running
 	// node's write subject instead.
 	deletes, creates, cas, via float64
+	// ttl is the share of the writes that are plain puts with a time to
+	// live between ttlMin and ttlMax, each on a key of its own (see
+	// ttlKeyPrefix), which nothing else writes or reads until the end.
+	ttl            float64
+	ttlMin, ttlMax time.Duration
+}
+
+// ttlKeyPrefix begins the keys of the writes with a time to live. Such a
+// key disappears without a client's delete, so it is left out of the
+// checks that model a key by its writes (linearizability, the final reads
+// of every key) and checked by CheckExpired instead.
+const ttlKeyPrefix = "ttl-"
+
+// isTTLKey reports whether key is one of the load's keys with a time to
+// live.
+func isTTLKey(key string) bool { return strings.HasPrefix(key, ttlKeyPrefix) }
+
+// withoutTTLKeys returns the operations of ops on other keys.
+func withoutTTLKeys(ops []Op) []Op {
+	out := make([]Op, 0, len(ops))
+	for _, op := range ops {
+		if !isTTLKey(op.Key) {
+			out = append(out, op)
+		}
+	}
+	return out
 }
 
 // mixedWrite runs one write of the kind opts's shares pick, and learns
 // the key's revision from its outcome.
 func (c *client) mixedWrite(rng *rand.Rand, key string, opts loadOptions) {
 	req := bus.WriteRequest{Key: key, Acks: opts.acks}
+	if opts.ttl > 0 && rng.Float64() < opts.ttl {
+		req.Value = c.nextValue()
+		req.Key = ttlKeyPrefix + req.Value
+		ttl := opts.ttlMin + time.Duration(rng.Int64N(int64(opts.ttlMax-opts.ttlMin)+1))
+		req.TTLMS = int64(ttl / time.Millisecond)
+		c.write(req, "", c.e.writeDeadline())
+		return
+	}
 	switch y := rng.Float64(); {
 	case y < opts.deletes:
 		req.Op = bus.OpDelete
