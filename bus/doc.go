@@ -13,3 +13,8 @@
 // Every error travels as {"error":{"code":"...","message":"..."}} with a
 // stable Code; a decoded *Error matches its sentinel with errors.Is.
 package bus
+
+// ProtocolVersion is the version of zkv's wire protocol and release: servers
+// report it in their NATS micro services, clients in their requests. See
+// docs/protocol.md, "Compatibility".
+const ProtocolVersion = "0.2.0"

@@ -117,6 +117,9 @@ func (e *Error) CurrentRevision() (uint64, bool) {
 	return *e.Revision, true
 }
 
+// Sentinel is the sentinel error of code (nil for an unknown code).
+func (c Code) Sentinel() error { return codes[c].err }
+
 // Errorf returns an *Error with code and a formatted message.
 func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}

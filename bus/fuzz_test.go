@@ -67,7 +67,7 @@ func fuzzDecode[T comparable](f *testing.F) {
 		again := Encode(v)
 		var w T
 		if err := Decode(again, &w); err != nil {
-			t.Fatalf("decoded %+v, but its encoding %q does not decode: %v", v, truncate(again, 200), err)
+			t.Fatalf("decoded %+v, but its encoding %q does not decode: %v", v, Truncate(again, 200), err)
 		}
 		if v != w {
 			t.Fatalf("round trip changed %+v into %+v", v, w)
@@ -92,21 +92,21 @@ func checkStrict(t *testing.T, body []byte, v any) {
 	t.Helper()
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(body, &m); err != nil || m == nil {
-		t.Fatalf("Decode accepted %q, which is no JSON object: %v", truncate(body, 200), err)
+		t.Fatalf("Decode accepted %q, which is no JSON object: %v", Truncate(body, 200), err)
 	}
 	fs := fieldsOf(v)
 	for name, raw := range m {
 		n, ok := fs.index[name]
 		if !ok {
-			t.Fatalf("Decode accepted %q with field %q", truncate(body, 200), name)
+			t.Fatalf("Decode accepted %q with field %q", Truncate(body, 200), name)
 		}
 		if string(raw) == "null" {
-			t.Fatalf("Decode accepted %q with %q null", truncate(body, 200), fs.names[n])
+			t.Fatalf("Decode accepted %q with %q null", Truncate(body, 200), fs.names[n])
 		}
 	}
 	for n, name := range fs.names {
 		if _, ok := m[name]; !ok && fs.required&(1<<n) != 0 {
-			t.Fatalf("Decode accepted %q without %q", truncate(body, 200), name)
+			t.Fatalf("Decode accepted %q without %q", Truncate(body, 200), name)
 		}
 	}
 }

@@ -2,6 +2,8 @@ package bus
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -619,13 +621,13 @@ func DecodeReply(data []byte, v any) error {
 		Error *Error `json:"error"`
 	}
 	if err := json.Unmarshal(data, &probe); err != nil {
-		return fmt.Errorf("decode reply %q: %w", truncate(data, 80), err)
+		return fmt.Errorf("decode reply %q: %w", Truncate(data, 80), err)
 	}
 	if probe.Error != nil {
 		return probe.Error
 	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("decode reply %q: %w", truncate(data, 80), err)
+		return fmt.Errorf("decode reply %q: %w", Truncate(data, 80), err)
 	}
 	return nil
 }
@@ -639,7 +641,9 @@ func Encode(v any) []byte {
 	return b
 }
 
-func truncate(b []byte, n int) string {
+// Truncate is b as a string, cut to its first n bytes (with "..."), for
+// error messages that quote a body.
+func Truncate(b []byte, n int) string {
 	if len(b) <= n {
 		return string(b)
 	}
@@ -702,4 +706,11 @@ type RequestEntry struct {
 	Value    string `json:"value"`
 	// Delete marks the write as a delete.
 	Delete bool `json:"delete,omitempty"`
+}
+
+// NewRequestID returns a random request ID for one write.
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
 }

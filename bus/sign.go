@@ -125,7 +125,7 @@ func (s *Signer) Verify(d Domain, subject string, h nats.Header, data []byte) er
 		return ErrUnsigned
 	}
 	if cluster != s.cluster {
-		return &ForeignClusterError{Cluster: truncate([]byte(cluster), 64)}
+		return &ForeignClusterError{Cluster: Truncate([]byte(cluster), 64)}
 	}
 	got, err := base64.RawStdEncoding.DecodeString(mac)
 	if err != nil || !hmac.Equal(got, s.mac(d, cluster, subject, data)) {

@@ -52,7 +52,11 @@ type Subjects struct {
 	Prefix string
 }
 
-func (s Subjects) p() string {
+func (s Subjects) p() string { return s.Prefixed() }
+
+// Prefixed is the prefix the subjects start with: Prefix, or
+// DefaultPrefix if it is empty.
+func (s Subjects) Prefixed() string {
 	if s.Prefix == "" {
 		return DefaultPrefix
 	}
@@ -110,3 +114,12 @@ func (s Subjects) Ack() string { return s.p() + ".ack" }
 // write, in order: "kv.replication". Every node subscribes to it without a
 // queue group.
 func (s Subjects) Replication() string { return s.p() + ".replication" }
+
+// Metadata keys a node sets on its NATS micro service (NodeServiceName).
+const (
+	// MetadataNode holds the node's ID.
+	MetadataNode = "node"
+	// MetadataPrefix, if set, holds the node's subject prefix; Client.Nodes
+	// then ignores nodes of other prefixes.
+	MetadataPrefix = "prefix"
+)

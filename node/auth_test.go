@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"zkv/bus"
+	"zkv/client"
 	"zkv/internal/harness"
 	"zkv/internal/testenv"
 )
@@ -69,11 +70,11 @@ func startNATSServer(t *testing.T, opts *server.Options) *server.Server {
 // client connection nc.
 func newCluster(t *testing.T, zk *harness.ZooKeeper, nodes []*harness.Node, nc *nats.Conn) *cluster {
 	t.Helper()
-	client, err := bus.NewClient(nc)
+	kv, err := client.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, zk: zk, nodes: map[string]*harness.Node{}, client: client, nc: nc}
+	c := &cluster{t: t, zk: zk, nodes: map[string]*harness.Node{}, client: kv, nc: nc}
 	for _, n := range nodes {
 		c.nodes[n.ID()] = n
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"zkv/bus"
+	"zkv/client"
 	"zkv/election"
 	"zkv/internal/testenv"
 )
@@ -251,7 +252,7 @@ func TestListsBudget(t *testing.T) {
 		t.Fatalf("in-process list with a full budget: %v", err)
 	}
 	release()
-	if page, err := ts.client.List(t.Context(), "n2", "a/"); err != nil || page.Node != "n2" || len(page.Entries) != 0 {
+	if page, err := ts.client.List(t.Context(), "a/", client.FromNode("n2")); err != nil || page.Node != "n2" || len(page.Entries) != 0 {
 		t.Fatalf("list after the slot was freed: %+v, %v", page, err)
 	}
 	if b := ts.srv.Status().Budgets.Lists; b.Limit != 1 || b.InUse != 0 || b.Rejected != 2 {

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"zkv/bus"
+	"zkv/client"
 	"zkv/internal/harness"
 	"zkv/internal/testenv"
 	clusterenv "zkv/testdriver/cluster"
@@ -32,7 +33,7 @@ type cluster struct {
 	zk     *harness.ZooKeeper
 	nats   *harness.NATS
 	nodes  map[string]*harness.Node
-	client *bus.Client
+	client *client.Client
 	nc     *nats.Conn
 }
 
@@ -54,11 +55,11 @@ func startCluster(t *testing.T, n int, session time.Duration, args ...string) *c
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	client, err := bus.NewClient(nc, bus.WithRequestTimeout(500*time.Millisecond))
+	kv, err := client.New(nc, client.WithRequestTimeout(500*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, zk: zk, nats: ns, nodes: map[string]*harness.Node{}, client: client, nc: nc}
+	c := &cluster{t: t, zk: zk, nats: ns, nodes: map[string]*harness.Node{}, client: kv, nc: nc}
 	for _, node := range nodes {
 		c.nodes[node.ID()] = node
 	}
@@ -95,7 +96,7 @@ func (c *cluster) waitLeader(not string, timeout time.Duration) (string, uint64)
 func (c *cluster) waitValue(node, key, want string) {
 	c.t.Helper()
 	testenv.WaitFor(c.t, 5*time.Second, fmt.Sprintf("%s to read %s=%s", node, key, want), func() error {
-		r, err := c.client.Get(ctxFor(c.t, time.Second), node, key)
+		r, err := c.client.Read(ctxFor(c.t, time.Second), key, client.FromNode(node))
 		if err != nil {
 			return err
 		}
@@ -171,7 +172,7 @@ func TestScenarios(t *testing.T) {
 		return nil
 	})
 	for _, key := range []string{"color", "shape"} {
-		r, err := c.client.Get(ctxFor(t, 2*time.Second), leader, key)
+		r, err := c.client.Read(ctxFor(t, 2*time.Second), key, client.FromNode(leader))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -193,7 +194,7 @@ func TestScenarios(t *testing.T) {
 	for id := range c.nodes {
 		c.waitValue(id, "color", "green")
 	}
-	r, err := c.client.Get(ctxFor(t, 2*time.Second), leader, "shape")
+	r, err := c.client.Read(ctxFor(t, 2*time.Second), "shape", client.FromNode(leader))
 	if err != nil || r.Found {
 		t.Fatalf("restarted node read shape = %+v, %v: want still not found", r, err)
 	}
@@ -209,7 +210,7 @@ func TestWriteThroughFollowerAndMissingKey(t *testing.T) {
 			break
 		}
 	}
-	w, err := c.client.PutVia(ctxFor(t, 5*time.Second), follower, "k", "v")
+	w, err := c.client.Put(ctxFor(t, 5*time.Second), "k", "v", client.Via(follower))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +229,7 @@ func TestWriteThroughFollowerAndMissingKey(t *testing.T) {
 	httpDo(t, "GET", "http://"+c.nodes[follower].HTTPAddr()+"/v1/kv/http-key", "", 200)
 
 	for id := range c.nodes {
-		r, err := c.client.Get(ctxFor(t, 2*time.Second), id, "never-written")
+		r, err := c.client.Read(ctxFor(t, 2*time.Second), "never-written", client.FromNode(id))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -354,8 +355,8 @@ func TestSIGTERMHandsOverWithoutSessionTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	client, _ := bus.NewClient(nc)
-	c := &cluster{t: t, zk: zk, nats: ns, nodes: map[string]*harness.Node{}, client: client, nc: nc}
+	kv, _ := client.New(nc)
+	c := &cluster{t: t, zk: zk, nats: ns, nodes: map[string]*harness.Node{}, client: kv, nc: nc}
 	for _, n := range nodes {
 		c.nodes[n.ID()] = n
 	}
@@ -405,7 +406,7 @@ func TestOldEpochReplicationIsDropped(t *testing.T) {
 	c.put("y", "after")
 	for id := range c.nodes {
 		c.waitValue(id, "y", "after")
-		r, err := c.client.Get(ctxFor(t, time.Second), id, "x")
+		r, err := c.client.Read(ctxFor(t, time.Second), "x", client.FromNode(id))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -458,7 +459,7 @@ func TestLeaderThatLosesZooKeeperStopsAcknowledging(t *testing.T) {
 	t.Logf("leader %s stopped acknowledging %s after ZooKeeper was killed (%d of %d writes acknowledged before)", leader, time.Since(start), lastAcked, attempt)
 	// Local reads are still served.
 	for id := range c.nodes {
-		r, err := c.client.Get(ctxFor(t, time.Second), id, "a")
+		r, err := c.client.Read(ctxFor(t, time.Second), "a", client.FromNode(id))
 		if err != nil {
 			t.Fatalf("%s: local read after ZooKeeper was killed: %v", id, err)
 		}
@@ -476,7 +477,7 @@ func (c *cluster) pauseFollowerOnceAllConfirm() (string, *harness.Node) {
 	c.t.Helper()
 	leader, _ := c.waitLeader("", 15*time.Second)
 	testenv.WaitFor(c.t, 10*time.Second, "acks=all confirmed by 3 of 3", func() error {
-		r, err := c.client.Put(ctxFor(c.t, 10*time.Second), "a", "1", bus.WithAcks(bus.AcksAll))
+		r, err := c.client.Put(ctxFor(c.t, 10*time.Second), "a", "1", client.WithAcks(bus.AcksAll))
 		if err != nil {
 			return err
 		}
@@ -501,20 +502,20 @@ func (c *cluster) pauseFollowerOnceAllConfirm() (string, *harness.Node) {
 
 func TestAcksWithAPausedReplica(t *testing.T) {
 	c := startCluster(t, 3, stableTimeout, "--write-timeout", "1s")
-	nc, client := c.nc, c.client
+	nc, kv := c.nc, c.client
 	_, paused := c.pauseFollowerOnceAllConfirm()
 	var r bus.WriteReply
 
 	// One write, not retried: the leader answers timeout, saying how many
 	// confirmed.
-	msg, err := nc.Request(client.Subjects().Write(), []byte(`{"key":"b","value":"2","acks":"all"}`), 5*time.Second)
+	msg, err := nc.Request(kv.Subjects().Write(), []byte(`{"key":"b","value":"2","acks":"all"}`), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := bus.DecodeReply(msg.Data, &r); !errors.Is(err, bus.ErrTimeout) || !strings.Contains(err.Error(), "2 of 3") {
 		t.Fatalf("acks=all with %s paused: %s, want timeout naming 2 of 3", paused.ID(), msg.Data)
 	}
-	r, err = client.Put(ctxFor(t, 10*time.Second), "c", "3", bus.WithAcks(bus.AcksMajority))
+	r, err = kv.Put(ctxFor(t, 10*time.Second), "c", "3", client.WithAcks(bus.AcksMajority))
 	if err != nil || r.Confirmed < 2 {
 		t.Fatalf("acks=majority with one replica paused: %+v, %v", r, err)
 	}
@@ -522,7 +523,7 @@ func TestAcksWithAPausedReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, 15*time.Second, "acks=all once the replica resumed", func() error {
-		r, err := client.Put(ctxFor(t, 5*time.Second), "d", "4", bus.WithAcks(bus.AcksAll))
+		r, err := kv.Put(ctxFor(t, 5*time.Second), "d", "4", client.WithAcks(bus.AcksAll))
 		if err != nil {
 			return err
 		}
@@ -545,8 +546,8 @@ func TestCatchUpAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	client, _ := bus.NewClient(nc)
-	c := &cluster{t: t, zk: zk, nodes: map[string]*harness.Node{}, client: client, nc: nc}
+	kv, _ := client.New(nc)
+	c := &cluster{t: t, zk: zk, nodes: map[string]*harness.Node{}, client: kv, nc: nc}
 	for _, n := range nodes {
 		c.nodes[n.ID()] = n
 	}
@@ -570,7 +571,7 @@ func TestCatchUpAfterRestart(t *testing.T) {
 	}
 	// The restarted copy fetches the leader's store, then says it is current.
 	testenv.WaitFor(t, 20*time.Second, follower.ID()+" to catch up", func() error {
-		st, err := client.Status(ctxFor(t, time.Second), follower.ID())
+		st, err := kv.Status(ctxFor(t, time.Second), follower.ID())
 		if err != nil {
 			return err
 		}
@@ -580,7 +581,7 @@ func TestCatchUpAfterRestart(t *testing.T) {
 		return nil
 	})
 	for _, key := range []string{"k000", "k150", "k299", "while-down"} {
-		r, err := client.Get(ctxFor(t, 2*time.Second), follower.ID(), key)
+		r, err := kv.Read(ctxFor(t, 2*time.Second), key, client.FromNode(follower.ID()))
 		if err != nil || !r.Found {
 			t.Fatalf("%s on the caught-up %s: %+v, %v", key, follower.ID(), r, err)
 		}
@@ -588,7 +589,7 @@ func TestCatchUpAfterRestart(t *testing.T) {
 	// And it keeps following the live stream.
 	w := c.put("after", "catch-up")
 	c.waitValue(follower.ID(), "after", "catch-up")
-	st, _ := client.Status(ctxFor(t, time.Second), follower.ID())
+	st, _ := kv.Status(ctxFor(t, time.Second), follower.ID())
 	if st.AppliedSeq != w.Revision || st.Stale {
 		t.Fatalf("after catch-up: status %+v, want applied_seq %d and not stale", st, w.Revision)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"zkv/bus"
+	"zkv/client"
 	"zkv/internal/testenv"
 )
 
@@ -32,7 +33,7 @@ func TestHistoryRevisionsAndWatch(t *testing.T) {
 	r4 := c.put("h", "4")
 	for _, id := range ids {
 		c.waitValue(id, "h", "4")
-		h, err := c.client.History(ctx, id, "h", 0)
+		h, err := c.client.History(ctx, "h", client.FromNode(id))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,12 +42,12 @@ func TestHistoryRevisionsAndWatch(t *testing.T) {
 			t.Fatalf("%s history %+v, want %+v", id, h, want)
 		}
 		for rev, want := range map[uint64]string{r1.Revision: "1", r2.Revision: "2", d.Revision: "", r4.Revision: "4"} {
-			got, err := c.client.Get(ctx, id, "h", bus.WithRevision(rev))
+			got, err := c.client.Read(ctx, "h", client.FromNode(id), client.WithRevision(rev))
 			if err != nil || got.Found != (want != "") || got.Value != want {
 				t.Fatalf("%s get h at %d: %+v, %v; want %q", id, rev, got, err, want)
 			}
 		}
-		if _, err := c.client.Get(ctx, id, "h", bus.WithRevision(bus.MaxSeq)); !errors.Is(err, bus.ErrFuture) {
+		if _, err := c.client.Read(ctx, "h", client.FromNode(id), client.WithRevision(bus.MaxSeq)); !errors.Is(err, bus.ErrFuture) {
 			t.Fatalf("%s get at a future revision: %v", id, err)
 		}
 	}
@@ -54,12 +55,12 @@ func TestHistoryRevisionsAndWatch(t *testing.T) {
 	r5 := c.put("h", "5")
 	leader, _ := c.waitLeader("", 10*time.Second)
 	c.waitValue(leader, "h", "5")
-	if _, err := c.client.Get(ctx, leader, "h", bus.WithRevision(r1.Revision)); !errors.Is(err, bus.ErrCompacted) {
+	if _, err := c.client.Read(ctx, "h", client.FromNode(leader), client.WithRevision(r1.Revision)); !errors.Is(err, bus.ErrCompacted) {
 		t.Fatalf("get at a trimmed revision: %v, want compacted", err)
 	}
 
 	// A watch from r2 replays what followed, then goes on live.
-	w, err := c.client.WatchFrom(ctx, bus.WatchOptions{Prefix: "", From: r2.Revision})
+	w, err := c.client.Watch(ctx, "", client.FromRevision(r2.Revision))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +100,7 @@ func TestHistoryRevisionsAndWatch(t *testing.T) {
 		c.waitAbsent(id, "p/a")
 		c.waitAbsent(id, "h")
 		testenv.WaitFor(t, 5*time.Second, id+" to forget h's history", func() error {
-			if _, err := c.client.Get(ctx, id, "h", bus.WithRevision(r5.Revision)); !errors.Is(err, bus.ErrCompacted) {
+			if _, err := c.client.Read(ctx, "h", client.FromNode(id), client.WithRevision(r5.Revision)); !errors.Is(err, bus.ErrCompacted) {
 				return fmt.Errorf("get at a purged revision: %v", err)
 			}
 			return nil
@@ -113,21 +114,21 @@ func TestHistoryRevisionsAndWatch(t *testing.T) {
 	}
 	for _, id := range ids {
 		testenv.WaitFor(t, 5*time.Second, id+" to compact", func() error {
-			_, err := c.client.Changes(ctx, id, bus.ChangesRequest{After: r2.Revision})
+			_, err := c.client.Changes(ctx, bus.ChangesRequest{After: r2.Revision}, client.FromNode(id))
 			if !errors.Is(err, bus.ErrCompacted) {
 				return fmt.Errorf("replay below the compaction: %v", err)
 			}
 			return nil
 		})
-		q, err := c.client.Get(ctx, id, "q", bus.WithRevision(dp.Revision))
+		q, err := c.client.Read(ctx, "q", client.FromNode(id), client.WithRevision(dp.Revision))
 		if err != nil || q.Value != "1" {
 			t.Fatalf("%s get q at the compaction revision: %+v, %v", id, q, err)
 		}
 	}
-	if _, err := c.client.WatchFrom(ctx, bus.WatchOptions{From: 1}); err != nil {
+	if _, err := c.client.Watch(ctx, "", client.FromRevision(1)); err != nil {
 		t.Fatal(err)
 	}
-	old, err := c.client.WatchFrom(ctx, bus.WatchOptions{From: 1})
+	old, err := c.client.Watch(ctx, "", client.FromRevision(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,16 +150,16 @@ func TestTTLExpiresOnEveryCopyAndSurvivesFailover(t *testing.T) {
 	for id := range c.nodes {
 		ids = append(ids, id)
 	}
-	w, err := c.client.WatchFrom(ctx, bus.WatchOptions{Prefix: "t"})
+	w, err := c.client.Watch(ctx, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	short, err := c.client.Put(ctx, "t1", "v", bus.WithTTL(500*time.Millisecond))
+	short, err := c.client.Put(ctx, "t1", "v", client.WithTTL(500*time.Millisecond))
 	if err != nil || short.Expires == 0 {
 		t.Fatalf("put with ttl: %+v, %v", short, err)
 	}
-	if _, err := c.client.Put(ctx, "t2", "v", bus.WithTTL(3*time.Second)); err != nil {
+	if _, err := c.client.Put(ctx, "t2", "v", client.WithTTL(3*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range ids {
@@ -168,7 +169,7 @@ func TestTTLExpiresOnEveryCopyAndSurvivesFailover(t *testing.T) {
 	// Every copy holds the same expiry: a tombstone at one revision.
 	var tomb string
 	for _, id := range ids {
-		h, err := c.client.History(ctx, id, "t1", 0)
+		h, err := c.client.History(ctx, "t1", client.FromNode(id))
 		if err != nil || len(h.Versions) != 2 || !h.Versions[1].Deleted {
 			t.Fatalf("%s history of t1: %+v, %v", id, h, err)
 		}
@@ -195,7 +196,7 @@ func TestTTLExpiresOnEveryCopyAndSurvivesFailover(t *testing.T) {
 	for _, id := range ids {
 		if id != leader {
 			testenv.WaitFor(t, 10*time.Second, id+" to expire t2", func() error {
-				r, err := c.client.Get(ctx, id, "t2")
+				r, err := c.client.Read(ctx, "t2", client.FromNode(id))
 				if err != nil || r.Found {
 					return fmt.Errorf("read %+v, %v", r, err)
 				}
@@ -220,7 +221,7 @@ func TestWatchAcrossLeaderFailover(t *testing.T) {
 			break
 		}
 	}
-	w, err := c.client.WatchFrom(ctx, bus.WatchOptions{Prefix: "w/", From: first.Revision, Node: watchNode})
+	w, err := c.client.Watch(ctx, "w/", client.FromRevision(first.Revision), client.FromNode(watchNode))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +234,7 @@ func TestWatchAcrossLeaderFailover(t *testing.T) {
 			}
 		}
 		key := fmt.Sprintf("w/%d", i)
-		r, err := c.client.Put(ctx, key, fmt.Sprint(i), bus.WithAcks(bus.AcksMajority))
+		r, err := c.client.Put(ctx, key, fmt.Sprint(i), client.WithAcks(bus.AcksMajority))
 		if err != nil {
 			t.Fatalf("put %s: %v", key, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"zkv/bus"
+	"zkv/client"
 	"zkv/internal/testenv"
 )
 
@@ -27,7 +28,7 @@ func (c *cluster) writeVia(node string, w bus.WriteRequest) (bus.WriteReply, err
 func (c *cluster) waitAbsent(node, key string) {
 	c.t.Helper()
 	testenv.WaitFor(c.t, 5*time.Second, fmt.Sprintf("%s to miss %s", node, key), func() error {
-		r, err := c.client.Get(ctxFor(c.t, time.Second), node, key)
+		r, err := c.client.Read(ctxFor(c.t, time.Second), key, client.FromNode(node))
 		if err != nil {
 			return err
 		}
@@ -88,16 +89,16 @@ func TestDeleteCreateAndCompareAndSet(t *testing.T) {
 
 	// Compare-and-set with the right revision, then a stale one.
 	r0 := c.put("cas", "0")
-	r1, err := c.client.Put(ctx, "cas", "1", bus.WithIfRevision(r0.Revision))
+	r1, err := c.client.Put(ctx, "cas", "1", client.WithIfRevision(r0.Revision))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.client.Put(ctx, "cas", "2", bus.WithIfRevision(r0.Revision))
+	_, err = c.client.Put(ctx, "cas", "2", client.WithIfRevision(r0.Revision))
 	wantCondition(t, "stale CAS", err, bus.ErrConflict, r1.Revision)
-	_, err = c.client.Delete(ctx, "cas", bus.WithIfRevision(r0.Revision))
+	_, err = c.client.Delete(ctx, "cas", client.WithIfRevision(r0.Revision))
 	wantCondition(t, "stale conditional delete", err, bus.ErrConflict, r1.Revision)
 	// An acks=all delete is confirmed by every server.
-	if del, err := c.client.Delete(ctx, "cas", bus.WithIfRevision(r1.Revision), bus.WithAcks(bus.AcksAll)); err != nil || !del.Deleted || del.Confirmed != 3 {
+	if del, err := c.client.Delete(ctx, "cas", client.WithIfRevision(r1.Revision), client.WithAcks(bus.AcksAll)); err != nil || !del.Deleted || del.Confirmed != 3 {
 		t.Fatalf("acks=all delete: %+v, %v", del, err)
 	}
 
@@ -140,12 +141,12 @@ func TestDeleteCreateAndCompareAndSet(t *testing.T) {
 	if body := httpDo(t, "PUT", addr+"?if_revision=1", "2", 412); !strings.Contains(body, `"code":"conflict"`) {
 		t.Fatalf("HTTP stale CAS: %s", body)
 	}
-	r, err := c.client.Get(ctx, followers[1], "h", bus.WithMinRevision(first.Revision, time.Second))
+	r, err := c.client.Read(ctx, "h", client.FromNode(followers[1]), client.WithMinRevision(first.Revision, time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	httpDo(t, "PUT", fmt.Sprintf("%s?if_revision=%d", addr, r.Revision), "3", 200)
-	r, err = c.client.Get(ctx, leader, "h", bus.WithLeaderRead())
+	r, err = c.client.Read(ctx, "h", client.FromNode(leader), client.WithLeaderRead())
 	if err != nil || r.Value != "3" {
 		t.Fatalf("read after HTTP CAS: %+v, %v", r, err)
 	}

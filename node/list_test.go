@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"zkv/bus"
+	"zkv/client"
 	"zkv/internal/testenv"
 )
 
@@ -49,7 +50,7 @@ func (c *cluster) listAll(node, prefix string, limit int, overHTTP bool) []bus.L
 			}
 			page = p
 		} else {
-			p, err := c.client.List(ctxFor(c.t, 10*time.Second), node, prefix, bus.ListAfter(after), bus.ListLimit(limit))
+			p, err := c.client.List(ctxFor(c.t, 10*time.Second), prefix, client.FromNode(node), client.WithAfter(after), client.WithLimit(limit))
 			if err != nil {
 				c.t.Fatalf("list %q after %q: %v", prefix, after, err)
 			}
@@ -123,11 +124,11 @@ func TestListThroughAFollower(t *testing.T) {
 	}
 
 	// Keys only, the default page, a cursor at the last key.
-	page, err := c.client.List(ctxFor(t, 10*time.Second), follower, "b/", bus.ListKeysOnly())
+	page, err := c.client.List(ctxFor(t, 10*time.Second), "b/", client.FromNode(follower), client.WithKeysOnly())
 	if err != nil || len(page.Entries) != 100 || page.More || page.Entries[0].Value != "" || page.Role != bus.RoleFollower || page.Epoch == 0 {
 		t.Fatalf("keys only: %d entries more=%v %+v, %v", len(page.Entries), page.More, page.Entries[:1], err)
 	}
-	page, err = c.client.List(ctxFor(t, 10*time.Second), follower, "b/", bus.ListAfter("b/k099"))
+	page, err = c.client.List(ctxFor(t, 10*time.Second), "b/", client.FromNode(follower), client.WithAfter("b/k099"))
 	if err != nil || len(page.Entries) != 0 || page.More {
 		t.Fatalf("after the last key: %+v, %v", page, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"zkv/bus"
+	"zkv/client"
 	"zkv/election"
 	"zkv/internal/harness"
 	"zkv/internal/testenv"
@@ -50,7 +51,7 @@ func TestEmbeddedNATSLifecycle(t *testing.T) {
 		return err
 	})
 	defer nc.Close()
-	client, err := bus.NewClient(nc, bus.WithRequestTimeout(time.Second))
+	kv, err := client.New(nc, client.WithRequestTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func TestEmbeddedNATSLifecycle(t *testing.T) {
 		}
 		return nil
 	})
-	if r, err := client.Put(ctxTimeout(t, 5*time.Second), "a", "1"); err != nil || !r.OK {
+	if r, err := kv.Put(ctxTimeout(t, 5*time.Second), "a", "1"); err != nil || !r.OK {
 		t.Fatalf("put through the embedded listener: %+v, %v", r, err)
 	}
 	if bad, err := nats.Connect(url, nats.UserInfo("zkv", "wrong")); err == nil {

@@ -47,27 +47,28 @@ func TestShippedNATSPermissions(t *testing.T) {
 	}
 	defer nc.Close()
 	c := newCluster(t, zk, nodes, nc)
-	client := c.client
+	kv := c.client
 	c.waitLeader("", 15*time.Second)
-	updates, err := client.Watch(ctxFor(t, 30*time.Second), "")
+	w, err := kv.Watch(ctxFor(t, 30*time.Second), "")
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer w.Stop()
 	c.put("k", "v")
 	for id := range c.nodes {
 		c.waitValue(id, "k", "v")
 	}
 	select {
-	case u := <-updates:
+	case u := <-w.Updates():
 		if u.Key != "k" {
 			t.Fatalf("watch saw %+v", u)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("a client with read rights on the replication subject saw no update")
+		t.Fatal("a client with the client permissions saw no update")
 	}
 
 	// What only servers may do is refused by the NATS server itself.
-	subj := client.Subjects()
+	subj := kv.Subjects()
 	for _, s := range []string{subj.Replication(), subj.Ack(), subj.LeaderSnapshot()} {
 		if err := nc.Publish(s, []byte(`{}`)); err != nil {
 			t.Fatal(err)

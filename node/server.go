@@ -23,7 +23,7 @@ import (
 )
 
 // Version is reported by the NATS micro services.
-const Version = "0.1.0"
+const Version = bus.ProtocolVersion
 
 // Elector is everything a Server needs from the leader election: the
 // small interfaces below, each declared by the part of the server that

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"zkv/bus"
+	"zkv/client"
 	"zkv/election"
 	"zkv/internal/testenv"
 )
@@ -92,7 +93,7 @@ type testServer struct {
 	srv    *Server
 	el     *fakeElector
 	nc     *nats.Conn
-	client *bus.Client
+	client *client.Client
 	done   chan error
 }
 
@@ -130,7 +131,7 @@ func startTestServer(t *testing.T, id string, opts ...func(*Config)) *testServer
 	}
 	t.Cleanup(nc.Close)
 	ts.nc = nc
-	ts.client, err = bus.NewClient(nc, bus.WithRequestTimeout(300*time.Millisecond))
+	ts.client, err = client.New(nc, client.WithRequestTimeout(300*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +255,7 @@ func TestFollowerAppliesInOrderDropsOldEpochsAndReportsGaps(t *testing.T) {
 		t.Fatalf("dropped old-epoch updates = %d, want 1", got)
 	}
 	// A follower forwards writes; with no leader it answers no_leader.
-	_, err := ts.client.PutVia(ctxTimeout(t, 3*time.Second), "n2", "k", "v")
+	_, err := ts.client.Put(ctxTimeout(t, 3*time.Second), "k", "v", client.Via("n2"))
 	if !errors.Is(err, bus.ErrNoLeader) {
 		t.Fatalf("write via a follower with no leader = %v, want no_leader", err)
 	}
@@ -415,7 +416,7 @@ func TestReadConsistency(t *testing.T) {
 	// min_revision: waits for the revision, then answers from the local copy.
 	got := make(chan error, 1)
 	go func() {
-		r, err := ts.client.Get(ctxTimeout(t, 5*time.Second), "n2", "a", bus.WithMinRevision(2, 3*time.Second))
+		r, err := ts.client.Read(ctxTimeout(t, 5*time.Second), "a", client.FromNode("n2"), client.WithMinRevision(2, 3*time.Second))
 		if err == nil && (r.Value != "2" || r.Revision != 2) {
 			err = fmt.Errorf("read %+v, want a=2 at revision 2", r)
 		}
@@ -446,7 +447,7 @@ func TestReadConsistency(t *testing.T) {
 	ts.el.lease.Store(true)
 	ts.el.terms <- election.Term{Role: election.RoleLeader, Epoch: 3}
 	ts.waitRole(t, bus.RoleLeader)
-	r, err = ts.client.Get(ctxTimeout(t, 2*time.Second), "n2", "a", bus.WithLeaderRead())
+	r, err = ts.client.Read(ctxTimeout(t, 2*time.Second), "a", client.FromNode("n2"), client.WithLeaderRead())
 	if err != nil || r.Value != "2" || r.Role != bus.RoleLeader || r.Epoch != 3 {
 		t.Fatalf("leader read on the leader: %+v, %v", r, err)
 	}

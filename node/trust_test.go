@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"zkv/bus"
+	"zkv/client"
 	"zkv/internal/harness"
 	"zkv/internal/testenv"
 )
@@ -79,7 +80,7 @@ func TestForgedReplicationIsNeverApplied(t *testing.T) {
 	forge(t, evil, c.client.Subjects().Ack(), bus.Encode(bus.Ack{Node: "n9", Epoch: epoch, Seq: w.Revision + 1}), st.Cluster)
 
 	testenv.WaitFor(t, 10*time.Second, "acks=all confirmed by all three", func() error {
-		r, err := c.client.Put(ctxFor(t, 10*time.Second), "k2", "after", bus.WithAcks(bus.AcksAll))
+		r, err := c.client.Put(ctxFor(t, 10*time.Second), "k2", "after", client.WithAcks(bus.AcksAll))
 		if err != nil {
 			return err
 		}
@@ -119,20 +120,20 @@ func TestForgedReplicationIsNeverApplied(t *testing.T) {
 // every put in its name: the acks=all write still times out, "2 of 3".
 func TestForgedAcksDoNotConfirm(t *testing.T) {
 	c := startCluster(t, 3, stableTimeout, "--write-timeout", "1s")
-	nc, client := c.nc, c.client
+	nc, kv := c.nc, c.client
 	leader, paused := c.pauseFollowerOnceAllConfirm()
-	st, _ := client.Status(ctxFor(t, time.Second), leader)
+	st, _ := kv.Status(ctxFor(t, time.Second), leader)
 	fake, _ := bus.NewSigner(st.Cluster, []byte(strings.Repeat("x", bus.MinClusterKeyBytes)))
-	sub, err := nc.Subscribe(client.Subjects().Replication(), func(m *nats.Msg) {
+	sub, err := nc.Subscribe(kv.Subjects().Replication(), func(m *nats.Msg) {
 		var u bus.Update
 		if bus.Decode(m.Data, &u) != nil || u.Kind != bus.KindPut {
 			return
 		}
 		ack := bus.Encode(bus.Ack{Node: paused.ID(), Epoch: u.Epoch, Seq: u.Seq})
-		_ = nc.Publish(client.Subjects().Ack(), ack)
-		_ = nc.PublishMsg(fake.Msg(client.Subjects().Ack(), ack))
+		_ = nc.Publish(kv.Subjects().Ack(), ack)
+		_ = nc.PublishMsg(fake.Msg(kv.Subjects().Ack(), ack))
 		// A replayed real header does not sign another body either.
-		_ = nc.PublishMsg(&nats.Msg{Subject: client.Subjects().Ack(), Data: ack, Header: m.Header})
+		_ = nc.PublishMsg(&nats.Msg{Subject: kv.Subjects().Ack(), Data: ack, Header: m.Header})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +142,7 @@ func TestForgedAcksDoNotConfirm(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	msg, err := nc.Request(client.Subjects().Write(), []byte(`{"key":"b","value":"2","acks":"all"}`), 5*time.Second)
+	msg, err := nc.Request(kv.Subjects().Write(), []byte(`{"key":"b","value":"2","acks":"all"}`), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestForgedAcksDoNotConfirm(t *testing.T) {
 	if err := bus.DecodeReply(msg.Data, &r); !errors.Is(err, bus.ErrTimeout) || !strings.Contains(err.Error(), "2 of 3") {
 		t.Fatalf("acks=all with %s paused and its acks forged: %s, want timeout naming 2 of 3", paused.ID(), msg.Data)
 	}
-	st, _ = client.Status(ctxFor(t, time.Second), leader)
+	st, _ = kv.Status(ctxFor(t, time.Second), leader)
 	if st.RejectedUnsigned == 0 || st.RejectedForged == 0 {
 		t.Errorf("leader counted no forged acks: %+v", st)
 	}
@@ -171,7 +172,7 @@ func TestSecondClusterOnTheSameSubjects(t *testing.T) {
 	a := []*harness.Node{start("a1", "/a"), start("a2", "/a")}
 	b := start("b1", "/b")
 	nc := attacker(t, ns.URL())
-	client, _ := bus.NewClient(nc)
+	kv, _ := client.New(nc)
 
 	// Find a's leader and write to it directly, so the write cannot be
 	// answered by b's leader.
@@ -179,7 +180,7 @@ func TestSecondClusterOnTheSameSubjects(t *testing.T) {
 	testenv.WaitFor(t, 15*time.Second, "a leader in each cluster", func() error {
 		aLeader = ""
 		for _, id := range []string{"a1", "a2", "b1"} {
-			st, err := client.Status(ctxFor(t, time.Second), id)
+			st, err := kv.Status(ctxFor(t, time.Second), id)
 			if err != nil {
 				return err
 			}
@@ -187,17 +188,17 @@ func TestSecondClusterOnTheSameSubjects(t *testing.T) {
 				aLeader = id
 			}
 		}
-		if st, _ := client.Status(ctxFor(t, time.Second), "b1"); st.Role != bus.RoleLeader || aLeader == "" {
+		if st, _ := kv.Status(ctxFor(t, time.Second), "b1"); st.Role != bus.RoleLeader || aLeader == "" {
 			return errors.New("leaders not elected yet")
 		}
 		return nil
 	})
-	if _, err := client.PutVia(ctxFor(t, 5*time.Second), aLeader, "only-a", "1"); err != nil {
+	if _, err := kv.Put(ctxFor(t, 5*time.Second), "only-a", "1", client.Via(aLeader)); err != nil {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, 10*time.Second, "each cluster to notice the other", func() error {
 		for _, id := range []string{"a1", "a2", "b1"} {
-			st, err := client.Status(ctxFor(t, time.Second), id)
+			st, err := kv.Status(ctxFor(t, time.Second), id)
 			if err != nil {
 				return err
 			}
@@ -217,14 +218,14 @@ func TestSecondClusterOnTheSameSubjects(t *testing.T) {
 			t.Errorf("%s /readyz = %d with another cluster on its subjects, want 503", n.ID(), resp.StatusCode)
 		}
 	}
-	r, err := client.Get(ctxFor(t, time.Second), "b1", "only-a")
+	r, err := kv.Read(ctxFor(t, time.Second), "only-a", client.FromNode("b1"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r.Found {
 		t.Fatalf("b1 applied cluster a's write: %+v", r)
 	}
-	st, _ := client.Status(ctxFor(t, time.Second), "b1")
+	st, _ := kv.Status(ctxFor(t, time.Second), "b1")
 	if st.Keys != 0 || st.Epoch == 0 {
 		t.Fatalf("b1 took something of cluster a's: %+v", st)
 	}
@@ -297,10 +298,10 @@ func TestFullRestartIsReported(t *testing.T) {
 	if _, err := c.client.Create(ctxFor(t, 5*time.Second), "new", "1"); !errors.Is(err, bus.ErrUnavailable) {
 		t.Errorf("create on a leader that lost revisions: %v, want unavailable", err)
 	}
-	if _, err := c.client.Put(ctxFor(t, 5*time.Second), "after", "2", bus.WithIfRevision(w.Revision)); !errors.Is(err, bus.ErrUnavailable) {
+	if _, err := c.client.Put(ctxFor(t, 5*time.Second), "after", "2", client.WithIfRevision(w.Revision)); !errors.Is(err, bus.ErrUnavailable) {
 		t.Errorf("if_revision on a leader that lost revisions: %v, want unavailable", err)
 	}
-	if r, err := c.client.Get(ctxFor(t, time.Second), leader, "new"); err != nil || r.Found {
+	if r, err := c.client.Read(ctxFor(t, time.Second), "new", client.FromNode(leader)); err != nil || r.Found {
 		t.Errorf("the refused create was applied: %+v, %v", r, err)
 	}
 }
@@ -311,12 +312,12 @@ func TestFullRestartIsReported(t *testing.T) {
 // on from the record, and the others catch up from it.
 func TestCatchUpClusterRestartNeedsForce(t *testing.T) {
 	c := startCluster(t, 3, sessionTimeout, "--catch-up")
-	client := c.client
+	kv := c.client
 	last := c.writeThenRestartAll(15 * time.Second)
 	// Nobody leads; everyone reports the shortfall and is not ready.
 	testenv.WaitFor(t, 20*time.Second, "every server to report it is behind the record", func() error {
 		for id := range c.nodes {
-			st, err := client.Status(ctxFor(t, time.Second), id)
+			st, err := kv.Status(ctxFor(t, time.Second), id)
 			if err != nil {
 				return err
 			}
@@ -329,7 +330,7 @@ func TestCatchUpClusterRestartNeedsForce(t *testing.T) {
 		}
 		return nil
 	})
-	if _, err := client.Put(ctxFor(t, 3*time.Second), "x", "1"); err == nil {
+	if _, err := kv.Put(ctxFor(t, 3*time.Second), "x", "1"); err == nil {
 		t.Fatal("a write was acknowledged by a cluster whose every server is behind the record")
 	}
 	// The operator accepts the loss on a fourth server.
@@ -351,7 +352,7 @@ func TestCatchUpClusterRestartNeedsForce(t *testing.T) {
 	}
 	testenv.WaitFor(t, 15*time.Second, "the others to catch up from the forced leader", func() error {
 		for id := range c.nodes {
-			st, err := client.Status(ctxFor(t, time.Second), id)
+			st, err := kv.Status(ctxFor(t, time.Second), id)
 			if err != nil {
 				return err
 			}
@@ -361,7 +362,7 @@ func TestCatchUpClusterRestartNeedsForce(t *testing.T) {
 		}
 		return nil
 	})
-	st, _ := client.Status(ctxFor(t, time.Second), "n4")
+	st, _ := kv.Status(ctxFor(t, time.Second), "n4")
 	if st.LostRevisions < last.Revision {
 		t.Errorf("forced leader reports lost_revisions=%d, want >= %d", st.LostRevisions, last.Revision)
 	}

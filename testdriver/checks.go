@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"zkv/bus"
+	"zkv/client"
 	"zkv/internal/harness"
 	"zkv/testdriver/cluster"
 )
@@ -120,7 +121,7 @@ func (w writeWant) expected(key string) string {
 	return fmt.Sprintf("ok:true for key %s from %s", key, strings.Join(parts, " with "))
 }
 
-// put writes key=value on the leader subject (bus.Client.Put, which retries
+// put writes key=value on the leader subject (client.Client.Put, which retries
 // while no leader answers) and checks the reply against want.
 func (r *runner) put(ctx context.Context, timeout time.Duration, key, value string, want writeWant) (bus.WriteReply, Step, error) {
 	begin := time.Now()
@@ -168,7 +169,7 @@ type readWant struct {
 
 func (w readWant) String() string { return formatValue(w.found, w.value) }
 
-// read asks node for key on its own read subject (bus.Client.Get) and
+// read asks node for key on its own read subject (client.Client.Get) and
 // checks the answer against want, polling until it matches or
 // ReadTimeout ends when want.poll is set.
 func (r *runner) read(ctx context.Context, node, key string, want readWant) (bus.ReadReply, Step, error) {
@@ -184,7 +185,7 @@ func (r *runner) read(ctx context.Context, node, key string, want readWant) (bus
 	)
 	for {
 		polls++
-		got, err := r.client.Get(ctx, node, key)
+		got, err := r.client.Read(ctx, key, client.FromNode(node))
 		switch {
 		case err == nil:
 			reply, haveReply, lastErr = got, true, nil

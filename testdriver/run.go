@@ -17,11 +17,12 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"zkv/bus"
+	"zkv/client"
 	"zkv/internal/harness"
 	"zkv/testdriver/cluster"
 )
 
-// Retry pauses of the driver's bus.Client: short, so that the first write
+// Retry pauses of the driver's client.Client: short, so that the first write
 // after a failover is measured close to when the new leader takes it.
 const (
 	retryInitial = 10 * time.Millisecond
@@ -84,17 +85,17 @@ func Run(ctx context.Context, cfg Config, cl cluster.Cluster, out io.Writer) (Su
 		return fail(err)
 	}
 	defer nc.Close()
-	client, err := bus.NewClient(nc,
-		bus.WithPrefix(cfg.SubjectPrefix),
-		bus.WithRequestTimeout(cfg.RequestTimeout),
-		bus.WithRetryBackoff(retryInitial, retryMax))
+	kv, err := client.New(nc,
+		client.WithPrefix(cfg.SubjectPrefix),
+		client.WithRequestTimeout(cfg.RequestTimeout),
+		client.WithRetryBackoff(retryInitial, retryMax))
 	if err != nil {
 		return fail(fmt.Errorf("bus client: %w", err))
 	}
 	r := &runner{
 		cfg:     cfg,
 		cluster: cl,
-		client:  client,
+		client:  kv,
 		out:     out,
 		log:     cfg.Logger,
 		nodes:   cl.Nodes(),
@@ -174,7 +175,7 @@ func failureReason(steps []Step, err error) string {
 	return "[" + strings.Join(ids, ", ") + "] " + msg
 }
 
-// connectNATS connects the driver's client, retrying until timeout: the
+// connectNATS connects the driver's kv, retrying until timeout: the
 // NATS server of a deployment may still be starting.
 func connectNATS(ctx context.Context, url string, timeout time.Duration) (*nats.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -308,7 +309,7 @@ func serviceVersions(ctx context.Context, nc *nats.Conn, prefix string, timeout 
 type runner struct {
 	cfg     Config
 	cluster cluster.Cluster
-	client  *bus.Client
+	client  *client.Client
 	out     io.Writer
 	log     *slog.Logger
 	nodes   []string

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"zkv/bus"
+	"zkv/client"
 	"zkv/internal/harness"
 	"zkv/internal/testenv"
 	"zkv/testdriver"
@@ -191,7 +192,7 @@ func fakeNode(t *testing.T, natsURL, id, realNode string, readValue *string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(proxy.Close)
-	client, err := bus.NewClient(proxy)
+	kv, err := client.New(proxy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +200,7 @@ func fakeNode(t *testing.T, natsURL, id, realNode string, readValue *string) {
 	_, err = nc.Subscribe(subj.NodeStatus(id), func(m *nats.Msg) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		st, err := client.Status(ctx, realNode)
+		st, err := kv.Status(ctx, realNode)
 		if err != nil {
 			_ = m.Respond(bus.EncodeError(err))
 			return
@@ -355,15 +356,20 @@ func TestUpCommandsWork(t *testing.T) {
 			continue
 		}
 		cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)
-		got, err := exec.CommandContext(cctx, "sh", "-c", c.Line).CombinedOutput()
+		var stderr strings.Builder
+		cmd := exec.CommandContext(cctx, "sh", "-c", c.Line)
+		cmd.Stderr = &stderr
+		got, err := cmd.Output()
 		ccancel()
 		if err != nil {
-			t.Errorf("%s: %v\n%s", c.Line, err, got)
+			t.Errorf("%s: %v\n%s%s", c.Line, err, got, stderr.String())
 			continue
 		}
-		if strings.Contains(string(got), "error") || strings.Contains(string(got), "no responders") {
-			t.Errorf("%s answered an error:\n%s", c.Line, got)
+		if all := string(got) + stderr.String(); strings.Contains(all, "error") || strings.Contains(all, "no responders") {
+			t.Errorf("%s answered an error:\n%s", c.Line, all)
 		}
+		// A get prints the value on stdout, and which node answered on
+		// stderr.
 		if strings.Contains(c.Line, " get a ") && strings.TrimSpace(string(got)) != "1" {
 			t.Errorf("%s printed %q, want 1", c.Line, got)
 		}

@@ -12,11 +12,15 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
 	"zkv/bus"
+	"zkv/client"
 	"zkv/testdriver/cluster"
+
+	"github.com/nats-io/nats.go"
 )
 
 // DefaultNATSPort is the NATS port Up prefers, so that kvctl and the nats
@@ -291,14 +295,14 @@ func Up(ctx context.Context, cfg UpConfig, out io.Writer) (err error) {
 		return err
 	}
 	defer nc.Close()
-	client, err := bus.NewClient(nc, bus.WithRequestTimeout(DefaultRequestTimeout))
+	kv, err := client.New(nc, client.WithRequestTimeout(DefaultRequestTimeout))
 	if err != nil {
 		return fmt.Errorf("bus client: %w", err)
 	}
 	r := &runner{
 		cfg:     Config{Timeout: cfg.Timeout, Logger: log}.withDefaults(),
 		cluster: lc,
-		client:  client,
+		client:  kv,
 		out:     out,
 		log:     log,
 		nodes:   lc.Nodes(),
@@ -338,32 +342,37 @@ func Up(ctx context.Context, cfg UpConfig, out io.Writer) (err error) {
 		cfg.Ready(info)
 	}
 
-	watchUntilDone(ctx, client, lc, out, log)
+	watchUntilDone(ctx, kv, lc, out, log)
 	return nil
 }
 
 // watchUntilDone prints leadership changes (epoch markers on the
 // replication subject) and servers that exit, until ctx ends. Every
 // goroutine it starts has ended when it returns.
-func watchUntilDone(ctx context.Context, client *bus.Client, lc *cluster.Local, out io.Writer, log *slog.Logger) {
+func watchUntilDone(ctx context.Context, kv *client.Client, lc *cluster.Local, out io.Writer, log *slog.Logger) {
 	wctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	stamp := func() string { return time.Now().Format("15:04:05.000") }
 
-	updates, err := client.Watch(wctx, "")
+	// Epoch markers on the replication subject announce each new leader.
+	// They are printed, not trusted: nothing here acts on them.
+	var last atomic.Uint64
+	sub, err := kv.Conn().Subscribe(kv.Subjects().Replication(), func(m *nats.Msg) {
+		var u bus.Update
+		if bus.DecodeReply(m.Data, &u) != nil || u.Kind != bus.KindEpoch {
+			return
+		}
+		for prev := last.Load(); u.Epoch > prev; prev = last.Load() {
+			if last.CompareAndSwap(prev, u.Epoch) {
+				fmt.Fprintf(out, "%s  %s now leads (epoch %d)\n", stamp(), u.Leader, u.Epoch)
+				return
+			}
+		}
+	})
 	if err != nil {
 		log.Warn("watch leadership changes", "err", err)
 	} else {
-		wg.Go(func() {
-			var last uint64
-			for u := range updates {
-				// Print each new epoch once, whatever else the bus repeats.
-				if u.Kind == bus.KindEpoch && u.Epoch > last {
-					last = u.Epoch
-					fmt.Fprintf(out, "%s  %s now leads (epoch %d)\n", stamp(), u.Leader, u.Epoch)
-				}
-			}
-		})
+		defer func() { _ = sub.Unsubscribe() }()
 	}
 	for _, id := range lc.Nodes() {
 		n, ok := lc.Node(id)

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"zkv/bus"
+	"zkv/client"
 )
 
 func historyCommand() *cli.Command {
@@ -55,7 +56,7 @@ func historyAction(c *cli.Context) error {
 	if g.web != nil {
 		h, err = g.web.history(ctx, key, limit)
 	} else {
-		h, err = g.client.History(ctx, node, key, limit)
+		h, err = g.client.History(ctx, key, client.FromNode(node), client.WithLimit(limit))
 	}
 	if err != nil {
 		return failure(err)
@@ -135,9 +136,9 @@ func compactAction(c *cli.Context) error {
 	case g.web != nil:
 		reply, err = g.web.write(ctx, w)
 	case w.Revision > 0:
-		reply, err = g.client.Compact(ctx, w.Revision, bus.WithAcks(w.Acks))
+		reply, err = g.client.Compact(ctx, w.Revision, client.WithAcks(w.Acks))
 	default:
-		reply, err = g.client.CompactAge(ctx, time.Duration(w.AgeMS)*time.Millisecond, bus.WithAcks(w.Acks))
+		reply, err = g.client.CompactAge(ctx, time.Duration(w.AgeMS)*time.Millisecond, client.WithAcks(w.Acks))
 	}
 	if err != nil {
 		return failure(err)
@@ -198,7 +199,11 @@ func watchAction(c *cli.Context) error {
 	if g.web != nil {
 		err = g.web.watch(c.Context, g.timeout, prefix, from, show)
 	} else {
-		err = natsWatch(c.Context, g, bus.WatchOptions{Prefix: prefix, From: from, Node: node}, show)
+		opts := []client.ReadOption{client.FromRevision(from)}
+		if node != "" {
+			opts = append(opts, client.FromNode(node))
+		}
+		err = natsWatch(c.Context, g, prefix, opts, show)
 	}
 	if c.Context.Err() != nil {
 		return nil // interrupted: the normal end of a watch
@@ -212,8 +217,8 @@ func watchAction(c *cli.Context) error {
 // natsWatch follows a Watcher until ctx ends or the watch fails. Its
 // start (finding a node, subscribing) is bounded by the client's request
 // timeout, the watch itself only by ctx.
-func natsWatch(ctx context.Context, g *session, o bus.WatchOptions, show func(bus.Update) error) error {
-	w, err := g.client.WatchFrom(ctx, o)
+func natsWatch(ctx context.Context, g *session, prefix string, opts []client.ReadOption, show func(bus.Update) error) error {
+	w, err := g.client.Watch(ctx, prefix, opts...)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"zkv/bus"
+	"zkv/client"
 )
 
 func listCommand() *cli.Command {
@@ -67,11 +68,11 @@ func listAction(c *cli.Context) error {
 		}
 	} else {
 		page = func(ctx context.Context, after string, limit int) (bus.ListReply, error) {
-			opts := []bus.ListOption{bus.ListAfter(after), bus.ListLimit(limit)}
+			opts := []client.ReadOption{client.FromNode(node), client.WithAfter(after), client.WithLimit(limit)}
 			if keysOnly {
-				opts = append(opts, bus.ListKeysOnly())
+				opts = append(opts, client.WithKeysOnly())
 			}
-			r, err := g.client.List(ctx, node, prefix, opts...)
+			r, err := g.client.List(ctx, prefix, opts...)
 			node = r.Node // every page from the node that answered the first
 			return r, err
 		}

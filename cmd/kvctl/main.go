@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"zkv/bus"
+	"zkv/client"
 	"zkv/internal/cliflags"
 )
 
@@ -260,7 +261,7 @@ func nodeFlag(c *cli.Context) (string, error) {
 }
 
 // connect opens the NATS connection and the client; close closes them.
-func connect(g globals) (client *bus.Client, closeConn func(), err error) {
+func connect(g globals) (kv *client.Client, closeConn func(), err error) {
 	authOpts, err := g.auth.Options()
 	if err != nil {
 		return nil, nil, failure(err)
@@ -269,19 +270,19 @@ func connect(g globals) (client *bus.Client, closeConn func(), err error) {
 	if err != nil {
 		return nil, nil, failure(fmt.Errorf("connect to %s: %w", g.natsURL, err))
 	}
-	client, err = bus.NewClient(nc, bus.WithPrefix(g.prefix), bus.WithRequestTimeout(min(bus.DefaultRequestTimeout, g.timeout)))
+	kv, err = client.New(nc, client.WithPrefix(g.prefix), client.WithRequestTimeout(min(client.DefaultRequestTimeout, g.timeout)))
 	if err != nil {
 		nc.Close()
 		return nil, nil, failure(err)
 	}
-	return client, nc.Close, nil
+	return kv, nc.Close, nil
 }
 
 // session is what every command needs: the global flags and a client,
 // of NATS or, with --http, of one node's HTTP API.
 type session struct {
 	globals
-	client *bus.Client
+	client *client.Client
 	web    *httpAPI
 	close  func()
 }
@@ -302,11 +303,11 @@ func open(c *cli.Context) (*session, error) {
 		}
 		return &session{globals: g, web: web, close: func() {}}, nil
 	}
-	client, closeConn, err := connect(g)
+	kv, closeConn, err := connect(g)
 	if err != nil {
 		return nil, err
 	}
-	return &session{globals: g, client: client, close: closeConn}, nil
+	return &session{globals: g, client: kv, close: closeConn}, nil
 }
 
 // deadline is the context of one command: --timeout from now.
@@ -377,7 +378,7 @@ func writeAction(op string) cli.ActionFunc {
 		case node == "":
 			reply, err = g.client.Put(ctx, w.Key, w.Value, writeOptions(w)...)
 		default:
-			reply, err = g.client.WriteVia(ctx, node, w, writeOptions(w)...)
+			reply, err = g.client.Write(ctx, w, append(writeOptions(w), client.Via(node))...)
 		}
 		if err != nil {
 			return failure(err)
@@ -391,13 +392,13 @@ func writeAction(op string) cli.ActionFunc {
 }
 
 // writeOptions are the client options that carry w's acks and condition.
-func writeOptions(w bus.WriteRequest) []bus.PutOption {
-	opts := []bus.PutOption{bus.WithAcks(w.Acks)}
+func writeOptions(w bus.WriteRequest) []client.WriteOption {
+	opts := []client.WriteOption{client.WithAcks(w.Acks)}
 	if w.IfRevision != nil {
-		opts = append(opts, bus.WithIfRevision(*w.IfRevision))
+		opts = append(opts, client.WithIfRevision(*w.IfRevision))
 	}
 	if w.TTLMS > 0 {
-		opts = append(opts, bus.WithTTL(time.Duration(w.TTLMS)*time.Millisecond))
+		opts = append(opts, client.WithTTL(time.Duration(w.TTLMS)*time.Millisecond))
 	}
 	return opts
 }
@@ -424,30 +425,29 @@ func getAction(c *cli.Context) error {
 		return err
 	}
 	defer done()
-	client := g.client
 
-	var opts []bus.GetOption
+	opts := []client.ReadOption{client.FromNode(node)}
 	switch level := c.String("consistency"); level {
 	case bus.ConsistencyLocal:
 	case bus.ConsistencyLeader:
-		opts = append(opts, bus.WithLeaderRead())
+		opts = append(opts, client.WithLeaderRead())
 	case bus.ConsistencyMinRevision:
 		if c.Uint64("min-revision") == 0 {
 			return usageError(c, "--consistency min_revision needs --min-revision")
 		}
-		opts = append(opts, bus.WithMinRevision(c.Uint64("min-revision"), 0))
+		opts = append(opts, client.WithMinRevision(c.Uint64("min-revision"), 0))
 	default:
 		return usageError(c, "--consistency %q: want local, leader or min_revision", level)
 	}
 	rev := c.Uint64("rev")
 	if rev > 0 {
-		opts = append(opts, bus.WithRevision(rev))
+		opts = append(opts, client.WithRevision(rev))
 	}
 	var reply bus.ReadReply
 	if g.web != nil {
 		reply, err = g.web.get(ctx, key, c.String("consistency"), c.Uint64("min-revision"), rev)
 	} else {
-		reply, err = client.Get(ctx, node, key, opts...)
+		reply, err = g.client.Read(ctx, key, opts...)
 	}
 	if err != nil {
 		return failure(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"zkv/bus"
+	"zkv/client"
 	"zkv/internal/cliflags"
 	"zkv/internal/harness"
 	"zkv/internal/httpauth"
@@ -90,7 +91,7 @@ func TestWriteStatusTable(t *testing.T) {
 			name: "cluster with an unreachable node",
 			statuses: []bus.Status{
 				{Node: "n1", Role: bus.RoleLeader, Epoch: 3, Leader: "n1", AppliedSeq: 12, Keys: 4, LostRevisions: 7, Ready: true, ZooKeeper: "connected", NATS: "connected"},
-				{Node: "n2", Role: bus.RoleUnreachable},
+				{Node: "n2", Role: client.RoleUnreachable},
 				{Node: "n3", Role: bus.RoleFollower, Epoch: 3, Leader: "n1", AppliedSeq: 11, Keys: 4, Stale: true, BehindRecord: 1, Ready: true, ZooKeeper: "connected", NATS: "connected"},
 				{Node: "n4", Role: bus.RoleCandidate},
 			},
@@ -594,19 +595,19 @@ func TestList(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	client, err := bus.NewClient(nc)
+	kv, err := client.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var wantLines []string
 	for i := range 1100 {
 		k := fmt.Sprintf("p/k%04d", i)
-		if _, err := client.Put(t.Context(), k, "v "+k); err != nil {
+		if _, err := kv.Put(t.Context(), k, "v "+k); err != nil {
 			t.Fatal(err)
 		}
 		wantLines = append(wantLines, fmt.Sprintf("%s %q", k, "v "+k))
 	}
-	if _, err := client.Put(t.Context(), "q", "1"); err != nil {
+	if _, err := kv.Put(t.Context(), "q", "1"); err != nil {
 		t.Fatal(err)
 	}
 	for face, flags := range map[string][]string{

@@ -10,6 +10,7 @@ import (
 	"unicode"
 
 	"zkv/bus"
+	"zkv/client"
 )
 
 // formatPut is the line put prints: "OK a revision=12 epoch=3 leader=n1",
@@ -143,7 +144,7 @@ func writeStatusTable(w io.Writer, statuses []bus.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tROLE\tEPOCH\tLEADER\tAPPLIED\tKEYS\tSTALE\tBEHIND\tREADY\tZOOKEEPER\tNATS")
 	for _, s := range statuses {
-		if s.Role == bus.RoleUnreachable {
+		if s.Role == client.RoleUnreachable {
 			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", s.Node, s.Role)
 			continue
 		}
@@ -169,7 +170,7 @@ func behind(s bus.Status) string {
 func statusWarnings(statuses []bus.Status) []string {
 	var out []string
 	for _, s := range statuses {
-		if s.Role == bus.RoleUnreachable {
+		if s.Role == client.RoleUnreachable {
 			continue
 		}
 		if s.NotReady != "" {
@@ -189,7 +190,7 @@ func statusWarnings(statuses []bus.Status) []string {
 func unreachable(statuses []bus.Status) []string {
 	var ids []string
 	for _, s := range statuses {
-		if s.Role == bus.RoleUnreachable {
+		if s.Role == client.RoleUnreachable {
 			ids = append(ids, s.Node)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"zkv/bus"
+	"zkv/client"
 	"zkv/internal/harness"
 	"zkv/testdriver/cluster"
 )
@@ -117,11 +118,11 @@ func RunCatchUp(ctx context.Context, cfg CatchUpConfig) (CatchUpResult, error) {
 		return res, err
 	}
 	defer nc.Close()
-	client, err := bus.NewClient(nc, bus.WithRequestTimeout(5*time.Second))
+	kv, err := client.New(nc, client.WithRequestTimeout(5*time.Second))
 	if err != nil {
 		return res, err
 	}
-	leader, followers, err := firstLeader(ctx, client, local)
+	leader, followers, err := firstLeader(ctx, kv, local)
 	if err != nil {
 		return res, err
 	}
@@ -135,7 +136,7 @@ func RunCatchUp(ctx context.Context, cfg CatchUpConfig) (CatchUpResult, error) {
 	res.Load = time.Since(start)
 	fmt.Fprintf(cfg.Log, "loaded in %s (%.0f writes/s); waiting for every copy\n", res.Load.Round(time.Millisecond), float64(cfg.Keys)/res.Load.Seconds())
 	for _, id := range local.Nodes() {
-		if err := waitCaughtUp(ctx, client, id, cfg.Keys, 2*time.Minute); err != nil {
+		if err := waitCaughtUp(ctx, kv, id, cfg.Keys, 2*time.Minute); err != nil {
 			return res, err
 		}
 	}
@@ -169,7 +170,7 @@ func RunCatchUp(ctx context.Context, cfg CatchUpConfig) (CatchUpResult, error) {
 	}
 	n2, t2 := w.count()
 	res.Restart = t2.Sub(rstart)
-	if err := waitCaughtUp(ctx, client, res.Follower, cfg.Keys, cfg.Timeout); err != nil {
+	if err := waitCaughtUp(ctx, kv, res.Follower, cfg.Keys, cfg.Timeout); err != nil {
 		return res, err
 	}
 	n3, t3 := w.count()
@@ -239,7 +240,7 @@ func measurePagers(ctx context.Context, local *cluster.Local, cfg CatchUpConfig,
 
 // waitCaughtUp polls id's status until it holds at least keys keys and
 // is neither stale nor catching up.
-func waitCaughtUp(ctx context.Context, c *bus.Client, id string, keys int, timeout time.Duration) error {
+func waitCaughtUp(ctx context.Context, c *client.Client, id string, keys int, timeout time.Duration) error {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last bus.Status
@@ -350,7 +351,7 @@ func startLoadWriter(ctx context.Context, local *cluster.Local, n, valueSize int
 			return nil, err
 		}
 		w.conns = append(w.conns, nc)
-		c, err := bus.NewClient(nc, bus.WithRequestTimeout(5*time.Second))
+		c, err := client.New(nc, client.WithRequestTimeout(5*time.Second))
 		if err != nil {
 			w.stop()
 			return nil, err

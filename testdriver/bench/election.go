@@ -16,7 +16,7 @@ import (
 	"github.com/go-zookeeper/zk"
 	"github.com/nats-io/nats.go"
 
-	"zkv/bus"
+	"zkv/client"
 	"zkv/internal/harness"
 	"zkv/testdriver/cluster"
 )
@@ -192,7 +192,7 @@ type election struct {
 	st     time.Duration
 	local  *cluster.Local
 	zc     *zk.Conn
-	client *bus.Client
+	client *client.Client
 	writer *writer
 	base   ElectionRun
 }
@@ -252,12 +252,12 @@ func runCluster(ctx context.Context, cfg ElectionConfig, env *cluster.Local, bas
 		return nil, err
 	}
 	defer closeLocal(ctx, local)
-	client, err := bus.NewClient(nc, bus.WithRequestTimeout(250*time.Millisecond), bus.WithRetryBackoff(time.Millisecond, 5*time.Millisecond))
+	kv, err := client.New(nc, client.WithRequestTimeout(250*time.Millisecond), client.WithRetryBackoff(time.Millisecond, 5*time.Millisecond))
 	if err != nil {
 		return nil, err
 	}
-	e := &election{cfg: cfg, st: st, local: local, zc: zc, client: client, base: base}
-	e.writer = startWriter(ctx, client, cfg.WriteInterval)
+	e := &election{cfg: cfg, st: st, local: local, zc: zc, client: kv, base: base}
+	e.writer = startWriter(ctx, kv, cfg.WriteInterval)
 	defer e.writer.stop()
 
 	var out []ElectionRun
@@ -331,7 +331,7 @@ type writer struct {
 	waiters []chan ack
 }
 
-func startWriter(ctx context.Context, c *bus.Client, every time.Duration) *writer {
+func startWriter(ctx context.Context, c *client.Client, every time.Duration) *writer {
 	ctx, cancel := context.WithCancel(ctx)
 	w := &writer{cancel: cancel, done: make(chan struct{})}
 	go func() {

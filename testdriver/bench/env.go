@@ -6,7 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"zkv/bus"
+	"zkv/client"
 	"zkv/testdriver/cluster"
 )
 
@@ -44,10 +44,10 @@ func dial(c *cluster.Local) (*nats.Conn, error) {
 
 // firstLeader waits (at most a minute) until c's servers agree on a
 // leader, and returns it and the others in ID order.
-func firstLeader(ctx context.Context, client *bus.Client, c *cluster.Local) (leader string, followers []string, err error) {
+func firstLeader(ctx context.Context, kv *client.Client, c *cluster.Local) (leader string, followers []string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	got, _, err := cluster.WaitLeader(ctx, client, c.Nodes(), cluster.LeaderWant{})
+	got, _, err := cluster.WaitLeader(ctx, kv, c.Nodes(), cluster.LeaderWant{})
 	if err != nil {
 		return "", nil, err
 	}

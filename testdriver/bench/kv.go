@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"zkv/bus"
+	"zkv/client"
 	"zkv/internal/harness"
 	"zkv/testdriver/cluster"
 )
@@ -223,7 +224,7 @@ func RunKV(ctx context.Context, cfg KVConfig) ([]KVResult, error) {
 type kvWorld struct {
 	cfg      KVConfig
 	conns    []*nats.Conn
-	clients  []*bus.Client
+	clients  []*client.Client
 	r1, r3   []jetstream.KeyValue
 	echo     *nats.Conn
 	echoSubj string
@@ -241,7 +242,7 @@ type kvWorld struct {
 // follower's.
 type embWorld struct {
 	conns              []*nats.Conn
-	toLeader, toFollow []*bus.Client
+	toLeader, toFollow []*client.Client
 	leader, follower   string
 }
 
@@ -252,13 +253,13 @@ func newEmbWorld(ctx context.Context, local *cluster.Local, n int, value string)
 			e.close()
 		}
 	}()
-	connect := func(url string) (*bus.Client, error) {
+	connect := func(url string) (*client.Client, error) {
 		nc, err := nats.Connect(url, nats.MaxReconnects(-1))
 		if err != nil {
 			return nil, fmt.Errorf("kv: embedded cluster: %w", err)
 		}
 		e.conns = append(e.conns, nc)
-		return bus.NewClient(nc, bus.WithRequestTimeout(5*time.Second))
+		return client.New(nc, client.WithRequestTimeout(5*time.Second))
 	}
 	first, err := connect(local.NATSURL())
 	if err != nil {
@@ -286,7 +287,7 @@ func newEmbWorld(ctx context.Context, local *cluster.Local, n int, value string)
 		return nil, fmt.Errorf("kv: embedded cluster: first write: %w", err)
 	}
 	err = harness.WaitFor(hctx, 10*time.Millisecond, func() error {
-		r, err := e.toFollow[0].Get(hctx, e.follower, "bench-read")
+		r, err := e.toFollow[0].Read(hctx, "bench-read", client.FromNode(e.follower))
 		if err == nil && !r.Found {
 			err = errors.New("bench-read not replicated yet")
 		}
@@ -330,7 +331,7 @@ func newKVWorld(ctx context.Context, cfg KVConfig, local *cluster.Local, n int) 
 			return nil, err
 		}
 		w.conns = append(w.conns, nc)
-		c, err := bus.NewClient(nc, bus.WithRequestTimeout(5*time.Second))
+		c, err := client.New(nc, client.WithRequestTimeout(5*time.Second))
 		if err != nil {
 			w.close()
 			return nil, err
@@ -437,7 +438,7 @@ func (w *kvWorld) opFunc(op string, i int) func(context.Context) error {
 		}
 	case OpRead:
 		return func(ctx context.Context) error {
-			r, err := c.Get(ctx, w.follower, "bench-read")
+			r, err := c.Read(ctx, "bench-read", client.FromNode(w.follower))
 			if err == nil && !r.Found {
 				err = errors.New("bench-read not found")
 			}
@@ -446,11 +447,14 @@ func (w *kvWorld) opFunc(op string, i int) func(context.Context) error {
 	case OpWriteLeader:
 		return func(ctx context.Context) error { _, err := c.Put(ctx, key, w.value); return err }
 	case OpWriteFollower:
-		return func(ctx context.Context) error { _, err := c.PutVia(ctx, w.follower, key, w.value); return err }
+		return func(ctx context.Context) error {
+			_, err := c.Put(ctx, key, w.value, client.Via(w.follower))
+			return err
+		}
 	case OpEmbRead:
 		c := w.emb.toFollow[i]
 		return func(ctx context.Context) error {
-			r, err := c.Get(ctx, w.emb.follower, "bench-read")
+			r, err := c.Read(ctx, "bench-read", client.FromNode(w.emb.follower))
 			if err == nil && !r.Found {
 				err = errors.New("bench-read not found")
 			}
@@ -461,7 +465,10 @@ func (w *kvWorld) opFunc(op string, i int) func(context.Context) error {
 		return func(ctx context.Context) error { _, err := c.Put(ctx, key, w.value); return err }
 	case OpEmbWriteFollower:
 		c := w.emb.toFollow[i]
-		return func(ctx context.Context) error { _, err := c.PutVia(ctx, w.emb.follower, key, w.value); return err }
+		return func(ctx context.Context) error {
+			_, err := c.Put(ctx, key, w.value, client.Via(w.emb.follower))
+			return err
+		}
 	case OpJSR1Put, OpJSR3Put:
 		kv := w.bucket(op, i)
 		return func(ctx context.Context) error { _, err := kv.Put(ctx, key, val); return err }
@@ -633,7 +640,7 @@ func (w *kvWorld) replicationLag(ctx context.Context, n int) ([]KVResult, error)
 				var lastSend int64
 				for pctx.Err() == nil {
 					send := time.Now().UnixNano()
-					r, err := c.Get(pctx, rep, "bench-lag")
+					r, err := c.Read(pctx, "bench-lag", client.FromNode(rep))
 					if first {
 						started <- struct{}{}
 						first = false

@@ -18,7 +18,7 @@
 //     server counts them;
 //   - revisions never go backwards, even after every server restarted
 //     empty, and the new leader reports the revisions lost;
-//   - a watch (bus.Client.WatchFrom) started with the load, on a server
+//   - a watch (client.Client.WatchFrom) started with the load, on a server
 //     the fault is not aimed at, delivers revisions in strictly increasing
 //     order, every acknowledged write at its revision with its content,
 //     and the expiry of every key whose time to live passed well before it

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"zkv/bus"
+	"zkv/client"
 	"zkv/internal/harness"
 	"zkv/testdriver/cluster"
 )
@@ -68,8 +69,8 @@ type runEnv struct {
 	prefix  string
 	paths   [2]string // election path, leader path
 	ctlNC   *nats.Conn
-	ctl     *bus.Client
-	own     *client     // the suite's own operations (client -1)
+	ctl     *client.Client
+	own     *loader     // the suite's own operations (client -1)
 	signer  *bus.Signer // the cluster's key, from its record in ZooKeeper
 	wire    *wireWatch
 	mon     *monitor
@@ -124,7 +125,7 @@ func (s *suite) newRun(ctx context.Context, res *RunResult, opts clusterOptions)
 	if err != nil {
 		return nil, err
 	}
-	e.ctl, err = bus.NewClient(e.ctlNC, bus.WithPrefix(e.prefix), bus.WithRequestTimeout(400*time.Millisecond))
+	e.ctl, err = client.New(e.ctlNC, client.WithPrefix(e.prefix), client.WithRequestTimeout(400*time.Millisecond))
 	if err != nil {
 		return nil, err
 	}

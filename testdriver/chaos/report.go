@@ -170,7 +170,7 @@ func Report(res *Results) []byte {
 	writeViolations(&b, res)
 
 	w("## How a history is checked\n\n")
-	w(`Each client has its own NATS connection and ` + "`bus.Client`" + `, writes a fresh,
+	w(`Each client has its own NATS connection and ` + "`client.Client`" + `, writes a fresh,
 unique value every time, and records for every operation its invocation and
 return time (monotonic clock), the key, the value written or read, the
 revision, epoch and leader of the reply, and the outcome. Of its writes
@@ -179,7 +179,7 @@ compare-and-sets (` + "`if_revision`" + ` at the revision the client last read o
 told of the key; one in three a delete), the rest plain puts. Writes are sent
 by the suite itself, with one request ID for all attempts (the leader applies
 a request ID once), because their outcome must be judged from every attempt's
-answer, which ` + "`bus.Client.Put`" + ` hides behind its retries.
+answer, which ` + "`client.Client.Put`" + ` hides behind its retries.
 
 The rule for a write's outcome:
 
@@ -224,7 +224,7 @@ ambiguous write after it) has passed by the session timeout and 2 s more, the
 leader and every survivor that does not report stale must find it absent
 (` + "`ttl-not-expired`" + `; re-read for up to 3 s).
 
-Every run with load also watches every key (` + "`bus.Client.WatchFrom`" + `) on a
+Every run with load also watches every key (` + "`client.Client.WatchFrom`" + `) on a
 random server the fault is not aimed at (not the leader, nor the follower
 stopped in nats-restart and hostile-client), from the revision of the load's
 first acknowledged write. After the settle the watch is drained until it has
@@ -600,7 +600,7 @@ func writeFindings(b *strings.Builder, res *Results) {
 		w(`- **A watch delivers unsigned updates.** In %d of %d hostile-client run(s) the
   watch delivered an attacker's put (a value only the attacker sent) at the
   next revision, in place of the cluster's update there, which it then
-  dropped as already seen. `+"`bus.Client.WatchFrom`"+` takes the replication
+  dropped as already seen. `+"`client.Client.WatchFrom`"+` takes the replication
   subject's messages without checking the cluster key's signature, which
   every server checks.
 `, runs, total)

@@ -12,24 +12,25 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"zkv/bus"
+	"zkv/client"
 	"zkv/internal/harness"
 )
 
 // watchRun is the watch a run keeps from the start of its load to its
-// end: a bus.Watcher of every key on one server, and, if that server was
+// end: a client.Watcher of every key on one server, and, if that server was
 // killed by the fault and the watch failed, the watch resumed on another
 // one from the last revision seen, as a user would.
 type watchRun struct {
 	e     *runEnv
 	nc    *nats.Conn
-	bc    *bus.Client
+	bc    *client.Client
 	from  uint64
 	first string // the server the watch started on
 
 	mu      sync.Mutex
 	ups     []bus.Update
 	node    string
-	w       *bus.Watcher
+	w       *client.Watcher
 	done    chan struct{}
 	err     error
 	resumes []string
@@ -55,7 +56,7 @@ func (e *runEnv) startWatch(ctx context.Context, avoid []string) error {
 	if err != nil {
 		return err
 	}
-	bc, err := bus.NewClient(nc, bus.WithPrefix(e.prefix))
+	bc, err := client.New(nc, client.WithPrefix(e.prefix))
 	if err != nil {
 		nc.Close()
 		return err
@@ -115,7 +116,7 @@ func (e *runEnv) leaderOrFirst() string {
 // follow starts a watcher on node from revision from, and a goroutine that
 // keeps every update it delivers.
 func (wr *watchRun) follow(ctx context.Context, node string, from uint64) error {
-	w, err := wr.bc.WatchFrom(ctx, bus.WatchOptions{From: from, Node: node})
+	w, err := wr.bc.Watch(ctx, "", client.FromRevision(from), client.FromNode(node))
 	if err != nil {
 		return fmt.Errorf("watch on %s from %d: %w", node, from, err)
 	}

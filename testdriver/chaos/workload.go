@@ -13,15 +13,16 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"zkv/bus"
+	"zkv/client"
 	"zkv/internal/harness"
 )
 
-// client is one recording client: its own NATS connection and bus.Client.
-type client struct {
+// client is one recording client: its own NATS connection and client.Client.
+type loader struct {
 	e    *runEnv
 	id   int
 	nc   *nats.Conn
-	bc   *bus.Client
+	bc   *client.Client
 	subj bus.Subjects
 	seq  atomic.Int64
 	// mine is the client's last acknowledged write of each key, for
@@ -51,35 +52,35 @@ const (
 	minRevisionWait = 500 * time.Millisecond
 )
 
-func (e *runEnv) newClient(id int) (*client, error) {
+func (e *runEnv) newClient(id int) (*loader, error) {
 	nc, err := e.connect(fmt.Sprintf("client %d", id))
 	if err != nil {
 		return nil, err
 	}
-	bc, err := bus.NewClient(nc, bus.WithPrefix(e.prefix), bus.WithRequestTimeout(time.Second), bus.WithRetryBackoff(20*time.Millisecond, 250*time.Millisecond))
+	bc, err := client.New(nc, client.WithPrefix(e.prefix), client.WithRequestTimeout(time.Second), client.WithRetryBackoff(20*time.Millisecond, 250*time.Millisecond))
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
-	return &client{e: e, id: id, nc: nc, bc: bc, subj: bc.Subjects(), mine: map[string]Op{}, seen: map[string]uint64{}}, nil
+	return &loader{e: e, id: id, nc: nc, bc: bc, subj: bc.Subjects(), mine: map[string]Op{}, seen: map[string]uint64{}}, nil
 }
 
-func (c *client) close() { c.nc.Close() }
+func (c *loader) close() { c.nc.Close() }
 
 // nextValue returns a value no other write of the run uses.
-func (c *client) nextValue() string {
+func (c *loader) nextValue() string {
 	return fmt.Sprintf("c%d-%d", c.id, c.seq.Add(1))
 }
 
 // put writes value under key on the leader subject, with one request ID
 // for every attempt, retrying until the write deadline, and records the
 // operation with the outcome the package documentation defines.
-func (c *client) put(key, value, acks string) Op {
+func (c *loader) put(key, value, acks string) Op {
 	return c.putWithin(key, value, acks, c.e.writeDeadline())
 }
 
 // putWithin is put with its own deadline for all attempts.
-func (c *client) putWithin(key, value, acks string, within time.Duration) Op {
+func (c *loader) putWithin(key, value, acks string, within time.Duration) Op {
 	return c.write(bus.WriteRequest{Key: key, Value: value, Acks: acks}, "", within)
 }
 
@@ -91,7 +92,7 @@ func (c *client) putWithin(key, value, acks string, within time.Duration) Op {
 // itself). Through a node, every other error answer is ambiguous: the
 // node retries the leader itself, and its last answer does not tell
 // whether an earlier attempt applied.
-func (c *client) write(req bus.WriteRequest, via string, within time.Duration) Op {
+func (c *loader) write(req bus.WriteRequest, via string, within time.Duration) Op {
 	h := c.e.hist
 	kind := OpPut
 	switch req.Op {
@@ -217,11 +218,11 @@ func errCode(err error) string {
 }
 
 // leaderGet reads key with consistency=leader through any node.
-func (c *client) leaderGet(key string) Op {
+func (c *loader) leaderGet(key string) Op {
 	h := c.e.hist
 	op := Op{Client: c.id, Kind: OpGet, Key: key, Invoke: h.Now()}
 	ctx, cancel := context.WithTimeout(c.e.ctx, leaderReadDeadline)
-	r, err := c.bc.Get(ctx, "", key, bus.WithLeaderRead())
+	r, err := c.bc.Read(ctx, key, client.WithLeaderRead())
 	cancel()
 	op.Return = h.Now()
 	return h.Add(readOp(op, r, err))
@@ -229,7 +230,7 @@ func (c *client) leaderGet(key string) Op {
 
 // ownGet reads key from node's copy once it has applied the client's own
 // last acknowledged write of key (consistency=min_revision).
-func (c *client) ownGet(node, key string) (Op, bool) {
+func (c *loader) ownGet(node, key string) (Op, bool) {
 	w, ok := c.mine[key]
 	if !ok {
 		return Op{}, false
@@ -238,22 +239,22 @@ func (c *client) ownGet(node, key string) (Op, bool) {
 }
 
 // minRevGet reads key from node's copy once it has applied rev.
-func (c *client) minRevGet(node, key string, rev uint64) Op {
+func (c *loader) minRevGet(node, key string, rev uint64) Op {
 	h := c.e.hist
 	op := Op{Client: c.id, Kind: OpLocalGet, Key: key, Node: node, Invoke: h.Now(), MinRevision: rev}
 	ctx, cancel := context.WithTimeout(c.e.ctx, localReadDeadline)
-	r, err := c.bc.Get(ctx, node, key, bus.WithMinRevision(rev, minRevisionWait))
+	r, err := c.bc.Read(ctx, key, client.FromNode(node), client.WithMinRevision(rev, minRevisionWait))
 	cancel()
 	op.Return = h.Now()
 	return h.Add(readOp(op, r, err))
 }
 
 // localGet reads key from node's own copy.
-func (c *client) localGet(node, key string) Op {
+func (c *loader) localGet(node, key string) Op {
 	h := c.e.hist
 	op := Op{Client: c.id, Kind: OpLocalGet, Key: key, Node: node, Invoke: h.Now()}
 	ctx, cancel := context.WithTimeout(c.e.ctx, localReadDeadline)
-	r, err := c.bc.Get(ctx, node, key)
+	r, err := c.bc.Read(ctx, key, client.FromNode(node))
 	cancel()
 	op.Return = h.Now()
 	return h.Add(readOp(op, r, err))
@@ -324,7 +325,7 @@ func withoutTTLKeys(ops []Op) []Op {
 
 // mixedWrite runs one write of the kind opts's shares pick, and learns
 // the key's revision from its outcome.
-func (c *client) mixedWrite(rng *rand.Rand, key string, opts loadOptions) {
+func (c *loader) mixedWrite(rng *rand.Rand, key string, opts loadOptions) {
 	req := bus.WriteRequest{Key: key, Acks: opts.acks}
 	if opts.ttl > 0 && rng.Float64() < opts.ttl {
 		req.Value = c.nextValue()
@@ -364,7 +365,7 @@ func (c *client) mixedWrite(rng *rand.Rand, key string, opts loadOptions) {
 // learn keeps what op tells of its key: the client's own acknowledged
 // writes (for read-your-writes reads) and the key's revision (for
 // compare-and-sets).
-func (c *client) learn(op Op) {
+func (c *loader) learn(op Op) {
 	switch {
 	case op.Acked() && op.writesValue():
 		c.mine[op.Key] = op
@@ -386,7 +387,7 @@ func (c *client) learn(op Op) {
 type load struct {
 	stop    chan struct{}
 	wg      sync.WaitGroup
-	clients []*client
+	clients []*loader
 	once    sync.Once
 }
 

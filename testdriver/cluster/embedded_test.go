@@ -9,7 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"zkv/bus"
+	"zkv/client"
 	"zkv/internal/testenv"
 	"zkv/testdriver/cluster"
 )
@@ -31,7 +31,7 @@ func TestEmbeddedNATS(t *testing.T) {
 		t.Fatalf("%d NATS servers started outside the kvservers", len(lc.NATS()))
 	}
 	nodes := lc.Nodes()
-	connect := func(id string) (*nats.Conn, *bus.Client) {
+	connect := func(id string) (*nats.Conn, *client.Client) {
 		t.Helper()
 		url := lc.NodeNATSURL(id)
 		if url == "" {
@@ -42,7 +42,7 @@ func TestEmbeddedNATS(t *testing.T) {
 			t.Fatalf("connect to %s's listener %s: %v", id, url, err)
 		}
 		t.Cleanup(nc.Close)
-		c, err := bus.NewClient(nc, bus.WithRequestTimeout(500*time.Millisecond))
+		c, err := client.New(nc, client.WithRequestTimeout(500*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,7 +53,7 @@ func TestEmbeddedNATS(t *testing.T) {
 		t.Cleanup(cancel)
 		return ctx
 	}
-	waitLeader := func(c *bus.Client, running []string, not string) string {
+	waitLeader := func(c *client.Client, running []string, not string) string {
 		t.Helper()
 		ag, _, err := cluster.WaitLeader(ctxFor(15*time.Second), c, running, cluster.LeaderWant{Not: not})
 		if err != nil {
@@ -61,10 +61,10 @@ func TestEmbeddedNATS(t *testing.T) {
 		}
 		return ag.Leader
 	}
-	waitValue := func(c *bus.Client, node, key, want string) {
+	waitValue := func(c *client.Client, node, key, want string) {
 		t.Helper()
 		testenv.WaitFor(t, 5*time.Second, fmt.Sprintf("%s to read %s=%s", node, key, want), func() error {
-			r, err := c.Get(ctxFor(time.Second), node, key)
+			r, err := c.Read(ctxFor(time.Second), key, client.FromNode(node))
 			if err != nil {
 				return err
 			}
@@ -138,7 +138,7 @@ func TestEmbeddedNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, back := connect(leader)
-	if _, err := back.PutVia(ctxFor(10*time.Second), leader, "size", "large"); err != nil {
+	if _, err := back.Put(ctxFor(10*time.Second), "size", "large", client.Via(leader)); err != nil {
 		t.Fatalf("put through the restarted %s: %v", leader, err)
 	}
 	waitValue(back, leader, "size", "large")

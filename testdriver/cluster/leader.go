@@ -36,7 +36,7 @@ type LeaderWant struct {
 // is established.
 const SessionConnected = "connected"
 
-// StatusClient is the part of a bus.Client the leader checks use.
+// StatusClient is the part of a client.Client the leader checks use.
 type StatusClient interface {
 	Status(ctx context.Context, node string) (bus.Status, error)
 	Subjects() bus.Subjects

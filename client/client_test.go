@@ -1,4 +1,4 @@
-package bus
+package client
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"zkv/bus"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -75,8 +76,8 @@ func always(body []byte) func(int64, []byte) []byte {
 
 // withAttemptHook calls f after every request attempt, after the hooks
 // given before it.
-func withAttemptHook(f func(subject string, attempt int, err error)) ClientOption {
-	return func(o *clientOptions) error {
+func withAttemptHook(f func(subject string, attempt int, err error)) Option {
+	return func(o *options) error {
 		prev := o.onAttempt
 		o.onAttempt = func(subject string, attempt int, err error) {
 			if prev != nil {
@@ -89,7 +90,7 @@ func withAttemptHook(f func(subject string, attempt int, err error)) ClientOptio
 }
 
 // cancelAfter cancels the call's context once attempt n has finished.
-func cancelAfter(n int, cancel context.CancelFunc) ClientOption {
+func cancelAfter(n int, cancel context.CancelFunc) Option {
 	return withAttemptHook(func(_ string, attempt int, _ error) {
 		if attempt >= n {
 			cancel()
@@ -98,14 +99,14 @@ func cancelAfter(n int, cancel context.CancelFunc) ClientOption {
 }
 
 // countAttempts counts the attempts into n.
-func countAttempts(n *atomic.Int64) ClientOption {
+func countAttempts(n *atomic.Int64) Option {
 	return withAttemptHook(func(string, int, error) { n.Add(1) })
 }
 
-func newTestClient(t testing.TB, nc *nats.Conn, opts ...ClientOption) *Client {
+func newTestClient(t testing.TB, nc *nats.Conn, opts ...Option) *Client {
 	t.Helper()
-	opts = append([]ClientOption{WithRetryBackoff(time.Millisecond, 5*time.Millisecond)}, opts...)
-	c, err := NewClient(nc, opts...)
+	opts = append([]Option{WithRetryBackoff(time.Millisecond, 5*time.Millisecond)}, opts...)
+	c, err := New(nc, opts...)
 	if err != nil {
 		t.Fatalf("NewClient: %v", err)
 	}
@@ -118,10 +119,10 @@ func testCtx(t testing.TB) (context.Context, context.CancelFunc) {
 }
 
 var (
-	okWrite  = Encode(WriteReply{OK: true, Key: "a", Revision: 12, Epoch: 3, Leader: "n1"})
-	okRead   = Encode(ReadReply{Found: true, Key: "a", Value: "1", Revision: 12, Node: "n2", Role: RoleFollower, Epoch: 3})
-	okList   = Encode(ListReply{Node: "n2", Role: RoleFollower, Epoch: 3, Revision: 12, Entries: []ListEntry{{Key: "a", Value: "1", Revision: 12}}})
-	okStatus = Encode(Status{Node: "n2", Role: RoleFollower, Epoch: 3, Leader: "n1", AppliedSeq: 12, Keys: 1})
+	okWrite  = bus.Encode(bus.WriteReply{OK: true, Key: "a", Revision: 12, Epoch: 3, Leader: "n1"})
+	okRead   = bus.Encode(bus.ReadReply{Found: true, Key: "a", Value: "1", Revision: 12, Node: "n2", Role: bus.RoleFollower, Epoch: 3})
+	okList   = bus.Encode(bus.ListReply{Node: "n2", Role: bus.RoleFollower, Epoch: 3, Revision: 12, Entries: []bus.ListEntry{{Key: "a", Value: "1", Revision: 12}}})
+	okStatus = bus.Encode(bus.Status{Node: "n2", Role: bus.RoleFollower, Epoch: 3, Leader: "n1", AppliedSeq: 12, Keys: 1})
 )
 
 // op is one client call under test, with the subject it uses and the
@@ -135,40 +136,40 @@ type op struct {
 }
 
 func ops() []op {
-	s := Subjects{}
+	s := bus.Subjects{}
 	return []op{
 		{"put", s.Write(), okWrite, true, func(ctx context.Context, c *Client) (any, error) { return c.Put(ctx, "a", "1") }},
-		{"put via", s.NodeWrite("n2"), okWrite, false, func(ctx context.Context, c *Client) (any, error) { return c.PutVia(ctx, "n2", "a", "1") }},
-		{"get any", s.Read(), okRead, false, func(ctx context.Context, c *Client) (any, error) { return c.Get(ctx, "", "a") }},
-		{"get node", s.NodeRead("n2"), okRead, false, func(ctx context.Context, c *Client) (any, error) { return c.Get(ctx, "n2", "a") }},
+		{"put via", s.NodeWrite("n2"), okWrite, false, func(ctx context.Context, c *Client) (any, error) { return c.Put(ctx, "a", "1", Via("n2")) }},
+		{"get any", s.Read(), okRead, false, func(ctx context.Context, c *Client) (any, error) { return c.Read(ctx, "a") }},
+		{"get node", s.NodeRead("n2"), okRead, false, func(ctx context.Context, c *Client) (any, error) { return c.Read(ctx, "a", FromNode("n2")) }},
 		{"status", s.NodeStatus("n2"), okStatus, false, func(ctx context.Context, c *Client) (any, error) { return c.Status(ctx, "n2") }},
-		{"list", s.NodeList("n2"), okList, false, func(ctx context.Context, c *Client) (any, error) { return c.List(ctx, "n2", "a") }},
+		{"list", s.NodeList("n2"), okList, false, func(ctx context.Context, c *Client) (any, error) { return c.List(ctx, "a", FromNode("n2")) }},
 	}
 }
 
-func TestNewClient(t *testing.T) {
+func TestNew(t *testing.T) {
 	nc := connect(t, runServer(t))
 	tests := []struct {
 		name       string
 		nc         *nats.Conn
-		opts       []ClientOption
+		opts       []Option
 		wantPrefix string
 		wantErr    bool
 	}{
 		{name: "defaults", nc: nc, wantPrefix: "kv"},
-		{name: "all options", nc: nc, opts: []ClientOption{WithPrefix("prod.zkv"), WithRequestTimeout(time.Second), WithRetryBackoff(time.Millisecond, time.Second)}, wantPrefix: "prod.zkv"},
-		{name: "equal backoff bounds", nc: nc, opts: []ClientOption{WithRetryBackoff(time.Second, time.Second)}, wantPrefix: "kv"},
-		{name: "nil option skipped", nc: nc, opts: []ClientOption{nil}, wantPrefix: "kv"},
+		{name: "all options", nc: nc, opts: []Option{WithPrefix("prod.zkv"), WithRequestTimeout(time.Second), WithRetryBackoff(time.Millisecond, time.Second)}, wantPrefix: "prod.zkv"},
+		{name: "equal backoff bounds", nc: nc, opts: []Option{WithRetryBackoff(time.Second, time.Second)}, wantPrefix: "kv"},
+		{name: "nil option skipped", nc: nc, opts: []Option{nil}, wantPrefix: "kv"},
 		{name: "nil conn", nc: nil, wantErr: true},
-		{name: "bad prefix", nc: nc, opts: []ClientOption{WithPrefix("kv.*")}, wantErr: true},
-		{name: "empty prefix", nc: nc, opts: []ClientOption{WithPrefix("")}, wantErr: true},
-		{name: "zero timeout", nc: nc, opts: []ClientOption{WithRequestTimeout(0)}, wantErr: true},
-		{name: "zero backoff", nc: nc, opts: []ClientOption{WithRetryBackoff(0, time.Second)}, wantErr: true},
-		{name: "max below initial", nc: nc, opts: []ClientOption{WithRetryBackoff(time.Second, time.Millisecond)}, wantErr: true},
+		{name: "bad prefix", nc: nc, opts: []Option{WithPrefix("kv.*")}, wantErr: true},
+		{name: "empty prefix", nc: nc, opts: []Option{WithPrefix("")}, wantErr: true},
+		{name: "zero timeout", nc: nc, opts: []Option{WithRequestTimeout(0)}, wantErr: true},
+		{name: "zero backoff", nc: nc, opts: []Option{WithRetryBackoff(0, time.Second)}, wantErr: true},
+		{name: "max below initial", nc: nc, opts: []Option{WithRetryBackoff(time.Second, time.Millisecond)}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := NewClient(tt.nc, tt.opts...)
+			c, err := New(tt.nc, tt.opts...)
 			if tt.wantErr {
 				if !errors.Is(err, ErrInvalidOption) {
 					t.Fatalf("NewClient = %v, want ErrInvalidOption", err)
@@ -192,12 +193,12 @@ func TestClientSuccess(t *testing.T) {
 		op   op
 		want any
 	}{
-		{ops()[0], WriteReply{OK: true, Key: "a", Revision: 12, Epoch: 3, Leader: "n1"}},
-		{ops()[1], WriteReply{OK: true, Key: "a", Revision: 12, Epoch: 3, Leader: "n1"}},
-		{ops()[2], ReadReply{Found: true, Key: "a", Value: "1", Revision: 12, Node: "n2", Role: RoleFollower, Epoch: 3}},
-		{ops()[3], ReadReply{Found: true, Key: "a", Value: "1", Revision: 12, Node: "n2", Role: RoleFollower, Epoch: 3}},
-		{ops()[4], Status{Node: "n2", Role: RoleFollower, Epoch: 3, Leader: "n1", AppliedSeq: 12, Keys: 1}},
-		{ops()[5], ListReply{Node: "n2", Role: RoleFollower, Epoch: 3, Revision: 12, Entries: []ListEntry{{Key: "a", Value: "1", Revision: 12}}}},
+		{ops()[0], bus.WriteReply{OK: true, Key: "a", Revision: 12, Epoch: 3, Leader: "n1"}},
+		{ops()[1], bus.WriteReply{OK: true, Key: "a", Revision: 12, Epoch: 3, Leader: "n1"}},
+		{ops()[2], bus.ReadReply{Found: true, Key: "a", Value: "1", Revision: 12, Node: "n2", Role: bus.RoleFollower, Epoch: 3}},
+		{ops()[3], bus.ReadReply{Found: true, Key: "a", Value: "1", Revision: 12, Node: "n2", Role: bus.RoleFollower, Epoch: 3}},
+		{ops()[4], bus.Status{Node: "n2", Role: bus.RoleFollower, Epoch: 3, Leader: "n1", AppliedSeq: 12, Keys: 1}},
+		{ops()[5], bus.ListReply{Node: "n2", Role: bus.RoleFollower, Epoch: 3, Revision: 12, Entries: []bus.ListEntry{{Key: "a", Value: "1", Revision: 12}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.op.name, func(t *testing.T) {
@@ -223,12 +224,12 @@ func TestClientSuccess(t *testing.T) {
 			b, _ := gotBody.Load().(string)
 			if strings.HasPrefix(tt.op.name, "put") {
 				// Writes carry a fresh request ID; check it, then compare the rest.
-				var w WriteRequest
-				if err := Decode([]byte(b), &w); err != nil || len(w.RequestID) != 32 {
+				var w bus.WriteRequest
+				if err := bus.Decode([]byte(b), &w); err != nil || len(w.RequestID) != 32 {
 					t.Fatalf("write body %q: request ID missing or malformed (%v)", b, err)
 				}
 				w.RequestID = ""
-				b = string(Encode(w))
+				b = string(bus.Encode(w))
 			}
 			if b != wantBody {
 				t.Errorf("request body %q, want %q", b, wantBody)
@@ -240,11 +241,11 @@ func TestClientSuccess(t *testing.T) {
 func TestClientGetNotFound(t *testing.T) {
 	s := runServer(t)
 	nc := connect(t, s)
-	miss := ReadReply{Key: "a", Node: "n2", Role: RoleLeader, Epoch: 3}
-	serve(t, connect(t, s), Subjects{}.Read(), always(Encode(miss)))
+	miss := bus.ReadReply{Key: "a", Node: "n2", Role: bus.RoleLeader, Epoch: 3}
+	serve(t, connect(t, s), bus.Subjects{}.Read(), always(bus.Encode(miss)))
 	ctx, cancel := testCtx(t)
 	defer cancel()
-	got, err := newTestClient(t, nc).Get(ctx, "", "a")
+	got, err := newTestClient(t, nc).Read(ctx, "a")
 	if err != nil {
 		t.Fatalf("Get of a missing key: %v", err)
 	}
@@ -306,9 +307,9 @@ func TestClientRetriesRetryableReplies(t *testing.T) {
 		name  string
 		first []byte // the reply to the first request; nil sends none
 	}{
-		{"not leader", EncodeError(Errorf(CodeNotLeader, "n2 is a follower"))},
-		{"no leader", EncodeError(Errorf(CodeNoLeader, "election"))},
-		{"unavailable", EncodeError(Errorf(CodeUnavailable, "shutting down"))},
+		{"not leader", bus.EncodeError(bus.Errorf(bus.CodeNotLeader, "n2 is a follower"))},
+		{"no leader", bus.EncodeError(bus.Errorf(bus.CodeNoLeader, "election"))},
+		{"unavailable", bus.EncodeError(bus.Errorf(bus.CodeUnavailable, "shutting down"))},
 		{"lost reply", nil},
 	}
 	for _, tt := range tests {
@@ -347,23 +348,23 @@ func TestClientRetriesRetryableReplies(t *testing.T) {
 // retryable ones, and at once for the others.
 func TestClientErrorCodes(t *testing.T) {
 	s := runServer(t)
-	retryable := map[Code]bool{CodeNotLeader: true, CodeNoLeader: true, CodeUnavailable: true, CodeStale: true}
-	for _, code := range Codes() {
+	retryable := map[bus.Code]bool{bus.CodeNotLeader: true, bus.CodeNoLeader: true, bus.CodeUnavailable: true, bus.CodeStale: true}
+	for _, code := range bus.Codes() {
 		for _, o := range ops() {
 			t.Run(string(code)+"/"+o.name, func(t *testing.T) {
-				n := serve(t, connect(t, s), o.subject, always(EncodeError(Errorf(code, "from the server"))))
+				n := serve(t, connect(t, s), o.subject, always(bus.EncodeError(bus.Errorf(code, "from the server"))))
 				ctx, cancel := testCtx(t)
 				defer cancel()
 				c := newTestClient(t, connect(t, s), cancelAfter(3, cancel))
 				_, err := o.call(ctx, c)
-				if !errors.Is(err, sentinels[code]) {
-					t.Fatalf("error %v does not match %v", err, sentinels[code])
+				if !errors.Is(err, code.Sentinel()) {
+					t.Fatalf("error %v does not match %v", err, code.Sentinel())
 				}
-				var e *Error
+				var e *bus.Error
 				if !errors.As(err, &e) || e.Code != code || e.Message != "from the server" {
 					t.Errorf("error %v carries %+v, want code %q", err, e, code)
 				}
-				if got := AsError(err).Code; got != code {
+				if got := bus.AsError(err).Code; got != code {
 					t.Errorf("AsError code %q, want %q", got, code)
 				}
 				want := int64(1)
@@ -390,9 +391,9 @@ func TestClientNobodyAnswers(t *testing.T) {
 			var attempts atomic.Int64
 			c := newTestClient(t, connect(t, s), countAttempts(&attempts), cancelAfter(2, cancel))
 			_, err := o.call(ctx, c)
-			want, notWant := ErrUnavailable, ErrNoLeader
+			want, notWant := bus.ErrUnavailable, bus.ErrNoLeader
 			if o.write {
-				want, notWant = ErrNoLeader, ErrUnavailable
+				want, notWant = bus.ErrNoLeader, bus.ErrUnavailable
 			}
 			if !errors.Is(err, want) || errors.Is(err, notWant) {
 				t.Errorf("error %v: want %v, not %v", err, want, notWant)
@@ -415,11 +416,11 @@ func TestClientNobodyAnswersUntilDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()
 	_, err := newTestClient(t, connect(t, s)).Put(ctx, "a", "1")
-	if !errors.Is(err, ErrNoLeader) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("error %v: want ErrNoLeader and context.DeadlineExceeded", err)
+	if !errors.Is(err, bus.ErrNoLeader) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("error %v: want bus.ErrNoLeader and context.DeadlineExceeded", err)
 	}
-	if got := AsError(err).Code; got != CodeNoLeader {
-		t.Errorf("code %q, want %q", got, CodeNoLeader)
+	if got := bus.AsError(err).Code; got != bus.CodeNoLeader {
+		t.Errorf("code %q, want %q", got, bus.CodeNoLeader)
 	}
 }
 
@@ -432,8 +433,8 @@ func TestClientRequestTimeout(t *testing.T) {
 			defer cancel()
 			c := newTestClient(t, connect(t, s), WithRequestTimeout(20*time.Millisecond), cancelAfter(2, cancel))
 			_, err := o.call(ctx, c)
-			if !errors.Is(err, ErrTimeout) || !errors.Is(err, nats.ErrTimeout) {
-				t.Errorf("error %v: want ErrTimeout and nats.ErrTimeout", err)
+			if !errors.Is(err, bus.ErrTimeout) || !errors.Is(err, nats.ErrTimeout) {
+				t.Errorf("error %v: want bus.ErrTimeout and nats.ErrTimeout", err)
 			}
 			if got := n.Load(); got != 2 {
 				t.Errorf("%d requests, want 2", got)
@@ -450,7 +451,7 @@ func TestClientBadReplies(t *testing.T) {
 		reply   string
 		wantErr error // a sentinel to match, or nil for any error
 	}{
-		{"write not ok", ops()[0], `{"ok":false,"key":"a"}`, ErrInternal},
+		{"write not ok", ops()[0], `{"ok":false,"key":"a"}`, bus.ErrInternal},
 		{"garbage", ops()[0], `not json`, nil},
 		{"empty", ops()[2], ``, nil},
 		{"wrong shape", ops()[4], `{"node":7}`, nil},
@@ -478,16 +479,16 @@ func TestClientValidatesLocally(t *testing.T) {
 		call func(ctx context.Context, c *Client) error
 		want error
 	}{
-		{"put empty key", func(ctx context.Context, c *Client) error { _, err := c.Put(ctx, "", "1"); return err }, ErrInvalidKey},
+		{"put empty key", func(ctx context.Context, c *Client) error { _, err := c.Put(ctx, "", "1"); return err }, bus.ErrInvalidKey},
 		{"put large value", func(ctx context.Context, c *Client) error {
-			_, err := c.Put(ctx, "a", strings.Repeat("v", MaxValueBytes+1))
+			_, err := c.Put(ctx, "a", strings.Repeat("v", bus.MaxValueBytes+1))
 			return err
-		}, ErrValueTooLarge},
-		{"put via bad node", func(ctx context.Context, c *Client) error { _, err := c.PutVia(ctx, "n.*", "a", "1"); return err }, ErrBadRequest},
-		{"get control char", func(ctx context.Context, c *Client) error { _, err := c.Get(ctx, "", "a\n"); return err }, ErrInvalidKey},
-		{"get bad node", func(ctx context.Context, c *Client) error { _, err := c.Get(ctx, ">", "a"); return err }, ErrBadRequest},
-		{"status empty node", func(ctx context.Context, c *Client) error { _, err := c.Status(ctx, ""); return err }, ErrBadRequest},
-		{"watch bad key", func(ctx context.Context, c *Client) error { _, err := c.Watch(ctx, "\x00"); return err }, ErrInvalidKey},
+		}, bus.ErrValueTooLarge},
+		{"put via bad node", func(ctx context.Context, c *Client) error { _, err := c.Put(ctx, "a", "1", Via("n.*")); return err }, bus.ErrBadRequest},
+		{"get control char", func(ctx context.Context, c *Client) error { _, err := c.Read(ctx, "a\n"); return err }, bus.ErrInvalidKey},
+		{"get bad node", func(ctx context.Context, c *Client) error { _, err := c.Read(ctx, "a", FromNode(">")); return err }, bus.ErrBadRequest},
+		{"status empty node", func(ctx context.Context, c *Client) error { _, err := c.Status(ctx, ""); return err }, bus.ErrBadRequest},
+		{"watch bad key", func(ctx context.Context, c *Client) error { _, err := c.Watch(ctx, "\x00"); return err }, bus.ErrInvalidKey},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -518,13 +519,13 @@ func addNode(t testing.TB, nc *nats.Conn, name string, metadata map[string]strin
 func TestClientNodes(t *testing.T) {
 	s := runServer(t)
 	srv := connect(t, s)
-	addNode(t, srv, NodeServiceName, map[string]string{MetadataNode: "n2"})
-	addNode(t, srv, NodeServiceName, map[string]string{MetadataNode: "n1", MetadataPrefix: DefaultPrefix})
-	addNode(t, srv, NodeServiceName, map[string]string{MetadataNode: "n1"})                          // the same node twice
-	addNode(t, srv, NodeServiceName, map[string]string{MetadataNode: "n9", MetadataPrefix: "other"}) // another cluster
-	addNode(t, srv, NodeServiceName, nil)                                                            // no node id
-	addNode(t, srv, NodeServiceName, map[string]string{MetadataNode: "bad.id"})
-	addNode(t, srv, LeaderServiceName, map[string]string{MetadataNode: "n7"}) // another service
+	addNode(t, srv, bus.NodeServiceName, map[string]string{bus.MetadataNode: "n2"})
+	addNode(t, srv, bus.NodeServiceName, map[string]string{bus.MetadataNode: "n1", bus.MetadataPrefix: bus.DefaultPrefix})
+	addNode(t, srv, bus.NodeServiceName, map[string]string{bus.MetadataNode: "n1"})                              // the same node twice
+	addNode(t, srv, bus.NodeServiceName, map[string]string{bus.MetadataNode: "n9", bus.MetadataPrefix: "other"}) // another cluster
+	addNode(t, srv, bus.NodeServiceName, nil)                                                                    // no node id
+	addNode(t, srv, bus.NodeServiceName, map[string]string{bus.MetadataNode: "bad.id"})
+	addNode(t, srv, bus.LeaderServiceName, map[string]string{bus.MetadataNode: "n7"}) // another service
 	if err := srv.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -544,33 +545,33 @@ func TestClientNodesNone(t *testing.T) {
 	ctx, cancel := testCtx(t)
 	defer cancel()
 	_, err := newTestClient(t, connect(t, s)).Nodes(ctx)
-	if !errors.Is(err, ErrUnavailable) {
-		t.Errorf("Nodes with no node = %v, want ErrUnavailable", err)
+	if !errors.Is(err, bus.ErrUnavailable) {
+		t.Errorf("Nodes with no node = %v, want bus.ErrUnavailable", err)
 	}
 }
 
 func TestClientNodesCancelled(t *testing.T) {
 	s := runServer(t)
 	// A ping subscriber that never answers: Nodes waits until ctx ends.
-	serve(t, connect(t, s), "$SRV.PING."+NodeServiceName, always(nil))
+	serve(t, connect(t, s), "$SRV.PING."+bus.NodeServiceName, always(nil))
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_, err := newTestClient(t, connect(t, s)).Nodes(ctx)
-	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.Canceled) {
-		t.Errorf("Nodes = %v, want ErrUnavailable and context.Canceled", err)
+	if !errors.Is(err, bus.ErrUnavailable) || !errors.Is(err, context.Canceled) {
+		t.Errorf("Nodes = %v, want bus.ErrUnavailable and context.Canceled", err)
 	}
 }
 
 func TestClientStatuses(t *testing.T) {
 	s := runServer(t)
 	srv := connect(t, s)
-	addNode(t, srv, NodeServiceName, map[string]string{MetadataNode: "n2"})
-	addNode(t, srv, NodeServiceName, map[string]string{MetadataNode: "n1"})
-	addNode(t, srv, NodeServiceName, map[string]string{MetadataNode: "n3"})
-	n1 := Status{Node: "n1", Role: RoleLeader, Epoch: 3, Leader: "n1", AppliedSeq: 12, Keys: 4, ZooKeeper: "connected", NATS: "connected"}
-	n3 := Status{Node: "n3", Role: RoleFollower, Epoch: 3, Leader: "n1", AppliedSeq: 11, Keys: 4, Stale: true}
-	serve(t, srv, Subjects{}.NodeStatus("n1"), always(Encode(n1)))
-	serve(t, srv, Subjects{}.NodeStatus("n3"), always(Encode(n3)))
+	addNode(t, srv, bus.NodeServiceName, map[string]string{bus.MetadataNode: "n2"})
+	addNode(t, srv, bus.NodeServiceName, map[string]string{bus.MetadataNode: "n1"})
+	addNode(t, srv, bus.NodeServiceName, map[string]string{bus.MetadataNode: "n3"})
+	n1 := bus.Status{Node: "n1", Role: bus.RoleLeader, Epoch: 3, Leader: "n1", AppliedSeq: 12, Keys: 4, ZooKeeper: "connected", NATS: "connected"}
+	n3 := bus.Status{Node: "n3", Role: bus.RoleFollower, Epoch: 3, Leader: "n1", AppliedSeq: 11, Keys: 4, Stale: true}
+	serve(t, srv, bus.Subjects{}.NodeStatus("n1"), always(bus.Encode(n1)))
+	serve(t, srv, bus.Subjects{}.NodeStatus("n3"), always(bus.Encode(n3)))
 	// n2 is registered but does not answer status requests.
 	ctx, cancel := testCtx(t)
 	defer cancel()
@@ -578,26 +579,17 @@ func TestClientStatuses(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Statuses: %v", err)
 	}
-	want := []Status{n1, {Node: "n2", Role: RoleUnreachable}, n3}
+	want := []bus.Status{n1, {Node: "n2", Role: RoleUnreachable}, n3}
 	if !slices.Equal(got, want) {
 		t.Errorf("Statuses =\n%+v\nwant\n%+v", got, want)
 	}
-}
-
-// withWatchHook calls f after Watch handled a message.
-func withWatchHook(f func(delivered bool)) ClientOption {
-	return func(o *clientOptions) error { o.onWatchMsg = f; return nil }
-}
-
-func withWatchBuffer(n int) ClientOption {
-	return func(o *clientOptions) error { o.watchBuffer = n; return nil }
 }
 
 // publish sends the bodies on the replication subject and flushes.
 func publish(t testing.TB, nc *nats.Conn, bodies ...[]byte) {
 	t.Helper()
 	for _, b := range bodies {
-		if err := nc.Publish(Subjects{}.Replication(), b); err != nil {
+		if err := nc.Publish(bus.Subjects{}.Replication(), b); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -606,118 +598,11 @@ func publish(t testing.TB, nc *nats.Conn, bodies ...[]byte) {
 	}
 }
 
-func TestClientWatch(t *testing.T) {
-	s := runServer(t)
-	putA1 := Update{Kind: KindPut, Epoch: 3, Seq: 12, Key: "a", Value: "1", Leader: "n1", Time: 1}
-	putB := Update{Kind: KindPut, Epoch: 3, Seq: 13, Key: "b", Value: "2", Leader: "n1", Time: 2}
-	marker := Update{Kind: KindEpoch, Epoch: 4, Seq: 13, Leader: "n2", Time: 3}
-	putA2 := Update{Kind: KindPut, Epoch: 4, Seq: 14, Key: "a", Value: "3", Leader: "n2", Time: 4}
-	bodies := [][]byte{
-		Encode(putA1), Encode(putB), []byte(`garbage`), Encode(marker),
-		Encode(Update{Kind: KindPut, Epoch: 4, Key: "a"}), // invalid: no seq
-		Encode(putA2),
-	}
-	tests := []struct {
-		key  string
-		want []Update
-	}{
-		{"a", []Update{putA1, marker, putA2}},
-		{"b", []Update{putB, marker}},
-		{"zzz", []Update{marker}},
-		{"", []Update{putA1, putB, marker, putA2}},
-	}
-	for _, tt := range tests {
-		t.Run("key="+tt.key, func(t *testing.T) {
-			c := newTestClient(t, connect(t, s))
-			ctx, cancel := context.WithCancel(t.Context())
-			defer cancel()
-			ch, err := c.Watch(ctx, tt.key)
-			if err != nil {
-				t.Fatalf("Watch: %v", err)
-			}
-			publish(t, connect(t, s), bodies...)
-			var got []Update
-			for range tt.want {
-				got = append(got, <-ch)
-			}
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("got %+v\nwant %+v", got, tt.want)
-			}
-			cancel()
-			for u := range ch {
-				t.Errorf("unexpected update %+v", u)
-			}
-			if c.Dropped() != 0 {
-				t.Errorf("Dropped = %d", c.Dropped())
-			}
-		})
-	}
-}
-
-func TestClientWatchDropsForSlowConsumer(t *testing.T) {
-	s := runServer(t)
-	handled := make(chan bool, 3)
-	c := newTestClient(t, connect(t, s), withWatchBuffer(1), withWatchHook(func(d bool) { handled <- d }))
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	ch, err := c.Watch(ctx, "")
-	if err != nil {
-		t.Fatalf("Watch: %v", err)
-	}
-	var want []Update
-	var bodies [][]byte
-	for seq := uint64(1); seq <= 3; seq++ {
-		u := Update{Kind: KindPut, Epoch: 1, Seq: seq, Key: "a", Value: fmt.Sprint(seq)}
-		want = append(want, u)
-		bodies = append(bodies, Encode(u))
-	}
-	publish(t, connect(t, s), bodies...)
-	var delivered []bool
-	for range 3 {
-		delivered = append(delivered, <-handled)
-	}
-	if wantD := []bool{true, false, false}; !slices.Equal(delivered, wantD) {
-		t.Errorf("delivered %v, want %v", delivered, wantD)
-	}
-	if got := c.Dropped(); got != 2 {
-		t.Errorf("Dropped = %d, want 2", got)
-	}
-	if got := <-ch; got != want[0] {
-		t.Errorf("got %+v, want %+v", got, want[0])
-	}
-	cancel()
-	if _, ok := <-ch; ok {
-		t.Error("channel open after cancel")
-	}
-}
-
-func TestClientWatchClosesWithConnection(t *testing.T) {
-	s := runServer(t)
-	nc := connect(t, s)
-	ch, err := newTestClient(t, nc).Watch(t.Context(), "")
-	if err != nil {
-		t.Fatalf("Watch: %v", err)
-	}
-	nc.Close()
-	if _, ok := <-ch; ok {
-		t.Error("channel open after the connection closed")
-	}
-}
-
-func TestClientWatchClosedConnection(t *testing.T) {
-	s := runServer(t)
-	nc := connect(t, s)
-	nc.Close()
-	if _, err := newTestClient(t, nc).Watch(t.Context(), ""); !errors.Is(err, nats.ErrConnectionClosed) {
-		t.Errorf("Watch on a closed connection = %v, want nats.ErrConnectionClosed", err)
-	}
-}
-
 // TestClientConcurrent runs many calls at once, for the race detector.
 func TestClientConcurrent(t *testing.T) {
 	s := runServer(t)
-	serve(t, connect(t, s), Subjects{}.Write(), always(okWrite))
-	serve(t, connect(t, s), Subjects{}.Read(), always(okRead))
+	serve(t, connect(t, s), bus.Subjects{}.Write(), always(okWrite))
+	serve(t, connect(t, s), bus.Subjects{}.Read(), always(okRead))
 	c := newTestClient(t, connect(t, s))
 	ctx, cancel := testCtx(t)
 	defer cancel()
@@ -729,7 +614,7 @@ func TestClientConcurrent(t *testing.T) {
 			errs <- err
 		})
 		wg.Go(func() {
-			_, err := c.Get(ctx, "", "a")
+			_, err := c.Read(ctx, "a")
 			errs <- err
 		})
 	}
@@ -746,15 +631,15 @@ func TestClientConcurrent(t *testing.T) {
 // WithIfRevision send, and that a conflict's revision reaches the caller.
 func TestClientConditionalWrites(t *testing.T) {
 	s := runServer(t)
-	bodies := make(chan WriteRequest, 8)
+	bodies := make(chan bus.WriteRequest, 8)
 	serve(t, connect(t, s), "kv.write", func(_ int64, body []byte) []byte {
-		var w WriteRequest
-		if err := Decode(body, &w); err != nil {
-			return EncodeError(err)
+		var w bus.WriteRequest
+		if err := bus.Decode(body, &w); err != nil {
+			return bus.EncodeError(err)
 		}
 		bodies <- w
 		if w.IfRevision != nil && *w.IfRevision == 1 {
-			return EncodeError(ConditionFailed(CodeConflict, w.Key, 7, "key %q is at revision 7", w.Key))
+			return bus.EncodeError(bus.ConditionFailed(bus.CodeConflict, w.Key, 7, "key %q is at revision 7", w.Key))
 		}
 		return okWrite
 	})
@@ -763,13 +648,13 @@ func TestClientConditionalWrites(t *testing.T) {
 	defer cancel()
 	tests := []struct {
 		name string
-		call func() (WriteReply, error)
-		want WriteRequest
+		call func() (bus.WriteReply, error)
+		want bus.WriteRequest
 	}{
-		{"delete", func() (WriteReply, error) { return c.Delete(ctx, "a") }, WriteRequest{Op: OpDelete, Key: "a"}},
-		{"create", func() (WriteReply, error) { return c.Create(ctx, "a", "") }, WriteRequest{Op: OpCreate, Key: "a"}},
-		{"cas put", func() (WriteReply, error) { return c.Put(ctx, "a", "v", WithIfRevision(0)) }, WriteRequest{Key: "a", Value: "v", IfRevision: new(uint64)}},
-		{"cas delete", func() (WriteReply, error) { return c.Delete(ctx, "a", WithIfRevision(0)) }, WriteRequest{Op: OpDelete, Key: "a", IfRevision: new(uint64)}},
+		{"delete", func() (bus.WriteReply, error) { return c.Delete(ctx, "a") }, bus.WriteRequest{Op: bus.OpDelete, Key: "a"}},
+		{"create", func() (bus.WriteReply, error) { return c.Create(ctx, "a", "") }, bus.WriteRequest{Op: bus.OpCreate, Key: "a"}},
+		{"cas put", func() (bus.WriteReply, error) { return c.Put(ctx, "a", "v", WithIfRevision(0)) }, bus.WriteRequest{Key: "a", Value: "v", IfRevision: new(uint64)}},
+		{"cas delete", func() (bus.WriteReply, error) { return c.Delete(ctx, "a", WithIfRevision(0)) }, bus.WriteRequest{Op: bus.OpDelete, Key: "a", IfRevision: new(uint64)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -787,14 +672,14 @@ func TestClientConditionalWrites(t *testing.T) {
 		})
 	}
 	_, err := c.Put(ctx, "a", "v", WithIfRevision(1))
-	var e *Error
-	if !errors.Is(err, ErrConflict) || !errors.As(err, &e) {
+	var e *bus.Error
+	if !errors.Is(err, bus.ErrConflict) || !errors.As(err, &e) {
 		t.Fatalf("stale CAS = %v, want conflict", err)
 	}
 	if rev, ok := e.CurrentRevision(); !ok || rev != 7 {
 		t.Errorf("conflict carries revision %d, %v, want 7", rev, ok)
 	}
-	if _, err := c.Create(ctx, "a", "v", WithIfRevision(1)); !errors.Is(err, ErrBadRequest) {
+	if _, err := c.Create(ctx, "a", "v", WithIfRevision(1)); !errors.Is(err, bus.ErrBadRequest) {
 		t.Errorf("create with if_revision = %v, want bad_request", err)
 	}
 }

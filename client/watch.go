@@ -1,0 +1,157 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"zkv/bus"
+)
+
+// watchWait is how long one of a Watcher's requests waits at the node for
+// the next update.
+const watchWait = 10 * time.Second
+
+// Watcher follows the updates of a cluster in revision order, each once:
+// puts, deletes (Prefix set for a delete by prefix, Expired for an expiry)
+// and purges, as one node's copy applied them. It asks the node for the
+// updates after the last one it delivered, waiting at the node for the
+// next (a long poll on bus.Subjects.NodeChanges), so the stream has no
+// gap and no duplicate, across leader failovers too. It never reads the
+// replication subject itself: what it delivers is what a server verified
+// and applied, not what any NATS client published there.
+type Watcher struct {
+	out  chan bus.Update
+	stop context.CancelFunc
+	done chan struct{}
+	err  error
+	last uint64
+}
+
+// Updates is the stream. It is closed when the watch ends: ctx done, Stop,
+// or an error (Err says which).
+func (w *Watcher) Updates() <-chan bus.Update { return w.out }
+
+// Err is why the stream ended, once Updates is closed: nil after Stop or
+// the end of ctx; an error matching ErrCompacted if the start is no longer
+// held by any node tried; or the last node's failure.
+func (w *Watcher) Err() error {
+	<-w.done
+	return w.err
+}
+
+// Last is the revision through which the watch has followed the stream,
+// once Updates is closed: Watch with FromRevision(Last()+1) resumes it.
+func (w *Watcher) Last() uint64 {
+	<-w.done
+	return w.last
+}
+
+// Stop ends the watch and waits for it.
+func (w *Watcher) Stop() {
+	w.stop()
+	<-w.done
+}
+
+// Watch follows the updates of the keys that begin with prefix ("" for
+// every key; a delete by prefix counts when its prefix and this one
+// overlap). With FromRevision it starts there, replaying what the node
+// holds; without, it starts after the node's revision now. With FromNode
+// it follows that node only; without, it follows the first node Nodes
+// finds, and moves to the next one, from the same revision, if that node
+// stops answering or no longer holds the revisions to go on.
+//
+// Watch returns once the start is fixed: nothing applied after it returns
+// is missed.
+func (c *Client) Watch(ctx context.Context, prefix string, opts ...ReadOption) (*Watcher, error) {
+	if err := bus.ValidatePrefix(prefix); err != nil {
+		return nil, err
+	}
+	r := readOptions(opts)
+	if r.from > bus.MaxSeq {
+		return nil, bus.Errorf(bus.CodeBadRequest, "from %d past %d", r.from, uint64(bus.MaxSeq))
+	}
+	nodes := []string{r.node}
+	if r.node == "" {
+		var err error
+		if nodes, err = c.Nodes(ctx); err != nil {
+			return nil, err
+		}
+	}
+	for _, n := range nodes {
+		if err := validNode(n); err != nil {
+			return nil, err
+		}
+	}
+	ws := &watchState{c: c, nodes: nodes, prefix: prefix}
+	if r.from > 0 {
+		ws.last = r.from - 1
+	} else {
+		st, err := c.Status(ctx, nodes[0])
+		if err != nil {
+			return nil, fmt.Errorf("watch: the revision of node %s: %w", nodes[0], err)
+		}
+		ws.last = st.AppliedSeq
+	}
+	wctx, stop := context.WithCancel(ctx)
+	w := &Watcher{out: make(chan bus.Update, c.opts.watchBuffer), stop: stop, done: make(chan struct{})}
+	ws.out = w.out
+	go func() {
+		defer close(w.done)
+		defer close(w.out)
+		err := ws.run(wctx)
+		if wctx.Err() == nil {
+			w.err = err // not stopped: failed
+		}
+		w.last = ws.last
+	}()
+	return w, nil
+}
+
+// watchState is one Watcher's position: every update up to last was
+// delivered (or did not match), from nodes[at].
+type watchState struct {
+	c      *Client
+	nodes  []string
+	at     int
+	prefix string
+	out    chan<- bus.Update
+	last   uint64
+}
+
+func (ws *watchState) run(ctx context.Context) error {
+	failed := 0 // nodes that failed in a row
+	for {
+		node := ws.nodes[ws.at]
+		cctx, cancel := context.WithTimeout(ctx, watchWait+4*ws.c.opts.requestTimeout)
+		page, err := ws.c.Changes(cctx, bus.ChangesRequest{After: ws.last, Prefix: ws.prefix, Limit: bus.MaxChangesPage,
+			WaitMS: int(watchWait / time.Millisecond)}, FromNode(node))
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			failed++
+			if failed >= len(ws.nodes) || !errors.Is(err, ErrCompacted) && !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrTimeout) {
+				return fmt.Errorf("watch: node %s after revision %d: %w", node, ws.last, err)
+			}
+			ws.at = (ws.at + 1) % len(ws.nodes)
+			continue
+		}
+		failed = 0
+		for _, u := range page.Updates {
+			if u.Seq <= ws.last {
+				continue
+			}
+			u.Ack = false
+			select {
+			case ws.out <- u:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			ws.last = u.Seq
+		}
+		ws.last = max(ws.last, page.Next)
+	}
+}
