@@ -1,4 +1,4 @@
-module zkv
+module github.com/zkvstore/zkv
 
 go 1.26.8
 

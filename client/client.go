@@ -14,8 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
-	"zkv/bus"
-	"zkv/internal/retry"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/internal/retry"
 )
 
 // Version is this client's version, which it tells servers in the

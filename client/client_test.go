@@ -11,7 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"zkv/bus"
+
+	"github.com/zkvstore/zkv/bus"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"

@@ -3,7 +3,7 @@ package client
 import (
 	"errors"
 
-	"zkv/bus"
+	"github.com/zkvstore/zkv/bus"
 )
 
 // Errors a call returns, matched with errors.Is. Every error a server

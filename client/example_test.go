@@ -7,7 +7,7 @@ import (
 	"log"
 	"time"
 
-	"zkv/client"
+	"github.com/zkvstore/zkv/client"
 )
 
 // natsURL is the NATS server of the cluster the examples run against (the

@@ -4,7 +4,8 @@ import (
 	"context"
 	"iter"
 	"slices"
-	"zkv/bus"
+
+	"github.com/zkvstore/zkv/bus"
 )
 
 // List returns one page of the keys of one node's copy that begin with

@@ -5,7 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"zkv/bus"
+
+	"github.com/zkvstore/zkv/bus"
 )
 
 func fakeLister(keys []string) func(int64, []byte) []byte {

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"zkv/client"
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/client"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // TestMain starts the cluster the examples run against: a ZooKeeper, a

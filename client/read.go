@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"zkv/bus"
+	"github.com/zkvstore/zkv/bus"
 )
 
 // Entry is a node's answer to a read: the key's value and revision, and

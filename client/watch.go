@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"time"
 
-	"zkv/bus"
+	"github.com/zkvstore/zkv/bus"
 )
 
 // watchWait is how long one of a Watcher's requests waits at the node for
-// the next update.
-const watchWait = 10 * time.Second
+// the next update. It also bounds how long a watch waits on a node that
+// died with its request (then the request timeout more): an idle watcher
+// asks once per watchWait.
+const watchWait = 2 * time.Second
 
 // Watcher follows the updates of a cluster in revision order, each once:
 // puts, deletes (Prefix set for a delete by prefix, Expired for an expiry)
@@ -109,6 +111,20 @@ func (c *Client) Watch(ctx context.Context, prefix string, opts ...ReadOption) (
 	return w, nil
 }
 
+// next asks node, once, for the updates after last, waiting there up to
+// watchWait for one. A node that does not answer (no responders, a
+// timeout) fails at once, so the watch moves on without waiting out
+// retries.
+func (ws *watchState) next(ctx context.Context, node string) (bus.ChangesReply, error) {
+	req := bus.ChangesRequest{After: ws.last, Prefix: ws.prefix, Limit: bus.MaxChangesPage, WaitMS: int(watchWait / time.Millisecond)}
+	var page bus.ChangesReply
+	err := ws.c.attempt(ctx, ws.c.subjects.NodeChanges(node), bus.Encode(req), watchWait, func(data []byte) error {
+		page = bus.ChangesReply{}
+		return bus.DecodeReply(data, &page)
+	})
+	return page, err
+}
+
 // watchState is one Watcher's position: every update up to last was
 // delivered (or did not match), from nodes[at].
 type watchState struct {
@@ -124,19 +140,24 @@ func (ws *watchState) run(ctx context.Context) error {
 	failed := 0 // nodes that failed in a row
 	for {
 		node := ws.nodes[ws.at]
-		cctx, cancel := context.WithTimeout(ctx, watchWait+4*ws.c.opts.requestTimeout)
-		page, err := ws.c.Changes(cctx, bus.ChangesRequest{After: ws.last, Prefix: ws.prefix, Limit: bus.MaxChangesPage,
-			WaitMS: int(watchWait / time.Millisecond)}, FromNode(node))
-		cancel()
+		page, err := ws.next(ctx, node)
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case err != nil:
 			failed++
-			if failed >= len(ws.nodes) || !errors.Is(err, ErrCompacted) && !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrTimeout) {
+			if failed >= 3*len(ws.nodes) || !errors.Is(err, ErrCompacted) && !retryable(err) {
 				return fmt.Errorf("watch: node %s after revision %d: %w", node, ws.last, err)
 			}
 			ws.at = (ws.at + 1) % len(ws.nodes)
+			if failed%len(ws.nodes) == 0 {
+				// Every node failed once: pause before the next round.
+				select {
+				case <-time.After(ws.c.opts.retryMax):
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
 			continue
 		}
 		failed = 0

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"zkv/bus"
+	"github.com/zkvstore/zkv/bus"
 )
 
 // changesServer answers a node's changes subject from a fixed list of

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"zkv/bus"
+	"github.com/zkvstore/zkv/bus"
 )
 
 // WriteOption changes one write.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"zkv/internal/retry"
+	"github.com/zkvstore/zkv/internal/retry"
 )
 
 // ErrOpenACL means, with Config.Auth set, that a znode the election relies

@@ -8,7 +8,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"zkv/internal/testenv"
+	"github.com/zkvstore/zkv/internal/testenv"
 )
 
 // With digest auth, another client can read the election but can neither

@@ -11,8 +11,8 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"zkv/internal/harness"
-	"zkv/internal/testenv"
+	"github.com/zkvstore/zkv/internal/harness"
+	"github.com/zkvstore/zkv/internal/testenv"
 )
 
 // connectZK opens a plain client, with digest credentials if auth is set.

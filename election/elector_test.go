@@ -12,7 +12,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"zkv/internal/testenv"
+	"github.com/zkvstore/zkv/internal/testenv"
 )
 
 // testLogger sends an elector's logs to t.Log.

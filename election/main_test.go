@@ -3,7 +3,7 @@ package election
 import (
 	"testing"
 
-	"zkv/internal/leakcheck"
+	"github.com/zkvstore/zkv/internal/leakcheck"
 )
 
 // TestMain fails the package if a goroutine the electors start outlives

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"zkv/internal/testenv"
+	"github.com/zkvstore/zkv/internal/testenv"
 )
 
 func TestRecordIsCreatedOnceAndOnlyRaised(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"zkv/internal/retry"
+	"github.com/zkvstore/zkv/internal/retry"
 )
 
 // ZooKeeper clamps the session timeout a client asks for to [2, 20] ×

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"zkv/internal/testenv"
+	"github.com/zkvstore/zkv/internal/testenv"
 )
 
 // ZooKeeper clamps a session timeout to [minSessionTimeout,

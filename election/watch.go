@@ -8,7 +8,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"zkv/internal/retry"
+	"github.com/zkvstore/zkv/internal/retry"
 )
 
 // campaign is the election loop: register, find our place, lead or watch

@@ -3,7 +3,7 @@ package node
 import (
 	"sync"
 
-	"zkv/bus"
+	"github.com/zkvstore/zkv/bus"
 )
 
 // ackKey names one put: its epoch and sequence number.

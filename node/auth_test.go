@@ -7,10 +7,10 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	"zkv/bus"
-	"zkv/client"
-	"zkv/internal/harness"
-	"zkv/internal/testenv"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/client"
+	"github.com/zkvstore/zkv/internal/harness"
+	"github.com/zkvstore/zkv/internal/testenv"
 )
 
 // TestAuthenticatedCluster runs kvservers against a NATS server that

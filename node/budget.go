@@ -3,7 +3,7 @@ package node
 import (
 	"sync/atomic"
 
-	"zkv/bus"
+	"github.com/zkvstore/zkv/bus"
 )
 
 // budget bounds one kind of request that holds a goroutine or a slow

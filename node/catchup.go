@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"time"
 
-	"zkv/bus"
-	"zkv/election"
-	"zkv/internal/retry"
-	"zkv/store"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/election"
+	"github.com/zkvstore/zkv/internal/retry"
+	"github.com/zkvstore/zkv/store"
 )
 
 // maxCatchUpBuffer bounds the live updates held while a catch-up fetches

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"zkv/bus"
-	"zkv/election"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/election"
 )
 
 // Close stops a running server once, whoever calls it and however often:

@@ -11,11 +11,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"zkv/bus"
-	"zkv/client"
-	"zkv/internal/harness"
-	"zkv/internal/testenv"
-	clusterenv "zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/client"
+	"github.com/zkvstore/zkv/internal/harness"
+	"github.com/zkvstore/zkv/internal/testenv"
+	clusterenv "github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // ZooKeeper session timeouts of the test clusters: short where a test

@@ -10,10 +10,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"zkv/bus"
-	"zkv/election"
-	"zkv/internal/natsnode"
-	"zkv/store"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/election"
+	"github.com/zkvstore/zkv/internal/natsnode"
+	"github.com/zkvstore/zkv/store"
 )
 
 // Config configures a Server.

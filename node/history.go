@@ -7,8 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go/micro"
 
-	"zkv/bus"
-	"zkv/store"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/store"
 )
 
 // handleHistory answers a key's history from the local copy. Like a

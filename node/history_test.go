@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"zkv/bus"
-	"zkv/client"
-	"zkv/internal/testenv"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/client"
+	"github.com/zkvstore/zkv/internal/testenv"
 )
 
 // TestHistoryRevisionsAndWatch checks history, reads at a revision,

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"zkv/bus"
+	"github.com/zkvstore/zkv/bus"
 )
 
 // SessionStatus is the ZooKeeper session as status and readiness report

@@ -5,8 +5,8 @@ import (
 	"net/http"
 	"strings"
 
-	"zkv/bus"
-	"zkv/internal/httpauth"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/internal/httpauth"
 )
 
 // authChallenge is the WWW-Authenticate of a 401: both schemes work.

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"zkv/bus"
-	"zkv/internal/testenv"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/internal/testenv"
 )
 
 // sseEvent is one server-sent event.

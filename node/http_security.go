@@ -8,7 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"zkv/internal/httpauth"
+	"github.com/zkvstore/zkv/internal/httpauth"
 )
 
 // httpSecurity holds the HTTP API's TLS settings and users, both

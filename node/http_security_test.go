@@ -20,10 +20,10 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"zkv/bus"
-	"zkv/internal/harness"
-	"zkv/internal/httpauth"
-	"zkv/internal/testenv"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/internal/harness"
+	"github.com/zkvstore/zkv/internal/httpauth"
+	"github.com/zkvstore/zkv/internal/testenv"
 )
 
 // Credentials of the secured tests. The token is for the read-only user ci.

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"zkv/bus"
+	"github.com/zkvstore/zkv/bus"
 )
 
 // Limits of a /v1/watch stream.

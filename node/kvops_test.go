@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"zkv/bus"
-	"zkv/client"
-	"zkv/internal/testenv"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/client"
+	"github.com/zkvstore/zkv/internal/testenv"
 )
 
 // writeVia sends w on node's own write subject and decodes the reply.

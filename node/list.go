@@ -3,7 +3,7 @@ package node
 import (
 	"github.com/nats-io/nats.go/micro"
 
-	"zkv/bus"
+	"github.com/zkvstore/zkv/bus"
 )
 
 // handleList serves one page of the local copy's keys with a prefix on its

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"zkv/bus"
-	"zkv/client"
-	"zkv/internal/testenv"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/client"
+	"github.com/zkvstore/zkv/internal/testenv"
 )
 
 // httpList asks node for one list page over HTTP with query q.

@@ -3,7 +3,7 @@ package node
 import (
 	"testing"
 
-	"zkv/internal/leakcheck"
+	"github.com/zkvstore/zkv/internal/leakcheck"
 )
 
 // TestMain fails the package if a goroutine the servers start outlives

@@ -3,7 +3,7 @@ package node
 import (
 	"fmt"
 
-	"zkv/internal/natsnode"
+	"github.com/zkvstore/zkv/internal/natsnode"
 )
 
 // startNATSNode starts the embedded NATS server in embedded mode

@@ -12,11 +12,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"zkv/bus"
-	"zkv/client"
-	"zkv/election"
-	"zkv/internal/harness"
-	"zkv/internal/testenv"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/client"
+	"github.com/zkvstore/zkv/election"
+	"github.com/zkvstore/zkv/internal/harness"
+	"github.com/zkvstore/zkv/internal/testenv"
 )
 
 // In embedded mode the server runs its own NATS server: clients with the

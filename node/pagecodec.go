@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"zkv/bus"
+	"github.com/zkvstore/zkv/bus"
 )
 
 // decodePage decodes a snapshot page reply: a catch-up's largest cost is

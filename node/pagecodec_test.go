@@ -7,7 +7,7 @@ import (
 	"reflect"
 	"testing"
 
-	"zkv/bus"
+	"github.com/zkvstore/zkv/bus"
 )
 
 // slowPage is the reference: what bus.DecodeReply makes of data.

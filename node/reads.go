@@ -8,8 +8,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
-	"zkv/bus"
-	"zkv/internal/retry"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/internal/retry"
 )
 
 // handleRead answers a read: from the local copy (even if stale), from

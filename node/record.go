@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"zkv/bus"
-	"zkv/election"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/election"
 )
 
 // ClusterRecord is the cluster record kept in ZooKeeper, as joining the

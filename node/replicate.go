@@ -7,8 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"zkv/bus"
-	"zkv/store"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/store"
 )
 
 // replicationPending bounds the updates buffered for the replication

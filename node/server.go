@@ -15,11 +15,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
-	"zkv/bus"
-	"zkv/election"
-	"zkv/internal/natsnode"
-	"zkv/internal/retry"
-	"zkv/store"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/election"
+	"github.com/zkvstore/zkv/internal/natsnode"
+	"github.com/zkvstore/zkv/internal/retry"
+	"github.com/zkvstore/zkv/store"
 )
 
 // Version is reported by the NATS micro services.

@@ -15,10 +15,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"zkv/bus"
-	"zkv/client"
-	"zkv/election"
-	"zkv/internal/testenv"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/client"
+	"github.com/zkvstore/zkv/election"
+	"github.com/zkvstore/zkv/internal/testenv"
 )
 
 // fakeElector stands in for the ZooKeeper election so a test decides the

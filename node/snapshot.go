@@ -8,8 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go/micro"
 
-	"zkv/bus"
-	"zkv/internal/retry"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/internal/retry"
 )
 
 // handleLeaderSnapshot serves one page of the leader's store on its own

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"zkv/bus"
-	"zkv/election"
-	"zkv/internal/testenv"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/election"
+	"github.com/zkvstore/zkv/internal/testenv"
 )
 
 // startLeader starts n1 leading epoch 3 with keys keys already written.

@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
-	"zkv/bus"
+	"github.com/zkvstore/zkv/bus"
 )
 
 // foreignWindow is how long a message of another cluster keeps this

@@ -8,9 +8,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
-	"zkv/bus"
-	"zkv/internal/retry"
-	"zkv/store"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/internal/retry"
+	"github.com/zkvstore/zkv/store"
 )
 
 // Lease is what the write and read paths ask the election before they

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"zkv/bus"
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // The scenarios, in the order Run runs them.

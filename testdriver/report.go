@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // Result is the outcome of a scenario.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 func TestFormatDuration(t *testing.T) {

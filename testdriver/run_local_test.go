@@ -18,12 +18,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"zkv/bus"
-	"zkv/client"
-	"zkv/internal/harness"
-	"zkv/internal/testenv"
-	"zkv/testdriver"
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/client"
+	"github.com/zkvstore/zkv/internal/harness"
+	"github.com/zkvstore/zkv/internal/testenv"
+	"github.com/zkvstore/zkv/testdriver"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.RunMain(m)) }

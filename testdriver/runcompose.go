@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // ComposeLogSubdir is the subdirectory of a run's timestamped log

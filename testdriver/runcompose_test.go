@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"zkv/internal/harness"
-	"zkv/testdriver"
-	"zkv/testdriver/cluster"
-	"zkv/testdriver/cluster/composetest"
+	"github.com/zkvstore/zkv/internal/harness"
+	"github.com/zkvstore/zkv/testdriver"
+	"github.com/zkvstore/zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/testdriver/cluster/composetest"
 )
 
 // TestRunComposeWiring runs RunCompose against a fake compose project

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // LocalRun configures RunLocal.

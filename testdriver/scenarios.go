@@ -6,8 +6,8 @@ import (
 	"sync"
 	"time"
 
-	"zkv/bus"
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // The keys and values the scenarios write.

@@ -16,9 +16,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"zkv/bus"
-	"zkv/client"
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/client"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 
 	"github.com/nats-io/nats.go"
 )

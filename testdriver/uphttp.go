@@ -8,8 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"zkv/internal/harness"
-	"zkv/internal/httpauth"
+	"github.com/zkvstore/zkv/internal/harness"
+	"github.com/zkvstore/zkv/internal/httpauth"
 )
 
 // UpHTTP describes the secured HTTP API of a cluster started by Up: TLS

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"zkv/internal/harness"
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/internal/harness"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // MinEnsemble is the smallest ZooKeeper ensemble zookeeper-loss runs on:

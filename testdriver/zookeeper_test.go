@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // stubCluster is a cluster.Cluster with nodes and nothing behind them.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"zkv/internal/httpauth"
+	"github.com/zkvstore/zkv/internal/httpauth"
 )
 
 // authCommand is "kvctl auth hash": it prints a line of a kvserver

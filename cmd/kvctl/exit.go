@@ -7,7 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"zkv/bus"
+	"github.com/zkvstore/zkv/bus"
 )
 
 // Exit codes of kvctl.

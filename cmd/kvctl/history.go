@@ -12,8 +12,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"zkv/bus"
-	"zkv/client"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/client"
 )
 
 func historyCommand() *cli.Command {

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"zkv/bus"
-	"zkv/internal/harness"
-	"zkv/internal/testenv"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/internal/harness"
+	"github.com/zkvstore/zkv/internal/testenv"
 )
 
 // syncBuffer is a bytes.Buffer that a running command writes while the

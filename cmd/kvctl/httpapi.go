@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"zkv/bus"
+	"github.com/zkvstore/zkv/bus"
 )
 
 // httpOptions are the global flags of the HTTP face (--http...).

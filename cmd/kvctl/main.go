@@ -17,9 +17,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/urfave/cli/v2"
 
-	"zkv/bus"
-	"zkv/client"
-	"zkv/internal/cliflags"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/client"
+	"github.com/zkvstore/zkv/internal/cliflags"
 )
 
 func main() {

@@ -18,12 +18,12 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"github.com/urfave/cli/v2"
 
-	"zkv/bus"
-	"zkv/client"
-	"zkv/internal/cliflags"
-	"zkv/internal/harness"
-	"zkv/internal/httpauth"
-	"zkv/internal/testenv"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/client"
+	"github.com/zkvstore/zkv/internal/cliflags"
+	"github.com/zkvstore/zkv/internal/harness"
+	"github.com/zkvstore/zkv/internal/httpauth"
+	"github.com/zkvstore/zkv/internal/testenv"
 )
 
 func TestFormatPut(t *testing.T) {

@@ -9,8 +9,8 @@ import (
 	"time"
 	"unicode"
 
-	"zkv/bus"
-	"zkv/client"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/client"
 )
 
 // formatPut is the line put prints: "OK a revision=12 epoch=3 leader=n1",

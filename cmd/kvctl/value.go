@@ -7,7 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"zkv/bus"
+	"github.com/zkvstore/zkv/bus"
 )
 
 // putArgs returns the key and the value of put: the VALUE argument, all of

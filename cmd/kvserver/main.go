@@ -23,9 +23,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"zkv/internal/cliflags"
-	"zkv/internal/natsnode"
-	"zkv/node"
+	"github.com/zkvstore/zkv/internal/cliflags"
+	"github.com/zkvstore/zkv/internal/natsnode"
+	"github.com/zkvstore/zkv/node"
 )
 
 func main() {

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	"zkv/internal/cliflags"
+	"github.com/zkvstore/zkv/internal/cliflags"
 )
 
 func TestZookeeperServers(t *testing.T) {

@@ -25,11 +25,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"zkv/internal/cliflags"
-	"zkv/testdriver"
-	"zkv/testdriver/bench"
-	"zkv/testdriver/chaos"
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/internal/cliflags"
+	"github.com/zkvstore/zkv/testdriver"
+	"github.com/zkvstore/zkv/testdriver/bench"
+	"github.com/zkvstore/zkv/testdriver/chaos"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // Exit codes of testdriver.

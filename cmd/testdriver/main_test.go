@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"zkv/internal/cliflags"
+	"github.com/zkvstore/zkv/internal/cliflags"
 )
 
 // TestCommandLine checks flag handling and exit codes of everything that

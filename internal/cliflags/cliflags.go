@@ -6,7 +6,7 @@ package cliflags
 import (
 	"github.com/urfave/cli/v2"
 
-	"zkv/bus"
+	"github.com/zkvstore/zkv/bus"
 )
 
 // NATSAuth returns the flags of bus.Auth, each with a ZKV_NATS_* variable.

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"zkv/internal/dockerapi"
-	"zkv/internal/dockerapi/dockertest"
+	"github.com/zkvstore/zkv/internal/dockerapi"
+	"github.com/zkvstore/zkv/internal/dockerapi/dockertest"
 )
 
 func TestAPIError(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"zkv/internal/testenv"
+	"github.com/zkvstore/zkv/internal/testenv"
 )
 
 // Main runs the tests as testenv.RunMain does, then, if they passed,

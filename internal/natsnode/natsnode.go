@@ -16,7 +16,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
-	"zkv/bus"
+	"github.com/zkvstore/zkv/bus"
 )
 
 // DefaultClusterName is the NATS cluster name when Config.ClusterName is

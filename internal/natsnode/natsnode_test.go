@@ -10,8 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"zkv/bus"
-	"zkv/internal/leakcheck"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/internal/leakcheck"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"zkv/bus"
-	"zkv/internal/harness"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/internal/harness"
 )
 
 // Record is what tests read of a cluster record (election.Record, which

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"zkv/internal/harness"
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/internal/harness"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // Timeouts of this package's functions. Each is further bounded by the

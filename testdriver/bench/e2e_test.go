@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"zkv/internal/harness"
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/internal/harness"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // TestElectionEndToEnd runs the election study against a real ZooKeeper,

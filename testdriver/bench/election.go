@@ -16,9 +16,9 @@ import (
 	"github.com/go-zookeeper/zk"
 	"github.com/nats-io/nats.go"
 
-	"zkv/client"
-	"zkv/internal/harness"
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/client"
+	"github.com/zkvstore/zkv/internal/harness"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // Ways the election benchmark stops the leader: package cluster's two,

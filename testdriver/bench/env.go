@@ -6,8 +6,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"zkv/client"
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/client"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // Every benchmark's world is a cluster.Local: ZooKeeper, NATS and the

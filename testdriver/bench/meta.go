@@ -9,7 +9,7 @@ import (
 	"os/exec"
 	"strings"
 
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // Meta is stored next to the raw CSV: how the data was made.

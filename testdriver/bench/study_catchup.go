@@ -14,7 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // Files of the catch-up study, relative to the output directory.

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // Files of the election study, relative to the output directory.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // Files of the kv study, relative to the output directory.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"zkv/internal/harness"
+	"github.com/zkvstore/zkv/internal/harness"
 )
 
 // ZooKeeper deployments the election benchmark compares.

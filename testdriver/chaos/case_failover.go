@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	"zkv/bus"
-	"zkv/internal/harness"
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/internal/harness"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // The steps of the cases that depose the leader: kill-leader (SIGKILL),

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"zkv/bus"
-	"zkv/internal/harness"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/internal/harness"
 )
 
 // attackRate is how many forgeries a second the attacker of hostile-client

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"zkv/internal/harness"
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/internal/harness"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // The steps of nats-restart: the NATS server restarted under load, with

@@ -7,9 +7,9 @@ import (
 	"sync"
 	"time"
 
-	"zkv/bus"
-	"zkv/internal/harness"
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/internal/harness"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // The steps of the cases that kill every server: empty-survivor (only one

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"zkv/internal/harness"
+	"github.com/zkvstore/zkv/internal/harness"
 )
 
 // The steps of zk-ensemble: the run's ZooKeeper ensemble loses one member,

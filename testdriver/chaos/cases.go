@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"zkv/bus"
-	"zkv/internal/harness"
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/internal/harness"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // caseDef is one fault case, a row of the table cases. Every run of a

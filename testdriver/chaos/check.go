@@ -12,7 +12,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
-	"zkv/bus"
+	"github.com/zkvstore/zkv/bus"
 )
 
 // Violation is one broken property, with the operations that show it.

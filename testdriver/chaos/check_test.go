@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"zkv/bus"
+	"github.com/zkvstore/zkv/bus"
 )
 
 // ms is a time offset in milliseconds, to keep the tables short.

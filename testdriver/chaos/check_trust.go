@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"zkv/bus"
+	"github.com/zkvstore/zkv/bus"
 )
 
 // ForgedPrefix starts every value the attacker of hostile-client sends, so

@@ -3,7 +3,7 @@ package chaos
 import (
 	"testing"
 
-	"zkv/bus"
+	"github.com/zkvstore/zkv/bus"
 )
 
 // acked is an acknowledged acks=all put with its reply's counts.

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // FuzzPackage is the package whose fuzz targets the suite runs.

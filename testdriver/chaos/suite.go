@@ -12,9 +12,9 @@ import (
 	"sync"
 	"time"
 
-	"zkv/bus"
-	"zkv/internal/harness"
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/internal/harness"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // Config configures a Suite run.

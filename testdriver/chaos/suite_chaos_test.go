@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"zkv/internal/harness"
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/internal/harness"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // TestChaos runs the fault suite in quick mode against real ZooKeeper,

@@ -12,9 +12,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"zkv/bus"
-	"zkv/client"
-	"zkv/internal/harness"
+	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/client"
+	"github.com/zkvstore/zkv/internal/harness"
 )
 
 // client is one recording client: its own NATS connection and client.Client.

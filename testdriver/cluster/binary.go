@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"zkv/internal/harness"
+	"github.com/zkvstore/zkv/internal/harness"
 )
 
 // Binary returns the path of the zkv program name ("kvserver", "kvctl"):

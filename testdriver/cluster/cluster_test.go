@@ -3,7 +3,7 @@ package cluster
 import (
 	"testing"
 
-	"zkv/node"
+	"github.com/zkvstore/zkv/node"
 )
 
 func TestParseStop(t *testing.T) {

@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"zkv/internal/dockerapi"
-	"zkv/internal/harness"
+	"github.com/zkvstore/zkv/internal/dockerapi"
+	"github.com/zkvstore/zkv/internal/harness"
 )
 
 // Defaults of a ComposeConfig.

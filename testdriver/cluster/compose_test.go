@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"zkv/testdriver/cluster"
-	"zkv/testdriver/cluster/composetest"
+	"github.com/zkvstore/zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/testdriver/cluster/composetest"
 )
 
 func testContext(t *testing.T) context.Context {
@@ -41,7 +41,7 @@ func TestComposeDiscovery(t *testing.T) {
 		t.Errorf("HTTPURL(n1) = %q, %v; want the published port on 127.0.0.1", u, err)
 	}
 	v := c.Versions(ctx)
-	if v["zookeeper"] != "3.8.0-test" || v["kvserver image"] != "zkv/kvserver:test" {
+	if v["zookeeper"] != "3.8.0-test" || v["kvserver image"] != "github.com/zkvstore/zkv/kvserver:test" {
 		t.Errorf("Versions() = %v", v)
 	}
 }

@@ -9,9 +9,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"zkv/client"
-	"zkv/internal/testenv"
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/client"
+	"github.com/zkvstore/zkv/internal/testenv"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // TestEmbeddedNATS runs three kvservers as NATS nodes clustered with

@@ -9,7 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"zkv/bus"
+	"github.com/zkvstore/zkv/bus"
 )
 
 // Agreement is one leader that every node asked reported.

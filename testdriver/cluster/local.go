@@ -20,7 +20,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
-	"zkv/internal/harness"
+	"github.com/zkvstore/zkv/internal/harness"
 )
 
 // DefaultServers is the number of kvservers a Local starts by

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"zkv/internal/harness"
-	"zkv/internal/testenv"
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/internal/harness"
+	"github.com/zkvstore/zkv/internal/testenv"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.RunMain(m)) }

@@ -17,7 +17,7 @@ import (
 	"sync"
 	"testing"
 
-	"zkv/internal/dockerapi"
+	"github.com/zkvstore/zkv/internal/dockerapi"
 )
 
 // Container is one container of an Engine. Tests change its fields only
@@ -196,7 +196,7 @@ func (e *Engine) inspect(w http.ResponseWriter, r *http.Request) {
 		ID:     c.ID,
 		Name:   "/" + c.Name,
 		State:  dockerapi.State{Running: c.Running, ExitCode: c.ExitCode},
-		Config: dockerapi.Config{Image: "zkv/kvserver:test", Env: c.Env, Labels: c.Labels},
+		Config: dockerapi.Config{Image: "github.com/zkvstore/zkv/kvserver:test", Env: c.Env, Labels: c.Labels},
 	}
 	if c.Running {
 		ct.NetworkSettings.Ports = map[string][]dockerapi.PortBinding{}

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"zkv/internal/dockerapi/dockertest"
-	"zkv/testdriver/cluster"
+	"github.com/zkvstore/zkv/internal/dockerapi/dockertest"
+	"github.com/zkvstore/zkv/testdriver/cluster"
 )
 
 // Project fakes a project "p" of compose/docker-compose.yml: n1..n3 with
