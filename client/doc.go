@@ -4,7 +4,7 @@
 //	nc, _ := nats.Connect(nats.DefaultURL)
 //	kv, _ := client.New(nc)
 //	r, _ := kv.Put(ctx, "config/a", "1")
-//	e, _ := kv.Get(ctx, "config/a", client.MinRevision(r.Revision, time.Second))
+//	e, _ := kv.Get(ctx, "config/a", client.WithMinRevision(r.Revision, time.Second))
 //
 // # Keys, values and revisions
 //
@@ -13,15 +13,15 @@
 // delete, a purge, an expiry, a compaction) takes the next store-wide
 // revision. A key's revision is the revision of its last put; a
 // compare-and-set names it (WithIfRevision, Update), and reads at a
-// revision (AtRevision) and watches (WatchFrom) start from one. Revisions
+// revision (WithRevision) and watches (FromRevision) start from one. Revisions
 // never go back, across leaders too.
 //
 // # Leaders and epochs
 //
 // Writes go to the leader, which ZooKeeper elects; each leadership is an
 // epoch, a number that only grows. A write is acknowledged by the leader
-// alone (AcksLeader), or once a majority or every server holds it
-// (WithAcks). A deposed leader's writes are refused by every server, by
+// alone (bus.AcksLeader, the servers' default), or once a majority or
+// every server holds it (WithAcks). A deposed leader's writes are refused by every server, by
 // epoch.
 //
 // # Stale copies
@@ -30,8 +30,8 @@
 // default any server's (FromNode picks one), which may be stale: a server
 // restarted empty, or one that missed updates, answers "not found" for a
 // key until it is written again. Entry.Stale says when the answering copy
-// knows it is behind. LeaderRead asks the leader, which holds every
-// acknowledged write; MinRevision waits until the copy has applied a
+// knows it is behind. WithLeaderRead asks the leader, which holds every
+// acknowledged write; WithMinRevision waits until the copy has applied a
 // revision, such as the one of your own last write.
 //
 // # Errors, retries and backoff

@@ -36,8 +36,9 @@ func WithLeaderRead() ReadOption {
 }
 
 // WithMinRevision makes the node answer once it has applied rev, waiting
-// up to wait (0: the server's default); otherwise the error matches
-// ErrStale (Get).
+// up to wait (0: the server's default) each attempt (Get). A stale answer
+// is retried until ctx ends; then the error matches ErrStale. Give ctx a
+// deadline.
 func WithMinRevision(rev uint64, wait time.Duration) ReadOption {
 	return func(r *readCall) {
 		r.req.Consistency, r.req.MinRevision, r.req.WaitMS = bus.ConsistencyMinRevision, rev, int(wait/time.Millisecond)

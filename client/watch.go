@@ -64,8 +64,9 @@ func (w *Watcher) Stop() {
 // finds, and moves to the next one, from the same revision, if that node
 // stops answering or no longer holds the revisions to go on.
 //
-// Watch returns once the start is fixed: nothing applied after it returns
-// is missed.
+// Watch returns once the start is fixed and a node answered for it:
+// nothing applied after it returns is missed, and a start that no node
+// holds fails here with an error matching ErrCompacted.
 func (c *Client) Watch(ctx context.Context, prefix string, opts ...ReadOption) (*Watcher, error) {
 	if err := bus.ValidatePrefix(prefix); err != nil {
 		return nil, err
@@ -96,33 +97,28 @@ func (c *Client) Watch(ctx context.Context, prefix string, opts ...ReadOption) (
 		}
 		ws.last = st.AppliedSeq
 	}
+	// The start is checked before Watch returns: a start no node holds is
+	// an error here, not a stream that ends at once.
+	first, err := ws.start(ctx)
+	if err != nil {
+		return nil, err
+	}
 	wctx, stop := context.WithCancel(ctx)
 	w := &Watcher{out: make(chan bus.Update, c.opts.watchBuffer), stop: stop, done: make(chan struct{})}
 	ws.out = w.out
 	go func() {
 		defer close(w.done)
 		defer close(w.out)
-		err := ws.run(wctx)
+		err := ws.deliver(wctx, first)
+		if err == nil {
+			err = ws.run(wctx)
+		}
 		if wctx.Err() == nil {
 			w.err = err // not stopped: failed
 		}
 		w.last = ws.last
 	}()
 	return w, nil
-}
-
-// next asks node, once, for the updates after last, waiting there up to
-// watchWait for one. A node that does not answer (no responders, a
-// timeout) fails at once, so the watch moves on without waiting out
-// retries.
-func (ws *watchState) next(ctx context.Context, node string) (bus.ChangesReply, error) {
-	req := bus.ChangesRequest{After: ws.last, Prefix: ws.prefix, Limit: bus.MaxChangesPage, WaitMS: int(watchWait / time.Millisecond)}
-	var page bus.ChangesReply
-	err := ws.c.attempt(ctx, ws.c.subjects.NodeChanges(node), bus.Encode(req), watchWait, func(data []byte) error {
-		page = bus.ChangesReply{}
-		return bus.DecodeReply(data, &page)
-	})
-	return page, err
 }
 
 // watchState is one Watcher's position: every update up to last was
@@ -136,11 +132,29 @@ type watchState struct {
 	last   uint64
 }
 
+// start asks the nodes in turn, without waiting, for the first page after
+// the start, until one answers.
+func (ws *watchState) start(ctx context.Context) (bus.ChangesReply, error) {
+	var last error
+	for range ws.nodes {
+		page, err := ws.page(ctx, ws.nodes[ws.at], 0)
+		if err == nil {
+			return page, nil
+		}
+		last = fmt.Errorf("watch: node %s after revision %d: %w", ws.nodes[ws.at], ws.last, err)
+		if ctx.Err() != nil || !errors.Is(err, ErrCompacted) && !retryable(err) {
+			break
+		}
+		ws.at = (ws.at + 1) % len(ws.nodes)
+	}
+	return bus.ChangesReply{}, last
+}
+
 func (ws *watchState) run(ctx context.Context) error {
 	failed := 0 // nodes that failed in a row
 	for {
 		node := ws.nodes[ws.at]
-		page, err := ws.next(ctx, node)
+		page, err := ws.page(ctx, node, watchWait)
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
@@ -161,18 +175,40 @@ func (ws *watchState) run(ctx context.Context) error {
 			continue
 		}
 		failed = 0
-		for _, u := range page.Updates {
-			if u.Seq <= ws.last {
-				continue
-			}
-			u.Ack = false
-			select {
-			case ws.out <- u:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			ws.last = u.Seq
+		if err := ws.deliver(ctx, page); err != nil {
+			return err
 		}
-		ws.last = max(ws.last, page.Next)
 	}
+}
+
+// deliver hands the page's updates after last to the consumer and moves
+// last to the page's end.
+func (ws *watchState) deliver(ctx context.Context, page bus.ChangesReply) error {
+	for _, u := range page.Updates {
+		if u.Seq <= ws.last {
+			continue
+		}
+		u.Ack = false
+		select {
+		case ws.out <- u:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		ws.last = u.Seq
+	}
+	ws.last = max(ws.last, page.Next)
+	return nil
+}
+
+// page asks node, once, for the updates after last, waiting there up to
+// wait for one. A node that does not answer (no responders, a timeout)
+// fails at once, so the watch moves on without waiting out retries.
+func (ws *watchState) page(ctx context.Context, node string, wait time.Duration) (bus.ChangesReply, error) {
+	req := bus.ChangesRequest{After: ws.last, Prefix: ws.prefix, Limit: bus.MaxChangesPage, WaitMS: int(wait / time.Millisecond)}
+	var page bus.ChangesReply
+	err := ws.c.attempt(ctx, ws.c.subjects.NodeChanges(node), bus.Encode(req), wait, func(data []byte) error {
+		page = bus.ChangesReply{}
+		return bus.DecodeReply(data, &page)
+	})
+	return page, err
 }

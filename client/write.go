@@ -26,11 +26,16 @@ func WithIfRevision(rev uint64) WriteOption {
 	return func(w *writeCall) { w.req.IfRevision = &rev }
 }
 
-// WithTTL gives a Put or Create a time to live, rounded down to whole
+// WithTTL gives a Put or Create a time to live, rounded up to whole
 // milliseconds: the leader deletes the key once it passes, unless it was
-// written again meanwhile.
+// written again meanwhile. A d of 0 or less is refused (ErrBadRequest).
 func WithTTL(d time.Duration) WriteOption {
-	return func(w *writeCall) { w.req.TTLMS = int64(d / time.Millisecond) }
+	return func(w *writeCall) {
+		w.req.TTLMS = int64((d + time.Millisecond - 1) / time.Millisecond)
+		if d <= 0 {
+			w.req.TTLMS = -1 // refused by Validate
+		}
+	}
 }
 
 // Via sends the write to node, which forwards it to the leader, instead

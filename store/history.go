@@ -106,6 +106,7 @@ type Version struct {
 type chain struct {
 	versions []Version
 	trimmed  uint64
+	purged   bool // the chain is a purge's marker, and nothing since
 }
 
 // ttlItem orders keys with a deadline by deadline.
@@ -142,6 +143,7 @@ func (s *Store) pushLocked(key string, old []Version, live bool) {
 		s.hist[key] = c
 	}
 	c.versions = append(c.versions, old...)
+	c.purged = false
 	keep := s.history
 	if live {
 		keep--
@@ -156,6 +158,13 @@ func (s *Store) pushLocked(key string, old []Version, live bool) {
 }
 
 func (s *Store) hasChain(key string) bool { _, ok := s.hist[key]; return ok }
+
+// hasPast reports whether key has a history a purge would drop: a chain
+// that is not only the marker of an earlier purge.
+func (s *Store) hasPast(key string) bool {
+	c, ok := s.hist[key]
+	return ok && !c.purged
+}
 
 // putLocked stores u's value as key's current version, moving the old one
 // into the key's history.
@@ -180,7 +189,7 @@ func (s *Store) removeKeyLocked(key string, u Update) {
 	if u.Purge {
 		// A marker that the key's past is gone: reads below the purge
 		// are refused, not answered "not found".
-		s.hist[key] = &chain{versions: []Version{{Revision: u.Seq, Deleted: true}}, trimmed: u.Seq - 1}
+		s.hist[key] = &chain{versions: []Version{{Revision: u.Seq, Deleted: true}}, trimmed: u.Seq - 1, purged: true}
 		return
 	}
 	if s.history <= 1 && !s.hasChain(key) {
@@ -211,7 +220,7 @@ func (s *Store) compactLocked(rev uint64) {
 		return
 	}
 	s.revFloor = rev
-	s.changesFloor = max(s.changesFloor, rev)
+	s.changesFloor = max(s.changesFloor, rev-1) // the update at rev is still held
 	for key, c := range s.hist {
 		// i is the first held version past rev.
 		i := sort.Search(len(c.versions), func(i int) bool { return c.versions[i].Revision > rev })

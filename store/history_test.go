@@ -216,8 +216,10 @@ func TestHistory(t *testing.T) {
 				{key: "c", rev: 8, value: "q", found: true},
 			},
 			changes: []hchanges{
-				{after: 4, limit: 10, bytes: 1 << 20, err: ErrCompacted},
-				// The compaction itself is left out of replays.
+				{after: 3, limit: 10, bytes: 1 << 20, err: ErrCompacted},
+				// A replay may start at the compaction's revision; the
+				// compaction itself is left out of replays.
+				{after: 4, limit: 10, bytes: 1 << 20, seqs: []uint64{5, 6, 7}, next: 8},
 				{after: 5, limit: 10, bytes: 1 << 20, seqs: []uint64{6, 7}, next: 8},
 			},
 		},
@@ -679,5 +681,32 @@ func TestCatchUpWithBufferedUpdates(t *testing.T) {
 			t.Errorf("GetAt(%q, %d): leader %+v %v %v, replica %+v %v %v", k, cur, lv, lf, lerr, rv, rf, rerr)
 		}
 		checkRead(t, "replica", replica, hread{key: k, rev: cur - 1, err: ErrCompacted})
+	}
+}
+
+// TestPurgeTwiceAppliesOnce: a purge of a key that holds nothing since its
+// last purge applies nothing and takes no revision; a write after it makes
+// the next purge apply again.
+func TestPurgeTwiceAppliesOnce(t *testing.T) {
+	s := NewWithConfig(Config{History: 4})
+	write := func(w Write) (Update, bool) {
+		t.Helper()
+		u, _, applied, err := s.Write(1, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u, applied
+	}
+	write(Write{Key: "a", Value: "1"})
+	if _, applied := write(Write{Key: "a", Delete: true, Purge: true}); !applied {
+		t.Fatal("the first purge applied nothing")
+	}
+	rev := s.Revision()
+	if _, applied := write(Write{Key: "a", Delete: true, Purge: true}); applied || s.Revision() != rev {
+		t.Fatalf("a second purge applied %v, revision %d -> %d", applied, rev, s.Revision())
+	}
+	write(Write{Key: "a", Value: "2"})
+	if _, applied := write(Write{Key: "a", Delete: true, Purge: true}); !applied {
+		t.Fatal("a purge after a new write applied nothing")
 	}
 }

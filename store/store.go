@@ -389,7 +389,7 @@ func (s *Store) Write(epoch uint64, w Write) (u Update, dup, applied bool, err e
 		return Update{}, false, false, &ConditionError{Key: w.Key, Revision: cur, Create: true}
 	case w.IfRevision != nil && *w.IfRevision != cur:
 		return Update{}, false, false, &ConditionError{Key: w.Key, Revision: cur, Want: *w.IfRevision}
-	case w.Purge && !exists && !s.hasChain(w.Key), w.Delete && !w.Purge && !exists:
+	case w.Purge && !exists && !s.hasPast(w.Key), w.Delete && !w.Purge && !exists:
 		return noop, false, false, nil
 	}
 	s.epoch, s.stream = epoch, epoch

@@ -285,7 +285,14 @@ func (e *runEnv) resumeWatch(ctx context.Context, wr *watchRun, err error) bool 
 	}
 	old := wr.node
 	node := ids[rand.IntN(len(ids))]
-	if ferr := wr.follow(ctx, node, from); ferr != nil {
+	ferr := wr.follow(ctx, node, from)
+	if errors.Is(ferr, bus.ErrCompacted) && errors.As(ferr, &be) && be.Revision != nil && *be.Revision > from {
+		// The server came back empty too: go on from what it holds.
+		e.note("revisions %d to %d are held by no server that came back", from, *be.Revision-1)
+		from = *be.Revision
+		ferr = wr.follow(ctx, node, from)
+	}
+	if ferr != nil {
 		e.violate(Violation{Check: CheckWatchEnd, Node: node, Detail: "resuming the watch: " + ferr.Error()})
 		return false
 	}
