@@ -64,9 +64,14 @@ const (
 // revision order, the updates the node holds after revision After that
 // touch keys beginning with Prefix ("" for every key).
 type ChangesRequest struct {
-	After  uint64 `json:"after"`
-	Prefix string `json:"prefix,omitempty"`
-	Limit  int    `json:"limit,omitempty"`
+	After uint64 `json:"after"`
+	// AfterEpoch, if set, is the epoch that wrote revision After in the
+	// stream the caller followed (a reply's NextEpoch): a node that holds
+	// After from another epoch (a leader lost it, and its successor reused
+	// the revision) answers CodeCompacted instead of going on past it.
+	AfterEpoch uint64 `json:"after_epoch,omitempty"`
+	Prefix     string `json:"prefix,omitempty"`
+	Limit      int    `json:"limit,omitempty"`
 	// WaitMS, if set, makes a request that finds nothing after After wait
 	// up to that long for a matching update (a long poll).
 	WaitMS int `json:"wait_ms,omitempty"`
@@ -78,8 +83,8 @@ func (r ChangesRequest) Validate() error {
 		return err
 	}
 	switch {
-	case r.After > MaxSeq:
-		return Errorf(CodeBadRequest, "after %d past %d", r.After, uint64(MaxSeq))
+	case r.After > MaxSeq || r.AfterEpoch > MaxSeq:
+		return Errorf(CodeBadRequest, "after %d or after_epoch %d past %d", r.After, r.AfterEpoch, uint64(MaxSeq))
 	case r.Limit < 0 || r.Limit > MaxChangesPage:
 		return Errorf(CodeBadRequest, "limit %d: want 0 to %d", r.Limit, MaxChangesPage)
 	case r.WaitMS < 0 || r.WaitMS > MaxChangesWaitMS:
@@ -102,5 +107,8 @@ type ChangesReply struct {
 	Stale    bool     `json:"stale,omitempty"`
 	Updates  []Update `json:"updates"`
 	Next     uint64   `json:"next"`
-	More     bool     `json:"more"`
+	// NextEpoch is the epoch that wrote revision Next here: the next
+	// request's AfterEpoch.
+	NextEpoch uint64 `json:"next_epoch,omitempty"`
+	More      bool   `json:"more"`
 }

@@ -59,7 +59,7 @@ var strictTypes = []struct {
 	{
 		name:     "ChangesRequest",
 		into:     func() any { return new(ChangesRequest) },
-		full:     []field{{"after", `3`}, {"prefix", `"a"`}, {"limit", `3`}, {"wait_ms", `10`}},
+		full:     []field{{"after", `3`}, {"after_epoch", `2`}, {"prefix", `"a"`}, {"limit", `3`}, {"wait_ms", `10`}},
 		required: []string{"after"},
 	},
 	{

@@ -22,7 +22,11 @@ const watchWait = 2 * time.Second
 // next (a long poll on bus.Subjects.NodeChanges), so the stream has no
 // gap and no duplicate, across leader failovers too. It never reads the
 // replication subject itself: what it delivers is what a server verified
-// and applied, not what any NATS client published there.
+// and applied, not what any NATS client published there. (On a NATS
+// without permissions another client could still answer a node's
+// requests in its place; see the project's security notes.) A stream that
+// a crashed leader's successor rewrote (revisions it reused) ends with an
+// error matching ErrCompacted rather than skipping updates.
 type Watcher struct {
 	out  chan bus.Update
 	stop context.CancelFunc
@@ -130,6 +134,9 @@ type watchState struct {
 	prefix string
 	out    chan<- bus.Update
 	last   uint64
+	// epoch wrote revision last in the stream followed (0: not known),
+	// so a node that holds last from another epoch says so.
+	epoch uint64
 }
 
 // start asks the nodes in turn, without waiting, for the first page after
@@ -194,9 +201,11 @@ func (ws *watchState) deliver(ctx context.Context, page bus.ChangesReply) error 
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		ws.last = u.Seq
+		ws.last, ws.epoch = u.Seq, u.Epoch
 	}
-	ws.last = max(ws.last, page.Next)
+	if page.Next > ws.last {
+		ws.last, ws.epoch = page.Next, page.NextEpoch
+	}
 	return nil
 }
 
@@ -204,11 +213,24 @@ func (ws *watchState) deliver(ctx context.Context, page bus.ChangesReply) error 
 // wait for one. A node that does not answer (no responders, a timeout)
 // fails at once, so the watch moves on without waiting out retries.
 func (ws *watchState) page(ctx context.Context, node string, wait time.Duration) (bus.ChangesReply, error) {
-	req := bus.ChangesRequest{After: ws.last, Prefix: ws.prefix, Limit: bus.MaxChangesPage, WaitMS: int(wait / time.Millisecond)}
+	req := bus.ChangesRequest{After: ws.last, AfterEpoch: ws.epoch, Prefix: ws.prefix, Limit: bus.MaxChangesPage, WaitMS: int(wait / time.Millisecond)}
 	var page bus.ChangesReply
 	err := ws.c.attempt(ctx, ws.c.subjects.NodeChanges(node), bus.Encode(req), wait, func(data []byte) error {
 		page = bus.ChangesReply{}
-		return bus.DecodeReply(data, &page)
+		if err := bus.DecodeReply(data, &page); err != nil {
+			return err
+		}
+		// A reply can only move the watch to what its node holds; one
+		// claiming more (not from a node) would make it skip updates.
+		if page.Next > max(req.After, page.Revision) || page.Next > bus.MaxSeq {
+			return bus.Errorf(bus.CodeInternal, "changes reply from %s: next %d past its revision %d", node, page.Next, page.Revision)
+		}
+		for _, u := range page.Updates {
+			if u.Seq <= req.After || u.Seq > page.Next {
+				return bus.Errorf(bus.CodeInternal, "changes reply from %s: update %d outside (%d, %d]", node, u.Seq, req.After, page.Next)
+			}
+		}
+		return nil
 	})
 	return page, err
 }

@@ -149,8 +149,10 @@ type Config struct {
 	// current one included (1 to bus.MaxHistory). Default 8.
 	History int
 	// Changes is how many recent updates the copy keeps in order for
-	// watchers to replay from a revision. Default 65536.
-	Changes int
+	// watchers to replay from a revision. Default 65536. ChangesBytes
+	// bounds their keys and values: default 64 MiB.
+	Changes      int
+	ChangesBytes int
 	// ExpiryInterval is how often the leader looks for keys whose time
 	// to live passed and deletes them. Default 100ms.
 	ExpiryInterval time.Duration
@@ -197,6 +199,7 @@ func DefaultConfig() Config {
 		MaxWatches:       1024,
 		History:          store.DefaultHistory,
 		Changes:          store.DefaultChanges,
+		ChangesBytes:     store.DefaultChangesBytes,
 		ExpiryInterval:   100 * time.Millisecond,
 		ShutdownTimeout:  5 * time.Second,
 
@@ -261,6 +264,9 @@ func (c *Config) setDefaults() {
 	if c.Changes == 0 {
 		c.Changes = d.Changes
 	}
+	if c.ChangesBytes == 0 {
+		c.ChangesBytes = d.ChangesBytes
+	}
 	if c.ExpiryInterval == 0 {
 		c.ExpiryInterval = d.ExpiryInterval
 	}
@@ -310,7 +316,7 @@ func (c Config) Validate() error {
 		n    int
 	}{{"max forwards", c.MaxForwards}, {"max waiting reads", c.MaxWaitingReads}, {"max leader reads", c.MaxLeaderReads},
 		{"max ack waits", c.MaxAckWaits}, {"max snapshot pages", c.MaxSnapshotPages},
-		{"max lists", c.MaxLists}, {"max watches", c.MaxWatches}, {"changes", c.Changes}} {
+		{"max lists", c.MaxLists}, {"max watches", c.MaxWatches}, {"changes", c.Changes}, {"changes bytes", c.ChangesBytes}} {
 		if b.n < 1 {
 			errs = append(errs, fmt.Errorf("%s %d must be at least 1", b.name, b.n))
 		}

@@ -35,6 +35,16 @@ func (s *Server) history(r bus.HistoryRequest) bus.HistoryReply {
 	if r.Limit > 0 && len(versions) > r.Limit {
 		versions, trimmed = versions[len(versions)-r.Limit:], true
 	}
+	// Like a list page, a reply holds about bus.ListPageBytes of values
+	// (the newest versions, at least one), so that escaping cannot take
+	// it past NATS's payload limit.
+	size := 0
+	for i := len(versions) - 1; i >= 0; i-- {
+		if size += len(versions[i].Value); size > bus.ListPageBytes && i < len(versions)-1 {
+			versions, trimmed = versions[i+1:], true
+			break
+		}
+	}
 	role, epoch, _ := s.role()
 	out := bus.HistoryReply{Node: s.cfg.ID, Role: role, Epoch: epoch, Revision: s.store.Revision(), Stale: s.stale(role),
 		Key: r.Key, Versions: make([]bus.Version, len(versions)), Trimmed: trimmed}
@@ -108,7 +118,7 @@ func (s *Server) waitChanges(ctx context.Context, r bus.ChangesRequest) (bus.Cha
 		if err != nil || len(reply.Updates) > 0 {
 			return reply, err
 		}
-		r.After = reply.Next // skip what did not match
+		r.After, r.AfterEpoch = reply.Next, reply.NextEpoch // skip what did not match
 		select {
 		case <-changed:
 		case <-deadline.C:
@@ -125,13 +135,13 @@ func (s *Server) changesPage(r bus.ChangesRequest) (bus.ChangesReply, error) {
 	if limit == 0 {
 		limit = bus.DefaultChangesPage
 	}
-	us, next, more, err := s.store.Changes(r.After, r.Prefix, limit, bus.ChangesPageBytes)
+	us, next, nextEpoch, more, err := s.store.Changes(r.After, r.AfterEpoch, r.Prefix, limit, bus.ChangesPageBytes)
 	if err != nil {
 		return bus.ChangesReply{}, revisionError(s.cfg.ID, err)
 	}
 	role, epoch, _ := s.role()
 	out := bus.ChangesReply{Node: s.cfg.ID, Role: role, Epoch: epoch, Revision: s.store.Revision(), Stale: s.stale(role),
-		Updates: make([]bus.Update, len(us)), Next: next, More: more}
+		Updates: make([]bus.Update, len(us)), Next: next, NextEpoch: nextEpoch, More: more}
 	for i, u := range us {
 		out.Updates[i] = busUpdate(u)
 	}
@@ -168,6 +178,9 @@ func (s *Server) readAt(key string, rev uint64) (bus.ReadReply, error) {
 	return r, nil
 }
 
+// expiryBatches bounds the batches of expiries the leader applies a tick.
+const expiryBatches = 16
+
 // expiryLoop runs for the server's life; while this server leads, it
 // deletes the keys whose time to live passed, each with a condition on
 // the revision that set its deadline, so a key written again meanwhile is
@@ -179,11 +192,19 @@ func (s *Server) expiryLoop() {
 		if s.leaderEpoch.Load() == 0 || !s.serving.Load() {
 			return
 		}
-		for _, e := range s.store.Due(time.Now().UnixNano(), 256) {
-			rev := e.Revision
-			w := bus.WriteRequest{Op: bus.OpDelete, Key: e.Key, IfRevision: &rev, Acks: bus.AcksLeader}
-			if _, _, err := s.applyStoreWrite(w, true); err != nil && !errors.Is(err, bus.ErrConflict) {
-				s.log.Debug("expiry not applied", "key", e.Key, "err", err)
+		// Up to expiryBatches of 256 a tick: a backlog drains at tens of
+		// thousands a second without holding the write lock for long.
+		for range expiryBatches {
+			due := s.store.Due(time.Now().UnixNano(), 256)
+			for _, e := range due {
+				rev := e.Revision
+				w := bus.WriteRequest{Op: bus.OpDelete, Key: e.Key, IfRevision: &rev, Acks: bus.AcksLeader}
+				if _, _, err := s.applyStoreWrite(w, true); err != nil && !errors.Is(err, bus.ErrConflict) {
+					s.log.Debug("expiry not applied", "key", e.Key, "err", err)
+					return
+				}
+			}
+			if len(due) < 256 {
 				return
 			}
 		}

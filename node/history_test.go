@@ -16,7 +16,7 @@ import (
 // cluster, and a watch from a revision that replays, then follows live,
 // each update once and in order.
 func TestHistoryRevisionsAndWatch(t *testing.T) {
-	c := startCluster(t, 3, stableTimeout, "--history", "4")
+	c := startCluster(t, 3, stableTimeout, "--history", "4", "--watch-window", "16")
 	c.waitLeader("", 10*time.Second)
 	ctx := ctxFor(t, 2*time.Minute)
 	var ids []string
@@ -107,16 +107,17 @@ func TestHistoryRevisionsAndWatch(t *testing.T) {
 		})
 	}
 
-	// Compaction: every copy refuses reads and replays below it.
+	// Compaction: every copy refuses reads below it; replays are bounded
+	// by the window alone.
 	cp, err := c.client.Compact(ctx, dp.Revision)
 	if err != nil || cp.Compacted != dp.Revision {
 		t.Fatalf("compact: %+v, %v", cp, err)
 	}
 	for _, id := range ids {
 		testenv.WaitFor(t, 5*time.Second, id+" to compact", func() error {
-			_, err := c.client.Changes(ctx, bus.ChangesRequest{After: r2.Revision}, client.FromNode(id))
+			_, err := c.client.Read(ctx, "q", client.FromNode(id), client.WithRevision(dp.Revision-1))
 			if !errors.Is(err, bus.ErrCompacted) {
-				return fmt.Errorf("replay below the compaction: %v", err)
+				return fmt.Errorf("read below the compaction: %v", err)
 			}
 			return nil
 		})
@@ -124,18 +125,19 @@ func TestHistoryRevisionsAndWatch(t *testing.T) {
 		if err != nil || q.Value != "1" {
 			t.Fatalf("%s get q at the compaction revision: %+v, %v", id, q, err)
 		}
+		if _, err := c.client.Changes(ctx, bus.ChangesRequest{After: r2.Revision}, client.FromNode(id)); err != nil {
+			t.Fatalf("%s replay from inside the window, below the compaction: %v", id, err)
+		}
 	}
-	if _, err := c.client.Watch(ctx, "", client.FromRevision(1)); err != nil {
-		t.Fatal(err)
+	// Past the window of 16 updates, a watch from the start is refused.
+	for i := range 20 {
+		c.put(fmt.Sprint("fill/", i), "x")
 	}
-	old, err := c.client.Watch(ctx, "", client.FromRevision(1))
-	if err != nil {
-		t.Fatal(err)
+	for _, id := range ids {
+		c.waitValue(id, "fill/19", "x")
 	}
-	for range old.Updates() {
-	}
-	if err := old.Err(); !errors.Is(err, bus.ErrCompacted) {
-		t.Fatalf("watch from a compacted revision ended with %v, want compacted", err)
+	if _, err := c.client.Watch(ctx, "", client.FromRevision(1)); !errors.Is(err, bus.ErrCompacted) {
+		t.Fatalf("watch from a revision no longer held: %v, want compacted", err)
 	}
 }
 

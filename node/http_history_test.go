@@ -114,7 +114,7 @@ func decodeInto(t *testing.T, body string, v any) {
 // its NATS form, a stream resumes from Last-Event-ID, ends with an error
 // event when its start is compacted, and ends when the server stops.
 func TestHTTPHistoryChangesAndWatch(t *testing.T) {
-	c := startCluster(t, 1, stableTimeout)
+	c := startCluster(t, 1, stableTimeout, "--watch-window", "32")
 	leader, _ := c.waitLeader("", 20*time.Second)
 	base := c.nodes[leader].URL()
 	ctx := ctxFor(t, 2*time.Minute)
@@ -241,7 +241,8 @@ func TestHTTPHistoryChangesAndWatch(t *testing.T) {
 	httpDo(t, "PUT", base+"/v1/kv/w/t?ttl=soon", "v", http.StatusBadRequest)
 	httpDo(t, "PUT", base+"/v1/kv/w/t?create=true&ttl=1h", "v", http.StatusOK)
 
-	// Compaction: reads and streams below it are refused.
+	// Compaction: reads below it are refused; replays and streams only
+	// past the window (32 updates here).
 	httpDo(t, "POST", base+"/v1/compact", "", http.StatusBadRequest)
 	httpDo(t, "POST", base+"/v1/compact?revision=1&age=1h", "", http.StatusBadRequest)
 	var cp bus.WriteReply
@@ -251,6 +252,10 @@ func TestHTTPHistoryChangesAndWatch(t *testing.T) {
 	}
 	if code := errorCode(t, httpDo(t, "GET", fmt.Sprintf("%s/v1/kv/h?revision=%d", base, r1.Revision), "", http.StatusGone)); code != bus.CodeCompacted {
 		t.Fatalf("read below the compaction: %s", code)
+	}
+	httpDo(t, "GET", fmt.Sprintf("%s/v1/changes?after=%d", base, r1.Revision), "", http.StatusOK)
+	for i := range 40 {
+		httpDo(t, "PUT", fmt.Sprintf("%s/v1/kv/fill%d", base, i), "x", http.StatusOK)
 	}
 	httpDo(t, "GET", fmt.Sprintf("%s/v1/changes?after=%d", base, r1.Revision), "", http.StatusGone)
 	if code := openWatch(t, ctx, base+"/v1/watch?after=1", "").errorEvent(); code != bus.CodeCompacted {

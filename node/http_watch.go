@@ -255,6 +255,6 @@ func (s *Server) httpWatch(w http.ResponseWriter, r *http.Request) {
 		if len(page.Updates) == 0 && !send(": keepalive\nid: %d\n\n", page.Next) {
 			return
 		}
-		req.After = page.Next
+		req.After, req.AfterEpoch = page.Next, page.NextEpoch
 	}
 }

@@ -173,7 +173,7 @@ func New(cfg Config) (*Server, error) {
 	if newElector == nil {
 		newElector = func(c election.Config) (Elector, error) { return election.New(c) }
 	}
-	st := store.NewWithConfig(store.Config{History: cfg.History, Changes: cfg.Changes})
+	st := store.NewWithConfig(store.Config{History: cfg.History, Changes: cfg.Changes, ChangesBytes: cfg.ChangesBytes})
 	ec := cfg.electionConfig()
 	ec.Known = func() (uint64, uint64) { return st.Epoch(), st.Revision() }
 	el, err := newElector(ec)

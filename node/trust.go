@@ -79,7 +79,9 @@ func (s *Server) respond(req micro.Request, data []byte) {
 	if h := s.signReply(req.Reply(), data); h != nil {
 		opts = append(opts, micro.WithHeaders(micro.Headers(h)))
 	}
-	_ = req.Respond(data, opts...)
+	if err := req.Respond(data, opts...); err != nil {
+		s.rareLog("respond-failed", func() { s.log.Warn("cannot send a reply", "subject", req.Subject(), "bytes", len(data), "err", err) })
+	}
 }
 
 // respondError answers req with the JSON error body and micro's error

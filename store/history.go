@@ -19,6 +19,8 @@ const (
 	// DefaultChanges is how many recent updates a store keeps in order for
 	// watchers to replay.
 	DefaultChanges = 65536
+	// DefaultChangesBytes bounds the keys and values of those updates.
+	DefaultChangesBytes = 64 << 20
 )
 
 // Errors of reads at a revision and of replays. Callers branch on them
@@ -46,6 +48,9 @@ type RevisionError struct {
 	Revision uint64
 	Held     uint64
 	Current  uint64
+	// Rewritten, for a replay, is the epoch the caller followed whose
+	// revision this copy holds from another epoch.
+	Rewritten uint64
 }
 
 func (e *RevisionError) Error() string {
@@ -54,6 +59,9 @@ func (e *RevisionError) Error() string {
 		return fmt.Sprintf("revision %d is past this copy's revision %d", e.Revision, e.Current)
 	case ErrIncomplete:
 		return fmt.Sprintf("this copy missed updates, so it cannot answer for revision %d", e.Revision)
+	}
+	if e.Rewritten != 0 {
+		return fmt.Sprintf("revision %d of epoch %d is not held: a later leader rewrote it (this copy replays from revision %d)", e.Revision, e.Rewritten, e.Held)
 	}
 	return fmt.Sprintf("revision %d is no longer held (this copy answers from revision %d)", e.Revision, e.Held)
 }
@@ -71,8 +79,11 @@ type Config struct {
 	// versions (tombstones).
 	History int
 	// Changes is how many recent updates are kept in revision order for
-	// Changes, which watchers replay from (default DefaultChanges).
-	Changes int
+	// Changes, which watchers replay from (default DefaultChanges), and
+	// ChangesBytes how many bytes of keys and values they may hold at
+	// most (default DefaultChangesBytes): the older ones leave first.
+	Changes      int
+	ChangesBytes int
 }
 
 // Validate checks the limits.
@@ -198,6 +209,16 @@ func (s *Store) removeKeyLocked(key string, u Update) {
 	s.pushLocked(key, append(old, Version{Revision: u.Seq, Deleted: true}), false)
 }
 
+// anyWithPrefixLocked reports whether a key held now begins with prefix.
+func (s *Store) anyWithPrefixLocked(prefix string) bool {
+	found := false
+	s.keys.AscendGreaterOrEqual(indexItem{key: prefix}, func(it indexItem) bool {
+		found = strings.HasPrefix(it.key, prefix)
+		return false
+	})
+	return found
+}
+
 // prefixKeysLocked returns the keys held now that begin with prefix.
 func (s *Store) prefixKeysLocked(prefix string) []string {
 	var keys []string
@@ -220,7 +241,6 @@ func (s *Store) compactLocked(rev uint64) {
 		return
 	}
 	s.revFloor = rev
-	s.changesFloor = max(s.changesFloor, rev-1) // the update at rev is still held
 	for key, c := range s.hist {
 		// i is the first held version past rev.
 		i := sort.Search(len(c.versions), func(i int) bool { return c.versions[i].Revision > rev })
@@ -237,30 +257,54 @@ func (s *Store) compactLocked(rev uint64) {
 	}
 }
 
-// logLocked appends u to the recent updates, evicting the oldest, and
-// forgets the history of a key whose delete is evicted (so deleted keys
-// cost memory for a bounded time); reads below such a delete are refused.
-func (s *Store) logLocked(u Update) {
-	if len(s.changes) < s.changesMax {
-		// Growing: the oldest is at 0, and no room is taken up front.
-		s.changes = append(s.changes, u)
-		return
+// logLocked appends u to the recent updates, evicting the oldest while
+// more than changesMax updates or changesBytes of keys and values are
+// held, and forgets the history of a key whose delete is evicted (so
+// deleted keys cost memory for a bounded time); reads below such a delete
+// are refused. The window is a queue over a slice: append at the end,
+// drop from the front; append's reallocation copies only what is held.
+func (s *Store) logLocked(e logEntry) {
+	if n := len(s.changes); n > 0 && e.u.Time < s.changes[n-1].u.Time {
+		e.u.Time = s.changes[n-1].u.Time // leaders' clocks may disagree: keep it ordered
 	}
-	old := s.changes[s.changesNext]
-	s.changes[s.changesNext] = u
-	s.changesNext = (s.changesNext + 1) % len(s.changes)
-	s.changesFloor = max(s.changesFloor, old.Seq)
-	if !old.Delete {
-		return
-	}
-	keys := []string{old.Key}
-	if old.Prefix {
-		keys = keys[:0]
-		for k := range s.hist { // rare: a delete by prefix leaving the window
-			if strings.HasPrefix(k, old.Key) {
-				keys = append(keys, k)
-			}
+	s.changes = append(s.changes, e)
+	s.changesSize += e.size()
+	for len(s.changes) > 1 && (len(s.changes) > s.changesMax || s.changesSize > s.changesBytes) {
+		old := s.changes[0]
+		s.changes[0] = logEntry{} // let the collector have its strings
+		s.changes = s.changes[1:]
+		s.changesSize -= old.size()
+		s.changesFloor = max(s.changesFloor, old.u.Seq)
+		if old.u.Delete {
+			s.forgetDeletedLocked(old)
 		}
+	}
+}
+
+// logEntry is one update in the window, with the keys a delete by prefix
+// removed (kept so that their history can be dropped when it leaves; not
+// replayed).
+type logEntry struct {
+	u       Update
+	removed []string
+}
+
+// size is what an entry costs beyond its fixed size: its key, value and
+// removed keys.
+func (e logEntry) size() int {
+	n := len(e.u.Key) + len(e.u.Value)
+	for _, k := range e.removed {
+		n += len(k)
+	}
+	return n
+}
+
+// forgetDeletedLocked drops the history of the keys the delete e removed,
+// if they are still deleted at its tombstone.
+func (s *Store) forgetDeletedLocked(e logEntry) {
+	old, keys := e.u, e.removed
+	if !old.Prefix {
+		keys = []string{old.Key}
 	}
 	for _, k := range keys {
 		c := s.hist[k]
@@ -279,8 +323,7 @@ func (s *Store) logLocked(u Update) {
 // history starts again at rev.
 func (s *Store) resetHistoryLocked(rev uint64) {
 	s.hist = make(map[string]*chain)
-	clear(s.changes)
-	s.changes, s.changesNext = s.changes[:0], 0
+	s.changes, s.changesSize = nil, 0
 	s.revFloor, s.changesFloor = rev, rev
 }
 
@@ -354,29 +397,40 @@ func (s *Store) History(key string) (versions []Version, trimmed bool) {
 // when more is false, else where the next call should start after. It
 // fails with a *RevisionError (ErrCompacted) if the updates after after
 // are no longer all held.
-func (s *Store) Changes(after uint64, prefix string, limit, maxBytes int) (out []Update, next uint64, more bool, err error) {
-	limit = max(limit, 1)
+func (s *Store) Changes(after, afterEpoch uint64, prefix string, limit, maxBytes int) (out []Update, next, nextEpoch uint64, more bool, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	limit = max(limit, 1)
 	if after < s.changesFloor {
-		return nil, after, false, &RevisionError{Kind: ErrCompacted, Revision: after + 1, Held: s.changesFloor + 1, Current: s.rev}
+		return nil, after, 0, false, &RevisionError{Kind: ErrCompacted, Revision: after + 1, Held: s.changesFloor + 1, Current: s.rev}
 	}
 	n := len(s.changes)
-	at := func(i int) Update { return s.changes[(s.changesNext+i)%n] }
-	next, size := after, 0
-	for i := sort.Search(n, func(i int) bool { return at(i).Seq > after }); i < n; i++ {
-		u := at(i)
+	i := sort.Search(n, func(i int) bool { return s.changes[i].u.Seq > after })
+	if afterEpoch != 0 && i > 0 && s.changes[i-1].u.Seq == after && s.changes[i-1].u.Epoch != afterEpoch {
+		// The caller followed another branch of the stream: revision
+		// after was written by another epoch here (a leader lost updates
+		// it had applied, and its successor reused their revisions).
+		return nil, after, 0, false, &RevisionError{Kind: ErrCompacted, Revision: after, Held: s.changesFloor + 1, Current: s.rev,
+			Rewritten: afterEpoch}
+	}
+	next, nextEpoch = after, afterEpoch
+	size := 0
+	for ; i < n; i++ {
+		u := s.changes[i].u
 		if len(out) >= limit || len(out) > 0 && size+len(u.Key)+len(u.Value) > maxBytes {
-			return out, next, true, nil
+			return out, next, nextEpoch, true, nil
 		}
-		next = u.Seq
+		next, nextEpoch = u.Seq, u.Epoch
 		if u.Compact > 0 || !touches(u, prefix) {
 			continue
 		}
 		size += len(u.Key) + len(u.Value)
 		out = append(out, u)
 	}
-	return out, max(after, s.rev), false, nil
+	if s.rev > next {
+		next, nextEpoch = s.rev, s.stream
+	}
+	return out, next, nextEpoch, false, nil
 }
 
 // touches reports whether u changes a key that begins with prefix.
@@ -439,11 +493,9 @@ func (s *Store) HistoryHeld() Held {
 func (s *Store) RevisionBefore(t int64) uint64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	n := len(s.changes)
-	at := func(i int) Update { return s.changes[(s.changesNext+i)%n] }
-	i := sort.Search(n, func(i int) bool { return at(i).Time > t })
+	i := sort.Search(len(s.changes), func(i int) bool { return s.changes[i].u.Time > t })
 	if i == 0 {
 		return 0
 	}
-	return at(i - 1).Seq
+	return s.changes[i-1].u.Seq
 }

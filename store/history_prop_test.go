@@ -209,7 +209,7 @@ func checkStores(t *testing.T, cfg Config, m *refModel, leader, replica *Store, 
 func replayAll(s *Store, after uint64, prefix string, limit, maxBytes int) ([]Update, error) {
 	var all []Update
 	for i := 0; ; i++ {
-		out, next, more, err := s.Changes(after, prefix, limit, maxBytes)
+		out, next, _, more, err := s.Changes(after, 0, prefix, limit, maxBytes)
 		if err != nil {
 			return all, err
 		}

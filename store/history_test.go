@@ -70,7 +70,7 @@ func checkRead(t *testing.T, who string, s *Store, r hread) {
 
 func checkChanges(t *testing.T, who string, s *Store, c hchanges) {
 	t.Helper()
-	out, next, more, err := s.Changes(c.after, c.prefix, c.limit, c.bytes)
+	out, next, _, more, err := s.Changes(c.after, 0, c.prefix, c.limit, c.bytes)
 	if c.err != nil {
 		if !errors.Is(err, c.err) {
 			t.Errorf("%s: Changes(%d, %q) err %v, want %v", who, c.after, c.prefix, err, c.err)
@@ -216,11 +216,10 @@ func TestHistory(t *testing.T) {
 				{key: "c", rev: 8, value: "q", found: true},
 			},
 			changes: []hchanges{
-				{after: 3, limit: 10, bytes: 1 << 20, err: ErrCompacted},
-				// A replay may start at the compaction's revision; the
-				// compaction itself is left out of replays.
+				// A compaction leaves the replay window alone (its updates
+				// are still right); it is left out of replays itself.
+				{after: 0, limit: 10, bytes: 1 << 20, seqs: []uint64{1, 2, 3, 4, 5, 6, 7}, next: 8},
 				{after: 4, limit: 10, bytes: 1 << 20, seqs: []uint64{5, 6, 7}, next: 8},
-				{after: 5, limit: 10, bytes: 1 << 20, seqs: []uint64{6, 7}, next: 8},
 			},
 		},
 		{
@@ -708,5 +707,61 @@ func TestPurgeTwiceAppliesOnce(t *testing.T) {
 	write(Write{Key: "a", Value: "2"})
 	if _, applied := write(Write{Key: "a", Delete: true, Purge: true}); !applied {
 		t.Fatal("a purge after a new write applied nothing")
+	}
+}
+
+// TestChangesWindowIsBoundedInBytes: big values leave the window by size,
+// not only by count.
+func TestChangesWindowIsBoundedInBytes(t *testing.T) {
+	s := NewWithConfig(Config{Changes: 1000, ChangesBytes: 10 << 10})
+	big := strings.Repeat("v", 4<<10)
+	for i := range 10 {
+		if _, err := s.Put(1, fmt.Sprint("k", i), big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, _, _, err := s.Changes(6, 0, "", 100, 1<<20); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("a replay from revision 7 with room for two 4 KiB values: %v, want compacted", err)
+	}
+	out, _, _, _, err := s.Changes(8, 0, "", 100, 1<<20)
+	if err != nil || len(out) != 2 {
+		t.Fatalf("a replay of the last two: %d updates, %v", len(out), err)
+	}
+}
+
+// TestChangesRefusesARewrittenRevision: a watcher that followed an update
+// a leader applied but lost (its successor reused the revision) is told,
+// not silently skipped past the successor's update.
+func TestChangesRefusesARewrittenRevision(t *testing.T) {
+	old, successor := New(), New()
+	var us []Update
+	for _, k := range []string{"a", "b", "c"} {
+		u, err := old.Put(1, k, "old")
+		if err != nil {
+			t.Fatal(err)
+		}
+		us = append(us, u)
+	}
+	for _, u := range us[:2] { // the successor never got c
+		if err := successor.Apply(u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen, next, epoch, _, err := old.Changes(0, 0, "", 10, 1<<20)
+	if err != nil || len(seen) != 3 || next != 3 || epoch != 1 {
+		t.Fatalf("the watcher on the old leader: %v next %d epoch %d, %v", seen, next, epoch, err)
+	}
+	if err := successor.BeginEpoch(2, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := successor.Put(2, "c", "new"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, _, err := successor.Changes(next, epoch, "", 10, 1<<20); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("the successor replaying after revision 3 of epoch 1: %v, want compacted", err)
+	}
+	// Asked without the epoch (an older client), it answers as before.
+	if out, _, _, _, err := successor.Changes(next, 0, "", 10, 1<<20); err != nil || len(out) != 0 {
+		t.Fatalf("without the epoch: %v, %v", out, err)
 	}
 }

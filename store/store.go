@@ -190,9 +190,10 @@ type Store struct {
 	// changes is a ring of the last updates applied, at most changesMax,
 	// the oldest at changesNext (it grows to changesMax first); a replay
 	// may start after changesFloor.
-	changes      []Update
-	changesNext  int
+	changes      []logEntry
+	changesSize  int
 	changesMax   int
+	changesBytes int
 	changesFloor uint64
 	// ttl orders the keys that have a deadline.
 	ttl *btree.BTreeG[ttlItem]
@@ -226,9 +227,13 @@ func NewWithConfig(cfg Config) *Store {
 	if changes == 0 {
 		changes = DefaultChanges
 	}
+	changesBytes := cfg.ChangesBytes
+	if changesBytes == 0 {
+		changesBytes = DefaultChangesBytes
+	}
 	return &Store{data: make(map[string]*Entry), keys: newKeyIndex(), requests: make(map[string]Update), order: make([]string, window), window: window,
 		recent: make(map[position]uint64, window), recentRing: make([]position, window), seed: maphash.MakeSeed(),
-		history: history, hist: make(map[string]*chain), changesMax: max(changes, 1), ttl: newTTLIndex()}
+		history: history, hist: make(map[string]*chain), changesMax: max(changes, 1), changesBytes: changesBytes, ttl: newTTLIndex()}
 }
 
 // digest hashes what an update writes, for recent.
@@ -382,7 +387,7 @@ func (s *Store) Write(epoch uint64, w Write) (u Update, dup, applied bool, err e
 	case w.Compact > 0 && w.Compact <= s.revFloor:
 		return noop, false, false, nil
 	case w.Prefix:
-		if len(s.prefixKeysLocked(w.Key)) == 0 {
+		if !s.anyWithPrefixLocked(w.Key) {
 			return noop, false, false, nil
 		}
 	case w.Create && exists:
@@ -408,6 +413,7 @@ func (s *Store) Write(epoch uint64, w Write) (u Update, dup, applied bool, err e
 // writeLocked applies u at its revision: stores its value, removes its
 // key or keys, or compacts; and keeps it for replays.
 func (s *Store) writeLocked(u *Update) {
+	var removed []string
 	switch {
 	case u.Compact > 0:
 		s.compactLocked(u.Compact)
@@ -417,6 +423,9 @@ func (s *Store) writeLocked(u *Update) {
 			s.removeKeyLocked(k, *u)
 		}
 		u.Count = len(keys)
+		if s.history > 1 {
+			removed = keys
+		}
 	case u.Delete:
 		s.removeKeyLocked(u.Key, *u)
 	default:
@@ -424,7 +433,7 @@ func (s *Store) writeLocked(u *Update) {
 	}
 	logged := *u
 	logged.Count = 0 // this store's count, not part of the update
-	s.logLocked(logged)
+	s.logLocked(logEntry{logged, removed})
 }
 
 // Apply is a replica's write: it applies the leader's update as it is.

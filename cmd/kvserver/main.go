@@ -80,6 +80,7 @@ func app(hup <-chan os.Signal) *cli.App {
 			&cli.IntFlag{Name: "max-watches", Value: d.MaxWatches, Usage: "budget watches: changes requests waiting for an update at once", EnvVars: []string{"ZKV_MAX_WATCHES"}},
 			&cli.IntFlag{Name: "history", Value: d.History, Usage: "versions of each key kept, the current one included (1-64)", EnvVars: []string{"ZKV_HISTORY"}},
 			&cli.IntFlag{Name: "watch-window", Value: d.Changes, Usage: "recent updates kept in order for watchers to replay from a revision", EnvVars: []string{"ZKV_WATCH_WINDOW"}},
+			&cli.IntFlag{Name: "watch-window-bytes", Value: d.ChangesBytes, Usage: "bytes of keys and values those updates may hold at most", EnvVars: []string{"ZKV_WATCH_WINDOW_BYTES"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"ZKV_LOG_LEVEL"}},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json", EnvVars: []string{"ZKV_LOG_FORMAT"}},
 			&cli.StringFlag{Name: "zookeeper-auth", Usage: "`USER:PASSWORD` for ZooKeeper digest auth; znodes then get an ACL: this user all, others read", EnvVars: []string{"ZKV_ZOOKEEPER_AUTH"}},
@@ -123,6 +124,7 @@ func run(c *cli.Context, hup <-chan os.Signal) error {
 	cfg.MaxWatches = c.Int("max-watches")
 	cfg.History = c.Int("history")
 	cfg.Changes = c.Int("watch-window")
+	cfg.ChangesBytes = c.Int("watch-window-bytes")
 	cfg.ZooKeeperAuth = c.String("zookeeper-auth")
 	cfg.HTTPTLSCert = c.String("http-tls-cert")
 	cfg.HTTPTLSKey = c.String("http-tls-key")
