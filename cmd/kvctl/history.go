@@ -97,9 +97,10 @@ func compactCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "compact",
 		Usage: "drop every server's history below --rev REVISION, or older than --age DURATION",
-		Description: `After a compaction, reads at a revision below it, histories and watches
-that start below it fail with "compacted". The current value of every key
-stays.`,
+		Description: `After a compaction, reads at a revision below it fail with "compacted",
+and histories lose the versions below it. The current value of every key
+stays. Watches replay from each server's window of recent updates, which a
+compaction leaves alone.`,
 		Flags: []cli.Flag{
 			&cli.Uint64Flag{Name: "rev", Usage: "keep history from `REVISION` on"},
 			&cli.DurationFlag{Name: "age", Usage: "drop history older than `DURATION` (e.g. 1h)"},

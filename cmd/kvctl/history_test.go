@@ -43,7 +43,7 @@ func (s *syncBuffer) String() string {
 func TestHistoryWatchAndCompact(t *testing.T) {
 	zk := testenv.StartZooKeeper(t)
 	ns := testenv.StartNATS(t)
-	nodes := testenv.StartCluster(t, 1, harness.NodeOptions{ZooKeeper: zk.Addr(), NATSURL: ns.URL()})
+	nodes := testenv.StartCluster(t, 1, harness.NodeOptions{ZooKeeper: zk.Addr(), NATSURL: ns.URL(), Args: []string{"--watch-window", "32"}})
 	var out, errOut bytes.Buffer
 	if code := run(t.Context(), []string{"kvctl", "--nats", ns.URL(), "--timeout", "30s", "put", "warm", "1"}, strings.NewReader(""), &out, &errOut); code != ExitOK {
 		t.Fatalf("first write: exit code %d: %s%s", code, out.String(), errOut.String())
@@ -156,8 +156,12 @@ func TestHistoryWatchAndCompact(t *testing.T) {
 			if _, errOut := kvctl(ExitError, "get", k, "--rev", r1); !strings.Contains(errOut, "error: compacted:") {
 				t.Errorf("get below the compaction: %q", errOut)
 			}
+			// A watch from a start the window (32 updates) no longer holds.
+			for i := range 40 {
+				write("put", fmt.Sprintf("%s/fill/%d", face, i), "x")
+			}
 			if _, errOut := kvctl(ExitError, "watch", "--rev", "1"); !strings.Contains(errOut, "error: compacted:") {
-				t.Errorf("watch below the compaction: %q", errOut)
+				t.Errorf("watch from a start no longer held: %q", errOut)
 			}
 			if out, _ := kvctl(ExitOK, "compact", "--age", "1h"); !strings.Contains(out, "nothing to compact") {
 				t.Errorf("compact --age: %q", out)
