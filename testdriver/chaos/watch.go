@@ -33,6 +33,7 @@ type watchRun struct {
 	w       *client.Watcher
 	done    chan struct{}
 	err     error
+	endedAt time.Duration // when the last watch ended by itself (0: it did not)
 	resumes []string
 }
 
@@ -132,8 +133,9 @@ func (wr *watchRun) follow(ctx context.Context, node string, from uint64) error 
 			wr.mu.Unlock()
 		}
 		err := w.Err()
+		at := wr.e.now()
 		wr.mu.Lock()
-		wr.err = err
+		wr.err, wr.endedAt = err, at
 		wr.mu.Unlock()
 	}()
 	return nil
@@ -216,6 +218,10 @@ func (e *runEnv) finishWatch(ctx context.Context, lossAllowed bool) {
 	stopped := e.now()
 	wr.mu.Lock()
 	ups := slices.Clone(wr.ups)
+	if through < highest && wr.endedAt > 0 {
+		// The watch ended early: it owes the expiries due before then.
+		stopped = wr.endedAt
+	}
 	wr.mu.Unlock()
 	expiries := 0
 	for _, u := range ups {
