@@ -266,11 +266,13 @@ type WriteReply struct {
 }
 
 // Ack is a replica's confirmation, on Subjects.Ack, that it applied the
-// put (Epoch, Seq).
+// put (Epoch, Seq), or with From every update of Epoch from From to Seq
+// (one ack for a batch).
 type Ack struct {
 	Node  string `json:"node"`
 	Epoch uint64 `json:"epoch"`
 	Seq   uint64 `json:"seq"`
+	From  uint64 `json:"from,omitempty"`
 }
 
 // Validate checks the fields the leader relies on.
@@ -283,6 +285,9 @@ func (a Ack) Validate() error {
 	}
 	if a.Epoch > MaxSeq || a.Seq > MaxSeq {
 		return Errorf(CodeBadRequest, "ack epoch %d or seq %d past %d", a.Epoch, a.Seq, uint64(MaxSeq))
+	}
+	if a.From != 0 && (a.From > a.Seq || a.Seq-a.From >= MaxBatchUpdates) {
+		return Errorf(CodeBadRequest, "ack of seq %d to %d (at most %d at once)", a.From, a.Seq, MaxBatchUpdates)
 	}
 	return nil
 }

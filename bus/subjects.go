@@ -3,6 +3,7 @@ package bus
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 )
 
 // DefaultPrefix is the subject prefix used when none is configured.
@@ -14,9 +15,10 @@ const DefaultPrefix = "kv"
 const (
 	NodeServiceName   = "zkv"
 	LeaderServiceName = "zkv-leader"
-	// WriteQueueGroup is the queue group of the leader's write endpoint. While
-	// an old and a new leader are both subscribed during a takeover, NATS
-	// hands each request to exactly one of them.
+	// WriteQueueGroup is the queue group of the leader's read and snapshot
+	// endpoints. (Its write endpoints have none: while a paused or deposed
+	// leader is still subscribed, every write reaches the live leader too,
+	// and the first answer wins; epochs fence what the old one does.)
 	WriteQueueGroup = "zkv-leader"
 	// ReadQueueGroup is the queue group of Subjects.Read: one node answers.
 	ReadQueueGroup = "zkv-read"
@@ -65,6 +67,14 @@ func (s Subjects) Prefixed() string {
 
 // Write is the subject only the leader answers: "kv.write".
 func (s Subjects) Write() string { return s.p() + ".write" }
+
+// EpochWrite is the write subject of the leader of epoch only, advertised
+// in its leader znode: unlike Write, a paused or deposed leader of an
+// older epoch is never among its responders, so a server forwarding a
+// write to the leader it knows never waits on an old one.
+func (s Subjects) EpochWrite(epoch uint64) string {
+	return s.p() + ".write." + strconv.FormatUint(epoch, 10)
+}
 
 // Read is the subject any one node answers reads on, from its own copy
 // (a queue group picks the node): "kv.read".

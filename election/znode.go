@@ -93,6 +93,10 @@ type LeaderData struct {
 	// Revision is the leader's store revision when it took over.
 	Revision uint64 `json:"revision"`
 	Znode    string `json:"znode"`
+	// Subject is the write subject only this leader's epoch answers
+	// (bus.Subjects.EpochWrite), for servers and clients that forward to
+	// the leader they know rather than to whoever answers the shared one.
+	Subject string `json:"subject,omitempty"`
 }
 
 func decodeLeader(b []byte) (LeaderData, error) {

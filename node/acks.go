@@ -84,6 +84,20 @@ func (t *ackTracker) get(k ackKey) *ackWait {
 func (t *ackTracker) confirm(k ackKey, node string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.confirmLocked(k, node)
+}
+
+// confirmRange records node's confirmation of every update of epoch from
+// from to to (an ack of a batch; bus.Ack bounds the run).
+func (t *ackTracker) confirmRange(epoch, from, to uint64, node string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for seq := from; seq <= to && seq >= from; seq++ {
+		t.confirmLocked(ackKey{epoch, seq}, node)
+	}
+}
+
+func (t *ackTracker) confirmLocked(k ackKey, node string) {
 	w := t.waits[k]
 	if w == nil || w.got[node] {
 		return

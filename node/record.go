@@ -148,9 +148,11 @@ func (s *Server) heartbeatLoop() {
 		defer s.writeMu.Unlock()
 		if epoch := s.leaderEpoch.Load(); epoch != 0 && s.serving.Load() {
 			hb := bus.Update{Kind: bus.KindHeartbeat, Epoch: epoch, Seq: s.store.Revision(), Leader: s.cfg.ID, Time: time.Now().UnixNano()}
-			if err := s.publish(s.subj.Replication(), bus.Encode(hb)); err != nil {
-				s.log.Debug("heartbeat not sent", "err", err)
-			}
+			s.replicate(hb, func(err error) {
+				if err != nil {
+					s.log.Debug("heartbeat not sent", "err", err)
+				}
+			})
 		}
 	})
 }

@@ -33,8 +33,9 @@ func (s *Server) subscribeReplication() error {
 	return nil
 }
 
-// onAck records a replica's confirmation of a put. Only a confirmation
-// signed by a member of this cluster counts.
+// onAck records a replica's confirmation of a put, or of a run of
+// updates (one ack for a batch). Only a confirmation signed by a member of
+// this cluster counts.
 func (s *Server) onAck(msg *nats.Msg) {
 	if s.verify(msg, bus.DomainBus, "ack") != nil {
 		return
@@ -44,50 +45,126 @@ func (s *Server) onAck(msg *nats.Msg) {
 		s.rareLog("malformed-ack", func() { s.log.Warn("dropped malformed ack", "err", err) })
 		return
 	}
-	if a.Epoch == s.leaderEpoch.Load() {
-		s.acks.confirm(ackKey{a.Epoch, a.Seq}, a.Node)
+	if a.Epoch != s.leaderEpoch.Load() {
+		return
 	}
+	from := a.From
+	if from == 0 {
+		from = a.Seq
+	}
+	s.acks.confirmRange(a.Epoch, from, a.Seq, a.Node)
 }
 
-// onUpdate applies one replication message. NATS calls it serially, in the
-// order the leader published. A message not signed by a member of this
-// cluster is dropped before it is even decoded: it is never applied,
-// never confirmed and never deposes anyone.
+// onUpdate applies one replication message: a single update or a batch.
+// NATS calls it serially, in the order the leader published. A message
+// not signed by a member of this cluster is dropped before it is even
+// decoded: it is never applied, never confirmed and never deposes anyone.
 func (s *Server) onUpdate(msg *nats.Msg) {
 	if s.verify(msg, bus.DomainBus, "replication") != nil {
 		return
 	}
-	var u bus.Update
-	if err := bus.Decode(msg.Data, &u); err != nil {
+	ups, err := bus.DecodeReplication(msg.Data)
+	if err != nil {
 		s.malformed.Add(1)
 		s.rareLog("malformed-update", func() { s.log.Warn("dropped malformed replication message", "err", err) })
 		return
 	}
-	mine := s.leaderEpoch.Load()
-	if mine != 0 {
-		switch {
-		case u.Epoch == mine && u.Leader == s.cfg.ID:
-			return // our own update, applied already
-		case u.Epoch > mine:
-			s.stepDown(fmt.Sprintf("saw epoch %d from %s on the bus", u.Epoch, u.Leader))
-		default:
-			s.droppedOld.Add(1)
-			s.rareLog("leader-old-epoch", func() {
-				s.log.Warn("leader dropped an update not its own", "epoch", u.Epoch, "seq", u.Seq, "from", u.Leader, "my_epoch", mine)
-			})
-			return
+	var acks ackRuns
+	for _, u := range ups {
+		if !s.admit(u) {
+			continue
+		}
+		if s.bufferIfCatchingUp(u) {
+			continue
+		}
+		if s.applyOne(u) {
+			acks.add(u)
+		} else {
+			acks.cut()
 		}
 	}
-	if s.bufferIfCatchingUp(u) {
-		return
+	for _, a := range acks.runs {
+		s.sendAck(a)
 	}
-	s.apply(u)
 }
 
-// apply applies one decoded update to the store, confirms it if asked,
-// and starts a catch-up if it reveals a gap.
+// admit decides, on a leader, what becomes of an update on the bus: its
+// own are applied already, a newer epoch deposes it, an older one is
+// dropped. A follower admits every update.
+func (s *Server) admit(u bus.Update) bool {
+	mine := s.leaderEpoch.Load()
+	if mine == 0 {
+		return true
+	}
+	switch {
+	case u.Epoch == mine && u.Leader == s.cfg.ID:
+		return false // our own update, applied already
+	case u.Epoch > mine:
+		s.stepDown(fmt.Sprintf("saw epoch %d from %s on the bus", u.Epoch, u.Leader))
+		return true
+	}
+	s.droppedOld.Add(1)
+	s.rareLog("leader-old-epoch", func() {
+		s.log.Warn("leader dropped an update not its own", "epoch", u.Epoch, "seq", u.Seq, "from", u.Leader, "my_epoch", mine)
+	})
+	return false
+}
+
+// ackRuns gathers the confirmations of one replication message: runs of
+// contiguous updates this copy holds that include one asking for an ack,
+// each sent as one Ack.
+type ackRuns struct {
+	runs []bus.Ack
+	open bool // the last run may still grow
+	want bool // the last run holds an update that asked for an ack
+}
+
+// add extends the open run with u (held by this copy), or starts one.
+func (r *ackRuns) add(u bus.Update) {
+	n := len(r.runs)
+	if r.open && r.runs[n-1].Epoch == u.Epoch && r.runs[n-1].Seq+1 == u.Seq {
+		r.runs[n-1].Seq = u.Seq
+	} else {
+		r.cut()
+		r.runs = append(r.runs, bus.Ack{Epoch: u.Epoch, From: u.Seq, Seq: u.Seq})
+		r.open, r.want = true, false
+	}
+	r.want = r.want || u.Ack
+}
+
+// cut closes the open run, dropping it if nothing in it asked for an ack.
+func (r *ackRuns) cut() {
+	if r.open && !r.want {
+		r.runs = r.runs[:len(r.runs)-1]
+	}
+	r.open, r.want = false, false
+}
+
+// sendAck confirms the run a on the ack subject.
+func (s *Server) sendAck(a bus.Ack) {
+	a.Node = s.cfg.ID
+	if a.From == a.Seq {
+		a.From = 0
+	}
+	if err := s.publish(s.subj.Ack(), bus.Encode(a)); err != nil {
+		s.log.Warn("cannot confirm updates", "epoch", a.Epoch, "seq", a.Seq, "err", err)
+	}
+}
+
+// apply applies one decoded update and confirms it if asked (the path of
+// updates buffered during a catch-up).
 func (s *Server) apply(u bus.Update) {
+	if s.applyOne(u) && u.Ack {
+		s.sendAck(bus.Ack{Epoch: u.Epoch, Seq: u.Seq})
+	}
+}
+
+// applyOne applies one decoded update to the store and starts a catch-up
+// if it reveals a gap. It reports whether this copy holds the update now
+// (applied now or before): only then may it be confirmed.
+func (s *Server) applyOne(u bus.Update) bool {
 	var err error
+	held := false
 	switch u.Kind {
 	case bus.KindEpoch:
 		err = s.store.BeginEpoch(u.Epoch, u.Seq)
@@ -111,17 +188,13 @@ func (s *Server) apply(u bus.Update) {
 		}
 		// Confirm only what this copy holds: exactly this update at this
 		// place, applied now or before (a retransmission).
-		if u.Ack && s.store.Holds(su) {
-			ack := bus.Ack{Node: s.cfg.ID, Epoch: u.Epoch, Seq: u.Seq}
-			if perr := s.publish(s.subj.Ack(), bus.Encode(ack)); perr != nil {
-				s.log.Warn("cannot confirm update", "epoch", u.Epoch, "seq", u.Seq, "err", perr)
-			}
-		}
+		held = s.store.Holds(su)
 	}
 	s.logApplyErr(err, u.Leader, u.Epoch, u.Seq)
 	if errors.Is(err, store.ErrGap) || errors.Is(err, store.ErrDiverged) {
 		s.startCatchUp("replication gap")
 	}
+	return held
 }
 
 // storeUpdate is the store's form of a put, delete, purge or compact

@@ -79,6 +79,7 @@ type Server struct {
 	web      *httpSecurity // HTTP TLS and users (http_security.go)
 	budgets  budgets       // one bounded budget per kind of request that waits
 	acks     *ackTracker
+	repl     *replicator // the leader's replication queue (pipeline.go)
 
 	runCtx context.Context
 	wg     sync.WaitGroup
@@ -196,6 +197,7 @@ func New(cfg Config) (*Server, error) {
 		web:       web,
 		budgets:   newBudgets(cfg),
 		acks:      newAckTracker(store.DefaultRequestWindow),
+		repl:      newReplicator(),
 		appliedCh: make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -282,6 +284,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}
 	switch {
 	case err == nil:
+		s.goFunc(s.replicateLoop)
 		s.goFunc(s.heartbeatLoop)
 		s.goFunc(s.expiryLoop)
 		s.goFunc(s.recordLoop)
@@ -546,7 +549,7 @@ func (s *Server) takeOver(t election.Term) {
 	}
 	rev = start
 	marker := bus.Update{Kind: bus.KindEpoch, Epoch: t.Epoch, Seq: rev, Leader: s.cfg.ID, Time: time.Now().UnixNano()}
-	if err := s.publish(s.subj.Replication(), bus.Encode(marker)); err != nil {
+	if err := s.replicateSync(marker); err != nil {
 		s.writeMu.Unlock()
 		s.log.Error("cannot publish epoch marker; not taking writes", "epoch", t.Epoch, "err", err)
 		return
@@ -562,8 +565,15 @@ func (s *Server) takeOver(t election.Term) {
 		Metadata:    map[string]string{bus.MetadataNode: s.cfg.ID, bus.MetadataPrefix: s.cfg.SubjectPrefix, "epoch": fmt.Sprint(t.Epoch)},
 	})
 	if err == nil {
+		// No queue group on the write subjects: a paused or deposed
+		// leader that is still subscribed must not take a share of the
+		// writes (see bus.WriteQueueGroup).
 		err = svc.AddEndpoint("write", micro.HandlerFunc(s.handleLeaderWrite),
-			micro.WithEndpointSubject(s.subj.Write()), micro.WithEndpointQueueGroup(bus.WriteQueueGroup))
+			micro.WithEndpointSubject(s.subj.Write()), micro.WithEndpointQueueGroupDisabled())
+		if err == nil {
+			err = svc.AddEndpoint("epoch-write", micro.HandlerFunc(s.handleLeaderWrite),
+				micro.WithEndpointSubject(s.subj.EpochWrite(t.Epoch)), micro.WithEndpointQueueGroupDisabled())
+		}
 		if err == nil {
 			err = svc.AddEndpoint("read", micro.HandlerFunc(s.handleLeaderRead),
 				micro.WithEndpointSubject(s.subj.LeaderRead()), micro.WithEndpointQueueGroup(bus.WriteQueueGroup))
@@ -596,7 +606,8 @@ func (s *Server) takeOver(t election.Term) {
 	}
 	s.serving.Store(s.leaderEpoch.Load() == t.Epoch)
 	s.log.Info("leader: taking writes", "epoch", t.Epoch, "revision", rev, "subject", s.subj.Write())
-	data := election.LeaderData{ID: s.cfg.ID, Addr: s.advertisedAddr(), Epoch: t.Epoch, Revision: rev, Znode: t.Znode}
+	data := election.LeaderData{ID: s.cfg.ID, Addr: s.advertisedAddr(), Epoch: t.Epoch, Revision: rev, Znode: t.Znode,
+		Subject: s.subj.EpochWrite(t.Epoch)}
 	s.goFunc(func() { s.announce(data) })
 	s.goFunc(func() {
 		ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.SessionTimeout)

@@ -35,41 +35,44 @@ func (s *Server) handleLeaderWrite(req micro.Request) {
 	s.serveWrite(req, w)
 }
 
-// serveWrite applies w as leader and answers req. A write that waits for
-// replicas' confirmations waits on its own goroutine, so the endpoint goes
-// on applying later writes meanwhile. Such a write takes its ack_waits slot
-// before it is applied: a full budget refuses it with nothing applied, so
-// "unavailable" never hides an applied write.
+// serveWrite applies w as leader and answers req. The write is applied
+// on the caller's goroutine, in revision order; its answer is sent by the
+// replication pipeline once its update was published (pipeline.go), so
+// the endpoint goes on applying later writes meanwhile. A write that waits
+// for replicas' confirmations waits on its own goroutine. Such a write
+// takes its ack_waits slot before it is applied: a full budget refuses it
+// with nothing applied, so "unavailable" never hides an applied write.
 func (s *Server) serveWrite(req micro.Request, w bus.WriteRequest) {
 	slot := s.ackLevel(w) != bus.AcksLeader
 	if slot && !s.budgets.ackWaits.acquire() {
 		s.respondError(req, s.ackWaitsFull())
 		return
 	}
-	reply, wait, err := s.applyWrite(w)
-	if err != nil || wait == nil {
-		if slot {
+	s.applyAsync(w, false, func(reply bus.WriteReply, wait *ackWait, err error) {
+		if err != nil || wait == nil {
+			if slot {
+				s.budgets.ackWaits.release()
+			}
+			if err != nil {
+				s.respondError(req, err)
+				return
+			}
+			s.respond(req, bus.Encode(reply))
+			return
+		}
+		if !s.goFunc(func() {
+			defer s.budgets.ackWaits.release()
+			reply, err := s.awaitAcks(s.runCtx, reply, wait)
+			if err != nil {
+				s.respondError(req, err)
+				return
+			}
+			s.respond(req, bus.Encode(reply))
+		}) {
 			s.budgets.ackWaits.release()
+			s.respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s is shutting down; revision %d was applied but not confirmed", s.cfg.ID, reply.Revision))
 		}
-		if err != nil {
-			s.respondError(req, err)
-			return
-		}
-		s.respond(req, bus.Encode(reply))
-		return
-	}
-	if !s.goFunc(func() {
-		defer s.budgets.ackWaits.release()
-		reply, err := s.awaitAcks(s.runCtx, reply, wait)
-		if err != nil {
-			s.respondError(req, err)
-			return
-		}
-		s.respond(req, bus.Encode(reply))
-	}) {
-		s.budgets.ackWaits.release()
-		s.respondError(req, bus.Errorf(bus.CodeUnavailable, "node %s is shutting down; revision %d was applied but not confirmed", s.cfg.ID, reply.Revision))
-	}
+	})
 }
 
 // ackWaitsFull is the answer to a write refused for want of an ack_waits
@@ -152,10 +155,9 @@ func forwardBody(w bus.WriteRequest) []byte {
 }
 
 // applyWrite is the leader's write: check the lease and epoch, apply,
-// replicate, check the lease again. writeMu is held throughout so updates
-// are published in revision order; nc.Publish only buffers, so no network
-// round trip happens under the lock. For acks=majority or all it returns
-// the wait to pass to awaitAcks before replying.
+// replicate, check the lease again. It returns once the update was
+// published; for acks=majority or all it returns the wait to pass to
+// awaitAcks before replying.
 func (s *Server) applyWrite(w bus.WriteRequest) (bus.WriteReply, *ackWait, error) {
 	return s.applyStoreWrite(w, false)
 }
@@ -182,31 +184,62 @@ func (s *Server) storeWrite(w bus.WriteRequest, now time.Time) store.Write {
 // applyStoreWrite is applyWrite; expired marks the leader's own delete of
 // a key whose time to live passed.
 func (s *Server) applyStoreWrite(w bus.WriteRequest, expired bool) (bus.WriteReply, *ackWait, error) {
+	type result struct {
+		reply bus.WriteReply
+		wait  *ackWait
+		err   error
+	}
+	ch := make(chan result, 1)
+	s.applyAsync(w, expired, func(reply bus.WriteReply, wait *ackWait, err error) { ch <- result{reply, wait, err} })
+	r := <-ch
+	return r.reply, r.wait, r.err
+}
+
+// writeDone receives a write's outcome: the reply (and for acks=majority
+// or all the wait to pass to awaitAcks), or the error to answer.
+type writeDone func(reply bus.WriteReply, wait *ackWait, err error)
+
+// applyAsync applies w and calls done exactly once with its outcome: at
+// once when nothing is to be published (a refusal, a delete of nothing),
+// else from the replication pipeline after the update was published and
+// the lease checked again.
+func (s *Server) applyAsync(w bus.WriteRequest, expired bool, done writeDone) {
+	if reply, wait, err, queued := s.applyOrdered(w, expired, done); !queued {
+		done(reply, wait, err)
+	}
+}
+
+// applyOrdered is the ordered part of a write, under writeMu: check the
+// lease and epoch, apply to the store and queue the update for
+// replication, which then calls done. queued is false when nothing was
+// queued; the outcome is then returned, for the caller to deliver once
+// writeMu is released.
+func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) (bus.WriteReply, *ackWait, error, bool) {
 	level := s.ackLevel(w)
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	epoch := s.leaderEpoch.Load()
 	if epoch == 0 || !s.lease.LeaseValid() {
-		return bus.WriteReply{}, nil, s.notLeader(epoch)
+		return bus.WriteReply{}, nil, s.notLeader(epoch), false
 	}
 	// The revision this write creates must be reserved in the cluster
 	// record before anyone can be told it exists.
 	if err := s.ensureReserved(s.runCtx, epoch, s.store.Revision()+1); err != nil {
 		s.log.Warn("write refused: cannot reserve its revision", "err", err)
-		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "node %s cannot reserve revisions in ZooKeeper; nothing was applied: %v", s.cfg.ID, err)
+		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "node %s cannot reserve revisions in ZooKeeper; nothing was applied: %v", s.cfg.ID, err), false
 	}
 	if (w.Op == bus.OpCreate || w.IfRevision != nil) && !expired && s.lossyEpoch.Load() == epoch {
 		// The condition would be checked against a copy that may lack
 		// acknowledged writes: a create could overwrite a key the
 		// cluster holds, an if_revision could win twice. (An expiry is
 		// checked against the deadline this copy holds: it is taken.)
-		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "node %s leads epoch %d without %d revisions the cluster may have acknowledged, so it cannot check create or if_revision; nothing was applied (plain puts and deletes are taken)", s.cfg.ID, epoch, s.lost.Load())
+		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "node %s leads epoch %d without %d revisions the cluster may have acknowledged, so it cannot check create or if_revision; nothing was applied (plain puts and deletes are taken)", s.cfg.ID, epoch, s.lost.Load()), false
 	}
 	sw := s.storeWrite(w, time.Now())
 	sw.Expired = expired
 	if w.Op == bus.OpCompact && sw.Compact == 0 {
 		// Nothing held is as old as asked: nothing to drop.
-		return bus.WriteReply{OK: true, Op: w.Op, Revision: s.store.Revision(), Epoch: epoch, Leader: s.cfg.ID}, nil, nil
+		return bus.WriteReply{OK: true, Op: w.Op, Revision: s.store.Revision(), Epoch: epoch, Leader: s.cfg.ID}, nil, nil, false
 	}
 	u, dup, applied, err := s.store.Write(epoch, sw)
 	var (
@@ -215,12 +248,12 @@ func (s *Server) applyStoreWrite(w bus.WriteRequest, expired bool) (bus.WriteRep
 	)
 	switch {
 	case errors.As(err, &cond):
-		return bus.WriteReply{}, nil, conditionFailed(cond)
+		return bus.WriteReply{}, nil, conditionFailed(cond), false
 	case errors.As(err, &rerr):
-		return bus.WriteReply{}, nil, bus.RevisionError(bus.CodeFuture, rerr.Current, "cannot compact to revision %d: the leader is at revision %d", rerr.Revision, rerr.Current)
+		return bus.WriteReply{}, nil, bus.RevisionError(bus.CodeFuture, rerr.Current, "cannot compact to revision %d: the leader is at revision %d", rerr.Revision, rerr.Current), false
 	case err != nil:
 		// A higher epoch is known: we are a deposed leader.
-		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeNotLeader, "node %s was leader of epoch %d, a newer epoch %d exists", s.cfg.ID, epoch, s.store.Epoch())
+		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeNotLeader, "node %s was leader of epoch %d, a newer epoch %d exists", s.cfg.ID, epoch, s.store.Epoch()), false
 	}
 	reply := bus.WriteReply{OK: true, Key: u.Key, Revision: u.Seq, Epoch: u.Epoch, Leader: s.cfg.ID, Deleted: u.Delete && applied, Count: u.Count}
 	if w.Op != bus.OpPut {
@@ -235,21 +268,30 @@ func (s *Server) applyStoreWrite(w bus.WriteRequest, expired bool) (bus.WriteRep
 	if !applied {
 		// A delete of a key that does not exist (or the like): nothing
 		// to replicate.
-		return reply, nil, nil
+		return reply, nil, nil, false
 	}
 	if dup {
 		if u.Key != w.Key || u.Value != w.Value || updateKind(u) != updateKind(storeUpdateOf(sw)) || u.Prefix != w.Prefix {
-			return bus.WriteReply{}, nil, bus.Errorf(bus.CodeBadRequest, "request_id %q was used for another write (key %q at revision %d)", w.RequestID, u.Key, u.Seq)
+			return bus.WriteReply{}, nil, bus.Errorf(bus.CodeBadRequest, "request_id %q was used for another write (key %q at revision %d)", w.RequestID, u.Key, u.Seq), false
 		}
 		reply.Duplicate = true
 		if level == bus.AcksLeader {
-			return reply, nil, nil
+			// Answered once what came before it, the first attempt
+			// included, was published.
+			s.afterQueued(func(err error) {
+				if err != nil {
+					done(bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "request_id %q was applied at revision %d, but not replicated: %v", w.RequestID, u.Seq, err))
+					return
+				}
+				done(reply, nil, nil)
+			})
+			return bus.WriteReply{}, nil, nil, true
 		}
 		// A retry waits for (or reports) the first attempt's confirmations.
 		if wait := s.acks.get(ackKey{u.Epoch, u.Seq}); wait != nil {
-			return reply, wait, nil
+			return reply, wait, nil, false
 		}
-		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeTimeout, "request_id %q was applied at revision %d, but whether replicas confirmed it is no longer known", w.RequestID, u.Seq)
+		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeTimeout, "request_id %q was applied at revision %d, but whether replicas confirmed it is no longer known", w.RequestID, u.Seq), false
 	}
 	var wait *ackWait
 	if level != bus.AcksLeader {
@@ -257,21 +299,26 @@ func (s *Server) applyStoreWrite(w bus.WriteRequest, expired bool) (bus.WriteRep
 	}
 	msg := busUpdate(u)
 	msg.Ack = wait != nil
-	if err := s.publish(s.subj.Replication(), bus.Encode(msg)); err != nil {
-		s.log.Error("write applied but not replicated", "epoch", epoch, "seq", u.Seq, "key", u.Key, "err", err)
-		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "applied on the leader at revision %d but not replicated: %v", u.Seq, err)
-	}
-	// The leader's own writes do not come back through apply: wake the
-	// waits on this copy (changes long polls) here.
-	s.notifyApplied()
-	if !s.lease.LeaseValid() {
-		s.log.Warn("lease lost while writing: not acknowledging", "epoch", epoch, "seq", u.Seq, "key", u.Key)
-		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeNotLeader, "node %s lost its ZooKeeper lease during the write (revision %d may or may not survive)", s.cfg.ID, u.Seq)
-	}
-	if wait == nil {
-		s.noteAcked(u.Seq)
-	}
-	return reply, wait, nil
+	s.replicate(msg, func(err error) {
+		if err != nil {
+			s.log.Error("write applied but not replicated", "epoch", epoch, "seq", u.Seq, "key", u.Key, "err", err)
+			done(bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "applied on the leader at revision %d but not replicated: %v", u.Seq, err))
+			return
+		}
+		// The leader's own writes do not come back through apply: wake
+		// the waits on this copy (changes long polls) here.
+		s.notifyApplied()
+		if !s.lease.LeaseValid() {
+			s.log.Warn("lease lost while writing: not acknowledging", "epoch", epoch, "seq", u.Seq, "key", u.Key)
+			done(bus.WriteReply{}, nil, bus.Errorf(bus.CodeNotLeader, "node %s lost its ZooKeeper lease during the write (revision %d may or may not survive)", s.cfg.ID, u.Seq))
+			return
+		}
+		if wait == nil {
+			s.noteAcked(u.Seq)
+		}
+		done(reply, wait, nil)
+	})
+	return bus.WriteReply{}, nil, nil, true
 }
 
 // conditionFailed is the wire error of a failed create or if_revision.
@@ -370,7 +417,7 @@ func (s *Server) forward(ctx context.Context, data []byte) []byte {
 	fatal := false
 	err := retry.Do(ctx, retry.Leader.Until(giveUp), func() error {
 		actx, cancel := context.WithTimeout(ctx, time.Until(giveUp)+s.cfg.WriteTimeout)
-		msg, err := s.verifiedReply(actx, s.subj.Write(), data, "write reply")
+		msg, err := s.forwardOnce(actx, data)
 		cancel()
 		if err != nil {
 			last = err
@@ -395,4 +442,22 @@ func (s *Server) forward(ctx context.Context, data []byte) []byte {
 		return bus.EncodeError(bus.Errorf(bus.CodeUnavailable, "forward to %s: %v", s.subj.Write(), err))
 	}
 	return bus.EncodeError(bus.Errorf(bus.CodeNoLeader, "no leader answered on %s within %s (last: %v)", s.subj.Write(), s.cfg.ForwardTimeout, last))
+}
+
+// forwardOnce sends a write to the leader this server knows, on the
+// subject of its epoch only, so a paused or deposed leader that still
+// listens on the shared write subject cannot hold it; when no leader is
+// known, or the known one does not answer there (a newer one may not be
+// announced yet), on the shared write subject.
+func (s *Server) forwardOnce(ctx context.Context, data []byte) (*nats.Msg, error) {
+	s.mu.Lock()
+	leader := s.term.Leader
+	s.mu.Unlock()
+	if leader.Epoch != 0 && leader.ID != s.cfg.ID {
+		msg, err := s.verifiedReply(ctx, s.subj.EpochWrite(leader.Epoch), data, "write reply")
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return msg, err
+		}
+	}
+	return s.verifiedReply(ctx, s.subj.Write(), data, "write reply")
 }

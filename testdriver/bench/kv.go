@@ -545,8 +545,9 @@ func (w *kvWorld) replicationLag(ctx context.Context, n int) ([]KVResult, error)
 	var dmu sync.Mutex
 	sub, err := w.echo.Subscribe(bus.Subjects{}.Replication(), func(m *nats.Msg) {
 		at := time.Now().UnixNano()
-		var u bus.Update
-		if bus.Decode(m.Data, &u) == nil && u.Kind == bus.KindPut && u.Key == "bench-lag" {
+		ups, _ := bus.DecodeReplication(m.Data)
+		if len(ups) == 1 && ups[0].Kind == bus.KindPut && ups[0].Key == "bench-lag" {
+			u := ups[0]
 			dmu.Lock()
 			delivery = append(delivery, time.Duration(at-u.Time))
 			dmu.Unlock()

@@ -94,10 +94,20 @@ func (e *runEnv) startAttack(ctx context.Context, rate int) (*attacker, error) {
 // onUpdate learns from a replication message and forges an ack of every
 // put and delete that asks for acks, in the name of every server.
 func (a *attacker) onUpdate(m *nats.Msg) {
-	var u bus.Update
-	if m.Header.Get(bus.HeaderCluster) == "" || bus.Decode(m.Data, &u) != nil {
+	if m.Header.Get(bus.HeaderCluster) == "" {
 		return // its own unsigned forgeries come back too
 	}
+	ups, err := bus.DecodeReplication(m.Data)
+	if err != nil {
+		return
+	}
+	for _, u := range ups {
+		a.onOneUpdate(m, u)
+	}
+}
+
+// onOneUpdate keeps u (of message m) for replays and forges acks for it.
+func (a *attacker) onOneUpdate(m *nats.Msg, u bus.Update) {
 	if strings.HasPrefix(u.Value, ForgedPrefix) || strings.HasPrefix(u.RequestID, ForgedPrefix) {
 		return // and those signed with its own key
 	}
@@ -119,6 +129,8 @@ func (a *attacker) onUpdate(m *nats.Msg) {
 	if write && u.Ack {
 		for _, id := range a.servers {
 			a.forge(a.subj.Ack(), bus.Encode(bus.Ack{Node: id, Epoch: u.Epoch, Seq: u.Seq}))
+			// and a run of acks, as a replica confirms a batch
+			a.forge(a.subj.Ack(), bus.Encode(bus.Ack{Node: id, Epoch: u.Epoch, From: u.Seq, Seq: u.Seq + 3}))
 		}
 	}
 }

@@ -352,19 +352,21 @@ func (e *runEnv) watchWire() (*wireWatch, error) {
 	}
 	w := &wireWatch{nc: nc}
 	sub, err := nc.Subscribe(bus.Subjects{Prefix: e.prefix}.Replication(), func(m *nats.Msg) {
-		var u bus.Update
 		if e.signer.VerifyMsg(bus.DomainBus, m) != nil {
 			w.mu.Lock()
 			w.rejected++
 			w.mu.Unlock()
 			return
 		}
-		if bus.Decode(m.Data, &u) != nil {
+		ups, err := bus.DecodeReplication(m.Data)
+		if err != nil {
 			return
 		}
 		at := e.now()
 		w.mu.Lock()
-		w.ups = append(w.ups, WireUpdate{At: at, Update: u})
+		for _, u := range ups {
+			w.ups = append(w.ups, WireUpdate{At: at, Update: u})
+		}
 		w.mu.Unlock()
 	})
 	if err == nil {
