@@ -175,6 +175,7 @@ func KVClientsChart(rs []KVResult, file string) (bool, error) {
 	p.Title.Text = "Throughput against clients"
 	p.X.Label.Text = "clients (log scale)"
 	p.Y.Label.Text = "ops/s, all clients"
+	p.Y.Min = 0
 	p.X.Scale = plot.LogScale{}
 	ticks := make([]plot.Tick, len(clients))
 	for i, c := range clients {

@@ -374,17 +374,25 @@ func KVChart(rs []KVResult, file string) error {
 			p.Legend.Add(fmt.Sprintf("R at %d client%s", clients[0], plural(clients[0])), line)
 		}
 	}
-	return p.Save(8*vg.Inch, 5*vg.Inch, file)
+	return p.Save(barChartWidth(ops), 5*vg.Inch, file)
 }
 
 // KVThroughputChart draws throughput per operation, grouped by
 // concurrency.
 func KVThroughputChart(rs []KVResult, file string) error {
-	p, _, _, _, err := kvBars(rs, "throughput per operation (ops/s, all clients)", "ops/s", func(r KVResult) float64 { return r.Throughput })
+	p, ops, _, _, err := kvBars(rs, "throughput per operation (ops/s, all clients)", "ops/s", func(r KVResult) float64 { return r.Throughput })
 	if err != nil {
 		return err
 	}
-	return p.Save(8*vg.Inch, 5*vg.Inch, file)
+	return p.Save(barChartWidth(ops), 5*vg.Inch, file)
+}
+
+// barSlot is the width per operation of the bar charts.
+const barSlot = 0.6 * vg.Inch
+
+// barChartWidth is the width of a bar chart of ops.
+func barChartWidth(ops []string) vg.Length {
+	return max(8*vg.Inch, vg.Length(len(ops))*barSlot+vg.Inch)
 }
 
 // kvBars plots value of every operation as grouped bars, one group per
@@ -406,7 +414,8 @@ func kvBars(rs []KVResult, title, unit string, value func(KVResult) float64) (*p
 	p.Title.Text = title
 	p.Y.Label.Text = unit
 	p.Legend.Top = true
-	w := vg.Points(14)
+	// Each group of bars takes 80% of its operation's slot.
+	w := min(vg.Points(14), barSlot*0.8/vg.Length(len(clients)))
 	for ci, c := range clients {
 		vals := make(plotter.Values, len(ops))
 		for i, op := range ops {
