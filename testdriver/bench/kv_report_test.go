@@ -5,9 +5,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/urfave/cli/v2"
 )
 
 func kvRow(op string, c int, p50 time.Duration, tput float64) KVResult {
@@ -236,6 +239,42 @@ func TestKVReportAndCharts(t *testing.T) {
 	for _, want := range []string{"goals:", "missed by 2.00×", "zkv-embedded-read", "(vs js-kv-r1-get)"} {
 		if !strings.Contains(sum.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, sum.String())
+		}
+	}
+}
+
+func TestKVConfigFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		clients []int
+		memKeys int
+		storage []string
+		ok      bool
+	}{
+		{nil, []int{1, 16, 64}, GoalMemKeys, []string{StorageFile, StorageMemory}, true},
+		{[]string{"--quick"}, []int{1, 16}, 20_000, []string{StorageFile, StorageMemory}, true},
+		{[]string{"--quick", "--clients", "1,64", "--mem-keys", "5"}, []int{1, 64}, 5, []string{StorageFile, StorageMemory}, true},
+		{[]string{"--js-storage", "memory"}, []int{1, 16, 64}, GoalMemKeys, []string{StorageMemory}, true},
+		{[]string{"--js-storage", "disk"}, nil, 0, nil, false},
+		{[]string{"--mem-keys", "-1"}, nil, 0, nil, false},
+	} {
+		cmd := kvCommand()
+		var got KVConfig
+		var err error
+		cmd.Action = func(c *cli.Context) error {
+			got, err = kvConfig(c)
+			return nil
+		}
+		app := &cli.App{Commands: []*cli.Command{cmd}}
+		if runErr := app.Run(append([]string{"x", "kv"}, tc.args...)); runErr != nil {
+			t.Fatal(runErr)
+		}
+		if (err == nil) != tc.ok {
+			t.Errorf("%v: error %v", tc.args, err)
+			continue
+		}
+		if tc.ok && (!slices.Equal(got.Clients, tc.clients) || got.MemKeys != tc.memKeys || !slices.Equal(got.JSStorages, tc.storage)) {
+			t.Errorf("%v: %+v", tc.args, got)
 		}
 	}
 }

@@ -41,38 +41,9 @@ func kvCommand() *cli.Command {
 			&cli.BoolFlag{Name: "report-only", Usage: "only render the report and charts from the existing CSV"},
 		),
 		Action: studyAction(RenderKV, func(ctx context.Context, c *cli.Context, out string) error {
-			cfg := KVConfig{
-				Duration:   c.Duration("duration"),
-				Rounds:     c.Int("rounds"),
-				Clients:    c.IntSlice("clients"),
-				LagSamples: c.Int("lag-samples"),
-				ValueSize:  c.Int("value-size"),
-				JSStorages: splitList(c.StringSlice("js-storage")),
-				R3:         c.Bool("r3"),
-				Embedded:   c.Bool("embedded"),
-				MemKeys:    c.Int("mem-keys"),
-			}
-			if c.Bool("quick") {
-				if !c.IsSet("duration") {
-					cfg.Duration = 300 * time.Millisecond
-				}
-				if !c.IsSet("rounds") {
-					cfg.Rounds = 1
-				}
-				if !c.IsSet("lag-samples") {
-					cfg.LagSamples = 50
-				}
-				if !c.IsSet("clients") {
-					cfg.Clients = []int{1, 16}
-				}
-				if !c.IsSet("mem-keys") {
-					cfg.MemKeys = 20_000
-				}
-			}
-			for _, st := range cfg.JSStorages {
-				if st != StorageFile && st != StorageMemory {
-					return fmt.Errorf("--js-storage %q: want file or memory", st)
-				}
+			cfg, err := kvConfig(c)
+			if err != nil {
+				return err
 			}
 			return withKVServer(ctx, c, func(bin string) error {
 				cfg.KVServer = bin
@@ -80,6 +51,48 @@ func kvCommand() *cli.Command {
 			})
 		}),
 	}
+}
+
+// kvConfig is the configuration the flags of the kv command ask for;
+// --quick shortens what was not set explicitly.
+func kvConfig(c *cli.Context) (KVConfig, error) {
+	cfg := KVConfig{
+		Duration:   c.Duration("duration"),
+		Rounds:     c.Int("rounds"),
+		Clients:    c.IntSlice("clients"),
+		LagSamples: c.Int("lag-samples"),
+		ValueSize:  c.Int("value-size"),
+		JSStorages: splitList(c.StringSlice("js-storage")),
+		R3:         c.Bool("r3"),
+		Embedded:   c.Bool("embedded"),
+		MemKeys:    c.Int("mem-keys"),
+	}
+	if c.Bool("quick") {
+		quick := []struct {
+			flag string
+			set  func()
+		}{
+			{"duration", func() { cfg.Duration = 300 * time.Millisecond }},
+			{"rounds", func() { cfg.Rounds = 1 }},
+			{"lag-samples", func() { cfg.LagSamples = 50 }},
+			{"clients", func() { cfg.Clients = []int{1, 16} }},
+			{"mem-keys", func() { cfg.MemKeys = 20_000 }},
+		}
+		for _, q := range quick {
+			if !c.IsSet(q.flag) {
+				q.set()
+			}
+		}
+	}
+	for _, st := range cfg.JSStorages {
+		if st != StorageFile && st != StorageMemory {
+			return cfg, fmt.Errorf("--js-storage %q: want file or memory", st)
+		}
+	}
+	if cfg.MemKeys < 0 {
+		return cfg, fmt.Errorf("--mem-keys %d: want 0 (skip) or more", cfg.MemKeys)
+	}
+	return cfg, nil
 }
 
 // KVStudy runs cfg and writes the CSV, the charts and kv.md under out.
