@@ -26,6 +26,7 @@ const memLoadPerConn = 4
 // memTarget is the cluster the memory load writes to: its process table,
 // clients connected to its leader, and its servers.
 type memTarget struct {
+	mode      string // "embedded" or "external NATS"
 	local     *cluster.Local
 	clients   []*client.Client
 	leader    string
@@ -36,9 +37,9 @@ type memTarget struct {
 // external one.
 func (w *kvWorld) memTarget(external *cluster.Local) memTarget {
 	if w.emb != nil {
-		return memTarget{local: w.emb.local, clients: w.emb.toLeader, leader: w.emb.leader, followers: w.emb.followers}
+		return memTarget{mode: "embedded", local: w.emb.local, clients: w.emb.toLeader, leader: w.emb.leader, followers: w.emb.followers}
 	}
-	return memTarget{local: external, clients: w.clients, leader: w.leader, followers: w.replicas}
+	return memTarget{mode: "external NATS", local: external, clients: w.clients, leader: w.leader, followers: w.replicas}
 }
 
 // memKey is the i-th key of the memory load.
@@ -59,7 +60,7 @@ func (w *kvWorld) memoryPerKey(ctx context.Context, external *cluster.Local) ([]
 		}
 		before[id] = rss
 	}
-	fmt.Fprintf(w.cfg.Log, "loading %d keys into %s's cluster\n", w.cfg.MemKeys, t.leader)
+	fmt.Fprintf(w.cfg.Log, "loading %d keys into the %s cluster\n", w.cfg.MemKeys, t.mode)
 	load, err := loadKeys(ctx, t.clients, w.cfg.MemKeys, w.value)
 	if err != nil {
 		return nil, err
@@ -79,7 +80,7 @@ func (w *kvWorld) memoryPerKey(ctx context.Context, external *cluster.Local) ([]
 			role = "leader"
 		}
 		out = append(out, KVResult{
-			Op: OpMemPerKey, Clients: load.inFlight, Replica: id + " " + role,
+			Op: OpMemPerKey, Clients: load.inFlight, Replica: fmt.Sprintf("%s %s (%s)", id, role, t.mode),
 			Errors: load.errors, Elapsed: load.elapsed, Latency: load.latency.Summary(),
 			Throughput: float64(load.latency.Count()) / load.elapsed.Seconds(),
 			RSSBefore:  before[id], RSSAfter: after, RawPerKey: raw,

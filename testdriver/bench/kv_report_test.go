@@ -49,8 +49,8 @@ func sampleKV() []KVResult {
 		{Op: OpLagDelivery, Clients: 1, Replica: "driver", Latency: Summary{N: 10, P50: 30 * us}},
 		{Op: OpLagUpper, Clients: 1, Replica: "n2", Latency: Summary{N: 10, P50: 200 * us}},
 		{Op: OpLagLower, Clients: 1, Replica: "n2", Latency: Summary{N: 10, P50: 10 * us}},
-		memRow("n1 leader", 1_000_000, 20<<20, 20<<20+336_000_000),
-		memRow("n2 follower", 1_000_000, 18<<20, 18<<20+224_000_000),
+		memRow("n1 leader (embedded)", 1_000_000, 20<<20, 20<<20+336_000_000),
+		memRow("n2 follower (embedded)", 1_000_000, 18<<20, 18<<20+224_000_000),
 	}
 }
 
@@ -123,7 +123,7 @@ func TestKVGoalBoundaries(t *testing.T) {
 }
 
 func TestMemoryGoalFewerKeys(t *testing.T) {
-	g := memoryGoal([]KVResult{memRow("n1 leader", 20_000, 0, 20_000*200)}, 2)
+	g := memoryGoal([]KVResult{memRow("n1 leader (embedded)", 20_000, 0, 20_000*200)}, 2)
 	if !g.Known || !g.Met() || !strings.Contains(g.Verdict(), "at 20000 keys, not 1M") {
 		t.Errorf("memory goal at 20000 keys: %+v, %q", g, g.Verdict())
 	}
@@ -221,7 +221,7 @@ func TestKVReportAndCharts(t *testing.T) {
 		"| zkv-read | 100 | 0 | 105 |", "1.05×", "Setup: test.", "delivery only",
 		"## Goals", "external NATS, 1 client: read p50 ≤ 1.10 × R", "**missed by 1.50×**", "**met (1.10× margin)**",
 		"## External NATS and embedded mode side by side", "| 16 | read from a follower | 1100 | 700 | 0.64× | 14000 | 22000 | 1.57× |",
-		"## Memory per key", "| n1 leader | 1000000 |", "| 336 | 112 | 3.00× |",
+		"## Memory per key", "| n1 leader (embedded) | 1000000 |", "| 336 | 112 | 3.00× |",
 		"| zkv-write-acks-all | 100 | 0 | 3000 |", "js-kv-r3-put | 1.58× | 0.62× |",
 		kvLatencyPNG, kvClientsPNG, "## Replication lag", "## How this was made",
 	} {

@@ -286,7 +286,7 @@ func writeKVMemory(b *strings.Builder, mem []KVResult) {
 	m := mem[0]
 	b.WriteString("## Memory per key\n\n")
 	fmt.Fprintf(b, "After the rounds above, the driver wrote %d distinct keys of %d raw bytes each (key and value) through\n", m.Latency.N, m.RawPerKey)
-	fmt.Fprintf(b, "`kv.write` (acks=leader) to the cluster of the servers below, %d writes in flight, in %.1f s (%.0f writes/s,\n", m.Clients, m.Elapsed.Seconds(), m.Throughput)
+	fmt.Fprintf(b, "`kv.write` (acks=leader) to the cluster of the servers below (its mode in brackets), %d writes in flight, in %.1f s (%.0f writes/s,\n", m.Clients, m.Elapsed.Seconds(), m.Throughput)
 	fmt.Fprintf(b, "%d failed), waited until every server's status reported the last revision applied, and read each\n", m.Errors)
 	b.WriteString("kvserver process's resident set (VmRSS) before and after. Bytes per key = (after − before) / keys: it\n")
 	b.WriteString("includes everything the process grew by (store, indexes, history kept, allocator and garbage not yet\n")
