@@ -160,3 +160,54 @@ func cmpFloat(a, b float64) int {
 	}
 	return 0
 }
+
+// KVClientsChart draws the throughput of every operation against the
+// number of clients, one line per operation, and saves it as a PNG. It
+// draws nothing (and returns false) with fewer than two concurrencies.
+func KVClientsChart(rs []KVResult, file string) (bool, error) {
+	ix := IndexKV(rs)
+	clients := slices.Clone(concurrencies(rs))
+	if len(clients) < 2 {
+		return false, nil
+	}
+	slices.Sort(clients)
+	p := plot.New()
+	p.Title.Text = "Throughput against clients"
+	p.X.Label.Text = "clients (log scale)"
+	p.Y.Label.Text = "ops/s, all clients"
+	p.Y.Min = 0
+	p.X.Scale = plot.LogScale{}
+	ticks := make([]plot.Tick, len(clients))
+	for i, c := range clients {
+		ticks[i] = plot.Tick{Value: float64(c), Label: fmt.Sprint(c)}
+	}
+	p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	// Room right of the last concurrency for the legend.
+	p.X.Min, p.X.Max = float64(clients[0])/1.5, float64(clients[len(clients)-1])*16
+	p.Legend.Top = true
+	p.Add(plotter.NewGrid())
+	n := 0
+	for _, op := range KVOps {
+		var pts plotter.XYs
+		for _, c := range clients {
+			if r, ok := ix.Get(op, c); ok {
+				pts = append(pts, plotter.XY{X: float64(c), Y: r.Throughput})
+			}
+		}
+		if len(pts) == 0 {
+			continue
+		}
+		line, points, err := plotter.NewLinePoints(pts)
+		if err != nil {
+			return false, fmt.Errorf("throughput chart: %w", err)
+		}
+		line.Color = plotutil.Color(n)
+		line.Dashes = plotutil.Dashes(n / len(plotutil.DefaultColors))
+		points.Color = plotutil.Color(n)
+		points.Shape = plotutil.Shape(n)
+		p.Add(line, points)
+		p.Legend.Add(op, line, points)
+		n++
+	}
+	return true, p.Save(9*vg.Inch, 7*vg.Inch, file)
+}

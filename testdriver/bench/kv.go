@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,22 +30,30 @@ const (
 	OpEcho          = "nats-echo"          // bare request/reply to an echo responder process: R
 	OpEchoInProc    = "nats-echo-inproc"   // the same responder inside the driver process
 	OpRead          = "zkv-read"           // kv.node.<follower>.read
-	OpWriteLeader   = "zkv-write"          // kv.write, answered by the leader
-	OpWriteFollower = "zkv-write-follower" // kv.node.<follower>.write, forwarded
-	// The same three on a second cluster in embedded mode: each kvserver
+	OpWriteLeader   = "zkv-write"          // kv.write with acks=leader, answered by the leader
+	OpWriteAll      = "zkv-write-acks-all" // kv.write with acks=all: every server holds it
+	OpWriteFollower = "zkv-write-follower" // kv.node.<follower>.write with acks=leader, forwarded
+	// The same four on a second cluster in embedded mode: each kvserver
 	// is a NATS node, and each client connects to the node it addresses
 	// (the follower for reads and forwarded writes, the leader for
 	// kv.write), so a request is one hop into the process that holds the
 	// data, as a JetStream R1 request is.
 	OpEmbRead          = "zkv-embedded-read"
 	OpEmbWriteLeader   = "zkv-embedded-write"
+	OpEmbWriteAll      = "zkv-embedded-write-acks-all"
 	OpEmbWriteFollower = "zkv-embedded-write-follower"
-	OpJSR1Put          = "js-kv-r1-put"
-	OpJSR1Get          = "js-kv-r1-get"
-	OpJSR3Put          = "js-kv-r3-put"
-	OpJSR3Get          = "js-kv-r3-get"
-	OpLagUpper         = "replication-lag-upper" // per replica: publish → first read that saw it
-	OpLagLower         = "replication-lag-lower" // per replica: publish → last read that did not
+	// JetStream KV with file storage.
+	OpJSR1Put = "js-kv-r1-put"
+	OpJSR1Get = "js-kv-r1-get"
+	OpJSR3Put = "js-kv-r3-put"
+	OpJSR3Get = "js-kv-r3-get"
+	// JetStream KV with memory storage.
+	OpJSR1MemPut = "js-kv-r1-mem-put"
+	OpJSR1MemGet = "js-kv-r1-mem-get"
+	OpJSR3MemPut = "js-kv-r3-mem-put"
+	OpJSR3MemGet = "js-kv-r3-mem-get"
+	OpLagUpper   = "replication-lag-upper" // per replica: publish → first read that saw it
+	OpLagLower   = "replication-lag-lower" // per replica: publish → last read that did not
 	// OpLagApplied is the lag from the replica's own clock: its status's
 	// last_applied − the leader's publish time (kvservers that report it).
 	OpLagApplied = "replication-lag"
@@ -52,10 +61,58 @@ const (
 	// same NATS server receiving the update: the network part of the lag,
 	// without the replica's decode and apply (a floor, not the lag).
 	OpLagDelivery = "replication-delivery"
+	// OpMemPerKey is one kvserver's resident memory before and after
+	// loading distinct keys (one row per server).
+	OpMemPerKey = "zkv-mem-per-key"
 )
 
 // KVOps are the measured operations in report order.
-var KVOps = []string{OpEcho, OpEchoInProc, OpRead, OpWriteLeader, OpWriteFollower, OpEmbRead, OpEmbWriteLeader, OpEmbWriteFollower, OpJSR1Put, OpJSR1Get, OpJSR3Put, OpJSR3Get}
+var KVOps = []string{
+	OpEcho, OpEchoInProc,
+	OpRead, OpWriteLeader, OpWriteAll, OpWriteFollower,
+	OpEmbRead, OpEmbWriteLeader, OpEmbWriteAll, OpEmbWriteFollower,
+	OpJSR1Put, OpJSR1Get, OpJSR3Put, OpJSR3Get,
+	OpJSR1MemPut, OpJSR1MemGet, OpJSR3MemPut, OpJSR3MemGet,
+}
+
+// Storage kinds of the JetStream KV buckets.
+const (
+	StorageFile   = "file"
+	StorageMemory = "memory"
+)
+
+// jsOp describes a JetStream KV operation: the bucket's replicas and
+// storage, and whether it puts or gets.
+type jsOp struct {
+	replicas int
+	storage  string
+	put      bool
+}
+
+var jsOps = map[string]jsOp{
+	OpJSR1Put: {1, StorageFile, true}, OpJSR1Get: {1, StorageFile, false},
+	OpJSR3Put: {3, StorageFile, true}, OpJSR3Get: {3, StorageFile, false},
+	OpJSR1MemPut: {1, StorageMemory, true}, OpJSR1MemGet: {1, StorageMemory, false},
+	OpJSR3MemPut: {3, StorageMemory, true}, OpJSR3MemGet: {3, StorageMemory, false},
+}
+
+// isEmbedded reports whether op runs on the embedded-mode cluster.
+func isEmbedded(op string) bool {
+	switch op {
+	case OpEmbRead, OpEmbWriteLeader, OpEmbWriteAll, OpEmbWriteFollower:
+		return true
+	}
+	return false
+}
+
+// bucketName is the JetStream KV bucket of a replica count and storage.
+func bucketName(replicas int, storage string) string {
+	name := fmt.Sprintf("bench_r%d", replicas)
+	if storage == StorageMemory {
+		name += "_mem"
+	}
+	return name
+}
 
 // KVConfig configures RunKV.
 type KVConfig struct {
@@ -65,21 +122,25 @@ type KVConfig struct {
 	// operation alike.
 	Duration time.Duration
 	Rounds   int
-	// Clients are the concurrency levels (default 1 and 16).
+	// Clients are the concurrency levels (default 1, 16 and 64).
 	Clients []int
 	// LagSamples is the number of replication-lag samples.
 	LagSamples int
 	// ValueSize is the size of written values in bytes.
 	ValueSize int
-	// JSStorage is "file" (default) or "memory".
-	JSStorage string
+	// JSStorages are the JetStream KV storages measured: StorageFile,
+	// StorageMemory or both (the default).
+	JSStorages []string
 	// R3 enables the three-server NATS cluster and the JetStream R3
-	// bucket; without it only R1 is measured on one server.
+	// buckets; without it only R1 is measured on one server.
 	R3 bool
 	// Embedded also starts a second zkv cluster in embedded mode (every
 	// kvserver a NATS node, clustered with routes) on the same ZooKeeper
 	// and measures the zkv operations on it too.
 	Embedded bool
+	// MemKeys is the number of distinct keys loaded for the memory
+	// measurement after the other rounds (0: none).
+	MemKeys  int
 	KVServer string
 	Log      io.Writer
 	// OnCluster is called once the cluster is up.
@@ -92,33 +153,53 @@ type KVConfig struct {
 type KVResult struct {
 	Op      string
 	Clients int
-	Replica string // for the lag rows
+	Replica string // for the lag and memory rows
 	Errors  int64
 	Elapsed time.Duration
 	Latency Summary
 	// Throughput in operations per second.
 	Throughput float64
+	// Memory rows only: the server's resident set before and after the
+	// load of Latency.N keys, and the raw bytes (key + value) of one key.
+	RSSBefore, RSSAfter int64
+	RawPerKey           int
 }
 
 // KVSteps is the number of OnStep calls RunKV makes.
-func (c KVConfig) KVSteps() int { return c.Rounds*len(KVOps)*len(c.Clients) + 1 }
+func (c KVConfig) KVSteps() int {
+	n := c.Rounds*len(KVOps)*len(c.Clients) + 1
+	if c.MemKeys > 0 {
+		n++
+	}
+	return n
+}
+
+// withDefaults fills in the zero fields of c.
+func (c KVConfig) withDefaults() KVConfig {
+	if c.Log == nil {
+		c.Log = io.Discard
+	}
+	if len(c.Clients) == 0 {
+		c.Clients = []int{1, 16, 64}
+	}
+	if c.Rounds < 1 {
+		c.Rounds = 1
+	}
+	if c.ValueSize <= 0 {
+		c.ValueSize = 100
+	}
+	if len(c.JSStorages) == 0 {
+		c.JSStorages = []string{StorageFile, StorageMemory}
+	}
+	return c
+}
 
 // RunKV starts a cluster of ZooKeeper, NATS with JetStream (three
-// clustered servers with R3, else one) and three kvservers, and measures
-// every operation.
+// clustered servers with R3, else one) and three kvservers (and three
+// more in embedded mode with Embedded), measures every operation, the
+// replication lag and, with MemKeys, the memory per key.
 func RunKV(ctx context.Context, cfg KVConfig) ([]KVResult, error) {
-	if cfg.Log == nil {
-		cfg.Log = io.Discard
-	}
-	if len(cfg.Clients) == 0 {
-		cfg.Clients = []int{1, 16}
-	}
-	if cfg.Rounds < 1 {
-		cfg.Rounds = 1
-	}
-	if cfg.ValueSize <= 0 {
-		cfg.ValueSize = 100
-	}
+	cfg = cfg.withDefaults()
 	nservers := 1
 	if cfg.R3 {
 		nservers = 3
@@ -138,11 +219,8 @@ func RunKV(ctx context.Context, cfg KVConfig) ([]KVResult, error) {
 		cfg.OnCluster(local)
 	}
 
-	maxClients := 0
-	for _, c := range cfg.Clients {
-		maxClients = max(maxClients, c)
-	}
-	w, err := newKVWorld(ctx, cfg, local, max(maxClients, 3))
+	slots := max(slices.Max(cfg.Clients), 3)
+	w, err := newKVWorld(ctx, cfg, local, slots)
 	if err != nil {
 		return nil, err
 	}
@@ -162,13 +240,41 @@ func RunKV(ctx context.Context, cfg KVConfig) ([]KVResult, error) {
 			return nil, fmt.Errorf("kv: embedded cluster: %w", err)
 		}
 		defer closeLocal(ctx, emb)
-		if w.emb, err = newEmbWorld(ctx, emb, max(maxClients, 3), w.value); err != nil {
+		if w.emb, err = newEmbWorld(ctx, emb, slots, w.value); err != nil {
 			return nil, err
 		}
 		defer w.emb.close()
 		fmt.Fprintf(cfg.Log, "embedded: leader %s, reading from and writing through %s\n", w.emb.leader, w.emb.follower)
 	}
 
+	out, err := w.rounds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	lag, err := w.replicationLag(ctx, cfg.LagSamples)
+	if cfg.OnStep != nil {
+		cfg.OnStep("replication lag")
+	}
+	if err != nil {
+		return out, err
+	}
+	out = append(out, lag...)
+	if cfg.MemKeys <= 0 {
+		return out, nil
+	}
+	mem, err := w.memoryPerKey(ctx, local)
+	if cfg.OnStep != nil {
+		cfg.OnStep("memory per key")
+	}
+	if err != nil {
+		return out, fmt.Errorf("kv: memory per key: %w", err)
+	}
+	return append(out, mem...), nil
+}
+
+// rounds measures every operation at every concurrency, Rounds times
+// interleaved, and merges the rounds.
+func (w *kvWorld) rounds(ctx context.Context) ([]KVResult, error) {
 	type key struct {
 		op string
 		c  int
@@ -176,13 +282,13 @@ func RunKV(ctx context.Context, cfg KVConfig) ([]KVResult, error) {
 	hists := map[key]*Hist{}
 	errs := map[key]int64{}
 	elapsed := map[key]time.Duration{}
-	for round := 1; round <= cfg.Rounds; round++ {
+	for round := 1; round <= w.cfg.Rounds; round++ {
 		for _, op := range KVOps {
-			for _, c := range cfg.Clients {
+			for _, c := range w.cfg.Clients {
 				if err := ctx.Err(); err != nil {
 					return nil, err
 				}
-				h, n, el := w.measure(ctx, op, c, cfg.Duration)
+				h, n, el := w.measure(ctx, op, c, w.cfg.Duration)
 				k := key{op, c}
 				if hists[k] == nil {
 					hists[k] = NewHist()
@@ -190,15 +296,15 @@ func RunKV(ctx context.Context, cfg KVConfig) ([]KVResult, error) {
 				hists[k].Merge(h)
 				errs[k] += n
 				elapsed[k] += el
-				if cfg.OnStep != nil {
-					cfg.OnStep(fmt.Sprintf("round %d %s ×%d: p50 %s µs", round, op, c, Us(h.Quantile(50))))
+				if w.cfg.OnStep != nil {
+					w.cfg.OnStep(fmt.Sprintf("round %d %s ×%d: p50 %s µs", round, op, c, Us(h.Quantile(50))))
 				}
 			}
 		}
 	}
 	var out []KVResult
 	for _, op := range KVOps {
-		for _, c := range cfg.Clients {
+		for _, c := range w.cfg.Clients {
 			k := key{op, c}
 			h := hists[k]
 			r := KVResult{Op: op, Clients: c, Errors: errs[k], Elapsed: elapsed[k], Latency: h.Summary()}
@@ -208,14 +314,7 @@ func RunKV(ctx context.Context, cfg KVConfig) ([]KVResult, error) {
 			out = append(out, r)
 		}
 	}
-	lag, err := w.replicationLag(ctx, cfg.LagSamples)
-	if cfg.OnStep != nil {
-		cfg.OnStep("replication lag")
-	}
-	if err != nil {
-		return out, err
-	}
-	return append(out, lag...), nil
+	return out, nil
 }
 
 // kvWorld holds the connections and handles of the measurements on a
@@ -225,7 +324,7 @@ type kvWorld struct {
 	cfg      KVConfig
 	conns    []*nats.Conn
 	clients  []*client.Client
-	r1, r3   []jetstream.KeyValue
+	js       map[string][]jetstream.KeyValue // by bucket name, one handle per slot
 	echo     *nats.Conn
 	echoSubj string
 	echoProc *exec.Cmd
@@ -241,13 +340,15 @@ type kvWorld struct {
 // is connected to the leader's own NATS listener, toFollower[i] to the
 // follower's.
 type embWorld struct {
+	local              *cluster.Local
 	conns              []*nats.Conn
 	toLeader, toFollow []*client.Client
 	leader, follower   string
+	followers          []string
 }
 
 func newEmbWorld(ctx context.Context, local *cluster.Local, n int, value string) (_ *embWorld, err error) {
-	e := &embWorld{}
+	e := &embWorld{local: local}
 	defer func() {
 		if err != nil {
 			e.close()
@@ -269,7 +370,7 @@ func newEmbWorld(ctx context.Context, local *cluster.Local, n int, value string)
 	if err != nil {
 		return nil, fmt.Errorf("kv: embedded cluster not ready: %w", err)
 	}
-	e.leader, e.follower = leader, followers[0]
+	e.leader, e.follower, e.followers = leader, followers[0], followers
 	for range n {
 		l, err := connect(local.NodeNATSURL(e.leader))
 		if err != nil {
@@ -350,61 +451,61 @@ func newKVWorld(ctx context.Context, cfg KVConfig, local *cluster.Local, n int) 
 		w.close()
 		return nil, fmt.Errorf("kv: first write: %w", err)
 	}
-	storage := jetstream.FileStorage
-	if cfg.JSStorage == "memory" {
-		storage = jetstream.MemoryStorage
-	}
-	buckets := []struct {
-		name     string
-		replicas int
-		dst      *[]jetstream.KeyValue
-	}{{"bench_r1", 1, &w.r1}}
-	if cfg.R3 {
-		buckets = append(buckets, struct {
-			name     string
-			replicas int
-			dst      *[]jetstream.KeyValue
-		}{"bench_r3", 3, &w.r3})
-	}
-	for _, b := range buckets {
-		kcfg := jetstream.KeyValueConfig{Bucket: b.name, Replicas: b.replicas, Storage: storage, History: 1}
-		if b.replicas == 1 {
-			kcfg.Placement = &jetstream.Placement{Tags: []string{"node:s1"}}
-		}
-		js, err := jetstream.New(w.conns[0])
-		if err != nil {
-			w.close()
-			return nil, err
-		}
-		var kv jetstream.KeyValue
-		err = harness.WaitFor(hctx, 100*time.Millisecond, func() error {
-			var err error
-			kv, err = js.CreateOrUpdateKeyValue(hctx, kcfg)
-			return err
-		})
-		if err != nil {
-			w.close()
-			return nil, fmt.Errorf("kv: JetStream bucket %s: %w", b.name, err)
-		}
-		if _, err := kv.Put(hctx, "bench-read", []byte(w.value)); err != nil {
-			w.close()
-			return nil, fmt.Errorf("kv: JetStream bucket %s: %w", b.name, err)
-		}
-		for _, nc := range w.conns {
-			js, err := jetstream.New(nc)
-			if err != nil {
+	w.js = map[string][]jetstream.KeyValue{}
+	for _, storage := range cfg.JSStorages {
+		for _, replicas := range []int{1, 3} {
+			if replicas == 3 && !cfg.R3 {
+				continue
+			}
+			if err := w.openBucket(hctx, replicas, storage); err != nil {
 				w.close()
 				return nil, err
 			}
-			h, err := js.KeyValue(hctx, b.name)
-			if err != nil {
-				w.close()
-				return nil, err
-			}
-			*b.dst = append(*b.dst, h)
 		}
 	}
 	return w, nil
+}
+
+// openBucket creates the JetStream KV bucket of replicas and storage (an
+// R1 bucket on s1, beside the kvservers' server), writes the key the gets
+// read, and opens a handle on it for every client slot.
+func (w *kvWorld) openBucket(ctx context.Context, replicas int, storage string) error {
+	name := bucketName(replicas, storage)
+	kcfg := jetstream.KeyValueConfig{Bucket: name, Replicas: replicas, Storage: jetstream.FileStorage, History: 1}
+	if storage == StorageMemory {
+		kcfg.Storage = jetstream.MemoryStorage
+	}
+	if replicas == 1 {
+		kcfg.Placement = &jetstream.Placement{Tags: []string{"node:s1"}}
+	}
+	js, err := jetstream.New(w.conns[0])
+	if err != nil {
+		return fmt.Errorf("kv: JetStream: %w", err)
+	}
+	var kv jetstream.KeyValue
+	err = harness.WaitFor(ctx, 100*time.Millisecond, func() error {
+		var err error
+		kv, err = js.CreateOrUpdateKeyValue(ctx, kcfg)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("kv: JetStream bucket %s: %w", name, err)
+	}
+	if _, err := kv.Put(ctx, "bench-read", []byte(w.value)); err != nil {
+		return fmt.Errorf("kv: JetStream bucket %s: %w", name, err)
+	}
+	for _, nc := range w.conns {
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return fmt.Errorf("kv: JetStream: %w", err)
+		}
+		h, err := js.KeyValue(ctx, name)
+		if err != nil {
+			return fmt.Errorf("kv: JetStream bucket %s: %w", name, err)
+		}
+		w.js[name] = append(w.js[name], h)
+	}
+	return nil
 }
 
 func (w *kvWorld) close() {
@@ -445,12 +546,11 @@ func (w *kvWorld) opFunc(op string, i int) func(context.Context) error {
 			return err
 		}
 	case OpWriteLeader:
-		return func(ctx context.Context) error { _, err := c.Put(ctx, key, w.value); return err }
+		return w.putFunc(c, key, client.WithAcks(bus.AcksLeader))
+	case OpWriteAll:
+		return w.putFunc(c, key, client.WithAcks(bus.AcksAll))
 	case OpWriteFollower:
-		return func(ctx context.Context) error {
-			_, err := c.Put(ctx, key, w.value, client.Via(w.follower))
-			return err
-		}
+		return w.putFunc(c, key, client.WithAcks(bus.AcksLeader), client.Via(w.follower))
 	case OpEmbRead:
 		c := w.emb.toFollow[i]
 		return func(ctx context.Context) error {
@@ -461,39 +561,45 @@ func (w *kvWorld) opFunc(op string, i int) func(context.Context) error {
 			return err
 		}
 	case OpEmbWriteLeader:
-		c := w.emb.toLeader[i]
-		return func(ctx context.Context) error { _, err := c.Put(ctx, key, w.value); return err }
+		return w.putFunc(w.emb.toLeader[i], key, client.WithAcks(bus.AcksLeader))
+	case OpEmbWriteAll:
+		return w.putFunc(w.emb.toLeader[i], key, client.WithAcks(bus.AcksAll))
 	case OpEmbWriteFollower:
-		c := w.emb.toFollow[i]
-		return func(ctx context.Context) error {
-			_, err := c.Put(ctx, key, w.value, client.Via(w.emb.follower))
-			return err
+		return w.putFunc(w.emb.toFollow[i], key, client.WithAcks(bus.AcksLeader), client.Via(w.emb.follower))
+	}
+	if j, ok := jsOps[op]; ok {
+		kv := w.js[bucketName(j.replicas, j.storage)][i]
+		if j.put {
+			return func(ctx context.Context) error { _, err := kv.Put(ctx, key, val); return err }
 		}
-	case OpJSR1Put, OpJSR3Put:
-		kv := w.bucket(op, i)
-		return func(ctx context.Context) error { _, err := kv.Put(ctx, key, val); return err }
-	case OpJSR1Get, OpJSR3Get:
-		kv := w.bucket(op, i)
 		return func(ctx context.Context) error { _, err := kv.Get(ctx, "bench-read"); return err }
 	}
 	panic("unknown op " + op)
 }
 
-func (w *kvWorld) bucket(op string, i int) jetstream.KeyValue {
-	if op == OpJSR3Put || op == OpJSR3Get {
-		if w.r3 == nil {
-			return nil
-		}
-		return w.r3[i]
+// putFunc is a client's write of key with opts.
+func (w *kvWorld) putFunc(c *client.Client, key string, opts ...client.WriteOption) func(context.Context) error {
+	return func(ctx context.Context) error { _, err := c.Put(ctx, key, w.value, opts...); return err }
+}
+
+// available reports whether op can be measured in this run.
+func (w *kvWorld) available(op string) bool {
+	switch {
+	case op == OpEcho:
+		return w.echoProc != nil
+	case isEmbedded(op):
+		return w.emb != nil
 	}
-	return w.r1[i]
+	if j, ok := jsOps[op]; ok {
+		return len(w.js[bucketName(j.replicas, j.storage)]) > 0
+	}
+	return true
 }
 
 // measure runs op with c concurrent clients for d and returns the
 // latencies of the successful calls, the errors and the elapsed time.
 func (w *kvWorld) measure(ctx context.Context, op string, c int, d time.Duration) (*Hist, int64, time.Duration) {
-	embedded := op == OpEmbRead || op == OpEmbWriteLeader || op == OpEmbWriteFollower
-	if (op == OpJSR3Put || op == OpJSR3Get) && w.r3 == nil || op == OpEcho && w.echoProc == nil || embedded && w.emb == nil {
+	if !w.available(op) {
 		return NewHist(), 0, 0
 	}
 	hists := make([]*Hist, c)

@@ -16,7 +16,14 @@ import (
 	"gonum.org/v1/plot/vg"
 )
 
-var kvHeader = []string{"op", "clients", "replica", "n", "errors", "elapsed_s", "min_us", "p50_us", "p90_us", "p99_us", "max_us", "mean_us", "sd_us", "ops_per_s"}
+// kvHeader is the header of the kv CSV. The last three columns are
+// filled on the memory rows only (op zkv-mem-per-key, n = keys loaded);
+// a CSV without them (written before they existed) still reads.
+var kvHeader = []string{"op", "clients", "replica", "n", "errors", "elapsed_s", "min_us", "p50_us", "p90_us", "p99_us", "max_us", "mean_us", "sd_us", "ops_per_s",
+	"rss_before_bytes", "rss_after_bytes", "raw_bytes_per_key"}
+
+// kvOldColumns is the column count of a CSV from before the memory rows.
+const kvOldColumns = 14
 
 func usField(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Microsecond), 'f', 1, 64)
@@ -36,7 +43,8 @@ func WriteKVCSV(w io.Writer, rs []KVResult) error {
 		_ = cw.Write([]string{r.Op, strconv.Itoa(r.Clients), r.Replica, strconv.Itoa(l.N), strconv.FormatInt(r.Errors, 10),
 			strconv.FormatFloat(r.Elapsed.Seconds(), 'f', 3, 64),
 			usField(l.Min), usField(l.P50), usField(l.P90), usField(l.P99), usField(l.Max), usField(l.Mean), usField(l.SD),
-			strconv.FormatFloat(r.Throughput, 'f', 1, 64)})
+			strconv.FormatFloat(r.Throughput, 'f', 1, 64),
+			strconv.FormatInt(r.RSSBefore, 10), strconv.FormatInt(r.RSSAfter, 10), strconv.Itoa(r.RawPerKey)})
 	}
 	cw.Flush()
 	return cw.Error()
@@ -48,7 +56,7 @@ func ReadKVCSV(rd io.Reader) ([]KVResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kv csv: %w", err)
 	}
-	if len(rows) == 0 || len(rows[0]) != len(kvHeader) {
+	if len(rows) == 0 || len(rows[0]) != len(kvHeader) && len(rows[0]) != kvOldColumns {
 		return nil, fmt.Errorf("kv csv: unexpected header")
 	}
 	var out []KVResult
@@ -72,6 +80,14 @@ func ReadKVCSV(rd io.Reader) ([]KVResult, error) {
 		}
 		r.Throughput, err = strconv.ParseFloat(row[13], 64)
 		es = append(es, err)
+		if len(row) > kvOldColumns {
+			r.RSSBefore, err = strconv.ParseInt(row[14], 10, 64)
+			es = append(es, err)
+			r.RSSAfter, err = strconv.ParseInt(row[15], 10, 64)
+			es = append(es, err)
+			r.RawPerKey, err = strconv.Atoi(row[16])
+			es = append(es, err)
+		}
 		for _, e := range es {
 			if e != nil {
 				return nil, fmt.Errorf("kv csv line %d: %w", i+2, e)
@@ -104,115 +120,6 @@ func (ix KVIndex) Get(op string, clients int) (KVResult, bool) {
 	return r, ok && r.Latency.N > 0
 }
 
-// jsPeer is the JetStream operation a zkv operation is compared with.
-func jsPeer(op string, replicas int) string {
-	get, put := OpJSR1Get, OpJSR1Put
-	if replicas == 3 {
-		get, put = OpJSR3Get, OpJSR3Put
-	}
-	switch op {
-	case OpRead, OpEmbRead:
-		return get
-	case OpWriteLeader, OpWriteFollower, OpEmbWriteLeader, OpEmbWriteFollower:
-		return put
-	}
-	return ""
-}
-
-// KVTarget is one target of the issue.
-type KVTarget struct {
-	Name     string
-	Measured string
-	Limit    string
-	Met      bool
-	Known    bool
-}
-
-// KVTargets judges the issue's targets on the results: read p50 ≤ 1.10 R,
-// write p50 (leader subject) ≤ 1.25 R, replication lag p50 ≤ 0.75 R (on
-// the upper bound of every replica), write throughput at 16 clients ≥
-// JetStream KV R1's; R is the echo p50 at one client.
-func KVTargets(rs []KVResult) []KVTarget {
-	ix := IndexKV(rs)
-	echo, ok := ix.Get(OpEcho, 1)
-	var out []KVTarget
-	ratioTarget := func(name, op string, limit float64) {
-		r, ok2 := ix.Get(op, 1)
-		t := KVTarget{Name: name, Limit: fmt.Sprintf("%.2f × R", limit), Known: ok && ok2}
-		if t.Known {
-			ratio := float64(r.Latency.P50) / float64(echo.Latency.P50)
-			t.Measured = fmt.Sprintf("%s µs = %.2f × R (R = %s µs)", Us(r.Latency.P50), ratio, Us(echo.Latency.P50))
-			t.Met = ratio <= limit
-		}
-		out = append(out, t)
-	}
-	ratioTarget("read p50 ≤ 1.10 × R", OpRead, 1.10)
-	ratioTarget("write p50 via kv.write ≤ 1.25 × R", OpWriteLeader, 1.25)
-	// Lag: the worst replica, from its own clock when it reports one,
-	// else the upper bound of the bracket.
-	var worstApplied time.Duration
-	appliedKnown := false
-	for _, r := range rs {
-		if r.Op == OpLagApplied && r.Latency.N > 0 {
-			appliedKnown = true
-			worstApplied = max(worstApplied, r.Latency.P50)
-		}
-	}
-	var worst time.Duration
-	var worstLower time.Duration
-	lagKnown := false
-	for _, r := range rs {
-		if r.Op == OpLagUpper && r.Latency.N > 0 {
-			lagKnown = true
-			worst = max(worst, r.Latency.P50)
-		}
-		if r.Op == OpLagLower && r.Latency.N > 0 {
-			worstLower = max(worstLower, r.Latency.P50)
-		}
-	}
-	lt := KVTarget{Name: "replication lag p50 ≤ 0.75 × R", Limit: "0.75 × R", Known: ok && (lagKnown || appliedKnown)}
-	if lt.Known && appliedKnown {
-		ratio := float64(worstApplied) / float64(echo.Latency.P50)
-		lt.Measured = fmt.Sprintf("%s µs = %.2f × R, slowest replica, from its own last_applied", Us(worstApplied), ratio)
-		lt.Met = ratio <= 0.75
-	} else if lt.Known {
-		ratio := float64(worst) / float64(echo.Latency.P50)
-		lt.Measured = fmt.Sprintf("upper bound %s µs = %.2f × R (lower bound %s µs = %.2f × R)", Us(worst), ratio, Us(worstLower), float64(worstLower)/float64(echo.Latency.P50))
-		lt.Met = ratio <= 0.75
-	}
-	out = append(out, lt)
-	maxC := 0
-	for _, r := range rs {
-		if r.Op == OpWriteLeader {
-			maxC = max(maxC, r.Clients)
-		}
-	}
-	w, ok1 := ix.Get(OpWriteLeader, maxC)
-	js, ok2 := ix.Get(OpJSR1Put, maxC)
-	tt := KVTarget{Name: fmt.Sprintf("write throughput at %d clients ≥ JetStream KV R1's", maxC), Limit: "1.00 × JS R1", Known: ok1 && ok2}
-	if tt.Known {
-		tt.Measured = fmt.Sprintf("%.0f/s vs %.0f/s = %.2f×", w.Throughput, js.Throughput, w.Throughput/js.Throughput)
-		tt.Met = w.Throughput >= js.Throughput
-	}
-	out = append(out, tt)
-	// Embedded mode (only when measured).
-	if _, ok := ix.Get(OpEmbRead, 1); ok {
-		ratioTarget("embedded: read p50 ≤ 0.60 × R", OpEmbRead, 0.60)
-		ratioTarget("embedded: write p50 via kv.write ≤ 0.80 × R", OpEmbWriteLeader, 0.80)
-		for _, p := range []struct{ op, peer, what string }{{OpEmbWriteLeader, OpJSR1Put, "write"}, {OpEmbRead, OpJSR1Get, "read"}} {
-			z, ok1 := ix.Get(p.op, maxC)
-			js, ok2 := ix.Get(p.peer, maxC)
-			t := KVTarget{Name: fmt.Sprintf("embedded: %s throughput at %d clients ≥ JetStream KV R1's", p.what, maxC), Limit: "1.00 × JS R1", Known: ok1 && ok2}
-			if t.Known {
-				t.Measured = fmt.Sprintf("%.0f/s vs %.0f/s = %.2f×", z.Throughput, js.Throughput, z.Throughput/js.Throughput)
-				t.Met = z.Throughput >= js.Throughput
-			}
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
 // KVReport is what WriteKVReport renders.
 type KVReport struct {
 	Results []KVResult
@@ -241,80 +148,164 @@ func concurrencies(rs []KVResult) []int {
 func WriteKVReport(w io.Writer, rep KVReport) error {
 	rs := rep.Results
 	ix := IndexKV(rs)
-	clients := concurrencies(rs)
 	var b strings.Builder
+	writeKVMethod(&b, rep.Config)
+	writeKVGoals(&b, KVGoals(rs))
+	for _, c := range rep.Charts {
+		fmt.Fprintf(&b, "![%s](%s)\n\n", strings.TrimSuffix(c, ".png"), c)
+	}
+	for _, c := range concurrencies(rs) {
+		writeKVClients(&b, ix, c)
+	}
+	writeKVModes(&b, ix, concurrencies(rs))
+	writeKVMemory(&b, MemRows(rs))
+	writeKVLag(&b, ix, rs)
+	writeMetaSection(&b, rep.Meta, rep.CSVPath)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeKVMethod writes the title and how the run measures.
+func writeKVMethod(b *strings.Builder, config string) {
 	b.WriteString("# Key-value performance: zkv against bare NATS and JetStream KV\n\n")
 	b.WriteString("Generated by `testdriver bench kv` (do not edit by hand: `make bench` rewrites it).\n\n")
-	b.WriteString("One run, one machine, one NATS server for everything: three kvservers (standalone ZooKeeper) and the\n")
-	b.WriteString("driver connect to NATS server s1; the echo responder (R, the floor: one request/reply through NATS)\n")
-	b.WriteString("runs on s1 too, and the JetStream KV R1 bucket is placed on s1. The R3 bucket lives on the\n")
-	b.WriteString("three-server NATS cluster (s1–s3, clustered on loopback in-process).\n\n")
-	if rep.Config != "" {
-		b.WriteString(rep.Config + "\n\n")
+	b.WriteString("One run, one machine. zkv runs in both of its modes, side by side, on one ZooKeeper:\n\n")
+	b.WriteString("- **external NATS**: three kvservers and the driver connect to NATS server s1; the echo responder (R, the\n")
+	b.WriteString("  floor: one request/reply through NATS) runs on s1 too, and the JetStream KV R1 buckets are placed on s1.\n")
+	b.WriteString("  The R3 buckets live on the three-server NATS cluster (s1–s3, clustered on loopback in-process);\n")
+	b.WriteString("- **embedded mode**: three more kvservers, each a NATS node, clustered with routes, with no NATS server of\n")
+	b.WriteString("  their own; each client connects to the listener of the node it addresses (the follower for reads and\n")
+	b.WriteString("  forwarded writes, the leader for `kv.write`), so a request is one hop into the process that holds the\n")
+	b.WriteString("  data, as a JetStream R1 request is. Both clusters run for the whole run; only one is loaded at a time.\n\n")
+	if config != "" {
+		b.WriteString(config + "\n\n")
 	}
 	b.WriteString("Operations:\n\n")
 	b.WriteString("- `nats-echo`: `nc.Request` to a subscriber that answers with the request body, running in its own process\n")
 	b.WriteString("  like a kvserver (R, the floor);\n")
 	b.WriteString("- `nats-echo-inproc`: the same responder inside the driver process: cheaper, because waking a goroutine\n")
 	b.WriteString("  of a process that is already running costs less than waking an idle process (shown for reference);\n")
-	b.WriteString("- `zkv-read`: `client.Client.Get` on `kv.node.<follower>.read` (the follower's own copy);\n")
-	b.WriteString("- `zkv-write`: `client.Client.Put` on `kv.write`, answered by the leader;\n")
-	b.WriteString("- `zkv-write-follower`: `client.Client.PutVia` on `kv.node.<follower>.write`, which forwards to `kv.write`;\n")
-	b.WriteString("- `zkv-embedded-read`, `zkv-embedded-write`, `zkv-embedded-write-follower`: the same three on a second\n")
-	b.WriteString("  cluster in embedded mode (each kvserver a NATS node, clustered with routes), each client connected to\n")
-	b.WriteString("  the listener of the node it addresses (the follower, or the leader for `kv.write`);\n")
-	b.WriteString("- `js-kv-r1-put/get`, `js-kv-r3-put/get`: `jetstream.KeyValue.Put` / `Get` (nats.go `jetstream`).\n\n")
+	b.WriteString("- `zkv-read`: `client.Client.Read` on `kv.node.<follower>.read` (the follower's own copy);\n")
+	b.WriteString("- `zkv-write`: `client.Client.Put` on `kv.write` with acks=leader, answered by the leader once it applied\n")
+	b.WriteString("  and published the write;\n")
+	b.WriteString("- `zkv-write-acks-all`: the same with acks=all: the leader answers once every server confirmed it;\n")
+	b.WriteString("- `zkv-write-follower`: `Put` with `client.Via(<follower>)` on `kv.node.<follower>.write` (acks=leader),\n")
+	b.WriteString("  which forwards to `kv.write`;\n")
+	b.WriteString("- `zkv-embedded-*`: the same four on the embedded-mode cluster;\n")
+	b.WriteString("- `js-kv-r1-put/get`, `js-kv-r3-put/get`: `jetstream.KeyValue.Put` / `Get` (nats.go `jetstream`) on\n")
+	b.WriteString("  buckets with file storage; `js-kv-r1-mem-*`, `js-kv-r3-mem-*`: the same with memory storage.\n\n")
 	b.WriteString("Latencies in microseconds (HdrHistogram, 3 significant digits); throughput in operations per second\n")
-	b.WriteString("over all clients. Each client has its own NATS connection and issues one request at a time.\n\n")
+	b.WriteString("over all clients. Each client has its own NATS connection and issues one request at a time.\n")
+	b.WriteString("Each zkv operation is compared with R (the echo process's p50 at the same concurrency) and with the\n")
+	b.WriteString("JetStream KV operation it competes with, file storage: reads with R1 get, acks=leader writes (also through\n")
+	b.WriteString("a follower) with R1 put, acks=all writes with R3 put.\n\n")
+}
 
-	b.WriteString("## Targets\n\n| target | measured | verdict |\n|---|---|---|\n")
-	for _, t := range KVTargets(rs) {
-		if !t.Known {
-			fmt.Fprintf(&b, "| %s | not measured | – |\n", t.Name)
+// writeKVGoals writes the goals with their verdicts.
+func writeKVGoals(b *strings.Builder, goals []KVGoal) {
+	b.WriteString("## Goals\n\n")
+	b.WriteString("R is the echo process's p50 at one client. A ratio is the measured value over its reference; the\n")
+	b.WriteString("verdict says by what factor a goal was missed, or the margin by which it was met.\n\n")
+	b.WriteString("| goal | measured | ratio | limit | verdict |\n|---|---|---|---|---|\n")
+	for _, g := range goals {
+		if !g.Known {
+			fmt.Fprintf(b, "| %s | not measured | – | %.2f× | – |\n", g.Name, g.Limit)
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s | **%s** |\n", t.Name, t.Measured, Verdict(t.Met))
+		fmt.Fprintf(b, "| %s | %s | %s | %.2f× | **%s** |\n", g.Name, g.Measured, ratioText(g.Ratio), g.Limit, g.Verdict())
 	}
 	b.WriteString("\n")
-	for _, c := range rep.Charts {
-		fmt.Fprintf(&b, "![%s](%s)\n\n", strings.TrimSuffix(c, ".png"), c)
-	}
+}
 
+// writeKVClients writes the table of every operation at c clients.
+func writeKVClients(b *strings.Builder, ix KVIndex, c int) {
+	echo, _ := ix.Get(OpEcho, c)
+	fmt.Fprintf(b, "## %d client%s\n\n", c, plural(c))
+	b.WriteString("| operation | n | errors | p50 | p90 | p99 | max | mean ± sd | ops/s | p50 / R | JetStream peer | p50 / peer | ops/s / peer |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, op := range KVOps {
+		r, ok := ix.Get(op, c)
+		if !ok {
+			continue
+		}
+		l := r.Latency
+		fmt.Fprintf(b, "| %s | %d | %d | %s | %s | %s | %s | %s ± %s | %.0f | %s |", op, l.N, r.Errors, Us(l.P50), Us(l.P90), Us(l.P99), Us(l.Max), Us(l.Mean), Us(l.SD), r.Throughput,
+			Ratio(float64(l.P50), float64(echo.Latency.P50)))
+		peer := jsPeer(op)
+		p, ok := ix.Get(peer, c)
+		if !ok {
+			b.WriteString(" – | – | – |\n")
+			continue
+		}
+		fmt.Fprintf(b, " %s | %s | %s |\n", peer, Ratio(float64(l.P50), float64(p.Latency.P50)), Ratio(r.Throughput, p.Throughput))
+	}
+	b.WriteString("\n")
+}
+
+// kvModePairs pairs each zkv operation in external mode with the same
+// operation in embedded mode.
+var kvModePairs = []struct{ what, external, embedded string }{
+	{"read from a follower", OpRead, OpEmbRead},
+	{"write, acks=leader", OpWriteLeader, OpEmbWriteLeader},
+	{"write, acks=all", OpWriteAll, OpEmbWriteAll},
+	{"write through a follower", OpWriteFollower, OpEmbWriteFollower},
+}
+
+// writeKVModes writes external NATS and embedded mode side by side.
+func writeKVModes(b *strings.Builder, ix KVIndex, clients []int) {
+	if len(clients) == 0 {
+		return
+	}
+	if _, ok := ix.Get(OpEmbRead, clients[0]); !ok {
+		return
+	}
+	b.WriteString("## External NATS and embedded mode side by side\n\n")
+	b.WriteString("The same operation on both clusters; *embedded / external* below 1 for p50 (above 1 for ops/s) means\n")
+	b.WriteString("embedded mode is faster.\n\n")
+	b.WriteString("| clients | operation | external p50 | embedded p50 | embedded / external p50 | external ops/s | embedded ops/s | embedded / external ops/s |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|\n")
 	for _, c := range clients {
-		echo, _ := ix.Get(OpEcho, c)
-		fmt.Fprintf(&b, "## %d client%s\n\n", c, plural(c))
-		b.WriteString("| operation | n | errors | p50 | p90 | p99 | max | mean ± sd | ops/s | p50 / R | p50 / JS R1 | p50 / JS R3 | ops/s / JS R1 | ops/s / JS R3 |\n")
-		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-		for _, op := range KVOps {
-			r, ok := ix.Get(op, c)
-			if !ok {
+		for _, p := range kvModePairs {
+			x, ok1 := ix.Get(p.external, c)
+			e, ok2 := ix.Get(p.embedded, c)
+			if !ok1 || !ok2 {
 				continue
 			}
-			l := r.Latency
-			fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %s | %s | %s ± %s | %.0f | %s |", op, l.N, r.Errors, Us(l.P50), Us(l.P90), Us(l.P99), Us(l.Max), Us(l.Mean), Us(l.SD), r.Throughput,
-				Ratio(float64(l.P50), float64(echo.Latency.P50)))
-			for _, reps := range []int{1, 3} {
-				if peer, ok := ix.Get(jsPeer(op, reps), c); ok {
-					fmt.Fprintf(&b, " %s |", Ratio(float64(l.P50), float64(peer.Latency.P50)))
-				} else {
-					b.WriteString(" – |")
-				}
-			}
-			for _, reps := range []int{1, 3} {
-				if peer, ok := ix.Get(jsPeer(op, reps), c); ok {
-					fmt.Fprintf(&b, " %s |", Ratio(r.Throughput, peer.Throughput))
-				} else {
-					b.WriteString(" – |")
-				}
-			}
-			b.WriteString("\n")
+			fmt.Fprintf(b, "| %d | %s | %s | %s | %s | %.0f | %.0f | %s |\n", c, p.what, Us(x.Latency.P50), Us(e.Latency.P50),
+				Ratio(float64(e.Latency.P50), float64(x.Latency.P50)), x.Throughput, e.Throughput, Ratio(e.Throughput, x.Throughput))
 		}
-		b.WriteString("\n")
 	}
-	b.WriteString("JetStream columns compare like with like: reads with `Get`, writes with `Put`.\n\n")
+	b.WriteString("\n")
+}
 
+// writeKVMemory writes the memory per key of every server.
+func writeKVMemory(b *strings.Builder, mem []KVResult) {
+	if len(mem) == 0 {
+		return
+	}
+	m := mem[0]
+	b.WriteString("## Memory per key\n\n")
+	fmt.Fprintf(b, "After the rounds above, the driver wrote %d distinct keys of %d raw bytes each (key and value) through\n", m.Latency.N, m.RawPerKey)
+	fmt.Fprintf(b, "`kv.write` (acks=leader) to the cluster of the servers below (its mode in brackets), %d writes in flight, in %.1f s (%.0f writes/s,\n", m.Clients, m.Elapsed.Seconds(), m.Throughput)
+	fmt.Fprintf(b, "%d failed), waited until every server's status reported the last revision applied, and read each\n", m.Errors)
+	b.WriteString("kvserver process's resident set (VmRSS) before and after. Bytes per key = (after − before) / keys: it\n")
+	b.WriteString("includes everything the process grew by (store, indexes, history kept, allocator and garbage not yet\n")
+	b.WriteString("returned), and in embedded mode the NATS node inside the process.\n\n")
+	b.WriteString("| server | keys | RSS before | RSS after | bytes per key | raw bytes per key | ratio |\n|---|---|---|---|---|---|---|\n")
+	for _, r := range mem {
+		fmt.Fprintf(b, "| %s | %d | %s | %s | %.0f | %d | %s |\n", r.Replica, r.Latency.N, mib(r.RSSBefore), mib(r.RSSAfter), BytesPerKey(r), r.RawPerKey,
+			Ratio(BytesPerKey(r), float64(r.RawPerKey)))
+	}
+	b.WriteString("\n")
+}
+
+// mib formats a byte count in MiB.
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// writeKVLag writes the replication-lag section.
+func writeKVLag(b *strings.Builder, ix KVIndex, rs []KVResult) {
 	b.WriteString("## Replication lag\n\n")
-	b.WriteString("**Own clock** (the figure the target is judged on, when the kvservers report it): the driver writes one\n")
+	b.WriteString("Measured on the external-NATS cluster. **Own clock** (when the kvservers report it): the driver writes one\n")
 	b.WriteString("key through the leader, takes the leader's publish time from the update on the replication subject\n")
 	b.WriteString("(`Update.Time`, the leader's wall clock) and then asks every replica for its status, whose `last_applied`\n")
 	b.WriteString("is the replica's wall clock when it applied that update (nothing else is written meanwhile); lag =\n")
@@ -324,7 +315,7 @@ func WriteKVReport(w io.Writer, rep KVReport) error {
 	b.WriteString("loop (one read in flight per replica). The leader's publish time is `Update.Time` (its wall clock, on the\n")
 	b.WriteString("same machine as the driver). The apply happened after the replica answered the last read that did\n")
 	b.WriteString("not see the value and before it answered the first that did, so **upper** = first seen − publish and\n")
-	b.WriteString("**lower** = send time of the last unseen read − publish (at least 0). The target is judged on the upper bound.\n")
+	b.WriteString("**lower** = send time of the last unseen read − publish (at least 0).\n")
 	b.WriteString("The bracket is about one read round trip wide, so it cannot resolve a lag below R, and the pollers load\n")
 	b.WriteString("the machine. The row *delivery only* comes from a quiet phase before (writes, no pollers): publish → the\n")
 	b.WriteString("driver's own subscriber on the same NATS server receiving the update, i.e. the network part of the lag\n")
@@ -332,26 +323,30 @@ func WriteKVReport(w io.Writer, rep KVReport) error {
 	echo1, _ := ix.Get(OpEcho, 1)
 	b.WriteString("| replica | bound | n | p50 | p90 | p99 | max | mean ± sd | p50 / R |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
-		if r.Op != OpLagUpper && r.Op != OpLagLower && r.Op != OpLagDelivery && r.Op != OpLagApplied {
+		bound, ok := lagBound(r.Op)
+		if !ok {
 			continue
 		}
 		l := r.Latency
-		bound := "upper"
-		switch r.Op {
-		case OpLagLower:
-			bound = "lower"
-		case OpLagDelivery:
-			bound = "delivery only (floor)"
-		case OpLagApplied:
-			bound = "**own clock**"
-		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s ± %s | %s |\n", r.Replica, bound, l.N, Us(l.P50), Us(l.P90), Us(l.P99), Us(l.Max), Us(l.Mean), Us(l.SD),
+		fmt.Fprintf(b, "| %s | %s | %d | %s | %s | %s | %s | %s ± %s | %s |\n", r.Replica, bound, l.N, Us(l.P50), Us(l.P90), Us(l.P99), Us(l.Max), Us(l.Mean), Us(l.SD),
 			Ratio(float64(l.P50), float64(echo1.Latency.P50)))
 	}
 	b.WriteString("\n")
-	writeMetaSection(&b, rep.Meta, rep.CSVPath)
-	_, err := io.WriteString(w, b.String())
-	return err
+}
+
+// lagBound names the bound of a lag row; ok is false for other rows.
+func lagBound(op string) (string, bool) {
+	switch op {
+	case OpLagUpper:
+		return "upper", true
+	case OpLagLower:
+		return "lower", true
+	case OpLagDelivery:
+		return "delivery only (floor)", true
+	case OpLagApplied:
+		return "**own clock**", true
+	}
+	return "", false
 }
 
 func plural(n int) string {
@@ -379,17 +374,25 @@ func KVChart(rs []KVResult, file string) error {
 			p.Legend.Add(fmt.Sprintf("R at %d client%s", clients[0], plural(clients[0])), line)
 		}
 	}
-	return p.Save(8*vg.Inch, 5*vg.Inch, file)
+	return p.Save(barChartWidth(ops), 5*vg.Inch, file)
 }
 
 // KVThroughputChart draws throughput per operation, grouped by
 // concurrency.
 func KVThroughputChart(rs []KVResult, file string) error {
-	p, _, _, _, err := kvBars(rs, "throughput per operation (ops/s, all clients)", "ops/s", func(r KVResult) float64 { return r.Throughput })
+	p, ops, _, _, err := kvBars(rs, "throughput per operation (ops/s, all clients)", "ops/s", func(r KVResult) float64 { return r.Throughput })
 	if err != nil {
 		return err
 	}
-	return p.Save(8*vg.Inch, 5*vg.Inch, file)
+	return p.Save(barChartWidth(ops), 5*vg.Inch, file)
+}
+
+// barSlot is the width per operation of the bar charts.
+const barSlot = 0.6 * vg.Inch
+
+// barChartWidth is the width of a bar chart of ops.
+func barChartWidth(ops []string) vg.Length {
+	return max(8*vg.Inch, vg.Length(len(ops))*barSlot+vg.Inch)
 }
 
 // kvBars plots value of every operation as grouped bars, one group per
@@ -411,7 +414,8 @@ func kvBars(rs []KVResult, title, unit string, value func(KVResult) float64) (*p
 	p.Title.Text = title
 	p.Y.Label.Text = unit
 	p.Legend.Top = true
-	w := vg.Points(14)
+	// Each group of bars takes 80% of its operation's slot.
+	w := min(vg.Points(14), barSlot*0.8/vg.Length(len(clients)))
 	for ci, c := range clients {
 		vals := make(plotter.Values, len(ops))
 		for i, op := range ops {

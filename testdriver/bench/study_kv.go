@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -20,6 +21,7 @@ const (
 	kvMeta       = "data/kv-meta.json"
 	kvLatencyPNG = "kv-latency.png"
 	kvTputPNG    = "kv-throughput.png"
+	kvClientsPNG = "kv-throughput-clients.png"
 )
 
 func kvCommand() *cli.Command {
@@ -29,38 +31,19 @@ func kvCommand() *cli.Command {
 		Flags: append(commonFlags(),
 			&cli.DurationFlag{Name: "duration", EnvVars: []string{"ZKV_BENCH_DURATION"}, Value: 2 * time.Second, Usage: "length of one measurement (one operation, one concurrency, one round)"},
 			&cli.IntFlag{Name: "rounds", EnvVars: []string{"ZKV_BENCH_ROUNDS"}, Value: 3, Usage: "rounds; each measures every operation once, interleaved"},
-			&cli.IntSliceFlag{Name: "clients", EnvVars: []string{"ZKV_BENCH_CLIENTS"}, Value: cli.NewIntSlice(1, 16), Usage: "concurrency levels"},
+			&cli.IntSliceFlag{Name: "clients", EnvVars: []string{"ZKV_BENCH_CLIENTS"}, Value: cli.NewIntSlice(1, 16, 64), Usage: "concurrency levels"},
 			&cli.IntFlag{Name: "lag-samples", EnvVars: []string{"ZKV_BENCH_LAG_SAMPLES"}, Value: 500, Usage: "replication-lag samples"},
 			&cli.IntFlag{Name: "value-size", EnvVars: []string{"ZKV_BENCH_VALUE_SIZE"}, Value: 100, Usage: "bytes per written value"},
-			&cli.StringFlag{Name: "js-storage", EnvVars: []string{"ZKV_BENCH_JS_STORAGE"}, Value: "file", Usage: "JetStream KV storage: file or memory"},
+			&cli.StringSliceFlag{Name: "js-storage", EnvVars: []string{"ZKV_BENCH_JS_STORAGE"}, Value: cli.NewStringSlice(StorageFile, StorageMemory), Usage: "JetStream KV storages measured: file, memory (a list measures each)"},
+			&cli.IntFlag{Name: "mem-keys", EnvVars: []string{"ZKV_BENCH_MEM_KEYS"}, Value: 1_000_000, Usage: "distinct keys loaded into one cluster to measure memory per key (0: skip)"},
 			&cli.BoolFlag{Name: "r3", EnvVars: []string{"ZKV_BENCH_R3"}, Value: true, Usage: "also run a 3-server NATS cluster and a JetStream KV R3 bucket"},
 			&cli.BoolFlag{Name: "embedded", EnvVars: []string{"ZKV_BENCH_EMBEDDED"}, Value: true, Usage: "also run three kvservers in embedded mode (each a NATS node) and measure zkv on them"},
 			&cli.BoolFlag{Name: "report-only", Usage: "only render the report and charts from the existing CSV"},
 		),
 		Action: studyAction(RenderKV, func(ctx context.Context, c *cli.Context, out string) error {
-			cfg := KVConfig{
-				Duration:   c.Duration("duration"),
-				Rounds:     c.Int("rounds"),
-				Clients:    c.IntSlice("clients"),
-				LagSamples: c.Int("lag-samples"),
-				ValueSize:  c.Int("value-size"),
-				JSStorage:  c.String("js-storage"),
-				R3:         c.Bool("r3"),
-				Embedded:   c.Bool("embedded"),
-			}
-			if c.Bool("quick") {
-				if !c.IsSet("duration") {
-					cfg.Duration = 300 * time.Millisecond
-				}
-				if !c.IsSet("rounds") {
-					cfg.Rounds = 1
-				}
-				if !c.IsSet("lag-samples") {
-					cfg.LagSamples = 50
-				}
-			}
-			if cfg.JSStorage != "file" && cfg.JSStorage != "memory" {
-				return fmt.Errorf("--js-storage %q: want file or memory", cfg.JSStorage)
+			cfg, err := kvConfig(c)
+			if err != nil {
+				return err
 			}
 			return withKVServer(ctx, c, func(bin string) error {
 				cfg.KVServer = bin
@@ -70,8 +53,51 @@ func kvCommand() *cli.Command {
 	}
 }
 
+// kvConfig is the configuration the flags of the kv command ask for;
+// --quick shortens what was not set explicitly.
+func kvConfig(c *cli.Context) (KVConfig, error) {
+	cfg := KVConfig{
+		Duration:   c.Duration("duration"),
+		Rounds:     c.Int("rounds"),
+		Clients:    c.IntSlice("clients"),
+		LagSamples: c.Int("lag-samples"),
+		ValueSize:  c.Int("value-size"),
+		JSStorages: splitList(c.StringSlice("js-storage")),
+		R3:         c.Bool("r3"),
+		Embedded:   c.Bool("embedded"),
+		MemKeys:    c.Int("mem-keys"),
+	}
+	if c.Bool("quick") {
+		quick := []struct {
+			flag string
+			set  func()
+		}{
+			{"duration", func() { cfg.Duration = 300 * time.Millisecond }},
+			{"rounds", func() { cfg.Rounds = 1 }},
+			{"lag-samples", func() { cfg.LagSamples = 50 }},
+			{"clients", func() { cfg.Clients = []int{1, 16} }},
+			{"mem-keys", func() { cfg.MemKeys = 20_000 }},
+		}
+		for _, q := range quick {
+			if !c.IsSet(q.flag) {
+				q.set()
+			}
+		}
+	}
+	for _, st := range cfg.JSStorages {
+		if st != StorageFile && st != StorageMemory {
+			return cfg, fmt.Errorf("--js-storage %q: want file or memory", st)
+		}
+	}
+	if cfg.MemKeys < 0 {
+		return cfg, fmt.Errorf("--mem-keys %d: want 0 (skip) or more", cfg.MemKeys)
+	}
+	return cfg, nil
+}
+
 // KVStudy runs cfg and writes the CSV, the charts and kv.md under out.
 func KVStudy(ctx context.Context, cfg KVConfig, out string, quiet bool, command string) error {
+	cfg = cfg.withDefaults()
 	meta := Meta{Commands: []string{command}, Started: time.Now().UTC().Format(time.RFC3339), Commit: gitCommit(ctx)}
 	pr := NewProgress("kv", cfg.KVSteps(), quiet)
 	cfg.Log = pr.Log()
@@ -95,6 +121,7 @@ func KVStudy(ctx context.Context, cfg KVConfig, out string, quiet bool, command 
 	if err := RenderKV(out); err != nil {
 		return err
 	}
+	WriteKVSummary(os.Stderr, rs)
 	fmt.Fprintf(os.Stderr, "wrote %s\n", filepath.Join(out, kvMD))
 	return nil
 }
@@ -108,8 +135,12 @@ func kvConfigText(cfg KVConfig) string {
 	if cfg.Embedded {
 		emb = "a second zkv cluster in embedded mode (three kvservers, each a NATS node, clustered with routes; same ZooKeeper)"
 	}
-	return fmt.Sprintf("Setup: %d round(s) of %v per operation and concurrency, clients %v, %d-byte values, JetStream %s storage, %s, %s, %d replication-lag samples.",
-		cfg.Rounds, cfg.Duration, cfg.Clients, cfg.ValueSize, cfg.JSStorage, r3, emb, cfg.LagSamples)
+	mem := "no memory measurement"
+	if cfg.MemKeys > 0 {
+		mem = fmt.Sprintf("memory per key measured by loading %d keys", cfg.MemKeys)
+	}
+	return fmt.Sprintf("Setup: %d round(s) of %v per operation and concurrency, clients %v, %d-byte values, JetStream %s storage, %s, %s, %d replication-lag samples, %s.",
+		cfg.Rounds, cfg.Duration, cfg.Clients, cfg.ValueSize, strings.Join(cfg.JSStorages, " and "), r3, emb, cfg.LagSamples, mem)
 }
 
 // RenderKV renders kv.md and its charts from the CSV under out.
@@ -130,6 +161,13 @@ func RenderKV(out string) error {
 	if err := KVThroughputChart(rs, filepath.Join(out, kvTputPNG)); err != nil {
 		return err
 	}
+	ok, err := KVClientsChart(rs, filepath.Join(out, kvClientsPNG))
+	if err != nil {
+		return err
+	}
 	rep.Charts = []string{kvLatencyPNG, kvTputPNG}
+	if ok {
+		rep.Charts = append(rep.Charts, kvClientsPNG)
+	}
 	return writeFile(filepath.Join(out, kvMD), func(w io.Writer) error { return WriteKVReport(w, rep) })
 }
