@@ -17,4 +17,4 @@ package bus
 // ProtocolVersion is the version of zkv's wire protocol and release: servers
 // report it in their NATS micro services, clients in their requests. See
 // docs/protocol.md, "Compatibility".
-const ProtocolVersion = "0.2.0"
+const ProtocolVersion = "0.3.0"

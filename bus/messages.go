@@ -393,11 +393,16 @@ type Status struct {
 	// replication subject, in Unix nanoseconds (0: never).
 	LastApplied int64 `json:"last_applied,omitempty"`
 	// CatchingUp is true while a catch-up (--catch-up) runs.
-	CatchingUp bool   `json:"catching_up,omitempty"`
-	ZooKeeper  string `json:"zookeeper"`
-	NATS       string `json:"nats"`
-	HTTP       string `json:"http,omitempty"`
-	Znode      string `json:"znode,omitempty"`
+	CatchingUp bool `json:"catching_up,omitempty"`
+	// PublishedMessages and PublishedUpdates count the replication
+	// messages this node published while leading and the updates they
+	// carried: their ratio is the mean batch size.
+	PublishedMessages uint64 `json:"published_messages,omitempty"`
+	PublishedUpdates  uint64 `json:"published_updates,omitempty"`
+	ZooKeeper         string `json:"zookeeper"`
+	NATS              string `json:"nats"`
+	HTTP              string `json:"http,omitempty"`
+	Znode             string `json:"znode,omitempty"`
 
 	// HTTPWarning warns that the HTTP API is open to the network without
 	// authentication ("" when it is not).

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/zkvstore/zkv/bus"
 )
@@ -33,6 +34,9 @@ type replicator struct {
 	queue  []outgoing
 	closed bool
 	kick   chan struct{} // 1-buffered: the queue is not empty
+
+	messages atomic.Uint64 // replication messages published
+	updates  atomic.Uint64 // updates they carried
 }
 
 func newReplicator() *replicator { return &replicator{kick: make(chan struct{}, 1)} }
@@ -103,7 +107,10 @@ func (s *Server) publishQueue(q []outgoing) {
 		n, body := nextMessage(q)
 		var err error
 		if body != nil {
-			err = s.publish(s.subj.Replication(), body)
+			if err = s.publish(s.subj.Replication(), body); err == nil {
+				s.repl.messages.Add(1)
+				s.repl.updates.Add(uint64(countUpdates(q[:n])))
+			}
 		}
 		for _, o := range q[:n] {
 			if o.done != nil {
@@ -173,4 +180,15 @@ func (s *Server) replicateSync(u bus.Update) error {
 	ch := make(chan error, 1)
 	s.replicate(u, func(err error) { ch <- err })
 	return <-ch
+}
+
+// countUpdates is how many entries of q carry an update.
+func countUpdates(q []outgoing) int {
+	n := 0
+	for _, o := range q {
+		if o.encoded != nil {
+			n++
+		}
+	}
+	return n
 }
