@@ -20,7 +20,8 @@ const (
 
 // BenchmarkMemoryPerKey fills a store with the default configuration with
 // memoryKeys distinct keys, as a replica does (Apply of the leader's
-// updates) and as the leader does (Write), and reports what the store
+// updates) and as the leader does (Write), each with a request ID of 32
+// hex digits as the client library sends, and reports what the store
 // holds per key: live heap bytes, resident bytes (after the runtime gives
 // free memory back), and each as a ratio to the raw bytes of a key and its
 // value. The window of recent updates and the request-ID window are full
@@ -28,7 +29,7 @@ const (
 func BenchmarkMemoryPerKey(b *testing.B) {
 	b.Run("apply", func(b *testing.B) {
 		measureMemory(b, func(s *Store, i int, key, value string) {
-			u := Update{Epoch: 1, Seq: uint64(i + 1), Key: key, Value: value, Time: int64(i), Leader: "n1"}
+			u := Update{Epoch: 1, Seq: uint64(i + 1), Key: key, Value: value, RequestID: memoryRequestID(i), Time: int64(i), Leader: "n1"}
 			if err := s.Apply(u); err != nil {
 				b.Fatal(err)
 			}
@@ -36,7 +37,7 @@ func BenchmarkMemoryPerKey(b *testing.B) {
 	})
 	b.Run("write", func(b *testing.B) {
 		measureMemory(b, func(s *Store, i int, key, value string) {
-			if _, _, _, err := s.Write(1, Write{Key: key, Value: value, Time: int64(i), Leader: "n1"}); err != nil {
+			if _, _, _, err := s.Write(1, Write{Key: key, Value: value, RequestID: memoryRequestID(i), Time: int64(i), Leader: "n1"}); err != nil {
 				b.Fatal(err)
 			}
 		})
@@ -74,6 +75,9 @@ func measureMemory(b *testing.B, fill func(s *Store, i int, key, value string)) 
 
 // memoryKey is the i-th key of BenchmarkMemoryPerKey: 16 bytes.
 func memoryKey(i int) string { return fmt.Sprintf("key-%012d", i) }
+
+// memoryRequestID is the request ID of the i-th write: 32 hex digits.
+func memoryRequestID(i int) string { return fmt.Sprintf("%032x", i) }
 
 // settledMemory collects garbage, returns free memory to the system and
 // reports the live heap and the resident set, in bytes.
