@@ -180,7 +180,7 @@ func (s *Store) hasPast(key string) bool {
 // putLocked stores u's value as key's current version, moving the old one
 // into the key's history.
 func (s *Store) putLocked(u Update) {
-	if p, ok := s.data[u.Key]; ok {
+	if p := s.data.get(u.Key); p != nil {
 		s.pushLocked(u.Key, []Version{p.version()}, true)
 	} else if s.hasChain(u.Key) {
 		s.pushLocked(u.Key, nil, true)
@@ -193,7 +193,7 @@ func (s *Store) putLocked(u Update) {
 // the revision is not held.
 func (s *Store) removeKeyLocked(key string, u Update) {
 	var old []Version
-	if p, ok := s.data[key]; ok {
+	if p := s.data.get(key); p != nil {
 		old = append(old, p.version())
 		s.removeLocked(key)
 	}
@@ -212,7 +212,7 @@ func (s *Store) removeKeyLocked(key string, u Update) {
 // anyWithPrefixLocked reports whether a key held now begins with prefix.
 func (s *Store) anyWithPrefixLocked(prefix string) bool {
 	found := false
-	s.keys.AscendGreaterOrEqual(indexItem{key: prefix}, func(it indexItem) bool {
+	s.keys.AscendGreaterOrEqual(&box{key: prefix}, func(it *box) bool {
 		found = strings.HasPrefix(it.key, prefix)
 		return false
 	})
@@ -222,7 +222,7 @@ func (s *Store) anyWithPrefixLocked(prefix string) bool {
 // prefixKeysLocked returns the keys held now that begin with prefix.
 func (s *Store) prefixKeysLocked(prefix string) []string {
 	var keys []string
-	s.keys.AscendGreaterOrEqual(indexItem{key: prefix}, func(it indexItem) bool {
+	s.keys.AscendGreaterOrEqual(&box{key: prefix}, func(it *box) bool {
 		if !strings.HasPrefix(it.key, prefix) {
 			return false
 		}
@@ -244,7 +244,8 @@ func (s *Store) compactLocked(rev uint64) {
 	for key, c := range s.hist {
 		// i is the first held version past rev.
 		i := sort.Search(len(c.versions), func(i int) bool { return c.versions[i].Revision > rev })
-		p, live := s.data[key]
+		p := s.data.get(key)
+		live := p != nil
 		switch {
 		case live && p.Revision <= rev, !live && i == len(c.versions):
 			// The current version (or, for a key deleted at or below
@@ -308,7 +309,7 @@ func (s *Store) forgetDeletedLocked(e logEntry) {
 	}
 	for _, k := range keys {
 		c := s.hist[k]
-		if _, live := s.data[k]; c == nil || live || len(c.versions) == 0 {
+		if live := s.data.get(k) != nil; c == nil || live || len(c.versions) == 0 {
 			continue
 		}
 		if last := c.versions[len(c.versions)-1]; last.Deleted && last.Revision <= old.Seq {
@@ -373,7 +374,7 @@ func (s *Store) versionsLocked(key string) ([]Version, *chain) {
 	if c != nil {
 		versions = append(versions, c.versions...)
 	}
-	if p, ok := s.data[key]; ok {
+	if p := s.data.get(key); p != nil {
 		versions = append(versions, p.version())
 	}
 	return versions, c
@@ -458,7 +459,7 @@ func (s *Store) Due(now int64, limit int) []Expiry {
 		if it.deadline > now || len(out) >= limit {
 			return false
 		}
-		if p, ok := s.data[it.key]; ok && p.Expires == it.deadline {
+		if p := s.data.get(it.key); p != nil && p.Expires == it.deadline {
 			out = append(out, Expiry{Key: it.key, Revision: p.Revision, Deadline: it.deadline})
 		}
 		return true

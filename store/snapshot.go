@@ -11,33 +11,27 @@ import (
 // keys, a few cache lines of string headers each.
 const indexDegree = 32
 
-// indexItem is one key of the ordered index, with the box its entry is
-// kept in (shared with the map).
-type indexItem struct {
-	key   string
-	entry *Entry
-}
-
-func newKeyIndex() *btree.BTreeG[indexItem] {
-	return btree.NewG(indexDegree, func(a, b indexItem) bool { return a.key < b.key })
+// newKeyIndex returns an empty ordered index of boxes, by key.
+func newKeyIndex() *btree.BTreeG[*box] {
+	return btree.NewG(indexDegree, func(a, b *box) bool { return a.key < b.key })
 }
 
 // setLocked stores e under key, adding key to the index if it is new.
 // The caller holds mu for writing.
 func (s *Store) setLocked(key string, e Entry) {
-	if p, ok := s.data[key]; ok {
+	if p := s.data.get(key); p != nil {
 		s.retimeLocked(key, p.Expires, e.Expires)
-		*p = e
+		p.Entry = e
 		return
 	}
-	s.insertLocked(key, &e)
+	s.insertLocked(&box{key: key, Entry: e})
 }
 
-// insertLocked adds a key that data does not hold, in box p.
-func (s *Store) insertLocked(key string, p *Entry) {
-	s.data[key] = p
-	s.keys.ReplaceOrInsert(indexItem{key: key, entry: p})
-	s.retimeLocked(key, 0, p.Expires)
+// insertLocked adds box p, whose key data does not hold.
+func (s *Store) insertLocked(p *box) {
+	s.data.insert(p)
+	s.keys.ReplaceOrInsert(p)
+	s.retimeLocked(p.key, 0, p.Expires)
 }
 
 // retimeLocked moves key in the deadline index from deadline old to new
@@ -56,10 +50,9 @@ func (s *Store) retimeLocked(key string, old, new int64) {
 
 // removeLocked removes key from the map and the indexes, if held.
 func (s *Store) removeLocked(key string) {
-	if p, ok := s.data[key]; ok {
+	if p := s.data.remove(key); p != nil {
 		s.retimeLocked(key, p.Expires, 0)
-		delete(s.data, key)
-		s.keys.Delete(indexItem{key: key})
+		s.keys.Delete(p)
 	}
 }
 
@@ -90,7 +83,7 @@ func (s *Store) List(prefix, after string, limit, maxBytes int) (entries []KeyEn
 	defer s.mu.RUnlock()
 	entries = make([]KeyEntry, 0, min(limit, s.keys.Len()))
 	size := 0
-	s.keys.AscendGreaterOrEqual(indexItem{key: max(after, prefix)}, func(it indexItem) bool {
+	s.keys.AscendGreaterOrEqual(&box{key: max(after, prefix)}, func(it *box) bool {
 		k := it.key
 		if k == after {
 			return true
@@ -98,7 +91,7 @@ func (s *Store) List(prefix, after string, limit, maxBytes int) (entries []KeyEn
 		if !strings.HasPrefix(k, prefix) {
 			return false
 		}
-		e := *it.entry
+		e := it.Entry
 		if len(entries) > 0 && (len(entries) >= limit || size+len(k)+len(e.Value) > maxBytes) {
 			more = true
 			return false
@@ -131,18 +124,18 @@ func (s *Store) installLocked(entries []KeyEntry) {
 	// The boxes of new keys come from one allocation per batch (a key
 	// removed by InstallPage leaves its box to the collector with the
 	// rest of its batch).
-	var boxes []Entry
+	var boxes []box
 	for i, e := range entries {
-		switch p, ok := s.data[e.Key]; {
-		case !ok:
+		switch p := s.data.get(e.Key); {
+		case p == nil:
 			if len(boxes) == cap(boxes) {
-				boxes = make([]Entry, 0, len(entries)-i)
+				boxes = make([]box, 0, len(entries)-i)
 			}
-			boxes = append(boxes, e.Entry)
-			s.insertLocked(e.Key, &boxes[len(boxes)-1])
+			boxes = append(boxes, box{key: e.Key, Entry: e.Entry})
+			s.insertLocked(&boxes[len(boxes)-1])
 		default:
 			s.retimeLocked(e.Key, p.Expires, e.Expires)
-			*p = e.Entry // the leader's copy wins, even over a higher revision of a deposed leader's
+			p.Entry = e.Entry // the leader's copy wins, even over a higher revision of a deposed leader's
 		}
 	}
 }
@@ -167,7 +160,7 @@ func (s *Store) InstallPage(after string, entries []KeyEntry, last bool) (remove
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var drop []string
-	s.keys.AscendGreaterOrEqual(indexItem{key: after}, func(it indexItem) bool {
+	s.keys.AscendGreaterOrEqual(&box{key: after}, func(it *box) bool {
 		if it.key == after {
 			return true
 		}
@@ -192,14 +185,7 @@ func (s *Store) InstallPage(after string, entries []KeyEntry, last bool) (remove
 func (s *Store) Reserve(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if n <= len(s.data) {
-		return
-	}
-	m := make(map[string]*Entry, n)
-	for k, e := range s.data {
-		m[k] = e
-	}
-	s.data = m
+	s.data.reserve(n)
 }
 
 // ApplyNewer applies u (a put or a tombstone) only if it is newer than the
@@ -217,12 +203,12 @@ func (s *Store) ApplyNewer(u Update) error {
 		// The history is dropped when the catch-up ends.
 	case u.Delete && u.Prefix:
 		for _, k := range s.prefixKeysLocked(u.Key) {
-			if s.data[k].Revision < u.Seq {
+			if s.data.get(k).Revision < u.Seq {
 				s.removeKeyLocked(k, u)
 			}
 		}
 	default:
-		if p, ok := s.data[u.Key]; !ok || u.Seq > p.Revision {
+		if p := s.data.get(u.Key); p == nil || u.Seq > p.Revision {
 			if u.Delete {
 				s.removeKeyLocked(u.Key, u)
 			} else {

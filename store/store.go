@@ -147,13 +147,13 @@ const DefaultRequestWindow = 16384
 // usable; call New.
 type Store struct {
 	mu sync.RWMutex
-	// data holds every key's entry: Get is one map access. The entry is
-	// boxed so keys, the ordered index of the same boxes, reads it without
-	// a map lookup; a write to a held key updates its box in place (under
-	// mu), so only a new key or a delete touches the index. A deleted key
-	// is removed from both: no tombstone is kept.
-	data  map[string]*Entry
-	keys  *btree.BTreeG[indexItem]
+	// data holds every key's entry: Get is one hash table lookup. Each
+	// key and its entry are boxed once; keys, the ordered index, holds the
+	// same boxes, so a write to a held key updates its box in place (under
+	// mu) and only a new key or a delete touches the indexes. A deleted
+	// key is removed from both: no tombstone is kept.
+	data  table
+	keys  *btree.BTreeG[*box]
 	rev   uint64 // the last sequence number applied (or skipped past)
 	epoch uint64 // the highest epoch known: the fence
 	// stream is the epoch whose stream rev counts in: the last epoch whose
@@ -231,7 +231,7 @@ func NewWithConfig(cfg Config) *Store {
 	if changesBytes == 0 {
 		changesBytes = DefaultChangesBytes
 	}
-	return &Store{data: make(map[string]*Entry), keys: newKeyIndex(), requests: make(map[string]Update), order: make([]string, window), window: window,
+	return &Store{data: newTable(), keys: newKeyIndex(), requests: make(map[string]Update), order: make([]string, window), window: window,
 		recent: make(map[position]uint64, window), recentRing: make([]position, window), seed: maphash.MakeSeed(),
 		history: history, hist: make(map[string]*chain), changesMax: max(changes, 1), changesBytes: changesBytes, ttl: newTTLIndex()}
 }
@@ -335,8 +335,8 @@ func (s *Store) Request(id string) (Update, bool) {
 func (s *Store) Get(key string) (Entry, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if p, ok := s.data[key]; ok {
-		return *p, true
+	if p := s.data.get(key); p != nil {
+		return p.Entry, true
 	}
 	return Entry{}, false
 }
@@ -376,7 +376,8 @@ func (s *Store) Write(epoch uint64, w Write) (u Update, dup, applied bool, err e
 		return prev, true, true, nil
 	}
 	var cur uint64
-	p, exists := s.data[w.Key]
+	p := s.data.get(w.Key)
+	exists := p != nil
 	if exists {
 		cur = p.Revision
 	}
@@ -573,7 +574,7 @@ func (s *Store) Epoch() uint64 {
 func (s *Store) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return len(s.data)
+	return s.data.len()
 }
 
 // Missed is the number of updates this store knows it missed, plus the
