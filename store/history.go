@@ -120,10 +120,10 @@ type chain struct {
 	purged   bool // the chain is a purge's marker, and nothing since
 }
 
-// ttlItem orders keys with a deadline by deadline.
+// ttlItem orders the boxes of keys with a deadline by deadline.
 type ttlItem struct {
 	deadline int64
-	key      string
+	b        *box
 }
 
 func newTTLIndex() *btree.BTreeG[ttlItem] {
@@ -131,7 +131,7 @@ func newTTLIndex() *btree.BTreeG[ttlItem] {
 		if a.deadline != b.deadline {
 			return a.deadline < b.deadline
 		}
-		return a.key < b.key
+		return a.b.key() < b.b.key()
 	})
 }
 
@@ -178,14 +178,16 @@ func (s *Store) hasPast(key string) bool {
 }
 
 // putLocked stores u's value as key's current version, moving the old one
-// into the key's history.
-func (s *Store) putLocked(u Update) {
+// into the key's history. u's key and value then share the box's copy, so
+// the updates kept for replays and request IDs hold no second one.
+func (s *Store) putLocked(u *Update) {
 	if p := s.data.get(u.Key); p != nil {
-		s.pushLocked(u.Key, []Version{p.version()}, true)
+		s.pushLocked(p.key(), []Version{s.entryLocked(p).version()}, true)
 	} else if s.hasChain(u.Key) {
 		s.pushLocked(u.Key, nil, true)
 	}
-	s.setLocked(u.Key, Entry{Value: u.Value, Revision: u.Seq, Expires: u.Expires})
+	p := s.setLocked(u.Key, Entry{Value: u.Value, Revision: u.Seq, Expires: u.Expires})
+	u.Key, u.Value = p.key(), p.value()
 }
 
 // removeKeyLocked removes key at revision u.Seq: a tombstone in its
@@ -194,7 +196,7 @@ func (s *Store) putLocked(u Update) {
 func (s *Store) removeKeyLocked(key string, u Update) {
 	var old []Version
 	if p := s.data.get(key); p != nil {
-		old = append(old, p.version())
+		old = append(old, s.entryLocked(p).version())
 		s.removeLocked(key)
 	}
 	if u.Purge {
@@ -212,21 +214,24 @@ func (s *Store) removeKeyLocked(key string, u Update) {
 // anyWithPrefixLocked reports whether a key held now begins with prefix.
 func (s *Store) anyWithPrefixLocked(prefix string) bool {
 	found := false
-	s.keys.AscendGreaterOrEqual(&box{key: prefix}, func(it *box) bool {
-		found = strings.HasPrefix(it.key, prefix)
+	s.keys.AscendGreaterOrEqual(probe(prefix), func(it *box) bool {
+		found = strings.HasPrefix(it.key(), prefix)
 		return false
 	})
 	return found
 }
 
-// prefixKeysLocked returns the keys held now that begin with prefix.
+// prefixKeysLocked returns the keys held now that begin with prefix. They
+// are copies: a key of a box shares its allocation with the value, which
+// the window of recent updates would otherwise keep for the key's sake.
 func (s *Store) prefixKeysLocked(prefix string) []string {
 	var keys []string
-	s.keys.AscendGreaterOrEqual(&box{key: prefix}, func(it *box) bool {
-		if !strings.HasPrefix(it.key, prefix) {
+	s.keys.AscendGreaterOrEqual(probe(prefix), func(it *box) bool {
+		k := it.key()
+		if !strings.HasPrefix(k, prefix) {
 			return false
 		}
-		keys = append(keys, it.key)
+		keys = append(keys, strings.Clone(k))
 		return true
 	})
 	return keys
@@ -247,7 +252,7 @@ func (s *Store) compactLocked(rev uint64) {
 		p := s.data.get(key)
 		live := p != nil
 		switch {
-		case live && p.Revision <= rev, !live && i == len(c.versions):
+		case live && p.revision <= rev, !live && i == len(c.versions):
 			// The current version (or, for a key deleted at or below
 			// rev, nothing) answers every read from rev on.
 			delete(s.hist, key)
@@ -375,7 +380,7 @@ func (s *Store) versionsLocked(key string) ([]Version, *chain) {
 		versions = append(versions, c.versions...)
 	}
 	if p := s.data.get(key); p != nil {
-		versions = append(versions, p.version())
+		versions = append(versions, s.entryLocked(p).version())
 	}
 	return versions, c
 }
@@ -459,8 +464,8 @@ func (s *Store) Due(now int64, limit int) []Expiry {
 		if it.deadline > now || len(out) >= limit {
 			return false
 		}
-		if p := s.data.get(it.key); p != nil && p.Expires == it.deadline {
-			out = append(out, Expiry{Key: it.key, Revision: p.Revision, Deadline: it.deadline})
+		if p := s.data.get(it.b.key()); p != nil && s.expiresLocked(p) == it.deadline {
+			out = append(out, Expiry{Key: p.key(), Revision: p.revision, Deadline: it.deadline})
 		}
 		return true
 	})

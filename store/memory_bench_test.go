@@ -81,7 +81,7 @@ func memoryRequestID(i int) string { return fmt.Sprintf("%032x", i) }
 
 // settledMemory collects garbage, returns free memory to the system and
 // reports the live heap and the resident set, in bytes.
-func settledMemory(b *testing.B) (heap uint64, rss int64) {
+func settledMemory(b testing.TB) (heap uint64, rss int64) {
 	runtime.GC()
 	debug.FreeOSMemory()
 	var m runtime.MemStats
@@ -91,7 +91,7 @@ func settledMemory(b *testing.B) (heap uint64, rss int64) {
 
 // residentBytes reads VmRSS from /proc/self/status; the benchmark is
 // skipped where there is none.
-func residentBytes(b *testing.B) int64 {
+func residentBytes(b testing.TB) int64 {
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
 		b.Skipf("no resident set size here: %v", err)

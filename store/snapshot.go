@@ -13,45 +13,66 @@ const indexDegree = 32
 
 // newKeyIndex returns an empty ordered index of boxes, by key.
 func newKeyIndex() *btree.BTreeG[*box] {
-	return btree.NewG(indexDegree, func(a, b *box) bool { return a.key < b.key })
+	return btree.NewG(indexDegree, func(a, b *box) bool { return a.key() < b.key() })
 }
 
-// setLocked stores e under key, adding key to the index if it is new.
-// The caller holds mu for writing.
-func (s *Store) setLocked(key string, e Entry) {
-	if p := s.data.get(key); p != nil {
-		s.retimeLocked(key, p.Expires, e.Expires)
-		p.Entry = e
-		return
+// setLocked stores e under key, adding key to the indexes if it is new,
+// and returns its box. The caller holds mu for writing.
+func (s *Store) setLocked(key string, e Entry) *box {
+	p := s.data.get(key)
+	if p == nil {
+		p = &box{}
+		p.fill(key, e)
+		s.insertLocked(p, e.Expires)
+		return p
 	}
-	s.insertLocked(&box{key: key, Entry: e})
+	s.retimeLocked(p, e.Expires)
+	p.fill(p.key(), e)
+	return p
 }
 
-// insertLocked adds box p, whose key data does not hold.
-func (s *Store) insertLocked(p *box) {
+// insertLocked adds box p, whose key data does not hold, with deadline
+// expires (0: none).
+func (s *Store) insertLocked(p *box, expires int64) {
 	s.data.insert(p)
 	s.keys.ReplaceOrInsert(p)
-	s.retimeLocked(p.key, 0, p.Expires)
+	s.retimeLocked(p, expires)
 }
 
-// retimeLocked moves key in the deadline index from deadline old to new
-// (0: none).
-func (s *Store) retimeLocked(key string, old, new int64) {
+// entryLocked is p's entry.
+func (s *Store) entryLocked(p *box) Entry {
+	return Entry{Value: p.value(), Revision: p.revision, Expires: s.expiresLocked(p)}
+}
+
+// expiresLocked is p's deadline (0: none).
+func (s *Store) expiresLocked(p *box) int64 {
+	if !p.expiring {
+		return 0
+	}
+	return s.expires[p]
+}
+
+// retimeLocked moves p in the deadline index to deadline new (0: none).
+func (s *Store) retimeLocked(p *box, new int64) {
+	old := s.expiresLocked(p)
 	if old == new {
 		return
 	}
 	if old != 0 {
-		s.ttl.Delete(ttlItem{old, key})
+		s.ttl.Delete(ttlItem{old, p})
+		delete(s.expires, p)
 	}
 	if new != 0 {
-		s.ttl.ReplaceOrInsert(ttlItem{new, key})
+		s.ttl.ReplaceOrInsert(ttlItem{new, p})
+		s.expires[p] = new
 	}
+	p.expiring = new != 0
 }
 
-// removeLocked removes key from the map and the indexes, if held.
+// removeLocked removes key from the table and the indexes, if held.
 func (s *Store) removeLocked(key string) {
 	if p := s.data.remove(key); p != nil {
-		s.retimeLocked(key, p.Expires, 0)
+		s.retimeLocked(p, 0)
 		s.keys.Delete(p)
 	}
 }
@@ -83,15 +104,15 @@ func (s *Store) List(prefix, after string, limit, maxBytes int) (entries []KeyEn
 	defer s.mu.RUnlock()
 	entries = make([]KeyEntry, 0, min(limit, s.keys.Len()))
 	size := 0
-	s.keys.AscendGreaterOrEqual(&box{key: max(after, prefix)}, func(it *box) bool {
-		k := it.key
+	s.keys.AscendGreaterOrEqual(probe(max(after, prefix)), func(it *box) bool {
+		k := it.key()
 		if k == after {
 			return true
 		}
 		if !strings.HasPrefix(k, prefix) {
 			return false
 		}
-		e := it.Entry
+		e := s.entryLocked(it)
 		if len(entries) > 0 && (len(entries) >= limit || size+len(k)+len(e.Value) > maxBytes) {
 			more = true
 			return false
@@ -131,11 +152,13 @@ func (s *Store) installLocked(entries []KeyEntry) {
 			if len(boxes) == cap(boxes) {
 				boxes = make([]box, 0, len(entries)-i)
 			}
-			boxes = append(boxes, box{key: e.Key, Entry: e.Entry})
-			s.insertLocked(&boxes[len(boxes)-1])
+			boxes = append(boxes, box{})
+			p = &boxes[len(boxes)-1]
+			p.fill(e.Key, e.Entry)
+			s.insertLocked(p, e.Expires)
 		default:
-			s.retimeLocked(e.Key, p.Expires, e.Expires)
-			p.Entry = e.Entry // the leader's copy wins, even over a higher revision of a deposed leader's
+			s.retimeLocked(p, e.Expires)
+			p.fill(p.key(), e.Entry) // the leader's copy wins, even over a higher revision of a deposed leader's
 		}
 	}
 }
@@ -160,15 +183,16 @@ func (s *Store) InstallPage(after string, entries []KeyEntry, last bool) (remove
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var drop []string
-	s.keys.AscendGreaterOrEqual(&box{key: after}, func(it *box) bool {
-		if it.key == after {
+	s.keys.AscendGreaterOrEqual(probe(after), func(it *box) bool {
+		k := it.key()
+		if k == after {
 			return true
 		}
-		if !last && it.key > through {
+		if !last && k > through {
 			return false
 		}
-		if _, ok := in[it.key]; !ok {
-			drop = append(drop, it.key)
+		if _, ok := in[k]; !ok {
+			drop = append(drop, k)
 		}
 		return true
 	})
@@ -203,16 +227,16 @@ func (s *Store) ApplyNewer(u Update) error {
 		// The history is dropped when the catch-up ends.
 	case u.Delete && u.Prefix:
 		for _, k := range s.prefixKeysLocked(u.Key) {
-			if s.data.get(k).Revision < u.Seq {
+			if s.data.get(k).revision < u.Seq {
 				s.removeKeyLocked(k, u)
 			}
 		}
 	default:
-		if p := s.data.get(u.Key); p == nil || u.Seq > p.Revision {
+		if p := s.data.get(u.Key); p == nil || u.Seq > p.revision {
 			if u.Delete {
 				s.removeKeyLocked(u.Key, u)
 			} else {
-				s.putLocked(u)
+				s.putLocked(&u)
 			}
 		}
 	}

@@ -195,8 +195,10 @@ type Store struct {
 	changesMax   int
 	changesBytes int
 	changesFloor uint64
-	// ttl orders the keys that have a deadline.
-	ttl *btree.BTreeG[ttlItem]
+	// ttl orders the keys that have a deadline, and expires holds each
+	// one's deadline by box.
+	ttl     *btree.BTreeG[ttlItem]
+	expires map[*box]int64
 }
 
 // position is one place in the replication stream.
@@ -233,7 +235,7 @@ func NewWithConfig(cfg Config) *Store {
 	}
 	return &Store{data: newTable(), keys: newKeyIndex(), requests: make(map[string]Update), order: make([]string, window), window: window,
 		recent: make(map[position]uint64, window), recentRing: make([]position, window), seed: maphash.MakeSeed(),
-		history: history, hist: make(map[string]*chain), changesMax: max(changes, 1), changesBytes: changesBytes, ttl: newTTLIndex()}
+		history: history, hist: make(map[string]*chain), changesMax: max(changes, 1), changesBytes: changesBytes, ttl: newTTLIndex(), expires: make(map[*box]int64)}
 }
 
 // digest hashes what an update writes, for recent.
@@ -336,7 +338,7 @@ func (s *Store) Get(key string) (Entry, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if p := s.data.get(key); p != nil {
-		return p.Entry, true
+		return s.entryLocked(p), true
 	}
 	return Entry{}, false
 }
@@ -379,7 +381,7 @@ func (s *Store) Write(epoch uint64, w Write) (u Update, dup, applied bool, err e
 	p := s.data.get(w.Key)
 	exists := p != nil
 	if exists {
-		cur = p.Revision
+		cur = p.revision
 	}
 	noop := Update{Epoch: epoch, Seq: s.rev, Key: w.Key, Delete: w.Delete, Prefix: w.Prefix, Purge: w.Purge, Compact: w.Compact}
 	switch {
@@ -430,7 +432,7 @@ func (s *Store) writeLocked(u *Update) {
 	case u.Delete:
 		s.removeKeyLocked(u.Key, *u)
 	default:
-		s.putLocked(*u)
+		s.putLocked(u)
 	}
 	logged := *u
 	logged.Count = 0 // this store's count, not part of the update

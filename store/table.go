@@ -4,10 +4,26 @@ import "hash/maphash"
 
 // box is one key and its entry: the hash table and the ordered index hold
 // the same box, so the key is kept once and a write to a held key updates
-// the box in place.
+// the box in place. The key and the value share one allocation, kv, and a
+// deadline, which few keys have, is kept in Store.expires, so a box is 32
+// bytes.
 type box struct {
-	key string
-	Entry
+	kv       string // the key followed by the value
+	revision uint64
+	klen     uint32
+	expiring bool // Store.expires holds the key's deadline
+}
+
+// probe is a box holding only key, to search the ordered index with.
+func probe(key string) *box { return &box{kv: key, klen: uint32(len(key))} }
+
+func (b *box) key() string   { return b.kv[:b.klen] }
+func (b *box) value() string { return b.kv[b.klen:] }
+
+// fill stores key and e's value and revision in b (the caller keeps the
+// deadline).
+func (b *box) fill(key string, e Entry) {
+	b.kv, b.klen, b.revision = key+e.Value, uint32(len(key)), e.Revision
 }
 
 // table is a hash table of boxes by key, with open addressing and linear
@@ -54,7 +70,7 @@ func (t *table) find(key string) int {
 		case 0:
 			return -1
 		case tag:
-			if t.slots[i].key == key {
+			if t.slots[i].key() == key {
 				return i
 			}
 		}
@@ -85,7 +101,7 @@ func (t *table) insert(b *box) {
 // place puts b in the first free slot of its run.
 func (t *table) place(b *box) {
 	mask := len(t.slots) - 1
-	i, tag := t.hash(b.key, mask)
+	i, tag := t.hash(b.key(), mask)
 	for t.tags[i] != 0 {
 		i = (i + 1) & mask
 	}
@@ -126,7 +142,7 @@ func (t *table) remove(key string) *box {
 	// Backward shift: move later boxes of the run into the hole when
 	// their home slot is not between the hole and where they are.
 	for j := (i + 1) & mask; t.tags[j] != 0; j = (j + 1) & mask {
-		home, _ := t.hash(t.slots[j].key, mask)
+		home, _ := t.hash(t.slots[j].key(), mask)
 		if (j-home)&mask >= (j-i)&mask {
 			t.slots[i], t.tags[i] = t.slots[j], t.tags[j]
 			i = j

@@ -18,7 +18,7 @@ func TestTableMatchesMap(t *testing.T) {
 			switch rng.IntN(3) {
 			case 0:
 				if m[k] == nil {
-					b := &box{key: k}
+					b := probe(k)
 					tb.insert(b)
 					m[k] = b
 				}
@@ -45,7 +45,7 @@ func TestTableMatchesMap(t *testing.T) {
 func TestTableReserve(t *testing.T) {
 	tb := newTable()
 	for i := range 100 {
-		tb.insert(&box{key: strconv.Itoa(i)})
+		tb.insert(probe(strconv.Itoa(i)))
 	}
 	tb.reserve(10000)
 	if len(tb.slots) < 10000*tableLoadDen/tableLoadNum {
