@@ -111,18 +111,18 @@ func (r WriteRequest) MarshalJSON() ([]byte, error) {
 // checkPresent is the field rule the tags cannot say: every operation but
 // a compact needs "key"; a put or create needs "value", the others must
 // not have one.
-func (r *WriteRequest) checkPresent(has func(name string) bool) error {
+func (r *WriteRequest) checkPresent(p presence) error {
 	switch r.Op {
 	case "", OpPut, OpCreate, OpDelete, OpPurge, OpCompact:
 	default:
 		return nil // Validate names the unknown op
 	}
 	switch {
-	case r.Op != OpCompact && !has("key"):
+	case r.Op != OpCompact && !p.has("key"):
 		return Errorf(CodeBadRequest, "missing required field \"key\"")
-	case !hasValue(r.Op) && has("value"):
+	case !hasValue(r.Op) && p.has("value"):
 		return Errorf(CodeBadRequest, "field \"value\": a %s has no value", r.Op)
-	case hasValue(r.Op) && !has("value"):
+	case hasValue(r.Op) && !p.has("value"):
 		return Errorf(CodeBadRequest, "missing required field \"value\"")
 	}
 	return nil
@@ -588,6 +588,42 @@ func Decode(data []byte, v any) error {
 	if !utf8.Valid(data) {
 		return Errorf(CodeBadRequest, "body is not valid UTF-8")
 	}
+	fs := fieldsOf(v)
+	if err := decodeJSON(data, v, fs); err != nil {
+		return err
+	}
+	if fs != nil {
+		seen, err := checkFields(data, fs)
+		if err != nil {
+			return err
+		}
+		if p, ok := v.(interface{ checkPresent(presence) error }); ok {
+			if err := p.checkPresent(presence{fs, seen}); err != nil {
+				return err
+			}
+		}
+	}
+	if val, ok := v.(interface{ Validate() error }); ok {
+		return val.Validate()
+	}
+	return nil
+}
+
+// decodeJSON decodes data, one JSON value, into v. A struct of scalar
+// fields (fs.flat) is decoded with json.Unmarshal, which needs no
+// decoder, reader or buffer copy: checkFields, which runs next, refuses
+// the unknown fields that Unmarshal skips, and a body Unmarshal refuses
+// goes through the stream decoder, so it gets the same error as always.
+func decodeJSON(data []byte, v any, fs *fieldSet) error {
+	if fs != nil && fs.flat && json.Unmarshal(data, v) == nil {
+		return nil
+	}
+	return decodeStream(data, v)
+}
+
+// decodeStream decodes data with a stream decoder that refuses unknown
+// fields at every depth, and refuses data after the first value.
+func decodeStream(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -595,20 +631,6 @@ func Decode(data []byte, v any) error {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return Errorf(CodeBadRequest, "body has data after the JSON object")
-	}
-	if fs := fieldsOf(v); fs != nil {
-		seen, err := checkFields(data, fs)
-		if err != nil {
-			return err
-		}
-		if p, ok := v.(interface{ checkPresent(func(string) bool) error }); ok {
-			if err := p.checkPresent(func(name string) bool { return seen&(1<<fs.index[name]) != 0 }); err != nil {
-				return err
-			}
-		}
-	}
-	if val, ok := v.(interface{ Validate() error }); ok {
-		return val.Validate()
 	}
 	return nil
 }

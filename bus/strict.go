@@ -2,6 +2,7 @@ package bus
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -31,6 +32,23 @@ type fieldSet struct {
 	names    []string       // json names, in field order
 	index    map[string]int // json name -> position in names
 	required uint64         // bit i set: names[i] must be present
+	// flat says every field is a scalar (or a pointer to one) and the
+	// type decodes itself in no custom way, so checkFields sees every
+	// object key a body of the type can hold.
+	flat bool
+}
+
+// presence is the fields checkFields found in a body, for the rules a
+// message type checks beyond its tags.
+type presence struct {
+	fs   *fieldSet
+	seen uint64
+}
+
+// has reports whether the body had the field of json name name.
+func (p presence) has(name string) bool {
+	n, ok := p.fs.index[name]
+	return ok && p.seen&(1<<n) != 0
 }
 
 // fieldSets caches a *fieldSet (or nil for a type that is not a struct)
@@ -55,11 +73,14 @@ func fieldsOf(v any) *fieldSet {
 // newFieldSet reads t's json tags. Message types have no embedded structs,
 // whose fields encoding/json would lift to the top level.
 func newFieldSet(t reflect.Type) *fieldSet {
-	fs := &fieldSet{typeName: t.Name(), index: make(map[string]int)}
+	fs := &fieldSet{typeName: t.Name(), index: make(map[string]int), flat: !customDecoder(t)}
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if !f.IsExported() {
 			continue
+		}
+		if !isScalar(f.Type) || f.Anonymous {
+			fs.flat = false
 		}
 		tag := f.Tag.Get("json")
 		if tag == "-" {
@@ -78,6 +99,37 @@ func newFieldSet(t reflect.Type) *fieldSet {
 	}
 	return fs
 }
+
+// isScalar reports whether t is a JSON scalar type (or a pointer to one)
+// that decodes in no custom way: it holds no object whose keys
+// checkFields would not see.
+func isScalar(t reflect.Type) bool {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if customDecoder(t) {
+		return false
+	}
+	switch t.Kind() {
+	case reflect.Bool, reflect.String,
+		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return true
+	}
+	return false
+}
+
+// customDecoder reports whether t, or a pointer to it, decodes itself.
+func customDecoder(t reflect.Type) bool {
+	p := reflect.PointerTo(t)
+	return p.Implements(jsonUnmarshaler) || p.Implements(textUnmarshaler)
+}
+
+var (
+	jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
+	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
 
 func hasOption(opts, want string) bool {
 	for opts != "" {
