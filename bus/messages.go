@@ -610,12 +610,15 @@ func Decode(data []byte, v any) error {
 }
 
 // decodeJSON decodes data, one JSON value, into v. A struct of scalar
-// fields (fs.flat) is decoded with json.Unmarshal, which needs no
-// decoder, reader or buffer copy: checkFields, which runs next, refuses
-// the unknown fields that Unmarshal skips, and a body Unmarshal refuses
-// goes through the stream decoder, so it gets the same error as always.
+// fields (fs.flat) in a plain body is read by decodeFlat, which
+// allocates only the strings it returns; another body of such a struct
+// is decoded with json.Unmarshal, which needs no stream decoder, reader
+// or buffer copy. Either way checkFields, which runs next, refuses the
+// unknown fields they skip, and a body Unmarshal refuses goes through
+// the stream decoder, so it gets the same error as always. Other types
+// take the stream decoder, which refuses unknown fields at every depth.
 func decodeJSON(data []byte, v any, fs *fieldSet) error {
-	if fs != nil && fs.flat && json.Unmarshal(data, v) == nil {
+	if fs != nil && fs.flat && (decodeFlat(data, v, fs) || json.Unmarshal(data, v) == nil) {
 		return nil
 	}
 	return decodeStream(data, v)
