@@ -267,48 +267,39 @@ func (s *Store) compactLocked(rev uint64) {
 // more than changesMax updates or changesBytes of keys and values are
 // held, and forgets the history of a key whose delete is evicted (so
 // deleted keys cost memory for a bounded time); reads below such a delete
-// are refused. The window is a queue over a slice: append at the end,
-// drop from the front; append's reallocation copies only what is held.
+// are refused. The window is a ring of at most changesMax entries.
 func (s *Store) logLocked(e logEntry) {
-	if n := len(s.changes); n > 0 && e.u.Time < s.changes[n-1].u.Time {
-		e.u.Time = s.changes[n-1].u.Time // leaders' clocks may disagree: keep it ordered
-	}
-	s.changes = append(s.changes, e)
-	s.changesSize += e.size()
-	for len(s.changes) > 1 && (len(s.changes) > s.changesMax || s.changesSize > s.changesBytes) {
-		old := s.changes[0]
-		s.changes[0] = logEntry{} // let the collector have its strings
-		s.changes = s.changes[1:]
-		s.changesSize -= old.size()
-		s.changesFloor = max(s.changesFloor, old.u.Seq)
-		if old.u.Delete {
-			s.forgetDeletedLocked(old)
+	if n := s.changes.len(); n > 0 {
+		last := s.changes.at(n - 1)
+		e.time = max(e.time, last.time) // leaders' clocks may disagree: keep it ordered
+		if e.leader == last.leader {
+			e.leader = last.leader // one copy of the name, not one per update
 		}
 	}
-}
-
-// logEntry is one update in the window, with the keys a delete by prefix
-// removed (kept so that their history can be dropped when it leaves; not
-// replayed).
-type logEntry struct {
-	u       Update
-	removed []string
-}
-
-// size is what an entry costs beyond its fixed size: its key, value and
-// removed keys.
-func (e logEntry) size() int {
-	n := len(e.u.Key) + len(e.u.Value)
-	for _, k := range e.removed {
-		n += len(k)
+	for s.changes.len() >= s.changesMax {
+		s.evictLocked()
 	}
-	return n
+	s.changes.push(e, s.changesMax)
+	s.changesSize += e.size()
+	for s.changes.len() > 1 && s.changesSize > s.changesBytes {
+		s.evictLocked()
+	}
+}
+
+// evictLocked drops the oldest update of the window.
+func (s *Store) evictLocked() {
+	old := s.changes.pop()
+	s.changesSize -= old.size()
+	s.changesFloor = max(s.changesFloor, old.seq)
+	if old.flags&logDelete != 0 {
+		s.forgetDeletedLocked(old)
+	}
 }
 
 // forgetDeletedLocked drops the history of the keys the delete e removed,
 // if they are still deleted at its tombstone.
 func (s *Store) forgetDeletedLocked(e logEntry) {
-	old, keys := e.u, e.removed
+	old, keys := e.update(), e.removed()
 	if !old.Prefix {
 		keys = []string{old.Key}
 	}
@@ -329,7 +320,7 @@ func (s *Store) forgetDeletedLocked(e logEntry) {
 // history starts again at rev.
 func (s *Store) resetHistoryLocked(rev uint64) {
 	s.hist = make(map[string]*chain)
-	s.changes, s.changesSize = nil, 0
+	s.changes, s.changesSize = window{}, 0
 	s.revFloor, s.changesFloor = rev, rev
 }
 
@@ -410,9 +401,9 @@ func (s *Store) Changes(after, afterEpoch uint64, prefix string, limit, maxBytes
 	if after < s.changesFloor {
 		return nil, after, 0, false, &RevisionError{Kind: ErrCompacted, Revision: after + 1, Held: s.changesFloor + 1, Current: s.rev}
 	}
-	n := len(s.changes)
-	i := sort.Search(n, func(i int) bool { return s.changes[i].u.Seq > after })
-	if afterEpoch != 0 && i > 0 && s.changes[i-1].u.Seq == after && s.changes[i-1].u.Epoch != afterEpoch {
+	n := s.changes.len()
+	i := sort.Search(n, func(i int) bool { return s.changes.at(i).seq > after })
+	if afterEpoch != 0 && i > 0 && s.changes.at(i-1).seq == after && s.changes.at(i-1).epoch != afterEpoch {
 		// The caller followed another branch of the stream: revision
 		// after was written by another epoch here (a leader lost updates
 		// it had applied, and its successor reused their revisions).
@@ -422,7 +413,7 @@ func (s *Store) Changes(after, afterEpoch uint64, prefix string, limit, maxBytes
 	next, nextEpoch = after, afterEpoch
 	size := 0
 	for ; i < n; i++ {
-		u := s.changes[i].u
+		u := s.changes.at(i).update()
 		if len(out) >= limit || len(out) > 0 && size+len(u.Key)+len(u.Value) > maxBytes {
 			return out, next, nextEpoch, true, nil
 		}
@@ -499,9 +490,9 @@ func (s *Store) HistoryHeld() Held {
 func (s *Store) RevisionBefore(t int64) uint64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	i := sort.Search(len(s.changes), func(i int) bool { return s.changes[i].u.Time > t })
+	i := sort.Search(s.changes.len(), func(i int) bool { return s.changes.at(i).time > t })
 	if i == 0 {
 		return 0
 	}
-	return s.changes[i-1].u.Seq
+	return s.changes.at(i - 1).seq
 }

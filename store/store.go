@@ -187,10 +187,10 @@ type Store struct {
 	history  int
 	hist     map[string]*chain
 	revFloor uint64
-	// changes is a ring of the last updates applied, at most changesMax,
-	// the oldest at changesNext (it grows to changesMax first); a replay
-	// may start after changesFloor.
-	changes      []logEntry
+	// changes is a ring of the last updates applied, at most changesMax
+	// (it grows to changesMax first); a replay may start after
+	// changesFloor.
+	changes      window
 	changesSize  int
 	changesMax   int
 	changesBytes int
@@ -434,9 +434,7 @@ func (s *Store) writeLocked(u *Update) {
 	default:
 		s.putLocked(u)
 	}
-	logged := *u
-	logged.Count = 0 // this store's count, not part of the update
-	s.logLocked(logEntry{logged, removed})
+	s.logLocked(newLogEntry(*u, removed))
 }
 
 // Apply is a replica's write: it applies the leader's update as it is.
