@@ -153,19 +153,37 @@ func (s *Store) pushLocked(key string, old []Version, live bool) {
 		c = &chain{}
 		s.hist[key] = c
 	}
-	c.versions = append(c.versions, old...)
 	c.purged = false
 	keep := s.history
 	if live {
 		keep--
 	}
-	if drop := len(c.versions) - keep; drop > 0 {
-		c.trimmed = max(c.trimmed, c.versions[drop-1].Revision)
-		c.versions = append([]Version(nil), c.versions[drop:]...)
-	}
+	old = c.trim(len(c.versions)+len(old)-keep, old)
+	c.versions = append(c.versions, old...)
 	if len(c.versions) == 0 && (c.trimmed == 0 || live && s.history <= 1) {
 		delete(s.hist, key)
 	}
+}
+
+// trim drops the oldest drop versions of c's versions followed by old
+// (newer ones), recording the newest dropped in trimmed, and returns
+// what is left of old. c keeps its array: a full chain takes a version
+// in place of its oldest without allocating.
+func (c *chain) trim(drop int, old []Version) []Version {
+	if drop <= 0 {
+		return old
+	}
+	if held := len(c.versions); drop > held {
+		c.trimmed = max(c.trimmed, old[drop-held-1].Revision)
+		clear(c.versions)
+		c.versions = c.versions[:0]
+		return old[drop-held:]
+	}
+	c.trimmed = max(c.trimmed, c.versions[drop-1].Revision)
+	n := copy(c.versions, c.versions[drop:])
+	clear(c.versions[n:])
+	c.versions = c.versions[:n]
+	return old
 }
 
 func (s *Store) hasChain(key string) bool { _, ok := s.hist[key]; return ok }
