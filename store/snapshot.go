@@ -203,7 +203,7 @@ func (s *Store) InstallPage(after string, entries []KeyEntry, last bool) (remove
 }
 
 // Reserve makes room for n keys in all, so a catch-up that knows how many
-// keys are coming does not grow the map step by step. It copies the keys
+// keys are coming does not grow the table step by step. It rehashes the keys
 // held now under the write lock: call it while the store is small. A
 // smaller n than Len does nothing.
 func (s *Store) Reserve(n int) {
