@@ -597,7 +597,7 @@ func Decode(data []byte, v any) error {
 	if fs != nil {
 		seen, err := checkFields(data, fs)
 		if err != nil {
-			return err
+			return streamFirst(data, v, fs, err)
 		}
 		if p, ok := v.(interface{ checkPresent(presence) error }); ok {
 			if err := p.checkPresent(presence{fs, seen}); err != nil {
@@ -624,6 +624,19 @@ func decodeJSON(data []byte, v any, fs *fieldSet) error {
 		return nil
 	}
 	return decodeStream(data, v)
+}
+
+// streamFirst returns err, the verdict of checkFields on a body decodeJSON
+// took, unless the stream decoder refuses the body (an unknown field):
+// for a flat type decodeJSON did not run it, and its error comes first,
+// as for every other type.
+func streamFirst(data []byte, v any, fs *fieldSet, err error) error {
+	if fs.flat {
+		if serr := decodeStream(data, v); serr != nil {
+			return serr
+		}
+	}
+	return err
 }
 
 // decodeStream decodes data with a stream decoder that refuses unknown

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 	"unicode/utf8"
@@ -90,4 +91,70 @@ func checkFlat(t *testing.T, body []byte, newV func() any) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("decodeFlat read %q into %s as %+v, encoding/json as %+v", body, fs.typeName, got, want)
 	}
+}
+
+// decodeReference is Decode with the stream decoder for every type, the
+// way Decode reads the types decodeJSON does not take.
+func decodeReference(data []byte, v any) error {
+	if len(data) > MaxRequestBytes {
+		return Errorf(CodeBadRequest, "body is %d bytes, the limit is %d", len(data), MaxRequestBytes)
+	}
+	if !utf8.Valid(data) {
+		return Errorf(CodeBadRequest, "body is not valid UTF-8")
+	}
+	if err := decodeStream(data, v); err != nil {
+		return err
+	}
+	if fs := fieldsOf(v); fs != nil {
+		seen, err := checkFields(data, fs)
+		if err != nil {
+			return err
+		}
+		if p, ok := v.(interface{ checkPresent(presence) error }); ok {
+			if err := p.checkPresent(presence{fs, seen}); err != nil {
+				return err
+			}
+		}
+	}
+	if val, ok := v.(interface{ Validate() error }); ok {
+		return val.Validate()
+	}
+	return nil
+}
+
+// checkSameAsReference checks that Decode gives body the verdict, the
+// error text and the value decodeReference gives it.
+func checkSameAsReference(t *testing.T, body []byte, newV func() any) {
+	t.Helper()
+	got, want := newV(), newV()
+	gerr, werr := Decode(body, got), decodeReference(body, want)
+	if fmt.Sprint(gerr) != fmt.Sprint(werr) {
+		t.Fatalf("Decode(%q) into %T = %v, the stream decoder gives %v", body, got, gerr, werr)
+	}
+	if gerr == nil && !reflect.DeepEqual(got, want) {
+		t.Fatalf("Decode(%q) = %+v, the stream decoder gives %+v", body, got, want)
+	}
+}
+
+// TestDecodeSameAsStreamDecoder holds Decode's fast paths to the verdicts
+// and error texts of the stream decoder.
+func TestDecodeSameAsStreamDecoder(t *testing.T) {
+	for _, body := range append(append([]string(nil), flatBodies...), seedBodies...) {
+		for _, newV := range flatTypes {
+			checkSameAsReference(t, []byte(body), newV)
+		}
+	}
+}
+
+// FuzzDecodeSameAsStreamDecoder is TestDecodeSameAsStreamDecoder on any
+// body.
+func FuzzDecodeSameAsStreamDecoder(f *testing.F) {
+	for _, s := range append(append([]string(nil), flatBodies...), seedBodies...) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, newV := range flatTypes {
+			checkSameAsReference(t, body, newV)
+		}
+	})
 }
