@@ -151,7 +151,9 @@ func (s *Store) pushLocked(key string, old []Version, live bool) {
 	c := s.hist[key]
 	if c == nil {
 		c = &chain{}
-		s.hist[key] = c
+		// The map keeps its own copy of the key: key may share its
+		// allocation with a value the chain drops later.
+		s.hist[strings.Clone(key)] = c
 	}
 	c.purged = false
 	keep := s.history
