@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -111,18 +113,18 @@ func (r WriteRequest) MarshalJSON() ([]byte, error) {
 // checkPresent is the field rule the tags cannot say: every operation but
 // a compact needs "key"; a put or create needs "value", the others must
 // not have one.
-func (r *WriteRequest) checkPresent(has func(name string) bool) error {
+func (r *WriteRequest) checkPresent(p presence) error {
 	switch r.Op {
 	case "", OpPut, OpCreate, OpDelete, OpPurge, OpCompact:
 	default:
 		return nil // Validate names the unknown op
 	}
 	switch {
-	case r.Op != OpCompact && !has("key"):
+	case r.Op != OpCompact && !p.has("key"):
 		return Errorf(CodeBadRequest, "missing required field \"key\"")
-	case !hasValue(r.Op) && has("value"):
+	case !hasValue(r.Op) && p.has("value"):
 		return Errorf(CodeBadRequest, "field \"value\": a %s has no value", r.Op)
-	case hasValue(r.Op) && !has("value"):
+	case hasValue(r.Op) && !p.has("value"):
 		return Errorf(CodeBadRequest, "missing required field \"value\"")
 	}
 	return nil
@@ -598,6 +600,58 @@ func Decode(data []byte, v any) error {
 	if !utf8.Valid(data) {
 		return Errorf(CodeBadRequest, "body is not valid UTF-8")
 	}
+	fs := fieldsOf(v)
+	if err := decodeJSON(data, v, fs); err != nil {
+		return err
+	}
+	if fs != nil {
+		seen, err := checkFields(data, fs)
+		if err != nil {
+			return streamFirst(data, v, fs, err)
+		}
+		if p, ok := v.(interface{ checkPresent(presence) error }); ok {
+			if err := p.checkPresent(presence{fs, seen}); err != nil {
+				return err
+			}
+		}
+	}
+	if val, ok := v.(interface{ Validate() error }); ok {
+		return val.Validate()
+	}
+	return nil
+}
+
+// decodeJSON decodes data, one JSON value, into v. A struct of scalar
+// fields (fs.flat) in a plain body is read by decodeFlat, which
+// allocates only the strings it returns; another body of such a struct
+// is decoded with json.Unmarshal, which needs no stream decoder, reader
+// or buffer copy. Either way checkFields, which runs next, refuses the
+// unknown fields they skip, and a body Unmarshal refuses goes through
+// the stream decoder, so it gets the same error as always. Other types
+// take the stream decoder, which refuses unknown fields at every depth.
+func decodeJSON(data []byte, v any, fs *fieldSet) error {
+	if fs != nil && fs.flat && (decodeFlat(data, v, fs) || json.Unmarshal(data, v) == nil) {
+		return nil
+	}
+	return decodeStream(data, v)
+}
+
+// streamFirst returns err, the verdict of checkFields on a body decodeJSON
+// took, unless the stream decoder refuses the body (an unknown field):
+// for a flat type decodeJSON did not run it, and its error comes first,
+// as for every other type.
+func streamFirst(data []byte, v any, fs *fieldSet, err error) error {
+	if fs.flat {
+		if serr := decodeStream(data, v); serr != nil {
+			return serr
+		}
+	}
+	return err
+}
+
+// decodeStream decodes data with a stream decoder that refuses unknown
+// fields at every depth, and refuses data after the first value.
+func decodeStream(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -605,20 +659,6 @@ func Decode(data []byte, v any) error {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return Errorf(CodeBadRequest, "body has data after the JSON object")
-	}
-	if fs := fieldsOf(v); fs != nil {
-		seen, err := checkFields(data, fs)
-		if err != nil {
-			return err
-		}
-		if p, ok := v.(interface{ checkPresent(func(string) bool) error }); ok {
-			if err := p.checkPresent(func(name string) bool { return seen&(1<<fs.index[name]) != 0 }); err != nil {
-				return err
-			}
-		}
-	}
-	if val, ok := v.(interface{ Validate() error }); ok {
-		return val.Validate()
 	}
 	return nil
 }
@@ -642,13 +682,163 @@ func DecodeReply(data []byte, v any) error {
 	return nil
 }
 
-// Encode marshals v; the types of this package always marshal.
+// Encode marshals v; the types of this package always marshal. The
+// messages a server encodes for every read, write and replicated update
+// (ReadReply, WriteReply, Update) are written without reflection, byte
+// for byte as encoding/json writes them.
 func Encode(v any) []byte {
+	switch m := v.(type) {
+	case ReadReply:
+		return encodeFast(m)
+	case WriteReply:
+		return encodeFast(m)
+	case Update:
+		return encodeFast(m)
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return EncodeError(fmt.Errorf("%w: encode %T: %v", ErrInternal, v, err))
 	}
 	return b
+}
+
+// encodeBuffers holds scratch buffers for encodeFast.
+var encodeBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledBuffer bounds the scratch buffers kept for reuse.
+const maxPooledBuffer = 64 << 10
+
+// encodeFast writes m into a scratch buffer and returns a copy of exactly
+// its size, so a message costs one allocation.
+func encodeFast[M interface{ appendJSON([]byte) []byte }](m M) []byte {
+	bp := encodeBuffers.Get().(*[]byte)
+	b := m.appendJSON((*bp)[:0])
+	out := bytes.Clone(b)
+	if cap(b) <= maxPooledBuffer {
+		*bp = b
+		encodeBuffers.Put(bp)
+	}
+	return out
+}
+
+// jsonObject appends the fields of one JSON object as encoding/json
+// writes them: in order, strings HTML-escaped, numbers in decimal.
+type jsonObject struct{ b []byte }
+
+func (o *jsonObject) name(name string) {
+	if len(o.b) == 0 || o.b[len(o.b)-1] != '{' {
+		o.b = append(o.b, ',')
+	}
+	o.b = append(o.b, '"')
+	o.b = append(o.b, name...)
+	o.b = append(o.b, '"', ':')
+}
+
+// str writes a string field; omitEmpty leaves out "".
+func (o *jsonObject) str(name, v string, omitEmpty bool) {
+	if omitEmpty && v == "" {
+		return
+	}
+	o.name(name)
+	o.b = appendJSONString(o.b, v)
+}
+
+// uint writes an unsigned field; omitEmpty leaves out 0.
+func (o *jsonObject) uint(name string, v uint64, omitEmpty bool) {
+	if omitEmpty && v == 0 {
+		return
+	}
+	o.name(name)
+	o.b = strconv.AppendUint(o.b, v, 10)
+}
+
+// int writes a signed field; omitEmpty leaves out 0.
+func (o *jsonObject) int(name string, v int64, omitEmpty bool) {
+	if omitEmpty && v == 0 {
+		return
+	}
+	o.name(name)
+	o.b = strconv.AppendInt(o.b, v, 10)
+}
+
+// bool writes a boolean field; omitEmpty leaves out false.
+func (o *jsonObject) bool(name string, v bool, omitEmpty bool) {
+	if omitEmpty && !v {
+		return
+	}
+	o.name(name)
+	o.b = strconv.AppendBool(o.b, v)
+}
+
+// appendJSONString appends s as encoding/json writes it: a string of
+// printable ASCII that needs no escaping directly, any other through
+// encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendJSON appends r as encoding/json writes it (the field order and
+// omitempty of its tags).
+func (r ReadReply) appendJSON(b []byte) []byte {
+	o := jsonObject{append(b, '{')}
+	o.bool("found", r.Found, false)
+	o.str("key", r.Key, false)
+	o.str("value", r.Value, true)
+	o.uint("revision", r.Revision, true)
+	o.str("node", r.Node, false)
+	o.str("role", r.Role, false)
+	o.uint("epoch", r.Epoch, false)
+	o.bool("stale", r.Stale, true)
+	o.int("expires", r.Expires, true)
+	o.uint("at_revision", r.AtRevision, true)
+	return append(o.b, '}')
+}
+
+// appendJSON appends r as encoding/json writes it.
+func (r WriteReply) appendJSON(b []byte) []byte {
+	o := jsonObject{append(b, '{')}
+	o.bool("ok", r.OK, false)
+	o.str("op", r.Op, true)
+	o.str("key", r.Key, false)
+	o.bool("deleted", r.Deleted, true)
+	o.int("count", int64(r.Count), true)
+	o.uint("compacted", r.Compacted, true)
+	o.int("expires", r.Expires, true)
+	o.uint("revision", r.Revision, false)
+	o.uint("epoch", r.Epoch, false)
+	o.str("leader", r.Leader, false)
+	o.bool("duplicate", r.Duplicate, true)
+	o.str("acks", r.Acks, true)
+	o.int("confirmed", int64(r.Confirmed), true)
+	o.int("members", int64(r.Members), true)
+	return append(o.b, '}')
+}
+
+// appendJSON appends u as encoding/json writes it.
+func (u Update) appendJSON(b []byte) []byte {
+	o := jsonObject{append(b, '{')}
+	o.str("kind", u.Kind, false)
+	o.uint("epoch", u.Epoch, false)
+	o.uint("seq", u.Seq, false)
+	o.str("key", u.Key, true)
+	o.str("value", u.Value, true)
+	o.str("leader", u.Leader, false)
+	o.int("time", u.Time, false)
+	o.str("request_id", u.RequestID, true)
+	o.bool("ack", u.Ack, true)
+	o.bool("prefix", u.Prefix, true)
+	o.bool("expired", u.Expired, true)
+	o.int("expires", u.Expires, true)
+	o.uint("compact", u.Compact, true)
+	return append(o.b, '}')
 }
 
 // Truncate is b as a string, cut to its first n bytes (with "..."), for

@@ -120,10 +120,10 @@ type chain struct {
 	purged   bool // the chain is a purge's marker, and nothing since
 }
 
-// ttlItem orders keys with a deadline by deadline.
+// ttlItem orders the boxes of keys with a deadline by deadline.
 type ttlItem struct {
 	deadline int64
-	key      string
+	b        *box
 }
 
 func newTTLIndex() *btree.BTreeG[ttlItem] {
@@ -131,7 +131,7 @@ func newTTLIndex() *btree.BTreeG[ttlItem] {
 		if a.deadline != b.deadline {
 			return a.deadline < b.deadline
 		}
-		return a.key < b.key
+		return a.b.key() < b.b.key()
 	})
 }
 
@@ -151,21 +151,41 @@ func (s *Store) pushLocked(key string, old []Version, live bool) {
 	c := s.hist[key]
 	if c == nil {
 		c = &chain{}
-		s.hist[key] = c
+		// The map keeps its own copy of the key: key may share its
+		// allocation with a value the chain drops later.
+		s.hist[strings.Clone(key)] = c
 	}
-	c.versions = append(c.versions, old...)
 	c.purged = false
 	keep := s.history
 	if live {
 		keep--
 	}
-	if drop := len(c.versions) - keep; drop > 0 {
-		c.trimmed = max(c.trimmed, c.versions[drop-1].Revision)
-		c.versions = append([]Version(nil), c.versions[drop:]...)
-	}
+	old = c.trim(len(c.versions)+len(old)-keep, old)
+	c.versions = append(c.versions, old...)
 	if len(c.versions) == 0 && (c.trimmed == 0 || live && s.history <= 1) {
 		delete(s.hist, key)
 	}
+}
+
+// trim drops the oldest drop versions of c's versions followed by old
+// (newer ones), recording the newest dropped in trimmed, and returns
+// what is left of old. c keeps its array: a full chain takes a version
+// in place of its oldest without allocating.
+func (c *chain) trim(drop int, old []Version) []Version {
+	if drop <= 0 {
+		return old
+	}
+	if held := len(c.versions); drop > held {
+		c.trimmed = max(c.trimmed, old[drop-held-1].Revision)
+		clear(c.versions)
+		c.versions = c.versions[:0]
+		return old[drop-held:]
+	}
+	c.trimmed = max(c.trimmed, c.versions[drop-1].Revision)
+	n := copy(c.versions, c.versions[drop:])
+	clear(c.versions[n:])
+	c.versions = c.versions[:n]
+	return old
 }
 
 func (s *Store) hasChain(key string) bool { _, ok := s.hist[key]; return ok }
@@ -178,14 +198,16 @@ func (s *Store) hasPast(key string) bool {
 }
 
 // putLocked stores u's value as key's current version, moving the old one
-// into the key's history.
-func (s *Store) putLocked(u Update) {
-	if p, ok := s.data[u.Key]; ok {
-		s.pushLocked(u.Key, []Version{p.version()}, true)
+// into the key's history. u's key and value then share the box's copy, so
+// the updates kept for replays and request IDs hold no second one.
+func (s *Store) putLocked(u *Update) {
+	if p := s.data.get(u.Key); p != nil {
+		s.pushLocked(p.key(), []Version{s.entryLocked(p).version()}, true)
 	} else if s.hasChain(u.Key) {
 		s.pushLocked(u.Key, nil, true)
 	}
-	s.setLocked(u.Key, Entry{Value: u.Value, Revision: u.Seq, Expires: u.Expires})
+	p := s.setLocked(u.Key, Entry{Value: u.Value, Revision: u.Seq, Expires: u.Expires})
+	u.Key, u.Value = p.key(), p.value()
 }
 
 // removeKeyLocked removes key at revision u.Seq: a tombstone in its
@@ -193,8 +215,8 @@ func (s *Store) putLocked(u Update) {
 // the revision is not held.
 func (s *Store) removeKeyLocked(key string, u Update) {
 	var old []Version
-	if p, ok := s.data[key]; ok {
-		old = append(old, p.version())
+	if p := s.data.get(key); p != nil {
+		old = append(old, s.entryLocked(p).version())
 		s.removeLocked(key)
 	}
 	if u.Purge {
@@ -212,21 +234,24 @@ func (s *Store) removeKeyLocked(key string, u Update) {
 // anyWithPrefixLocked reports whether a key held now begins with prefix.
 func (s *Store) anyWithPrefixLocked(prefix string) bool {
 	found := false
-	s.keys.AscendGreaterOrEqual(indexItem{key: prefix}, func(it indexItem) bool {
-		found = strings.HasPrefix(it.key, prefix)
+	s.keys.AscendGreaterOrEqual(probe(prefix), func(it *box) bool {
+		found = strings.HasPrefix(it.key(), prefix)
 		return false
 	})
 	return found
 }
 
-// prefixKeysLocked returns the keys held now that begin with prefix.
+// prefixKeysLocked returns the keys held now that begin with prefix. They
+// are copies: a key of a box shares its allocation with the value, which
+// the window of recent updates would otherwise keep for the key's sake.
 func (s *Store) prefixKeysLocked(prefix string) []string {
 	var keys []string
-	s.keys.AscendGreaterOrEqual(indexItem{key: prefix}, func(it indexItem) bool {
-		if !strings.HasPrefix(it.key, prefix) {
+	s.keys.AscendGreaterOrEqual(probe(prefix), func(it *box) bool {
+		k := it.key()
+		if !strings.HasPrefix(k, prefix) {
 			return false
 		}
-		keys = append(keys, it.key)
+		keys = append(keys, strings.Clone(k))
 		return true
 	})
 	return keys
@@ -244,9 +269,10 @@ func (s *Store) compactLocked(rev uint64) {
 	for key, c := range s.hist {
 		// i is the first held version past rev.
 		i := sort.Search(len(c.versions), func(i int) bool { return c.versions[i].Revision > rev })
-		p, live := s.data[key]
+		p := s.data.get(key)
+		live := p != nil
 		switch {
-		case live && p.Revision <= rev, !live && i == len(c.versions):
+		case live && p.revision <= rev, !live && i == len(c.versions):
 			// The current version (or, for a key deleted at or below
 			// rev, nothing) answers every read from rev on.
 			delete(s.hist, key)
@@ -261,54 +287,45 @@ func (s *Store) compactLocked(rev uint64) {
 // more than changesMax updates or changesBytes of keys and values are
 // held, and forgets the history of a key whose delete is evicted (so
 // deleted keys cost memory for a bounded time); reads below such a delete
-// are refused. The window is a queue over a slice: append at the end,
-// drop from the front; append's reallocation copies only what is held.
+// are refused. The window is a ring of at most changesMax entries.
 func (s *Store) logLocked(e logEntry) {
-	if n := len(s.changes); n > 0 && e.u.Time < s.changes[n-1].u.Time {
-		e.u.Time = s.changes[n-1].u.Time // leaders' clocks may disagree: keep it ordered
-	}
-	s.changes = append(s.changes, e)
-	s.changesSize += e.size()
-	for len(s.changes) > 1 && (len(s.changes) > s.changesMax || s.changesSize > s.changesBytes) {
-		old := s.changes[0]
-		s.changes[0] = logEntry{} // let the collector have its strings
-		s.changes = s.changes[1:]
-		s.changesSize -= old.size()
-		s.changesFloor = max(s.changesFloor, old.u.Seq)
-		if old.u.Delete {
-			s.forgetDeletedLocked(old)
+	if n := s.changes.len(); n > 0 {
+		last := s.changes.at(n - 1)
+		e.time = max(e.time, last.time) // leaders' clocks may disagree: keep it ordered
+		if e.leader == last.leader {
+			e.leader = last.leader // one copy of the name, not one per update
 		}
 	}
-}
-
-// logEntry is one update in the window, with the keys a delete by prefix
-// removed (kept so that their history can be dropped when it leaves; not
-// replayed).
-type logEntry struct {
-	u       Update
-	removed []string
-}
-
-// size is what an entry costs beyond its fixed size: its key, value and
-// removed keys.
-func (e logEntry) size() int {
-	n := len(e.u.Key) + len(e.u.Value)
-	for _, k := range e.removed {
-		n += len(k)
+	for s.changes.len() >= s.changesMax {
+		s.evictLocked()
 	}
-	return n
+	s.changes.push(e, s.changesMax)
+	s.changesSize += e.size()
+	for s.changes.len() > 1 && s.changesSize > s.changesBytes {
+		s.evictLocked()
+	}
+}
+
+// evictLocked drops the oldest update of the window.
+func (s *Store) evictLocked() {
+	old := s.changes.pop()
+	s.changesSize -= old.size()
+	s.changesFloor = max(s.changesFloor, old.seq)
+	if old.flags&logDelete != 0 {
+		s.forgetDeletedLocked(old)
+	}
 }
 
 // forgetDeletedLocked drops the history of the keys the delete e removed,
 // if they are still deleted at its tombstone.
 func (s *Store) forgetDeletedLocked(e logEntry) {
-	old, keys := e.u, e.removed
+	old, keys := e.update(), e.removed()
 	if !old.Prefix {
 		keys = []string{old.Key}
 	}
 	for _, k := range keys {
 		c := s.hist[k]
-		if _, live := s.data[k]; c == nil || live || len(c.versions) == 0 {
+		if live := s.data.get(k) != nil; c == nil || live || len(c.versions) == 0 {
 			continue
 		}
 		if last := c.versions[len(c.versions)-1]; last.Deleted && last.Revision <= old.Seq {
@@ -323,7 +340,7 @@ func (s *Store) forgetDeletedLocked(e logEntry) {
 // history starts again at rev.
 func (s *Store) resetHistoryLocked(rev uint64) {
 	s.hist = make(map[string]*chain)
-	s.changes, s.changesSize = nil, 0
+	s.changes, s.changesSize = window{}, 0
 	s.revFloor, s.changesFloor = rev, rev
 }
 
@@ -373,8 +390,8 @@ func (s *Store) versionsLocked(key string) ([]Version, *chain) {
 	if c != nil {
 		versions = append(versions, c.versions...)
 	}
-	if p, ok := s.data[key]; ok {
-		versions = append(versions, p.version())
+	if p := s.data.get(key); p != nil {
+		versions = append(versions, s.entryLocked(p).version())
 	}
 	return versions, c
 }
@@ -404,9 +421,9 @@ func (s *Store) Changes(after, afterEpoch uint64, prefix string, limit, maxBytes
 	if after < s.changesFloor {
 		return nil, after, 0, false, &RevisionError{Kind: ErrCompacted, Revision: after + 1, Held: s.changesFloor + 1, Current: s.rev}
 	}
-	n := len(s.changes)
-	i := sort.Search(n, func(i int) bool { return s.changes[i].u.Seq > after })
-	if afterEpoch != 0 && i > 0 && s.changes[i-1].u.Seq == after && s.changes[i-1].u.Epoch != afterEpoch {
+	n := s.changes.len()
+	i := sort.Search(n, func(i int) bool { return s.changes.at(i).seq > after })
+	if afterEpoch != 0 && i > 0 && s.changes.at(i-1).seq == after && s.changes.at(i-1).epoch != afterEpoch {
 		// The caller followed another branch of the stream: revision
 		// after was written by another epoch here (a leader lost updates
 		// it had applied, and its successor reused their revisions).
@@ -416,7 +433,7 @@ func (s *Store) Changes(after, afterEpoch uint64, prefix string, limit, maxBytes
 	next, nextEpoch = after, afterEpoch
 	size := 0
 	for ; i < n; i++ {
-		u := s.changes[i].u
+		u := s.changes.at(i).update()
 		if len(out) >= limit || len(out) > 0 && size+len(u.Key)+len(u.Value) > maxBytes {
 			return out, next, nextEpoch, true, nil
 		}
@@ -458,8 +475,8 @@ func (s *Store) Due(now int64, limit int) []Expiry {
 		if it.deadline > now || len(out) >= limit {
 			return false
 		}
-		if p, ok := s.data[it.key]; ok && p.Expires == it.deadline {
-			out = append(out, Expiry{Key: it.key, Revision: p.Revision, Deadline: it.deadline})
+		if p := s.data.get(it.b.key()); p != nil && s.expiresLocked(p) == it.deadline {
+			out = append(out, Expiry{Key: p.key(), Revision: p.revision, Deadline: it.deadline})
 		}
 		return true
 	})
@@ -493,9 +510,9 @@ func (s *Store) HistoryHeld() Held {
 func (s *Store) RevisionBefore(t int64) uint64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	i := sort.Search(len(s.changes), func(i int) bool { return s.changes[i].u.Time > t })
+	i := sort.Search(s.changes.len(), func(i int) bool { return s.changes.at(i).time > t })
 	if i == 0 {
 		return 0
 	}
-	return s.changes[i-1].u.Seq
+	return s.changes.at(i - 1).seq
 }

@@ -11,55 +11,69 @@ import (
 // keys, a few cache lines of string headers each.
 const indexDegree = 32
 
-// indexItem is one key of the ordered index, with the box its entry is
-// kept in (shared with the map).
-type indexItem struct {
-	key   string
-	entry *Entry
+// newKeyIndex returns an empty ordered index of boxes, by key.
+func newKeyIndex() *btree.BTreeG[*box] {
+	return btree.NewG(indexDegree, func(a, b *box) bool { return a.key() < b.key() })
 }
 
-func newKeyIndex() *btree.BTreeG[indexItem] {
-	return btree.NewG(indexDegree, func(a, b indexItem) bool { return a.key < b.key })
-}
-
-// setLocked stores e under key, adding key to the index if it is new.
-// The caller holds mu for writing.
-func (s *Store) setLocked(key string, e Entry) {
-	if p, ok := s.data[key]; ok {
-		s.retimeLocked(key, p.Expires, e.Expires)
-		*p = e
-		return
+// setLocked stores e under key, adding key to the indexes if it is new,
+// and returns its box. The caller holds mu for writing.
+func (s *Store) setLocked(key string, e Entry) *box {
+	p := s.data.get(key)
+	if p == nil {
+		p = &box{}
+		p.fill(key, e)
+		s.insertLocked(p, e.Expires)
+		return p
 	}
-	s.insertLocked(key, &e)
+	s.retimeLocked(p, e.Expires)
+	p.fill(p.key(), e)
+	return p
 }
 
-// insertLocked adds a key that data does not hold, in box p.
-func (s *Store) insertLocked(key string, p *Entry) {
-	s.data[key] = p
-	s.keys.ReplaceOrInsert(indexItem{key: key, entry: p})
-	s.retimeLocked(key, 0, p.Expires)
+// insertLocked adds box p, whose key data does not hold, with deadline
+// expires (0: none).
+func (s *Store) insertLocked(p *box, expires int64) {
+	s.data.insert(p)
+	s.keys.ReplaceOrInsert(p)
+	s.retimeLocked(p, expires)
 }
 
-// retimeLocked moves key in the deadline index from deadline old to new
-// (0: none).
-func (s *Store) retimeLocked(key string, old, new int64) {
+// entryLocked is p's entry.
+func (s *Store) entryLocked(p *box) Entry {
+	return Entry{Value: p.value(), Revision: p.revision, Expires: s.expiresLocked(p)}
+}
+
+// expiresLocked is p's deadline (0: none).
+func (s *Store) expiresLocked(p *box) int64 {
+	if !p.expiring {
+		return 0
+	}
+	return s.expires[p]
+}
+
+// retimeLocked moves p in the deadline index to deadline new (0: none).
+func (s *Store) retimeLocked(p *box, new int64) {
+	old := s.expiresLocked(p)
 	if old == new {
 		return
 	}
 	if old != 0 {
-		s.ttl.Delete(ttlItem{old, key})
+		s.ttl.Delete(ttlItem{old, p})
+		delete(s.expires, p)
 	}
 	if new != 0 {
-		s.ttl.ReplaceOrInsert(ttlItem{new, key})
+		s.ttl.ReplaceOrInsert(ttlItem{new, p})
+		s.expires[p] = new
 	}
+	p.expiring = new != 0
 }
 
-// removeLocked removes key from the map and the indexes, if held.
+// removeLocked removes key from the table and the indexes, if held.
 func (s *Store) removeLocked(key string) {
-	if p, ok := s.data[key]; ok {
-		s.retimeLocked(key, p.Expires, 0)
-		delete(s.data, key)
-		s.keys.Delete(indexItem{key: key})
+	if p := s.data.remove(key); p != nil {
+		s.retimeLocked(p, 0)
+		s.keys.Delete(p)
 	}
 }
 
@@ -90,15 +104,15 @@ func (s *Store) List(prefix, after string, limit, maxBytes int) (entries []KeyEn
 	defer s.mu.RUnlock()
 	entries = make([]KeyEntry, 0, min(limit, s.keys.Len()))
 	size := 0
-	s.keys.AscendGreaterOrEqual(indexItem{key: max(after, prefix)}, func(it indexItem) bool {
-		k := it.key
+	s.keys.AscendGreaterOrEqual(probe(max(after, prefix)), func(it *box) bool {
+		k := it.key()
 		if k == after {
 			return true
 		}
 		if !strings.HasPrefix(k, prefix) {
 			return false
 		}
-		e := *it.entry
+		e := s.entryLocked(it)
 		if len(entries) > 0 && (len(entries) >= limit || size+len(k)+len(e.Value) > maxBytes) {
 			more = true
 			return false
@@ -131,18 +145,20 @@ func (s *Store) installLocked(entries []KeyEntry) {
 	// The boxes of new keys come from one allocation per batch (a key
 	// removed by InstallPage leaves its box to the collector with the
 	// rest of its batch).
-	var boxes []Entry
+	var boxes []box
 	for i, e := range entries {
-		switch p, ok := s.data[e.Key]; {
-		case !ok:
+		switch p := s.data.get(e.Key); {
+		case p == nil:
 			if len(boxes) == cap(boxes) {
-				boxes = make([]Entry, 0, len(entries)-i)
+				boxes = make([]box, 0, len(entries)-i)
 			}
-			boxes = append(boxes, e.Entry)
-			s.insertLocked(e.Key, &boxes[len(boxes)-1])
+			boxes = append(boxes, box{})
+			p = &boxes[len(boxes)-1]
+			p.fill(e.Key, e.Entry)
+			s.insertLocked(p, e.Expires)
 		default:
-			s.retimeLocked(e.Key, p.Expires, e.Expires)
-			*p = e.Entry // the leader's copy wins, even over a higher revision of a deposed leader's
+			s.retimeLocked(p, e.Expires)
+			p.fill(p.key(), e.Entry) // the leader's copy wins, even over a higher revision of a deposed leader's
 		}
 	}
 }
@@ -167,15 +183,16 @@ func (s *Store) InstallPage(after string, entries []KeyEntry, last bool) (remove
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var drop []string
-	s.keys.AscendGreaterOrEqual(indexItem{key: after}, func(it indexItem) bool {
-		if it.key == after {
+	s.keys.AscendGreaterOrEqual(probe(after), func(it *box) bool {
+		k := it.key()
+		if k == after {
 			return true
 		}
-		if !last && it.key > through {
+		if !last && k > through {
 			return false
 		}
-		if _, ok := in[it.key]; !ok {
-			drop = append(drop, it.key)
+		if _, ok := in[k]; !ok {
+			drop = append(drop, k)
 		}
 		return true
 	})
@@ -186,20 +203,13 @@ func (s *Store) InstallPage(after string, entries []KeyEntry, last bool) (remove
 }
 
 // Reserve makes room for n keys in all, so a catch-up that knows how many
-// keys are coming does not grow the map step by step. It copies the keys
+// keys are coming does not grow the table step by step. It rehashes the keys
 // held now under the write lock: call it while the store is small. A
 // smaller n than Len does nothing.
 func (s *Store) Reserve(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if n <= len(s.data) {
-		return
-	}
-	m := make(map[string]*Entry, n)
-	for k, e := range s.data {
-		m[k] = e
-	}
-	s.data = m
+	s.data.reserve(n)
 }
 
 // ApplyNewer applies u (a put or a tombstone) only if it is newer than the
@@ -217,16 +227,16 @@ func (s *Store) ApplyNewer(u Update) error {
 		// The history is dropped when the catch-up ends.
 	case u.Delete && u.Prefix:
 		for _, k := range s.prefixKeysLocked(u.Key) {
-			if s.data[k].Revision < u.Seq {
+			if s.data.get(k).revision < u.Seq {
 				s.removeKeyLocked(k, u)
 			}
 		}
 	default:
-		if p, ok := s.data[u.Key]; !ok || u.Seq > p.Revision {
+		if p := s.data.get(u.Key); p == nil || u.Seq > p.revision {
 			if u.Delete {
 				s.removeKeyLocked(u.Key, u)
 			} else {
-				s.putLocked(u)
+				s.putLocked(&u)
 			}
 		}
 	}

@@ -147,13 +147,13 @@ const DefaultRequestWindow = 16384
 // usable; call New.
 type Store struct {
 	mu sync.RWMutex
-	// data holds every key's entry: Get is one map access. The entry is
-	// boxed so keys, the ordered index of the same boxes, reads it without
-	// a map lookup; a write to a held key updates its box in place (under
-	// mu), so only a new key or a delete touches the index. A deleted key
-	// is removed from both: no tombstone is kept.
-	data  map[string]*Entry
-	keys  *btree.BTreeG[indexItem]
+	// data holds every key's entry: Get is one hash table lookup. Each
+	// key and its entry are boxed once; keys, the ordered index, holds the
+	// same boxes, so a write to a held key updates its box in place (under
+	// mu) and only a new key or a delete touches the indexes. A deleted
+	// key is removed from both: no tombstone is kept.
+	data  table
+	keys  *btree.BTreeG[*box]
 	rev   uint64 // the last sequence number applied (or skipped past)
 	epoch uint64 // the highest epoch known: the fence
 	// stream is the epoch whose stream rev counts in: the last epoch whose
@@ -187,16 +187,18 @@ type Store struct {
 	history  int
 	hist     map[string]*chain
 	revFloor uint64
-	// changes is a ring of the last updates applied, at most changesMax,
-	// the oldest at changesNext (it grows to changesMax first); a replay
-	// may start after changesFloor.
-	changes      []logEntry
+	// changes is a ring of the last updates applied, at most changesMax
+	// (it grows to changesMax first); a replay may start after
+	// changesFloor.
+	changes      window
 	changesSize  int
 	changesMax   int
 	changesBytes int
 	changesFloor uint64
-	// ttl orders the keys that have a deadline.
-	ttl *btree.BTreeG[ttlItem]
+	// ttl orders the keys that have a deadline, and expires holds each
+	// one's deadline by box.
+	ttl     *btree.BTreeG[ttlItem]
+	expires map[*box]int64
 }
 
 // position is one place in the replication stream.
@@ -231,9 +233,9 @@ func NewWithConfig(cfg Config) *Store {
 	if changesBytes == 0 {
 		changesBytes = DefaultChangesBytes
 	}
-	return &Store{data: make(map[string]*Entry), keys: newKeyIndex(), requests: make(map[string]Update), order: make([]string, window), window: window,
+	return &Store{data: newTable(), keys: newKeyIndex(), requests: make(map[string]Update), order: make([]string, window), window: window,
 		recent: make(map[position]uint64, window), recentRing: make([]position, window), seed: maphash.MakeSeed(),
-		history: history, hist: make(map[string]*chain), changesMax: max(changes, 1), changesBytes: changesBytes, ttl: newTTLIndex()}
+		history: history, hist: make(map[string]*chain), changesMax: max(changes, 1), changesBytes: changesBytes, ttl: newTTLIndex(), expires: make(map[*box]int64)}
 }
 
 // digest hashes what an update writes, for recent.
@@ -335,8 +337,8 @@ func (s *Store) Request(id string) (Update, bool) {
 func (s *Store) Get(key string) (Entry, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if p, ok := s.data[key]; ok {
-		return *p, true
+	if p := s.data.get(key); p != nil {
+		return s.entryLocked(p), true
 	}
 	return Entry{}, false
 }
@@ -376,9 +378,10 @@ func (s *Store) Write(epoch uint64, w Write) (u Update, dup, applied bool, err e
 		return prev, true, true, nil
 	}
 	var cur uint64
-	p, exists := s.data[w.Key]
+	p := s.data.get(w.Key)
+	exists := p != nil
 	if exists {
-		cur = p.Revision
+		cur = p.revision
 	}
 	noop := Update{Epoch: epoch, Seq: s.rev, Key: w.Key, Delete: w.Delete, Prefix: w.Prefix, Purge: w.Purge, Compact: w.Compact}
 	switch {
@@ -429,11 +432,9 @@ func (s *Store) writeLocked(u *Update) {
 	case u.Delete:
 		s.removeKeyLocked(u.Key, *u)
 	default:
-		s.putLocked(*u)
+		s.putLocked(u)
 	}
-	logged := *u
-	logged.Count = 0 // this store's count, not part of the update
-	s.logLocked(logEntry{logged, removed})
+	s.logLocked(newLogEntry(*u, removed))
 }
 
 // Apply is a replica's write: it applies the leader's update as it is.
@@ -573,7 +574,7 @@ func (s *Store) Epoch() uint64 {
 func (s *Store) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return len(s.data)
+	return s.data.len()
 }
 
 // Missed is the number of updates this store knows it missed, plus the
