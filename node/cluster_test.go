@@ -594,3 +594,53 @@ func TestCatchUpAfterRestart(t *testing.T) {
 		t.Fatalf("after catch-up: status %+v, want applied_seq %d and not stale", st, w.Revision)
 	}
 }
+
+// TestStuckSubscriberTakesNoWrites: a process that holds the write subject
+// but never answers (a paused or deposed leader still subscribed, here in
+// the old leaders' queue group) must not make writes wait out their
+// timeout, whether sent to kv.write or forwarded by a follower.
+func TestStuckSubscriberTakesNoWrites(t *testing.T) {
+	c := startCluster(t, 3, stableTimeout)
+	leader, epoch := c.waitLeader("", 10*time.Second)
+	follower := ""
+	for id := range c.nodes {
+		if id != leader {
+			follower = id
+			break
+		}
+	}
+	nc := c.client.Conn()
+	subj := c.client.Subjects()
+	for _, s := range []string{subj.Write(), subj.EpochWrite(epoch)} {
+		q, err := nc.QueueSubscribe(s, bus.WriteQueueGroup, func(*nats.Msg) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer q.Unsubscribe()
+		p, err := nc.Subscribe(s, func(*nats.Msg) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Unsubscribe()
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if _, err := c.client.Put(ctxFor(t, time.Second), fmt.Sprintf("k%d", i), "v"); err != nil {
+			t.Fatalf("write %d on %s: %v", i, subj.Write(), err)
+		}
+		if _, err := c.client.Put(ctxFor(t, time.Second), fmt.Sprintf("f%d", i), "v", client.Via(follower)); err != nil {
+			t.Fatalf("write %d through %s: %v", i, follower, err)
+		}
+	}
+	// The leader answers its epoch's own subject, which it advertises.
+	msg, err := nc.Request(subj.EpochWrite(epoch), []byte(`{"key":"e","value":"1"}`), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w bus.WriteReply
+	if err := bus.DecodeReply(msg.Data, &w); err != nil || !w.OK || w.Leader != leader {
+		t.Fatalf("write on %s: %+v, %v", subj.EpochWrite(epoch), w, err)
+	}
+}
