@@ -76,7 +76,7 @@ func EncodeBatch(epoch uint64, leader string, encoded [][]byte) []byte {
 	b = append(b, `,"epoch":`...)
 	b = strconv.AppendUint(b, epoch, 10)
 	b = append(b, `,"leader":`...)
-	b = strconv.AppendQuote(b, leader)
+	b = AppendJSONString(b, leader)
 	b = append(b, `,"updates":[`...)
 	for i, e := range encoded {
 		if i > 0 {

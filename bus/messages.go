@@ -740,7 +740,7 @@ func (o *jsonObject) str(name, v string, omitEmpty bool) {
 		return
 	}
 	o.name(name)
-	o.b = appendJSONString(o.b, v)
+	o.b = AppendJSONString(o.b, v)
 }
 
 // uint writes an unsigned field; omitEmpty leaves out 0.
@@ -770,10 +770,10 @@ func (o *jsonObject) bool(name string, v bool, omitEmpty bool) {
 	o.b = strconv.AppendBool(o.b, v)
 }
 
-// appendJSONString appends s as encoding/json writes it: a string of
-// printable ASCII that needs no escaping directly, any other through
-// encoding/json.
-func appendJSONString(b []byte, s string) []byte {
+// AppendJSONString appends s as encoding/json writes it (HTML-escaped): a
+// string of printable ASCII that needs no escaping directly, any other
+// through encoding/json.
+func AppendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
 			q, _ := json.Marshal(s) // a string always marshals

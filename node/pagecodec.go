@@ -268,9 +268,9 @@ func encodePage(p bus.SnapshotReply) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `{"key":`...)
-			b = appendJSONString(b, e.Key)
+			b = bus.AppendJSONString(b, e.Key)
 			b = append(b, `,"value":`...)
-			b = appendJSONString(b, e.Value)
+			b = bus.AppendJSONString(b, e.Value)
 			b = append(b, `,"revision":`...)
 			b = strconv.AppendUint(b, e.Revision, 10)
 			if e.Expires != 0 {
@@ -284,19 +284,6 @@ func encodePage(p bus.SnapshotReply) []byte {
 	b = append(b, `,"more":`...)
 	b = strconv.AppendBool(b, p.More)
 	b = append(b, `,"leader":`...)
-	b = appendJSONString(b, p.Leader)
+	b = bus.AppendJSONString(b, p.Leader)
 	return append(b, '}')
-}
-
-// appendJSONString appends s as encoding/json writes it (HTML-escaped).
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
