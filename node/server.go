@@ -403,6 +403,10 @@ func (s *Server) connectNATS() error {
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err == nil { // closed by this server: a clean stop
+				s.log.Debug("nats connection closed")
+				return
+			}
 			s.log.Warn("nats disconnected", "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {

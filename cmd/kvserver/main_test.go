@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/zkvstore/zkv/internal/cliflags"
 )
@@ -52,5 +55,16 @@ func TestVersion(t *testing.T) {
 	}
 	if want := "kvserver version " + cliflags.Version() + "\n"; stdout.String() != want {
 		t.Errorf("stdout %q, want %q", stdout.String(), want)
+	}
+}
+
+// TestDurationsAreReadable: the JSON log writes a duration as "4s", not as
+// nanoseconds.
+func TestDurationsAreReadable(t *testing.T) {
+	var buf bytes.Buffer
+	l := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{ReplaceAttr: readableDurations}))
+	l.Info("started", "session_timeout", 4*time.Second, "count", 3)
+	if got := buf.String(); !strings.Contains(got, `"session_timeout":"4s"`) || !strings.Contains(got, `"count":3`) {
+		t.Fatalf("log line %s", got)
 	}
 }
