@@ -2,6 +2,8 @@ package bus
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"strconv"
 )
 
@@ -91,15 +93,43 @@ func EncodeBatch(epoch uint64, leader string, encoded [][]byte) []byte {
 // a single update or a batch. It returns the updates in order.
 func DecodeReplication(data []byte) ([]Update, error) {
 	if bytes.HasPrefix(data, batchHead) {
-		var b Batch
-		if err := Decode(data, &b); err != nil {
-			return nil, err
-		}
-		return b.Updates, nil
+		return decodeBatch(data)
 	}
 	var u Update
 	if err := Decode(data, &u); err != nil {
 		return nil, err
 	}
 	return []Update{u}, nil
+}
+
+// rawBatch is a Batch whose updates are not decoded yet, so that each is
+// decoded as strictly as a single update is.
+type rawBatch struct {
+	Kind    string            `json:"kind"`
+	Epoch   uint64            `json:"epoch"`
+	Leader  string            `json:"leader"`
+	Updates []json.RawMessage `json:"updates"`
+}
+
+// decodeBatch strictly decodes a batch: the envelope, then each update
+// with Decode (field names exact and once, required fields present), then
+// the batch's own rules.
+func decodeBatch(data []byte) ([]Update, error) {
+	var raw rawBatch
+	if err := Decode(data, &raw); err != nil {
+		return nil, err
+	}
+	if n := len(raw.Updates); n > MaxBatchUpdates {
+		return nil, Errorf(CodeBadRequest, "batch of %d updates (1 to %d)", n, MaxBatchUpdates)
+	}
+	b := Batch{Kind: raw.Kind, Epoch: raw.Epoch, Leader: raw.Leader, Updates: make([]Update, len(raw.Updates))}
+	for i, r := range raw.Updates {
+		if err := Decode(r, &b.Updates[i]); err != nil {
+			return nil, fmt.Errorf("update %d of a batch: %w", i, err)
+		}
+	}
+	if err := b.Validate(); err != nil {
+		return nil, err
+	}
+	return b.Updates, nil
 }

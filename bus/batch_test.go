@@ -62,6 +62,10 @@ func TestBatchRefused(t *testing.T) {
 		"unknown field":  []byte(`{"kind":"batch","epoch":3,"leader":"n1","updates":[],"x":1}`),
 		"nested unknown": []byte(`{"kind":"batch","epoch":3,"leader":"n1","updates":[{"kind":"put","epoch":3,"seq":1,"key":"k","leader":"n1","time":1,"y":2}]}`),
 		"not json":       []byte(`{"kind":"batch"`),
+		"nested repeat":  []byte(`{"kind":"batch","epoch":3,"leader":"n1","updates":[{"kind":"put","epoch":3,"seq":1,"key":"k","key":"j","leader":"n1","time":1}]}`),
+		"nested case":    []byte(`{"kind":"batch","epoch":3,"leader":"n1","updates":[{"kind":"put","epoch":3,"seq":1,"Key":"k","leader":"n1","time":1}]}`),
+		"nested missing": []byte(`{"kind":"batch","epoch":3,"leader":"n1","updates":[{"kind":"put","epoch":3,"seq":1,"key":"k","leader":"n1"}]}`),
+		"nested null":    []byte(`{"kind":"batch","epoch":3,"leader":"n1","updates":[{"kind":"put","epoch":3,"seq":1,"key":"k","value":null,"leader":"n1","time":1}]}`),
 	}
 	for name, data := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -32,19 +33,39 @@ type outgoing struct {
 type replicator struct {
 	mu     sync.Mutex
 	queue  []outgoing
+	bytes  int        // encoded bytes in queue
+	room   *sync.Cond // signalled when the queue is taken or closed
 	closed bool
 	kick   chan struct{} // 1-buffered: the queue is not empty
+
+	stop     chan struct{} // closed by stopReplication
+	stopOnce sync.Once
+	started  atomic.Bool
+	stopped  chan struct{} // closed when replicateLoop returns
 
 	messages atomic.Uint64 // replication messages published
 	updates  atomic.Uint64 // updates they carried
 }
 
-func newReplicator() *replicator { return &replicator{kick: make(chan struct{}, 1)} }
+// maxQueueBytes bounds the encoded updates waiting to be published: past
+// it the write path waits (it holds writeMu, so no write is applied
+// meanwhile) until the publisher takes the queue. A NATS connection that
+// stalls thus slows writes down instead of growing the leader's memory.
+const maxQueueBytes = 16 * bus.MaxBatchBytes
 
-// enqueue adds o to the queue. After close it calls o.done(errStopping)
-// at once instead.
+func newReplicator() *replicator {
+	r := &replicator{kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	r.room = sync.NewCond(&r.mu)
+	return r
+}
+
+// enqueue adds o to the queue, first waiting while the queue is full.
+// After close it calls o.done(errStopping) at once instead.
 func (r *replicator) enqueue(o outgoing) {
 	r.mu.Lock()
+	for !r.closed && r.bytes > maxQueueBytes {
+		r.room.Wait()
+	}
 	if r.closed {
 		r.mu.Unlock()
 		if o.done != nil {
@@ -53,6 +74,7 @@ func (r *replicator) enqueue(o outgoing) {
 		return
 	}
 	r.queue = append(r.queue, o)
+	r.bytes += len(o.encoded)
 	r.mu.Unlock()
 	select {
 	case r.kick <- struct{}{}:
@@ -65,7 +87,8 @@ func (r *replicator) take() []outgoing {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	q := r.queue
-	r.queue = nil
+	r.queue, r.bytes = nil, 0
+	r.room.Broadcast()
 	return q
 }
 
@@ -75,21 +98,24 @@ func (r *replicator) close() []outgoing {
 	defer r.mu.Unlock()
 	r.closed = true
 	q := r.queue
-	r.queue = nil
+	r.queue, r.bytes = nil, 0
+	r.room.Broadcast()
 	return q
 }
 
-// replicateLoop publishes the replication queue until the server stops;
-// then it fails what is left.
+// replicateLoop publishes the replication queue until stopReplication;
+// then it publishes what is still queued (the connection is still up) and
+// refuses anything later.
 func (s *Server) replicateLoop() {
+	s.repl.started.Store(true)
+	defer close(s.repl.stopped)
 	for {
 		select {
-		case <-s.runCtx.Done():
-			for _, o := range s.repl.close() {
-				if o.done != nil {
-					o.done(errStopping)
-				}
+		case <-s.repl.stop:
+			for q := s.repl.take(); len(q) > 0; q = s.repl.take() {
+				s.publishQueue(q)
 			}
+			s.publishQueue(s.repl.close())
 			return
 		case <-s.repl.kick:
 		}
@@ -99,12 +125,35 @@ func (s *Server) replicateLoop() {
 	}
 }
 
+// stopReplication ends replicateLoop once it has published what the
+// leader queued, and waits for it (at most until ctx ends). Shutdown calls
+// it after stepping down, so no write is applied after the queue closes
+// and none that was applied is left unpublished.
+func (s *Server) stopReplication(ctx context.Context) {
+	s.repl.stopOnce.Do(func() { close(s.repl.stop) })
+	if !s.repl.started.Load() {
+		s.repl.close()
+		return
+	}
+	select {
+	case <-s.repl.stopped:
+	case <-ctx.Done():
+		s.log.Warn("replication queue not drained before the shutdown timeout")
+	}
+}
+
 // publishQueue publishes q in order: runs of data updates of one epoch as
 // batches within the bounds, epoch markers and heartbeats alone. Each
 // entry's done runs after the message that holds it was handed to NATS.
 func (s *Server) publishQueue(q []outgoing) {
+	// A NATS server configured with a smaller max_payload than the
+	// default still takes every batch (room left for the headers).
+	limit := bus.MaxBatchBytes
+	if mp := int(s.nc.MaxPayload()) - 4096; mp > 0 && mp < limit {
+		limit = mp
+	}
 	for len(q) > 0 {
-		n, body := nextMessage(q)
+		n, body := nextMessage(q, limit)
 		var err error
 		if body != nil {
 			if err = s.publish(s.subj.Replication(), body); err == nil {
@@ -122,8 +171,9 @@ func (s *Server) publishQueue(q []outgoing) {
 }
 
 // nextMessage returns how many entries at the head of q the next message
-// covers, and its body (nil when they are all barriers).
-func nextMessage(q []outgoing) (int, []byte) {
+// covers, and its body (nil when they are all barriers). A batch holds at
+// most maxBytes of encoded updates.
+func nextMessage(q []outgoing, maxBytes int) (int, []byte) {
 	if q[0].encoded == nil {
 		n := 1
 		for n < len(q) && q[n].encoded == nil {
@@ -143,7 +193,7 @@ func nextMessage(q []outgoing) (int, []byte) {
 			continue // a barrier rides along
 		}
 		u := o.update
-		if !batchable(u) || u.Epoch != first.Epoch || u.Leader != first.Leader || u.Seq != last+1 || size+len(o.encoded) > bus.MaxBatchBytes {
+		if !batchable(u) || u.Epoch != first.Epoch || u.Leader != first.Leader || u.Seq != last+1 || size+len(o.encoded) > maxBytes {
 			break
 		}
 		parts = append(parts, o.encoded)

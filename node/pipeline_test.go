@@ -17,7 +17,7 @@ func putAt(epoch, seq uint64) bus.Update {
 func messages(t *testing.T, q []outgoing) (sizes []int, bodies [][]bus.Update) {
 	t.Helper()
 	for len(q) > 0 {
-		n, body := nextMessage(q)
+		n, body := nextMessage(q, bus.MaxBatchBytes)
 		if n < 1 || n > len(q) {
 			t.Fatalf("nextMessage covered %d of %d", n, len(q))
 		}
@@ -93,7 +93,7 @@ func TestNextMessageBounds(t *testing.T) {
 }
 
 func TestNextMessageBarriersOnly(t *testing.T) {
-	n, body := nextMessage([]outgoing{{}, {}, out(putAt(1, 1))})
+	n, body := nextMessage([]outgoing{{}, {}, out(putAt(1, 1))}, bus.MaxBatchBytes)
 	if n != 2 || body != nil {
 		t.Fatalf("got %d entries and a body %q, want the 2 barriers alone", n, body)
 	}
@@ -110,14 +110,22 @@ func TestAckRuns(t *testing.T) {
 	r.cut() // 6 not held: the run of 5 asked for nothing
 	r.add(a(7, true))
 	r.add(a(9, true)) // not contiguous
-	r.cut()
-	want := []bus.Ack{{Epoch: 1, From: 1, Seq: 3}, {Epoch: 1, From: 7, Seq: 7}, {Epoch: 1, From: 9, Seq: 9}}
-	if len(r.runs) != len(want) {
-		t.Fatalf("got runs %+v, want %+v", r.runs, want)
+	r.add(a(10, false))
+	got := r.finish()
+	want := []bus.Ack{{Epoch: 1, From: 1, Seq: 3}, {Epoch: 1, From: 7, Seq: 7}, {Epoch: 1, From: 9, Seq: 10}}
+	if len(got) != len(want) {
+		t.Fatalf("got runs %+v, want %+v", got, want)
 	}
 	for i := range want {
-		if r.runs[i] != want[i] {
-			t.Errorf("run %d: got %+v, want %+v", i, r.runs[i], want[i])
+		if got[i] != want[i] {
+			t.Errorf("run %d: got %+v, want %+v", i, got[i], want[i])
 		}
+	}
+	// A message whose last run asked for nothing sends nothing for it.
+	var quiet ackRuns
+	quiet.add(a(11, false))
+	quiet.add(a(12, false))
+	if got := quiet.finish(); len(got) != 0 {
+		t.Fatalf("acks sent for updates that asked for none: %+v", got)
 	}
 }

@@ -83,7 +83,7 @@ func (s *Server) onUpdate(msg *nats.Msg) {
 			acks.cut()
 		}
 	}
-	for _, a := range acks.runs {
+	for _, a := range acks.finish() {
 		s.sendAck(a)
 	}
 }
@@ -138,6 +138,13 @@ func (r *ackRuns) cut() {
 		r.runs = r.runs[:len(r.runs)-1]
 	}
 	r.open, r.want = false, false
+}
+
+// finish closes the last run and returns the runs to send: only those
+// that hold an update asking for an ack.
+func (r *ackRuns) finish() []bus.Ack {
+	r.cut()
+	return r.runs
 }
 
 // sendAck confirms the run a on the ack subject.

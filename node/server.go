@@ -356,6 +356,7 @@ func (s *Server) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	s.stepDown("shutting down")
+	s.stopReplication(ctx)
 	if err := s.elect.Resign(ctx); err != nil {
 		s.log.Warn("resign failed", "err", err)
 	}

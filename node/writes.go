@@ -279,8 +279,11 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 			// Answered once what came before it, the first attempt
 			// included, was published.
 			s.afterQueued(func(err error) {
+				if err == nil {
+					err = s.stillLeads(u.Epoch, u.Seq)
+				}
 				if err != nil {
-					done(bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "request_id %q was applied at revision %d, but not replicated: %v", w.RequestID, u.Seq, err))
+					done(bus.WriteReply{}, nil, err)
 					return
 				}
 				done(reply, nil, nil)
@@ -308,9 +311,9 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 		// The leader's own writes do not come back through apply: wake
 		// the waits on this copy (changes long polls) here.
 		s.notifyApplied()
-		if !s.lease.LeaseValid() {
-			s.log.Warn("lease lost while writing: not acknowledging", "epoch", epoch, "seq", u.Seq, "key", u.Key)
-			done(bus.WriteReply{}, nil, bus.Errorf(bus.CodeNotLeader, "node %s lost its ZooKeeper lease during the write (revision %d may or may not survive)", s.cfg.ID, u.Seq))
+		if err := s.stillLeads(epoch, u.Seq); err != nil {
+			s.log.Warn("leadership lost while writing: not acknowledging", "epoch", epoch, "seq", u.Seq, "key", u.Key, "err", err)
+			done(bus.WriteReply{}, nil, err)
 			return
 		}
 		if wait == nil {
@@ -319,6 +322,19 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 		done(reply, wait, nil)
 	})
 	return bus.WriteReply{}, nil, nil, true
+}
+
+// stillLeads is nil while this server may acknowledge revision rev of
+// epoch: its lease holds and no newer epoch is known (it has not been
+// deposed, nor led a later epoch since).
+func (s *Server) stillLeads(epoch, rev uint64) error {
+	if known := s.store.Epoch(); known != epoch {
+		return bus.Errorf(bus.CodeNotLeader, "node %s applied revision %d in epoch %d, but epoch %d is known now (revision %d may or may not survive)", s.cfg.ID, rev, epoch, known, rev)
+	}
+	if !s.lease.LeaseValid() {
+		return bus.Errorf(bus.CodeNotLeader, "node %s lost its ZooKeeper lease during the write (revision %d may or may not survive)", s.cfg.ID, rev)
+	}
+	return nil
 }
 
 // conditionFailed is the wire error of a failed create or if_revision.
@@ -385,8 +401,8 @@ wait:
 		return bus.WriteReply{}, bus.Errorf(bus.CodeTimeout, "write applied on the leader at revision %d, but only %d of %d servers confirmed it within %s (acks=%s)",
 			reply.Revision, reply.Confirmed, reply.Members, s.cfg.WriteTimeout, w.level)
 	}
-	if !s.lease.LeaseValid() {
-		return bus.WriteReply{}, bus.Errorf(bus.CodeNotLeader, "node %s lost its ZooKeeper lease while revision %d was being confirmed", s.cfg.ID, reply.Revision)
+	if err := s.stillLeads(reply.Epoch, reply.Revision); err != nil {
+		return bus.WriteReply{}, err
 	}
 	s.noteAcked(reply.Revision)
 	return reply, nil
@@ -454,10 +470,20 @@ func (s *Server) forwardOnce(ctx context.Context, data []byte) (*nats.Msg, error
 	leader := s.term.Leader
 	s.mu.Unlock()
 	if leader.Epoch != 0 && leader.ID != s.cfg.ID {
-		msg, err := s.verifiedReply(ctx, s.subj.EpochWrite(leader.Epoch), data, "write reply")
-		if !errors.Is(err, nats.ErrNoResponders) {
+		ectx, cancel := context.WithTimeout(ctx, epochAttemptTimeout)
+		msg, err := s.verifiedReply(ectx, s.subj.EpochWrite(leader.Epoch), data, "write reply")
+		cancel()
+		// No answer there in time (a paused leader of that epoch, or one
+		// waiting for confirmations): the shared subject reaches whoever
+		// leads now. The body carries a request ID, so a leader that got
+		// both attempts applies the write once.
+		if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, nats.ErrTimeout) {
 			return msg, err
 		}
 	}
 	return s.verifiedReply(ctx, s.subj.Write(), data, "write reply")
 }
+
+// epochAttemptTimeout bounds a forward's wait on the subject of the epoch
+// this server believes current before it also tries the shared one.
+const epochAttemptTimeout = 500 * time.Millisecond
