@@ -280,7 +280,7 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 			// included, was published.
 			s.afterQueued(func(err error) {
 				if err == nil {
-					err = s.stillLeads(u.Epoch, u.Seq)
+					err = s.stillLeads(epoch, u.Seq)
 				}
 				if err != nil {
 					done(bus.WriteReply{}, nil, err)
@@ -324,12 +324,12 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 	return bus.WriteReply{}, nil, nil, true
 }
 
-// stillLeads is nil while this server may acknowledge revision rev of
-// epoch: its lease holds and no newer epoch is known (it has not been
-// deposed, nor led a later epoch since).
+// stillLeads is nil while this server, which took a write as leader of
+// epoch, may acknowledge it (revision rev): its lease holds and no newer
+// epoch is known (it has not been deposed, nor led a later epoch since).
 func (s *Server) stillLeads(epoch, rev uint64) error {
 	if known := s.store.Epoch(); known != epoch {
-		return bus.Errorf(bus.CodeNotLeader, "node %s applied revision %d in epoch %d, but epoch %d is known now (revision %d may or may not survive)", s.cfg.ID, rev, epoch, known, rev)
+		return bus.Errorf(bus.CodeNotLeader, "node %s took revision %d as leader of epoch %d, but epoch %d is known now (revision %d may or may not survive)", s.cfg.ID, rev, epoch, known, rev)
 	}
 	if !s.lease.LeaseValid() {
 		return bus.Errorf(bus.CodeNotLeader, "node %s lost its ZooKeeper lease during the write (revision %d may or may not survive)", s.cfg.ID, rev)
@@ -401,8 +401,10 @@ wait:
 		return bus.WriteReply{}, bus.Errorf(bus.CodeTimeout, "write applied on the leader at revision %d, but only %d of %d servers confirmed it within %s (acks=%s)",
 			reply.Revision, reply.Confirmed, reply.Members, s.cfg.WriteTimeout, w.level)
 	}
-	if err := s.stillLeads(reply.Epoch, reply.Revision); err != nil {
-		return bus.WriteReply{}, err
+	// The confirmations say who holds the write; the lease says this
+	// server may still say so.
+	if !s.lease.LeaseValid() {
+		return bus.WriteReply{}, bus.Errorf(bus.CodeNotLeader, "node %s lost its ZooKeeper lease while revision %d was being confirmed", s.cfg.ID, reply.Revision)
 	}
 	s.noteAcked(reply.Revision)
 	return reply, nil
