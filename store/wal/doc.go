@@ -65,9 +65,13 @@
 //     followed by a good record, is corruption in the middle: Open fails
 //     with ErrCorrupt and changes nothing.
 //   - Segments must follow one another without gaps (ErrCorrupt). A segment
-//     overlapped by the next one is the leftover of a TruncateFront that did
-//     not finish; it is deleted and reported in Recovery.Removed, as are
-//     temporary files (*.wal.tmp).
+//     overlapped by the next one (or damaged only where the next one
+//     overlaps it) is the leftover of a TruncateFront that did not finish;
+//     it is deleted and reported in Recovery.Removed. Temporary files
+//     (*.wal.tmp) are deleted too.
+//   - Only the record right after a bad one is checked. A damaged length
+//     field in the last segment misplaces that check, so the damage can be
+//     taken for a torn tail; the cut is then still reported, never silent.
 //   - A log whose only segment holds no record is empty and takes any
 //     first index.
 //

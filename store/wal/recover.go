@@ -28,6 +28,13 @@ func (l *Log) recover() error {
 		if d == nil {
 			continue
 		}
+		if i < len(segs)-1 && s.first+s.count() >= segs[i+1].first {
+			// The damage lies in records a newer segment holds too: this
+			// is a leftover of an unfinished TruncateFront, which
+			// checkChain deletes.
+			s.leftover = true
+			continue
+		}
 		if i != len(segs)-1 || d.followed {
 			return fmt.Errorf("%w: record %d in %s at offset %d: %w", ErrCorrupt, s.first+s.count(), s.name(), d.offset, d.err)
 		}
@@ -116,9 +123,9 @@ func (l *Log) checkChain() error {
 	for i := len(l.segs) - 2; i >= 0; i-- {
 		cur, nxt := l.segs[i], l.segs[i+1]
 		switch {
-		case cur.lastIndex()+1 == nxt.first && cur.count() > 0:
+		case cur.lastIndex()+1 == nxt.first && cur.count() > 0 && !cur.leftover:
 			continue
-		case cur.lastIndex() >= nxt.first:
+		case cur.lastIndex() >= nxt.first || cur.leftover:
 			if err := l.removeLeftovers(i + 1); err != nil {
 				return err
 			}

@@ -15,6 +15,9 @@ type segment struct {
 	f       *os.File
 	offsets []int64 // byte offset of each record
 	size    int64   // bytes in the file
+	// leftover marks, during recovery, a damaged segment whose damage a
+	// newer segment covers.
+	leftover bool
 }
 
 // name returns the segment's file name.
