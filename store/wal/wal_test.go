@@ -145,13 +145,8 @@ func TestAppendBatch(t *testing.T) {
 }
 
 func TestReopen(t *testing.T) {
-	dir := t.TempDir()
+	dir := writtenLog(t, 300, 50)
 	l := openT(t, dir, Options{SegmentBytes: 300})
-	appendRange(t, l, 1, 50)
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	l = openT(t, dir, Options{SegmentBytes: 300})
 	if r := l.Recovery(); r.Truncated || len(r.Removed) > 0 {
 		t.Fatalf("clean reopen reported %+v", r)
 	}
@@ -301,12 +296,7 @@ func TestCorruptMiddleOfLastSegment(t *testing.T) {
 }
 
 func TestCorruptEarlierSegment(t *testing.T) {
-	dir := t.TempDir()
-	l := openT(t, dir, Options{SegmentBytes: 200})
-	appendRange(t, l, 1, 60)
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir := writtenLog(t, 200, 60)
 	names := segmentFiles(t, dir)
 	// The tail of a segment that is not the last is not a torn tail.
 	flip(t, filepath.Join(dir, names[0]), -1)
@@ -316,12 +306,7 @@ func TestCorruptEarlierSegment(t *testing.T) {
 }
 
 func TestMissingSegmentIsCorrupt(t *testing.T) {
-	dir := t.TempDir()
-	l := openT(t, dir, Options{SegmentBytes: 200})
-	appendRange(t, l, 1, 60)
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir := writtenLog(t, 200, 60)
 	names := segmentFiles(t, dir)
 	if err := os.Remove(filepath.Join(dir, names[1])); err != nil {
 		t.Fatal(err)
@@ -736,4 +721,17 @@ func TestConcurrentAppendReadTruncate(t *testing.T) {
 	if l.LastIndex() != total || l.FirstIndex() < total-100 {
 		t.Fatalf("bounds %d..%d, want about %d..%d", l.FirstIndex(), l.LastIndex(), total-50, total)
 	}
+}
+
+// writtenLog writes records 1..n with segments of segBytes into a new
+// directory, closes the log and returns the directory.
+func writtenLog(t *testing.T, segBytes int64, n uint64) string {
+	t.Helper()
+	dir := t.TempDir()
+	l := openT(t, dir, Options{SegmentBytes: segBytes})
+	appendRange(t, l, 1, n)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
