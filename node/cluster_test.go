@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -643,4 +644,35 @@ func TestStuckSubscriberTakesNoWrites(t *testing.T) {
 	if err := bus.DecodeReply(msg.Data, &w); err != nil || !w.OK || w.Leader != leader {
 		t.Fatalf("write on %s: %+v, %v", subj.EpochWrite(epoch), w, err)
 	}
+}
+
+// TestNoWriteAcknowledgedWhileCutOffFromNATS: a leader whose NATS server is
+// gone keeps its ZooKeeper lease, but an HTTP write it applies stays in
+// the reconnect buffer, so it answers unavailable, never ok; once NATS is
+// back, writes are acknowledged again.
+func TestNoWriteAcknowledgedWhileCutOffFromNATS(t *testing.T) {
+	c := startCluster(t, 1, stableTimeout)
+	leader, _ := c.waitLeader("", 10*time.Second)
+	url := "http://" + c.nodes[leader].HTTPAddr() + "/v1/kv/cut"
+	httpDo(t, "PUT", url, "before", 200)
+	c.nats.Shutdown()
+	body := httpDo(t, "PUT", url, "while cut off", 503)
+	if !strings.Contains(body, `"code":"unavailable"`) {
+		t.Fatalf("write while cut off from NATS: %s", body)
+	}
+	if err := c.nats.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "a write acknowledged after NATS is back", func() error {
+		req, _ := http.NewRequest("PUT", url, strings.NewReader("after"))
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer r.Body.Close()
+		if r.StatusCode != 200 {
+			return fmt.Errorf("status %d", r.StatusCode)
+		}
+		return nil
+	})
 }

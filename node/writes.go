@@ -219,7 +219,7 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	epoch := s.leaderEpoch.Load()
-	if epoch == 0 || !s.lease.LeaseValid() {
+	if epoch == 0 || !s.serving.Load() || !s.lease.LeaseValid() {
 		return bus.WriteReply{}, nil, s.notLeader(epoch), false
 	}
 	// The revision this write creates must be reserved in the cluster
@@ -325,9 +325,17 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 }
 
 // stillLeads is nil while this server, which took a write as leader of
-// epoch, may acknowledge it (revision rev): its lease holds and no newer
-// epoch is known (it has not been deposed, nor led a later epoch since).
+// epoch, may acknowledge it (revision rev): it is connected to NATS (the
+// update left, not just its reconnect buffer), its lease holds and no
+// newer epoch is known (it has not been deposed, nor led a later epoch
+// since).
 func (s *Server) stillLeads(epoch, rev uint64) error {
+	if !s.nc.IsConnected() {
+		// The update waits in the client's reconnect buffer: not handed
+		// to NATS, so not acknowledged (a retry with the same request ID
+		// is answered once it is).
+		return bus.Errorf(bus.CodeUnavailable, "node %s applied revision %d but is disconnected from NATS; the update is not replicated yet", s.cfg.ID, rev)
+	}
 	if known := s.store.Epoch(); known != epoch {
 		return bus.Errorf(bus.CodeNotLeader, "node %s took revision %d as leader of epoch %d, but epoch %d is known now (revision %d may or may not survive)", s.cfg.ID, rev, epoch, known, rev)
 	}
@@ -415,6 +423,8 @@ func (s *Server) notLeader(epoch uint64) error {
 	leader := s.term.Leader.ID
 	s.mu.Unlock()
 	switch {
+	case epoch != 0 && !s.serving.Load():
+		return bus.Errorf(bus.CodeNotLeader, "node %s is taking over as leader of epoch %d and takes no writes yet", s.cfg.ID, epoch)
 	case epoch != 0:
 		return bus.Errorf(bus.CodeNotLeader, "node %s leads epoch %d but cannot confirm its ZooKeeper session", s.cfg.ID, epoch)
 	case leader != "" && leader != s.cfg.ID:
