@@ -36,6 +36,12 @@ func (s *Server) joinCluster(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cluster record: %w", err)
 	}
+	if s.disk != nil {
+		// A data directory holds one cluster's data.
+		if err := s.disk.dir.Join(rec.ClusterID); err != nil {
+			return err
+		}
+	}
 	s.trust.signer.Store(sg)
 	s.log.Info("joined cluster", "cluster", rec.ClusterID, "record_epoch", rec.Epoch, "record_revision", rec.Revision)
 	return nil

@@ -80,6 +80,8 @@ type Server struct {
 	budgets  budgets       // one bounded budget per kind of request that waits
 	acks     *ackTracker
 	repl     *replicator // the leader's replication queue (pipeline.go)
+	disk     *durable    // the data directory, nil without one (durable.go)
+	diskDone chan struct{}
 
 	runCtx context.Context
 	wg     sync.WaitGroup
@@ -175,12 +177,22 @@ func New(cfg Config) (*Server, error) {
 		newElector = func(c election.Config) (Elector, error) { return election.New(c) }
 	}
 	st := store.NewWithConfig(store.Config{History: cfg.History, Changes: cfg.Changes, ChangesBytes: cfg.ChangesBytes})
+	dd, err := openData(cfg, st)
+	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		return nil, err
+	}
 	ec := cfg.electionConfig()
 	ec.Known = func() (uint64, uint64) { return st.Epoch(), st.Revision() }
 	el, err := newElector(ec)
 	if err != nil {
 		if ln != nil {
 			ln.Close()
+		}
+		if dd != nil {
+			dd.dir.Close()
 		}
 		return nil, err
 	}
@@ -198,6 +210,7 @@ func New(cfg Config) (*Server, error) {
 		budgets:   newBudgets(cfg),
 		acks:      newAckTracker(store.DefaultRequestWindow),
 		repl:      newReplicator(),
+		disk:      dd,
 		appliedCh: make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -233,6 +246,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	s.started = true
 	s.runMu.Unlock()
 	defer func() {
+		s.closeData()
 		s.runErr = err
 		close(s.done)
 	}()
@@ -285,6 +299,11 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	switch {
 	case err == nil:
 		s.goFunc(s.replicateLoop)
+		if s.disk != nil {
+			s.diskDone = make(chan struct{})
+			s.goFunc(func() { defer close(s.diskDone); s.durableLoop() })
+			s.goFunc(s.snapshotLoop)
+		}
 		s.goFunc(s.heartbeatLoop)
 		s.goFunc(s.expiryLoop)
 		s.goFunc(s.recordLoop)
@@ -323,6 +342,9 @@ func (s *Server) Close() error {
 		if !started && s.listener != nil {
 			s.listener.Close()
 		}
+		if !started {
+			s.closeData()
+		}
 	})
 	s.runMu.Lock()
 	started := s.started
@@ -357,6 +379,7 @@ func (s *Server) shutdown() {
 	defer cancel()
 	s.stepDown("shutting down")
 	s.stopReplication(ctx)
+	s.stopDurable(s.diskDone)
 	if err := s.elect.Resign(ctx); err != nil {
 		s.log.Warn("resign failed", "err", err)
 	}
@@ -507,6 +530,19 @@ func (s *Server) takeOver(t election.Term) {
 	if s.leaderEpoch.Load() == t.Epoch {
 		return
 	}
+	if !s.diskOK() {
+		s.refuseToLead(t, "the data directory failed")
+		return
+	}
+	if s.loadedData() && !s.compared.Load() && !s.cfg.ForceLead {
+		// Restarted from disk, and not compared with a leader since: a
+		// peer that holds more must lead (durable.go).
+		if peer, prev, ok := s.peerAhead(s.runCtx); ok {
+			s.refuseToLead(t, "a peer holds more revisions (start it, or pass --force-lead to accept the loss)",
+				"peer", peer, "peer_revision", prev, "revision", s.store.Held().Revision)
+			return
+		}
+	}
 	rec := s.freshRecord()
 	s.writeMu.Lock()
 	if s.leaderEpoch.Load() == t.Epoch {
@@ -527,7 +563,7 @@ func (s *Server) takeOver(t election.Term) {
 	// rec.Acked, so it starts past every revision ever reserved: revisions
 	// never go backwards, even after every server restarted empty.
 	floor := rec.Acked
-	if !s.compared.Load() {
+	if !s.compared.Load() && !s.loadedData() {
 		floor = max(floor, rec.Revision)
 	}
 	start := max(rev, floor)
@@ -544,16 +580,13 @@ func (s *Server) takeOver(t election.Term) {
 		s.lossyEpoch.Store(t.Epoch)
 	}
 	s.reserved.Store(rec.Revision)
-	if err := s.store.BeginEpoch(t.Epoch, start); errors.Is(err, store.ErrOldEpoch) {
+	marker := bus.Update{Kind: bus.KindEpoch, Epoch: t.Epoch, Seq: start, Leader: s.cfg.ID, Time: time.Now().UnixNano()}
+	if err := s.beginEpochLogged(marker, start != rev || missed > 0); err != nil {
 		s.writeMu.Unlock()
-		s.log.Error("refusing to lead: a higher epoch is known", "epoch", t.Epoch, "known_epoch", s.store.Epoch())
+		s.log.Error("refusing to lead", "epoch", t.Epoch, "known_epoch", s.store.Epoch(), "err", err)
 		return
 	}
-	if start != rev || missed > 0 {
-		s.store.CaughtUp(t.Epoch, start) // the loss is reported as lost, not as missed
-	}
 	rev = start
-	marker := bus.Update{Kind: bus.KindEpoch, Epoch: t.Epoch, Seq: rev, Leader: s.cfg.ID, Time: time.Now().UnixNano()}
 	if err := s.replicateSync(marker); err != nil {
 		s.writeMu.Unlock()
 		s.log.Error("cannot publish epoch marker; not taking writes", "epoch", t.Epoch, "err", err)
@@ -762,6 +795,8 @@ func (s *Server) Status() bus.Status {
 		HistoryKeys:      held.Keys,
 		ExpiringKeys:     held.Expiring,
 		Budgets:          s.budgets.status(),
+		HeldRevision:     s.store.Held().Revision,
+		Data:             s.dataStatus(),
 	}
 }
 

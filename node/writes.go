@@ -219,7 +219,7 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	epoch := s.leaderEpoch.Load()
-	if epoch == 0 || !s.serving.Load() || !s.lease.LeaseValid() {
+	if epoch == 0 || !s.serving.Load() || !s.lease.LeaseValid() || !s.diskOK() {
 		return bus.WriteReply{}, nil, s.notLeader(epoch), false
 	}
 	// The revision this write creates must be reserved in the cluster
@@ -241,7 +241,10 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 		// Nothing held is as old as asked: nothing to drop.
 		return bus.WriteReply{OK: true, Op: w.Op, Revision: s.store.Revision(), Epoch: epoch, Leader: s.cfg.ID}, nil, nil, false
 	}
-	u, dup, applied, err := s.store.Write(epoch, sw)
+	u, dup, applied, err, pend, lerr := s.writeLogged(epoch, sw)
+	if lerr != nil {
+		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "node %s applied revision %d but could not log it in its data directory: %v", s.cfg.ID, u.Seq, lerr), false
+	}
 	var (
 		cond *store.ConditionError
 		rerr *store.RevisionError
@@ -277,8 +280,8 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 		reply.Duplicate = true
 		if level == bus.AcksLeader {
 			// Answered once what came before it, the first attempt
-			// included, was published.
-			s.afterQueued(func(err error) {
+			// included, was published (and logged).
+			s.afterQueued(s.whenDurable(s.lastLogged(), func(err error) {
 				if err == nil {
 					err = s.stillLeads(epoch, u.Seq)
 				}
@@ -287,11 +290,15 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 					return
 				}
 				done(reply, nil, nil)
-			})
+			}))
 			return bus.WriteReply{}, nil, nil, true
 		}
 		// A retry waits for (or reports) the first attempt's confirmations.
 		if wait := s.acks.get(ackKey{u.Epoch, u.Seq}); wait != nil {
+			if p := s.lastLogged(); p != nil {
+				s.whenDurable(p, func(err error) { done(reply, wait, err) })(nil)
+				return bus.WriteReply{}, nil, nil, true
+			}
 			return reply, wait, nil, false
 		}
 		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeTimeout, "request_id %q was applied at revision %d, but whether replicas confirmed it is no longer known", w.RequestID, u.Seq), false
@@ -302,7 +309,7 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 	}
 	msg := busUpdate(u)
 	msg.Ack = wait != nil
-	s.replicate(msg, func(err error) {
+	s.replicate(msg, s.whenDurable(pend, func(err error) {
 		if err != nil {
 			s.log.Error("write applied but not replicated", "epoch", epoch, "seq", u.Seq, "key", u.Key, "err", err)
 			done(bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "applied on the leader at revision %d but not replicated: %v", u.Seq, err))
@@ -320,7 +327,7 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 			s.noteAcked(u.Seq)
 		}
 		done(reply, wait, nil)
-	})
+	}))
 	return bus.WriteReply{}, nil, nil, true
 }
 

@@ -162,6 +162,12 @@ type Store struct {
 	gaps   uint64 // updates known to be missed
 	noted  uint64 // revisions up to here were counted as missed by NoteBehind
 	ahead  uint64 // times a new epoch started below rev
+	// revEpoch is the epoch of the update at rev (0: unknown, or a
+	// marker's); hole, while holed, is the position before the first gap
+	// since the copy last caught up: it holds every update up to there.
+	revEpoch uint64
+	hole     Position
+	holed    bool
 
 	// requests remembers the Update of each recent request ID, oldest
 	// evicted first once window IDs are held, so a retried write is applied
@@ -434,6 +440,7 @@ func (s *Store) writeLocked(u *Update) {
 	default:
 		s.putLocked(u)
 	}
+	s.revEpoch = u.Epoch
 	s.logLocked(newLogEntry(*u, removed))
 }
 
@@ -460,6 +467,8 @@ func (s *Store) Apply(u Update) error {
 	case u.Seq <= s.rev:
 		if d, ok := s.recent[position{u.Epoch, u.Seq}]; ok && d != s.digest(u) {
 			s.diverged++
+			s.holeLocked()
+			s.hole.Diverged = true
 			s.ahead++
 			// Its past is not the leader's: replays and reads at a
 			// revision start again at its revision.
@@ -509,6 +518,8 @@ func (s *Store) repositionLocked(epoch, seq uint64) error {
 	case seq > s.rev:
 		err = s.gapLocked(epoch, seq)
 	case seq < s.rev:
+		s.holeLocked()
+		s.hole.Diverged = true
 		s.ahead++
 		s.resetHistoryLocked(seq)
 		err = fmt.Errorf("%w: epoch %d starts at seq %d, this store is at %d", ErrDiverged, epoch, seq, s.rev)
@@ -521,6 +532,7 @@ func (s *Store) repositionLocked(epoch, seq uint64) error {
 // gapLocked records that seq s.rev+1..to were missed.
 func (s *Store) gapLocked(epoch, to uint64) error {
 	g := &GapError{Epoch: epoch, From: s.rev + 1, To: to}
+	s.holeLocked()
 	s.resetHistoryLocked(to)
 	// Revisions up to s.noted were counted already by NoteBehind.
 	if from := max(s.rev, s.noted); to > from {
@@ -597,6 +609,7 @@ func (s *Store) CaughtUp(epoch, rev uint64) {
 	s.stream = epoch
 	s.rev = rev
 	s.gaps, s.ahead, s.noted = 0, 0, 0
+	s.revEpoch, s.holed = 0, false
 	s.resetHistoryLocked(rev)
 }
 
