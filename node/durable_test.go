@@ -1,8 +1,8 @@
 package node_test
 
 import (
-	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -18,10 +18,10 @@ import (
 )
 
 // startDurable starts n kvservers, each with a data directory of its own.
-func startDurable(t *testing.T, n int) (*clusterenv.Local, *cluster) {
+func startDurable(t *testing.T, n int, args ...string) (*clusterenv.Local, *cluster) {
 	t.Helper()
 	lc := testenv.StartLocal(t, clusterenv.LocalOptions{
-		Servers: n, SessionTimeout: 2 * time.Second, DataDir: t.TempDir(), ServerLogLevel: "debug",
+		Servers: n, SessionTimeout: 2 * time.Second, DataDir: t.TempDir(), ServerLogLevel: "debug", NodeArgs: args,
 	})
 	nc, err := nats.Connect(lc.NATSURL())
 	if err != nil {
@@ -38,6 +38,10 @@ func startDurable(t *testing.T, n int) (*clusterenv.Local, *cluster) {
 	}
 	return lc, c
 }
+
+// loadedSnapshot matches the log line of a start that loaded a snapshot
+// holding keys.
+var loadedSnapshot = regexp.MustCompile(`loaded data directory.* snapshot_revision=[1-9][0-9]* snapshot_keys=[1-9]`)
 
 // putAll writes n keys with acks=all and returns the highest revision.
 func (c *cluster) putAll(prefix string, n int) uint64 {
@@ -58,11 +62,28 @@ func (c *cluster) putAll(prefix string, n int) uint64 {
 // durable cluster at once (SIGKILL) after acks=all writes, restarts them
 // in reverse order, and checks that every server holds every acknowledged
 // write, loaded from its own data directory, and that revisions go on.
+//
+// The servers write a snapshot every few kilobytes of log, so the restart
+// loads a snapshot and replays the log after it.
 func TestDurableRestartOfEveryServerLosesNothing(t *testing.T) {
-	lc, c := startDurable(t, 3)
+	lc, c := startDurable(t, 3, "--snapshot-bytes", "4096")
 	c.waitLeader("", 20*time.Second)
 	const keys = 60
-	top := c.putAll("k", keys)
+	c.putAll("k", keys)
+	for _, id := range lc.Nodes() {
+		testenv.WaitFor(t, 10*time.Second, id+" to write a snapshot", func() error {
+			st, err := c.client.Status(ctxFor(t, time.Second), id)
+			if err != nil {
+				return err
+			}
+			if st.Data == nil || st.Data.Snapshots == 0 {
+				return fmt.Errorf("data %+v", st.Data)
+			}
+			return nil
+		})
+	}
+	// And more after the snapshot, which only the log holds.
+	top := c.putAll("m", 20)
 	// A delete is durable too.
 	if r, err := c.client.Delete(ctxFor(t, 10*time.Second), "k000", client.WithAcks(bus.AcksAll)); err != nil || !r.OK {
 		t.Fatalf("delete k000: %+v, %v", r, err)
@@ -97,8 +118,15 @@ func TestDurableRestartOfEveryServerLosesNothing(t *testing.T) {
 		if st.Data == nil || !st.Data.Loaded {
 			t.Fatalf("%s did not load its data directory: %+v", id, st.Data)
 		}
+		if logs := c.nodes[id].LogTail(2000); !loadedSnapshot.MatchString(logs) {
+			t.Fatalf("%s loaded no snapshot:\n%s", id, logs)
+		}
 		for i := 1; i < keys; i++ {
 			key := fmt.Sprintf("k%03d", i)
+			c.waitValue(id, key, "v-"+key)
+		}
+		for i := range 20 {
+			key := fmt.Sprintf("m%03d", i)
 			c.waitValue(id, key, "v-"+key)
 		}
 		r, err := c.client.Read(ctxFor(t, time.Second), "k000", client.FromNode(id))
@@ -161,5 +189,3 @@ func TestDurableRestartCatchesUpFromItsRevision(t *testing.T) {
 		t.Fatalf("%s after the catch-up: applied %d held %d, want %d", follower, st.AppliedSeq, st.HeldRevision, w.Revision)
 	}
 }
-
-var _ = context.Background
