@@ -380,6 +380,13 @@ func (s *Server) shutdown() {
 	s.stepDown("shutting down")
 	s.stopReplication(ctx)
 	s.stopDurable(s.diskDone)
+	if acked := s.ackedRev.Load(); acked > 0 {
+		// The record learns what this leader acknowledged last, so the
+		// next leader after a full restart knows what it must hold.
+		if _, err := s.records.RaiseRecord(ctx, 0, 0, acked); err != nil {
+			s.log.Warn("cannot raise the cluster record at stop", "revision", acked, "err", err)
+		}
+	}
 	if err := s.elect.Resign(ctx); err != nil {
 		s.log.Warn("resign failed", "err", err)
 	}
