@@ -55,7 +55,10 @@ type durable struct {
 	// nothing any more.
 	failed atomic.Bool
 
-	waits     durableQueue // completions waiting for the log, in order
+	waits durableQueue // completions waiting for the log, in order
+	// waitCtx ends the waits of durableLoop when a stop gives up on them.
+	waitCtx   context.Context
+	stopWaits context.CancelFunc
 	records   atomic.Int64 // records since the last snapshot
 	snapMu    sync.Mutex   // one snapshot at a time
 	closeOnce sync.Once
@@ -77,6 +80,7 @@ func openData(cfg Config, st *store.Store) (*durable, error) {
 	}
 	d := &durable{dir: dir, log: dir.Log()}
 	d.waits.init()
+	d.waitCtx, d.stopWaits = context.WithCancel(context.Background())
 	if err := d.load(cfg, st); err != nil {
 		dir.Close()
 		return nil, err
@@ -317,8 +321,10 @@ func (s *Server) durableLoop() {
 	for {
 		ws, closed := d.waits.take()
 		for _, w := range ws {
-			err := w.p.Wait(context.Background())
-			if err != nil {
+			err := w.p.Wait(d.waitCtx)
+			if err != nil && d.waitCtx.Err() != nil {
+				err = errStopping
+			} else if err != nil {
 				s.diskFailed(err)
 				err = bus.Errorf(bus.CodeUnavailable, "node %s could not write the update to its data directory: %v", s.cfg.ID, err)
 			}
@@ -334,13 +340,21 @@ func (s *Server) durableLoop() {
 }
 
 // stopDurable ends durableLoop after it has run every completion queued
-// (the log finishes every append it took), and waits for it.
-func (s *Server) stopDurable(done <-chan struct{}) {
+// (the log finishes every append it took), and waits for it, at most
+// until ctx ends.
+func (s *Server) stopDurable(ctx context.Context, done <-chan struct{}) {
 	if s.disk == nil {
 		return
 	}
 	s.disk.waits.close()
-	if done != nil {
+	if done == nil {
+		return
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("writes still waiting for the data directory's log at the shutdown timeout: not acknowledged")
+		s.disk.stopWaits()
 		<-done
 	}
 }
@@ -425,6 +439,7 @@ func (s *Server) closeData() {
 		return
 	}
 	s.disk.closeOnce.Do(func() {
+		s.disk.stopWaits()
 		if err := s.disk.dir.Close(); err != nil {
 			s.log.Warn("close the data directory", "err", err)
 		}

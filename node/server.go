@@ -379,7 +379,7 @@ func (s *Server) shutdown() {
 	defer cancel()
 	s.stepDown("shutting down")
 	s.stopReplication(ctx)
-	s.stopDurable(s.diskDone)
+	s.stopDurable(ctx, s.diskDone)
 	if acked := s.ackedRev.Load(); acked > 0 {
 		// The record learns what this leader acknowledged last, so the
 		// next leader after a full restart knows what it must hold.
