@@ -2,6 +2,9 @@ package node_test
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -187,5 +190,47 @@ func TestDurableRestartCatchesUpFromItsRevision(t *testing.T) {
 	st, _ := c.client.Status(ctxFor(t, time.Second), follower)
 	if st.AppliedSeq != w.Revision || st.HeldRevision != w.Revision {
 		t.Fatalf("%s after the catch-up: applied %d held %d, want %d", follower, st.AppliedSeq, st.HeldRevision, w.Revision)
+	}
+}
+
+// TestDataDirOfAnotherClusterIsRefused: a data directory written by one
+// cluster is refused by a server that joins another (here: a new ZooKeeper,
+// so a new cluster record), with an error that says so, and nothing in it
+// changes.
+func TestDataDirOfAnotherClusterIsRefused(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "n1")
+	ns := testenv.StartNATS(t)
+	first := testenv.StartZooKeeper(t)
+	nodes := testenv.StartCluster(t, 1, harness.NodeOptions{ZooKeeper: first.Addr(), NATSURL: ns.URL(), Args: []string{"--data-dir", dir}})
+	nc, err := nats.Connect(ns.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	kv, err := client.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 20*time.Second, "a write", func() error {
+		_, err := kv.Put(t.Context(), "a", "1")
+		return err
+	})
+	if err := nodes[0].Stop(ctxFor(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	meta, err := os.ReadFile(filepath.Join(dir, "meta.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	other := testenv.StartZooKeeper(t)
+	ctx := ctxFor(t, 30*time.Second)
+	out, err := exec.CommandContext(ctx, testenv.Binaries(t).KVServer, "--id", "n1", "--port", "0",
+		"--zookeeper", other.Addr(), "--nats", ns.URL(), "--data-dir", dir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "belongs to another cluster") {
+		t.Fatalf("kvserver on another cluster's data directory: %v\n%s", err, out)
+	}
+	if now, _ := os.ReadFile(filepath.Join(dir, "meta.json")); string(now) != string(meta) {
+		t.Fatalf("meta.json changed:\n%s\nnow\n%s", meta, now)
 	}
 }
