@@ -460,6 +460,9 @@ type Status struct {
 	// HeldRevision is the revision up to which this copy holds every
 	// update with no hole (below AppliedSeq when a gap was skipped).
 	HeldRevision uint64 `json:"held_revision"`
+	// HeldEpoch is the epoch that wrote the update at HeldRevision here (0:
+	// not known, as after a copy of the leader's store).
+	HeldEpoch uint64 `json:"held_epoch,omitempty"`
 	// Data is the node's data directory, when it has one.
 	Data *DataStatus `json:"data,omitempty"`
 }

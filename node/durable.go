@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/election"
 	"github.com/zkvstore/zkv/store"
 	"github.com/zkvstore/zkv/store/disk"
 	"github.com/zkvstore/zkv/store/wal"
@@ -30,7 +31,17 @@ const (
 	// recCaughtUp ends a catch-up or a lossy takeover (Store.CaughtUp at
 	// the recorded epoch and revision).
 	recCaughtUp = 'c'
+	// recHole marks where the copy found it may lack updates, or hold
+	// some the leader's stream replaced (Store.MarkHole), so a replay
+	// counts it as missed like the live copy did, until a later
+	// recCaughtUp or snapshot.
+	recHole = 'g'
 )
+
+// holeRecord is the body of a recHole record.
+type holeRecord struct {
+	Diverged bool `json:"diverged,omitempty"`
+}
 
 // caughtUpRecord is the body of a recCaughtUp record.
 type caughtUpRecord struct {
@@ -103,7 +114,7 @@ func (d *durable) load(cfg Config, st *store.Store) error {
 				st.Reserve(int(h.Keys))
 			}
 			return nil
-		}, st.Install)
+		}, st.Install, st.RememberRequests)
 		if err != nil {
 			return err
 		}
@@ -173,6 +184,13 @@ func replay(st *store.Store, rec []byte) error {
 			return err
 		}
 		st.CaughtUp(c.Epoch, c.Revision)
+		return nil
+	case recHole:
+		var g holeRecord
+		if err := json.Unmarshal(rec[1:], &g); err != nil {
+			return err
+		}
+		st.MarkHole(g.Diverged)
 		return nil
 	}
 	return fmt.Errorf("unknown record kind %q", rec[0])
@@ -365,17 +383,45 @@ func logApply(u bus.Update) []byte { return encodeRecord(recApply, bus.Encode(u)
 // logNewer is the log record of an update a catch-up merged.
 func logNewer(u bus.Update) []byte { return encodeRecord(recNewer, bus.Encode(u)) }
 
+// logHole is the log record of a hole found in the copy.
+func logHole(diverged bool) []byte {
+	body, _ := json.Marshal(holeRecord{Diverged: diverged})
+	return encodeRecord(recHole, body)
+}
+
+// noteHole logs that the copy found a hole (diverged: it may hold updates
+// the leader's stream replaced) that no record of an update shows: one
+// learned from ZooKeeper, a divergence of an update it refused, or a copy
+// of the leader's store about to replace its own.
+func (s *Server) noteHole(diverged bool) {
+	d := s.disk
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s.store.MarkHole(diverged) // as the replay will
+	if _, err := d.appendLocked(logHole(diverged)); err != nil {
+		s.diskFailed(err)
+	}
+}
+
 // logCaughtUp is the log record of a catch-up's end at epoch and rev.
 func logCaughtUp(epoch, rev uint64) []byte {
 	body, _ := json.Marshal(caughtUpRecord{Epoch: epoch, Revision: rev})
 	return encodeRecord(recCaughtUp, body)
 }
 
+// errSnapshotHole is why no snapshot is written while the copy knows it
+// lacks updates.
+var errSnapshotHole = errors.New("not while this copy lacks updates")
+
 // snapshotLoop writes a snapshot whenever the log grew past
-// SnapshotBytes, and drops the log behind it.
+// SnapshotBytes, and drops the log behind it (not while a catch-up runs
+// or the copy lacks updates: the snapshot would hide the hole).
 func (s *Server) snapshotLoop() {
 	s.every(time.Second, func() {
-		if s.disk.log.Stats().Bytes >= s.cfg.SnapshotBytes {
+		if s.disk.log.Stats().Bytes >= s.cfg.SnapshotBytes && !s.catchRunning.Load() && s.store.Missed() == 0 {
 			if err := s.snapshot("the log grew past " + fmt.Sprint(s.cfg.SnapshotBytes) + " bytes"); err != nil {
 				s.log.Warn("snapshot failed", "err", err)
 			}
@@ -401,10 +447,16 @@ func (s *Server) snapshot(reason string) error {
 	d.mu.Lock()
 	index := d.next - 1
 	pos := s.store.Position()
+	missed := s.store.Missed()
 	d.mu.Unlock()
+	if missed > 0 {
+		// The position would claim the revisions this copy lacks: the log
+		// keeps the hole until a catch-up ends it.
+		return fmt.Errorf("%w (%d updates missed)", errSnapshotHole, missed)
+	}
 	h := disk.Header{Cluster: d.dir.Meta().Cluster, Node: s.cfg.ID, Created: start.UnixNano(), LogIndex: index}
 	h.SetPosition(pos)
-	h, err := disk.WriteSnapshotFile(d.dir.SnapshotPath(), h, disk.StorePages(s.store), func() error {
+	h, err := disk.WriteSnapshotFile(d.dir.SnapshotPath(), h, disk.StorePages(s.store), s.store.RecentRequests(), func() error {
 		if p := s.lastLogged(); p != nil {
 			return p.Wait(s.runCtxOr())
 		}
@@ -515,18 +567,41 @@ func (s *Server) dataStatus() *bus.DataStatus {
 		LastSnapshot: d.lastSnap.Load(), Loaded: d.loaded.Load(), Failed: d.failed.Load()}
 }
 
+// streamPos is a copy's place in the stream for comparing copies: the
+// epoch that wrote its held revision, and the revision.
+type streamPos struct{ epoch, rev uint64 }
+
+// after reports whether p is further along the stream than q: a later
+// epoch's update, or a higher revision of the same epoch (or where either
+// epoch is not known). A copy whose last update is of a later epoch holds
+// the branch that epoch's leader continued; revisions of an older epoch
+// past its start were replaced.
+func (p streamPos) after(q streamPos) bool {
+	if p.epoch != 0 && q.epoch != 0 && p.epoch != q.epoch {
+		return p.epoch > q.epoch
+	}
+	return p.rev > q.rev
+}
+
+// behindAcked reports whether a copy that holds held lacks what the
+// cluster record says was acknowledged.
+func behindAcked(held store.Position, rec election.Record) bool {
+	return streamPos{rec.AckedEpoch, rec.Acked}.after(streamPos{held.RevEpoch, held.Revision})
+}
+
 // peerAhead asks the other members how far they hold the stream, and
 // returns one that holds more than this copy (ok false: none answered so).
 // A server that restarted from its data directory asks before it leads:
 // a peer that holds more is the one to lead, so no acknowledged write is
 // lost in a restart of every server, whatever the order.
-func (s *Server) peerAhead(ctx context.Context) (peer string, rev uint64, ok bool) {
-	mine := s.store.Held().Revision
+func (s *Server) peerAhead(ctx context.Context) (peer string, ahead streamPos, ok bool) {
+	held := s.store.Held()
+	mine := streamPos{held.RevEpoch, held.Revision}
 	ctx, cancel := context.WithTimeout(ctx, min(s.cfg.ForwardTimeout, time.Second))
 	defer cancel()
 	type answer struct {
 		id  string
-		rev uint64
+		pos streamPos
 	}
 	var (
 		wg  sync.WaitGroup
@@ -549,15 +624,16 @@ func (s *Server) peerAhead(ctx context.Context) (peer string, rev uint64, ok boo
 				return
 			}
 			mu.Lock()
-			out = append(out, answer{id, st.HeldRevision})
+			out = append(out, answer{id, streamPos{st.HeldEpoch, st.HeldRevision}})
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
+	best := mine
 	for _, a := range out {
-		if a.rev > mine && a.rev > rev {
-			peer, rev, ok = a.id, a.rev, true
+		if a.pos.after(best) {
+			peer, ahead, ok, best = a.id, a.pos, true, a.pos
 		}
 	}
-	return peer, rev, ok
+	return peer, ahead, ok
 }

@@ -122,6 +122,9 @@ type Server struct {
 	// ackedRev is the highest revision this leader acknowledged to a
 	// client; the cluster record is raised to it.
 	ackedRev atomic.Uint64
+	// ackedEpoch is the epoch in which ackedRev was acknowledged.
+	ackedEpoch atomic.Uint64
+	ackRec     ackRecorder // acks=majority|all writes recorded before they are acknowledged
 	// lost is how many revisions the cluster record says were acknowledged
 	// that this server did not hold when it took over as leader.
 	lost atomic.Uint64
@@ -380,14 +383,18 @@ func (s *Server) shutdown() {
 	s.stepDown("shutting down")
 	s.stopReplication(ctx)
 	s.stopDurable(ctx, s.diskDone)
+	// The record raise and the resign get time of their own: waiting for
+	// the queue and the log may have used up ctx.
+	zctx, zcancel := context.WithTimeout(context.Background(), s.cfg.SessionTimeout)
+	defer zcancel()
 	if acked := s.ackedRev.Load(); acked > 0 {
 		// The record learns what this leader acknowledged last, so the
 		// next leader after a full restart knows what it must hold.
-		if _, err := s.records.RaiseRecord(ctx, 0, 0, acked); err != nil {
+		if _, err := s.records.RaiseRecord(zctx, s.ackedEpoch.Load(), 0, acked); err != nil {
 			s.log.Warn("cannot raise the cluster record at stop", "revision", acked, "err", err)
 		}
 	}
-	if err := s.elect.Resign(ctx); err != nil {
+	if err := s.elect.Resign(zctx); err != nil {
 		s.log.Warn("resign failed", "err", err)
 	}
 	if s.nodeSvc != nil {
@@ -519,6 +526,9 @@ func (s *Server) onTerm(t election.Term) {
 		// missed.
 		err := s.store.BeginEpoch(t.Epoch, t.Leader.Revision)
 		s.logApplyErr(err, "leader znode", t.Epoch, t.Leader.Revision)
+		if errors.Is(err, store.ErrDiverged) {
+			s.noteHole(true)
+		}
 	}
 	if t.Leader.ID != "" && t.Leader.ID != s.cfg.ID && (t.Leader.ID != prev.Leader.ID || t.Epoch != prev.Epoch) {
 		if s.store.Missed() > 0 {
@@ -541,16 +551,23 @@ func (s *Server) takeOver(t election.Term) {
 		s.refuseToLead(t, "the data directory failed")
 		return
 	}
+	rec := s.freshRecord()
 	if s.loadedData() && !s.compared.Load() && !s.cfg.ForceLead {
-		// Restarted from disk, and not compared with a leader since: a
-		// peer that holds more must lead (durable.go).
-		if peer, prev, ok := s.peerAhead(s.runCtx); ok {
-			s.refuseToLead(t, "a peer holds more revisions (start it, or pass --force-lead to accept the loss)",
-				"peer", peer, "peer_revision", prev, "revision", s.store.Held().Revision)
+		// Restarted from disk, and not compared with a leader since: not
+		// behind the record's acknowledged revision, and no peer holds
+		// more (durable.go).
+		held := s.store.Held()
+		if behindAcked(held, rec) {
+			s.refuseToLead(t, "this copy holds less than the cluster record says was acknowledged (start the others, or pass --force-lead to accept the loss)",
+				"held_epoch", held.RevEpoch, "held_revision", held.Revision, "record_acked_epoch", rec.AckedEpoch, "record_acked", rec.Acked)
+			return
+		}
+		if peer, ahead, ok := s.peerAhead(s.runCtx); ok {
+			s.refuseToLead(t, "a peer holds more of the stream (start it, or pass --force-lead to accept the loss)",
+				"peer", peer, "peer_epoch", ahead.epoch, "peer_revision", ahead.rev, "held_epoch", held.RevEpoch, "held_revision", held.Revision)
 			return
 		}
 	}
-	rec := s.freshRecord()
 	s.writeMu.Lock()
 	if s.leaderEpoch.Load() == t.Epoch {
 		s.writeMu.Unlock()
@@ -762,7 +779,8 @@ func (s *Server) Status() bus.Status {
 	if role != bus.RoleLeader {
 		behind = s.behindRecord()
 	}
-	held := s.store.HistoryHeld()
+	hist := s.store.HistoryHeld()
+	held := s.store.Held()
 	return bus.Status{
 		Node:       s.cfg.ID,
 		Role:       role,
@@ -797,12 +815,13 @@ func (s *Server) Status() bus.Status {
 		Diverged:         s.store.Diverged(),
 		Ready:            ready,
 		NotReady:         strings.Join(why, "; "),
-		HistoryFrom:      held.Floor,
-		ReplayFrom:       held.ChangesFrom,
-		HistoryKeys:      held.Keys,
-		ExpiringKeys:     held.Expiring,
+		HistoryFrom:      hist.Floor,
+		ReplayFrom:       hist.ChangesFrom,
+		HistoryKeys:      hist.Keys,
+		ExpiringKeys:     hist.Expiring,
 		Budgets:          s.budgets.status(),
-		HeldRevision:     s.store.Held().Revision,
+		HeldRevision:     held.Revision,
+		HeldEpoch:        held.RevEpoch,
 		Data:             s.dataStatus(),
 	}
 }

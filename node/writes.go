@@ -324,7 +324,7 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 			return
 		}
 		if wait == nil {
-			s.noteAcked(u.Seq)
+			s.noteAcked(epoch, u.Seq)
 		}
 		done(reply, wait, nil)
 	}))
@@ -421,7 +421,13 @@ wait:
 	if !s.lease.LeaseValid() {
 		return bus.WriteReply{}, bus.Errorf(bus.CodeNotLeader, "node %s lost its ZooKeeper lease while revision %d was being confirmed", s.cfg.ID, reply.Revision)
 	}
-	s.noteAcked(reply.Revision)
+	if s.disk != nil {
+		if err := s.recordAcked(ctx, reply.Epoch, reply.Revision); err != nil {
+			return bus.WriteReply{}, bus.Errorf(bus.CodeUnavailable, "write confirmed at revision %d, but node %s could not record it in the cluster record (acks=%s with a data directory is acknowledged once recorded): %v",
+				reply.Revision, s.cfg.ID, w.level, err)
+		}
+	}
+	s.noteAcked(reply.Epoch, reply.Revision)
 	return reply, nil
 }
 

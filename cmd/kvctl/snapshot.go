@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/client"
 	"github.com/zkvstore/zkv/store"
 	"github.com/zkvstore/zkv/store/disk"
 )
@@ -82,25 +83,30 @@ func snapshotSave(c *cli.Context) error {
 	if err != nil {
 		return failure(err)
 	}
+	// The pages are read while writes go on, each at its own revision;
+	// the leader's updates since the first page, merged in (each key
+	// keeps its newest revision), make the copy the store as of one
+	// revision, as a catch-up does.
 	pages := &leaderPages{conn: kv.Conn(), subject: kv.Subjects().LeaderSnapshot(), timeout: g.timeout}
-	// The first page gives the header its position: every entry is at
-	// least that new.
-	firstPage, err := pages.fetch(c.Context)
+	st := store.New()
+	for {
+		page, err := pages.fetch(c.Context)
+		if err != nil {
+			return failure(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		st.Install(page)
+	}
+	first := pages.first
+	rev, revEpoch, err := mergeSince(c.Context, kv, g.timeout, first, st)
 	if err != nil {
 		return failure(err)
 	}
-	first := pages.first
 	h := disk.Header{Cluster: cluster, Created: time.Now().UnixNano()}
-	h.SetPosition(store.Position{Epoch: first.Epoch, Stream: first.Epoch, Revision: first.Revision})
-	next := func() ([]store.KeyEntry, error) {
-		if firstPage != nil {
-			out := firstPage
-			firstPage = nil
-			return out, nil
-		}
-		return pages.fetch(c.Context)
-	}
-	written, err := disk.WriteSnapshotFile(path, h, next, nil)
+	h.SetPosition(store.Position{Epoch: first.Epoch, Stream: first.Epoch, Revision: rev, RevEpoch: revEpoch})
+	written, err := disk.WriteSnapshotFile(path, h, disk.StorePages(st), nil, nil)
 	if err != nil {
 		return failure(err)
 	}
@@ -109,7 +115,7 @@ func snapshotSave(c *cli.Context) error {
 		return failure(err)
 	}
 	fmt.Fprintf(c.App.Writer, "saved %d keys of cluster %s (leader %s, epoch %d, revision %d) to %s, %d bytes\n",
-		written.Keys, cluster, first.Leader, first.Epoch, first.Revision, path, fi.Size())
+		written.Keys, cluster, first.Leader, first.Epoch, rev, path, fi.Size())
 	return nil
 }
 
@@ -162,6 +168,31 @@ func (p *leaderPages) fetch(ctx context.Context) ([]store.KeyEntry, error) {
 	return out, nil
 }
 
+// mergeSince merges into st the leader's updates after the first page's
+// revision, from its replay window, and returns the revision (and the
+// epoch that wrote it) st is then the leader's store as of.
+func mergeSince(ctx context.Context, kv *client.Client, timeout time.Duration, first bus.SnapshotReply, st *store.Store) (rev, revEpoch uint64, err error) {
+	rev = first.Revision
+	for after, more := first.Revision, true; more; {
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		page, err := kv.Changes(pctx, bus.ChangesRequest{After: after, Limit: bus.MaxChangesPage}, client.FromNode(first.Leader))
+		cancel()
+		if err != nil {
+			return 0, 0, fmt.Errorf("the updates made during the save: %w (save again; a larger --watch-window on the servers keeps more)", err)
+		}
+		if page.Role != bus.RoleLeader || page.Epoch != first.Epoch {
+			return 0, 0, fmt.Errorf("the leader changed during the save (%s at epoch %d, then %s at epoch %d): save again", first.Leader, first.Epoch, page.Role, page.Epoch)
+		}
+		for _, u := range page.Updates {
+			st.Merge(store.Update{Epoch: u.Epoch, Seq: u.Seq, Key: u.Key, Value: u.Value, Expires: u.Expires,
+				Delete: u.Kind == bus.KindDelete || u.Kind == bus.KindPurge, Purge: u.Kind == bus.KindPurge, Prefix: u.Prefix})
+		}
+		after, more = page.Next, page.More
+		rev, revEpoch = page.Next, page.NextEpoch
+	}
+	return rev, revEpoch, nil
+}
+
 // leaderCluster returns the cluster id the leader reports.
 func leaderCluster(ctx context.Context, statuses func(context.Context) ([]bus.Status, error)) (string, error) {
 	sts, err := statuses(ctx)
@@ -202,7 +233,7 @@ func snapshotRestore(c *cli.Context) error {
 		return failure(fmt.Errorf("%s is not empty: restore into a new directory", dir))
 	}
 	var entries []store.KeyEntry
-	h, err := disk.ReadSnapshotFile(path, nil, func(es []store.KeyEntry) { entries = append(entries, es...) })
+	h, err := disk.ReadSnapshotFile(path, nil, func(es []store.KeyEntry) { entries = append(entries, es...) }, nil)
 	if err != nil {
 		return failure(err)
 	}
@@ -211,20 +242,23 @@ func snapshotRestore(c *cli.Context) error {
 		return failure(err)
 	}
 	defer d.Close()
-	// The restored copy belongs to no cluster and no epoch yet: it joins
-	// the one its server joins, and its revisions go on from the newest
-	// it holds.
-	top := h.Revision
+	// A saved file is the store as of its revision: no entry is newer.
 	for _, e := range entries {
-		top = max(top, e.Revision)
+		if e.Revision > h.Revision {
+			return failure(fmt.Errorf("%s holds key %q at revision %d, past the file's revision %d: not the store as of one revision (save it again with this kvctl)", path, e.Key, e.Revision, h.Revision))
+		}
 	}
+	// The restored copy belongs to no cluster and no epoch yet: it joins
+	// the one its server joins, and goes on from the saved revision (the
+	// epoch that wrote it is kept, so a leader that holds it from another
+	// epoch sends its whole store instead of what follows).
 	out := disk.Header{Node: id, Created: time.Now().UnixNano()}
-	out.SetPosition(store.Position{Revision: top})
-	if _, err := disk.WriteSnapshotFile(d.SnapshotPath(), out, onePage(entries), nil); err != nil {
+	out.SetPosition(store.Position{Revision: h.Revision, RevEpoch: h.RevEpoch})
+	if _, err := disk.WriteSnapshotFile(d.SnapshotPath(), out, onePage(entries), nil, nil); err != nil {
 		return failure(err)
 	}
 	fmt.Fprintf(c.App.Writer, "restored %d keys (revision %d) from %s into %s for server %s: start it with --id %s --data-dir %s\n",
-		len(entries), top, path, dir, id, id, dir)
+		len(entries), h.Revision, path, dir, id, id, dir)
 	return nil
 }
 
@@ -239,7 +273,7 @@ func snapshotInspect(c *cli.Context) error {
 		for _, e := range es {
 			bytes += int64(len(e.Key) + len(e.Value))
 		}
-	})
+	}, nil)
 	if err != nil {
 		return failure(err)
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/zkvstore/zkv/client"
 	"github.com/zkvstore/zkv/internal/harness"
 	"github.com/zkvstore/zkv/internal/testenv"
+	"github.com/zkvstore/zkv/store"
+	"github.com/zkvstore/zkv/store/disk"
 )
 
 // TestSnapshotSaveAndRestore saves a running cluster's data with kvctl,
@@ -90,5 +92,47 @@ func TestSnapshotSaveAndRestore(t *testing.T) {
 	r, err := kv2.Get(t.Context(), "ttl")
 	if err != nil || !r.Found || r.Expires != ttl.Expires {
 		t.Fatalf("ttl after the restore: %+v, %v; want expires %d", r, err, ttl.Expires)
+	}
+}
+
+// TestSnapshotRestoreKeepsTheSavedPosition: a restored directory continues
+// from the file's revision and the epoch that wrote it, so a server started
+// from it in a running cluster fetches every update after that revision;
+// and a file holding an entry newer than its revision (not the store as of
+// one revision) is refused.
+func TestSnapshotRestoreKeepsTheSavedPosition(t *testing.T) {
+	restore := func(h disk.Header, entries []store.KeyEntry) (disk.Header, int, string) {
+		t.Helper()
+		file := filepath.Join(t.TempDir(), "backup.zkvsnap")
+		if _, err := disk.WriteSnapshotFile(file, h, onePage(entries), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), "n2")
+		var stdout, stderr bytes.Buffer
+		code := run(t.Context(), []string{"kvctl", "snapshot", "restore", file, "--data-dir", dir, "--id", "n2"}, strings.NewReader(""), &stdout, &stderr)
+		if code != ExitOK {
+			return disk.Header{}, code, stderr.String()
+		}
+		got, err := disk.ReadSnapshotFile(filepath.Join(dir, "snapshot"), nil, func([]store.KeyEntry) {}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, code, ""
+	}
+	h := disk.Header{Cluster: "c1"}
+	h.SetPosition(store.Position{Epoch: 3, Stream: 3, Revision: 200, RevEpoch: 3})
+	got, code, stderr := restore(h, []store.KeyEntry{
+		{Key: "a", Entry: store.Entry{Value: "old", Revision: 10}},
+		{Key: "z", Entry: store.Entry{Value: "new", Revision: 200}},
+	})
+	if code != ExitOK {
+		t.Fatalf("restore: exit %d: %s", code, stderr)
+	}
+	if p := got.Position(); p != (store.Position{Revision: 200, RevEpoch: 3}) || got.Cluster != "" || got.Node != "n2" {
+		t.Fatalf("restored header %+v: want revision 200 written by epoch 3, no cluster, no epoch", got)
+	}
+	h.SetPosition(store.Position{Epoch: 3, Stream: 3, Revision: 100})
+	if _, code, stderr := restore(h, []store.KeyEntry{{Key: "z", Entry: store.Entry{Value: "new", Revision: 200}}}); code != ExitError || !strings.Contains(stderr, "past the file's revision") {
+		t.Fatalf("restore of a file with an entry past its revision: exit %d, %q", code, stderr)
 	}
 }

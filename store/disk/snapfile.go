@@ -82,16 +82,18 @@ func StorePages(st *store.Store) Pages {
 // WriteSnapshotFile writes a snapshot of h and pages to path: into a
 // temporary file that is fsynced and then renamed over path, and the
 // directory is fsynced, so path holds the old snapshot or the new one,
-// never a part. ready, if not nil, is called before the rename; an error
-// from it leaves the old snapshot in place. It returns the header with
-// Keys set to the entries written.
-func WriteSnapshotFile(path string, h Header, pages Pages, ready func() error) (Header, error) {
+// never a part. requests are the recent request IDs the store remembers
+// (Store.Requests), kept so that a retry after a restart is still applied
+// once. ready, if not nil, is called before the rename; an error from it
+// leaves the old snapshot in place. It returns the header with Keys set to
+// the entries written.
+func WriteSnapshotFile(path string, h Header, pages Pages, requests []store.Update, ready func() error) (Header, error) {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return h, fmt.Errorf("snapshot: %w", err)
 	}
-	h, err = writeSnapshot(f, h, pages)
+	h, err = writeSnapshot(f, h, pages, requests)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -122,12 +124,16 @@ func WriteSnapshotFile(path string, h Header, pages Pages, ready func() error) (
 //	entry   uvarint len(key)+1, key, uvarint len(value), value,
 //	        uvarint revision, varint expires
 //	end     one zero byte (a key length of -1)
+//	request uvarint len(id), id, uvarint epoch, uvarint revision,
+//	        uvarint len(key), key, uvarint len(value), value, one byte of
+//	        flags (1 delete, 2 prefix, 4 purge): a remembered request ID
+//	end     one zero byte (an empty id)
 //	count   uvarint number of entries
 //	crc     uint32 little-endian CRC32C of every byte before it
 //
 // The header's key count is written after the entries too (count), since
 // the entries are counted while they are written.
-func writeSnapshot(w io.Writer, h Header, pages Pages) (Header, error) {
+func writeSnapshot(w io.Writer, h Header, pages Pages, requests []store.Update) (Header, error) {
 	crc := crc32.New(castagnoli)
 	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 1<<20)
 	if h.Format == 0 {
@@ -167,6 +173,25 @@ func writeSnapshot(w io.Writer, h Header, pages Pages) (Header, error) {
 		}
 	}
 	buf = append(buf[:0], 0)
+	for _, u := range requests {
+		if u.RequestID == "" {
+			continue
+		}
+		buf = binary.AppendUvarint(buf, uint64(len(u.RequestID)))
+		buf = append(buf, u.RequestID...)
+		buf = binary.AppendUvarint(buf, u.Epoch)
+		buf = binary.AppendUvarint(buf, u.Seq)
+		buf = binary.AppendUvarint(buf, uint64(len(u.Key)))
+		buf = append(buf, u.Key...)
+		buf = binary.AppendUvarint(buf, uint64(len(u.Value)))
+		buf = append(buf, u.Value...)
+		buf = append(buf, requestFlags(u))
+		if _, err := bw.Write(buf); err != nil {
+			return h, err
+		}
+		buf = buf[:0]
+	}
+	buf = append(buf, 0)
 	buf = binary.AppendUvarint(buf, uint64(n))
 	if _, err := bw.Write(buf); err != nil {
 		return h, err
@@ -182,17 +207,18 @@ func writeSnapshot(w io.Writer, h Header, pages Pages) (Header, error) {
 }
 
 // ReadSnapshotFile reads the snapshot at path: it calls head with the
-// header (an error from head stops the read) and install with the entries
-// in batches, and verifies the end mark, the entry count and the
-// checksum. A damaged file fails with ErrCorrupt; entries already passed
-// to install must then be thrown away by the caller.
-func ReadSnapshotFile(path string, head func(Header) error, install func([]store.KeyEntry)) (Header, error) {
+// header (an error from head stops the read), install with the entries in
+// batches and remember (if not nil) with the request IDs, and verifies the
+// end marks, the entry count and the checksum. A damaged file fails with
+// ErrCorrupt; what was already passed to install must then be thrown away
+// by the caller.
+func ReadSnapshotFile(path string, head func(Header) error, install func([]store.KeyEntry), remember func([]store.Update)) (Header, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Header{}, fmt.Errorf("snapshot: %w", err)
 	}
 	defer f.Close()
-	h, err := readSnapshot(f, head, install)
+	h, err := readSnapshot(f, head, install, remember)
 	if err != nil {
 		return h, fmt.Errorf("snapshot %s: %w", path, err)
 	}
@@ -222,7 +248,7 @@ func (c *crcReader) full(n uint64) ([]byte, error) {
 	return buf, nil
 }
 
-func readSnapshot(r io.Reader, head func(Header) error, install func([]store.KeyEntry)) (Header, error) {
+func readSnapshot(r io.Reader, head func(Header) error, install func([]store.KeyEntry), remember func([]store.Update)) (Header, error) {
 	cr := &crcReader{r: bufio.NewReaderSize(r, 1<<20), crc: crc32.New(castagnoli)}
 	corrupt := func(what string, err error) error {
 		if err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -296,6 +322,14 @@ func readSnapshot(r io.Reader, head func(Header) error, install func([]store.Key
 			batch = nil
 		}
 	}
+	if len(batch) > 0 {
+		install(batch)
+		batch = nil
+	}
+	requests, err := readRequests(cr, corrupt)
+	if err != nil {
+		return h, err
+	}
 	want, err := binary.ReadUvarint(cr)
 	if err != nil {
 		return h, corrupt("entry count", err)
@@ -314,11 +348,69 @@ func readSnapshot(r io.Reader, head func(Header) error, install func([]store.Key
 	if _, err := cr.r.ReadByte(); err == nil {
 		return h, fmt.Errorf("%w: bytes after the checksum", ErrCorrupt)
 	}
-	if len(batch) > 0 {
-		install(batch)
+	if remember != nil && len(requests) > 0 {
+		remember(requests)
 	}
 	h.Keys = int64(count)
 	return h, nil
+}
+
+// requestFlags packs what kind of write a remembered request made.
+func requestFlags(u store.Update) byte {
+	var f byte
+	if u.Delete {
+		f |= 1
+	}
+	if u.Prefix {
+		f |= 2
+	}
+	if u.Purge {
+		f |= 4
+	}
+	return f
+}
+
+// readRequests reads the request-ID section.
+func readRequests(cr *crcReader, corrupt func(string, error) error) ([]store.Update, error) {
+	var out []store.Update
+	for {
+		n, err := binary.ReadUvarint(cr)
+		if err != nil || n > maxField {
+			return nil, corrupt("request id", err)
+		}
+		if n == 0 {
+			return out, nil
+		}
+		id, err := cr.full(n)
+		if err != nil {
+			return nil, corrupt("request id", err)
+		}
+		var u store.Update
+		u.RequestID = string(id)
+		if u.Epoch, err = binary.ReadUvarint(cr); err != nil {
+			return nil, corrupt("request epoch", err)
+		}
+		if u.Seq, err = binary.ReadUvarint(cr); err != nil {
+			return nil, corrupt("request revision", err)
+		}
+		for _, field := range []*string{&u.Key, &u.Value} {
+			l, err := binary.ReadUvarint(cr)
+			if err != nil || l > maxField {
+				return nil, corrupt("request key or value", err)
+			}
+			b, err := cr.full(l)
+			if err != nil {
+				return nil, corrupt("request key or value", err)
+			}
+			*field = string(b)
+		}
+		f, err := cr.ReadByte()
+		if err != nil || f > 7 {
+			return nil, corrupt("request flags", err)
+		}
+		u.Delete, u.Prefix, u.Purge = f&1 != 0, f&2 != 0, f&4 != 0
+		out = append(out, u)
+	}
 }
 
 // syncDir fsyncs a directory, so a rename or a new file in it survives a
