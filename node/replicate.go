@@ -190,6 +190,7 @@ func (s *Server) applyOne(u bus.Update) bool {
 		su := storeUpdate(u)
 		err = s.store.Apply(su)
 		if err == nil || !isDrop(err) {
+			s.metrics.appliedAt(u.Time)
 			s.lastApply.Store(time.Now().UnixNano())
 			s.notifyApplied()
 		}
