@@ -2,8 +2,10 @@ package node_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -71,6 +73,46 @@ func TestPrometheusScrapesTheCluster(t *testing.T) {
 		t.Fatalf("writes applied on every copy: %+v, want at least %d", s, written)
 	}
 	t.Logf("%d writes; the leader's write rate per Prometheus: %.1f/s", written, query(rateQuery)[0].Value)
+
+	// Every query of the Grafana dashboard in compose/ is valid and finds
+	// series on a live cluster.
+	for _, q := range dashboardQueries(t, "../compose/grafana/dashboards/zkv.json") {
+		if s := query(q); len(s) == 0 {
+			t.Errorf("dashboard query %s finds nothing", q)
+		}
+	}
+}
+
+// dashboardQueries returns the PromQL expressions of a Grafana dashboard's
+// panels, with its variables replaced as Grafana would for all servers.
+func dashboardQueries(t *testing.T, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(data, &d); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	vars := strings.NewReplacer("$instance", ".*", "$__rate_interval", "5s")
+	var out []string
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			out = append(out, vars.Replace(tg.Expr))
+		}
+	}
+	if len(out) < 10 {
+		t.Fatalf("%s: %d queries", path, len(out))
+	}
+	return out
 }
 
 // TestCutOffFromZooKeeperIsLoud: a server whose ZooKeeper is gone warns
