@@ -27,6 +27,7 @@ var (
 	descEpoch       = desc("epoch", "The epoch this server leads or follows.")
 	descRevision    = desc("revision", "The highest revision this copy applied.")
 	descKeys        = desc("keys", "Keys in this copy.")
+	descBytes       = desc("store_bytes", "Bytes of the keys and values in this copy (not their history).")
 	descStale       = desc("stale", "1 while this copy knows it missed updates or holds less than the cluster record.")
 	descMissed      = desc("missed_revisions", "Updates this copy knows it missed (0: it saw every update since it started following).")
 	descBehind      = desc("behind_record_revisions", "Revisions this copy holds less than the cluster record's acknowledged revision.")
@@ -51,7 +52,7 @@ var (
 	descExpiring    = desc("expiring_keys", "Keys with a time to live.")
 )
 
-var allDescs = []*prometheus.Desc{descInfo, descRole, descEpoch, descRevision, descKeys, descStale, descMissed, descBehind,
+var allDescs = []*prometheus.Desc{descInfo, descRole, descEpoch, descRevision, descKeys, descBytes, descStale, descMissed, descBehind,
 	descLost, descRecord, descLastApply, descDroppedOld, descDropped, descDiverged, descPubMessages, descReplicated,
 	descLease, descZK, descConnected, descCutOff, descReady, descCatching, descBudgetUse, descBudgetLimit, descBudgetRej,
 	descHistoryKeys, descExpiring}
@@ -86,6 +87,7 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descEpoch, float64(st.Epoch))
 	gauge(descRevision, float64(st.AppliedSeq))
 	gauge(descKeys, float64(st.Keys))
+	gauge(descBytes, float64(s.store.Bytes()))
 	gauge(descStale, b2f(st.Stale))
 	gauge(descMissed, float64(st.Gaps))
 	gauge(descBehind, float64(st.BehindRecord))

@@ -161,6 +161,7 @@ func TestMetricsLeaderCountsItsEvents(t *testing.T) {
 	waitMetric(t, reg, replicated0+1, "zkv_writes_replicated_total")
 	wantMetric(t, reg, 1, "zkv_revision")
 	wantMetric(t, reg, 1, "zkv_keys")
+	wantMetric(t, reg, 2, "zkv_store_bytes")
 
 	ts.el.lease.Store(false)
 	if _, err := ts.writeOnce(t, "b", "1"); !errors.Is(err, bus.ErrNotLeader) {
