@@ -93,6 +93,7 @@ type metrics struct {
 	durs      [numOps][numFaces]atomic.Pointer[prometheus.Observer]
 
 	applied      prometheus.Counter
+	replicated   prometheus.Counter
 	lag          prometheus.Gauge
 	forwarded    prometheus.Counter
 	ackWaits     prometheus.Counter
@@ -119,6 +120,7 @@ func newMetrics(c prometheus.Collector) *metrics {
 		Help: "Time from a request's arrival to its answer, by operation and face (watches are not timed).", Buckets: requestBuckets},
 		[]string{"op", "face"})
 	m.applied = f("writes_applied_total", "Updates applied to this copy: a leader's writes it took, a replica's from the replication stream.")
+	m.replicated = f("writes_replicated_total", "Writes this server, as leader, applied and handed to NATS on the replication stream.")
 	m.lag = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "zkv", Name: "replication_lag_seconds",
 		Help: "Time from the leader's write to this replica's apply of the last update it applied (leader's clock to this server's)."})
 	m.forwarded = f("writes_forwarded_total", "Writes this server forwarded to the leader as a follower.")
@@ -131,7 +133,7 @@ func newMetrics(c prometheus.Collector) *metrics {
 	m.catchUpKeys = f("catchup_keys_total", "Keys installed from snapshot pages by catch-ups.")
 	m.cutOffWarns = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "zkv", Name: "cut_off_warnings_total",
 		Help: "Warnings logged because ZooKeeper or NATS could not be reached, by what was cut off."}, []string{"from"})
-	m.reg.MustRegister(m.requests, m.durations, m.applied, m.lag, m.forwarded, m.ackWaits, m.ackTimeouts, m.gaps,
+	m.reg.MustRegister(m.requests, m.durations, m.applied, m.replicated, m.lag, m.forwarded, m.ackWaits, m.ackTimeouts, m.gaps,
 		m.elections, m.takeovers, m.catchUpPages, m.catchUpKeys, m.cutOffWarns, c,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

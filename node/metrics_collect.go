@@ -38,7 +38,7 @@ var (
 	descDropped     = desc("dropped_messages_total", "Messages dropped as not this cluster's: unsigned, forged, of another cluster (foreign), or not decodable (malformed).", "reason")
 	descDiverged    = desc("diverged_updates_total", "Updates claiming a revision this copy holds with other content.")
 	descPubMessages = desc("replication_messages_total", "Replication messages this server published as leader.")
-	descReplicated  = desc("writes_replicated_total", "Updates this server published on the replication stream as leader.")
+	descPubUpdates  = desc("replication_updates_total", "Updates this server published on the replication stream as leader, epoch markers and heartbeats included.")
 	descLease       = desc("lease_valid", "1 while this server leads under a valid ZooKeeper lease and may acknowledge writes.")
 	descZK          = desc("zookeeper_session_state", "1 for the ZooKeeper session's current state, 0 for the others.", "state")
 	descConnected   = desc("connected", "1 while this server is connected to ZooKeeper (a usable session) or to NATS.", "to")
@@ -53,7 +53,7 @@ var (
 )
 
 var allDescs = []*prometheus.Desc{descInfo, descRole, descEpoch, descRevision, descKeys, descBytes, descStale, descMissed, descBehind,
-	descLost, descRecord, descLastApply, descDroppedOld, descDropped, descDiverged, descPubMessages, descReplicated,
+	descLost, descRecord, descLastApply, descDroppedOld, descDropped, descDiverged, descPubMessages, descPubUpdates,
 	descLease, descZK, descConnected, descCutOff, descReady, descCatching, descBudgetUse, descBudgetLimit, descBudgetRej,
 	descHistoryKeys, descExpiring}
 
@@ -101,7 +101,7 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descDropped, s.malformed.Load(), "malformed")
 	counter(descDiverged, st.Diverged)
 	counter(descPubMessages, st.PublishedMessages)
-	counter(descReplicated, st.PublishedUpdates)
+	counter(descPubUpdates, st.PublishedUpdates)
 	gauge(descLease, b2f(st.Role == bus.RoleLeader && s.lease.LeaseValid()))
 	for _, z := range sessionStates {
 		gauge(descZK, b2f(st.ZooKeeper == z), z)

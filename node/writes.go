@@ -309,6 +309,7 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 			done(bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "applied on the leader at revision %d but not replicated: %v", u.Seq, err))
 			return
 		}
+		s.metrics.replicated.Inc()
 		// The leader's own writes do not come back through apply: wake
 		// the waits on this copy (changes long polls) here.
 		s.notifyApplied()
