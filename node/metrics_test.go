@@ -88,7 +88,9 @@ func wantMetric(t *testing.T, reg prometheus.Gatherer, want float64, name string
 	}
 }
 
-func httpCall(t *testing.T, method, url, body string) (int, string) {
+// HTTPCall sends one request and returns its status and body (exported
+// for the package's external tests too).
+func HTTPCall(t *testing.T, method, url, body string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctxTimeout(t, 10*time.Second), method, url, strings.NewReader(body))
 	if err != nil {
@@ -181,23 +183,23 @@ func TestMetricsLeaderCountsItsEvents(t *testing.T) {
 	ts.el.members.Store([]string{"n1"})
 
 	base := "http://" + ts.srv.HTTPAddr()
-	if code, body := httpCall(t, "PUT", base+"/v1/kv/h", "v"); code != 200 {
+	if code, body := HTTPCall(t, "PUT", base+"/v1/kv/h", "v"); code != 200 {
 		t.Fatalf("PUT: %d %s", code, body)
 	}
-	if code, _ := httpCall(t, "GET", base+"/v1/kv/h", ""); code != 200 {
+	if code, _ := HTTPCall(t, "GET", base+"/v1/kv/h", ""); code != 200 {
 		t.Fatalf("GET: %d", code)
 	}
-	if code, _ := httpCall(t, "GET", base+"/v1/kv/missing", ""); code != 404 {
+	if code, _ := HTTPCall(t, "GET", base+"/v1/kv/missing", ""); code != 404 {
 		t.Fatalf("GET missing: %d", code)
 	}
-	if code, _ := httpCall(t, "GET", base+"/v1/kv/h?bogus=1", ""); code != 400 {
+	if code, _ := HTTPCall(t, "GET", base+"/v1/kv/h?bogus=1", ""); code != 400 {
 		t.Fatalf("GET with a bad parameter: %d", code)
 	}
 	wantMetric(t, reg, 1, "zkv_requests_total", "op", "write", "face", "http", "code", "ok")
 	wantMetric(t, reg, 2, "zkv_requests_total", "op", "read", "face", "http", "code", "ok")
 	wantMetric(t, reg, 1, "zkv_requests_total", "op", "read", "face", "http", "code", "bad_request")
 
-	code, body := httpCall(t, "GET", base+"/metrics", "")
+	code, body := HTTPCall(t, "GET", base+"/metrics", "")
 	if code != 200 || !strings.Contains(body, `zkv_requests_total{code="ok",face="http",op="write"} 1`) ||
 		!strings.Contains(body, `zkv_node_info{node="n1",version=`) {
 		t.Fatalf("GET /metrics: %d\n%s", code, body)
@@ -309,7 +311,7 @@ func TestCutOffFromNATSIsLoud(t *testing.T) {
 	if st := ts.srv.Status(); st.NATSCutOffMS <= 0 || st.ZooKeeperCutOffMS != 0 || st.Ready {
 		t.Errorf("status while cut off from NATS: %+v", st)
 	}
-	code, body := httpCall(t, "GET", base+"/readyz", "")
+	code, body := HTTPCall(t, "GET", base+"/readyz", "")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "nats") || !strings.Contains(body, " for ") {
 		t.Errorf("/readyz while cut off from NATS: %d %s", code, body)
 	}
