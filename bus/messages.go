@@ -403,6 +403,11 @@ type Status struct {
 	PublishedUpdates  uint64 `json:"published_updates,omitempty"`
 	ZooKeeper         string `json:"zookeeper"`
 	NATS              string `json:"nats"`
+	// ZooKeeperCutOffMS and NATSCutOffMS are how long this node has been
+	// unable to reach ZooKeeper (no usable session) and NATS, in
+	// milliseconds (0 while connected).
+	ZooKeeperCutOffMS int64  `json:"zookeeper_cut_off_ms,omitempty"`
+	NATSCutOffMS      int64  `json:"nats_cut_off_ms,omitempty"`
 	HTTP              string `json:"http,omitempty"`
 	Znode             string `json:"znode,omitempty"`
 

@@ -135,6 +135,7 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 		}
 		keys += len(entries)
 		npages++
+		s.metrics.caughtUpPage(len(entries))
 		complete = !page.More
 	}
 	if !complete {

@@ -229,6 +229,7 @@ func (s *Server) applyOne(u bus.Update) bool {
 		// replay.
 		hole = errors.Is(err, store.ErrDiverged)
 		if err == nil || !isDrop(err) {
+			s.metrics.appliedAt(u.Time)
 			s.lastApply.Store(time.Now().UnixNano())
 			s.notifyApplied()
 		}

@@ -118,7 +118,9 @@ type Server struct {
 	malformed  atomic.Uint64 // replication messages that did not decode
 	lastApply  atomic.Int64  // unix nanos of the last update applied
 
-	trust trust // the cluster's signer and what was refused
+	trust   trust    // the cluster's signer and what was refused
+	metrics *metrics // Prometheus instruments (metrics.go)
+	links   *links   // ZooKeeper and NATS, up or cut off (cutoff.go)
 	// ackedRev is the highest revision this leader acknowledged to a
 	// client; the cluster record is raised to it.
 	ackedRev atomic.Uint64
@@ -217,6 +219,7 @@ func New(cfg Config) (*Server, error) {
 		appliedCh: make(chan struct{}),
 		done:      make(chan struct{}),
 	}
+	s.links, s.metrics = newLinks(), newMetrics(statusCollector{s})
 	s.closeCtx, s.closeRun = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -292,6 +295,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	s.log.Info("server started", "http", s.HTTPAddr(), "nats", s.cfg.NATSURL,
 		"zookeeper", strings.Join(s.cfg.ZooKeeper, ","), "session_timeout", s.cfg.SessionTimeout.String(),
 		"election_path", s.cfg.ElectionPath, "subject_prefix", s.cfg.SubjectPrefix)
+	s.goFunc(func() { s.watchLinks(ctx) })
 
 	// Nothing is sent or trusted on the cluster's own subjects before the
 	// cluster record gives this server the cluster's id and key.
@@ -498,7 +502,7 @@ func (s *Server) startNodeService() error {
 	}
 	for _, ep := range eps {
 		opts := append([]micro.EndpointOpt{micro.WithEndpointSubject(ep.subject)}, ep.opts...)
-		if err := svc.AddEndpoint(ep.name, ep.h, opts...); err != nil {
+		if err := svc.AddEndpoint(ep.name, s.metrics.nats(endpointOps[ep.name], ep.h), opts...); err != nil {
 			svc.Stop()
 			return fmt.Errorf("add endpoint %s on %s: %w", ep.name, ep.subject, err)
 		}
@@ -514,6 +518,7 @@ func (s *Server) onTerm(t election.Term) {
 	s.mu.Unlock()
 	if t.Role != prev.Role || t.Leader.ID != prev.Leader.ID || t.Epoch != prev.Epoch {
 		s.log.Info("election: "+t.Role.String(), "role", t.Role.String(), "epoch", t.Epoch, "leader", t.Leader.ID)
+		s.metrics.elections.Inc()
 	}
 	if t.Role == election.RoleLeader {
 		s.takeOver(t)
@@ -630,18 +635,18 @@ func (s *Server) takeOver(t election.Term) {
 		// No queue group on the write subjects: a paused or deposed
 		// leader that is still subscribed must not take a share of the
 		// writes (see bus.WriteQueueGroup).
-		err = svc.AddEndpoint("write", micro.HandlerFunc(s.handleLeaderWrite),
+		err = svc.AddEndpoint("write", s.metrics.nats(opWrite, s.handleLeaderWrite),
 			micro.WithEndpointSubject(s.subj.Write()), micro.WithEndpointQueueGroupDisabled())
 		if err == nil {
-			err = svc.AddEndpoint("epoch-write", micro.HandlerFunc(s.handleLeaderWrite),
+			err = svc.AddEndpoint("epoch-write", s.metrics.nats(opWrite, s.handleLeaderWrite),
 				micro.WithEndpointSubject(s.subj.EpochWrite(t.Epoch)), micro.WithEndpointQueueGroupDisabled())
 		}
 		if err == nil {
-			err = svc.AddEndpoint("read", micro.HandlerFunc(s.handleLeaderRead),
+			err = svc.AddEndpoint("read", s.metrics.nats(opRead, s.handleLeaderRead),
 				micro.WithEndpointSubject(s.subj.LeaderRead()), micro.WithEndpointQueueGroup(bus.WriteQueueGroup))
 		}
 		if err == nil {
-			err = svc.AddEndpoint("snapshot", micro.HandlerFunc(s.handleLeaderSnapshot),
+			err = svc.AddEndpoint("snapshot", s.metrics.nats(opSnapshot, s.handleLeaderSnapshot),
 				micro.WithEndpointSubject(s.subj.LeaderSnapshot()), micro.WithEndpointQueueGroup(bus.WriteQueueGroup))
 		}
 		if err != nil {
@@ -668,6 +673,7 @@ func (s *Server) takeOver(t election.Term) {
 	}
 	s.serving.Store(s.leaderEpoch.Load() == t.Epoch)
 	s.log.Info("leader: taking writes", "epoch", t.Epoch, "revision", rev, "subject", s.subj.Write())
+	s.metrics.takeovers.Inc()
 	data := election.LeaderData{ID: s.cfg.ID, Addr: s.advertisedAddr(), Epoch: t.Epoch, Revision: rev, Znode: t.Znode,
 		Subject: s.subj.EpochWrite(t.Epoch)}
 	s.goFunc(func() { s.announce(data) })
@@ -798,6 +804,8 @@ func (s *Server) Status() bus.Status {
 		PublishedUpdates:  s.repl.updates.Load(),
 		ZooKeeper:         s.zk.SessionState(),
 		NATS:              s.natsState(),
+		ZooKeeperCutOffMS: s.links.zk.cutOffMS(),
+		NATSCutOffMS:      s.links.nats.cutOffMS(),
 		HTTP:              s.advertisedAddr(),
 		HTTPWarning:       s.httpWarning(),
 		Znode:             znode,
@@ -837,6 +845,7 @@ func (s *Server) logApplyErr(err error, from string, epoch, seq uint64) {
 	switch {
 	case err == nil:
 	case errors.As(err, &gap):
+		s.metrics.gaps.Inc()
 		s.log.Warn("replication gap: updates missed", "from", from, "epoch", gap.Epoch, "missed_from", gap.From, "missed_to", gap.To, "missed", gap.To-gap.From+1)
 	case errors.Is(err, store.ErrOldEpoch):
 		s.droppedOld.Add(1)

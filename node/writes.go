@@ -303,6 +303,7 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 		}
 		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeTimeout, "request_id %q was applied at revision %d, but whether replicas confirmed it is no longer known", w.RequestID, u.Seq), false
 	}
+	s.metrics.applied.Inc()
 	var wait *ackWait
 	if level != bus.AcksLeader {
 		wait = s.acks.register(ackKey{u.Epoch, u.Seq}, level, s.cfg.ID, s.lease.Members())
@@ -315,6 +316,7 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 			done(bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "applied on the leader at revision %d but not replicated: %v", u.Seq, err))
 			return
 		}
+		s.metrics.replicated.Inc()
 		// The leader's own writes do not come back through apply: wake
 		// the waits on this copy (changes long polls) here.
 		s.notifyApplied()
@@ -394,6 +396,7 @@ func (s *Server) awaitAcks(ctx context.Context, reply bus.WriteReply, w *ackWait
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	reply.Acks, reply.Members = w.level, w.members
+	s.metrics.ackWaits.Inc()
 wait:
 	for {
 		select {
@@ -413,6 +416,7 @@ wait:
 	select {
 	case <-w.done:
 	default:
+		s.metrics.ackTimeouts.Inc()
 		return bus.WriteReply{}, bus.Errorf(bus.CodeTimeout, "write applied on the leader at revision %d, but only %d of %d servers confirmed it within %s (acks=%s)",
 			reply.Revision, reply.Confirmed, reply.Members, s.cfg.WriteTimeout, w.level)
 	}
@@ -452,6 +456,7 @@ func (s *Server) notLeader(epoch uint64) error {
 // ForwardTimeout; then it returns a no_leader error body. Each attempt may
 // wait WriteTimeout more for the leader's answer (replicas' confirmations).
 func (s *Server) forward(ctx context.Context, data []byte) []byte {
+	s.metrics.forwarded.Inc()
 	giveUp := time.Now().Add(s.cfg.ForwardTimeout)
 	var reply []byte
 	var last error
