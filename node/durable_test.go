@@ -2,6 +2,8 @@ package node_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -190,6 +192,18 @@ func TestDurableRestartCatchesUpFromItsRevision(t *testing.T) {
 	st, _ := c.client.Status(ctxFor(t, time.Second), follower)
 	if st.AppliedSeq != w.Revision || st.HeldRevision != w.Revision {
 		t.Fatalf("%s after the catch-up: applied %d held %d, want %d", follower, st.AppliedSeq, st.HeldRevision, w.Revision)
+	}
+	// The data directory shows in the metrics.
+	resp, err := http.Get("http://" + c.nodes[follower].HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{fmt.Sprintf("zkv_held_revision %d", w.Revision), "zkv_data_bytes ", "zkv_data_fsyncs_total ", "zkv_data_failed 0"} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("/metrics of %s lacks %q", follower, want)
+		}
 	}
 }
 

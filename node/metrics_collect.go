@@ -50,12 +50,19 @@ var (
 	descBudgetRej   = desc("budget_rejected_total", "Requests refused because their budget was full.", "budget")
 	descHistoryKeys = desc("history_keys", "Keys with versions kept beyond the current one.")
 	descExpiring    = desc("expiring_keys", "Keys with a time to live.")
+	descHeld        = desc("held_revision", "The revision up to which this copy holds every update with no hole.")
+	descDataBytes   = desc("data_bytes", "Bytes of the data directory's snapshot and log (only with --data-dir).")
+	descDataRecords = desc("data_log_records", "Records in the data directory's log past its snapshot.")
+	descDataFsyncs  = desc("data_fsyncs_total", "Fsyncs of the data directory's log.")
+	descDataFsync   = desc("data_last_fsync_seconds", "How long the data directory's latest fsync took.")
+	descDataSnaps   = desc("data_snapshots_total", "Snapshots this server wrote to its data directory since it started.")
+	descDataFailed  = desc("data_failed", "1 once the data directory's log refused a record (the server then takes no writes).")
 )
 
 var allDescs = []*prometheus.Desc{descInfo, descRole, descEpoch, descRevision, descKeys, descBytes, descStale, descMissed, descBehind,
 	descLost, descRecord, descLastApply, descDroppedOld, descDropped, descDiverged, descPubMessages, descPubUpdates,
 	descLease, descZK, descConnected, descCutOff, descReady, descCatching, descBudgetUse, descBudgetLimit, descBudgetRej,
-	descHistoryKeys, descExpiring}
+	descHistoryKeys, descExpiring, descHeld, descDataBytes, descDataRecords, descDataFsyncs, descDataFsync, descDataSnaps, descDataFailed}
 
 // roles and sessionStates are the values the state-set metrics report.
 var (
@@ -92,6 +99,15 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descMissed, float64(st.Gaps))
 	gauge(descBehind, float64(st.BehindRecord))
 	gauge(descLost, float64(st.LostRevisions))
+	gauge(descHeld, float64(st.HeldRevision))
+	if d := st.Data; d != nil {
+		gauge(descDataBytes, float64(d.Bytes))
+		gauge(descDataRecords, float64(d.LogRecords))
+		counter(descDataFsyncs, d.Fsyncs)
+		gauge(descDataFsync, float64(d.LastFsyncUS)/1e6)
+		counter(descDataSnaps, d.Snapshots)
+		gauge(descDataFailed, b2f(d.Failed))
+	}
 	gauge(descRecord, float64(st.RecordRevision))
 	gauge(descLastApply, float64(st.LastApplied)/1e9)
 	counter(descDroppedOld, st.DroppedOldEpoch)
