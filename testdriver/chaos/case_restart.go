@@ -301,7 +301,7 @@ func (e *runEnv) waitCurrent(ctx context.Context, within time.Duration) {
 		}, &st)
 		cancel()
 		if err != nil {
-			e.violate(Violation{Check: CheckCatchUp, Node: id, Detail: "not current after the forced leader took over: " + err.Error()})
+			e.violate(Violation{Check: CheckCatchUp, Node: id, Detail: "not current after the restart: " + err.Error()})
 		}
 	}
 }

@@ -251,10 +251,10 @@ func (e *runEnv) finishWatch(ctx context.Context, lossAllowed bool) {
 
 // resumeWatch handles a watch that ended with err: it reports whether it
 // was resumed. A watch whose server the fault killed is resumed on
-// another running server, as a user would: from the revision after the
-// last one seen, or, if it ended compacted (the server came back empty,
-// nothing being kept on disk), from the oldest revision the server holds,
-// which the error carries; the checks then ask for every acknowledged
+// the running servers in turn, as a user would, from the revision after
+// the last one seen; if every one answers compacted (each came back
+// empty, nothing being kept on disk), from the oldest revision one of
+// them holds, which the error carries; the checks then ask for every acknowledged
 // revision in between all the same. A compacted end of a watch whose
 // server was not killed is noted (the window is far larger than a run);
 // any other end is a violation.
@@ -285,17 +285,31 @@ func (e *runEnv) resumeWatch(ctx context.Context, wr *watchRun, err error) bool 
 		from = l + 1
 	}
 	var be *bus.Error
-	if compacted && errors.As(err, &be) && be.Revision != nil && *be.Revision > from {
-		e.note("revisions %d to %d are held by no server that came back", from, *be.Revision-1)
-		from = *be.Revision
-	}
+	// Every running server in turn, as a user would: a server that
+	// restarted from its data directory may not serve revisions another
+	// one still holds.
 	old := wr.node
-	node := ids[rand.IntN(len(ids))]
-	ferr := wr.follow(ctx, node, from)
-	if errors.Is(ferr, bus.ErrCompacted) && errors.As(ferr, &be) && be.Revision != nil && *be.Revision > from {
-		// The server came back empty too: go on from what it holds.
-		e.note("revisions %d to %d are held by no server that came back", from, *be.Revision-1)
-		from = *be.Revision
+	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	var ferr error
+	node, oldest, holder := "", uint64(0), ""
+	for _, id := range ids {
+		node = id
+		ferr = wr.follow(ctx, id, from)
+		if ferr == nil {
+			break
+		}
+		if !errors.Is(ferr, bus.ErrCompacted) || !errors.As(ferr, &be) || be.Revision == nil || *be.Revision <= from {
+			break
+		}
+		if holder == "" || *be.Revision < oldest {
+			oldest, holder = *be.Revision, id
+		}
+	}
+	if ferr != nil && holder != "" && errors.Is(ferr, bus.ErrCompacted) {
+		// Every server came back empty too: go on from the oldest
+		// revision one of them holds.
+		e.note("revisions %d to %d are held by no server that came back", from, oldest-1)
+		from, node = oldest, holder
 		ferr = wr.follow(ctx, node, from)
 	}
 	if ferr != nil {
