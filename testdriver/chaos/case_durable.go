@@ -325,14 +325,7 @@ func (f *fault) checkTornReported() {
 // from where they were before the kill.
 func expectDurable(ctx context.Context, f *fault) error {
 	f.finish(ctx, finishOptions{survivors: nodeIDs, lin: true, mustMatch: true})
-	_, first, ok, back := CheckRevisionsForward(f.hist.Ops(), f.down)
-	for _, v := range back {
-		f.violate(v)
-	}
-	if ok {
-		f.res.fact("revisions", "highest acknowledged before the kill %d; first acknowledged after it %d (op %d, epoch %d)",
-			f.highest, first.Revision, first.ID, first.Epoch)
-	} else {
+	if !f.checkRevisionsForward() {
 		f.violate(Violation{Check: CheckAvailability, Detail: "no write acknowledged after the kill"})
 	}
 	return nil
