@@ -30,7 +30,7 @@ import (
 // durableSnapshotBytes is durable-full-restart's --snapshot-bytes: small
 // enough that every run writes snapshots, so a restart loads a snapshot
 // and replays the log after it.
-const durableSnapshotBytes = 64 << 10
+const durableSnapshotBytes = 8 << 10
 
 // restartGap bounds the random pause before each restart of
 // durable-full-restart: above the session timeout, so that in some orders
@@ -84,6 +84,7 @@ func logLine(text, msg string) (string, bool) {
 
 var (
 	revisionAttr = regexp.MustCompile(`\brevision=(\d+)`)
+	snapshotAttr = regexp.MustCompile(`\bsnapshot_revision=(\d+)`)
 	tookAttr     = regexp.MustCompile(`\btook=(\S+)`)
 	droppedAttr  = regexp.MustCompile(`\bdropped_bytes=(\d+)`)
 	segmentAttr  = regexp.MustCompile(`\bsegment=(\S+)`)
@@ -113,7 +114,7 @@ func (f *fault) checkLoaded(ids []string, need uint64) {
 		if d, err := time.ParseDuration(attr(tookAttr, line)); err == nil {
 			longest = max(longest, d)
 		}
-		facts = append(facts, fmt.Sprintf("%s revision %d", id, rev))
+		facts = append(facts, fmt.Sprintf("%s revision %d (snapshot at %s)", id, rev, attr(snapshotAttr, line)))
 		if rev < need {
 			f.violate(Violation{Check: CheckNotDurable, Node: id,
 				Detail: fmt.Sprintf("loaded its data directory at revision %d, below %d, the highest revision acknowledged (with every server's confirmation) before the kill", rev, need)})

@@ -112,7 +112,7 @@ the others must catch up from it. In both, revisions never go backwards: every
 write acknowledged after the restart has a revision above every one
 acknowledged before.`},
 	CaseDurableFull: {"Every server killed under acks=all load and restarted from its data directory", `Three servers with ` + "`--acks all`" + `, each with a data directory (` + "`--data-dir`" + `,
-` + "`--fsync always`" + `, ` + "`--snapshot-bytes 65536`" + `, so that every run writes snapshots and
+` + "`--fsync always`" + `, ` + "`--snapshot-bytes 8192`" + `, so that every run writes snapshots and
 a restart loads a snapshot and the log after it), session timeout %[1]s, under
 the concurrent load; all three are killed with SIGKILL at once and restarted in
 a random order (the seed and the order are in the facts), each after a random
