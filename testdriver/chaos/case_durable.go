@@ -88,7 +88,17 @@ var (
 	tookAttr     = regexp.MustCompile(`\btook=(\S+)`)
 	droppedAttr  = regexp.MustCompile(`\bdropped_bytes=(\d+)`)
 	segmentAttr  = regexp.MustCompile(`\bsegment=(\S+)`)
+	dataDirAttr  = regexp.MustCompile(`\sdata_dir=\S+`)
 )
+
+// logMessage is line from its message on, without the data directory's
+// path (the report names no path of the machine).
+func logMessage(line string) string {
+	if i := strings.Index(line, "msg="); i >= 0 {
+		line = line[i:]
+	}
+	return dataDirAttr.ReplaceAllString(line, "")
+}
 
 // attr returns the value re captures in line ("" if none).
 func attr(re *regexp.Regexp, line string) string {
@@ -120,7 +130,10 @@ func (f *fault) checkLoaded(ids []string, need uint64) {
 				Detail: fmt.Sprintf("loaded its data directory at revision %d, below %d, the highest revision acknowledged (with every server's confirmation) before the kill", rev, need)})
 		}
 	}
-	f.res.fact("loaded", "%s (highest acknowledged before the kill: %d)", strings.Join(facts, ", "), need)
+	if need > 0 {
+		facts = append(facts, fmt.Sprintf("the highest acknowledged before the kill: %d", need))
+	}
+	f.res.fact("loaded", "%s", strings.Join(facts, "; "))
 	f.res.time(TimeLoaded, longest)
 }
 
@@ -294,7 +307,7 @@ func restartTorn(ctx context.Context, f *fault) error {
 	switch {
 	case strings.Contains(text, `msg="caught up from a revision"`):
 		line, _ := logLine(text, "caught up from a revision")
-		f.res.fact("catch-up", "from a revision: %s", line[strings.Index(line, "msg="):])
+		f.res.fact("catch-up", "from a revision: %s", logMessage(line))
 	case strings.Contains(text, `msg="copying the leader's whole store"`):
 		f.note("%s copied the leader's whole store instead of catching up from its revision", f.victim)
 	default:
@@ -317,7 +330,7 @@ func (f *fault) checkTornReported() {
 		f.violate(Violation{Check: CheckTornReport, Node: f.victim,
 			Detail: fmt.Sprintf("reported another cut than the one made (%s, %d bytes dropped): %s", c.Segment, c.dropped(), line)})
 	default:
-		f.res.fact("reported", "%s", line[strings.Index(line, "msg="):])
+		f.res.fact("reported", "%s", logMessage(line))
 	}
 }
 

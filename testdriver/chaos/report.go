@@ -650,6 +650,19 @@ func writeFindings(b *strings.Builder, res *Results) {
   every server checks.
 `, runs, total)
 	}
+	if runs, total := uncommittedRuns(res); total > 0 {
+		w(`- **A leader read or a refused condition can report a write no server has
+  logged yet.** The leader answers them from its copy, which holds a write as
+  soon as it is applied, before its log record is written and before the
+  replicas confirm it. If every server is killed before any of them logged it,
+  the write is gone (or, retried, applied again at another revision), and what
+  the read or the refusal reported never happened: the key's history has no
+  linearization. With one server killed the replicas keep it in memory, so only
+  a restart of every server shows it: in %d of %d durable-full-restart run(s)
+  here. A leader that answered only for revisions every member has logged (as
+  it acknowledges an acks=all write) would close it.
+`, runs, total)
+	}
 	if n := sum(res, func(r *RunResult) int { return r.Unconfirmable }); n > 0 {
 		w(`- **A retried acks=all write can stay ambiguous after a failover.** %d write(s)
   ended ambiguous because every retry was answered `+"`timeout`"+`: "request_id
@@ -833,6 +846,21 @@ func writeGuarantees(b *strings.Builder, res *Results) {
 			dRuns, dAcked, dLost, tRuns, tAcked, tLost)
 	}
 	w("\n")
+}
+
+// uncommittedRuns counts the durable-full-restart runs whose history a
+// read of an unlogged write made non-linearizable, and the runs.
+func uncommittedRuns(res *Results) (runs, total int) {
+	for _, r := range res.Runs {
+		if r.Case != CaseDurableFull {
+			continue
+		}
+		total++
+		if slices.ContainsFunc(r.Notes, func(n string) bool { return strings.HasPrefix(n, "LIMITATION: a leader read or a refused condition") }) {
+			runs++
+		}
+	}
+	return runs, total
 }
 
 // forgedInWatch counts the hostile-client runs whose watch delivered a
