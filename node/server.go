@@ -608,6 +608,15 @@ func (s *Server) takeOver(t election.Term) {
 		s.lost.Store(lost)
 		s.lossyEpoch.Store(t.Epoch)
 	}
+	if s.loadedData() && !s.compared.Load() {
+		// Restarted from its data directory: it holds every revision the
+		// cluster acknowledged, but the old leader may have applied and
+		// published revisions up to the reserved one that no server logged
+		// before every server stopped (replicas and watchers saw them).
+		// They were never acknowledged; skip them, so that no revision
+		// names two different updates.
+		start = max(start, rec.Revision)
+	}
 	s.reserved.Store(rec.Revision)
 	marker := bus.Update{Kind: bus.KindEpoch, Epoch: t.Epoch, Seq: start, Leader: s.cfg.ID, Time: time.Now().UnixNano()}
 	if err := s.beginEpochLogged(marker, start != rev || missed > 0); err != nil {
