@@ -637,3 +637,20 @@ func (s *Server) peerAhead(ctx context.Context) (peer string, ahead streamPos, o
 	}
 	return peer, ahead, ok
 }
+
+// awaitLogged waits until every record logged so far is durable, so a
+// leader's answer that reports what it applied (a read from the leader, a
+// refused condition) reports nothing a restart of every server could take
+// back. Without a data directory it returns at once.
+func (s *Server) awaitLogged() error {
+	p := s.lastLogged()
+	if p == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(s.runCtxOr(), s.cfg.WriteTimeout)
+	defer cancel()
+	if err := p.Wait(ctx); err != nil {
+		return bus.Errorf(bus.CodeUnavailable, "node %s could not make its data directory's log durable: %v", s.cfg.ID, err)
+	}
+	return nil
+}

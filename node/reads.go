@@ -142,6 +142,9 @@ func (s *Server) leaderRead(key string) (bus.ReadReply, error) {
 		return bus.ReadReply{}, s.notLeader(epoch)
 	}
 	r := s.read(key)
+	if err := s.awaitLogged(); err != nil {
+		return bus.ReadReply{}, err
+	}
 	if !s.lease.LeaseValid() || s.leaderEpoch.Load() != epoch {
 		return bus.ReadReply{}, s.notLeader(epoch)
 	}

@@ -295,7 +295,9 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	s.log.Info("server started", "http", s.HTTPAddr(), "nats", s.cfg.NATSURL,
 		"zookeeper", strings.Join(s.cfg.ZooKeeper, ","), "session_timeout", s.cfg.SessionTimeout.String(),
 		"election_path", s.cfg.ElectionPath, "subject_prefix", s.cfg.SubjectPrefix)
-	s.goFunc(func() { s.watchLinks(ctx) })
+	// runCtx, not ctx: Run may end on an error (a refused data
+	// directory), and cancels runCtx before it waits for its goroutines.
+	s.goFunc(func() { s.watchLinks(runCtx) })
 
 	// Nothing is sent or trusted on the cluster's own subjects before the
 	// cluster record gives this server the cluster's id and key.

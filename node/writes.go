@@ -251,6 +251,11 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 	)
 	switch {
 	case errors.As(err, &cond):
+		if p := s.lastLogged(); p != nil {
+			// The revision the refusal reports is one a restart keeps.
+			s.whenDurable(p, func(error) { done(bus.WriteReply{}, nil, conditionFailed(cond)) })(nil)
+			return bus.WriteReply{}, nil, nil, true
+		}
 		return bus.WriteReply{}, nil, conditionFailed(cond), false
 	case errors.As(err, &rerr):
 		return bus.WriteReply{}, nil, bus.RevisionError(bus.CodeFuture, rerr.Current, "cannot compact to revision %d: the leader is at revision %d", rerr.Revision, rerr.Current), false
