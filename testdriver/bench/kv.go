@@ -431,6 +431,19 @@ func newKVWorld(ctx context.Context, cfg KVConfig, local *cluster.Local, n int) 
 // read, and opens a handle on it for every client slot.
 func (w *kvWorld) openBucket(ctx context.Context, replicas int, storage string) error {
 	name := bucketName(replicas, storage)
+	hs, err := openKVBucket(ctx, w.conns, name, replicas, storage, w.value)
+	if err != nil {
+		return fmt.Errorf("kv: %w", err)
+	}
+	w.js[name] = hs
+	return nil
+}
+
+// openKVBucket creates the JetStream KV bucket name of replicas and
+// storage on the NATS servers conns reach (an R1 bucket on the server
+// tagged node:s1), puts value at "bench-read", and returns a handle on it
+// for each of conns.
+func openKVBucket(ctx context.Context, conns []*nats.Conn, name string, replicas int, storage, value string) ([]jetstream.KeyValue, error) {
 	kcfg := jetstream.KeyValueConfig{Bucket: name, Replicas: replicas, Storage: jetstream.FileStorage, History: 1}
 	if storage == StorageMemory {
 		kcfg.Storage = jetstream.MemoryStorage
@@ -438,9 +451,9 @@ func (w *kvWorld) openBucket(ctx context.Context, replicas int, storage string) 
 	if replicas == 1 {
 		kcfg.Placement = &jetstream.Placement{Tags: []string{"node:s1"}}
 	}
-	js, err := jetstream.New(w.conns[0])
+	js, err := jetstream.New(conns[0])
 	if err != nil {
-		return fmt.Errorf("kv: JetStream: %w", err)
+		return nil, fmt.Errorf("JetStream: %w", err)
 	}
 	var kv jetstream.KeyValue
 	err = harness.WaitFor(ctx, 100*time.Millisecond, func() error {
@@ -449,23 +462,24 @@ func (w *kvWorld) openBucket(ctx context.Context, replicas int, storage string) 
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("kv: JetStream bucket %s: %w", name, err)
+		return nil, fmt.Errorf("JetStream bucket %s: %w", name, err)
 	}
-	if _, err := kv.Put(ctx, "bench-read", []byte(w.value)); err != nil {
-		return fmt.Errorf("kv: JetStream bucket %s: %w", name, err)
+	if _, err := kv.Put(ctx, "bench-read", []byte(value)); err != nil {
+		return nil, fmt.Errorf("JetStream bucket %s: %w", name, err)
 	}
-	for _, nc := range w.conns {
+	var hs []jetstream.KeyValue
+	for _, nc := range conns {
 		js, err := jetstream.New(nc)
 		if err != nil {
-			return fmt.Errorf("kv: JetStream: %w", err)
+			return nil, fmt.Errorf("JetStream: %w", err)
 		}
 		h, err := js.KeyValue(ctx, name)
 		if err != nil {
-			return fmt.Errorf("kv: JetStream bucket %s: %w", name, err)
+			return nil, fmt.Errorf("JetStream bucket %s: %w", name, err)
 		}
-		w.js[name] = append(w.js[name], h)
+		hs = append(hs, h)
 	}
-	return nil
+	return hs, nil
 }
 
 func (w *kvWorld) close() {
