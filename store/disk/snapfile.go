@@ -186,74 +186,137 @@ func writeSnapshot(w io.Writer, h Header, pages Pages) (Header, error) {
 // in batches, and verifies the end mark, the entry count and the
 // checksum. A damaged file fails with ErrCorrupt; entries already passed
 // to install must then be thrown away by the caller.
+//
+// The header head gets has Keys set, when the header itself did not say,
+// from the entry count at the end of the file (bounded by the file's
+// size): a hint for sizing the store, verified only once every entry is
+// read.
 func ReadSnapshotFile(path string, head func(Header) error, install func([]store.KeyEntry)) (Header, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Header{}, fmt.Errorf("snapshot: %w", err)
 	}
 	defer f.Close()
-	h, err := readSnapshot(f, head, install)
+	fi, err := f.Stat()
+	if err != nil {
+		return Header{}, fmt.Errorf("snapshot: %w", err)
+	}
+	h, err := readSnapshot(f, fi.Size(), head, install)
 	if err != nil {
 		return h, fmt.Errorf("snapshot %s: %w", path, err)
 	}
 	return h, nil
 }
 
-// crcReader feeds every byte it reads to a checksum.
-type crcReader struct {
-	r   *bufio.Reader
+// crcTee feeds every byte read through it to a checksum: under the
+// bufio.Reader, it sees each block once, rather than each byte.
+type crcTee struct {
+	r   io.Reader
 	crc hash.Hash32
 }
 
-func (c *crcReader) ReadByte() (byte, error) {
-	b, err := c.r.ReadByte()
-	if err == nil {
-		c.crc.Write([]byte{b})
-	}
-	return b, err
+func (c *crcTee) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.crc.Write(p[:n])
+	return n, err
 }
 
-func (c *crcReader) full(n uint64) ([]byte, error) {
+// snapTail is the end of a snapshot file of size bytes: its checksum and
+// the entry count before it (0 when the bytes there are not one). The
+// count is a uvarint between the end mark (a zero byte) and the checksum;
+// a uvarint's last byte alone has the high bit clear, so it is read
+// backwards from the checksum.
+func snapTail(r io.ReaderAt, size int64) (sum uint32, count uint64, err error) {
+	if size < 4 {
+		return 0, 0, fmt.Errorf("%w: %d bytes", ErrCorrupt, size)
+	}
+	n := min(size, 4+binary.MaxVarintLen64+1)
 	buf := make([]byte, n)
-	if _, err := io.ReadFull(c.r, buf); err != nil {
-		return nil, err
+	if _, err := r.ReadAt(buf, size-n); err != nil {
+		return 0, 0, err
 	}
-	c.crc.Write(buf)
-	return buf, nil
+	sum = binary.LittleEndian.Uint32(buf[n-4:])
+	body := buf[:n-4]
+	end := len(body) - 1 // the count's last byte
+	if end < 1 || body[end]&0x80 != 0 {
+		return sum, 0, nil
+	}
+	start := end
+	for start > 0 && body[start-1]&0x80 != 0 {
+		start--
+	}
+	if start == 0 || body[start-1] != 0 {
+		return sum, 0, nil
+	}
+	count, _ = binary.Uvarint(body[start : end+1])
+	return sum, count, nil
 }
 
-func readSnapshot(r io.Reader, head func(Header) error, install func([]store.KeyEntry)) (Header, error) {
-	cr := &crcReader{r: bufio.NewReaderSize(r, 1<<20), crc: crc32.New(castagnoli)}
+// snapReader reads a snapshot's fields from a buffered reader.
+type snapReader struct {
+	r *bufio.Reader
+}
+
+// str reads n bytes as a string: from the buffer in one copy when they
+// fit in it.
+func (s snapReader) str(n uint64) (string, error) {
+	if n <= uint64(s.r.Size()) {
+		b, err := s.r.Peek(int(n))
+		if err != nil {
+			return "", err
+		}
+		str := string(b)
+		_, err = s.r.Discard(int(n))
+		return str, err
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(s.r, b); err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+func readSnapshot(f io.ReaderAt, size int64, head func(Header) error, install func([]store.KeyEntry)) (Header, error) {
 	corrupt := func(what string, err error) error {
 		if err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return fmt.Errorf("%w: %s", ErrCorrupt, what)
 		}
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	magic, err := cr.full(uint64(len(snapMagic)))
-	if err != nil || string(magic[:len(magic)-1]) != string(snapMagic[:len(snapMagic)-1]) {
+	sum, tailCount, err := snapTail(f, size)
+	if err != nil {
+		return Header{}, corrupt("checksum", err)
+	}
+	crc := crc32.New(castagnoli)
+	sr := snapReader{r: bufio.NewReaderSize(&crcTee{r: io.NewSectionReader(f, 0, size-4), crc: crc}, 1<<20)}
+	magic, err := sr.str(uint64(len(snapMagic)))
+	if err != nil || magic[:len(magic)-1] != string(snapMagic[:len(snapMagic)-1]) {
 		return Header{}, corrupt("not a zkv snapshot", err)
 	}
 	if magic[len(magic)-1] > snapMagic[len(snapMagic)-1] {
 		return Header{}, fmt.Errorf("%w: snapshot file format %d, this server reads %d", ErrFormat, magic[len(magic)-1], snapMagic[len(snapMagic)-1])
 	}
-	n, err := binary.ReadUvarint(cr)
+	n, err := binary.ReadUvarint(sr.r)
 	if err != nil || n > maxHeader {
 		return Header{}, corrupt("header length", err)
 	}
-	raw, err := cr.full(n)
+	raw, err := sr.str(n)
 	if err != nil {
 		return Header{}, corrupt("header", err)
 	}
 	var h Header
-	if err := json.Unmarshal(raw, &h); err != nil {
+	if err := json.Unmarshal([]byte(raw), &h); err != nil {
 		return Header{}, fmt.Errorf("%w: header: %v", ErrCorrupt, err)
 	}
 	if h.Format > FormatVersion {
 		return h, fmt.Errorf("%w: data format %d, this server reads up to %d", ErrFormat, h.Format, FormatVersion)
 	}
 	if head != nil {
-		if err := head(h); err != nil {
+		hint := h
+		if hint.Keys == 0 && tailCount <= uint64(size)/4 {
+			hint.Keys = int64(tailCount)
+		}
+		if err := head(hint); err != nil {
 			return h, err
 		}
 	}
@@ -262,57 +325,57 @@ func readSnapshot(r io.Reader, head func(Header) error, install func([]store.Key
 		count uint64
 	)
 	for {
-		kl, err := binary.ReadUvarint(cr)
+		kl, err := binary.ReadUvarint(sr.r)
 		if err != nil || kl > maxField {
 			return h, corrupt("entry", err)
 		}
 		if kl == 0 {
 			break
 		}
-		key, err := cr.full(kl - 1)
+		key, err := sr.str(kl - 1)
 		if err != nil {
 			return h, corrupt("entry key", err)
 		}
-		vl, err := binary.ReadUvarint(cr)
+		vl, err := binary.ReadUvarint(sr.r)
 		if err != nil || vl > maxField {
 			return h, corrupt("entry value length", err)
 		}
-		val, err := cr.full(vl)
+		val, err := sr.str(vl)
 		if err != nil {
 			return h, corrupt("entry value", err)
 		}
-		rev, err := binary.ReadUvarint(cr)
+		rev, err := binary.ReadUvarint(sr.r)
 		if err != nil {
 			return h, corrupt("entry revision", err)
 		}
-		exp, err := binary.ReadVarint(cr)
+		exp, err := binary.ReadVarint(sr.r)
 		if err != nil {
 			return h, corrupt("entry deadline", err)
 		}
-		batch = append(batch, store.KeyEntry{Key: string(key), Entry: store.Entry{Value: string(val), Revision: rev, Expires: exp}})
+		if batch == nil {
+			batch = make([]store.KeyEntry, 0, 4096)
+		}
+		batch = append(batch, store.KeyEntry{Key: key, Entry: store.Entry{Value: val, Revision: rev, Expires: exp}})
 		count++
 		if len(batch) == 4096 {
 			install(batch)
 			batch = nil
 		}
 	}
-	want, err := binary.ReadUvarint(cr)
+	want, err := binary.ReadUvarint(sr.r)
 	if err != nil {
 		return h, corrupt("entry count", err)
 	}
-	sum := cr.crc.Sum32()
-	var tail [4]byte
-	if _, err := io.ReadFull(cr.r, tail[:]); err != nil {
-		return h, corrupt("checksum", err)
+	if _, err := sr.r.ReadByte(); err == nil {
+		return h, fmt.Errorf("%w: bytes after the entry count", ErrCorrupt)
+	} else if !errors.Is(err, io.EOF) {
+		return h, fmt.Errorf("snapshot end: %w", err)
 	}
-	if binary.LittleEndian.Uint32(tail[:]) != sum {
+	if crc.Sum32() != sum {
 		return h, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
 	if want != count || (h.Keys != 0 && uint64(h.Keys) != count) {
 		return h, fmt.Errorf("%w: %d entries, the file says %d", ErrCorrupt, count, want)
-	}
-	if _, err := cr.r.ReadByte(); err == nil {
-		return h, fmt.Errorf("%w: bytes after the checksum", ErrCorrupt)
 	}
 	if len(batch) > 0 {
 		install(batch)
