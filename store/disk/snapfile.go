@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/zkvstore/zkv/store"
 )
@@ -276,6 +277,53 @@ func (s snapReader) str(n uint64) (string, error) {
 	return string(b), nil
 }
 
+// snapBatchSize is how many entries a snapshot read hands to install at
+// once.
+const snapBatchSize = 4096
+
+// snapBatch collects the entries of one install batch: their keys and
+// values back to back in one buffer, which becomes one string for the
+// whole batch, so an entry costs no allocation of its own. (The store
+// copies what it keeps; a caller that keeps an entry keeps its batch's
+// string.)
+type snapBatch struct {
+	buf   []byte // reused from batch to batch
+	metas []snapMeta
+}
+
+// snapMeta is one entry of a snapBatch: its key and value lengths in buf.
+type snapMeta struct {
+	klen, vlen int
+	rev        uint64
+	exp        int64
+}
+
+// read appends the next n bytes of r to the batch's buffer.
+func (b *snapBatch) read(r io.Reader, n uint64) error {
+	at := len(b.buf)
+	b.buf = slices.Grow(b.buf, int(n))[:at+int(n)]
+	_, err := io.ReadFull(r, b.buf[at:])
+	return err
+}
+
+// add records an entry whose key and value were the last bytes read.
+func (b *snapBatch) add(klen, vlen int, rev uint64, exp int64) {
+	b.metas = append(b.metas, snapMeta{klen: klen, vlen: vlen, rev: rev, exp: exp})
+}
+
+// entries returns the batch's entries and empties it.
+func (b *snapBatch) entries() []store.KeyEntry {
+	all := string(b.buf)
+	out := make([]store.KeyEntry, len(b.metas))
+	off := 0
+	for i, m := range b.metas {
+		out[i] = store.KeyEntry{Key: all[off : off+m.klen], Entry: store.Entry{Value: all[off+m.klen : off+m.klen+m.vlen], Revision: m.rev, Expires: m.exp}}
+		off += m.klen + m.vlen
+	}
+	b.buf, b.metas = b.buf[:0], b.metas[:0]
+	return out
+}
+
 func readSnapshot(f io.ReaderAt, size int64, head func(Header) error, install func([]store.KeyEntry)) (Header, error) {
 	corrupt := func(what string, err error) error {
 		if err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -321,7 +369,7 @@ func readSnapshot(f io.ReaderAt, size int64, head func(Header) error, install fu
 		}
 	}
 	var (
-		batch []store.KeyEntry
+		b     snapBatch
 		count uint64
 	)
 	for {
@@ -332,16 +380,14 @@ func readSnapshot(f io.ReaderAt, size int64, head func(Header) error, install fu
 		if kl == 0 {
 			break
 		}
-		key, err := sr.str(kl - 1)
-		if err != nil {
+		if err := b.read(sr.r, kl-1); err != nil {
 			return h, corrupt("entry key", err)
 		}
 		vl, err := binary.ReadUvarint(sr.r)
 		if err != nil || vl > maxField {
 			return h, corrupt("entry value length", err)
 		}
-		val, err := sr.str(vl)
-		if err != nil {
+		if err := b.read(sr.r, vl); err != nil {
 			return h, corrupt("entry value", err)
 		}
 		rev, err := binary.ReadUvarint(sr.r)
@@ -352,14 +398,10 @@ func readSnapshot(f io.ReaderAt, size int64, head func(Header) error, install fu
 		if err != nil {
 			return h, corrupt("entry deadline", err)
 		}
-		if batch == nil {
-			batch = make([]store.KeyEntry, 0, 4096)
-		}
-		batch = append(batch, store.KeyEntry{Key: key, Entry: store.Entry{Value: val, Revision: rev, Expires: exp}})
+		b.add(int(kl-1), int(vl), rev, exp)
 		count++
-		if len(batch) == 4096 {
-			install(batch)
-			batch = nil
+		if len(b.metas) == snapBatchSize {
+			install(b.entries())
 		}
 	}
 	want, err := binary.ReadUvarint(sr.r)
@@ -377,8 +419,8 @@ func readSnapshot(f io.ReaderAt, size int64, head func(Header) error, install fu
 	if want != count || (h.Keys != 0 && uint64(h.Keys) != count) {
 		return h, fmt.Errorf("%w: %d entries, the file says %d", ErrCorrupt, count, want)
 	}
-	if len(batch) > 0 {
-		install(batch)
+	if len(b.metas) > 0 {
+		install(b.entries())
 	}
 	h.Keys = int64(count)
 	return h, nil
