@@ -403,6 +403,11 @@ type Status struct {
 	PublishedUpdates  uint64 `json:"published_updates,omitempty"`
 	ZooKeeper         string `json:"zookeeper"`
 	NATS              string `json:"nats"`
+	// ZooKeeperCutOffMS and NATSCutOffMS are how long this node has been
+	// unable to reach ZooKeeper (no usable session) and NATS, in
+	// milliseconds (0 while connected).
+	ZooKeeperCutOffMS int64  `json:"zookeeper_cut_off_ms,omitempty"`
+	NATSCutOffMS      int64  `json:"nats_cut_off_ms,omitempty"`
 	HTTP              string `json:"http,omitempty"`
 	Znode             string `json:"znode,omitempty"`
 
@@ -460,6 +465,9 @@ type Status struct {
 	// HeldRevision is the revision up to which this copy holds every
 	// update with no hole (below AppliedSeq when a gap was skipped).
 	HeldRevision uint64 `json:"held_revision"`
+	// HeldEpoch is the epoch that wrote the update at HeldRevision here (0:
+	// not known, as after a copy of the leader's store).
+	HeldEpoch uint64 `json:"held_epoch,omitempty"`
 	// Data is the node's data directory, when it has one.
 	Data *DataStatus `json:"data,omitempty"`
 }

@@ -91,6 +91,10 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 		}
 		s.log.Info("copying the leader's whole store", "held_revision", held.Revision, "reason", err)
 	}
+	// The copy replaces this one key range by key range: until the
+	// snapshot that follows it, a replay of the log must know the copy is
+	// not whole.
+	s.noteHole(true)
 	// What the cluster had acknowledged before the first page: a source
 	// whose pages end below it lacks acknowledged writes. (The record moves
 	// on while writes flow, so it is read before, not after.)
@@ -131,6 +135,7 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 		}
 		keys += len(entries)
 		npages++
+		s.metrics.caughtUpPage(len(entries))
 		complete = !page.More
 	}
 	if !complete {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/zkvstore/zkv/bus"
+	"github.com/zkvstore/zkv/election"
 	"github.com/zkvstore/zkv/store"
 	"github.com/zkvstore/zkv/store/disk"
 	"github.com/zkvstore/zkv/store/wal"
@@ -30,7 +31,17 @@ const (
 	// recCaughtUp ends a catch-up or a lossy takeover (Store.CaughtUp at
 	// the recorded epoch and revision).
 	recCaughtUp = 'c'
+	// recHole marks where the copy found it may lack updates, or hold
+	// some the leader's stream replaced (Store.MarkHole), so a replay
+	// counts it as missed like the live copy did, until a later
+	// recCaughtUp or snapshot.
+	recHole = 'g'
 )
+
+// holeRecord is the body of a recHole record.
+type holeRecord struct {
+	Diverged bool `json:"diverged,omitempty"`
+}
 
 // caughtUpRecord is the body of a recCaughtUp record.
 type caughtUpRecord struct {
@@ -55,7 +66,10 @@ type durable struct {
 	// nothing any more.
 	failed atomic.Bool
 
-	waits     durableQueue // completions waiting for the log, in order
+	waits durableQueue // completions waiting for the log, in order
+	// waitCtx ends the waits of durableLoop when a stop gives up on them.
+	waitCtx   context.Context
+	stopWaits context.CancelFunc
 	records   atomic.Int64 // records since the last snapshot
 	snapMu    sync.Mutex   // one snapshot at a time
 	closeOnce sync.Once
@@ -77,6 +91,7 @@ func openData(cfg Config, st *store.Store) (*durable, error) {
 	}
 	d := &durable{dir: dir, log: dir.Log()}
 	d.waits.init()
+	d.waitCtx, d.stopWaits = context.WithCancel(context.Background())
 	if err := d.load(cfg, st); err != nil {
 		dir.Close()
 		return nil, err
@@ -99,7 +114,7 @@ func (d *durable) load(cfg Config, st *store.Store) error {
 				st.Reserve(int(h.Keys))
 			}
 			return nil
-		}, st.Install)
+		}, st.Install, st.RememberRequests)
 		if err != nil {
 			return err
 		}
@@ -171,6 +186,13 @@ func replay(st *store.Store, rec []byte) error {
 			return err
 		}
 		st.CaughtUp(c.Epoch, c.Revision)
+		return nil
+	case recHole:
+		var g holeRecord
+		if err := json.Unmarshal(rec[1:], &g); err != nil {
+			return err
+		}
+		st.MarkHole(g.Diverged)
 		return nil
 	}
 	return fmt.Errorf("unknown record kind %q", rec[0])
@@ -319,8 +341,10 @@ func (s *Server) durableLoop() {
 	for {
 		ws, closed := d.waits.take()
 		for _, w := range ws {
-			err := w.p.Wait(context.Background())
-			if err != nil {
+			err := w.p.Wait(d.waitCtx)
+			if err != nil && d.waitCtx.Err() != nil {
+				err = errStopping
+			} else if err != nil {
 				s.diskFailed(err)
 				err = bus.Errorf(bus.CodeUnavailable, "node %s could not write the update to its data directory: %v", s.cfg.ID, err)
 			}
@@ -336,13 +360,21 @@ func (s *Server) durableLoop() {
 }
 
 // stopDurable ends durableLoop after it has run every completion queued
-// (the log finishes every append it took), and waits for it.
-func (s *Server) stopDurable(done <-chan struct{}) {
+// (the log finishes every append it took), and waits for it, at most
+// until ctx ends.
+func (s *Server) stopDurable(ctx context.Context, done <-chan struct{}) {
 	if s.disk == nil {
 		return
 	}
 	s.disk.waits.close()
-	if done != nil {
+	if done == nil {
+		return
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("writes still waiting for the data directory's log at the shutdown timeout: not acknowledged")
+		s.disk.stopWaits()
 		<-done
 	}
 }
@@ -353,17 +385,45 @@ func logApply(u bus.Update) []byte { return encodeRecord(recApply, bus.Encode(u)
 // logNewer is the log record of an update a catch-up merged.
 func logNewer(u bus.Update) []byte { return encodeRecord(recNewer, bus.Encode(u)) }
 
+// logHole is the log record of a hole found in the copy.
+func logHole(diverged bool) []byte {
+	body, _ := json.Marshal(holeRecord{Diverged: diverged})
+	return encodeRecord(recHole, body)
+}
+
+// noteHole logs that the copy found a hole (diverged: it may hold updates
+// the leader's stream replaced) that no record of an update shows: one
+// learned from ZooKeeper, a divergence of an update it refused, or a copy
+// of the leader's store about to replace its own.
+func (s *Server) noteHole(diverged bool) {
+	d := s.disk
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s.store.MarkHole(diverged) // as the replay will
+	if _, err := d.appendLocked(logHole(diverged)); err != nil {
+		s.diskFailed(err)
+	}
+}
+
 // logCaughtUp is the log record of a catch-up's end at epoch and rev.
 func logCaughtUp(epoch, rev uint64) []byte {
 	body, _ := json.Marshal(caughtUpRecord{Epoch: epoch, Revision: rev})
 	return encodeRecord(recCaughtUp, body)
 }
 
+// errSnapshotHole is why no snapshot is written while the copy knows it
+// lacks updates.
+var errSnapshotHole = errors.New("not while this copy lacks updates")
+
 // snapshotLoop writes a snapshot whenever the log grew past
-// SnapshotBytes, and drops the log behind it.
+// SnapshotBytes, and drops the log behind it (not while a catch-up runs
+// or the copy lacks updates: the snapshot would hide the hole).
 func (s *Server) snapshotLoop() {
 	s.every(time.Second, func() {
-		if s.disk.log.Stats().Bytes >= s.cfg.SnapshotBytes {
+		if s.disk.log.Stats().Bytes >= s.cfg.SnapshotBytes && !s.catchRunning.Load() && s.store.Missed() == 0 {
 			if err := s.snapshot("the log grew past " + fmt.Sprint(s.cfg.SnapshotBytes) + " bytes"); err != nil {
 				s.log.Warn("snapshot failed", "err", err)
 			}
@@ -389,10 +449,16 @@ func (s *Server) snapshot(reason string) error {
 	d.mu.Lock()
 	index := d.next - 1
 	pos := s.store.Position()
+	missed := s.store.Missed()
 	d.mu.Unlock()
+	if missed > 0 {
+		// The position would claim the revisions this copy lacks: the log
+		// keeps the hole until a catch-up ends it.
+		return fmt.Errorf("%w (%d updates missed)", errSnapshotHole, missed)
+	}
 	h := disk.Header{Cluster: d.dir.Meta().Cluster, Node: s.cfg.ID, Created: start.UnixNano(), LogIndex: index}
 	h.SetPosition(pos)
-	h, err := disk.WriteSnapshotFile(d.dir.SnapshotPath(), h, disk.StorePages(s.store), func() error {
+	h, err := disk.WriteSnapshotFile(d.dir.SnapshotPath(), h, disk.StorePages(s.store), s.store.RecentRequests(), func() error {
 		if p := s.lastLogged(); p != nil {
 			return p.Wait(s.runCtxOr())
 		}
@@ -427,6 +493,7 @@ func (s *Server) closeData() {
 		return
 	}
 	s.disk.closeOnce.Do(func() {
+		s.disk.stopWaits()
 		if err := s.disk.dir.Close(); err != nil {
 			s.log.Warn("close the data directory", "err", err)
 		}
@@ -502,18 +569,41 @@ func (s *Server) dataStatus() *bus.DataStatus {
 		LastSnapshot: d.lastSnap.Load(), Loaded: d.loaded.Load(), Failed: d.failed.Load()}
 }
 
+// streamPos is a copy's place in the stream for comparing copies: the
+// epoch that wrote its held revision, and the revision.
+type streamPos struct{ epoch, rev uint64 }
+
+// after reports whether p is further along the stream than q: a later
+// epoch's update, or a higher revision of the same epoch (or where either
+// epoch is not known). A copy whose last update is of a later epoch holds
+// the branch that epoch's leader continued; revisions of an older epoch
+// past its start were replaced.
+func (p streamPos) after(q streamPos) bool {
+	if p.epoch != 0 && q.epoch != 0 && p.epoch != q.epoch {
+		return p.epoch > q.epoch
+	}
+	return p.rev > q.rev
+}
+
+// behindAcked reports whether a copy that holds held lacks what the
+// cluster record says was acknowledged.
+func behindAcked(held store.Position, rec election.Record) bool {
+	return streamPos{rec.AckedEpoch, rec.Acked}.after(streamPos{held.RevEpoch, held.Revision})
+}
+
 // peerAhead asks the other members how far they hold the stream, and
 // returns one that holds more than this copy (ok false: none answered so).
 // A server that restarted from its data directory asks before it leads:
 // a peer that holds more is the one to lead, so no acknowledged write is
 // lost in a restart of every server, whatever the order.
-func (s *Server) peerAhead(ctx context.Context) (peer string, rev uint64, ok bool) {
-	mine := s.store.Held().Revision
+func (s *Server) peerAhead(ctx context.Context) (peer string, ahead streamPos, ok bool) {
+	held := s.store.Held()
+	mine := streamPos{held.RevEpoch, held.Revision}
 	ctx, cancel := context.WithTimeout(ctx, min(s.cfg.ForwardTimeout, time.Second))
 	defer cancel()
 	type answer struct {
 		id  string
-		rev uint64
+		pos streamPos
 	}
 	var (
 		wg  sync.WaitGroup
@@ -536,15 +626,16 @@ func (s *Server) peerAhead(ctx context.Context) (peer string, rev uint64, ok boo
 				return
 			}
 			mu.Lock()
-			out = append(out, answer{id, st.HeldRevision})
+			out = append(out, answer{id, streamPos{st.HeldEpoch, st.HeldRevision}})
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
+	best := mine
 	for _, a := range out {
-		if a.rev > mine && a.rev > rev {
-			peer, rev, ok = a.id, a.rev, true
+		if a.pos.after(best) {
+			peer, ahead, ok, best = a.id, a.pos, true, a.pos
 		}
 	}
-	return peer, rev, ok
+	return peer, ahead, ok
 }

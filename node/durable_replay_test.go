@@ -67,7 +67,7 @@ func TestFuzzySnapshotAndReplayRebuildTheStore(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "snapshot")
 			h := disk.Header{Cluster: "c", LogIndex: index}
 			h.SetPosition(pos)
-			if _, err := disk.WriteSnapshotFile(path, h, smallPages(interleaved), nil); err != nil {
+			if _, err := disk.WriteSnapshotFile(path, h, smallPages(interleaved), src.RecentRequests(), nil); err != nil {
 				t.Fatal(err)
 			}
 			for range rng.IntN(100) {
@@ -75,7 +75,7 @@ func TestFuzzySnapshotAndReplayRebuildTheStore(t *testing.T) {
 			}
 
 			dst := store.New()
-			got, err := disk.ReadSnapshotFile(path, nil, dst.Install)
+			got, err := disk.ReadSnapshotFile(path, nil, dst.Install, dst.RememberRequests)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -185,13 +185,20 @@ func (s *Server) apply(u bus.Update) {
 // (applied now or before): only then may it be confirmed.
 func (s *Server) applyOne(u bus.Update) bool {
 	var err error
-	held, logIt := false, false
+	held, logIt, hole := false, false, false
 	if d := s.disk; d != nil {
 		// The change and its log record are one step (durable.go).
 		d.mu.Lock()
 		defer func() {
-			if logIt {
-				if _, lerr := d.appendLocked(logApply(u)); lerr != nil {
+			rec := []byte(nil)
+			switch {
+			case hole:
+				rec = logHole(true)
+			case logIt:
+				rec = logApply(u)
+			}
+			if rec != nil {
+				if _, lerr := d.appendLocked(rec); lerr != nil {
 					s.diskFailed(lerr)
 				}
 			}
@@ -217,7 +224,12 @@ func (s *Server) applyOne(u bus.Update) bool {
 		su := storeUpdate(u)
 		err = s.store.Apply(su)
 		logIt = err == nil || !isDrop(err) && !errors.Is(err, store.ErrDiverged)
+		// A refused update that another claims the place of: the copy
+		// is not the leader's any more, which only this record tells a
+		// replay.
+		hole = errors.Is(err, store.ErrDiverged)
 		if err == nil || !isDrop(err) {
+			s.metrics.appliedAt(u.Time)
 			s.lastApply.Store(time.Now().UnixNano())
 			s.notifyApplied()
 		}

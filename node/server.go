@@ -118,10 +118,15 @@ type Server struct {
 	malformed  atomic.Uint64 // replication messages that did not decode
 	lastApply  atomic.Int64  // unix nanos of the last update applied
 
-	trust trust // the cluster's signer and what was refused
+	trust   trust    // the cluster's signer and what was refused
+	metrics *metrics // Prometheus instruments (metrics.go)
+	links   *links   // ZooKeeper and NATS, up or cut off (cutoff.go)
 	// ackedRev is the highest revision this leader acknowledged to a
 	// client; the cluster record is raised to it.
 	ackedRev atomic.Uint64
+	// ackedEpoch is the epoch in which ackedRev was acknowledged.
+	ackedEpoch atomic.Uint64
+	ackRec     ackRecorder // acks=majority|all writes recorded before they are acknowledged
 	// lost is how many revisions the cluster record says were acknowledged
 	// that this server did not hold when it took over as leader.
 	lost atomic.Uint64
@@ -214,6 +219,7 @@ func New(cfg Config) (*Server, error) {
 		appliedCh: make(chan struct{}),
 		done:      make(chan struct{}),
 	}
+	s.links, s.metrics = newLinks(), newMetrics(statusCollector{s})
 	s.closeCtx, s.closeRun = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -289,6 +295,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	s.log.Info("server started", "http", s.HTTPAddr(), "nats", s.cfg.NATSURL,
 		"zookeeper", strings.Join(s.cfg.ZooKeeper, ","), "session_timeout", s.cfg.SessionTimeout.String(),
 		"election_path", s.cfg.ElectionPath, "subject_prefix", s.cfg.SubjectPrefix)
+	s.goFunc(func() { s.watchLinks(ctx) })
 
 	// Nothing is sent or trusted on the cluster's own subjects before the
 	// cluster record gives this server the cluster's id and key.
@@ -379,8 +386,19 @@ func (s *Server) shutdown() {
 	defer cancel()
 	s.stepDown("shutting down")
 	s.stopReplication(ctx)
-	s.stopDurable(s.diskDone)
-	if err := s.elect.Resign(ctx); err != nil {
+	s.stopDurable(ctx, s.diskDone)
+	// The record raise and the resign get time of their own: waiting for
+	// the queue and the log may have used up ctx.
+	zctx, zcancel := context.WithTimeout(context.Background(), s.cfg.SessionTimeout)
+	defer zcancel()
+	if acked := s.ackedRev.Load(); acked > 0 {
+		// The record learns what this leader acknowledged last, so the
+		// next leader after a full restart knows what it must hold.
+		if _, err := s.records.RaiseRecord(zctx, s.ackedEpoch.Load(), 0, acked); err != nil {
+			s.log.Warn("cannot raise the cluster record at stop", "revision", acked, "err", err)
+		}
+	}
+	if err := s.elect.Resign(zctx); err != nil {
 		s.log.Warn("resign failed", "err", err)
 	}
 	if s.nodeSvc != nil {
@@ -484,7 +502,7 @@ func (s *Server) startNodeService() error {
 	}
 	for _, ep := range eps {
 		opts := append([]micro.EndpointOpt{micro.WithEndpointSubject(ep.subject)}, ep.opts...)
-		if err := svc.AddEndpoint(ep.name, ep.h, opts...); err != nil {
+		if err := svc.AddEndpoint(ep.name, s.metrics.nats(endpointOps[ep.name], ep.h), opts...); err != nil {
 			svc.Stop()
 			return fmt.Errorf("add endpoint %s on %s: %w", ep.name, ep.subject, err)
 		}
@@ -500,6 +518,7 @@ func (s *Server) onTerm(t election.Term) {
 	s.mu.Unlock()
 	if t.Role != prev.Role || t.Leader.ID != prev.Leader.ID || t.Epoch != prev.Epoch {
 		s.log.Info("election: "+t.Role.String(), "role", t.Role.String(), "epoch", t.Epoch, "leader", t.Leader.ID)
+		s.metrics.elections.Inc()
 	}
 	if t.Role == election.RoleLeader {
 		s.takeOver(t)
@@ -512,6 +531,9 @@ func (s *Server) onTerm(t election.Term) {
 		// missed.
 		err := s.store.BeginEpoch(t.Epoch, t.Leader.Revision)
 		s.logApplyErr(err, "leader znode", t.Epoch, t.Leader.Revision)
+		if errors.Is(err, store.ErrDiverged) {
+			s.noteHole(true)
+		}
 	}
 	if t.Leader.ID != "" && t.Leader.ID != s.cfg.ID && (t.Leader.ID != prev.Leader.ID || t.Epoch != prev.Epoch) {
 		if s.store.Missed() > 0 {
@@ -534,16 +556,23 @@ func (s *Server) takeOver(t election.Term) {
 		s.refuseToLead(t, "the data directory failed")
 		return
 	}
+	rec := s.freshRecord()
 	if s.loadedData() && !s.compared.Load() && !s.cfg.ForceLead {
-		// Restarted from disk, and not compared with a leader since: a
-		// peer that holds more must lead (durable.go).
-		if peer, prev, ok := s.peerAhead(s.runCtx); ok {
-			s.refuseToLead(t, "a peer holds more revisions (start it, or pass --force-lead to accept the loss)",
-				"peer", peer, "peer_revision", prev, "revision", s.store.Held().Revision)
+		// Restarted from disk, and not compared with a leader since: not
+		// behind the record's acknowledged revision, and no peer holds
+		// more (durable.go).
+		held := s.store.Held()
+		if behindAcked(held, rec) {
+			s.refuseToLead(t, "this copy holds less than the cluster record says was acknowledged (start the others, or pass --force-lead to accept the loss)",
+				"held_epoch", held.RevEpoch, "held_revision", held.Revision, "record_acked_epoch", rec.AckedEpoch, "record_acked", rec.Acked)
+			return
+		}
+		if peer, ahead, ok := s.peerAhead(s.runCtx); ok {
+			s.refuseToLead(t, "a peer holds more of the stream (start it, or pass --force-lead to accept the loss)",
+				"peer", peer, "peer_epoch", ahead.epoch, "peer_revision", ahead.rev, "held_epoch", held.RevEpoch, "held_revision", held.Revision)
 			return
 		}
 	}
-	rec := s.freshRecord()
 	s.writeMu.Lock()
 	if s.leaderEpoch.Load() == t.Epoch {
 		s.writeMu.Unlock()
@@ -579,6 +608,15 @@ func (s *Server) takeOver(t election.Term) {
 		s.lost.Store(lost)
 		s.lossyEpoch.Store(t.Epoch)
 	}
+	if s.loadedData() && !s.compared.Load() {
+		// Restarted from its data directory: it holds every revision the
+		// cluster acknowledged, but the old leader may have applied and
+		// published revisions up to the reserved one that no server logged
+		// before every server stopped (replicas and watchers saw them).
+		// They were never acknowledged; skip them, so that no revision
+		// names two different updates.
+		start = max(start, rec.Revision)
+	}
 	s.reserved.Store(rec.Revision)
 	marker := bus.Update{Kind: bus.KindEpoch, Epoch: t.Epoch, Seq: start, Leader: s.cfg.ID, Time: time.Now().UnixNano()}
 	if err := s.beginEpochLogged(marker, start != rev || missed > 0); err != nil {
@@ -606,18 +644,18 @@ func (s *Server) takeOver(t election.Term) {
 		// No queue group on the write subjects: a paused or deposed
 		// leader that is still subscribed must not take a share of the
 		// writes (see bus.WriteQueueGroup).
-		err = svc.AddEndpoint("write", micro.HandlerFunc(s.handleLeaderWrite),
+		err = svc.AddEndpoint("write", s.metrics.nats(opWrite, s.handleLeaderWrite),
 			micro.WithEndpointSubject(s.subj.Write()), micro.WithEndpointQueueGroupDisabled())
 		if err == nil {
-			err = svc.AddEndpoint("epoch-write", micro.HandlerFunc(s.handleLeaderWrite),
+			err = svc.AddEndpoint("epoch-write", s.metrics.nats(opWrite, s.handleLeaderWrite),
 				micro.WithEndpointSubject(s.subj.EpochWrite(t.Epoch)), micro.WithEndpointQueueGroupDisabled())
 		}
 		if err == nil {
-			err = svc.AddEndpoint("read", micro.HandlerFunc(s.handleLeaderRead),
+			err = svc.AddEndpoint("read", s.metrics.nats(opRead, s.handleLeaderRead),
 				micro.WithEndpointSubject(s.subj.LeaderRead()), micro.WithEndpointQueueGroup(bus.WriteQueueGroup))
 		}
 		if err == nil {
-			err = svc.AddEndpoint("snapshot", micro.HandlerFunc(s.handleLeaderSnapshot),
+			err = svc.AddEndpoint("snapshot", s.metrics.nats(opSnapshot, s.handleLeaderSnapshot),
 				micro.WithEndpointSubject(s.subj.LeaderSnapshot()), micro.WithEndpointQueueGroup(bus.WriteQueueGroup))
 		}
 		if err != nil {
@@ -644,6 +682,7 @@ func (s *Server) takeOver(t election.Term) {
 	}
 	s.serving.Store(s.leaderEpoch.Load() == t.Epoch)
 	s.log.Info("leader: taking writes", "epoch", t.Epoch, "revision", rev, "subject", s.subj.Write())
+	s.metrics.takeovers.Inc()
 	data := election.LeaderData{ID: s.cfg.ID, Addr: s.advertisedAddr(), Epoch: t.Epoch, Revision: rev, Znode: t.Znode,
 		Subject: s.subj.EpochWrite(t.Epoch)}
 	s.goFunc(func() { s.announce(data) })
@@ -755,7 +794,8 @@ func (s *Server) Status() bus.Status {
 	if role != bus.RoleLeader {
 		behind = s.behindRecord()
 	}
-	held := s.store.HistoryHeld()
+	hist := s.store.HistoryHeld()
+	held := s.store.Held()
 	return bus.Status{
 		Node:       s.cfg.ID,
 		Role:       role,
@@ -773,6 +813,8 @@ func (s *Server) Status() bus.Status {
 		PublishedUpdates:  s.repl.updates.Load(),
 		ZooKeeper:         s.zk.SessionState(),
 		NATS:              s.natsState(),
+		ZooKeeperCutOffMS: s.links.zk.cutOffMS(),
+		NATSCutOffMS:      s.links.nats.cutOffMS(),
 		HTTP:              s.advertisedAddr(),
 		HTTPWarning:       s.httpWarning(),
 		Znode:             znode,
@@ -790,12 +832,13 @@ func (s *Server) Status() bus.Status {
 		Diverged:         s.store.Diverged(),
 		Ready:            ready,
 		NotReady:         strings.Join(why, "; "),
-		HistoryFrom:      held.Floor,
-		ReplayFrom:       held.ChangesFrom,
-		HistoryKeys:      held.Keys,
-		ExpiringKeys:     held.Expiring,
+		HistoryFrom:      hist.Floor,
+		ReplayFrom:       hist.ChangesFrom,
+		HistoryKeys:      hist.Keys,
+		ExpiringKeys:     hist.Expiring,
 		Budgets:          s.budgets.status(),
-		HeldRevision:     s.store.Held().Revision,
+		HeldRevision:     held.Revision,
+		HeldEpoch:        held.RevEpoch,
 		Data:             s.dataStatus(),
 	}
 }
@@ -811,6 +854,7 @@ func (s *Server) logApplyErr(err error, from string, epoch, seq uint64) {
 	switch {
 	case err == nil:
 	case errors.As(err, &gap):
+		s.metrics.gaps.Inc()
 		s.log.Warn("replication gap: updates missed", "from", from, "epoch", gap.Epoch, "missed_from", gap.From, "missed_to", gap.To, "missed", gap.To-gap.From+1)
 	case errors.Is(err, store.ErrOldEpoch):
 		s.droppedOld.Add(1)

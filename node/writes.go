@@ -303,6 +303,7 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 		}
 		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeTimeout, "request_id %q was applied at revision %d, but whether replicas confirmed it is no longer known", w.RequestID, u.Seq), false
 	}
+	s.metrics.applied.Inc()
 	var wait *ackWait
 	if level != bus.AcksLeader {
 		wait = s.acks.register(ackKey{u.Epoch, u.Seq}, level, s.cfg.ID, s.lease.Members())
@@ -315,6 +316,7 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 			done(bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "applied on the leader at revision %d but not replicated: %v", u.Seq, err))
 			return
 		}
+		s.metrics.replicated.Inc()
 		// The leader's own writes do not come back through apply: wake
 		// the waits on this copy (changes long polls) here.
 		s.notifyApplied()
@@ -324,7 +326,7 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 			return
 		}
 		if wait == nil {
-			s.noteAcked(u.Seq)
+			s.noteAcked(epoch, u.Seq)
 		}
 		done(reply, wait, nil)
 	}))
@@ -394,6 +396,7 @@ func (s *Server) awaitAcks(ctx context.Context, reply bus.WriteReply, w *ackWait
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	reply.Acks, reply.Members = w.level, w.members
+	s.metrics.ackWaits.Inc()
 wait:
 	for {
 		select {
@@ -413,6 +416,7 @@ wait:
 	select {
 	case <-w.done:
 	default:
+		s.metrics.ackTimeouts.Inc()
 		return bus.WriteReply{}, bus.Errorf(bus.CodeTimeout, "write applied on the leader at revision %d, but only %d of %d servers confirmed it within %s (acks=%s)",
 			reply.Revision, reply.Confirmed, reply.Members, s.cfg.WriteTimeout, w.level)
 	}
@@ -421,7 +425,13 @@ wait:
 	if !s.lease.LeaseValid() {
 		return bus.WriteReply{}, bus.Errorf(bus.CodeNotLeader, "node %s lost its ZooKeeper lease while revision %d was being confirmed", s.cfg.ID, reply.Revision)
 	}
-	s.noteAcked(reply.Revision)
+	if s.disk != nil {
+		if err := s.recordAcked(ctx, reply.Epoch, reply.Revision); err != nil {
+			return bus.WriteReply{}, bus.Errorf(bus.CodeUnavailable, "write confirmed at revision %d, but node %s could not record it in the cluster record (acks=%s with a data directory is acknowledged once recorded): %v",
+				reply.Revision, s.cfg.ID, w.level, err)
+		}
+	}
+	s.noteAcked(reply.Epoch, reply.Revision)
 	return reply, nil
 }
 
@@ -446,6 +456,7 @@ func (s *Server) notLeader(epoch uint64) error {
 // ForwardTimeout; then it returns a no_leader error body. Each attempt may
 // wait WriteTimeout more for the leader's answer (replicas' confirmations).
 func (s *Server) forward(ctx context.Context, data []byte) []byte {
+	s.metrics.forwarded.Inc()
 	giveUp := time.Now().Add(s.cfg.ForwardTimeout)
 	var reply []byte
 	var last error

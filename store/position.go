@@ -60,3 +60,26 @@ func (s *Store) holeLocked() {
 		s.holed = true
 	}
 }
+
+// MarkHole records, at the store's position, that the copy may lack
+// updates from here (a gap; diverged: it may also hold updates the
+// leader's stream replaced), as a replay of a data directory's log does
+// where the live copy found one: it counts as missed until CaughtUp.
+func (s *Store) MarkHole(diverged bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holeLocked()
+	if diverged {
+		s.hole.Diverged = true
+		s.ahead++
+	} else {
+		s.gaps = addSat(s.gaps, 1)
+	}
+}
+
+// RecentRequests returns every request ID the store remembers, with the
+// update each produced, for a snapshot to keep.
+func (s *Store) RecentRequests() []Update {
+	out, _ := s.Requests("", s.window, int(^uint(0)>>1))
+	return out
+}

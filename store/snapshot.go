@@ -27,7 +27,7 @@ func (s *Store) setLocked(key string, e Entry) *box {
 		return p
 	}
 	s.retimeLocked(p, e.Expires)
-	p.fill(p.key(), e)
+	s.data.refill(p, e)
 	return p
 }
 
@@ -158,7 +158,7 @@ func (s *Store) installLocked(entries []KeyEntry) {
 			s.insertLocked(p, e.Expires)
 		default:
 			s.retimeLocked(p, e.Expires)
-			p.fill(p.key(), e.Entry) // the leader's copy wins, even over a higher revision of a deposed leader's
+			s.data.refill(p, e.Entry) // the leader's copy wins, even over a higher revision of a deposed leader's
 		}
 	}
 }

@@ -589,6 +589,14 @@ func (s *Store) Len() int {
 	return s.data.len()
 }
 
+// Bytes is the size of the keys and values this store holds now (not
+// counting their history or the index).
+func (s *Store) Bytes() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.data.bytes
+}
+
 // Missed is the number of updates this store knows it missed, plus the
 // number of times it found itself ahead of a new leader. Zero means the
 // copy has seen every update since it started following.

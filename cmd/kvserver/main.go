@@ -71,6 +71,7 @@ func app(hup <-chan os.Signal) *cli.App {
 			&cli.DurationFlag{Name: "write-timeout", Value: d.WriteTimeout, Usage: "how long the leader waits for confirmations of a majority or all write", EnvVars: []string{"ZKV_WRITE_TIMEOUT"}},
 			&cli.BoolFlag{Name: "catch-up", Usage: "fetch the leader's store when this copy missed updates (restart, gap), and refuse to lead while stale; off: a restarted server answers empty until a key is written again", EnvVars: []string{"ZKV_CATCH_UP"}},
 			&cli.StringFlag{Name: "data-dir", Usage: "keep this server's data in `DIR` (a log and snapshots): a restart loads it, and a write is acknowledged only once logged (implies --catch-up); empty: memory only", EnvVars: []string{"ZKV_DATA_DIR"}},
+			&cli.Int64Flag{Name: "snapshot-bytes", Value: node.DefaultSnapshotBytes, Usage: "with --data-dir, the log size in bytes past which a snapshot is written and the log behind it dropped", EnvVars: []string{"ZKV_SNAPSHOT_BYTES"}},
 			&cli.StringFlag{Name: "fsync", Value: "always", Usage: "with --data-dir, when the log is fsynced: always (before an acknowledgement), interval (every 100ms) or never", EnvVars: []string{"ZKV_FSYNC"}},
 			&cli.BoolFlag{Name: "force-lead", Usage: "with --catch-up, lead even with fewer revisions than the cluster record says were acknowledged, accepting that those writes are lost (use on one server, once, after a restart of every server)", EnvVars: []string{"ZKV_FORCE_LEAD"}},
 			&cli.StringFlag{Name: "record-path", Usage: "persistent znode of the cluster record (cluster id, key, highest epoch and revision); default: --election-path with -cluster appended", EnvVars: []string{"ZKV_RECORD_PATH"}},
@@ -118,6 +119,7 @@ func run(c *cli.Context, hup <-chan os.Signal) error {
 	cfg.CatchUp = c.Bool("catch-up")
 	cfg.ForceLead = c.Bool("force-lead")
 	cfg.DataDir = c.String("data-dir")
+	cfg.SnapshotBytes = c.Int64("snapshot-bytes")
 	if cfg.Fsync, err = wal.ParseSyncMode(c.String("fsync")); err != nil {
 		return cli.Exit("--fsync: "+err.Error(), 2)
 	}

@@ -37,7 +37,7 @@ func writeTestSnapshot(t *testing.T, n int) string {
 	path := filepath.Join(t.TempDir(), "snapshot")
 	h := Header{Cluster: "c1", Node: "n1", LogIndex: 42}
 	h.SetPosition(store.Position{Epoch: 3, Stream: 3, Revision: uint64(n), RevEpoch: 2})
-	got, err := WriteSnapshotFile(path, h, onePage(entries(n)), nil)
+	got, err := WriteSnapshotFile(path, h, onePage(entries(n)), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestSnapshotFileRoundTrip(t *testing.T) {
 	path := writeTestSnapshot(t, 5000)
 	var got []store.KeyEntry
 	var hint int64
-	h, err := ReadSnapshotFile(path, func(h Header) error { hint = h.Keys; return nil }, func(es []store.KeyEntry) { got = append(got, es...) })
+	h, err := ReadSnapshotFile(path, func(h Header) error { hint = h.Keys; return nil }, func(es []store.KeyEntry) { got = append(got, es...) }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestSnapshotDamageIsDetected(t *testing.T) {
 			if err := os.WriteFile(p, data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := ReadSnapshotFile(p, nil, func([]store.KeyEntry) {})
+			_, err := ReadSnapshotFile(p, nil, func([]store.KeyEntry) {}, nil)
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("read of a damaged snapshot: %v, want ErrCorrupt", err)
 			}
@@ -120,7 +120,7 @@ func TestNewerSnapshotFormatIsRefused(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadSnapshotFile(path, nil, func([]store.KeyEntry) {}); !errors.Is(err, ErrFormat) {
+	if _, err := ReadSnapshotFile(path, nil, func([]store.KeyEntry) {}, nil); !errors.Is(err, ErrFormat) {
 		t.Fatalf("read: %v, want ErrFormat", err)
 	}
 }

@@ -83,16 +83,18 @@ func StorePages(st *store.Store) Pages {
 // WriteSnapshotFile writes a snapshot of h and pages to path: into a
 // temporary file that is fsynced and then renamed over path, and the
 // directory is fsynced, so path holds the old snapshot or the new one,
-// never a part. ready, if not nil, is called before the rename; an error
-// from it leaves the old snapshot in place. It returns the header with
-// Keys set to the entries written.
-func WriteSnapshotFile(path string, h Header, pages Pages, ready func() error) (Header, error) {
+// never a part. requests are the recent request IDs the store remembers
+// (Store.Requests), kept so that a retry after a restart is still applied
+// once. ready, if not nil, is called before the rename; an error from it
+// leaves the old snapshot in place. It returns the header with Keys set to
+// the entries written.
+func WriteSnapshotFile(path string, h Header, pages Pages, requests []store.Update, ready func() error) (Header, error) {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return h, fmt.Errorf("snapshot: %w", err)
 	}
-	h, err = writeSnapshot(f, h, pages)
+	h, err = writeSnapshot(f, h, pages, requests)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -123,12 +125,16 @@ func WriteSnapshotFile(path string, h Header, pages Pages, ready func() error) (
 //	entry   uvarint len(key)+1, key, uvarint len(value), value,
 //	        uvarint revision, varint expires
 //	end     one zero byte (a key length of -1)
+//	request uvarint len(id), id, uvarint epoch, uvarint revision,
+//	        uvarint len(key), key, uvarint len(value), value, one byte of
+//	        flags (1 delete, 2 prefix, 4 purge): a remembered request ID
+//	end     one zero byte (an empty id)
 //	count   uvarint number of entries
 //	crc     uint32 little-endian CRC32C of every byte before it
 //
 // The header's key count is written after the entries too (count), since
 // the entries are counted while they are written.
-func writeSnapshot(w io.Writer, h Header, pages Pages) (Header, error) {
+func writeSnapshot(w io.Writer, h Header, pages Pages, requests []store.Update) (Header, error) {
 	crc := crc32.New(castagnoli)
 	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 1<<20)
 	if h.Format == 0 {
@@ -168,6 +174,25 @@ func writeSnapshot(w io.Writer, h Header, pages Pages) (Header, error) {
 		}
 	}
 	buf = append(buf[:0], 0)
+	for _, u := range requests {
+		if u.RequestID == "" {
+			continue
+		}
+		buf = binary.AppendUvarint(buf, uint64(len(u.RequestID)))
+		buf = append(buf, u.RequestID...)
+		buf = binary.AppendUvarint(buf, u.Epoch)
+		buf = binary.AppendUvarint(buf, u.Seq)
+		buf = binary.AppendUvarint(buf, uint64(len(u.Key)))
+		buf = append(buf, u.Key...)
+		buf = binary.AppendUvarint(buf, uint64(len(u.Value)))
+		buf = append(buf, u.Value...)
+		buf = append(buf, requestFlags(u))
+		if _, err := bw.Write(buf); err != nil {
+			return h, err
+		}
+		buf = buf[:0]
+	}
+	buf = append(buf, 0)
 	buf = binary.AppendUvarint(buf, uint64(n))
 	if _, err := bw.Write(buf); err != nil {
 		return h, err
@@ -183,16 +208,17 @@ func writeSnapshot(w io.Writer, h Header, pages Pages) (Header, error) {
 }
 
 // ReadSnapshotFile reads the snapshot at path: it calls head with the
-// header (an error from head stops the read) and install with the entries
-// in batches, and verifies the end mark, the entry count and the
-// checksum. A damaged file fails with ErrCorrupt; entries already passed
-// to install must then be thrown away by the caller.
+// header (an error from head stops the read), install with the entries in
+// batches and remember (if not nil) with the request IDs, and verifies the
+// end marks, the entry count and the checksum. A damaged file fails with
+// ErrCorrupt; what was already passed to install must then be thrown away
+// by the caller.
 //
 // The header head gets has Keys set, when the header itself did not say,
 // from the entry count at the end of the file (bounded by the file's
 // size): a hint for sizing the store, verified only once every entry is
 // read.
-func ReadSnapshotFile(path string, head func(Header) error, install func([]store.KeyEntry)) (Header, error) {
+func ReadSnapshotFile(path string, head func(Header) error, install func([]store.KeyEntry), remember func([]store.Update)) (Header, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Header{}, fmt.Errorf("snapshot: %w", err)
@@ -202,7 +228,7 @@ func ReadSnapshotFile(path string, head func(Header) error, install func([]store
 	if err != nil {
 		return Header{}, fmt.Errorf("snapshot: %w", err)
 	}
-	h, err := readSnapshot(f, fi.Size(), head, install)
+	h, err := readSnapshot(f, fi.Size(), head, install, remember)
 	if err != nil {
 		return h, fmt.Errorf("snapshot %s: %w", path, err)
 	}
@@ -224,7 +250,8 @@ func (c *crcTee) Read(p []byte) (int, error) {
 
 // snapTail is the end of a snapshot file of size bytes: its checksum and
 // the entry count before it (0 when the bytes there are not one). The
-// count is a uvarint between the end mark (a zero byte) and the checksum;
+// count is a uvarint between the request IDs' end mark (a zero byte) and
+// the checksum;
 // a uvarint's last byte alone has the high bit clear, so it is read
 // backwards from the checksum.
 func snapTail(r io.ReaderAt, size int64) (sum uint32, count uint64, err error) {
@@ -324,7 +351,7 @@ func (b *snapBatch) entries() []store.KeyEntry {
 	return out
 }
 
-func readSnapshot(f io.ReaderAt, size int64, head func(Header) error, install func([]store.KeyEntry)) (Header, error) {
+func readSnapshot(f io.ReaderAt, size int64, head func(Header) error, install func([]store.KeyEntry), remember func([]store.Update)) (Header, error) {
 	corrupt := func(what string, err error) error {
 		if err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return fmt.Errorf("%w: %s", ErrCorrupt, what)
@@ -404,6 +431,13 @@ func readSnapshot(f io.ReaderAt, size int64, head func(Header) error, install fu
 			install(b.entries())
 		}
 	}
+	if len(b.metas) > 0 {
+		install(b.entries())
+	}
+	requests, err := readRequests(sr, corrupt)
+	if err != nil {
+		return h, err
+	}
 	want, err := binary.ReadUvarint(sr.r)
 	if err != nil {
 		return h, corrupt("entry count", err)
@@ -419,11 +453,65 @@ func readSnapshot(f io.ReaderAt, size int64, head func(Header) error, install fu
 	if want != count || (h.Keys != 0 && uint64(h.Keys) != count) {
 		return h, fmt.Errorf("%w: %d entries, the file says %d", ErrCorrupt, count, want)
 	}
-	if len(b.metas) > 0 {
-		install(b.entries())
+	if remember != nil && len(requests) > 0 {
+		remember(requests)
 	}
 	h.Keys = int64(count)
 	return h, nil
+}
+
+// requestFlags packs what kind of write a remembered request made.
+func requestFlags(u store.Update) byte {
+	var f byte
+	if u.Delete {
+		f |= 1
+	}
+	if u.Prefix {
+		f |= 2
+	}
+	if u.Purge {
+		f |= 4
+	}
+	return f
+}
+
+// readRequests reads the request-ID section.
+func readRequests(sr snapReader, corrupt func(string, error) error) ([]store.Update, error) {
+	var out []store.Update
+	for {
+		n, err := binary.ReadUvarint(sr.r)
+		if err != nil || n > maxField {
+			return nil, corrupt("request id", err)
+		}
+		if n == 0 {
+			return out, nil
+		}
+		var u store.Update
+		if u.RequestID, err = sr.str(n); err != nil {
+			return nil, corrupt("request id", err)
+		}
+		if u.Epoch, err = binary.ReadUvarint(sr.r); err != nil {
+			return nil, corrupt("request epoch", err)
+		}
+		if u.Seq, err = binary.ReadUvarint(sr.r); err != nil {
+			return nil, corrupt("request revision", err)
+		}
+		for _, field := range []*string{&u.Key, &u.Value} {
+			l, err := binary.ReadUvarint(sr.r)
+			if err != nil || l > maxField {
+				return nil, corrupt("request key or value", err)
+			}
+			if *field, err = sr.str(l); err != nil {
+				return nil, corrupt("request key or value", err)
+			}
+		}
+		f, err := sr.r.ReadByte()
+		if err != nil || f > 7 {
+			return nil, corrupt("request flags", err)
+		}
+		u.Delete, u.Prefix, u.Purge = f&1 != 0, f&2 != 0, f&4 != 0
+		out = append(out, u)
+	}
 }
 
 // syncDir fsyncs a directory, so a rename or a new file in it survives a

@@ -23,14 +23,14 @@ func BenchmarkLoadSnapshot(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "snapshot")
 	h := Header{Cluster: "c1", Node: "n1"}
 	h.SetPosition(store.Position{Epoch: 1, Stream: n, Revision: n, RevEpoch: 1})
-	if _, err := WriteSnapshotFile(path, h, onePage(es), nil); err != nil {
+	if _, err := WriteSnapshotFile(path, h, onePage(es), nil, nil); err != nil {
 		b.Fatal(err)
 	}
 	es = nil
 	b.ResetTimer()
 	for b.Loop() {
 		st := store.New()
-		_, err := ReadSnapshotFile(path, func(h Header) error { st.Reserve(int(h.Keys)); return nil }, st.Install)
+		_, err := ReadSnapshotFile(path, func(h Header) error { st.Reserve(int(h.Keys)); return nil }, st.Install, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

