@@ -72,16 +72,11 @@ type DeltaResult struct {
 // and times it until it is ready with every key.
 func measureRestart(ctx context.Context, cfg DurableConfig, main *cluster.Local, dataDir string) (RestartResult, error) {
 	res := RestartResult{Keys: cfg.Keys, ValueSize: cfg.ValueSize}
-	kv, closeKV, err := mainClient(main)
+	kv, closeKV, leader, follower, err := leaderAndFollower(ctx, main)
 	if err != nil {
 		return res, err
 	}
 	defer closeKV()
-	leader, followers, err := firstLeader(ctx, kv, main)
-	if err != nil {
-		return res, err
-	}
-	follower := followers[len(followers)-1]
 	fmt.Fprintf(cfg.Log, "loading %d keys of %d bytes through %s (fsync always)\n", cfg.Keys, cfg.ValueSize, leader)
 	start := time.Now()
 	res.LoadErrors, err = load(ctx, main, CatchUpConfig{Keys: cfg.Keys, ValueSize: cfg.ValueSize, InFlight: cfg.InFlight})
@@ -137,16 +132,11 @@ func measureRestart(ctx context.Context, cfg DurableConfig, main *cluster.Local,
 // within cfg.Behind of the leader.
 func measureDeltaCatchUp(ctx context.Context, cfg DurableConfig, main *cluster.Local) (DeltaResult, error) {
 	res := DeltaResult{Writers: cfg.Writers, Absence: cfg.Absence, Behind: cfg.Behind}
-	kv, closeKV, err := mainClient(main)
+	kv, closeKV, leader, follower, err := leaderAndFollower(ctx, main)
 	if err != nil {
 		return res, err
 	}
 	defer closeKV()
-	leader, followers, err := firstLeader(ctx, kv, main)
-	if err != nil {
-		return res, err
-	}
-	follower := followers[len(followers)-1]
 	w, err := startLoadWriter(ctx, main, cfg.Writers, cfg.ValueSize)
 	if err != nil {
 		return res, err
@@ -220,6 +210,21 @@ func mainClient(main *cluster.Local) (*client.Client, func(), error) {
 		return nil, nil, err
 	}
 	return kv, nc.Close, nil
+}
+
+// leaderAndFollower is a client of main (closeKV closes it), main's
+// leader and the follower the study restarts (the last in ID order).
+func leaderAndFollower(ctx context.Context, main *cluster.Local) (kv *client.Client, closeKV func(), leader, follower string, err error) {
+	kv, closeKV, err = mainClient(main)
+	if err != nil {
+		return nil, nil, "", "", err
+	}
+	leader, followers, err := firstLeader(ctx, kv, main)
+	if err != nil {
+		closeKV()
+		return nil, nil, "", "", err
+	}
+	return kv, closeKV, leader, followers[len(followers)-1], nil
 }
 
 // startBounded starts node id of main again, waiting at most timeout for

@@ -52,19 +52,7 @@ func WriteDurableReport(w io.Writer, r DurableResult, meta Meta, notes string) {
 	fmt.Fprintf(w, "| writes/s while away | revisions missed | /healthz | caught up | path | updates | its log's took |\n|---|---|---|---|---|---|---|\n")
 	fmt.Fprintf(w, "| %.0f | %d | %s | **%s** | %s | %d | %s |\n", c.WriteRate, c.Missed, msText(c.Healthy), msText(c.CaughtUp), c.Path, c.Updates, msText(c.Took))
 	fmt.Fprintf(w, "\nRaw figures: [`%s`](%s), [`%s`](%s).\n\n", durableCSV, durableCSV, durableRestartCS, durableRestartCS)
-	fmt.Fprintf(w, "## Commands\n\n```sh\n")
-	for _, cmd := range meta.Commands {
-		fmt.Fprintf(w, "%s\n", cmd)
-	}
-	fmt.Fprintf(w, "```\n\n")
-	m := meta.Machine
-	fmt.Fprintf(w, "Machine: %d × %s, %s (kernel %s), %s, nats-server %s, ZooKeeper %s. Tree: %s. Run %s to %s.\n\n",
-		m.Cores, m.CPU, m.OS, m.Kernel, m.Go, m.NATS, m.ZooKeeper, meta.Commit, meta.Started, meta.Finished)
-	fmt.Fprintf(w, "%s", notesMarker)
-	if notes == "" {
-		notes = "\n"
-	}
-	fmt.Fprint(w, notes)
+	writeReportEnd(w, meta.Commands, meta, notes)
 }
 
 // writeDurableWrites is the table of the write measurements, one per
