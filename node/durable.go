@@ -120,6 +120,7 @@ func (d *durable) load(cfg Config, st *store.Store) error {
 		}
 		st.Restore(h.Position())
 	}
+	snapTook := time.Since(start)
 	first, last := d.log.FirstIndex(), d.log.LastIndex()
 	from := h.LogIndex + 1
 	if last != 0 && first > from {
@@ -143,7 +144,8 @@ func (d *durable) load(cfg Config, st *store.Store) error {
 	rec := d.log.Recovery()
 	log.Info("loaded data directory", "keys", st.Len(), "revision", pos.Revision, "epoch", pos.Epoch,
 		"snapshot_revision", h.Revision, "snapshot_keys", h.Keys, "log_records", replayed, "missed", st.Missed(),
-		"fsync", cfg.Fsync.String(), "took", time.Since(start).String())
+		"fsync", cfg.Fsync.String(), "snapshot_took", snapTook.String(), "replay_took", (time.Since(start) - snapTook).String(),
+		"took", time.Since(start).String())
 	if rec.Truncated {
 		log.Warn("the log ended in a torn or corrupt record, cut off (it was never acknowledged)",
 			"segment", rec.Segment, "offset", rec.Offset, "dropped_bytes", rec.DroppedBytes, "last_record", rec.LastIndex)

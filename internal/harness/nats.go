@@ -32,6 +32,10 @@ type NATSOptions struct {
 	// JetStream enables JetStream, storing in StoreDir (required then).
 	JetStream bool
 	StoreDir  string
+	// SyncAlways makes JetStream's file storage fsync every write, as
+	// nats-server's `sync_interval: always`; false keeps its default (a
+	// sync every two minutes).
+	SyncAlways bool
 	// Tags are the server's placement tags (e.g. "node:s1").
 	Tags []string
 	// ClusterName, ClusterPort and Routes join a NATS cluster: the route
@@ -79,6 +83,7 @@ func (n *NATS) start() (*server.Server, error) {
 		NoLog:      n.log == nil,
 		JetStream:  n.opts.JetStream,
 		StoreDir:   n.opts.StoreDir,
+		SyncAlways: n.opts.SyncAlways,
 		Tags:       jwt.TagList(n.opts.Tags),
 	}
 	if n.opts.ClusterPort != 0 {
@@ -185,10 +190,10 @@ var _ server.Logger = (*natsLogger)(nil)
 
 // StartNATSCluster starts n embedded servers named s1..sn, tagged
 // "node:s1"..., clustered on loopback when n > 1, each with JetStream
-// storing under dir, and waits until JetStream is current everywhere
-// (and, clustered, has a meta leader). On error every server started is
-// shut down.
-func StartNATSCluster(ctx context.Context, n int, dir string, log io.Writer) (_ []*NATS, err error) {
+// storing under dir (fsyncing every write with syncAlways), and waits
+// until JetStream is current everywhere (and, clustered, has a meta
+// leader). On error every server started is shut down.
+func StartNATSCluster(ctx context.Context, n int, dir string, log io.Writer, syncAlways bool) (_ []*NATS, err error) {
 	if n < 1 {
 		return nil, fmt.Errorf("nats cluster of %d servers: need at least one", n)
 	}
@@ -210,7 +215,7 @@ func StartNATSCluster(ctx context.Context, n int, dir string, log io.Writer) (_ 
 	}
 	for i := range n {
 		name := "s" + strconv.Itoa(i+1)
-		o := NATSOptions{Name: name, Log: log, JetStream: true, StoreDir: filepath.Join(dir, name), Tags: []string{"node:" + name}}
+		o := NATSOptions{Name: name, Log: log, JetStream: true, StoreDir: filepath.Join(dir, name), SyncAlways: syncAlways, Tags: []string{"node:" + name}}
 		if n > 1 {
 			o.ClusterName, o.ClusterPort, o.Routes = "zkv", ports[i], routes
 		}

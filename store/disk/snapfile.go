@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/zkvstore/zkv/store"
 )
@@ -212,141 +213,245 @@ func writeSnapshot(w io.Writer, h Header, pages Pages, requests []store.Update) 
 // end marks, the entry count and the checksum. A damaged file fails with
 // ErrCorrupt; what was already passed to install must then be thrown away
 // by the caller.
+//
+// The header head gets has Keys set, when the header itself did not say,
+// from the entry count at the end of the file (bounded by the file's
+// size): a hint for sizing the store, verified only once every entry is
+// read.
 func ReadSnapshotFile(path string, head func(Header) error, install func([]store.KeyEntry), remember func([]store.Update)) (Header, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Header{}, fmt.Errorf("snapshot: %w", err)
 	}
 	defer f.Close()
-	h, err := readSnapshot(f, head, install, remember)
+	fi, err := f.Stat()
+	if err != nil {
+		return Header{}, fmt.Errorf("snapshot: %w", err)
+	}
+	h, err := readSnapshot(f, fi.Size(), head, install, remember)
 	if err != nil {
 		return h, fmt.Errorf("snapshot %s: %w", path, err)
 	}
 	return h, nil
 }
 
-// crcReader feeds every byte it reads to a checksum.
-type crcReader struct {
-	r   *bufio.Reader
+// crcTee feeds every byte read through it to a checksum: under the
+// bufio.Reader, it sees each block once, rather than each byte.
+type crcTee struct {
+	r   io.Reader
 	crc hash.Hash32
 }
 
-func (c *crcReader) ReadByte() (byte, error) {
-	b, err := c.r.ReadByte()
-	if err == nil {
-		c.crc.Write([]byte{b})
-	}
-	return b, err
+func (c *crcTee) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.crc.Write(p[:n])
+	return n, err
 }
 
-func (c *crcReader) full(n uint64) ([]byte, error) {
+// snapTail is the end of a snapshot file of size bytes: its checksum and
+// the entry count before it (0 when the bytes there are not one). The
+// count is a uvarint between the request IDs' end mark (a zero byte) and
+// the checksum;
+// a uvarint's last byte alone has the high bit clear, so it is read
+// backwards from the checksum.
+func snapTail(r io.ReaderAt, size int64) (sum uint32, count uint64, err error) {
+	if size < 4 {
+		return 0, 0, fmt.Errorf("%w: %d bytes", ErrCorrupt, size)
+	}
+	n := min(size, 4+binary.MaxVarintLen64+1)
 	buf := make([]byte, n)
-	if _, err := io.ReadFull(c.r, buf); err != nil {
-		return nil, err
+	if _, err := r.ReadAt(buf, size-n); err != nil {
+		return 0, 0, err
 	}
-	c.crc.Write(buf)
-	return buf, nil
+	sum = binary.LittleEndian.Uint32(buf[n-4:])
+	body := buf[:n-4]
+	end := len(body) - 1 // the count's last byte
+	if end < 1 || body[end]&0x80 != 0 {
+		return sum, 0, nil
+	}
+	start := end
+	for start > 0 && body[start-1]&0x80 != 0 {
+		start--
+	}
+	if start == 0 || body[start-1] != 0 {
+		return sum, 0, nil
+	}
+	count, _ = binary.Uvarint(body[start : end+1])
+	return sum, count, nil
 }
 
-func readSnapshot(r io.Reader, head func(Header) error, install func([]store.KeyEntry), remember func([]store.Update)) (Header, error) {
-	cr := &crcReader{r: bufio.NewReaderSize(r, 1<<20), crc: crc32.New(castagnoli)}
+// snapReader reads a snapshot's fields from a buffered reader.
+type snapReader struct {
+	r *bufio.Reader
+}
+
+// str reads n bytes as a string: from the buffer in one copy when they
+// fit in it.
+func (s snapReader) str(n uint64) (string, error) {
+	if n <= uint64(s.r.Size()) {
+		b, err := s.r.Peek(int(n))
+		if err != nil {
+			return "", err
+		}
+		str := string(b)
+		_, err = s.r.Discard(int(n))
+		return str, err
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(s.r, b); err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// snapBatchSize is how many entries a snapshot read hands to install at
+// once.
+const snapBatchSize = 4096
+
+// snapBatch collects the entries of one install batch: their keys and
+// values back to back in one buffer, which becomes one string for the
+// whole batch, so an entry costs no allocation of its own. (The store
+// copies what it keeps; a caller that keeps an entry keeps its batch's
+// string.)
+type snapBatch struct {
+	buf   []byte // reused from batch to batch
+	metas []snapMeta
+}
+
+// snapMeta is one entry of a snapBatch: its key and value lengths in buf.
+type snapMeta struct {
+	klen, vlen int
+	rev        uint64
+	exp        int64
+}
+
+// read appends the next n bytes of r to the batch's buffer.
+func (b *snapBatch) read(r io.Reader, n uint64) error {
+	at := len(b.buf)
+	b.buf = slices.Grow(b.buf, int(n))[:at+int(n)]
+	_, err := io.ReadFull(r, b.buf[at:])
+	return err
+}
+
+// add records an entry whose key and value were the last bytes read.
+func (b *snapBatch) add(klen, vlen int, rev uint64, exp int64) {
+	b.metas = append(b.metas, snapMeta{klen: klen, vlen: vlen, rev: rev, exp: exp})
+}
+
+// entries returns the batch's entries and empties it.
+func (b *snapBatch) entries() []store.KeyEntry {
+	all := string(b.buf)
+	out := make([]store.KeyEntry, len(b.metas))
+	off := 0
+	for i, m := range b.metas {
+		out[i] = store.KeyEntry{Key: all[off : off+m.klen], Entry: store.Entry{Value: all[off+m.klen : off+m.klen+m.vlen], Revision: m.rev, Expires: m.exp}}
+		off += m.klen + m.vlen
+	}
+	b.buf, b.metas = b.buf[:0], b.metas[:0]
+	return out
+}
+
+func readSnapshot(f io.ReaderAt, size int64, head func(Header) error, install func([]store.KeyEntry), remember func([]store.Update)) (Header, error) {
 	corrupt := func(what string, err error) error {
 		if err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return fmt.Errorf("%w: %s", ErrCorrupt, what)
 		}
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	magic, err := cr.full(uint64(len(snapMagic)))
-	if err != nil || string(magic[:len(magic)-1]) != string(snapMagic[:len(snapMagic)-1]) {
+	sum, tailCount, err := snapTail(f, size)
+	if err != nil {
+		return Header{}, corrupt("checksum", err)
+	}
+	crc := crc32.New(castagnoli)
+	sr := snapReader{r: bufio.NewReaderSize(&crcTee{r: io.NewSectionReader(f, 0, size-4), crc: crc}, 1<<20)}
+	magic, err := sr.str(uint64(len(snapMagic)))
+	if err != nil || magic[:len(magic)-1] != string(snapMagic[:len(snapMagic)-1]) {
 		return Header{}, corrupt("not a zkv snapshot", err)
 	}
 	if magic[len(magic)-1] > snapMagic[len(snapMagic)-1] {
 		return Header{}, fmt.Errorf("%w: snapshot file format %d, this server reads %d", ErrFormat, magic[len(magic)-1], snapMagic[len(snapMagic)-1])
 	}
-	n, err := binary.ReadUvarint(cr)
+	n, err := binary.ReadUvarint(sr.r)
 	if err != nil || n > maxHeader {
 		return Header{}, corrupt("header length", err)
 	}
-	raw, err := cr.full(n)
+	raw, err := sr.str(n)
 	if err != nil {
 		return Header{}, corrupt("header", err)
 	}
 	var h Header
-	if err := json.Unmarshal(raw, &h); err != nil {
+	if err := json.Unmarshal([]byte(raw), &h); err != nil {
 		return Header{}, fmt.Errorf("%w: header: %v", ErrCorrupt, err)
 	}
 	if h.Format > FormatVersion {
 		return h, fmt.Errorf("%w: data format %d, this server reads up to %d", ErrFormat, h.Format, FormatVersion)
 	}
 	if head != nil {
-		if err := head(h); err != nil {
+		hint := h
+		if hint.Keys == 0 && tailCount <= uint64(size)/4 {
+			hint.Keys = int64(tailCount)
+		}
+		if err := head(hint); err != nil {
 			return h, err
 		}
 	}
 	var (
-		batch []store.KeyEntry
+		b     snapBatch
 		count uint64
 	)
 	for {
-		kl, err := binary.ReadUvarint(cr)
+		kl, err := binary.ReadUvarint(sr.r)
 		if err != nil || kl > maxField {
 			return h, corrupt("entry", err)
 		}
 		if kl == 0 {
 			break
 		}
-		key, err := cr.full(kl - 1)
-		if err != nil {
+		if err := b.read(sr.r, kl-1); err != nil {
 			return h, corrupt("entry key", err)
 		}
-		vl, err := binary.ReadUvarint(cr)
+		vl, err := binary.ReadUvarint(sr.r)
 		if err != nil || vl > maxField {
 			return h, corrupt("entry value length", err)
 		}
-		val, err := cr.full(vl)
-		if err != nil {
+		if err := b.read(sr.r, vl); err != nil {
 			return h, corrupt("entry value", err)
 		}
-		rev, err := binary.ReadUvarint(cr)
+		rev, err := binary.ReadUvarint(sr.r)
 		if err != nil {
 			return h, corrupt("entry revision", err)
 		}
-		exp, err := binary.ReadVarint(cr)
+		exp, err := binary.ReadVarint(sr.r)
 		if err != nil {
 			return h, corrupt("entry deadline", err)
 		}
-		batch = append(batch, store.KeyEntry{Key: string(key), Entry: store.Entry{Value: string(val), Revision: rev, Expires: exp}})
+		b.add(int(kl-1), int(vl), rev, exp)
 		count++
-		if len(batch) == 4096 {
-			install(batch)
-			batch = nil
+		if len(b.metas) == snapBatchSize {
+			install(b.entries())
 		}
 	}
-	if len(batch) > 0 {
-		install(batch)
-		batch = nil
+	if len(b.metas) > 0 {
+		install(b.entries())
 	}
-	requests, err := readRequests(cr, corrupt)
+	requests, err := readRequests(sr, corrupt)
 	if err != nil {
 		return h, err
 	}
-	want, err := binary.ReadUvarint(cr)
+	want, err := binary.ReadUvarint(sr.r)
 	if err != nil {
 		return h, corrupt("entry count", err)
 	}
-	sum := cr.crc.Sum32()
-	var tail [4]byte
-	if _, err := io.ReadFull(cr.r, tail[:]); err != nil {
-		return h, corrupt("checksum", err)
+	if _, err := sr.r.ReadByte(); err == nil {
+		return h, fmt.Errorf("%w: bytes after the entry count", ErrCorrupt)
+	} else if !errors.Is(err, io.EOF) {
+		return h, fmt.Errorf("snapshot end: %w", err)
 	}
-	if binary.LittleEndian.Uint32(tail[:]) != sum {
+	if crc.Sum32() != sum {
 		return h, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
 	if want != count || (h.Keys != 0 && uint64(h.Keys) != count) {
 		return h, fmt.Errorf("%w: %d entries, the file says %d", ErrCorrupt, count, want)
-	}
-	if _, err := cr.r.ReadByte(); err == nil {
-		return h, fmt.Errorf("%w: bytes after the checksum", ErrCorrupt)
 	}
 	if remember != nil && len(requests) > 0 {
 		remember(requests)
@@ -371,40 +476,36 @@ func requestFlags(u store.Update) byte {
 }
 
 // readRequests reads the request-ID section.
-func readRequests(cr *crcReader, corrupt func(string, error) error) ([]store.Update, error) {
+func readRequests(sr snapReader, corrupt func(string, error) error) ([]store.Update, error) {
 	var out []store.Update
 	for {
-		n, err := binary.ReadUvarint(cr)
+		n, err := binary.ReadUvarint(sr.r)
 		if err != nil || n > maxField {
 			return nil, corrupt("request id", err)
 		}
 		if n == 0 {
 			return out, nil
 		}
-		id, err := cr.full(n)
-		if err != nil {
+		var u store.Update
+		if u.RequestID, err = sr.str(n); err != nil {
 			return nil, corrupt("request id", err)
 		}
-		var u store.Update
-		u.RequestID = string(id)
-		if u.Epoch, err = binary.ReadUvarint(cr); err != nil {
+		if u.Epoch, err = binary.ReadUvarint(sr.r); err != nil {
 			return nil, corrupt("request epoch", err)
 		}
-		if u.Seq, err = binary.ReadUvarint(cr); err != nil {
+		if u.Seq, err = binary.ReadUvarint(sr.r); err != nil {
 			return nil, corrupt("request revision", err)
 		}
 		for _, field := range []*string{&u.Key, &u.Value} {
-			l, err := binary.ReadUvarint(cr)
+			l, err := binary.ReadUvarint(sr.r)
 			if err != nil || l > maxField {
 				return nil, corrupt("request key or value", err)
 			}
-			b, err := cr.full(l)
-			if err != nil {
+			if *field, err = sr.str(l); err != nil {
 				return nil, corrupt("request key or value", err)
 			}
-			*field = string(b)
 		}
-		f, err := cr.ReadByte()
+		f, err := sr.r.ReadByte()
 		if err != nil || f > 7 {
 			return nil, corrupt("request flags", err)
 		}

@@ -30,7 +30,7 @@ func Command() *cli.Command {
 		Usage: "benchmarks: leader election latency and key-value performance",
 		Description: "Both subcommands start their own ZooKeeper, NATS and kvserver processes on loopback and\n" +
 			"write a Markdown report, PNG charts and the raw CSV under --out (docs/benchmarks by default).",
-		Subcommands: []*cli.Command{electionCommand(), kvCommand(), catchUpCommand(), echoCommand()},
+		Subcommands: []*cli.Command{electionCommand(), kvCommand(), catchUpCommand(), durableCommand(), echoCommand()},
 	}
 }
 

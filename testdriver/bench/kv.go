@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -275,46 +274,7 @@ func RunKV(ctx context.Context, cfg KVConfig) ([]KVResult, error) {
 // rounds measures every operation at every concurrency, Rounds times
 // interleaved, and merges the rounds.
 func (w *kvWorld) rounds(ctx context.Context) ([]KVResult, error) {
-	type key struct {
-		op string
-		c  int
-	}
-	hists := map[key]*Hist{}
-	errs := map[key]int64{}
-	elapsed := map[key]time.Duration{}
-	for round := 1; round <= w.cfg.Rounds; round++ {
-		for _, op := range KVOps {
-			for _, c := range w.cfg.Clients {
-				if err := ctx.Err(); err != nil {
-					return nil, err
-				}
-				h, n, el := w.measure(ctx, op, c, w.cfg.Duration)
-				k := key{op, c}
-				if hists[k] == nil {
-					hists[k] = NewHist()
-				}
-				hists[k].Merge(h)
-				errs[k] += n
-				elapsed[k] += el
-				if w.cfg.OnStep != nil {
-					w.cfg.OnStep(fmt.Sprintf("round %d %s ×%d: p50 %s µs", round, op, c, Us(h.Quantile(50))))
-				}
-			}
-		}
-	}
-	var out []KVResult
-	for _, op := range KVOps {
-		for _, c := range w.cfg.Clients {
-			k := key{op, c}
-			h := hists[k]
-			r := KVResult{Op: op, Clients: c, Errors: errs[k], Elapsed: elapsed[k], Latency: h.Summary()}
-			if elapsed[k] > 0 {
-				r.Throughput = float64(h.Count()) / elapsed[k].Seconds()
-			}
-			out = append(out, r)
-		}
-	}
-	return out, nil
+	return interleaved(ctx, w.cfg.Rounds, KVOps, w.cfg.Clients, w.cfg.Duration, w.measure, w.cfg.OnStep)
 }
 
 // kvWorld holds the connections and handles of the measurements on a
@@ -471,6 +431,19 @@ func newKVWorld(ctx context.Context, cfg KVConfig, local *cluster.Local, n int) 
 // read, and opens a handle on it for every client slot.
 func (w *kvWorld) openBucket(ctx context.Context, replicas int, storage string) error {
 	name := bucketName(replicas, storage)
+	hs, err := openKVBucket(ctx, w.conns, name, replicas, storage, w.value)
+	if err != nil {
+		return fmt.Errorf("kv: %w", err)
+	}
+	w.js[name] = hs
+	return nil
+}
+
+// openKVBucket creates the JetStream KV bucket name of replicas and
+// storage on the NATS servers conns reach (an R1 bucket on the server
+// tagged node:s1), puts value at "bench-read", and returns a handle on it
+// for each of conns.
+func openKVBucket(ctx context.Context, conns []*nats.Conn, name string, replicas int, storage, value string) ([]jetstream.KeyValue, error) {
 	kcfg := jetstream.KeyValueConfig{Bucket: name, Replicas: replicas, Storage: jetstream.FileStorage, History: 1}
 	if storage == StorageMemory {
 		kcfg.Storage = jetstream.MemoryStorage
@@ -478,9 +451,9 @@ func (w *kvWorld) openBucket(ctx context.Context, replicas int, storage string) 
 	if replicas == 1 {
 		kcfg.Placement = &jetstream.Placement{Tags: []string{"node:s1"}}
 	}
-	js, err := jetstream.New(w.conns[0])
+	js, err := jetstream.New(conns[0])
 	if err != nil {
-		return fmt.Errorf("kv: JetStream: %w", err)
+		return nil, fmt.Errorf("JetStream: %w", err)
 	}
 	var kv jetstream.KeyValue
 	err = harness.WaitFor(ctx, 100*time.Millisecond, func() error {
@@ -489,23 +462,24 @@ func (w *kvWorld) openBucket(ctx context.Context, replicas int, storage string) 
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("kv: JetStream bucket %s: %w", name, err)
+		return nil, fmt.Errorf("JetStream bucket %s: %w", name, err)
 	}
-	if _, err := kv.Put(ctx, "bench-read", []byte(w.value)); err != nil {
-		return fmt.Errorf("kv: JetStream bucket %s: %w", name, err)
+	if _, err := kv.Put(ctx, "bench-read", []byte(value)); err != nil {
+		return nil, fmt.Errorf("JetStream bucket %s: %w", name, err)
 	}
-	for _, nc := range w.conns {
+	var hs []jetstream.KeyValue
+	for _, nc := range conns {
 		js, err := jetstream.New(nc)
 		if err != nil {
-			return fmt.Errorf("kv: JetStream: %w", err)
+			return nil, fmt.Errorf("JetStream: %w", err)
 		}
 		h, err := js.KeyValue(ctx, name)
 		if err != nil {
-			return fmt.Errorf("kv: JetStream bucket %s: %w", name, err)
+			return nil, fmt.Errorf("JetStream bucket %s: %w", name, err)
 		}
-		w.js[name] = append(w.js[name], h)
+		hs = append(hs, h)
 	}
-	return nil
+	return hs, nil
 }
 
 func (w *kvWorld) close() {
@@ -602,36 +576,11 @@ func (w *kvWorld) measure(ctx context.Context, op string, c int, d time.Duration
 	if !w.available(op) {
 		return NewHist(), 0, 0
 	}
-	hists := make([]*Hist, c)
-	var errs atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	end := start.Add(d)
+	calls := make([]func(context.Context) error, c)
 	for i := range c {
-		hists[i] = NewHist()
-		f := w.opFunc(op, i)
-		wg.Go(func() {
-			for time.Now().Before(end) && ctx.Err() == nil {
-				rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				t := time.Now()
-				err := f(rctx)
-				el := time.Since(t)
-				cancel()
-				if err != nil {
-					errs.Add(1)
-					continue
-				}
-				hists[i].Record(el)
-			}
-		})
+		calls[i] = w.opFunc(op, i)
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	h := NewHist()
-	for _, x := range hists {
-		h.Merge(x)
-	}
-	return h, errs.Load(), elapsed
+	return runCalls(ctx, calls, d)
 }
 
 var errQuietDone = errors.New("seen")

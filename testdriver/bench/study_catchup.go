@@ -222,9 +222,19 @@ func writeCatchUpReport(w io.Writer, rows []catchUpRow, meta Meta, notes string)
 		fmt.Fprintf(w, "%s %d (loader retries %d)", row.Label, row.Result.WriterErrors, row.Result.LoadErrors)
 	}
 	fmt.Fprintf(w, ". Raw figures: [`%s`](%s).\n\n", catchUpCSV, catchUpCSV)
-	fmt.Fprintf(w, "## Commands\n\n```sh\n")
+	var commands []string
 	for _, row := range rows {
-		fmt.Fprintf(w, "%s\n", row.Command)
+		commands = append(commands, row.Command)
+	}
+	writeReportEnd(w, commands, meta, notes)
+}
+
+// writeReportEnd ends a report: the commands that made it, the machine and
+// tree, then the notes kept by reruns below notesMarker.
+func writeReportEnd(w io.Writer, commands []string, meta Meta, notes string) {
+	fmt.Fprintf(w, "## Commands\n\n```sh\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "%s\n", c)
 	}
 	fmt.Fprintf(w, "```\n\n")
 	m := meta.Machine

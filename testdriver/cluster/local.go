@@ -77,6 +77,10 @@ type LocalOptions struct {
 	NATSServers int
 	// JetStream enables JetStream on a single embedded NATS server.
 	JetStream bool
+	// JetStreamSyncAlways makes the embedded servers' JetStream fsync
+	// every write (nats-server's `sync_interval: always`); false keeps
+	// nats-server's default.
+	JetStreamSyncAlways bool
 	// ProxyNATS gives every server its own Proxy to NATS, which Cut and
 	// Heal act on.
 	ProxyNATS bool
@@ -398,7 +402,7 @@ func (c *Local) startNATS(ctx context.Context) error {
 			return fmt.Errorf("local cluster: %w", err)
 		}
 		c.push("remove the NATS store", func(context.Context) error { return os.RemoveAll(dir) })
-		servers, err := harness.StartNATSCluster(ctx, c.opts.NATSServers, dir, log)
+		servers, err := harness.StartNATSCluster(ctx, c.opts.NATSServers, dir, log, c.opts.JetStreamSyncAlways)
 		if err != nil {
 			return fmt.Errorf("local cluster: start NATS: %w", err)
 		}
@@ -422,7 +426,7 @@ func (c *Local) startNATS(ctx context.Context) error {
 			return fmt.Errorf("local cluster: %w", err)
 		}
 		c.push("remove the NATS store", func(context.Context) error { return os.RemoveAll(dir) })
-		nopts.JetStream, nopts.StoreDir = true, dir
+		nopts.JetStream, nopts.StoreDir, nopts.SyncAlways = true, dir, c.opts.JetStreamSyncAlways
 	}
 	ns, err := harness.StartNATS(nopts)
 	if err != nil {
