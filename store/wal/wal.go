@@ -340,16 +340,46 @@ func (l *Log) Iterate(from uint64, fn func(index uint64, payload []byte) error) 
 	if from < first {
 		return fmt.Errorf("%w: %d (first %d)", ErrCompacted, from, first)
 	}
-	for i := from; i <= last; i++ {
-		p, err := l.Read(i)
+	// A segment's records are read with one read, not one each.
+	for i := from; i <= last; {
+		recs, end, err := l.readRun(i, last)
 		if err != nil {
 			return err
 		}
-		if err := fn(i, p); err != nil {
-			return err
+		for j := i; j <= end; j++ {
+			p, n, err := decodeRecord(recs, j)
+			if err != nil {
+				return fmt.Errorf("%w: record %d: %w", ErrCorrupt, j, err)
+			}
+			if err := fn(j, p); err != nil {
+				return err
+			}
+			recs = recs[n:]
 		}
+		i = end + 1
 	}
 	return nil
+}
+
+// readRun reads the records from index to the end of its segment (at most
+// to last) with one read, and returns them and the last index read.
+func (l *Log) readRun(index, last uint64) ([]byte, uint64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return nil, 0, ErrClosed
+	}
+	if err := l.checkRangeLocked(index); err != nil {
+		return nil, 0, err
+	}
+	s := l.segmentLocked(index)
+	end := min(last, s.lastIndex(), l.last)
+	off := s.offset(index)
+	buf := make([]byte, s.offset(end+1)-off)
+	if _, err := s.f.ReadAt(buf, off); err != nil {
+		return nil, 0, fmt.Errorf("wal: read %d-%d from %s: %w", index, end, s.name(), err)
+	}
+	return buf, end, nil
 }
 
 // Stats returns the log's sizes and fsync counters.
