@@ -64,6 +64,10 @@ type Term struct {
 	Leader LeaderData
 	// Znode is this server's election znode name ("" before registration).
 	Znode string
+	// Watching is the election znode just before ours, the one this server
+	// watches ("" when it leads or has no place yet). When it is
+	// Leader.Znode, this server is next in line.
+	Watching string
 }
 
 // Elector takes part in a ZooKeeper leader election. Create it with New and
@@ -89,7 +93,12 @@ type Elector struct {
 	znodeSession int64
 	lostCreate   bool
 	leading      bool
-	leader       LeaderData
+	watching     string // the predecessor's znode name, "" when none
+	// znodeGone is set when a lease round trip found our znode deleted
+	// (another server deposed us); the lease stays invalid until we
+	// register again.
+	znodeGone bool
+	leader    LeaderData
 	last         Term
 	lastOK       time.Time // send time of the newest round trip on znodeSession
 	started      bool
@@ -181,14 +190,15 @@ func (e *Elector) SessionState() string {
 }
 
 // LeaseValid reports whether this server leads and may acknowledge a write
-// now: it holds the smallest znode, its session is connected, and a round
+// now: it holds the smallest znode, its session is connected, a round
 // trip sent on the session its znode was created in succeeded less than
-// half the session timeout ZooKeeper granted (SessionTimeout) ago. Check
+// half the session timeout ZooKeeper granted (SessionTimeout) ago, and no
+// round trip found its znode deleted (Depose by the next in line). Check
 // it before applying a write and again before replying.
 func (e *Elector) LeaseValid() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.leading && e.settled && e.connected && e.znodeSession != 0 &&
+	return e.leading && e.settled && e.connected && e.znodeSession != 0 && !e.znodeGone &&
 		time.Since(e.lastOK) < e.SessionTimeout()/2
 }
 
@@ -220,6 +230,9 @@ func (e *Elector) Run(ctx context.Context) error {
 
 func (e *Elector) termLocked() Term {
 	t := Term{Epoch: e.leader.Epoch, Leader: e.leader, Znode: e.znode}
+	if e.settled && !e.leading {
+		t.Watching = e.watching
+	}
 	switch {
 	case !e.connected:
 		t.Role = RoleDisconnected
