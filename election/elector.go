@@ -99,10 +99,10 @@ type Elector struct {
 	// register again.
 	znodeGone bool
 	leader    LeaderData
-	last         Term
-	lastOK       time.Time // send time of the newest round trip on znodeSession
-	started      bool
-	resigning    bool // Resign was called: never register again
+	last      Term
+	lastOK    time.Time // send time of the newest round trip on znodeSession
+	started   bool
+	resigning bool // Resign was called: never register again
 	// announcedSession and announcedVersion identify the leader znode this
 	// server published (session 0: none), so a resign deletes it without
 	// reading it first.
