@@ -114,7 +114,9 @@ func New(nc *nats.Conn, cfg Config) (*Detector, error) {
 	if nc == nil {
 		return nil, errors.New("failover: no NATS connection")
 	}
-	return &Detector{nc: nc, cfg: cfg, log: cfg.Logger.With("component", "failover")}, nil
+	d := &Detector{nc: nc, cfg: cfg, log: cfg.Logger.With("component", "failover"), reconnects: nc.Stats().Reconnects}
+	d.stable(time.Now()) // a connection up now counts from now, not from the first Watch
+	return d, nil
 }
 
 // outcome is what one probe found.
