@@ -17,7 +17,7 @@ var ErrNotNext = errors.New("not next in line after the leader")
 var errZnodeGone = errors.New("own election znode is gone")
 
 // Depose removes the election znode leader, which must be the smallest,
-// and the leader znode if it names it, on behalf of the server right after
+// and the leader znode, on behalf of the server right after
 // it in line: the caller has found the leader's process gone (see package
 // failover) and takes over without waiting for ZooKeeper to expire the
 // dead leader's session. Its own watch on that znode then fires, it finds
@@ -30,10 +30,12 @@ var errZnodeGone = errors.New("own election znode is gone")
 // again at the back; whatever it still sends carries the old epoch, which
 // every replica drops once it knows the new one.
 //
-// Depose returns nil when the znode is gone (deleted here or already),
-// ErrNotNext when this server is not next in line after leader, and
-// an error from ZooKeeper otherwise. It blocks for up to
-// three ZooKeeper round trips.
+// The caller must know leader is the leader's znode (the Term's
+// Leader.Znode); Depose checks that this server watches it, i.e. is
+// right after it. It returns nil when the znode is gone (deleted here or
+// already), ErrNotNext when this server is not next in line after leader,
+// and an error from ZooKeeper otherwise. It blocks for one ZooKeeper
+// round trip (a multi), two when there is no leader znode.
 func (e *Elector) Depose(ctx context.Context, leader string) error {
 	e.mu.Lock()
 	conn, me, connected, settled := e.conn, e.znode, e.connected, e.settled
@@ -44,41 +46,27 @@ func (e *Elector) Depose(ctx context.Context, leader string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("depose %s: %w", leader, err)
 	}
-	var children []string
-	err := e.track(conn, func() (err error) {
-		children, _, err = conn.Children(e.cfg.Path)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("depose %s: list %s: %w", leader, e.cfg.Path, err)
-	}
-	sorted := Sort(children)
-	if len(sorted) < 2 || sorted[0].Name != leader || sorted[1].Name != me {
-		if len(sorted) > 0 && sorted[0].Name == me {
-			return nil // already gone: we lead
-		}
-		return fmt.Errorf("depose %s as %s: %w", leader, me, ErrNotNext)
+	// The Term that made the caller probe said we watch leader; check it
+	// still holds rather than listing the children again (a round trip
+	// less on the way to leading). Deleting the wrong znode is refused
+	// here, not by ZooKeeper.
+	e.mu.Lock()
+	watching := e.watching
+	e.mu.Unlock()
+	if watching != leader || e.seqOf(leader) >= e.seqOf(me) {
+		return fmt.Errorf("depose %s as %s (watching %q): %w", leader, me, watching, ErrNotNext)
 	}
 	own := e.cfg.Path + "/" + leader
-	ops := []any{&zk.DeleteRequest{Path: own, Version: -1}}
-	data, stat, err := conn.Get(e.cfg.LeaderPath)
-	switch {
-	case err == nil:
-		if d, derr := decodeLeader(data); derr == nil && d.Znode == leader {
-			ops = append(ops, &zk.DeleteRequest{Path: e.cfg.LeaderPath, Version: stat.Version})
-		}
-	case !errors.Is(err, zk.ErrNoNode):
-		return fmt.Errorf("depose %s: read %s: %w", leader, e.cfg.LeaderPath, err)
-	}
-	if len(ops) > 1 {
-		if _, err = conn.Multi(ops...); err == nil {
-			e.log.Warn("deposed a leader whose process is gone", "znode", own, "leader_path", e.cfg.LeaderPath)
-			return nil
-		}
+	// While the leader's election znode exists nobody else can lead, so
+	// a leader znode there is the leader's own (or an older stale one):
+	// both go in one multi, a single write. Without a leader znode the
+	// multi fails as a whole and the election znode goes alone.
+	_, err := conn.Multi(&zk.DeleteRequest{Path: e.cfg.LeaderPath, Version: -1}, &zk.DeleteRequest{Path: own, Version: -1})
+	if err != nil {
 		e.log.Debug("multi delete failed; deleting the election znode alone", "znode", own, "err", err)
-	}
-	if err := conn.Delete(own, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
-		return fmt.Errorf("depose: delete %s: %w", own, err)
+		if err := conn.Delete(own, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return fmt.Errorf("depose: delete %s: %w", own, err)
+		}
 	}
 	e.log.Warn("deposed a leader whose process is gone", "znode", own)
 	return nil

@@ -19,7 +19,7 @@
 //   - A paused or slow server: its probe times out, which ends the run.
 //   - A NATS server restart, which drops everyone's subscriptions at once:
 //     a "no responders" counts only while the Detector's own connection
-//     has been connected, without reconnecting, for at least Stable, and
+//     has been connected since its last reconnect for at least Stable, and
 //     a death is declared only if a witness (another server's subject)
 //     answered after the run began, so the NATS server the Detector talks
 //     to does route to live servers.

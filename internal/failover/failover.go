@@ -13,11 +13,11 @@ import (
 // Config tunes a Detector. The zero value of each field takes its default.
 type Config struct {
 	// Interval is the pause between two probes of the watched subject.
-	// Default 5ms. Shorter detects sooner and costs the watched server
+	// Default 3ms. Shorter detects sooner and costs the watched server
 	// more requests (one empty reply each).
 	Interval time.Duration
 	// Window is how long an unbroken run of "no responders" must last
-	// before the server is declared dead. Default 20ms. Too short risks
+	// before the server is declared dead. Default 12ms. Too short risks
 	// a takeover when a server's subscriptions blink (a reconnect of its
 	// own); the fencing keeps that safe, but it costs a failover.
 	Window time.Duration
@@ -25,12 +25,16 @@ type Config struct {
 	// run is never one stalled probe. Default 3.
 	MinProbes int
 	// Stable is how long the Detector's own connection must have been
-	// connected, without a reconnect, before a "no responders" counts.
-	// Default 1s: after a NATS server restart every server reconnects
-	// and subscribes again within this.
+	// connected since it last reconnected before a "no responders"
+	// counts. Default 1s: after a NATS server restart every server
+	// reconnects and subscribes again within this. A connection that
+	// never reconnected (its first connect was no restart) counts as
+	// stable from the start.
 	Stable time.Duration
 	// Timeout bounds one probe; a probe that times out (a paused or slow
-	// server) ends the run. Default 100ms.
+	// server) ends the run. A probe in flight when the process dies gets
+	// no answer at all, so this also delays the first "no responders".
+	// Default 10ms.
 	Timeout time.Duration
 	// Logger receives what the Detector concludes. Default slog.Default().
 	Logger *slog.Logger
@@ -39,11 +43,11 @@ type Config struct {
 // DefaultConfig returns a Config with every default filled in.
 func DefaultConfig() Config {
 	return Config{
-		Interval:  5 * time.Millisecond,
-		Window:    20 * time.Millisecond,
+		Interval:  3 * time.Millisecond,
+		Window:    12 * time.Millisecond,
 		MinProbes: 3,
 		Stable:    time.Second,
-		Timeout:   100 * time.Millisecond,
+		Timeout:   10 * time.Millisecond,
 	}
 }
 
@@ -115,7 +119,12 @@ func New(nc *nats.Conn, cfg Config) (*Detector, error) {
 		return nil, errors.New("failover: no NATS connection")
 	}
 	d := &Detector{nc: nc, cfg: cfg, log: cfg.Logger.With("component", "failover"), reconnects: nc.Stats().Reconnects}
-	d.stable(time.Now()) // a connection up now counts from now, not from the first Watch
+	now := time.Now()
+	if d.stable(now); d.reconnects == 0 && !d.stableSince.IsZero() {
+		// Connected and never reconnected: its first connect was no NATS
+		// restart.
+		d.stableSince = now.Add(-cfg.Stable)
+	}
 	return d, nil
 }
 
