@@ -115,6 +115,9 @@ type Elector struct {
 	// negotiated is the session timeout ZooKeeper granted in the latest
 	// connect handshake, in nanoseconds (0: none yet).
 	negotiated atomic.Int64
+	// ask is the session timeout asked for, in nanoseconds (0: the
+	// configured one); tick is ZooKeeper's tickTime as known (0: unknown).
+	ask, tick atomic.Int64
 	// gen numbers the connections Run made; events of older ones are
 	// ignored. unusableSince is when the session last stopped being usable
 	// (or the connection was made).
@@ -218,6 +221,7 @@ func (e *Elector) Run(ctx context.Context) error {
 	e.mu.Unlock()
 	defer close(e.done)
 
+	e.askFor(ctx)
 	for {
 		fresh, err := e.session(ctx)
 		if !fresh {

@@ -225,7 +225,14 @@ type election struct {
 // against env's ZooKeeper and NATS and measures every stop of cfg on them.
 func runCluster(ctx context.Context, cfg ElectionConfig, env *cluster.Local, base ElectionRun) ([]ElectionRun, error) {
 	st := base.SessionTimeout
-	neg, err := NegotiatedTimeout(ctx, env.ZooKeeper(), st)
+	// kvserver asks for its timeout less ZooKeeper's tick (it learns the
+	// tick; here it is known), so that expiry rounded up to a tick comes
+	// within the timeout: ask the same to learn what it is granted.
+	ask := st
+	if base.TickTime > 0 {
+		ask -= min(base.TickTime, st/4)
+	}
+	neg, err := NegotiatedTimeout(ctx, env.ZooKeeper(), ask)
 	if err != nil {
 		return nil, err
 	}
