@@ -88,6 +88,16 @@ var cases = []caseDef{
 		inject:  cutLeader, failover: "no new leader after the partition", heal: healLeader, expect: expectZKPartition,
 	},
 	{
+		name: CaseNATSCutLeader, variants: []string{"acks-all"}, slow: []string{"acks-all"},
+		cluster: clusterOptions{acks: bus.AcksAll, proxiedNATS: true},
+		inject:  cutLeaderNATS, failover: "no new leader after the leader was cut off from NATS", heal: healLeaderNATS, expect: expectDeposedAlive,
+	},
+	{
+		name: CaseZnodeRemoved, variants: []string{"acks-all"}, slow: []string{"acks-all"},
+		cluster: clusterOptions{acks: bus.AcksAll},
+		inject:  removeLeaderZnode, failover: "no new leader after the leader's znode was removed", heal: awaitDeposedRejoin, expect: expectDeposedAlive,
+	},
+	{
 		name: CaseNATSRestart, variants: []string{"no-catch-up", "catch-up"},
 		session: (*suite).longSession, variant: catchUpVariant, start: loadedUnprobed,
 		inject: restartNATS, heal: resumeLagger, expect: expectNATSRestart,
