@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,21 +54,11 @@ func DefaultConfig() Config {
 
 func (c *Config) setDefaults() {
 	d := DefaultConfig()
-	if c.Interval == 0 {
-		c.Interval = d.Interval
-	}
-	if c.Window == 0 {
-		c.Window = d.Window
-	}
-	if c.MinProbes == 0 {
-		c.MinProbes = d.MinProbes
-	}
-	if c.Stable == 0 {
-		c.Stable = d.Stable
-	}
-	if c.Timeout == 0 {
-		c.Timeout = d.Timeout
-	}
+	c.Interval = cmp.Or(c.Interval, d.Interval)
+	c.Window = cmp.Or(c.Window, d.Window)
+	c.MinProbes = cmp.Or(c.MinProbes, d.MinProbes)
+	c.Stable = cmp.Or(c.Stable, d.Stable)
+	c.Timeout = cmp.Or(c.Timeout, d.Timeout)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -3,7 +3,6 @@ package failover
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -11,13 +10,6 @@ import (
 
 	"github.com/zkvstore/zkv/internal/testenv"
 )
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(p))
-	return len(p), nil
-}
 
 // connect opens a connection to url that reconnects forever, closed at
 // cleanup.
@@ -48,7 +40,7 @@ func responder(t *testing.T, url, subject string) (*nats.Conn, *nats.Subscriptio
 
 func newDetector(t *testing.T, nc *nats.Conn, stable time.Duration) *Detector {
 	t.Helper()
-	d, err := New(nc, Config{Stable: stable, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+	d, err := New(nc, Config{Stable: stable, Logger: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
