@@ -94,8 +94,9 @@ const tickProbe = 100 * time.Millisecond
 // in buckets of tickTime: a session dies at the first tick boundary at or
 // after the timeout has passed since the client was last heard, so up to
 // a tick late (measured: 3-14 % past the timeout at a 200 ms tick). Asking
-// for the configured timeout less one tick (at most a quarter of it) makes
-// a crashed leader's session expire within the configured timeout. The
+// for the configured timeout less one tick (one and a half with several
+// servers; at most a quarter of it) makes a crashed leader's session
+// expire within the configured timeout. The
 // tick is Config.TickTime, or learned from a first session that asks for
 // less than any minimum: ZooKeeper grants its minimum, 2 × tickTime by
 // default (a larger configured minimum only makes the estimate, and so the
@@ -109,7 +110,14 @@ func (e *Elector) askFor(ctx context.Context) {
 		return
 	}
 	e.tick.Store(int64(tick))
-	e.ask.Store(int64(e.cfg.SessionTimeout - min(tick, e.cfg.SessionTimeout/4)))
+	adjust := tick
+	if len(e.cfg.Servers) > 1 {
+		// In an ensemble the leader expires sessions, and learns that a
+		// follower's clients were heard from its answers to the leader's
+		// pings, every half tick: another half tick late.
+		adjust += tick / 2
+	}
+	e.ask.Store(int64(e.cfg.SessionTimeout - min(adjust, e.cfg.SessionTimeout/4)))
 }
 
 // learnTick opens a short session asking for tickProbe and returns half

@@ -230,7 +230,11 @@ func runCluster(ctx context.Context, cfg ElectionConfig, env *cluster.Local, bas
 	// within the timeout: ask the same to learn what it is granted.
 	ask := st
 	if base.TickTime > 0 {
-		ask -= min(base.TickTime, st/4)
+		adjust := base.TickTime
+		if base.ZK == ZKEnsemble {
+			adjust += base.TickTime / 2
+		}
+		ask -= min(adjust, st/4)
 	}
 	neg, err := NegotiatedTimeout(ctx, env.ZooKeeper(), ask)
 	if err != nil {
