@@ -14,6 +14,12 @@ import (
 // from NATS only: the next in line sees "no responders" and deposes it)
 // and znode-removed (the leader's election znode deleted from outside).
 
+// The names of the cases of this file.
+const (
+	CaseNATSCutLeader = "nats-cut-leader"
+	CaseZnodeRemoved  = "znode-removed"
+)
+
 func removeLeaderZnode(ctx context.Context, f *fault) error {
 	st, err := f.status(f.leader, time.Second)
 	if err != nil {

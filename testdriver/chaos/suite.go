@@ -79,8 +79,6 @@ const (
 	CaseEmptySurvivor = "empty-survivor"
 	CaseHostileClient = "hostile-client"
 	CaseFullRestart   = "full-restart"
-	CaseNATSCutLeader = "nats-cut-leader"
-	CaseZnodeRemoved  = "znode-removed"
 )
 
 // CaseNames lists every case in the order the suite runs them.
