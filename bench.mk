@@ -1,7 +1,7 @@
 # Benchmarks (included by the Makefile). See docs/benchmarks/.
 #
 #   make bench        reruns the whole study and rewrites docs/benchmarks
-#                     (about 35 minutes; needs ZooKeeper like `make test`)
+#                     (about 45 minutes; needs ZooKeeper like `make test`)
 #   make bench-kv     only the kv study (about 8 minutes on 2 cores: 18
 #                     operations at 1, 16 and 64 clients in both zkv modes,
 #                     then 1M keys loaded for the memory per key)
@@ -33,11 +33,15 @@ BENCH_KV_FLAGS ?=
 bench-kv: bench-bin
 	$(BENCH_CMD) kv $(BENCH_KV) --out $(BENCH_OUT) $(BENCH_KV_FLAGS)
 
+# Fast failover (kvserver --fast-failover) on, then SIGKILL with it off on
+# a cluster of its own, then the session-timeout sweep with both.
 bench-election: bench-bin
 	$(BENCH_CMD) election $(BENCH_KV) --out $(BENCH_OUT) --runs $(BENCH_RUNS) \
-		--zk standalone,ensemble,remote --stop sigterm,sigkill,pause --session-timeout 2s
+		--zk standalone,ensemble,remote --stop sigterm,sigkill,pause --session-timeout 2s --fast-failover on
+	$(BENCH_CMD) election $(BENCH_KV) --out $(BENCH_OUT) --append --runs $(BENCH_RUNS) \
+		--zk standalone,ensemble,remote --stop sigkill --session-timeout 2s --fast-failover off
 	$(BENCH_CMD) election $(BENCH_KV) --out $(BENCH_OUT) --append --runs $(BENCH_SWEEP_RUNS) \
-		--zk standalone --stop sigkill --session-timeout 1s,4s
+		--zk standalone --stop sigkill --session-timeout 1s,4s --fast-failover on,off
 
 # An empty follower catching up on 1M keys (about 2 minutes, most of it loading).
 bench-catchup: bench-bin

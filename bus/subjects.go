@@ -113,6 +113,12 @@ func (s Subjects) NodeWrite(id string) string { return s.p() + ".node." + id + "
 // "kv.node.<id>.status".
 func (s Subjects) NodeStatus(id string) string { return s.p() + ".node." + id + ".status" }
 
+// NodePing is the subject on which node id answers an empty request with
+// an empty reply: "kv.node.<id>.ping". The next server in line probes the
+// leader's to learn at once that its process is gone (NATS answers "no
+// responders"); see package failover.
+func (s Subjects) NodePing(id string) string { return s.p() + ".node." + id + ".ping" }
+
 // AllStatus matches the status subject of every node: "kv.node.*.status".
 func (s Subjects) AllStatus() string { return s.p() + ".node.*.status" }
 

@@ -32,6 +32,12 @@ type Config struct {
 	// Addr is this server's address for people (its HTTP API), stored in
 	// its znode's data. Optional.
 	Addr string
+	// TickTime is ZooKeeper's tickTime, by which it rounds session
+	// expiry up: the Elector asks for SessionTimeout less one tick (at most
+	// a quarter of it), so a crashed leader is replaced within
+	// SessionTimeout. 0 (the default) learns it at start from a short
+	// session; negative asks for SessionTimeout as it is.
+	TickTime time.Duration
 	// LeaseInterval is how often the Elector makes a round trip to confirm
 	// its session. Default SessionTimeout/10. Must be below SessionTimeout/2,
 	// or the lease would lapse between checks. When ZooKeeper grants another

@@ -40,6 +40,18 @@
 // read from its connect reply (go-zookeeper does not export it), not the
 // one asked for: ZooKeeper clamps the request to [2, 20] × tickTime.
 //
+// # Fast failover
+//
+// Depose lets the server right after the leader delete the leader's
+// election znode and the leader znode when it has seen, through NATS, that
+// the leader's process is gone (package failover), instead of waiting for
+// the session to expire. A leader deposed while alive learns it from its
+// watch on its own znode, and its lease round trips check that znode
+// exists, so it stops acknowledging; epochs fence what it already sent.
+// The session timeout asked for is the configured one less ZooKeeper's
+// tick, which expiry is rounded up to, so a session expiry also comes
+// within the configured timeout.
+//
 // A create whose reply was lost may still have succeeded. After such a
 // failure the Elector looks for its own token among the children (and checks
 // that the znode belongs to its current session) before it creates another.
@@ -59,7 +71,8 @@
 // each loop lives apart: session.go (the connection, its events and the
 // negotiated timeout), lease.go (the round trips that keep the lease),
 // register.go (the election znode, with lost-reply recovery), watch.go
-// (the position watch and the campaign loop), leader.go (the leader znode:
+// (the position watch and the campaign loop), fence.go (Depose: the next
+// in line removes a dead leader's znodes), leader.go (the leader znode:
 // Announce, Resign, Requeue), members.go (who is registered), record.go
 // (the cluster record) and acl.go (the ACL check).
 package election

@@ -64,6 +64,10 @@ type Term struct {
 	Leader LeaderData
 	// Znode is this server's election znode name ("" before registration).
 	Znode string
+	// Watching is the election znode just before ours, the one this server
+	// watches ("" when it leads or has no place yet). When it is
+	// Leader.Znode, this server is next in line.
+	Watching string
 }
 
 // Elector takes part in a ZooKeeper leader election. Create it with New and
@@ -89,11 +93,16 @@ type Elector struct {
 	znodeSession int64
 	lostCreate   bool
 	leading      bool
-	leader       LeaderData
-	last         Term
-	lastOK       time.Time // send time of the newest round trip on znodeSession
-	started      bool
-	resigning    bool // Resign was called: never register again
+	watching     string // the predecessor's znode name, "" when none
+	// znodeGone is set when a lease round trip found our znode deleted
+	// (another server deposed us); the lease stays invalid until we
+	// register again.
+	znodeGone bool
+	leader    LeaderData
+	last      Term
+	lastOK    time.Time // send time of the newest round trip on znodeSession
+	started   bool
+	resigning bool // Resign was called: never register again
 	// announcedSession and announcedVersion identify the leader znode this
 	// server published (session 0: none), so a resign deletes it without
 	// reading it first.
@@ -106,6 +115,9 @@ type Elector struct {
 	// negotiated is the session timeout ZooKeeper granted in the latest
 	// connect handshake, in nanoseconds (0: none yet).
 	negotiated atomic.Int64
+	// ask is the session timeout asked for, in nanoseconds (0: the
+	// configured one); tick is ZooKeeper's tickTime as known (0: unknown).
+	ask, tick atomic.Int64
 	// gen numbers the connections Run made; events of older ones are
 	// ignored. unusableSince is when the session last stopped being usable
 	// (or the connection was made).
@@ -181,14 +193,15 @@ func (e *Elector) SessionState() string {
 }
 
 // LeaseValid reports whether this server leads and may acknowledge a write
-// now: it holds the smallest znode, its session is connected, and a round
+// now: it holds the smallest znode, its session is connected, a round
 // trip sent on the session its znode was created in succeeded less than
-// half the session timeout ZooKeeper granted (SessionTimeout) ago. Check
+// half the session timeout ZooKeeper granted (SessionTimeout) ago, and no
+// round trip found its znode deleted (Depose by the next in line). Check
 // it before applying a write and again before replying.
 func (e *Elector) LeaseValid() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.leading && e.settled && e.connected && e.znodeSession != 0 &&
+	return e.leading && e.settled && e.connected && e.znodeSession != 0 && !e.znodeGone &&
 		time.Since(e.lastOK) < e.SessionTimeout()/2
 }
 
@@ -208,6 +221,7 @@ func (e *Elector) Run(ctx context.Context) error {
 	e.mu.Unlock()
 	defer close(e.done)
 
+	e.askFor(ctx)
 	for {
 		fresh, err := e.session(ctx)
 		if !fresh {
@@ -220,6 +234,9 @@ func (e *Elector) Run(ctx context.Context) error {
 
 func (e *Elector) termLocked() Term {
 	t := Term{Epoch: e.leader.Epoch, Leader: e.leader, Znode: e.znode}
+	if e.settled && !e.leading {
+		t.Watching = e.watching
+	}
 	switch {
 	case !e.connected:
 		t.Role = RoleDisconnected

@@ -2,6 +2,7 @@ package election
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -25,7 +26,9 @@ func (e *Elector) track(conn *zk.Conn, f func() error) error {
 
 // leaseLoop makes a light round trip every lease interval (LeaseInterval,
 // scaled to the negotiated session timeout) to keep the lease fresh
-// (go-zookeeper's own pings are invisible to us).
+// (go-zookeeper's own pings are invisible to us). A leader's round trip
+// asks whether its own znode still exists: one deleted by the next in line
+// (Depose) ends the lease, even if the watch on it is late.
 func (e *Elector) leaseLoop(ctx context.Context, conn *zk.Conn) {
 	t := time.NewTimer(e.leaseInterval())
 	defer t.Stop()
@@ -39,9 +42,22 @@ func (e *Elector) leaseLoop(ctx context.Context, conn *zk.Conn) {
 		if !e.Connected() {
 			continue
 		}
-		_ = e.track(conn, func() error {
-			_, _, err := conn.Exists(e.cfg.Path)
+		e.mu.Lock()
+		own, leading := e.znode, e.leading
+		e.mu.Unlock()
+		target := e.cfg.Path
+		if leading && own != "" {
+			target += "/" + own
+		}
+		err := e.track(conn, func() error {
+			ok, _, err := conn.Exists(target)
+			if err == nil && !ok {
+				return errZnodeGone
+			}
 			return err
 		})
+		if errors.Is(err, errZnodeGone) {
+			e.fenced(own)
+		}
 	}
 }

@@ -75,7 +75,7 @@ func (e *Elector) adopt(name string, sid int64, msg string) {
 	seq, _ := ParseSeq(name)
 	e.mu.Lock()
 	e.znode, e.seq, e.znodeSession, e.lostCreate, e.leading, e.settled = name, seq, sid, false, false, false
-	e.lastOK = time.Time{}
+	e.lastOK, e.znodeGone, e.watching = time.Time{}, false, ""
 	e.emitLocked()
 	e.mu.Unlock()
 	e.log.Info(msg+" "+e.cfg.Path+"/"+name, "znode", e.cfg.Path+"/"+name, "seq", seq)

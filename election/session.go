@@ -61,25 +61,109 @@ func (e *Elector) dial(network, address string, timeout time.Duration) (net.Conn
 }
 
 // setNegotiated records the session timeout ZooKeeper granted and logs it
-// when it differs from the one asked for.
+// (as a warning when it differs from the one asked for).
 func (e *Elector) setNegotiated(d time.Duration) {
 	if old := time.Duration(e.negotiated.Swap(int64(d))); old == d {
 		return
 	}
-	if d != e.cfg.SessionTimeout {
+	ask := e.asked()
+	if d != ask {
 		e.log.Warn("ZooKeeper negotiated a different session timeout; the lease follows it",
-			"requested", e.cfg.SessionTimeout, "negotiated", d, "lease", d/2, "lease_interval", e.leaseInterval())
+			"requested", e.cfg.SessionTimeout, "asked", ask, "negotiated", d, "lease", d/2, "lease_interval", e.leaseInterval())
+		return
 	}
+	e.log.Info("ZooKeeper session timeout", "requested", e.cfg.SessionTimeout, "asked", ask, "negotiated", d,
+		"tick", time.Duration(e.tick.Load()), "lease", d/2, "lease_interval", e.leaseInterval())
+}
+
+// asked is the session timeout the Elector asks ZooKeeper for: the one
+// configured, less the tick rounding (see askFor).
+func (e *Elector) asked() time.Duration {
+	if d := e.ask.Load(); d > 0 {
+		return time.Duration(d)
+	}
+	return e.cfg.SessionTimeout
+}
+
+// tickProbe is the session timeout the tick probe asks for: below any
+// minimum, so ZooKeeper grants its minSessionTimeout (2 × tickTime unless
+// configured otherwise).
+const tickProbe = 100 * time.Millisecond
+
+// askFor sets the session timeout to ask for. ZooKeeper expires sessions
+// in buckets of tickTime: a session dies at the first tick boundary at or
+// after the timeout has passed since the client was last heard, so up to
+// a tick late (measured: 3-14 % past the timeout at a 200 ms tick). Asking
+// for the configured timeout less one tick (one and a half with several
+// servers; at most a quarter of it) makes a crashed leader's session
+// expire within the configured timeout. The
+// tick is Config.TickTime, or learned from a first session that asks for
+// less than any minimum: ZooKeeper grants its minimum, 2 × tickTime by
+// default (a larger configured minimum only makes the estimate, and so the
+// margin, larger).
+func (e *Elector) askFor(ctx context.Context) {
+	tick := e.cfg.TickTime
+	if tick == 0 {
+		tick = e.learnTick(ctx)
+	}
+	if tick <= 0 {
+		return
+	}
+	e.tick.Store(int64(tick))
+	adjust := tick
+	if len(e.cfg.Servers) > 1 {
+		// In an ensemble the leader expires sessions, and learns that a
+		// follower's clients were heard from its answers to the leader's
+		// pings, every half tick: another half tick late.
+		adjust += tick / 2
+	}
+	e.ask.Store(int64(e.cfg.SessionTimeout - min(adjust, e.cfg.SessionTimeout/4)))
+}
+
+// learnTick opens a short session asking for tickProbe and returns half
+// the timeout granted, or 0 if ZooKeeper does not answer within the
+// configured session timeout.
+func (e *Elector) learnTick(ctx context.Context) time.Duration {
+	got := make(chan time.Duration, 1)
+	dial := func(network, address string, timeout time.Duration) (net.Conn, error) {
+		c, err := net.DialTimeout(network, address, timeout)
+		if err != nil {
+			return nil, err
+		}
+		return &timeoutConn{Conn: c, report: func(d time.Duration) {
+			select {
+			case got <- d:
+			default:
+			}
+		}}, nil
+	}
+	// Its few events fill the channel and go-zookeeper drops the rest;
+	// nothing needs them.
+	conn, _, err := zk.Connect(e.cfg.Servers, tickProbe, zk.WithLogger(zkLogger{e.log}), zk.WithLogInfo(false), zk.WithDialer(dial))
+	if err != nil {
+		return 0
+	}
+	defer conn.Close()
+	t := time.NewTimer(e.cfg.SessionTimeout)
+	defer t.Stop()
+	select {
+	case d := <-got:
+		return d / 2
+	case <-t.C:
+	case <-ctx.Done():
+	case <-e.stop:
+	}
+	return 0
 }
 
 // SessionTimeout returns the session timeout ZooKeeper granted in the
-// latest connect handshake, or, before the first, the one Config asked
-// for. The lease is valid for half of it. Safe for concurrent use.
+// latest connect handshake, or, before the first, the one asked for
+// (Config.SessionTimeout less the tick rounding). The lease is valid for half of it. Safe for concurrent use.
 func (e *Elector) SessionTimeout() time.Duration {
 	if d := e.negotiated.Load(); d > 0 {
 		return time.Duration(d)
 	}
-	return e.cfg.SessionTimeout
+	return e.asked()
 }
 
 // leaseInterval is Config.LeaseInterval scaled by the negotiated session
@@ -87,7 +171,7 @@ func (e *Elector) SessionTimeout() time.Duration {
 // (a tenth by default) and stays below half of the session timeout.
 func (e *Elector) leaseInterval() time.Duration {
 	st := e.SessionTimeout()
-	if st == e.cfg.SessionTimeout {
+	if st == e.cfg.SessionTimeout || e.cfg.SessionTimeout <= 0 {
 		return e.cfg.LeaseInterval
 	}
 	return time.Duration(float64(e.cfg.LeaseInterval) * float64(st) / float64(e.cfg.SessionTimeout))
@@ -104,7 +188,7 @@ func (e *Elector) stuckAfter() time.Duration { return max(2*e.cfg.SessionTimeout
 // no memory of the old server's transactions.
 func (e *Elector) session(ctx context.Context) (fresh bool, err error) {
 	gen := e.gen.Add(1)
-	conn, events, err := zk.Connect(e.cfg.Servers, e.cfg.SessionTimeout,
+	conn, events, err := zk.Connect(e.cfg.Servers, e.asked(),
 		zk.WithLogger(zkLogger{e.log}), zk.WithLogInfo(false),
 		zk.WithEventCallback(func(ev zk.Event) { e.onEvent(gen, ev) }), zk.WithDialer(e.dial))
 	if err != nil {

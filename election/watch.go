@@ -109,6 +109,10 @@ func (e *Elector) step(conn *zk.Conn) (watch <-chan zk.Event, again bool, err er
 	}
 	wasLeading, wasSettled := e.leading, e.settled
 	e.leading, e.settled = !hasPred, true
+	e.watching = ""
+	if hasPred {
+		e.watching = pred.Name
+	}
 	e.emitLocked()
 	e.mu.Unlock()
 	switch {

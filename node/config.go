@@ -12,6 +12,7 @@ import (
 
 	"github.com/zkvstore/zkv/bus"
 	"github.com/zkvstore/zkv/election"
+	"github.com/zkvstore/zkv/internal/failover"
 	"github.com/zkvstore/zkv/internal/natsnode"
 	"github.com/zkvstore/zkv/store"
 	"github.com/zkvstore/zkv/store/wal"
@@ -184,11 +185,28 @@ type Config struct {
 	// the revision it acknowledged (and followers re-read it, every fifth
 	// time). Default 1s.
 	RecordInterval time.Duration
+	// FastFailover is the leader's successor watching the leader's
+	// process through NATS, so a crash is replaced in tens of
+	// milliseconds instead of a session timeout (docs/election.md, "Fast
+	// failover"). DefaultConfig turns it on.
+	FastFailover FastFailover
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
 
 	// newElector replaces the ZooKeeper election in tests.
 	newElector func(election.Config) (Elector, error)
+}
+
+// FastFailover configures the fast failover: the next server in line
+// probes the leader's ping subject and deposes it in ZooKeeper when NATS
+// says its process is gone.
+type FastFailover struct {
+	// Off disables it: a crashed leader is replaced when ZooKeeper expires
+	// its session. The zero Config leaves it on, as DefaultConfig does.
+	Off bool
+	// Detector tunes the probes (interval 5ms, window 20ms, stable 1s by
+	// default; see failover.Config).
+	Detector failover.Config
 }
 
 // DefaultConfig returns a Config with every default filled in; ID and
@@ -345,6 +363,9 @@ func (c Config) Validate() error {
 	}
 	if c.ExpiryInterval < 0 {
 		errs = append(errs, fmt.Errorf("expiry interval %s must be positive", c.ExpiryInterval))
+	}
+	if err := c.FastFailover.Detector.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.electionConfig().Validate(); err != nil {
 		errs = append(errs, err)

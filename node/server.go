@@ -138,6 +138,8 @@ type Server struct {
 	// last wrote or read it: it acknowledges no revision above it.
 	reserved  atomic.Uint64
 	reserveMu sync.Mutex // one reservation at a time
+	// failover is what failoverLoop watches (detector.go).
+	failover failoverWatch
 	// compared is set once this process has compared its copy with a
 	// leader's (its status, a heartbeat, or by leading): until then a
 	// restarted --catch-up server cannot know it is current.
@@ -218,6 +220,7 @@ func New(cfg Config) (*Server, error) {
 		disk:      dd,
 		appliedCh: make(chan struct{}),
 		done:      make(chan struct{}),
+		failover:  failoverWatch{kick: make(chan struct{}, 1)},
 	}
 	s.links, s.metrics = newLinks(), newMetrics(statusCollector{s})
 	s.closeCtx, s.closeRun = context.WithCancel(context.Background())
@@ -316,6 +319,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		s.goFunc(s.heartbeatLoop)
 		s.goFunc(s.expiryLoop)
 		s.goFunc(s.recordLoop)
+		s.goFunc(s.failoverLoop)
 		err = s.follow(ctx, electErr)
 	case errors.Is(err, election.ErrClosed):
 		if err = <-electErr; err != nil { // the election failed first
@@ -501,6 +505,7 @@ func (s *Server) startNodeService() error {
 		{"changes", s.subj.NodeChanges(s.cfg.ID), s.handleChanges, nil},
 		{"write", s.subj.NodeWrite(s.cfg.ID), s.handleNodeWrite, nil},
 		{"status", s.subj.NodeStatus(s.cfg.ID), s.handleStatus, nil},
+		{"ping", s.subj.NodePing(s.cfg.ID), s.handlePing, nil},
 	}
 	for _, ep := range eps {
 		opts := append([]micro.EndpointOpt{micro.WithEndpointSubject(ep.subject)}, ep.opts...)
@@ -518,6 +523,7 @@ func (s *Server) onTerm(t election.Term) {
 	prev := s.term
 	s.term = t
 	s.mu.Unlock()
+	s.noteTerm(t)
 	if t.Role != prev.Role || t.Leader.ID != prev.Leader.ID || t.Epoch != prev.Epoch {
 		s.log.Info("election: "+t.Role.String(), "role", t.Role.String(), "epoch", t.Epoch, "leader", t.Leader.ID)
 		s.metrics.elections.Inc()

@@ -24,6 +24,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/zkvstore/zkv/internal/cliflags"
+	"github.com/zkvstore/zkv/internal/failover"
 	"github.com/zkvstore/zkv/internal/natsnode"
 	"github.com/zkvstore/zkv/node"
 	"github.com/zkvstore/zkv/store/wal"
@@ -45,6 +46,7 @@ func main() {
 // app is the command; each signal on hup reloads the HTTP settings.
 func app(hup <-chan os.Signal) *cli.App {
 	d := node.DefaultConfig()
+	ff := failover.DefaultConfig()
 	return &cli.App{
 		Name:    "kvserver",
 		Usage:   "run one zkv server (ZooKeeper-elected leader, NATS replication, local reads)",
@@ -63,6 +65,10 @@ func app(hup <-chan os.Signal) *cli.App {
 			&cli.StringFlag{Name: "nats-cluster-name", Value: natsnode.DefaultClusterName, Usage: "NATS cluster name of the embedded servers", EnvVars: []string{"ZKV_NATS_CLUSTER_NAME"}, Category: "NATS node (embedded mode)"},
 			&cli.StringFlag{Name: "nats-config", Usage: "nats-server config `FILE` of the embedded server (authorization, permissions, TLS); without it the listener accepts the --nats-user/--nats-password, --nats-token or --nats-nkey identity", EnvVars: []string{"ZKV_NATS_CONFIG"}, Category: "NATS node (embedded mode)"},
 			&cli.DurationFlag{Name: "session-timeout", Value: d.SessionTimeout, Usage: "ZooKeeper session timeout: a crashed leader is replaced after about this long", EnvVars: []string{"ZKV_SESSION_TIMEOUT"}},
+			&cli.BoolFlag{Name: "fast-failover", Value: true, Usage: "the next server in line probes the leader over NATS and, when its process is gone, deposes it in ZooKeeper without waiting for the session timeout", EnvVars: []string{"ZKV_FAST_FAILOVER"}},
+			&cli.DurationFlag{Name: "fast-failover-probe", Value: ff.Interval, Usage: "pause between two probes of the leader", EnvVars: []string{"ZKV_FAST_FAILOVER_PROBE"}},
+			&cli.DurationFlag{Name: "fast-failover-window", Value: ff.Window, Usage: "how long the leader must answer only \"no responders\" to be declared gone", EnvVars: []string{"ZKV_FAST_FAILOVER_WINDOW"}},
+			&cli.DurationFlag{Name: "fast-failover-stable", Value: ff.Stable, Usage: "how long this server's NATS connection must have been up before a probe counts", EnvVars: []string{"ZKV_FAST_FAILOVER_STABLE"}},
 			&cli.StringFlag{Name: "election-path", Value: d.ElectionPath, Usage: "parent znode of the election", EnvVars: []string{"ZKV_ELECTION_PATH"}},
 			&cli.StringFlag{Name: "leader-path", Value: d.LeaderPath, Usage: "ephemeral znode the leader publishes", EnvVars: []string{"ZKV_LEADER_PATH"}},
 			&cli.StringFlag{Name: "subject-prefix", Value: d.SubjectPrefix, Usage: "first token of every NATS subject", EnvVars: []string{"ZKV_SUBJECT_PREFIX"}},
@@ -110,6 +116,10 @@ func run(c *cli.Context, hup <-chan os.Signal) error {
 	cfg.ZooKeeper = zookeeperServers(c.String("zookeeper"), c.Int("zookeeper-port"))
 	cfg.NATSURL = c.String("nats")
 	cfg.SessionTimeout = c.Duration("session-timeout")
+	cfg.FastFailover.Off = !c.Bool("fast-failover")
+	cfg.FastFailover.Detector.Interval = c.Duration("fast-failover-probe")
+	cfg.FastFailover.Detector.Window = c.Duration("fast-failover-window")
+	cfg.FastFailover.Detector.Stable = c.Duration("fast-failover-stable")
 	cfg.ElectionPath = c.String("election-path")
 	cfg.LeaderPath = c.String("leader-path")
 	cfg.SubjectPrefix = c.String("subject-prefix")

@@ -45,7 +45,7 @@ func ElectionBoxChart(sets []SettingStats, file string) error {
 		}
 		box.FillColor = stopColor(s.Stop)
 		p.Add(box)
-		names = append(names, fmt.Sprintf("%s\n%s %s", s.ZK, s.Stop, s.SessionTimeout))
+		names = append(names, fmt.Sprintf("%s\n%s %s\nfast %s", s.ZK, s.Stop, s.SessionTimeout, s.Fast))
 		i++
 	}
 	if i == 0 {
@@ -119,10 +119,11 @@ func ElectionTimeoutChart(sets []SettingStats, file string) (bool, error) {
 	byZK := map[string][]SettingStats{}
 	var zks []string
 	for _, s := range kill {
-		if _, ok := byZK[s.ZK]; !ok {
-			zks = append(zks, s.ZK)
+		key := s.ZK + ", fast failover " + s.Fast
+		if _, ok := byZK[key]; !ok {
+			zks = append(zks, key)
 		}
-		byZK[s.ZK] = append(byZK[s.ZK], s)
+		byZK[key] = append(byZK[key], s)
 	}
 	for zi, zkm := range zks {
 		var pts, med plotter.XYs

@@ -52,6 +52,7 @@ func electionCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "zk", EnvVars: []string{"ZKV_BENCH_ZK"}, Value: cli.NewStringSlice(ZKStandalone), Usage: "ZooKeeper deployments: standalone, ensemble, remote (a list sweeps)"},
 			&cli.StringSliceFlag{Name: "stop", EnvVars: []string{"ZKV_BENCH_STOP"}, Value: cli.NewStringSlice(StopKill, StopTerm, StopPause), Usage: "how the leader is stopped: sigkill, sigterm, pause (a list sweeps)"},
 			&cli.StringSliceFlag{Name: "session-timeout", EnvVars: []string{"ZKV_BENCH_SESSION_TIMEOUT"}, Value: cli.NewStringSlice("2s"), Usage: "kvserver session timeouts (a list sweeps)"},
+			&cli.StringSliceFlag{Name: "fast-failover", EnvVars: []string{"ZKV_BENCH_FAST_FAILOVER"}, Value: cli.NewStringSlice("on"), Usage: "kvserver --fast-failover: on, off (a list compares both, each on a cluster of its own)"},
 			&cli.DurationFlag{Name: "tick-time", EnvVars: []string{"ZKV_BENCH_TICK_TIME"}, Value: harness.DefaultTickTime, Usage: "tickTime of the local ZooKeeper servers"},
 			&cli.DurationFlag{Name: "latency", EnvVars: []string{"ZKV_BENCH_LATENCY"}, Value: 25 * time.Millisecond, Usage: "remote: one-way delay the proxy adds in each direction"},
 			&cli.DurationFlag{Name: "jitter", EnvVars: []string{"ZKV_BENCH_JITTER"}, Value: 2 * time.Millisecond, Usage: "remote: ± jitter of that delay"},
@@ -112,6 +113,16 @@ func electionConfig(c *cli.Context) (ElectionConfig, error) {
 			return cfg, fmt.Errorf("session timeout %q: want a positive duration such as 2s", s)
 		}
 		cfg.SessionTimeouts = append(cfg.SessionTimeouts, d)
+	}
+	for _, s := range splitList(c.StringSlice("fast-failover")) {
+		switch strings.ToLower(strings.TrimSpace(s)) {
+		case "on", "true":
+			cfg.FastFailover = append(cfg.FastFailover, true)
+		case "off", "false":
+			cfg.FastFailover = append(cfg.FastFailover, false)
+		default:
+			return cfg, fmt.Errorf("fast failover %q: want on or off", s)
+		}
 	}
 	if cfg.Runs < 1 || len(cfg.ZK) == 0 || len(cfg.Stops) == 0 || len(cfg.SessionTimeouts) == 0 {
 		return cfg, errors.New("election: need --runs ≥ 1 and at least one --zk, --stop and --session-timeout")

@@ -14,7 +14,7 @@ import (
 var electionHeader = []string{
 	"zk", "stop", "session_timeout_ms", "run", "negotiated_ms", "tick_ms",
 	"zk_rtt_ms", "zk_write_rtt_ms", "nats_rtt_ms", "old_leader", "new_leader", "old_epoch", "new_epoch",
-	"znode_gone_ms", "leader_seen_ms", "first_write_ms", "error",
+	"znode_gone_ms", "leader_seen_ms", "first_write_ms", "error", "fast_failover",
 }
 
 func msField(d time.Duration) string {
@@ -40,7 +40,7 @@ func (r ElectionRun) record() []string {
 		r.ZK, r.Stop, msField(r.SessionTimeout), strconv.Itoa(r.Run), msField(r.Negotiated), msField(r.TickTime),
 		msField(r.ZKRTT), msField(r.ZKWriteRTT), msField(r.NATSRTT), r.OldLeader, r.NewLeader,
 		strconv.FormatUint(r.OldEpoch, 10), strconv.FormatUint(r.NewEpoch, 10),
-		msField(r.ZnodeGone), msField(r.LeaderSeen), msField(r.FirstWrite), r.Err,
+		msField(r.ZnodeGone), msField(r.LeaderSeen), msField(r.FirstWrite), r.Err, r.Fast,
 	}
 }
 
@@ -69,7 +69,9 @@ func ReadElectionCSV(rd io.Reader) ([]ElectionRun, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
-	if len(rows[0]) != len(electionHeader) || rows[0][0] != electionHeader[0] {
+	// Files written before the fast_failover column ran without it.
+	legacy := len(rows[0]) == len(electionHeader)-1
+	if (len(rows[0]) != len(electionHeader) && !legacy) || rows[0][0] != electionHeader[0] {
 		return nil, fmt.Errorf("election csv: unexpected header %v", rows[0])
 	}
 	var out []ElectionRun
@@ -94,7 +96,10 @@ func ReadElectionCSV(rd io.Reader) ([]ElectionRun, error) {
 		r.OldLeader, r.NewLeader = row[9], row[10]
 		r.OldEpoch, r.NewEpoch = num(row[11]), num(row[12])
 		r.ZnodeGone, r.LeaderSeen, r.FirstWrite = dur(row[13]), dur(row[14]), dur(row[15])
-		r.Err = row[16]
+		r.Err, r.Fast = row[16], "off"
+		if !legacy {
+			r.Fast = row[17]
+		}
 		for _, err := range errs {
 			if err != nil {
 				return nil, fmt.Errorf("election csv line %d: %w", i+2, err)

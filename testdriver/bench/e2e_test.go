@@ -63,7 +63,7 @@ func TestElectionEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(md), "| standalone | sigterm | 1s → 1s |") {
+	if !strings.Contains(string(md), "| standalone | sigterm | on | 1s → ") {
 		t.Errorf("report lacks the sigterm setting:\n%s", md)
 	}
 }

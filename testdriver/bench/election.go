@@ -8,6 +8,7 @@ import (
 	"io"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,6 +56,9 @@ type ElectionConfig struct {
 	ZK              []string
 	Stops           []string
 	SessionTimeouts []time.Duration
+	// FastFailover lists the kvserver --fast-failover values to compare
+	// (default: on only). Each is a cluster of its own.
+	FastFailover []bool
 	// TickTime of the local ZooKeeper servers (0: harness default, 200 ms).
 	TickTime time.Duration
 	// Latency and Jitter of the remote proxy, one way.
@@ -71,7 +75,7 @@ type ElectionConfig struct {
 	// OnRun is called after every run (for progress and incremental CSV).
 	OnRun func(ElectionRun)
 	// OnSetting is called before the first run of each setting.
-	OnSetting func(zkMode, stop string, timeout time.Duration)
+	OnSetting func(zkMode, stop string, timeout time.Duration, fast string)
 	// OnZK is called once each ZooKeeper deployment is up (with NATS, and
 	// no kvservers yet).
 	OnZK func(*cluster.Local)
@@ -84,7 +88,9 @@ type ElectionRun struct {
 	ZK             string
 	Stop           string
 	SessionTimeout time.Duration
-	Run            int
+	// Fast is "on" or "off": the kvservers' --fast-failover.
+	Fast string
+	Run  int
 	// Negotiated is the session timeout ZooKeeper granted a client asking
 	// for SessionTimeout.
 	Negotiated time.Duration
@@ -154,15 +160,29 @@ func runZKMode(ctx context.Context, cfg ElectionConfig, mode string) ([]Election
 	if cfg.OnZK != nil {
 		cfg.OnZK(env)
 	}
+	fast := cfg.FastFailover
+	if len(fast) == 0 {
+		fast = []bool{true}
+	}
 	var out []ElectionRun
 	for _, st := range cfg.SessionTimeouts {
-		runs, err := runCluster(ctx, cfg, env, ElectionRun{ZK: mode, SessionTimeout: st, TickTime: tick})
-		out = append(out, runs...)
-		if err != nil {
-			return out, err
+		for _, on := range fast {
+			runs, err := runCluster(ctx, cfg, env, ElectionRun{ZK: mode, SessionTimeout: st, TickTime: tick, Fast: OnOff(on)})
+			out = append(out, runs...)
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	return out, nil
+}
+
+// OnOff names a --fast-failover value as the report does.
+func OnOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
 }
 
 // deployment returns the options of the ZooKeeper deployment mode names,
@@ -186,6 +206,10 @@ func deployment(cfg ElectionConfig, mode string) (cluster.LocalOptions, time.Dur
 	return opts, tick
 }
 
+// writeAttempt bounds one attempt of the background writer: a write in
+// flight to a leader that dies gets no answer and is sent again after it.
+const writeAttempt = 100 * time.Millisecond
+
 // election is the state of one cluster under test.
 type election struct {
 	cfg    ElectionConfig
@@ -201,7 +225,18 @@ type election struct {
 // against env's ZooKeeper and NATS and measures every stop of cfg on them.
 func runCluster(ctx context.Context, cfg ElectionConfig, env *cluster.Local, base ElectionRun) ([]ElectionRun, error) {
 	st := base.SessionTimeout
-	neg, err := NegotiatedTimeout(ctx, env.ZooKeeper(), st)
+	// kvserver asks for its timeout less ZooKeeper's tick (it learns the
+	// tick; here it is known), so that expiry rounded up to a tick comes
+	// within the timeout: ask the same to learn what it is granted.
+	ask := st
+	if base.TickTime > 0 {
+		adjust := base.TickTime
+		if base.ZK == ZKEnsemble {
+			adjust += base.TickTime / 2
+		}
+		ask -= min(adjust, st/4)
+	}
+	neg, err := NegotiatedTimeout(ctx, env.ZooKeeper(), ask)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +274,7 @@ func runCluster(ctx context.Context, cfg ElectionConfig, env *cluster.Local, bas
 	if base.NATSRTT, err = NATSRoundTrip(ctx, nc, 20); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(cfg.Log, "cluster: zk=%s session=%v negotiated=%v zk_rtt=%v zk_write_rtt=%v nats_rtt=%v\n", base.ZK, st, neg, base.ZKRTT, base.ZKWriteRTT, base.NATSRTT)
+	fmt.Fprintf(cfg.Log, "cluster: zk=%s fast_failover=%s session=%v negotiated=%v zk_rtt=%v zk_write_rtt=%v nats_rtt=%v\n", base.ZK, base.Fast, st, neg, base.ZKRTT, base.ZKWriteRTT, base.NATSRTT)
 
 	local, err := startLocal(ctx, cluster.LocalOptions{
 		KVServer:       cfg.KVServer,
@@ -247,12 +282,13 @@ func runCluster(ctx context.Context, cfg ElectionConfig, env *cluster.Local, bas
 		NATSURL:        env.NATSURL(),
 		SessionTimeout: st,
 		ServerLogLevel: "warn",
+		NodeArgs:       []string{"--fast-failover=" + strconv.FormatBool(base.Fast != "off")},
 	})
 	if err != nil {
 		return nil, err
 	}
 	defer closeLocal(ctx, local)
-	kv, err := client.New(nc, client.WithRequestTimeout(250*time.Millisecond), client.WithRetryBackoff(time.Millisecond, 5*time.Millisecond))
+	kv, err := client.New(nc, client.WithRequestTimeout(writeAttempt), client.WithRetryBackoff(time.Millisecond, 5*time.Millisecond))
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +299,7 @@ func runCluster(ctx context.Context, cfg ElectionConfig, env *cluster.Local, bas
 	var out []ElectionRun
 	for _, stop := range cfg.Stops {
 		if cfg.OnSetting != nil {
-			cfg.OnSetting(base.ZK, stop, st)
+			cfg.OnSetting(base.ZK, stop, st, base.Fast)
 		}
 		for i := 1; i <= cfg.Runs; i++ {
 			if err := ctx.Err(); err != nil {
@@ -271,7 +307,7 @@ func runCluster(ctx context.Context, cfg ElectionConfig, env *cluster.Local, bas
 			}
 			r := e.run(ctx, stop, i)
 			if r.Err != "" {
-				fmt.Fprintf(cfg.Log, "run %s/%s/%v #%d: %s\n", base.ZK, stop, st, i, r.Err)
+				fmt.Fprintf(cfg.Log, "run %s/%s/%v/fast-%s #%d: %s\n", base.ZK, stop, st, base.Fast, i, r.Err)
 			}
 			out = append(out, r)
 			if cfg.OnRun != nil {

@@ -166,7 +166,7 @@ func TestParseFlags(t *testing.T) {
 func sampleRuns() []ElectionRun {
 	var runs []ElectionRun
 	base := ElectionRun{ZK: ZKStandalone, SessionTimeout: 2 * time.Second, Negotiated: 2 * time.Second, TickTime: 200 * time.Millisecond,
-		ZKRTT: time.Millisecond, ZKWriteRTT: 5 * time.Millisecond, NATSRTT: 100 * time.Microsecond, OldLeader: "n1", NewLeader: "n2", OldEpoch: 1, NewEpoch: 2}
+		ZKRTT: time.Millisecond, ZKWriteRTT: 5 * time.Millisecond, NATSRTT: 100 * time.Microsecond, OldLeader: "n1", NewLeader: "n2", OldEpoch: 1, NewEpoch: 2, Fast: "off"}
 	for i := 1; i <= 10; i++ {
 		r := base
 		r.Stop, r.Run = StopTerm, i
@@ -180,6 +180,13 @@ func sampleRuns() []ElectionRun {
 	failed.Stop, failed.Run, failed.Err = StopKill, 11, "timed out waiting for the failover"
 	failed.ZnodeGone, failed.LeaderSeen, failed.FirstWrite = -1, -1, -1
 	runs = append(runs, failed)
+	// Fast failover on: (c) 30..120 ms.
+	for i := 1; i <= 10; i++ {
+		r := base
+		r.Stop, r.Run, r.Fast = StopKill, i, "on"
+		r.ZnodeGone, r.LeaderSeen, r.FirstWrite = time.Duration(i)*10*time.Millisecond, time.Duration(i)*10*time.Millisecond+15*time.Millisecond, time.Duration(i)*10*time.Millisecond+20*time.Millisecond
+		runs = append(runs, r)
+	}
 	// A second timeout for the sweep chart.
 	for i := 1; i <= 3; i++ {
 		r := base
@@ -208,6 +215,19 @@ func TestElectionCSVRoundTrip(t *testing.T) {
 			t.Errorf("run %d: got %+v, want %+v", i, got[i], runs[i])
 		}
 	}
+	// A file from before the fast_failover column: its runs had it off.
+	var legacy bytes.Buffer
+	if err := WriteElectionCSV(&legacy, runs[:1]); err != nil {
+		t.Fatal(err)
+	}
+	var cut []string
+	for _, line := range strings.Split(strings.TrimSpace(legacy.String()), "\n") {
+		cut = append(cut, line[:strings.LastIndex(line, ",")])
+	}
+	old, err := ReadElectionCSV(strings.NewReader(strings.Join(cut, "\n") + "\n"))
+	if err != nil || len(old) != 1 || old[0].Fast != "off" || old[0].Stop != runs[0].Stop {
+		t.Errorf("legacy CSV: %+v, %v", old, err)
+	}
 	if _, err := ReadElectionCSV(strings.NewReader("a,b\n1,2\n")); err == nil {
 		t.Error("a foreign CSV was accepted")
 	}
@@ -215,12 +235,12 @@ func TestElectionCSVRoundTrip(t *testing.T) {
 
 func TestGroupElectionAndTargets(t *testing.T) {
 	sets := GroupElection(sampleRuns())
-	if len(sets) != 3 {
-		t.Fatalf("%d settings, want 3", len(sets))
+	if len(sets) != 4 {
+		t.Fatalf("%d settings, want 4", len(sets))
 	}
-	term, kill := sets[0], sets[1]
-	if term.Stop != StopTerm || kill.Stop != StopKill || sets[2].SessionTimeout != 4*time.Second {
-		t.Fatalf("order: %v, %v, %v", term.Setting, kill.Setting, sets[2].Setting)
+	term, fast, kill := sets[0], sets[1], sets[2]
+	if term.Stop != StopTerm || fast.Fast != "on" || kill.Stop != StopKill || kill.Fast != "off" || sets[3].SessionTimeout != 4*time.Second {
+		t.Fatalf("order: %v, %v, %v, %v", term.Setting, fast.Setting, kill.Setting, sets[3].Setting)
 	}
 	if kill.Runs != 11 || kill.Failed != 1 || kill.FirstWrite.N != 10 {
 		t.Errorf("kill: runs %d failed %d n %d", kill.Runs, kill.Failed, kill.FirstWrite.N)
@@ -235,8 +255,10 @@ func TestGroupElectionAndTargets(t *testing.T) {
 		set  SettingStats
 		want []bool
 	}{
-		// (c) of the sigterm runs is 2..11 ms: p50 6 ms > 3 ms, p99 11 ms > 10 ms.
-		{term, []bool{false, false}},
+		// (c) of the sigterm runs is 2..11 ms: p50 6 ms ≤ 10 ms.
+		{term, []bool{true}},
+		// (c) with fast failover is 30..120 ms: p50 70 ms > 50 ms, p99 ≤ 150 ms.
+		{fast, []bool{false, true}},
 		// (c) of the sigkill runs is 1950..2040 ms: p50 ≤ 2 s, p99 ≤ 2.2 s.
 		{kill, []bool{true, true}},
 	}
@@ -271,7 +293,7 @@ func TestElectionReportAndCharts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| standalone | sigkill | 2s → 2s |", "(c) first write", "testdriver bench election --runs 10", "**missed**", "**met**", electionBoxPNG, electionTimePNG, "failed run"} {
+	for _, want := range []string{"| standalone | sigkill | off | 2s → 2s |", "| standalone | sigkill | on | 2s → 2s |", "(c) first write", "testdriver bench election --runs 10", "**missed**", "**met**", electionBoxPNG, electionTimePNG, "failed run"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q", want)
 		}

@@ -41,7 +41,7 @@ func ElectionStudy(ctx context.Context, cfg ElectionConfig, out string, appendRu
 	if meta.Started == "" || !appendRuns {
 		meta.Started = time.Now().UTC().Format(time.RFC3339)
 	}
-	total := cfg.Runs * len(cfg.ZK) * len(cfg.Stops) * len(cfg.SessionTimeouts)
+	total := cfg.Runs * len(cfg.ZK) * len(cfg.Stops) * len(cfg.SessionTimeouts) * max(len(cfg.FastFailover), 1)
 	pr := NewProgress("election", total, quiet)
 	cfg.Log = pr.Log()
 	var runs []ElectionRun
@@ -53,7 +53,7 @@ func ElectionStudy(ctx context.Context, cfg ElectionConfig, out string, appendRu
 	}
 	cfg.OnRun = func(r ElectionRun) {
 		runs = append(runs, r)
-		pr.Step(fmt.Sprintf("%s %s %v run %d: (c) %s ms", r.ZK, r.Stop, r.SessionTimeout, r.Run, Ms(r.FirstWrite)))
+		pr.Step(fmt.Sprintf("%s %s %v fast-%s run %d: (c) %s ms", r.ZK, r.Stop, r.SessionTimeout, r.Fast, r.Run, Ms(r.FirstWrite)))
 		// Keep what was measured even if the study is interrupted.
 		_ = writeElectionFile(csvPath, append(append([]ElectionRun(nil), prior...), runs...))
 	}

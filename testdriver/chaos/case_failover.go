@@ -103,38 +103,66 @@ func expectPauseLeader(ctx context.Context, f *fault) error {
 	return nil
 }
 
-func cutLeader(_ context.Context, f *fault) error {
-	f.at = f.now()
-	if err := f.cl.Cut(f.leader, cluster.PartZooKeeper); err != nil {
-		return err
-	}
-	f.note("cut %s (leader of epoch %d) off from ZooKeeper; NATS stays up", f.leader, f.epoch)
-	return nil
+// partNames name the parts a leader is cut off from, and the part that
+// stays up, in notes.
+var partNames = map[string][2]string{
+	cluster.PartZooKeeper: {"ZooKeeper", "NATS"},
+	cluster.PartNATS:      {"NATS", "ZooKeeper"},
 }
 
-func healLeader(ctx context.Context, f *fault) error {
-	if err := harness.Sleep(ctx, max(f.s.settle(), f.at+f.opts.session+f.s.cfg.Margin-f.now())); err != nil {
-		return err
+// cutLeaderFrom cuts the leader off from part only.
+func cutLeaderFrom(part string) func(context.Context, *fault) error {
+	return func(_ context.Context, f *fault) error {
+		f.at = f.now()
+		if err := f.cl.Cut(f.leader, part); err != nil {
+			return err
+		}
+		f.note("cut %s (leader of epoch %d) off from %s; %s stays up", f.leader, f.epoch, partNames[part][0], partNames[part][1])
+		return nil
 	}
-	f.healed = f.now()
-	if err := f.cl.Heal(f.leader, cluster.PartZooKeeper); err != nil {
-		return err
-	}
-	f.note("restored %s's ZooKeeper connection", f.leader)
-	f.awaitRejoin(ctx, true, "the old leader did not follow after the partition healed")
-	return nil
 }
 
-func expectZKPartition(ctx context.Context, f *fault) error {
-	f.finish(ctx, finishOptions{survivors: nodeIDs, lin: true})
-	f.measureFailover()
-	bound := f.opts.session + f.s.cfg.Margin
-	if d, ok := f.res.Times[TimeStopAck]; ok && d > bound {
-		f.violate(Violation{Check: CheckBound, Node: f.leader,
-			Detail: fmt.Sprintf("the partitioned leader acknowledged writes for %s after the cut, over the bound of %s", fmtDur(d), bound)})
+// healLeaderFrom heals the leader's cut from part once wait has passed
+// since the cut (and the settle time in any case), and waits for it to
+// follow the new epoch.
+func healLeaderFrom(part string, wait func(f *fault) time.Duration) func(context.Context, *fault) error {
+	return func(ctx context.Context, f *fault) error {
+		if err := harness.Sleep(ctx, max(f.s.settle(), f.at+wait(f)-f.now())); err != nil {
+			return err
+		}
+		f.healed = f.now()
+		if err := f.cl.Heal(f.leader, part); err != nil {
+			return err
+		}
+		name := partNames[part][0]
+		f.note("restored %s's %s connection", f.leader, name)
+		f.awaitRejoin(ctx, true, "the old leader did not follow after its "+name+" connection came back")
+		return nil
 	}
-	for _, v := range CheckDeposedAcks(f.hist.Ops(), f.leader, f.epoch, f.at+bound, f.at+bound) {
-		f.violate(v)
+}
+
+// pastSession is the wait of a ZooKeeper cut: the session timeout and the
+// margin, so that the session surely expired.
+func pastSession(f *fault) time.Duration { return f.opts.session + f.s.cfg.Margin }
+
+// noWait heals as soon as the load settled.
+func noWait(*fault) time.Duration { return 0 }
+
+// expectDeposedWithin checks a leader deposed while it kept running,
+// besides the shared checks: it acknowledged no write sent, nor answered,
+// later than bound(f) after the fault.
+func expectDeposedWithin(bound func(f *fault) time.Duration) func(context.Context, *fault) error {
+	return func(ctx context.Context, f *fault) error {
+		f.finish(ctx, finishOptions{survivors: nodeIDs, lin: true})
+		f.measureFailover()
+		b := bound(f)
+		if d, ok := f.res.Times[TimeStopAck]; ok && d > b {
+			f.violate(Violation{Check: CheckBound, Node: f.leader,
+				Detail: fmt.Sprintf("the deposed leader acknowledged writes for %s after the fault, over the bound of %s", fmtDur(d), b)})
+		}
+		for _, v := range CheckDeposedAcks(f.hist.Ops(), f.leader, f.epoch, f.at+b, f.at+b) {
+			f.violate(v)
+		}
+		return nil
 	}
-	return nil
 }

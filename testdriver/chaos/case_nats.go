@@ -132,8 +132,12 @@ func expectNATSRestart(ctx context.Context, f *fault) error {
 		return err
 	}
 	leaderNow := ag.Leader
-	if leaderNow != f.leader {
-		f.note("the leader changed from %s to %s", f.leader, leaderNow)
+	if leaderNow != f.leader || ag.Epoch != f.epoch {
+		// Every server keeps its ZooKeeper session across the restart, so
+		// only fast failover taking the restart for a crash could depose
+		// the leader.
+		f.violate(Violation{Check: CheckLeaderChanged, Node: leaderNow,
+			Detail: fmt.Sprintf("the NATS restart changed the leader from %s (epoch %d) to %s (epoch %d)", f.leader, f.epoch, leaderNow, ag.Epoch)})
 	}
 	diffs := f.compareCopies(leaderNow)
 	sts := f.statuses(nodeIDs)

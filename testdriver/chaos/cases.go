@@ -89,7 +89,17 @@ var cases = []caseDef{
 	{
 		name:    CaseZKPartition,
 		cluster: clusterOptions{acks: bus.AcksAll, proxied: true},
-		inject:  cutLeader, failover: "no new leader after the partition", heal: healLeader, expect: expectZKPartition,
+		inject:  cutLeaderFrom(cluster.PartZooKeeper), failover: "no new leader after the partition", heal: healLeaderFrom(cluster.PartZooKeeper, pastSession), expect: expectDeposedWithin(pastSession),
+	},
+	{
+		name: CaseNATSCutLeader, variants: []string{"acks-all"}, slow: []string{"acks-all"},
+		cluster: clusterOptions{acks: bus.AcksAll, proxiedNATS: true},
+		inject:  cutLeaderFrom(cluster.PartNATS), failover: "no new leader after the leader was cut off from NATS", heal: healLeaderFrom(cluster.PartNATS, noWait), expect: expectDeposedWithin(leaseBound),
+	},
+	{
+		name: CaseZnodeRemoved, variants: []string{"acks-all"}, slow: []string{"acks-all"},
+		cluster: clusterOptions{acks: bus.AcksAll},
+		inject:  removeLeaderZnode, failover: "no new leader after the leader's znode was removed", heal: awaitDeposedRejoin, expect: expectDeposedWithin(leaseBound),
 	},
 	{
 		name: CaseNATSRestart, variants: []string{"no-catch-up", "catch-up"},

@@ -33,6 +33,9 @@ type clusterOptions struct {
 	// proxied gives every server its own proxy to ZooKeeper, which
 	// cluster.Local.Cut cuts.
 	proxied bool
+	// proxiedNATS gives every server its own proxy to NATS, which
+	// cluster.Local.Cut cuts.
+	proxiedNATS bool
 	// session is the servers' ZooKeeper session timeout.
 	session time.Duration
 	// acks is the servers' --acks ("": the kvserver default); catchUp adds
@@ -122,6 +125,7 @@ func (s *suite) newRun(ctx context.Context, res *RunResult, opts clusterOptions)
 		ZooKeeper:         opts.zk,
 		ZooKeeperEnsemble: opts.ensemble,
 		ProxyZooKeeper:    opts.proxied,
+		ProxyNATS:         opts.proxiedNATS,
 		SessionTimeout:    opts.session,
 		SubjectPrefix:     e.prefix,
 		ElectionPath:      e.paths[0],

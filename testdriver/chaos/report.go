@@ -50,6 +50,21 @@ leader still acknowledged writes (bound: session timeout + %[3]s) and how long
 until a new leader reported itself. The proxy is healed after at least
 the session timeout plus the margin, and the old leader must come back as a
 follower of the new epoch. The kill-leader checks apply.`},
+	CaseNATSCutLeader: {"The leader cut off from NATS only (a false positive of fast failover)", `Every server reaches NATS through its own proxy; ZooKeeper is untouched.
+Session timeout %[1]s, ` + "`--acks all`" + `, fast failover on (the default). The
+leader's NATS proxy is cut: its subscriptions vanish, the next in line sees
+"no responders", deposes it in ZooKeeper and leads the next epoch, while the
+old leader keeps running. Checked, besides the kill-leader checks (no
+acknowledged write lost): the old leader acknowledges nothing sent or answered
+later than a tenth of the session timeout plus %[3]s after the cut, and once
+its NATS connection is healed it follows the new epoch.`},
+	CaseZnodeRemoved: {"The leader's election znode removed while it runs", `Three servers with ` + "`--acks all`" + ` (session timeout %[1]s). The leader's
+election znode is deleted from outside under load, as the next in line does
+when fast failover sees the leader gone: the leader must notice (its watch on
+its znode, its lease round trips), stop acknowledging and register again at
+the back, and the next in line leads the next epoch. Checked, besides the
+kill-leader checks: the old leader acknowledges nothing sent or answered later
+than a tenth of the session timeout plus %[3]s after the deletion.`},
 	CaseNATSRestart: {"The NATS server restarted", `The embedded NATS server is shut down and started again on the same port
 under load (` + "`--acks leader`" + `, the default; session timeout %[2]s). One follower is
 stopped (SIGSTOP) across the restart, below its session timeout, so that it
