@@ -416,6 +416,11 @@ type Status struct {
 	PublishedUpdates  uint64 `json:"published_updates,omitempty"`
 	ZooKeeper         string `json:"zookeeper"`
 	NATS              string `json:"nats"`
+	// ZooKeeperCutOffMS and NATSCutOffMS are how long this node has been
+	// unable to reach ZooKeeper (no usable session) and NATS, in
+	// milliseconds (0 while connected).
+	ZooKeeperCutOffMS int64  `json:"zookeeper_cut_off_ms,omitempty"`
+	NATSCutOffMS      int64  `json:"nats_cut_off_ms,omitempty"`
 	HTTP              string `json:"http,omitempty"`
 	Znode             string `json:"znode,omitempty"`
 
@@ -469,6 +474,37 @@ type Status struct {
 	// Budgets are the node's bounded request budgets, each with its slots
 	// in use and its rejections.
 	Budgets Budgets `json:"budgets,omitzero"`
+
+	// HeldRevision is the revision up to which this copy holds every
+	// update with no hole (below AppliedSeq when a gap was skipped).
+	HeldRevision uint64 `json:"held_revision"`
+	// HeldEpoch is the epoch that wrote the update at HeldRevision here (0:
+	// not known, as after a copy of the leader's store).
+	HeldEpoch uint64 `json:"held_epoch,omitempty"`
+	// Data is the node's data directory, when it has one.
+	Data *DataStatus `json:"data,omitempty"`
+}
+
+// DataStatus describes a node's data directory.
+type DataStatus struct {
+	// Fsync is when the log is fsynced: always, interval or never.
+	Fsync string `json:"fsync"`
+	// Bytes is the size of the snapshot and the log.
+	Bytes int64 `json:"bytes"`
+	// LogRecords is how many records the log holds past the snapshot.
+	LogRecords int64 `json:"log_records"`
+	// Fsyncs counts the log's fsyncs; LastFsyncUS is the latest one's
+	// duration in microseconds.
+	Fsyncs      uint64 `json:"fsyncs"`
+	LastFsyncUS int64  `json:"last_fsync_us"`
+	// Snapshots counts the snapshots written since the start; LastSnapshot
+	// is when the latest was (Unix nanoseconds, 0: none yet).
+	Snapshots    uint64 `json:"snapshots"`
+	LastSnapshot int64  `json:"last_snapshot,omitempty"`
+	// Loaded says the start found data in the directory.
+	Loaded bool `json:"loaded"`
+	// Failed says the log refused a record: the node takes no writes.
+	Failed bool `json:"failed,omitempty"`
 }
 
 // Update kinds on the replication subject.

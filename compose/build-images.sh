@@ -86,7 +86,9 @@ build_scratch() {
   shift 2
   local ctx="$BUILD_DIR/ctx/${dockerfile#Dockerfile.}"
   rm -rf "$ctx"
-  mkdir -p "$ctx/bin"
+  # data/: an empty directory the kvserver image owns as /data (its
+  # volume then belongs to the server's user).
+  mkdir -p "$ctx/bin" "$ctx/data"
   cp "compose/$dockerfile" "$ctx/Dockerfile"
   local b
   for b in "$@"; do cp "$BUILD_DIR/bin/$b" "$ctx/bin/"; done

@@ -40,10 +40,12 @@ type Record struct {
 	EpochBase uint64 `json:"epoch_base,omitempty"`
 	// Revision is reserved: no revision above it was ever acknowledged.
 	Revision uint64 `json:"revision"`
-	// Acked is a lower bound on the highest acknowledged revision.
-	Acked   uint64 `json:"acked"`
-	Created int64  `json:"created"`
-	Updated int64  `json:"updated"`
+	// Acked is a lower bound on the highest acknowledged revision, and
+	// AckedEpoch the epoch that acknowledged it (0: not recorded).
+	Acked      uint64 `json:"acked"`
+	AckedEpoch uint64 `json:"acked_epoch,omitempty"`
+	Created    int64  `json:"created"`
+	Updated    int64  `json:"updated"`
 	// Recreated counts the times a server found the record missing (an
 	// empty or replaced ZooKeeper) and wrote it again from what it knew.
 	Recreated int `json:"recreated,omitempty"`
@@ -120,6 +122,9 @@ func (e *Elector) RaiseRecord(ctx context.Context, epoch, reserved, acked uint64
 		if r.Epoch >= epoch && r.Revision >= reserved && r.Acked >= acked {
 			e.setRecord(r, "")
 			return r, nil
+		}
+		if acked > r.Acked && epoch > 0 {
+			r.AckedEpoch = epoch
 		}
 		r.Epoch, r.Revision, r.Acked = max(r.Epoch, epoch), max(r.Revision, reserved, acked), max(r.Acked, acked)
 		r.Updated = time.Now().UnixNano()

@@ -83,6 +83,18 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 		}
 	}()
 	start := time.Now()
+	if held := s.store.Held(); !held.Diverged && held.Revision > 0 {
+		// This copy holds a prefix of the stream: fetch only what follows.
+		err := s.catchUpFrom(ctx, held, start)
+		if !errors.Is(err, errFullCopy) {
+			return err
+		}
+		s.log.Info("copying the leader's whole store", "held_revision", held.Revision, "reason", err)
+	}
+	// The copy replaces this one key range by key range: until the
+	// snapshot that follows it, a replay of the log must know the copy is
+	// not whole.
+	s.noteHole(true)
 	// What the cluster had acknowledged before the first page: a source
 	// whose pages end below it lacks acknowledged writes. (The record moves
 	// on while writes flow, so it is read before, not after.)
@@ -123,6 +135,7 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 		}
 		keys += len(entries)
 		npages++
+		s.metrics.caughtUpPage(len(entries))
 		complete = !page.More
 	}
 	if !complete {
@@ -148,12 +161,32 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 	if s.catchOverflow {
 		return fmt.Errorf("more than %d live updates arrived during the catch-up", maxCatchUpBuffer)
 	}
-	buffered := len(s.catchBuf)
+	epoch, rev, buffered := s.mergeBufferedLocked(epoch, rev)
+	s.store.CaughtUp(epoch, rev)
+	s.compared.Store(true)
+	s.catching, s.catchBuf = false, nil
+	s.notifyApplied()
+	if s.disk != nil {
+		// The copied store is in no log record: a snapshot holds it.
+		s.goFunc(func() {
+			if err := s.snapshot("caught up by a copy of the leader's store"); err != nil {
+				s.log.Warn("snapshot after a catch-up failed (a restart catches up again)", "err", err)
+			}
+		})
+	}
+	s.log.Info("caught up", "keys", keys, "pages", npages, "removed", removed, "request_ids", ids, "buffered_updates", buffered, "epoch", epoch, "revision", rev, "took", time.Since(start))
+	return nil
+}
+
+// mergeBufferedLocked merges the live updates buffered during a catch-up
+// (each key keeps its newest revision), and returns the epoch and
+// revision the stream reached, from epoch and rev, and how many updates
+// were buffered. catchMu is held.
+func (s *Server) mergeBufferedLocked(epoch, rev uint64) (uint64, uint64, int) {
 	for _, u := range s.catchBuf {
 		switch u.Kind {
 		case bus.KindPut, bus.KindDelete, bus.KindPurge, bus.KindCompact:
-			if err := s.store.ApplyNewer(storeUpdate(u)); err != nil {
-				s.logApplyErr(err, u.Leader, u.Epoch, u.Seq)
+			if !s.mergeLogged(u, false) {
 				continue
 			}
 			epoch, rev = max(epoch, u.Epoch), max(rev, u.Seq)
@@ -161,12 +194,7 @@ func (s *Server) catchUp(ctx context.Context) (err error) {
 			epoch, rev = max(epoch, u.Epoch), max(rev, u.Seq)
 		}
 	}
-	s.store.CaughtUp(epoch, rev)
-	s.compared.Store(true)
-	s.catching, s.catchBuf = false, nil
-	s.notifyApplied()
-	s.log.Info("caught up", "keys", keys, "pages", npages, "removed", removed, "request_ids", ids, "buffered_updates", buffered, "epoch", epoch, "revision", rev, "took", time.Since(start))
-	return nil
+	return epoch, rev, len(s.catchBuf)
 }
 
 // maxReserve bounds the keys a catch-up makes room for in advance.

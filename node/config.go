@@ -14,6 +14,7 @@ import (
 	"github.com/zkvstore/zkv/election"
 	"github.com/zkvstore/zkv/internal/natsnode"
 	"github.com/zkvstore/zkv/store"
+	"github.com/zkvstore/zkv/store/wal"
 )
 
 // Config configures a Server.
@@ -158,6 +159,18 @@ type Config struct {
 	ExpiryInterval time.Duration
 	// ShutdownTimeout bounds a clean stop. Default 5s.
 	ShutdownTimeout time.Duration
+	// DataDir, if set, is this server's data directory: every update it
+	// applies is logged there before it is acknowledged or confirmed, and
+	// a restart loads what it held (see docs/durability.md). It implies
+	// CatchUp. Empty: the store lives in memory only.
+	DataDir string
+	// Fsync says when the data directory's log is fsynced: always (the
+	// default: before an acknowledgement or a confirmation), interval or
+	// never.
+	Fsync wal.SyncMode
+	// SnapshotBytes is the log size past which the server writes a
+	// snapshot of its store and drops the log behind it. Default 64 MiB.
+	SnapshotBytes int64
 	// ForceLead lets a --catch-up server lead although it holds fewer
 	// revisions than the cluster record says were acknowledged: the
 	// operator accepts that those writes are lost (like etcd's
@@ -212,6 +225,12 @@ func (c *Config) setDefaults() {
 	d := DefaultConfig()
 	if c.AdvertiseAddr == "" {
 		c.AdvertiseAddr = advertised(c.HTTPAddr)
+	}
+	if c.DataDir != "" {
+		c.CatchUp = true
+	}
+	if c.SnapshotBytes <= 0 {
+		c.SnapshotBytes = DefaultSnapshotBytes
 	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = d.SessionTimeout

@@ -72,10 +72,11 @@ func (c Config) httpBudget() time.Duration {
 //	GET /readyz       200 only while connected to ZooKeeper and NATS, with
 //	                  the cluster record read, no other cluster on the
 //	                  subjects and, with --catch-up, caught up
+//	GET /metrics      Prometheus metrics (docs/metrics.md)
 //	/debug/pprof/     with HTTPPprof only
 //
 // With an auth file, /v1, /debug and the page need credentials
-// (requireAuth); /healthz and /readyz never do.
+// (requireAuth); /healthz, /readyz and /metrics never do.
 func (s *Server) startHTTP() {
 	v1 := http.NewServeMux()
 	v1.HandleFunc("GET /v1/kv", s.httpList)
@@ -91,10 +92,10 @@ func (s *Server) startHTTP() {
 	v1.HandleFunc("GET /v1/cluster", s.httpCluster)
 	budget := s.cfg.httpBudget()
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", s.requireAuth(withDeadline(budget, v1)))
+	mux.Handle("/v1/", s.metrics.http(s.requireAuth(withDeadline(budget, v1))))
 	// A stream has its own lifetime: no request deadline, a write
 	// deadline per event (httpWatch).
-	mux.Handle("GET /v1/watch", s.requireAuth(http.HandlerFunc(s.httpWatch)))
+	mux.Handle("GET /v1/watch", s.metrics.http(s.requireAuth(http.HandlerFunc(s.httpWatch))))
 	if s.cfg.HTTPPprof {
 		mux.Handle("/debug/pprof/", s.requireAuth(pprofMux()))
 	}
@@ -105,6 +106,7 @@ func (s *Server) startHTTP() {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.cfg.ID})
 	})
 	mux.HandleFunc("GET /readyz", s.httpReady)
+	mux.Handle("GET /metrics", s.metrics.handler())
 	s.httpSrv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: httpReadHeaderTimeout,

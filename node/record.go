@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zkvstore/zkv/bus"
@@ -36,19 +38,68 @@ func (s *Server) joinCluster(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cluster record: %w", err)
 	}
+	if s.disk != nil {
+		// A data directory holds one cluster's data.
+		if err := s.disk.dir.Join(rec.ClusterID); err != nil {
+			return err
+		}
+	}
 	s.trust.signer.Store(sg)
 	s.log.Info("joined cluster", "cluster", rec.ClusterID, "record_epoch", rec.Epoch, "record_revision", rec.Revision)
 	return nil
 }
 
-// noteAcked records that this leader acknowledged revision rev.
-func (s *Server) noteAcked(rev uint64) {
+// noteAcked records that this leader acknowledged revision rev in epoch.
+func (s *Server) noteAcked(epoch, rev uint64) {
+	if raiseTo(&s.ackedRev, rev) {
+		raiseTo(&s.ackedEpoch, epoch)
+	}
+}
+
+// raiseTo raises v to x unless it is at least x already, and reports
+// whether it did.
+func raiseTo(v *atomic.Uint64, x uint64) bool {
 	for {
-		cur := s.ackedRev.Load()
-		if rev <= cur || s.ackedRev.CompareAndSwap(cur, rev) {
-			return
+		cur := v.Load()
+		if x <= cur {
+			return false
+		}
+		if v.CompareAndSwap(cur, x) {
+			return true
 		}
 	}
+}
+
+// recordAcked raises the cluster record's acknowledged revision to rev
+// (of epoch) before a write with a data directory is acknowledged with
+// acks=majority or all: then a server that restarts without it, even
+// first and alone after every other crashed, knows it is behind and does
+// not lead. Concurrent calls share one ZooKeeper write: each raises to the
+// highest revision waiting when its turn comes.
+func (s *Server) recordAcked(ctx context.Context, epoch, rev uint64) error {
+	r := &s.ackRec
+	raiseTo(&r.pending, rev)
+	if r.recorded.Load() >= rev {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.recorded.Load() >= rev {
+		return nil
+	}
+	target := r.pending.Load()
+	if _, err := s.records.RaiseRecord(ctx, epoch, 0, target); err != nil {
+		return err
+	}
+	raiseTo(&r.recorded, target)
+	return nil
+}
+
+// ackRecorder is the state of recordAcked.
+type ackRecorder struct {
+	mu       sync.Mutex    // one raise at a time
+	pending  atomic.Uint64 // the highest confirmed revision waiting
+	recorded atomic.Uint64 // the highest revision recorded
 }
 
 // recordLoop keeps the cluster record fresh: while this server leads it
@@ -68,7 +119,7 @@ func (s *Server) recordLoop() {
 		ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.RecordInterval)
 		if epoch := s.leaderEpoch.Load(); epoch != 0 {
 			if acked := s.ackedRev.Load(); acked > recorded {
-				if _, err := s.records.RaiseRecord(ctx, epoch, 0, acked); err != nil {
+				if _, err := s.records.RaiseRecord(ctx, s.ackedEpoch.Load(), 0, acked); err != nil {
 					s.log.Warn("cannot raise the cluster record", "revision", acked, "err", err)
 				} else {
 					recorded = acked

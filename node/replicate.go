@@ -83,9 +83,23 @@ func (s *Server) onUpdate(msg *nats.Msg) {
 			acks.cut()
 		}
 	}
-	for _, a := range acks.finish() {
-		s.sendAck(a)
+	s.sendAcks(acks.finish())
+}
+
+// sendAcks confirms runs once this copy's log holds them: with a data
+// directory, a confirmation waits for the log (durable.go).
+func (s *Server) sendAcks(runs []bus.Ack) {
+	if len(runs) == 0 || !s.diskOK() {
+		return
 	}
+	s.whenDurable(s.lastLogged(), func(err error) {
+		if err != nil {
+			return
+		}
+		for _, a := range runs {
+			s.sendAck(a)
+		}
+	})(nil)
 }
 
 // admit decides, on a leader, what becomes of an update on the bus: its
@@ -162,7 +176,7 @@ func (s *Server) sendAck(a bus.Ack) {
 // updates buffered during a catch-up).
 func (s *Server) apply(u bus.Update) {
 	if s.applyOne(u) && u.Ack {
-		s.sendAck(bus.Ack{Epoch: u.Epoch, Seq: u.Seq})
+		s.sendAcks([]bus.Ack{{Epoch: u.Epoch, Seq: u.Seq}})
 	}
 }
 
@@ -171,10 +185,30 @@ func (s *Server) apply(u bus.Update) {
 // (applied now or before): only then may it be confirmed.
 func (s *Server) applyOne(u bus.Update) bool {
 	var err error
-	held := false
+	held, logIt, hole := false, false, false
+	if d := s.disk; d != nil {
+		// The change and its log record are one step (durable.go).
+		d.mu.Lock()
+		defer func() {
+			rec := []byte(nil)
+			switch {
+			case hole:
+				rec = logHole(true)
+			case logIt:
+				rec = logApply(u)
+			}
+			if rec != nil {
+				if _, lerr := d.appendLocked(rec); lerr != nil {
+					s.diskFailed(lerr)
+				}
+			}
+			d.mu.Unlock()
+		}()
+	}
 	switch u.Kind {
 	case bus.KindEpoch:
 		err = s.store.BeginEpoch(u.Epoch, u.Seq)
+		logIt = !errors.Is(err, store.ErrOldEpoch)
 		if err == nil {
 			s.log.Info("following new epoch", "leader", u.Leader, "epoch", u.Epoch, "seq", u.Seq)
 		}
@@ -189,7 +223,13 @@ func (s *Server) applyOne(u bus.Update) bool {
 	case bus.KindPut, bus.KindDelete, bus.KindPurge, bus.KindCompact:
 		su := storeUpdate(u)
 		err = s.store.Apply(su)
+		logIt = err == nil || !isDrop(err) && !errors.Is(err, store.ErrDiverged)
+		// A refused update that another claims the place of: the copy
+		// is not the leader's any more, which only this record tells a
+		// replay.
+		hole = errors.Is(err, store.ErrDiverged)
 		if err == nil || !isDrop(err) {
+			s.metrics.appliedAt(u.Time)
 			s.lastApply.Store(time.Now().UnixNano())
 			s.notifyApplied()
 		}

@@ -80,6 +80,8 @@ type Server struct {
 	budgets  budgets       // one bounded budget per kind of request that waits
 	acks     *ackTracker
 	repl     *replicator // the leader's replication queue (pipeline.go)
+	disk     *durable    // the data directory, nil without one (durable.go)
+	diskDone chan struct{}
 
 	runCtx context.Context
 	wg     sync.WaitGroup
@@ -116,7 +118,9 @@ type Server struct {
 	malformed  atomic.Uint64 // replication messages that did not decode
 	lastApply  atomic.Int64  // unix nanos of the last update applied
 
-	trust trust // the cluster's signer and what was refused
+	trust   trust    // the cluster's signer and what was refused
+	metrics *metrics // Prometheus instruments (metrics.go)
+	links   *links   // ZooKeeper and NATS, up or cut off (cutoff.go)
 	// elections are the leader changes this server saw (status page).
 	elections electionLog
 	// views caches the cluster view of GET /v1/cluster briefly.
@@ -124,6 +128,9 @@ type Server struct {
 	// ackedRev is the highest revision this leader acknowledged to a
 	// client; the cluster record is raised to it.
 	ackedRev atomic.Uint64
+	// ackedEpoch is the epoch in which ackedRev was acknowledged.
+	ackedEpoch atomic.Uint64
+	ackRec     ackRecorder // acks=majority|all writes recorded before they are acknowledged
 	// lost is how many revisions the cluster record says were acknowledged
 	// that this server did not hold when it took over as leader.
 	lost atomic.Uint64
@@ -179,12 +186,22 @@ func New(cfg Config) (*Server, error) {
 		newElector = func(c election.Config) (Elector, error) { return election.New(c) }
 	}
 	st := store.NewWithConfig(store.Config{History: cfg.History, Changes: cfg.Changes, ChangesBytes: cfg.ChangesBytes})
+	dd, err := openData(cfg, st)
+	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		return nil, err
+	}
 	ec := cfg.electionConfig()
 	ec.Known = func() (uint64, uint64) { return st.Epoch(), st.Revision() }
 	el, err := newElector(ec)
 	if err != nil {
 		if ln != nil {
 			ln.Close()
+		}
+		if dd != nil {
+			dd.dir.Close()
 		}
 		return nil, err
 	}
@@ -202,9 +219,11 @@ func New(cfg Config) (*Server, error) {
 		budgets:   newBudgets(cfg),
 		acks:      newAckTracker(store.DefaultRequestWindow),
 		repl:      newReplicator(),
+		disk:      dd,
 		appliedCh: make(chan struct{}),
 		done:      make(chan struct{}),
 	}
+	s.links, s.metrics = newLinks(), newMetrics(statusCollector{s})
 	s.closeCtx, s.closeRun = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -237,6 +256,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	s.started = true
 	s.runMu.Unlock()
 	defer func() {
+		s.closeData()
 		s.runErr = err
 		close(s.done)
 	}()
@@ -279,6 +299,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	s.log.Info("server started", "http", s.HTTPAddr(), "nats", s.cfg.NATSURL,
 		"zookeeper", strings.Join(s.cfg.ZooKeeper, ","), "session_timeout", s.cfg.SessionTimeout.String(),
 		"election_path", s.cfg.ElectionPath, "subject_prefix", s.cfg.SubjectPrefix)
+	s.goFunc(func() { s.watchLinks(ctx) })
 
 	// Nothing is sent or trusted on the cluster's own subjects before the
 	// cluster record gives this server the cluster's id and key.
@@ -289,6 +310,11 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	switch {
 	case err == nil:
 		s.goFunc(s.replicateLoop)
+		if s.disk != nil {
+			s.diskDone = make(chan struct{})
+			s.goFunc(func() { defer close(s.diskDone); s.durableLoop() })
+			s.goFunc(s.snapshotLoop)
+		}
 		s.goFunc(s.heartbeatLoop)
 		s.goFunc(s.expiryLoop)
 		s.goFunc(s.recordLoop)
@@ -327,6 +353,9 @@ func (s *Server) Close() error {
 		if !started && s.listener != nil {
 			s.listener.Close()
 		}
+		if !started {
+			s.closeData()
+		}
 	})
 	s.runMu.Lock()
 	started := s.started
@@ -361,7 +390,19 @@ func (s *Server) shutdown() {
 	defer cancel()
 	s.stepDown("shutting down")
 	s.stopReplication(ctx)
-	if err := s.elect.Resign(ctx); err != nil {
+	s.stopDurable(ctx, s.diskDone)
+	// The record raise and the resign get time of their own: waiting for
+	// the queue and the log may have used up ctx.
+	zctx, zcancel := context.WithTimeout(context.Background(), s.cfg.SessionTimeout)
+	defer zcancel()
+	if acked := s.ackedRev.Load(); acked > 0 {
+		// The record learns what this leader acknowledged last, so the
+		// next leader after a full restart knows what it must hold.
+		if _, err := s.records.RaiseRecord(zctx, s.ackedEpoch.Load(), 0, acked); err != nil {
+			s.log.Warn("cannot raise the cluster record at stop", "revision", acked, "err", err)
+		}
+	}
+	if err := s.elect.Resign(zctx); err != nil {
 		s.log.Warn("resign failed", "err", err)
 	}
 	if s.nodeSvc != nil {
@@ -465,7 +506,7 @@ func (s *Server) startNodeService() error {
 	}
 	for _, ep := range eps {
 		opts := append([]micro.EndpointOpt{micro.WithEndpointSubject(ep.subject)}, ep.opts...)
-		if err := svc.AddEndpoint(ep.name, ep.h, opts...); err != nil {
+		if err := svc.AddEndpoint(ep.name, s.metrics.nats(endpointOps[ep.name], ep.h), opts...); err != nil {
 			svc.Stop()
 			return fmt.Errorf("add endpoint %s on %s: %w", ep.name, ep.subject, err)
 		}
@@ -481,6 +522,7 @@ func (s *Server) onTerm(t election.Term) {
 	s.mu.Unlock()
 	if t.Role != prev.Role || t.Leader.ID != prev.Leader.ID || t.Epoch != prev.Epoch {
 		s.log.Info("election: "+t.Role.String(), "role", t.Role.String(), "epoch", t.Epoch, "leader", t.Leader.ID)
+		s.metrics.elections.Inc()
 	}
 	defer s.noteTerm(t)
 	if t.Role == election.RoleLeader {
@@ -494,6 +536,9 @@ func (s *Server) onTerm(t election.Term) {
 		// missed.
 		err := s.store.BeginEpoch(t.Epoch, t.Leader.Revision)
 		s.logApplyErr(err, "leader znode", t.Epoch, t.Leader.Revision)
+		if errors.Is(err, store.ErrDiverged) {
+			s.noteHole(true)
+		}
 	}
 	if t.Leader.ID != "" && t.Leader.ID != s.cfg.ID && (t.Leader.ID != prev.Leader.ID || t.Epoch != prev.Epoch) {
 		if s.store.Missed() > 0 {
@@ -512,7 +557,27 @@ func (s *Server) takeOver(t election.Term) {
 	if s.leaderEpoch.Load() == t.Epoch {
 		return
 	}
+	if !s.diskOK() {
+		s.refuseToLead(t, "the data directory failed")
+		return
+	}
 	rec := s.freshRecord()
+	if s.loadedData() && !s.compared.Load() && !s.cfg.ForceLead {
+		// Restarted from disk, and not compared with a leader since: not
+		// behind the record's acknowledged revision, and no peer holds
+		// more (durable.go).
+		held := s.store.Held()
+		if behindAcked(held, rec) {
+			s.refuseToLead(t, "this copy holds less than the cluster record says was acknowledged (start the others, or pass --force-lead to accept the loss)",
+				"held_epoch", held.RevEpoch, "held_revision", held.Revision, "record_acked_epoch", rec.AckedEpoch, "record_acked", rec.Acked)
+			return
+		}
+		if peer, ahead, ok := s.peerAhead(s.runCtx); ok {
+			s.refuseToLead(t, "a peer holds more of the stream (start it, or pass --force-lead to accept the loss)",
+				"peer", peer, "peer_epoch", ahead.epoch, "peer_revision", ahead.rev, "held_epoch", held.RevEpoch, "held_revision", held.Revision)
+			return
+		}
+	}
 	s.writeMu.Lock()
 	if s.leaderEpoch.Load() == t.Epoch {
 		s.writeMu.Unlock()
@@ -532,7 +597,7 @@ func (s *Server) takeOver(t election.Term) {
 	// rec.Acked, so it starts past every revision ever reserved: revisions
 	// never go backwards, even after every server restarted empty.
 	floor := rec.Acked
-	if !s.compared.Load() {
+	if !s.compared.Load() && !s.loadedData() {
 		floor = max(floor, rec.Revision)
 	}
 	start := max(rev, floor)
@@ -549,16 +614,13 @@ func (s *Server) takeOver(t election.Term) {
 		s.lossyEpoch.Store(t.Epoch)
 	}
 	s.reserved.Store(rec.Revision)
-	if err := s.store.BeginEpoch(t.Epoch, start); errors.Is(err, store.ErrOldEpoch) {
+	marker := bus.Update{Kind: bus.KindEpoch, Epoch: t.Epoch, Seq: start, Leader: s.cfg.ID, Time: time.Now().UnixNano()}
+	if err := s.beginEpochLogged(marker, start != rev || missed > 0); err != nil {
 		s.writeMu.Unlock()
-		s.log.Error("refusing to lead: a higher epoch is known", "epoch", t.Epoch, "known_epoch", s.store.Epoch())
+		s.log.Error("refusing to lead", "epoch", t.Epoch, "known_epoch", s.store.Epoch(), "err", err)
 		return
 	}
-	if start != rev || missed > 0 {
-		s.store.CaughtUp(t.Epoch, start) // the loss is reported as lost, not as missed
-	}
 	rev = start
-	marker := bus.Update{Kind: bus.KindEpoch, Epoch: t.Epoch, Seq: rev, Leader: s.cfg.ID, Time: time.Now().UnixNano()}
 	if err := s.replicateSync(marker); err != nil {
 		s.writeMu.Unlock()
 		s.log.Error("cannot publish epoch marker; not taking writes", "epoch", t.Epoch, "err", err)
@@ -578,18 +640,18 @@ func (s *Server) takeOver(t election.Term) {
 		// No queue group on the write subjects: a paused or deposed
 		// leader that is still subscribed must not take a share of the
 		// writes (see bus.WriteQueueGroup).
-		err = svc.AddEndpoint("write", micro.HandlerFunc(s.handleLeaderWrite),
+		err = svc.AddEndpoint("write", s.metrics.nats(opWrite, s.handleLeaderWrite),
 			micro.WithEndpointSubject(s.subj.Write()), micro.WithEndpointQueueGroupDisabled())
 		if err == nil {
-			err = svc.AddEndpoint("epoch-write", micro.HandlerFunc(s.handleLeaderWrite),
+			err = svc.AddEndpoint("epoch-write", s.metrics.nats(opWrite, s.handleLeaderWrite),
 				micro.WithEndpointSubject(s.subj.EpochWrite(t.Epoch)), micro.WithEndpointQueueGroupDisabled())
 		}
 		if err == nil {
-			err = svc.AddEndpoint("read", micro.HandlerFunc(s.handleLeaderRead),
+			err = svc.AddEndpoint("read", s.metrics.nats(opRead, s.handleLeaderRead),
 				micro.WithEndpointSubject(s.subj.LeaderRead()), micro.WithEndpointQueueGroup(bus.WriteQueueGroup))
 		}
 		if err == nil {
-			err = svc.AddEndpoint("snapshot", micro.HandlerFunc(s.handleLeaderSnapshot),
+			err = svc.AddEndpoint("snapshot", s.metrics.nats(opSnapshot, s.handleLeaderSnapshot),
 				micro.WithEndpointSubject(s.subj.LeaderSnapshot()), micro.WithEndpointQueueGroup(bus.WriteQueueGroup))
 		}
 		if err != nil {
@@ -616,6 +678,7 @@ func (s *Server) takeOver(t election.Term) {
 	}
 	s.serving.Store(s.leaderEpoch.Load() == t.Epoch)
 	s.log.Info("leader: taking writes", "epoch", t.Epoch, "revision", rev, "subject", s.subj.Write())
+	s.metrics.takeovers.Inc()
 	s.noteLeading(t.Epoch)
 	data := election.LeaderData{ID: s.cfg.ID, Addr: s.advertisedAddr(), Epoch: t.Epoch, Revision: rev, Znode: t.Znode,
 		Subject: s.subj.EpochWrite(t.Epoch)}
@@ -728,7 +791,8 @@ func (s *Server) Status() bus.Status {
 	if role != bus.RoleLeader {
 		behind = s.behindRecord()
 	}
-	held := s.store.HistoryHeld()
+	hist := s.store.HistoryHeld()
+	held := s.store.Held()
 	return bus.Status{
 		Node:       s.cfg.ID,
 		Role:       role,
@@ -749,6 +813,8 @@ func (s *Server) Status() bus.Status {
 		PublishedUpdates:  s.repl.updates.Load(),
 		ZooKeeper:         s.zk.SessionState(),
 		NATS:              s.natsState(),
+		ZooKeeperCutOffMS: s.links.zk.cutOffMS(),
+		NATSCutOffMS:      s.links.nats.cutOffMS(),
 		HTTP:              s.advertisedAddr(),
 		HTTPWarning:       s.httpWarning(),
 		Znode:             znode,
@@ -766,11 +832,14 @@ func (s *Server) Status() bus.Status {
 		Diverged:         s.store.Diverged(),
 		Ready:            ready,
 		NotReady:         strings.Join(why, "; "),
-		HistoryFrom:      held.Floor,
-		ReplayFrom:       held.ChangesFrom,
-		HistoryKeys:      held.Keys,
-		ExpiringKeys:     held.Expiring,
+		HistoryFrom:      hist.Floor,
+		ReplayFrom:       hist.ChangesFrom,
+		HistoryKeys:      hist.Keys,
+		ExpiringKeys:     hist.Expiring,
 		Budgets:          s.budgets.status(),
+		HeldRevision:     held.Revision,
+		HeldEpoch:        held.RevEpoch,
+		Data:             s.dataStatus(),
 	}
 }
 
@@ -785,6 +854,7 @@ func (s *Server) logApplyErr(err error, from string, epoch, seq uint64) {
 	switch {
 	case err == nil:
 	case errors.As(err, &gap):
+		s.metrics.gaps.Inc()
 		s.log.Warn("replication gap: updates missed", "from", from, "epoch", gap.Epoch, "missed_from", gap.From, "missed_to", gap.To, "missed", gap.To-gap.From+1)
 	case errors.Is(err, store.ErrOldEpoch):
 		s.droppedOld.Add(1)

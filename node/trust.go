@@ -210,10 +210,10 @@ func (s *Server) verifiedReply(ctx context.Context, subject string, data []byte,
 func (s *Server) readiness() (bool, []string) {
 	var why []string
 	if !s.zk.Connected() {
-		why = append(why, "zookeeper disconnected")
+		why = append(why, "zookeeper disconnected"+s.links.zk.forText())
 	}
 	if s.natsState() != "connected" {
-		why = append(why, "nats "+s.natsState())
+		why = append(why, "nats "+s.natsState()+s.links.nats.forText())
 	}
 	if s.trust.signer.Load() == nil {
 		why = append(why, "cluster record not read yet")

@@ -219,7 +219,7 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	epoch := s.leaderEpoch.Load()
-	if epoch == 0 || !s.serving.Load() || !s.lease.LeaseValid() {
+	if epoch == 0 || !s.serving.Load() || !s.lease.LeaseValid() || !s.diskOK() {
 		return bus.WriteReply{}, nil, s.notLeader(epoch), false
 	}
 	// The revision this write creates must be reserved in the cluster
@@ -241,7 +241,10 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 		// Nothing held is as old as asked: nothing to drop.
 		return bus.WriteReply{OK: true, Op: w.Op, Revision: s.store.Revision(), Epoch: epoch, Leader: s.cfg.ID}, nil, nil, false
 	}
-	u, dup, applied, err := s.store.Write(epoch, sw)
+	u, dup, applied, err, pend, lerr := s.writeLogged(epoch, sw)
+	if lerr != nil {
+		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "node %s applied revision %d but could not log it in its data directory: %v", s.cfg.ID, u.Seq, lerr), false
+	}
 	var (
 		cond *store.ConditionError
 		rerr *store.RevisionError
@@ -277,8 +280,8 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 		reply.Duplicate = true
 		if level == bus.AcksLeader {
 			// Answered once what came before it, the first attempt
-			// included, was published.
-			s.afterQueued(func(err error) {
+			// included, was published (and logged).
+			s.afterQueued(s.whenDurable(s.lastLogged(), func(err error) {
 				if err == nil {
 					err = s.stillLeads(epoch, u.Seq)
 				}
@@ -287,27 +290,33 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 					return
 				}
 				done(reply, nil, nil)
-			})
+			}))
 			return bus.WriteReply{}, nil, nil, true
 		}
 		// A retry waits for (or reports) the first attempt's confirmations.
 		if wait := s.acks.get(ackKey{u.Epoch, u.Seq}); wait != nil {
+			if p := s.lastLogged(); p != nil {
+				s.whenDurable(p, func(err error) { done(reply, wait, err) })(nil)
+				return bus.WriteReply{}, nil, nil, true
+			}
 			return reply, wait, nil, false
 		}
 		return bus.WriteReply{}, nil, bus.Errorf(bus.CodeTimeout, "request_id %q was applied at revision %d, but whether replicas confirmed it is no longer known", w.RequestID, u.Seq), false
 	}
+	s.metrics.applied.Inc()
 	var wait *ackWait
 	if level != bus.AcksLeader {
 		wait = s.acks.register(ackKey{u.Epoch, u.Seq}, level, s.cfg.ID, s.lease.Members())
 	}
 	msg := busUpdate(u)
 	msg.Ack = wait != nil
-	s.replicate(msg, func(err error) {
+	s.replicate(msg, s.whenDurable(pend, func(err error) {
 		if err != nil {
 			s.log.Error("write applied but not replicated", "epoch", epoch, "seq", u.Seq, "key", u.Key, "err", err)
 			done(bus.WriteReply{}, nil, bus.Errorf(bus.CodeUnavailable, "applied on the leader at revision %d but not replicated: %v", u.Seq, err))
 			return
 		}
+		s.metrics.replicated.Inc()
 		// The leader's own writes do not come back through apply: wake
 		// the waits on this copy (changes long polls) here.
 		s.notifyApplied()
@@ -317,10 +326,10 @@ func (s *Server) applyOrdered(w bus.WriteRequest, expired bool, done writeDone) 
 			return
 		}
 		if wait == nil {
-			s.noteAcked(u.Seq)
+			s.noteAcked(epoch, u.Seq)
 		}
 		done(reply, wait, nil)
-	})
+	}))
 	return bus.WriteReply{}, nil, nil, true
 }
 
@@ -387,6 +396,7 @@ func (s *Server) awaitAcks(ctx context.Context, reply bus.WriteReply, w *ackWait
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	reply.Acks, reply.Members = w.level, w.members
+	s.metrics.ackWaits.Inc()
 wait:
 	for {
 		select {
@@ -406,6 +416,7 @@ wait:
 	select {
 	case <-w.done:
 	default:
+		s.metrics.ackTimeouts.Inc()
 		return bus.WriteReply{}, bus.Errorf(bus.CodeTimeout, "write applied on the leader at revision %d, but only %d of %d servers confirmed it within %s (acks=%s)",
 			reply.Revision, reply.Confirmed, reply.Members, s.cfg.WriteTimeout, w.level)
 	}
@@ -414,7 +425,13 @@ wait:
 	if !s.lease.LeaseValid() {
 		return bus.WriteReply{}, bus.Errorf(bus.CodeNotLeader, "node %s lost its ZooKeeper lease while revision %d was being confirmed", s.cfg.ID, reply.Revision)
 	}
-	s.noteAcked(reply.Revision)
+	if s.disk != nil {
+		if err := s.recordAcked(ctx, reply.Epoch, reply.Revision); err != nil {
+			return bus.WriteReply{}, bus.Errorf(bus.CodeUnavailable, "write confirmed at revision %d, but node %s could not record it in the cluster record (acks=%s with a data directory is acknowledged once recorded): %v",
+				reply.Revision, s.cfg.ID, w.level, err)
+		}
+	}
+	s.noteAcked(reply.Epoch, reply.Revision)
 	return reply, nil
 }
 
@@ -439,6 +456,7 @@ func (s *Server) notLeader(epoch uint64) error {
 // ForwardTimeout; then it returns a no_leader error body. Each attempt may
 // wait WriteTimeout more for the leader's answer (replicas' confirmations).
 func (s *Server) forward(ctx context.Context, data []byte) []byte {
+	s.metrics.forwarded.Inc()
 	giveUp := time.Now().Add(s.cfg.ForwardTimeout)
 	var reply []byte
 	var last error

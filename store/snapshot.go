@@ -27,7 +27,7 @@ func (s *Store) setLocked(key string, e Entry) *box {
 		return p
 	}
 	s.retimeLocked(p, e.Expires)
-	p.fill(p.key(), e)
+	s.data.refill(p, e)
 	return p
 }
 
@@ -158,7 +158,7 @@ func (s *Store) installLocked(entries []KeyEntry) {
 			s.insertLocked(p, e.Expires)
 		default:
 			s.retimeLocked(p, e.Expires)
-			p.fill(p.key(), e.Entry) // the leader's copy wins, even over a higher revision of a deposed leader's
+			s.data.refill(p, e.Entry) // the leader's copy wins, even over a higher revision of a deposed leader's
 		}
 	}
 }
@@ -222,6 +222,20 @@ func (s *Store) ApplyNewer(u Update) error {
 	if u.Epoch < s.epoch {
 		return fmt.Errorf("%w: update epoch %d seq %d, epoch %d is known", ErrOldEpoch, u.Epoch, u.Seq, s.epoch)
 	}
+	s.mergeLocked(u)
+	return nil
+}
+
+// Merge is ApplyNewer without the epoch fence, for the leader's own past
+// updates fetched by a catch-up from a revision (the updates after it
+// that this copy missed, of whatever epoch wrote them).
+func (s *Store) Merge(u Update) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mergeLocked(u)
+}
+
+func (s *Store) mergeLocked(u Update) {
 	switch {
 	case u.Compact > 0:
 		// The history is dropped when the catch-up ends.
@@ -241,5 +255,4 @@ func (s *Store) ApplyNewer(u Update) error {
 		}
 	}
 	s.rememberLocked(u)
-	return nil
 }

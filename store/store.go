@@ -162,6 +162,12 @@ type Store struct {
 	gaps   uint64 // updates known to be missed
 	noted  uint64 // revisions up to here were counted as missed by NoteBehind
 	ahead  uint64 // times a new epoch started below rev
+	// revEpoch is the epoch of the update at rev (0: unknown, or a
+	// marker's); hole, while holed, is the position before the first gap
+	// since the copy last caught up: it holds every update up to there.
+	revEpoch uint64
+	hole     Position
+	holed    bool
 
 	// applied is the revision of the last update this store applied (or
 	// caught up to), never one it only skipped past: see Applied.
@@ -439,6 +445,7 @@ func (s *Store) writeLocked(u *Update) {
 	default:
 		s.putLocked(u)
 	}
+	s.revEpoch = u.Epoch
 	s.logLocked(newLogEntry(*u, removed))
 }
 
@@ -465,6 +472,8 @@ func (s *Store) Apply(u Update) error {
 	case u.Seq <= s.rev:
 		if d, ok := s.recent[position{u.Epoch, u.Seq}]; ok && d != s.digest(u) {
 			s.diverged++
+			s.holeLocked()
+			s.hole.Diverged = true
 			s.ahead++
 			// Its past is not the leader's: replays and reads at a
 			// revision start again at its revision.
@@ -514,6 +523,8 @@ func (s *Store) repositionLocked(epoch, seq uint64) error {
 	case seq > s.rev:
 		err = s.gapLocked(epoch, seq)
 	case seq < s.rev:
+		s.holeLocked()
+		s.hole.Diverged = true
 		s.ahead++
 		s.resetHistoryLocked(seq)
 		err = fmt.Errorf("%w: epoch %d starts at seq %d, this store is at %d", ErrDiverged, epoch, seq, s.rev)
@@ -526,6 +537,7 @@ func (s *Store) repositionLocked(epoch, seq uint64) error {
 // gapLocked records that seq s.rev+1..to were missed.
 func (s *Store) gapLocked(epoch, to uint64) error {
 	g := &GapError{Epoch: epoch, From: s.rev + 1, To: to}
+	s.holeLocked()
 	s.resetHistoryLocked(to)
 	// Revisions up to s.noted were counted already by NoteBehind.
 	if from := max(s.rev, s.noted); to > from {
@@ -569,7 +581,8 @@ func (s *Store) Revision() uint64 {
 }
 
 // Applied is the revision of the last update this store applied, or the
-// revision a catch-up (CaughtUp) brought it to: unlike Revision, never a
+// revision a catch-up (CaughtUp) or a loaded snapshot (Restore) brought
+// it to: unlike Revision, never a
 // revision it only skipped past (a gap, or a new leader's epoch marker
 // ahead of it). 0 until it applies one.
 func (s *Store) Applied() uint64 {
@@ -590,6 +603,14 @@ func (s *Store) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.data.len()
+}
+
+// Bytes is the size of the keys and values this store holds now (not
+// counting their history or the index).
+func (s *Store) Bytes() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.data.bytes
 }
 
 // Missed is the number of updates this store knows it missed, plus the
@@ -613,6 +634,7 @@ func (s *Store) CaughtUp(epoch, rev uint64) {
 	s.rev = rev
 	s.applied = rev
 	s.gaps, s.ahead, s.noted = 0, 0, 0
+	s.revEpoch, s.holed = 0, false
 	s.resetHistoryLocked(rev)
 }
 

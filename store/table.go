@@ -37,6 +37,7 @@ type table struct {
 	slots []*box
 	tags  []uint8
 	n     int
+	bytes int // of the keys and values held
 	seed  maphash.Seed
 }
 
@@ -96,6 +97,15 @@ func (t *table) insert(b *box) {
 	}
 	t.place(b)
 	t.n++
+	t.bytes += len(b.kv)
+}
+
+// refill stores e in b, which the table holds, keeping its key (the
+// caller keeps the deadline).
+func (t *table) refill(b *box, e Entry) {
+	t.bytes -= len(b.kv)
+	b.fill(b.key(), e)
+	t.bytes += len(b.kv)
 }
 
 // place puts b in the first free slot of its run.
@@ -138,6 +148,7 @@ func (t *table) remove(key string) *box {
 	}
 	b := t.slots[i]
 	t.n--
+	t.bytes -= len(b.kv)
 	mask := len(t.slots) - 1
 	// Backward shift: move later boxes of the run into the hole when
 	// their home slot is not between the hole and where they are.

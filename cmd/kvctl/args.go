@@ -39,6 +39,21 @@ func hoistFlags(app *cli.App, args []string) []string {
 			cmd = c
 		}
 	}
+	// A command with subcommands (snapshot save|restore): the subcommand
+	// takes the flags.
+	name := []string{args[i]}
+	if cmd != nil && len(cmd.Subcommands) > 0 && i+1 < len(args) {
+		var sub *cli.Command
+		for _, c := range cmd.Subcommands {
+			if c.HasName(args[i+1]) {
+				sub = c
+			}
+		}
+		if sub != nil {
+			cmd, name = sub, append(name, sub.Name)
+			i++
+		}
+	}
 	if cmd == nil || len(cmd.Subcommands) > 0 {
 		return args
 	}
@@ -66,7 +81,7 @@ func hoistFlags(app *cli.App, args []string) []string {
 		}
 	}
 	out := append([]string{args[0]}, globals...)
-	out = append(out, cmd.Name)
+	out = append(out, name...)
 	out = append(out, cmdFlags...)
 	if len(positional) > 0 {
 		out = append(out, "--")

@@ -134,6 +134,7 @@ the whole reply instead.`,
 		historyCommand(),
 		listCommand(),
 		authCommand(),
+		snapshotCommand(),
 		completionCommand(),
 	}
 	for _, c := range commands {

@@ -210,6 +210,8 @@ func TestHoistFlags(t *testing.T) {
 		{[]string{"kvctl", "nosuch", "--json"}, []string{"kvctl", "nosuch", "--json"}},
 		{[]string{"kvctl", "--", "put"}, []string{"kvctl", "--", "put"}},
 		{[]string{"kvctl", "watch", "--json"}, []string{"kvctl", "--json", "watch"}},
+		{[]string{"kvctl", "snapshot", "restore", "f", "--id", "n1", "--json"}, []string{"kvctl", "--json", "snapshot", "restore", "--id", "n1", "--", "f"}},
+		{[]string{"kvctl", "snapshot"}, []string{"kvctl", "snapshot"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 	"github.com/zkvstore/zkv/internal/cliflags"
 	"github.com/zkvstore/zkv/internal/natsnode"
 	"github.com/zkvstore/zkv/node"
+	"github.com/zkvstore/zkv/store/wal"
 )
 
 func main() {
@@ -69,6 +70,9 @@ func app(hup <-chan os.Signal) *cli.App {
 			&cli.StringFlag{Name: "acks", Value: d.Acks, Usage: "default acknowledgement of writes: leader (reply once applied and published), majority or all (reply once that many servers confirmed)", EnvVars: []string{"ZKV_ACKS"}},
 			&cli.DurationFlag{Name: "write-timeout", Value: d.WriteTimeout, Usage: "how long the leader waits for confirmations of a majority or all write", EnvVars: []string{"ZKV_WRITE_TIMEOUT"}},
 			&cli.BoolFlag{Name: "catch-up", Usage: "fetch the leader's store when this copy missed updates (restart, gap), and refuse to lead while stale; off: a restarted server answers empty until a key is written again", EnvVars: []string{"ZKV_CATCH_UP"}},
+			&cli.StringFlag{Name: "data-dir", Usage: "keep this server's data in `DIR` (a log and snapshots): a restart loads it, and a write is acknowledged only once logged (implies --catch-up); empty: memory only", EnvVars: []string{"ZKV_DATA_DIR"}},
+			&cli.StringFlag{Name: "fsync", Value: "always", Usage: "with --data-dir, when the log is fsynced: always (before an acknowledgement), interval (every 100ms) or never", EnvVars: []string{"ZKV_FSYNC"}},
+			&cli.Int64Flag{Name: "snapshot-bytes", Value: node.DefaultSnapshotBytes, Usage: "with --data-dir, write a snapshot and drop the log behind it once the log passes this many bytes", EnvVars: []string{"ZKV_SNAPSHOT_BYTES"}},
 			&cli.BoolFlag{Name: "force-lead", Usage: "with --catch-up, lead even with fewer revisions than the cluster record says were acknowledged, accepting that those writes are lost (use on one server, once, after a restart of every server)", EnvVars: []string{"ZKV_FORCE_LEAD"}},
 			&cli.StringFlag{Name: "record-path", Usage: "persistent znode of the cluster record (cluster id, key, highest epoch and revision); default: --election-path with -cluster appended", EnvVars: []string{"ZKV_RECORD_PATH"}},
 			&cli.IntFlag{Name: "max-forwards", Value: d.MaxForwards, Usage: "budget forwarded_writes: writes a follower forwards to the leader at once; more are refused unavailable", EnvVars: []string{"ZKV_MAX_FORWARDS"}},
@@ -114,6 +118,11 @@ func run(c *cli.Context, hup <-chan os.Signal) error {
 	cfg.WriteTimeout = c.Duration("write-timeout")
 	cfg.CatchUp = c.Bool("catch-up")
 	cfg.ForceLead = c.Bool("force-lead")
+	cfg.DataDir = c.String("data-dir")
+	cfg.SnapshotBytes = c.Int64("snapshot-bytes")
+	if cfg.Fsync, err = wal.ParseSyncMode(c.String("fsync")); err != nil {
+		return cli.Exit("--fsync: "+err.Error(), 2)
+	}
 	cfg.RecordPath = c.String("record-path")
 	cfg.MaxForwards = c.Int("max-forwards")
 	cfg.MaxWaitingReads = c.Int("max-waiting-reads")

@@ -174,6 +174,7 @@ func upFlags() []cli.Flag {
 		&cli.IntFlag{Name: "http-base-port", Usage: "give nI the HTTP port BASE+I-1 (default: free ports)", EnvVars: []string{"ZKV_HTTP_BASE_PORT"}},
 		&cli.StringFlag{Name: "kvctl", Usage: "kvctl binary `PATH` for the printed commands (default: kvctl next to this program)", EnvVars: []string{"ZKV_KVCTL"}},
 		&cli.BoolFlag{Name: "insecure-http", Usage: "serve the HTTP API as plain HTTP without users (default: TLS with a CA made at start, and two users)", EnvVars: []string{"ZKV_INSECURE_HTTP"}},
+		&cli.StringFlag{Name: "data-dir", Usage: "give each server a data directory `DIR`/<id> (kvserver --data-dir), so stopping and starting a server, or the whole cluster with the same DIR and --zookeeper, keeps the data", EnvVars: []string{"ZKV_DATA_DIR"}},
 	}
 }
 
@@ -367,6 +368,7 @@ func upAction(c *cli.Context) error {
 	local.NATSPort = port
 	local.NATSPortFallback = !c.IsSet("nats-port")
 	local.HTTPBasePort = base
+	local.DataDir = c.String("data-dir")
 	kvctl, _, err := cluster.Binary(c.Context, "kvctl", c.String("kvctl"), false)
 	if err != nil {
 		if c.IsSet("kvctl") {

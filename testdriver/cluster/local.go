@@ -115,6 +115,9 @@ type LocalOptions struct {
 	ServerLog io.Writer
 	// NodeArgs are extra kvserver flags of every node (e.g. HTTP TLS).
 	NodeArgs []string
+	// DataDir, if set, gives every server a data directory of its own,
+	// <DataDir>/<id> (kvserver --data-dir), kept across restarts.
+	DataDir string
 	// NodeEnv are extra environment variables (KEY=value) of every
 	// server process.
 	NodeEnv []string
@@ -514,6 +517,9 @@ func (c *Local) startNode(ctx context.Context, i int) error {
 	}
 	if c.opts.LeaderPath != "" {
 		args = append([]string{"--leader-path", c.opts.LeaderPath}, args...)
+	}
+	if c.opts.DataDir != "" {
+		args = append([]string{"--data-dir", filepath.Join(c.opts.DataDir, id)}, args...)
 	}
 	opts := harness.NodeOptions{
 		ID:             id,
