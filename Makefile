@@ -10,10 +10,15 @@ export CGO_ENABLED ?= 0
 
 all: build
 
+# build says what it builds and how long it took: the first build of a
+# fresh clone downloads and compiles every module, a minute or more.
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/...
-	$(GO) build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
+	@echo "building kvserver, kvctl and testdriver (./cmd/...) and nats-server into $(BIN)/ (the first build fetches and compiles the modules: a minute or more)"
+	@start=$$(date +%s) && \
+	$(GO) build -o $(BIN)/ ./cmd/... && \
+	$(GO) build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2 && \
+	echo "built $(BIN)/kvserver $(BIN)/kvctl $(BIN)/testdriver $(BIN)/nats-server in $$(( $$(date +%s) - start ))s"
 
 zookeeper:
 	@scripts/ensure-zookeeper.sh

@@ -388,6 +388,19 @@ type Status struct {
 	Keys       int    `json:"keys"`
 	Stale      bool   `json:"stale"`
 	Gaps       uint64 `json:"gaps"`
+
+	// AppliedRevision is the highest revision whose update this copy
+	// applied itself (or received whole from the leader in a catch-up),
+	// 0 for one that applied none since it started. AppliedSeq is instead
+	// its place in the replication stream: a copy that missed updates (a
+	// restarted one, Stale) is placed at the leader's revision it learned,
+	// more than it holds.
+	AppliedRevision uint64 `json:"applied_revision"`
+	// Members are the IDs registered in the election in ZooKeeper as this
+	// node last saw them, sorted: the servers of the cluster, each of
+	// which should answer its status subject.
+	Members []string `json:"members,omitempty"`
+
 	// DroppedOldEpoch counts replication messages refused because they
 	// came from an epoch older than the highest known (a deposed leader).
 	DroppedOldEpoch uint64 `json:"dropped_old_epoch"`

@@ -41,7 +41,8 @@ const (
 )
 
 // RoleUnreachable is the Role Client.Statuses reports for a node that was
-// discovered but did not answer its status request. No node reports it
+// discovered, or is a member of the election, but did not answer its
+// status request. No node reports it
 // about itself.
 const RoleUnreachable = "unreachable"
 
@@ -295,16 +296,56 @@ func (c *Client) Nodes(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// Statuses discovers the nodes with Nodes and asks each for its bus.Status,
-// a few at a time, each for at most the request timeout (retries
-// included). A node that does not answer gets an entry with Role
-// RoleUnreachable. The result is sorted by node ID. It fails only if
+// Statuses discovers the nodes with Nodes and asks each for its
+// bus.Status with StatusesOf, so the members of the election the nodes
+// report are asked too: a server that crashed, and so does not answer
+// the discovery, is listed as RoleUnreachable while ZooKeeper still holds
+// its election znode. The result is sorted by node ID. It fails only if
 // discovery fails.
 func (c *Client) Statuses(ctx context.Context) ([]bus.Status, error) {
 	ids, err := c.Nodes(ctx)
 	if err != nil {
 		return nil, err
 	}
+	return c.StatusesOf(ctx, ids), nil
+}
+
+// maxStatusNodes bounds the nodes StatusesOf asks, whatever the answers
+// name.
+const maxStatusNodes = 1024
+
+// StatusesOf asks each node of ids for its bus.Status, a few at a time,
+// each for at most the request timeout (retries included), and then, the
+// same way, every member of the election (bus.Status.Members) an answer
+// names that was not asked yet. A node that does not answer gets an entry
+// with Role RoleUnreachable. The result is sorted by node ID, one entry
+// per valid ID.
+func (c *Client) StatusesOf(ctx context.Context, ids []string) []bus.Status {
+	asked := make(map[string]bool)
+	var out []bus.Status
+	next := ids
+	for len(next) > 0 {
+		var batch []string
+		for _, id := range next {
+			if !asked[id] && validNode(id) == nil && len(asked) < maxStatusNodes {
+				asked[id] = true
+				batch = append(batch, id)
+			}
+		}
+		got := c.statusesOnce(ctx, batch)
+		out = append(out, got...)
+		next = nil
+		for _, st := range got {
+			next = append(next, st.Members...)
+		}
+	}
+	slices.SortFunc(out, func(a, b bus.Status) int { return cmp.Compare(a.Node, b.Node) })
+	return out
+}
+
+// statusesOnce asks each of ids for its status in parallel, a few at a
+// time.
+func (c *Client) statusesOnce(ctx context.Context, ids []string) []bus.Status {
 	out := make([]bus.Status, len(ids))
 	sem := make(chan struct{}, statusConcurrency)
 	var wg sync.WaitGroup
@@ -315,18 +356,17 @@ func (c *Client) Statuses(ctx context.Context) ([]bus.Status, error) {
 			sctx, cancel := context.WithTimeout(ctx, c.opts.requestTimeout)
 			defer cancel()
 			st, err := c.Status(sctx, id)
-			if err != nil {
-				st = bus.Status{Node: id, Role: RoleUnreachable}
-			}
 			if st.Node == "" {
 				st.Node = id
+			}
+			if err != nil || st.Node != id { // no answer, or another node's
+				st = bus.Status{Node: id, Role: RoleUnreachable}
 			}
 			out[i] = st
 		})
 	}
 	wg.Wait()
-	slices.SortFunc(out, func(a, b bus.Status) int { return cmp.Compare(a.Node, b.Node) })
-	return out, nil
+	return out
 }
 
 // request sends body to subject and hands each reply to decode, retrying

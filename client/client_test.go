@@ -569,10 +569,16 @@ func TestClientStatuses(t *testing.T) {
 	addNode(t, srv, bus.NodeServiceName, map[string]string{bus.MetadataNode: "n2"})
 	addNode(t, srv, bus.NodeServiceName, map[string]string{bus.MetadataNode: "n1"})
 	addNode(t, srv, bus.NodeServiceName, map[string]string{bus.MetadataNode: "n3"})
-	n1 := bus.Status{Node: "n1", Role: bus.RoleLeader, Epoch: 3, Leader: "n1", AppliedSeq: 12, Keys: 4, ZooKeeper: "connected", NATS: "connected"}
+	// n1 names the election's members: n4, which answers no ping and no
+	// status (crashed), n5, which answers only its status, and an
+	// invalid ID.
+	n1 := bus.Status{Node: "n1", Role: bus.RoleLeader, Epoch: 3, Leader: "n1", AppliedSeq: 12, Keys: 4, ZooKeeper: "connected", NATS: "connected",
+		Members: []string{"bad.id", "n1", "n2", "n3", "n4", "n5"}}
 	n3 := bus.Status{Node: "n3", Role: bus.RoleFollower, Epoch: 3, Leader: "n1", AppliedSeq: 11, Keys: 4, Stale: true}
+	n5 := bus.Status{Node: "n5", Role: bus.RoleFollower, Epoch: 3, Leader: "n1", AppliedSeq: 12, Keys: 4}
 	serve(t, srv, bus.Subjects{}.NodeStatus("n1"), always(bus.Encode(n1)))
 	serve(t, srv, bus.Subjects{}.NodeStatus("n3"), always(bus.Encode(n3)))
+	serve(t, srv, bus.Subjects{}.NodeStatus("n5"), always(bus.Encode(n5)))
 	// n2 is registered but does not answer status requests.
 	ctx, cancel := testCtx(t)
 	defer cancel()
@@ -580,8 +586,8 @@ func TestClientStatuses(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Statuses: %v", err)
 	}
-	want := []bus.Status{n1, {Node: "n2", Role: RoleUnreachable}, n3}
-	if !slices.Equal(got, want) {
+	want := []bus.Status{n1, {Node: "n2", Role: RoleUnreachable}, n3, {Node: "n4", Role: RoleUnreachable}, n5}
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Statuses =\n%+v\nwant\n%+v", got, want)
 	}
 }

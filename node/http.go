@@ -66,6 +66,8 @@ func (c Config) httpBudget() time.Duration {
 //	GET /v1/watch?prefix=P&after=R  the updates as server-sent events
 //	POST /v1/compact?revision=R|age=1h  drop history, through the leader
 //	GET /v1/status    the node's status
+//	GET /v1/cluster   the cluster as this node sees it (http_page.go)
+//	GET /             the status page, its files under /ui/
 //	GET /healthz      200 while the process serves
 //	GET /readyz       200 only while connected to ZooKeeper and NATS, with
 //	                  the cluster record read, no other cluster on the
@@ -73,8 +75,8 @@ func (c Config) httpBudget() time.Duration {
 //	GET /metrics      Prometheus metrics (docs/metrics.md)
 //	/debug/pprof/     with HTTPPprof only
 //
-// With an auth file, /v1 and /debug need credentials (requireAuth);
-// /healthz, /readyz and /metrics never do.
+// With an auth file, /v1, /debug and the page need credentials
+// (requireAuth); /healthz, /readyz and /metrics never do.
 func (s *Server) startHTTP() {
 	v1 := http.NewServeMux()
 	v1.HandleFunc("GET /v1/kv", s.httpList)
@@ -87,6 +89,7 @@ func (s *Server) startHTTP() {
 	v1.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Status())
 	})
+	v1.HandleFunc("GET /v1/cluster", s.httpCluster)
 	budget := s.cfg.httpBudget()
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", s.metrics.http(s.requireAuth(withDeadline(budget, v1))))
@@ -96,6 +99,9 @@ func (s *Server) startHTTP() {
 	if s.cfg.HTTPPprof {
 		mux.Handle("/debug/pprof/", s.requireAuth(pprofMux()))
 	}
+	page := s.requireAuth(pageHandler())
+	mux.Handle("GET /{$}", page)
+	mux.Handle("GET /ui/", page)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.cfg.ID})
 	})

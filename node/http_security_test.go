@@ -208,6 +208,7 @@ func TestHTTPSecured(t *testing.T) {
 			{"DELETE", "/v1/kv/a"}, {"GET", "/v1/status"}, {"PUT", "/v1/status"}, {"GET", "/v1/nothing"},
 			{"GET", "/v1/history/a"}, {"GET", "/v1/changes"}, {"GET", "/v1/watch?after=x"}, {"POST", "/v1/compact"},
 			{"GET", "/debug/pprof/"}, {"GET", "/debug/pprof/cmdline"},
+			{"GET", "/v1/cluster"}, {"GET", "/"}, {"GET", "/ui/app.js"},
 		}
 		bad := []string{"", "alice:wrong-password", "nobody:" + alicePW, "Bearer not-a-token", "Bearer " + alicePW,
 			"Raw Digest username=alice", "Raw Basic !!!notbase64", "bob:" + alicePW}
@@ -230,7 +231,7 @@ func TestHTTPSecured(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				read := (e.method == "GET" || e.method == "HEAD") && strings.HasPrefix(e.path, "/v1/")
+				read := (e.method == "GET" || e.method == "HEAD") && !strings.HasPrefix(e.path, "/debug/")
 				if read && (status == http.StatusUnauthorized || status == http.StatusForbidden) {
 					t.Errorf("%s %s as %s: status %d, want it allowed", e.method, e.path, credName(cred), status)
 				}

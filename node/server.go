@@ -121,6 +121,10 @@ type Server struct {
 	trust   trust    // the cluster's signer and what was refused
 	metrics *metrics // Prometheus instruments (metrics.go)
 	links   *links   // ZooKeeper and NATS, up or cut off (cutoff.go)
+	// elections are the leader changes this server saw (status page).
+	elections electionLog
+	// views caches the cluster view of GET /v1/cluster briefly.
+	views clusterViews
 	// ackedRev is the highest revision this leader acknowledged to a
 	// client; the cluster record is raised to it.
 	ackedRev atomic.Uint64
@@ -528,6 +532,7 @@ func (s *Server) onTerm(t election.Term) {
 		s.log.Info("election: "+t.Role.String(), "role", t.Role.String(), "epoch", t.Epoch, "leader", t.Leader.ID)
 		s.metrics.elections.Inc()
 	}
+	defer s.noteTerm(t)
 	if t.Role == election.RoleLeader {
 		s.takeOver(t)
 		return
@@ -691,6 +696,7 @@ func (s *Server) takeOver(t election.Term) {
 	s.serving.Store(s.leaderEpoch.Load() == t.Epoch)
 	s.log.Info("leader: taking writes", "epoch", t.Epoch, "revision", rev, "subject", s.subj.Write())
 	s.metrics.takeovers.Inc()
+	s.noteLeading(t.Epoch)
 	data := election.LeaderData{ID: s.cfg.ID, Addr: s.advertisedAddr(), Epoch: t.Epoch, Revision: rev, Znode: t.Znode,
 		Subject: s.subj.EpochWrite(t.Epoch)}
 	s.goFunc(func() { s.announce(data) })
@@ -813,6 +819,9 @@ func (s *Server) Status() bus.Status {
 		Keys:       s.store.Len(),
 		Stale:      missed > 0 || behind > 0,
 		Gaps:       missed,
+
+		AppliedRevision: s.store.Applied(),
+		Members:         s.lease.Members(),
 
 		DroppedOldEpoch:   s.droppedOld.Load(),
 		LastApplied:       s.lastApply.Load(),

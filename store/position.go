@@ -34,6 +34,7 @@ func (s *Store) Restore(p Position) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.epoch, s.stream, s.rev, s.revEpoch = p.Epoch, p.Stream, p.Revision, p.RevEpoch
+	s.applied = p.Revision
 	s.gaps, s.ahead, s.noted, s.holed = 0, 0, 0, false
 	s.resetHistoryLocked(p.Revision)
 }

@@ -169,6 +169,10 @@ type Store struct {
 	hole     Position
 	holed    bool
 
+	// applied is the revision of the last update this store applied (or
+	// caught up to), never one it only skipped past: see Applied.
+	applied uint64
+
 	// requests remembers the Update of each recent request ID, oldest
 	// evicted first once window IDs are held, so a retried write is applied
 	// once. Replicas record the IDs they apply, so a new leader knows them.
@@ -422,6 +426,7 @@ func (s *Store) Write(epoch uint64, w Write) (u Update, dup, applied bool, err e
 // writeLocked applies u at its revision: stores its value, removes its
 // key or keys, or compacts; and keeps it for replays.
 func (s *Store) writeLocked(u *Update) {
+	s.applied = u.Seq
 	var removed []string
 	switch {
 	case u.Compact > 0:
@@ -575,6 +580,17 @@ func (s *Store) Revision() uint64 {
 	return s.rev
 }
 
+// Applied is the revision of the last update this store applied, or the
+// revision a catch-up (CaughtUp) or a loaded snapshot (Restore) brought
+// it to: unlike Revision, never a
+// revision it only skipped past (a gap, or a new leader's epoch marker
+// ahead of it). 0 until it applies one.
+func (s *Store) Applied() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.applied
+}
+
 // Epoch is the highest epoch the store knows.
 func (s *Store) Epoch() uint64 {
 	s.mu.RLock()
@@ -616,6 +632,7 @@ func (s *Store) CaughtUp(epoch, rev uint64) {
 	}
 	s.stream = epoch
 	s.rev = rev
+	s.applied = rev
 	s.gaps, s.ahead, s.noted = 0, 0, 0
 	s.revEpoch, s.holed = 0, false
 	s.resetHistoryLocked(rev)

@@ -692,3 +692,38 @@ func TestRequestsPages(t *testing.T) {
 		t.Fatalf("replica remembers r07 as %+v, %v", u, ok)
 	}
 }
+
+// TestAppliedIsNotTheSkippedRevision: a restarted copy placed at the
+// leader's revision by its epoch marker reports Revision there but
+// Applied only at what it applied itself; a catch-up brings both.
+func TestAppliedIsNotTheSkippedRevision(t *testing.T) {
+	s := New()
+	if err := s.BeginEpoch(2, 31); !errors.Is(err, ErrGap) {
+		t.Fatalf("BeginEpoch(2, 31) on an empty store = %v, want a gap", err)
+	}
+	if got, want := [2]uint64{s.Revision(), s.Applied()}, [2]uint64{31, 0}; got != want {
+		t.Fatalf("after the marker: revision, applied = %v, want %v", got, want)
+	}
+	if err := s.Apply(Update{Epoch: 2, Seq: 32, Key: "a", Value: "1"}); err != nil {
+		t.Fatalf("Apply 32: %v", err)
+	}
+	if got, want := [2]uint64{s.Revision(), s.Applied()}, [2]uint64{32, 32}; got != want {
+		t.Fatalf("after applying 32: revision, applied = %v, want %v", got, want)
+	}
+	if err := s.BeginEpoch(3, 40); !errors.Is(err, ErrGap) {
+		t.Fatalf("BeginEpoch(3, 40) = %v, want a gap", err)
+	}
+	if got := s.Applied(); got != 32 {
+		t.Fatalf("after a marker ahead: applied = %d, want 32", got)
+	}
+	s.CaughtUp(3, 40)
+	if got, want := [2]uint64{s.Revision(), s.Applied()}, [2]uint64{40, 40}; got != want {
+		t.Fatalf("after the catch-up: revision, applied = %v, want %v", got, want)
+	}
+	if _, err := s.Put(3, "b", "2"); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if got := s.Applied(); got != 41 {
+		t.Fatalf("after a leader's put: applied = %d, want 41", got)
+	}
+}

@@ -249,6 +249,7 @@ func TestSummaryJSON(t *testing.T) {
 func TestUpInfoCommands(t *testing.T) {
 	info := UpInfo{
 		NATSURL:        "nats://127.0.0.1:4222",
+		ZooKeeper:      "127.0.0.1:41234",
 		SessionTimeout: 2 * time.Second,
 		Leader:         "n1",
 		KVCtl:          "bin/kvctl",
@@ -265,6 +266,7 @@ func TestUpInfoCommands(t *testing.T) {
 		`nats -s nats://127.0.0.1:4222 req kv.node.n2.read '{"key":"a"}'`,
 		"curl -X PUT --data-binary 1 http://127.0.0.1:8002/v1/kv/a",
 		"curl http://127.0.0.1:8002/v1/kv/a",
+		"/usr/share/zookeeper/bin/zkCli.sh -server 127.0.0.1:41234 ls /election",
 		"kill -9 101",
 		"kill 101",
 	}
@@ -282,7 +284,7 @@ func TestUpInfoCommands(t *testing.T) {
 	if _, err := info.WriteTo(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"leader n1", "n2      follower  102  http://127.0.0.1:8002", "the NATS CLI", "Ctrl-C"} {
+	for _, s := range []string{"leader n1", "n2      follower  102  http://127.0.0.1:8002/", "status page", "the NATS CLI", "Ctrl-C"} {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("info lacks %q:\n%s", s, b.String())
 		}
@@ -312,6 +314,15 @@ func TestUpInfoSecureHTTPCommands(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("commands:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestRestartLine(t *testing.T) {
+	n := cluster.LocalNode{ID: "n1", LogPath: "/l/n1.log",
+		CommandLine: []string{"/b/kvserver", "--id", "n1", "--zookeeper", "127.0.0.1:41234", "--http-auth-file", "/l/my users"}}
+	want := "/b/kvserver --id n1 --zookeeper 127.0.0.1:41234 --http-auth-file '/l/my users' >> /l/n1.log 2>&1 &"
+	if got := RestartLine(n); got != want {
+		t.Errorf("RestartLine = %q, want %q", got, want)
 	}
 }
 

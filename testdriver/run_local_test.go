@@ -3,8 +3,11 @@ package testdriver_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -385,6 +388,42 @@ func TestUpCommandsWork(t *testing.T) {
 		}
 		return nil
 	})
+	// The printed restart line brings the killed server back.
+	_, after, _ := strings.Cut(out.String(), "To restart it by hand:\n")
+	restart, _, _ := strings.Cut(strings.TrimSpace(after), "\n")
+	if !strings.HasSuffix(restart, " &") {
+		t.Fatalf("no restart line after the kill:\n%s", out.String())
+	}
+	restarted := exec.CommandContext(ctx, "sh", "-c", strings.TrimSuffix(restart, " &")+" & echo $!")
+	pidText, err := restarted.Output()
+	if err != nil {
+		t.Fatalf("%s: %v", restart, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(pidText)))
+	if err != nil {
+		t.Fatalf("%s: pid %q", restart, pidText)
+	}
+	restartedProc, err := os.FindProcess(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = restartedProc.Kill() }()
+	var restartedAddr string
+	for _, n := range info.Nodes {
+		if n.ID == info.Leader {
+			restartedAddr = n.HTTPAddr
+		}
+	}
+	hc := httpsClient(t, info.HTTP.CA)
+	testenv.WaitFor(t, 30*time.Second, "the restarted server to answer", func() error {
+		resp, err := hc.Get("https://" + restartedAddr + "/healthz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+	_ = restartedProc.Signal(syscall.SIGTERM)
 
 	cancel()
 	select {
@@ -589,4 +628,18 @@ func TestZooKeeperLossChecks(t *testing.T) {
 			}
 		})
 	}
+}
+
+// httpsClient trusts the CA in the PEM file ca.
+func httpsClient(t *testing.T, ca string) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("no certificate in %s", ca)
+	}
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }

@@ -84,6 +84,26 @@ type Command struct {
 	Kill bool
 }
 
+// ZkCli is the ZooKeeper shell of Debian's zookeeper package.
+const ZkCli = "/usr/share/zookeeper/bin/zkCli.sh"
+
+// RestartLine is the shell command that starts node n again as up
+// started it, appending to its log, in the background.
+func RestartLine(n cluster.LocalNode) string {
+	words := make([]string, len(n.CommandLine))
+	for i, w := range n.CommandLine {
+		if i == 0 {
+			w = displayPath(w)
+		}
+		words[i] = shellQuote(w)
+	}
+	line := strings.Join(words, " ")
+	if n.LogPath != "" {
+		line += " >> " + shellQuote(displayPath(n.LogPath)) + " 2>&1"
+	}
+	return line + " &"
+}
+
 // follower returns a node other than the leader (the leader if alone).
 func (i UpInfo) follower() cluster.LocalNode {
 	for _, n := range i.Nodes {
@@ -132,6 +152,7 @@ func (i UpInfo) Commands() []Command {
 		{Line: nats + " req " + subj.Write() + " " + shellQuote(string(write)), Comment: "the same write over plain NATS"},
 		{Line: nats + " req " + subj.NodeRead(f.ID) + " " + shellQuote(string(read)), Comment: "the same read over plain NATS"},
 	}, i.httpCommands(kvctl, f), []Command{
+		{Line: ZkCli + " -server " + shellQuote(i.ZooKeeper) + " ls /election", Comment: "the election znodes, one per server (get /leader: who leads)"},
 		{Line: fmt.Sprintf("kill -9 %d", l.PID), Comment: fmt.Sprintf("crash the leader %s: another server takes over after %s", l.ID, session), Kill: true},
 		{Line: fmt.Sprintf("kill %d", l.PID), Comment: fmt.Sprintf("or stop %s cleanly: it resigns and hands over at once", l.ID), Kill: true},
 	})
@@ -178,7 +199,7 @@ func (i UpInfo) WriteTo(w io.Writer) (int64, error) {
 	_ = tw.Flush()
 	b.WriteString("\n")
 	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  SERVER\tROLE\tPID\tHTTP")
+	fmt.Fprintln(tw, "  SERVER\tROLE\tPID\tSTATUS PAGE AND HTTP API")
 	scheme := "http://"
 	if i.HTTP != nil {
 		scheme = "https://"
@@ -188,7 +209,7 @@ func (i UpInfo) WriteTo(w io.Writer) (int64, error) {
 		if n.ID == i.Leader {
 			role = "leader"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s%s\n", n.ID, role, n.PID, scheme, n.HTTPAddr)
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s%s/\n", n.ID, role, n.PID, scheme, n.HTTPAddr)
 	}
 	if h := i.HTTP; h != nil {
 		fmt.Fprintf(tw, "\n  HTTP is TLS with users (kvserver --http-tls-cert, --http-auth-file); files in %s:\n", displayPath(h.Dir))
@@ -196,6 +217,11 @@ func (i UpInfo) WriteTo(w io.Writer) (int64, error) {
 			displayPath(h.CA), displayPath(h.AuthFile), h.Writer, filepath.Base(h.WriterPasswordFile), h.Reader, filepath.Base(h.ReaderTokenFile))
 	}
 	_ = tw.Flush()
+	b.WriteString("\nOpen a status page in a browser: every server, the leader and the elections, live.\n")
+	if h := i.HTTP; h != nil {
+		fmt.Fprintf(&b, "(The browser does not know the CA: accept the certificate, or import %s. Log in as %s, or as %s\nwith the token in %s as the password.)\n",
+			displayPath(h.CA), h.Writer, h.Reader, displayPath(h.ReaderTokenFile))
+	}
 	b.WriteString("\nTry it from another terminal:\n")
 	if !i.NATSCLI {
 		b.WriteString("  (the nats lines need the NATS CLI: https://github.com/nats-io/natscli)\n")
@@ -277,7 +303,7 @@ func Up(ctx context.Context, cfg UpConfig, out io.Writer) (err error) {
 		return err
 	}
 	defer func() {
-		fmt.Fprintln(out, "stopping the lc...")
+		fmt.Fprintln(out, "stopping the cluster...")
 		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cluster.TeardownTimeout)
 		defer cancel()
 		if cerr := lc.Close(tctx); cerr != nil {
@@ -383,7 +409,7 @@ func watchUntilDone(ctx context.Context, kv *client.Client, lc *cluster.Local, o
 		wg.Go(func() {
 			select {
 			case <-exited:
-				fmt.Fprintf(out, "%s  %s (pid %d) exited; up does not restart it\n", stamp(), n.ID, n.PID)
+				fmt.Fprintf(out, "%s  %s (pid %d) exited; up does not restart it. To restart it by hand:\n  %s\n", stamp(), n.ID, n.PID, RestartLine(n))
 			case <-wctx.Done():
 			}
 		})

@@ -192,3 +192,20 @@ func (a *httpAPI) status(ctx context.Context) (bus.Status, error) {
 	_, err := a.do(ctx, http.MethodGet, "/v1/status", nil, "", &st)
 	return st, err
 }
+
+// cluster asks the node for its view of the cluster (GET /v1/cluster);
+// a server older than that endpoint answers 404, and then its own status
+// is the view's one row.
+func (a *httpAPI) cluster(ctx context.Context) (bus.ClusterView, error) {
+	var v bus.ClusterView
+	code, err := a.do(ctx, http.MethodGet, "/v1/cluster", nil, "", &v)
+	if code == http.StatusNotFound {
+		st, err := a.status(ctx)
+		if err != nil {
+			return v, err
+		}
+		return bus.ClusterView{Node: st.Node, Leader: st.Leader, Epoch: st.Epoch,
+			Members: []bus.MemberView{{Status: st, Reachable: true}}}, nil
+	}
+	return v, err
+}

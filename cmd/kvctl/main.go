@@ -56,8 +56,8 @@ that begins with "-".
 Exit codes:
    0  success
    1  error: a server error (printed as "error: <code>: <message>"),
-      NATS unreachable, no answer before --timeout, an unreachable node
-      in status, or a watch that ended on its own
+      NATS unreachable, no answer before --timeout, an unreachable or
+      stale node in status, or a watch that ended on its own
    2  usage error: unknown command or flag, wrong arguments
    3  key not found (get), or no history of it (history)`
 
@@ -129,11 +129,7 @@ and whether its copy is stale (it knows it missed updates); --json prints
 the whole reply instead.`,
 			Action: getAction,
 		},
-		{
-			Name:   "status",
-			Usage:  "print a table of every node's status",
-			Action: statusAction,
-		},
+		statusCommand(),
 		watchCommand(),
 		historyCommand(),
 		listCommand(),
@@ -465,50 +461,6 @@ func getAction(c *cli.Context) error {
 	}
 	if !reply.Found {
 		return cli.Exit(notFound(reply), ExitNotFound)
-	}
-	return nil
-}
-
-func statusAction(c *cli.Context) error {
-	if c.NArg() != 0 {
-		return usageError(c, "takes no arguments")
-	}
-	g, ctx, done, err := openWithDeadline(c)
-	if err != nil {
-		return err
-	}
-	defer done()
-	client := g.client
-
-	var statuses []bus.Status
-	if g.web != nil {
-		var st bus.Status
-		st, err = g.web.status(ctx)
-		statuses = []bus.Status{st}
-	} else {
-		statuses, err = client.Statuses(ctx)
-	}
-	if err != nil {
-		return failure(err)
-	}
-	if g.json {
-		err = printJSON(c.App.Writer, statuses)
-	} else {
-		err = writeStatusTable(c.App.Writer, statuses)
-		for _, w := range statusWarnings(statuses) {
-			fmt.Fprintln(c.App.ErrWriter, "kvctl: "+w)
-		}
-	}
-	if err != nil {
-		return err
-	}
-	for _, st := range statuses {
-		if st.HTTPWarning != "" {
-			fmt.Fprintf(c.App.ErrWriter, "kvctl: warning: %s: %s\n", st.Node, st.HTTPWarning)
-		}
-	}
-	if down := unreachable(statuses); len(down) > 0 {
-		return failure(fmt.Errorf("%w: %d of %d nodes did not answer: %v", bus.ErrUnavailable, len(down), len(statuses), down))
 	}
 	return nil
 }

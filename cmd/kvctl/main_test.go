@@ -85,22 +85,28 @@ func TestWriteStatusTable(t *testing.T) {
 	}{
 		{
 			name: "empty",
-			want: "NODE  ROLE  EPOCH  LEADER  APPLIED  KEYS  STALE  BEHIND  READY  ZOOKEEPER  NATS\n",
+			want: "NODE  ROLE  EPOCH  LEADER  APPLIED  LEADER_REV  KEYS  STALE  BEHIND  READY  ZOOKEEPER  NATS\n",
 		},
 		{
 			name: "cluster with an unreachable node",
 			statuses: []bus.Status{
-				{Node: "n1", Role: bus.RoleLeader, Epoch: 3, Leader: "n1", AppliedSeq: 12, Keys: 4, LostRevisions: 7, Ready: true, ZooKeeper: "connected", NATS: "connected"},
+				{Node: "n1", Role: bus.RoleLeader, Epoch: 3, Leader: "n1", AppliedSeq: 12, AppliedRevision: 12, Keys: 4, LostRevisions: 7, Ready: true, ZooKeeper: "connected", NATS: "connected"},
 				{Node: "n2", Role: client.RoleUnreachable},
-				{Node: "n3", Role: bus.RoleFollower, Epoch: 3, Leader: "n1", AppliedSeq: 11, Keys: 4, Stale: true, BehindRecord: 1, Ready: true, ZooKeeper: "connected", NATS: "connected"},
+				{Node: "n3", Role: bus.RoleFollower, Epoch: 3, Leader: "n1", AppliedSeq: 11, AppliedRevision: 11, Keys: 4, Stale: true, BehindRecord: 1, Ready: true, ZooKeeper: "connected", NATS: "connected"},
 				{Node: "n4", Role: bus.RoleCandidate},
+				// Restarted empty: placed at the leader's revision, it applied none.
+				{Node: "n5", Role: bus.RoleFollower, Epoch: 3, Leader: "n1", AppliedSeq: 12, Stale: true, Ready: true, ZooKeeper: "connected", NATS: "connected"},
+				// Names a leader that is not in the table.
+				{Node: "n6", Role: bus.RoleFollower, Epoch: 2, Leader: "n9", AppliedSeq: 5, AppliedRevision: 5, Keys: 2},
 			},
 			want: "" +
-				"NODE  ROLE         EPOCH  LEADER  APPLIED  KEYS  STALE  BEHIND  READY  ZOOKEEPER  NATS\n" +
-				"n1    leader       3      n1      12       4     no     lost 7  yes    connected  connected\n" +
-				"n2    unreachable  -      -       -        -     -      -       -      -          -\n" +
-				"n3    follower     3      n1      11       4     yes    1       yes    connected  connected\n" +
-				"n4    candidate    0      -       0        0     no     0       no     -          -\n",
+				"NODE  ROLE         EPOCH  LEADER  APPLIED  LEADER_REV  KEYS  STALE  BEHIND  READY  ZOOKEEPER  NATS\n" +
+				"n1    leader       3      n1      12       12          4     no     lost 7  yes    connected  connected\n" +
+				"n2    unreachable  -      -       -        -           -     -      -       -      -          -\n" +
+				"n3    follower     3      n1      11       12          4     yes    1       yes    connected  connected\n" +
+				"n4    candidate    0      -       0        -           0     no     0       no     -          -\n" +
+				"n5    follower     3      n1      0        12          0     yes    0       yes    connected  connected\n" +
+				"n6    follower     2      n9      5        -           2     no     0       no     -          -\n",
 		},
 	}
 	for _, tt := range tests {
@@ -306,7 +312,7 @@ func TestCommands(t *testing.T) {
 	reply(subj.NodeWrite("n2"), bus.EncodeError(bus.Errorf(bus.CodeValueTooLarge, "value is too large")))
 	reply(subj.Read(), bus.Encode(bus.ReadReply{Found: true, Key: "a", Value: "hello world", Revision: 12, Node: "n1", Role: bus.RoleLeader, Epoch: 3}))
 	reply(subj.NodeRead("n2"), bus.Encode(bus.ReadReply{Key: "a", Node: "n2", Role: bus.RoleFollower, Epoch: 3}))
-	reply(subj.NodeStatus("n1"), bus.Encode(bus.Status{Node: "n1", Role: bus.RoleLeader, Epoch: 3, Leader: "n1", AppliedSeq: 12, Keys: 1, ZooKeeper: "connected", NATS: "connected"}))
+	reply(subj.NodeStatus("n1"), bus.Encode(bus.Status{Node: "n1", Role: bus.RoleLeader, Epoch: 3, Leader: "n1", AppliedSeq: 12, AppliedRevision: 12, Keys: 1, ZooKeeper: "connected", NATS: "connected"}))
 	for _, id := range []string{"n1", "n2"} {
 		svc, err := micro.AddService(nc, micro.Config{Name: bus.NodeServiceName, Version: "1.0.0", Metadata: map[string]string{"node": id}})
 		if err != nil {
@@ -334,9 +340,9 @@ func TestCommands(t *testing.T) {
 		{"get invalid key", []string{"get", "--", "a\nb"}, ExitError, "", "error: invalid_key:"},
 		{
 			"status", []string{"status"}, ExitError,
-			"NODE  ROLE         EPOCH  LEADER  APPLIED  KEYS  STALE  BEHIND  READY  ZOOKEEPER  NATS\n" +
-				"n1    leader       3      n1      12       1     no     0       no     connected  connected\n" +
-				"n2    unreachable  -      -       -        -     -      -       -      -          -\n",
+			"NODE  ROLE         EPOCH  LEADER  APPLIED  LEADER_REV  KEYS  STALE  BEHIND  READY  ZOOKEEPER  NATS\n" +
+				"n1    leader       3      n1      12       12          1     no     0       no     connected  connected\n" +
+				"n2    unreachable  -      -       -        -           -     -      -       -      -          -\n",
 			"error: unavailable:",
 		},
 	}

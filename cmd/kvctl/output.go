@@ -139,22 +139,6 @@ func writeHistoryTable(w io.Writer, h bus.HistoryReply) error {
 	return tw.Flush()
 }
 
-// writeStatusTable writes statuses as a table with a header line.
-func writeStatusTable(w io.Writer, statuses []bus.Status) error {
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tROLE\tEPOCH\tLEADER\tAPPLIED\tKEYS\tSTALE\tBEHIND\tREADY\tZOOKEEPER\tNATS")
-	for _, s := range statuses {
-		if s.Role == client.RoleUnreachable {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", s.Node, s.Role)
-			continue
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
-			s.Node, orDash(s.Role), s.Epoch, orDash(s.Leader), s.AppliedSeq, s.Keys,
-			yesNo(s.Stale), behind(s), yesNo(s.Ready), orDash(s.ZooKeeper), orDash(s.NATS))
-	}
-	return tw.Flush()
-}
-
 // behind says how far a copy is below the cluster record: revisions it
 // lacks, or, for a leader, the acknowledged revisions it took over
 // without ("lost N").
@@ -184,17 +168,6 @@ func statusWarnings(statuses []bus.Status) []string {
 		}
 	}
 	return out
-}
-
-// unreachable lists the nodes that did not answer.
-func unreachable(statuses []bus.Status) []string {
-	var ids []string
-	for _, s := range statuses {
-		if s.Role == client.RoleUnreachable {
-			ids = append(ids, s.Node)
-		}
-	}
-	return ids
 }
 
 // quote returns s as is if it is one printable word without '=' or '"',

@@ -243,6 +243,11 @@ func (n *Node) current() *proc {
 // ID is the node ID.
 func (n *Node) ID() string { return n.opts.ID }
 
+// CommandLine is the kvserver binary and the flags each process of the
+// node starts with (NodeOptions.Env not included): what restarts it by
+// hand.
+func (n *Node) CommandLine() []string { return append([]string{n.bin}, n.args()...) }
+
 // Options returns the options the node runs with, with Host and Port
 // filled in.
 func (n *Node) Options() NodeOptions { return n.opts }

@@ -769,6 +769,8 @@ type LocalNode struct {
 	LogPath string
 	// Running reports whether the process runs.
 	Running bool
+	// CommandLine is the kvserver binary and its flags.
+	CommandLine []string
 }
 
 // Node describes node id; ok is false when there is no such node.
@@ -777,7 +779,7 @@ func (c *Local) Node(id string) (LocalNode, bool) {
 	if err != nil {
 		return LocalNode{}, false
 	}
-	return LocalNode{ID: n.ID(), PID: n.PID(), HTTPAddr: n.HTTPAddr(), LogPath: n.LogPath(), Running: n.Running()}, true
+	return LocalNode{ID: n.ID(), PID: n.PID(), HTTPAddr: n.HTTPAddr(), LogPath: n.LogPath(), Running: n.Running(), CommandLine: n.CommandLine()}, true
 }
 
 // Process returns the kvserver process of node id, for what the Cluster
