@@ -38,9 +38,9 @@ func nextInLine(t election.Term, self string) bool {
 		t.Leader.Znode != "" && t.Watching == t.Leader.Znode
 }
 
-// noteTerm tells failoverLoop of a new term: a probe of another target
+// probeTerm tells failoverLoop of a new term: a probe of another target
 // stops. Called from the election loop; it never blocks.
-func (s *Server) noteTerm(t election.Term) {
+func (s *Server) probeTerm(t election.Term) {
 	f := &s.failover
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -527,7 +527,7 @@ func (s *Server) onTerm(t election.Term) {
 	prev := s.term
 	s.term = t
 	s.mu.Unlock()
-	s.noteTerm(t)
+	s.probeTerm(t)
 	if t.Role != prev.Role || t.Leader.ID != prev.Leader.ID || t.Epoch != prev.Epoch {
 		s.log.Info("election: "+t.Role.String(), "role", t.Role.String(), "epoch", t.Epoch, "leader", t.Leader.ID)
 		s.metrics.elections.Inc()
