@@ -67,7 +67,7 @@ func TestDurableAcksAllSurvivesAnyRestartOrder(t *testing.T) {
 	}
 	// Either it refuses to lead (correct) or it leads; if it leads, the
 	// acknowledged write must be there.
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		st, err := c.client.Status(ctxFor(t, time.Second), down)
 		if err == nil && st.Role == bus.RoleLeader {

@@ -254,14 +254,14 @@ func TestDurableRestartCatchesUpFromItsRevision(t *testing.T) {
 }
 
 // TestDataDirOfAnotherClusterIsRefused: a data directory written by one
-// cluster is refused by a server that joins another (here: a new ZooKeeper,
-// so a new cluster record), with an error that says so, and nothing in it
-// changes.
+// cluster is refused by a server that joins another (here: another election
+// path on the same ZooKeeper, so a new cluster record), with an error that
+// says so, and nothing in it changes.
 func TestDataDirOfAnotherClusterIsRefused(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "n1")
 	ns := testenv.StartNATS(t)
-	first := testenv.StartZooKeeper(t)
-	nodes := testenv.StartCluster(t, 1, harness.NodeOptions{ZooKeeper: first.Addr(), NATSURL: ns.URL(), Args: []string{"--data-dir", dir}})
+	zk := testenv.StartZooKeeper(t)
+	nodes := testenv.StartCluster(t, 1, harness.NodeOptions{ZooKeeper: zk.Addr(), NATSURL: ns.URL(), Args: []string{"--data-dir", dir}})
 	nc, err := nats.Connect(ns.URL())
 	if err != nil {
 		t.Fatal(err)
@@ -283,10 +283,9 @@ func TestDataDirOfAnotherClusterIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	other := testenv.StartZooKeeper(t)
 	ctx := ctxFor(t, 30*time.Second)
-	out, err := exec.CommandContext(ctx, testenv.Binaries(t).KVServer, "--id", "n1", "--port", "0",
-		"--zookeeper", other.Addr(), "--nats", ns.URL(), "--data-dir", dir).CombinedOutput()
+	out, err := exec.CommandContext(ctx, testenv.Binaries(t).KVServer, "--id", "n1", "--port", "0", "--election-path", "/another",
+		"--subject-prefix", "another", "--zookeeper", zk.Addr(), "--nats", ns.URL(), "--data-dir", dir).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "belongs to another cluster") {
 		t.Fatalf("kvserver on another cluster's data directory: %v\n%s", err, out)
 	}
